@@ -1,0 +1,33 @@
+//! pqvault core: hybrid post-quantum sealing, GF(256) Shamir sharing, signed
+//! manifests.
+//!
+//! This crate is pure: no network, no daemon. The validator and mesh-agent
+//! crates build on it. Modules, one concept each:
+//!
+//! - [`codec`]: the bounded binary codec every format uses.
+//! - [`kem`]: X25519, ML-KEM-768 and HQC-192 behind one trait, and the
+//!   hybrid combiner.
+//! - [`sign`]: hybrid Ed25519 + ML-DSA-65 signatures.
+//! - [`identity`]: validator/operator identities and fingerprints.
+//! - [`gf256`], [`shamir`]: constant-time field arithmetic and sharing.
+//! - [`policy`]: adaptive threshold policies.
+//! - [`share`], [`seal`]: share records and sealed shards.
+//! - [`manifest`]: the signed record of a vault epoch.
+//! - [`create`], [`recover`]: the two operations an operator runs.
+//! - [`fsio`]: atomic, permission-aware file writes.
+//! - [`inspect`]: describing any pqvault file.
+
+pub mod codec;
+pub mod create;
+pub mod fsio;
+pub mod gf256;
+pub mod identity;
+pub mod inspect;
+pub mod kem;
+pub mod manifest;
+pub mod policy;
+pub mod recover;
+pub mod seal;
+pub mod shamir;
+pub mod share;
+pub mod sign;

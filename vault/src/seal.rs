@@ -1,0 +1,331 @@
+//! Sealed shards: a share record encrypted to one recipient.
+//!
+//! Layout (all integers big-endian; see `docs/formats.md`):
+//!
+//! ```text
+//! "PQVS" version:u16                                      \
+//! suite:u16 vault_id:[16] epoch:u64 index:u8 t:u8 n:u8    |  header = AEAD associated data
+//! recipient_fingerprint:[32]                              /
+//! x25519_ct:[32] mlkem_ct:[1088] hqc_ct:[8978]            (suite 1 sizes)
+//! payload_len:u32 payload:[payload_len]                   AES-256-GCM(share record) || tag
+//! ```
+//!
+//! The AEAD key comes from the hybrid KEM and is used exactly once, so the
+//! nonce is fixed at zero. The key derivation binds every KEM ciphertext and
+//! the recipient fingerprint; the AEAD binds the header.
+
+use crate::codec::{FormatError, Kind, Reader, Writer};
+use crate::identity::{Fingerprint, PublicIdentity, SecretIdentity};
+use crate::kem::hqc::Hqc192;
+use crate::kem::hybrid::{self, HybridCiphertext, Suite};
+use crate::kem::mlkem::MlKem768;
+use crate::kem::x25519::X25519;
+use crate::kem::{Kem, KemError};
+use crate::manifest::VaultId;
+use crate::share::{ShareRecord, MAX_SHARE_LEN};
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+/// File kind of a sealed shard (`*.shard`).
+pub const SHARD_KIND: Kind = Kind {
+    magic: *b"PQVS",
+    name: "pqvault sealed shard",
+    version: 1,
+};
+
+/// AES-GCM tag length.
+const TAG_LEN: usize = 16;
+/// Upper bound on the payload: a maximal share record plus its tag.
+const MAX_PAYLOAD_LEN: usize = MAX_SHARE_LEN + 64 + TAG_LEN;
+
+/// Why sealing or unsealing failed. Each failure class is its own variant.
+#[derive(Debug, Error)]
+pub enum SealError {
+    /// The bytes are not a well-formed sealed shard (bad magic, unsupported
+    /// version, truncated, trailing bytes, bad field).
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// The header names a KEM suite this build does not know.
+    #[error("unknown KEM suite id {0} (this build knows: 1 = x25519-mlkem768-hqc192r4)")]
+    UnknownSuite(u16),
+    /// The key offered is not the shard's recipient.
+    #[error("wrong key: shard is sealed to {shard_for}, key is {key}")]
+    WrongRecipient {
+        /// Fingerprint in the shard header.
+        shard_for: Fingerprint,
+        /// Fingerprint of the key offered.
+        key: Fingerprint,
+    },
+    /// Decryption failed: the header, a KEM ciphertext or the payload was
+    /// modified, or the shard was not sealed to this key's KEM keys.
+    #[error("sealed shard failed authentication: header, KEM ciphertexts or payload were modified")]
+    AuthenticationFailed,
+    /// The decrypted share disagrees with the authenticated header.
+    #[error("decrypted share disagrees with the shard header on {0}")]
+    HeaderMismatch(&'static str),
+    /// Encapsulation to the recipient failed (bad recipient key).
+    #[error("cannot seal to recipient: {0}")]
+    Kem(KemError),
+    /// The AEAD library failed while sealing.
+    #[error("AEAD failure while sealing")]
+    Aead,
+}
+
+/// The authenticated header of a sealed shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardHeader {
+    /// KEM suite.
+    pub suite: Suite,
+    /// Vault id.
+    pub vault_id: VaultId,
+    /// Epoch.
+    pub epoch: u64,
+    /// Share index (evaluation point).
+    pub index: u8,
+    /// Threshold.
+    pub threshold: u8,
+    /// Number of shares.
+    pub n: u8,
+    /// Recipient identity fingerprint.
+    pub recipient: Fingerprint,
+}
+
+/// A parsed (not yet decrypted) sealed shard.
+pub struct SealedShard {
+    /// The authenticated header.
+    pub header: ShardHeader,
+    ciphertext: HybridCiphertext,
+    aad: Vec<u8>,
+    payload: Vec<u8>,
+}
+
+impl SealedShard {
+    /// Parses the structure without decrypting; checks sizes and the suite.
+    pub fn parse(bytes: &[u8]) -> Result<Self, SealError> {
+        let mut r = Reader::open(bytes, SHARD_KIND)?;
+        let suite_id = r.u16("kem suite")?;
+        let suite = Suite::from_id(suite_id).ok_or(SealError::UnknownSuite(suite_id))?;
+        let header = ShardHeader {
+            suite,
+            vault_id: VaultId::from_bytes(r.array("vault id")?),
+            epoch: r.u64("epoch")?,
+            index: r.u8("share index")?,
+            threshold: r.u8("threshold")?,
+            n: r.u8("share count")?,
+            recipient: Fingerprint::from_bytes(r.array("recipient fingerprint")?),
+        };
+        let aad = r.consumed().to_vec();
+        let ciphertext = HybridCiphertext {
+            x25519: r.take(X25519::CIPHERTEXT_LEN, "x25519 ciphertext")?.to_vec(),
+            mlkem: r.take(MlKem768::CIPHERTEXT_LEN, "ml-kem-768 ciphertext")?.to_vec(),
+            hqc: r.take(Hqc192::CIPHERTEXT_LEN, "hqc-192 ciphertext")?.to_vec(),
+        };
+        let payload = r.var_bytes("encrypted payload", MAX_PAYLOAD_LEN)?.to_vec();
+        r.finish()?;
+        if payload.len() < TAG_LEN {
+            return Err(FormatError::invalid("encrypted payload", "shorter than the AEAD tag").into());
+        }
+        Ok(SealedShard {
+            header,
+            ciphertext,
+            aad,
+            payload,
+        })
+    }
+
+    /// Decrypts with `key` and checks the share against the header.
+    pub fn open(&self, key: &SecretIdentity) -> Result<ShareRecord, SealError> {
+        let h = &self.header;
+        let mine = key.public().fingerprint();
+        if mine != h.recipient {
+            return Err(SealError::WrongRecipient {
+                shard_for: h.recipient,
+                key: mine,
+            });
+        }
+        // Any KEM rejection is folded into one error: no decryption oracle.
+        let aead_key = hybrid::decapsulate(h.suite, key.kem(), &self.ciphertext, &h.recipient)
+            .map_err(|_| SealError::AuthenticationFailed)?;
+        let mut buf = Zeroizing::new(self.payload.clone());
+        let plain = aead(&aead_key)?
+            .open_in_place(nonce(), Aad::from(&self.aad[..]), &mut buf[..])
+            .map_err(|_| SealError::AuthenticationFailed)?;
+        let record = ShareRecord::decode(plain)?;
+        check_matches(h, &record)?;
+        Ok(record)
+    }
+}
+
+/// Seals `record` to `recipient`.
+pub fn seal(record: &ShareRecord, suite: Suite, recipient: &PublicIdentity) -> Result<Vec<u8>, SealError> {
+    let header = ShardHeader {
+        suite,
+        vault_id: record.vault_id,
+        epoch: record.epoch,
+        index: record.share.index,
+        threshold: record.threshold,
+        n: record.n,
+        recipient: recipient.fingerprint(),
+    };
+    let mut w = Writer::new(SHARD_KIND);
+    w.u16(suite.id())
+        .bytes(header.vault_id.as_bytes())
+        .u64(header.epoch)
+        .u8(header.index)
+        .u8(header.threshold)
+        .u8(header.n)
+        .bytes(header.recipient.as_bytes());
+    let aad = w.as_slice().to_vec();
+
+    let (ct, aead_key) = hybrid::encapsulate(suite, recipient.kem(), &header.recipient).map_err(SealError::Kem)?;
+    let mut payload = Zeroizing::new(record.encode().to_vec());
+    aead(&aead_key)?
+        .seal_in_place_append_tag(nonce(), Aad::from(&aad[..]), &mut *payload)
+        .map_err(|_| SealError::Aead)?;
+    w.bytes(&ct.x25519).bytes(&ct.mlkem).bytes(&ct.hqc).var_bytes(&payload);
+    Ok(w.finish())
+}
+
+fn aead(key: &[u8; hybrid::KEY_LEN]) -> Result<LessSafeKey, SealError> {
+    UnboundKey::new(&AES_256_GCM, key)
+        .map(LessSafeKey::new)
+        .map_err(|_| SealError::Aead)
+}
+
+/// The key is used once, so a fixed nonce is safe.
+fn nonce() -> Nonce {
+    Nonce::assume_unique_for_key([0u8; NONCE_LEN])
+}
+
+fn check_matches(h: &ShardHeader, r: &ShareRecord) -> Result<(), SealError> {
+    let mismatch = if r.vault_id != h.vault_id {
+        Some("vault id")
+    } else if r.epoch != h.epoch {
+        Some("epoch")
+    } else if r.share.index != h.index {
+        Some("share index")
+    } else if r.threshold != h.threshold {
+        Some("threshold")
+    } else if r.n != h.n {
+        Some("share count")
+    } else {
+        None
+    };
+    match mismatch {
+        Some(field) => Err(SealError::HeaderMismatch(field)),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shamir::Share;
+    use std::sync::OnceLock;
+
+    fn ids() -> &'static (SecretIdentity, SecretIdentity) {
+        static IDS: OnceLock<(SecretIdentity, SecretIdentity)> = OnceLock::new();
+        IDS.get_or_init(|| {
+            (
+                SecretIdentity::generate("alice").unwrap(),
+                SecretIdentity::generate("bob").unwrap(),
+            )
+        })
+    }
+
+    fn record(value: &[u8]) -> ShareRecord {
+        ShareRecord {
+            vault_id: VaultId::from_bytes([7; 16]),
+            epoch: 3,
+            threshold: 2,
+            n: 3,
+            share: Share {
+                index: 2,
+                value: Zeroizing::new(value.to_vec()),
+            },
+        }
+    }
+
+    fn sealed() -> Vec<u8> {
+        seal(&record(&[0x42; 64]), Suite::DEFAULT, ids().0.public()).unwrap()
+    }
+
+    #[test]
+    fn round_trip() {
+        let blob = sealed();
+        let shard = SealedShard::parse(&blob).unwrap();
+        assert_eq!(shard.header.index, 2);
+        let rec = shard.open(&ids().0).unwrap();
+        assert_eq!(&rec.share.value[..], &[0x42; 64][..]);
+    }
+
+    #[test]
+    fn wrong_key_is_named() {
+        let blob = sealed();
+        let err = SealedShard::parse(&blob).unwrap().open(&ids().1).unwrap_err();
+        assert!(matches!(err, SealError::WrongRecipient { .. }), "{err}");
+    }
+
+    #[test]
+    fn truncation_version_suite_magic_are_distinct() {
+        let blob = sealed();
+        for cut in [0, 3, 5, 20, 100, 5000, blob.len() - 1] {
+            let err = SealedShard::parse(&blob[..cut]).err().expect("must fail");
+            assert!(
+                matches!(err, SealError::Format(FormatError::Truncated { .. }) | SealError::Format(FormatError::BadMagic { .. })),
+                "cut {cut}: {err}"
+            );
+        }
+        let mut v = blob.clone();
+        v[5] = 9;
+        assert!(matches!(
+            SealedShard::parse(&v),
+            Err(SealError::Format(FormatError::UnsupportedVersion { found: 9, .. }))
+        ));
+        let mut s = blob.clone();
+        s[7] = 2;
+        assert!(matches!(SealedShard::parse(&s), Err(SealError::UnknownSuite(2))));
+        let mut m = blob.clone();
+        m[0] = b'X';
+        assert!(matches!(
+            SealedShard::parse(&m),
+            Err(SealError::Format(FormatError::BadMagic { .. }))
+        ));
+        let mut t = blob.clone();
+        t.push(0);
+        assert!(matches!(
+            SealedShard::parse(&t),
+            Err(SealError::Format(FormatError::TrailingBytes { count: 1 }))
+        ));
+    }
+
+    #[test]
+    fn any_flipped_byte_is_refused() {
+        let blob = sealed();
+        let key = &ids().0;
+        // Every header byte, a stride through the KEM ciphertexts, and the
+        // whole payload (tag included).
+        let header_end = 6 + 2 + 16 + 8 + 3 + 32;
+        let payload_start = blob.len() - (record(&[0x42; 64]).encode().len() + TAG_LEN);
+        let positions = (0..header_end)
+            .chain((header_end..payload_start).step_by(61))
+            .chain(payload_start - 4..blob.len());
+        for pos in positions {
+            let mut bad = blob.clone();
+            bad[pos] ^= 0x01;
+            let result = SealedShard::parse(&bad).and_then(|s| s.open(key));
+            assert!(result.is_err(), "flipping byte {pos} was not detected");
+        }
+    }
+
+    #[test]
+    fn header_fields_are_authenticated() {
+        let blob = sealed();
+        // Flip the epoch's low byte: parse succeeds, authentication fails.
+        let mut bad = blob.clone();
+        bad[6 + 2 + 16 + 7] ^= 1;
+        let err = SealedShard::parse(&bad).unwrap().open(&ids().0).unwrap_err();
+        assert!(matches!(err, SealError::AuthenticationFailed), "{err}");
+    }
+}
