@@ -1,0 +1,42 @@
+//! `vault keygen`.
+
+use anyhow::Result;
+use std::path::PathBuf;
+use vault::fsio::{self, Mode};
+use vault::identity::SecretIdentity;
+
+/// Arguments of `vault keygen`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Identity name (1-64 of A-Z a-z 0-9 . _ -), e.g. validator-3.
+    #[arg(long)]
+    name: String,
+    /// Directory for NAME.key (secret, mode 0600) and NAME.pub (shareable).
+    #[arg(long, default_value = ".")]
+    out: PathBuf,
+    /// Replace existing files of the same name.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Generates an identity and writes its two files.
+pub fn run(a: Args) -> Result<()> {
+    let id = SecretIdentity::generate(&a.name)?;
+    let (key, public) = write_identity(&id, &a.out, a.force)?;
+    println!("identity     {}", a.name);
+    println!("fingerprint  {}", id.public().fingerprint());
+    println!("secret key   {} (mode 0600; keep it on the validator)", key.display());
+    println!("public key   {}", public.display());
+    Ok(())
+}
+
+/// Writes NAME.key and NAME.pub into `dir`; returns their paths.
+pub fn write_identity(id: &SecretIdentity, dir: &std::path::Path, force: bool) -> Result<(PathBuf, PathBuf)> {
+    fsio::create_private_dir(dir)?;
+    let name = id.public().name();
+    let key = dir.join(format!("{name}.key"));
+    let public = dir.join(format!("{name}.pub"));
+    fsio::write_atomic(&key, &id.encode(), Mode::Secret, force)?;
+    fsio::write_atomic(&public, &id.public().encode(), Mode::Public, force)?;
+    Ok((key, public))
+}

@@ -1,0 +1,98 @@
+//! `vault recover`.
+
+use super::{files_with_ext, load_key, load_manifest, read, MAX_SHARD_FILE};
+use anyhow::{bail, Result};
+use std::io::Write;
+use std::path::PathBuf;
+use vault::fsio::{self, Mode};
+use vault::recover::{recover, Candidate};
+use zeroize::Zeroizing;
+
+/// Arguments of `vault recover`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The manifest (manifest.pqvm).
+    #[arg(long)]
+    manifest: PathBuf,
+    /// Public identity of the signer to require (strongly recommended).
+    #[arg(long, value_name = "PUB")]
+    trust: Option<PathBuf>,
+    /// Recipient secret key able to open some of the shards (repeatable).
+    #[arg(long = "key", value_name = "KEY")]
+    keys: Vec<PathBuf>,
+    /// Directory whose *.key files are all offered as recipient keys.
+    #[arg(long, value_name = "DIR")]
+    keys_dir: Option<PathBuf>,
+    /// Sealed shard file (repeatable).
+    #[arg(long = "shard", value_name = "SHARD")]
+    shards: Vec<PathBuf>,
+    /// Unsealed share file from `vault unseal` (repeatable).
+    #[arg(long = "share", value_name = "SHARE")]
+    shares: Vec<PathBuf>,
+    /// Write the recovered secret here (mode 0600, never overwritten), or
+    /// "-" for stdout. Without --out the secret is checked, then discarded.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Recovers and reports; writes the secret only where asked.
+pub fn run(a: Args) -> Result<()> {
+    let m = load_manifest(&a.manifest, a.trust.as_deref())?;
+    let mut key_paths = a.keys.clone();
+    if let Some(dir) = &a.keys_dir {
+        key_paths.extend(files_with_ext(dir, "key")?);
+    }
+    let keys = key_paths.iter().map(|p| load_key(p)).collect::<Result<Vec<_>>>()?;
+    let mut files = Vec::new();
+    for p in a.shards.iter().chain(&a.shares) {
+        files.push((p, Zeroizing::new(read(p, MAX_SHARD_FILE)?)));
+    }
+    let candidates: Vec<Candidate<'_>> = files
+        .iter()
+        .enumerate()
+        .map(|(i, (p, bytes))| {
+            let source = p.display().to_string();
+            if i < a.shards.len() {
+                Candidate::Sealed { source, bytes }
+            } else {
+                Candidate::Unsealed { source, bytes }
+            }
+        })
+        .collect();
+    if candidates.is_empty() {
+        bail!("no shards given: pass --shard FILE or --share FILE (repeatable)");
+    }
+
+    let to_stdout = a.out.as_ref().is_some_and(|p| p.as_os_str() == "-");
+    let mut report: Box<dyn Write> = if to_stdout {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    };
+    let r = recover(&m, &candidates, &keys)?;
+    for bad in &r.rejected {
+        writeln!(report, "rejected {}: {}", bad.source, bad.reason)?;
+    }
+    writeln!(
+        report,
+        "recovered {}-byte secret of vault {} epoch {} from shares {:?}{}; it matches the manifest's commitment",
+        r.secret.len(),
+        m.body().vault_id,
+        m.body().epoch,
+        r.used,
+        if r.spare.is_empty() { String::new() } else { format!(" (also good: {:?})", r.spare) }
+    )?;
+    match &a.out {
+        None => writeln!(report, "secret not written (pass --out FILE or --out - to write it)")?,
+        Some(_) if to_stdout => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&r.secret)?;
+            out.flush()?;
+        }
+        Some(p) => {
+            fsio::write_atomic(p, &r.secret, Mode::Secret, false)?;
+            writeln!(report, "secret written to {} (mode 0600)", p.display())?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! `vault unseal`.
+
+use super::{load_key, load_manifest, read, MAX_SHARD_FILE};
+use anyhow::Result;
+use std::path::PathBuf;
+use vault::fsio::{self, Mode};
+use vault::recover::{check_record, check_sealed};
+use vault::seal::SealedShard;
+
+/// Arguments of `vault unseal`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The sealed shard.
+    #[arg(long)]
+    shard: PathBuf,
+    /// The recipient's secret key.
+    #[arg(long)]
+    key: PathBuf,
+    /// Where to write the share file (mode 0600; never overwritten).
+    #[arg(long)]
+    out: PathBuf,
+    /// Check the shard against this manifest first (recommended).
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    /// Signer to require for the manifest.
+    #[arg(long, value_name = "PUB", requires = "manifest")]
+    trust: Option<PathBuf>,
+}
+
+/// Unseals one shard into a share file.
+pub fn run(a: Args) -> Result<()> {
+    let bytes = read(&a.shard, MAX_SHARD_FILE)?;
+    let key = load_key(&a.key)?;
+    let record = match &a.manifest {
+        Some(m) => {
+            let m = load_manifest(m, a.trust.as_deref())?;
+            let (shard, _) = check_sealed(&m, &bytes)?;
+            let rec = shard.open(&key)?;
+            check_record(&m, &rec)?;
+            rec
+        }
+        None => SealedShard::parse(&bytes)?.open(&key)?,
+    };
+    fsio::write_atomic(&a.out, &record.encode(), Mode::Secret, false)?;
+    println!(
+        "unsealed share {} of vault {} epoch {} -> {} (mode 0600)",
+        record.share.index,
+        record.vault_id,
+        record.epoch,
+        a.out.display()
+    );
+    Ok(())
+}

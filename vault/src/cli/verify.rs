@@ -1,0 +1,62 @@
+//! `vault verify`.
+
+use super::{load_key, load_manifest, read, MAX_SHARD_FILE};
+use anyhow::{bail, Result};
+use std::path::PathBuf;
+use vault::recover::{check_record, check_sealed};
+
+/// Arguments of `vault verify`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The manifest (manifest.pqvm).
+    #[arg(long)]
+    manifest: PathBuf,
+    /// Public identity of the signer to require (strongly recommended).
+    #[arg(long, value_name = "PUB")]
+    trust: Option<PathBuf>,
+    /// Recipient key: also unseal the shard and check its share commitment.
+    #[arg(long, value_name = "KEY")]
+    key: Option<PathBuf>,
+    /// Sealed shard files to check against the manifest.
+    shards: Vec<PathBuf>,
+}
+
+/// Verifies the manifest and each shard; non-zero exit if anything fails.
+pub fn run(a: Args) -> Result<()> {
+    let m = load_manifest(&a.manifest, a.trust.as_deref())?;
+    let b = m.body();
+    println!(
+        "manifest ok: vault {} epoch {}, {} of {}, signed by {} ({}){}",
+        b.vault_id,
+        b.epoch,
+        b.threshold,
+        b.n,
+        m.signer().name(),
+        m.signer().fingerprint().short(),
+        if a.trust.is_some() { "" } else { " [signer not pinned: pass --trust]" }
+    );
+    let key = a.key.as_deref().map(load_key).transpose()?;
+    let mut bad = 0;
+    for path in &a.shards {
+        let bytes = read(path, MAX_SHARD_FILE)?;
+        let outcome = check_sealed(&m, &bytes).and_then(|(shard, entry)| {
+            let Some(k) = &key else {
+                return Ok(format!("shard {} ok (hash matches; not unsealed)", entry.index));
+            };
+            let rec = shard.open(k)?;
+            check_record(&m, &rec)?;
+            Ok(format!("shard {} ok (unsealed, share matches its commitment)", entry.index))
+        });
+        match outcome {
+            Ok(msg) => println!("{}: {msg}", path.display()),
+            Err(e) => {
+                bad += 1;
+                println!("{}: BAD: {e}", path.display());
+            }
+        }
+    }
+    if bad > 0 {
+        bail!("{bad} of {} shard(s) failed verification", a.shards.len());
+    }
+    Ok(())
+}
