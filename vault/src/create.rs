@@ -5,9 +5,9 @@
 //! [`crate::share::secret_commitment`]). Sealing is HQC-bound (milliseconds
 //! per shard), so shards are sealed in parallel on scoped OS threads.
 
-use crate::identity::{sha256, Fingerprint, PublicIdentity, SecretIdentity};
+use crate::identity::{Fingerprint, PublicIdentity, SecretIdentity};
 use crate::kem::hybrid::Suite;
-use crate::manifest::{Manifest, ManifestBody, ManifestError, ShardEntry, VaultId};
+use crate::manifest::{shard_hash, Manifest, ManifestBody, ManifestError, ShardEntry, VaultId};
 use crate::policy::{PolicyError, ThresholdSpec};
 use crate::seal::{self, SealError};
 use crate::shamir::{self, ShamirError};
@@ -156,7 +156,7 @@ pub fn create(req: &NewVault<'_>) -> Result<CreatedVault, CreateError> {
                 index: out.index,
                 recipient: out.recipient,
                 recipient_name: out.recipient_name.clone(),
-                blob_hash: sha256(&out.bytes),
+                blob_hash: shard_hash(&out.bytes),
                 share_commitment: rec.commitment(),
             })
             .collect(),

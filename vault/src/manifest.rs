@@ -26,6 +26,11 @@ pub const MANIFEST_KIND: Kind = Kind {
 /// Signature domain for manifests.
 pub const MANIFEST_SIG_DOMAIN: &str = "manifest";
 
+/// The hash a manifest records for a sealed shard file: SHA-256 of its bytes.
+pub fn shard_hash(sealed: &[u8]) -> [u8; 32] {
+    crate::identity::sha256(sealed)
+}
+
 /// Random 128-bit vault identifier.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct VaultId([u8; 16]);

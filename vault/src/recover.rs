@@ -9,8 +9,8 @@
 //! ones and reports the bad.
 
 use crate::codec::FormatError;
-use crate::identity::{sha256, Fingerprint, SecretIdentity};
-use crate::manifest::{ShardEntry, VaultId, VerifiedManifest};
+use crate::identity::{Fingerprint, SecretIdentity};
+use crate::manifest::{shard_hash, ShardEntry, VaultId, VerifiedManifest};
 use crate::seal::{SealError, SealedShard};
 use crate::shamir::{self, ShamirError, Share};
 use crate::share::{secret_commitment, ShareRecord, BLIND_LEN};
@@ -164,7 +164,7 @@ pub fn check_sealed<'m>(manifest: &'m VerifiedManifest, bytes: &[u8]) -> Result<
     let shard = SealedShard::parse(bytes).map_err(|e| Rejection::Unreadable(e.to_string()))?;
     let h = &shard.header;
     let entry = check_context(manifest, h.vault_id, h.epoch, h.index, h.threshold, h.n)?;
-    if !bool::from(sha256(bytes).ct_eq(&entry.blob_hash)) {
+    if !bool::from(shard_hash(bytes).ct_eq(&entry.blob_hash)) {
         return Err(Rejection::Tampered(h.index));
     }
     if h.recipient != entry.recipient {
