@@ -272,7 +272,11 @@ impl<'a> Reader<'a> {
 
 /// Escapes bytes for an error message (ASCII kept, the rest as `\xNN`).
 fn escape(bytes: &[u8]) -> String {
-    bytes.iter().flat_map(|b| b.escape_ascii()).map(char::from).collect()
+    bytes
+        .iter()
+        .flat_map(|b| b.escape_ascii())
+        .map(char::from)
+        .collect()
 }
 
 #[cfg(test)]

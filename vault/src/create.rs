@@ -95,12 +95,15 @@ pub struct CreatedVault {
 /// Creates a vault: splits, seals to every recipient, signs the manifest.
 pub fn create(req: &NewVault<'_>) -> Result<CreatedVault, CreateError> {
     let threshold = req.threshold.resolve(req.recipients.len())?;
-    let n = u8::try_from(req.recipients.len()).map_err(|_| PolicyError::TooManyRecipients(req.recipients.len()))?;
+    let n = u8::try_from(req.recipients.len())
+        .map_err(|_| PolicyError::TooManyRecipients(req.recipients.len()))?;
     check_distinct(req.recipients)?;
 
     let mut payload = Zeroizing::new(Vec::new());
     match req.secret {
-        Some(s) if s.is_empty() || s.len() > MAX_SECRET_LEN => return Err(CreateError::SecretSize(s.len())),
+        Some(s) if s.is_empty() || s.len() > MAX_SECRET_LEN => {
+            return Err(CreateError::SecretSize(s.len()))
+        }
         Some(s) => payload.extend_from_slice(s),
         None => {
             payload.resize(GENERATED_SECRET_LEN, 0);
@@ -172,13 +175,18 @@ pub fn create(req: &NewVault<'_>) -> Result<CreatedVault, CreateError> {
 }
 
 /// Seals `records[i]` to `recipients[i]` for all i, in parallel.
-pub fn seal_all(records: &[ShareRecord], suite: Suite, recipients: &[PublicIdentity]) -> Result<Vec<Vec<u8>>, CreateError> {
+pub fn seal_all(
+    records: &[ShareRecord],
+    suite: Suite,
+    recipients: &[PublicIdentity],
+) -> Result<Vec<Vec<u8>>, CreateError> {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .min(records.len())
         .max(1);
-    let mut results: Vec<Option<Result<Vec<u8>, SealError>>> = (0..records.len()).map(|_| None).collect();
+    let mut results: Vec<Option<Result<Vec<u8>, SealError>>> =
+        (0..records.len()).map(|_| None).collect();
     std::thread::scope(|scope| {
         let chunk = records.len().div_ceil(workers);
         for ((recs, whos), outs) in records
@@ -198,11 +206,12 @@ pub fn seal_all(records: &[ShareRecord], suite: Suite, recipients: &[PublicIdent
         .zip(recipients)
         .zip(results)
         .map(|((rec, who), res)| {
-            res.unwrap_or(Err(SealError::Aead)).map_err(|source| CreateError::Seal {
-                index: rec.share.index,
-                recipient: who.name().to_string(),
-                source,
-            })
+            res.unwrap_or(Err(SealError::Aead))
+                .map_err(|source| CreateError::Seal {
+                    index: rec.share.index,
+                    recipient: who.name().to_string(),
+                    source,
+                })
         })
         .collect()
 }
@@ -216,7 +225,11 @@ fn check_distinct(recipients: &[PublicIdentity]) -> Result<(), CreateError> {
                 .find(|p| p.fingerprint() == r.fingerprint())
                 .map(|p| p.name().to_string())
                 .unwrap_or_default();
-            return Err(CreateError::DuplicateRecipient(first, r.name().to_string(), r.fingerprint().short()));
+            return Err(CreateError::DuplicateRecipient(
+                first,
+                r.name().to_string(),
+                r.fingerprint().short(),
+            ));
         }
     }
     Ok(())

@@ -70,7 +70,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: Mode, overwrite: bool) -> R
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut suffix = [0u8; 8];
     aws_lc_rs::rand::fill(&mut suffix).map_err(|_| FsError::Io {
         op: "generate a temp name for",
@@ -95,7 +98,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: Mode, overwrite: bool) -> R
             // link(2) fails if the target exists: no check-then-write race.
             match fs::hard_link(&tmp, path) {
                 Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(FsError::Exists(path.to_path_buf())),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Err(FsError::Exists(path.to_path_buf()))
+                }
                 Err(e) => return Err(io_err("link into place", path)(e)),
             }
             fs::remove_file(&tmp).map_err(io_err("remove", &tmp))?;
@@ -122,7 +127,9 @@ pub fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>, FsError> {
         });
     }
     let mut buf = Vec::with_capacity(size as usize);
-    f.take(max + 1).read_to_end(&mut buf).map_err(io_err("read", path))?;
+    f.take(max + 1)
+        .read_to_end(&mut buf)
+        .map_err(io_err("read", path))?;
     if buf.len() as u64 > max {
         return Err(FsError::TooLarge {
             path: path.to_path_buf(),
@@ -153,8 +160,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("k.key");
         write_atomic(&p, b"one", Mode::Secret, false).unwrap();
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
-        assert!(matches!(write_atomic(&p, b"two", Mode::Secret, false), Err(FsError::Exists(_))));
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(matches!(
+            write_atomic(&p, b"two", Mode::Secret, false),
+            Err(FsError::Exists(_))
+        ));
         assert_eq!(fs::read(&p).unwrap(), b"one");
         write_atomic(&p, b"two", Mode::Secret, true).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
@@ -162,7 +175,10 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
         let q = dir.path().join("m");
         write_atomic(&q, b"x", Mode::Public, false).unwrap();
-        assert_eq!(fs::metadata(&q).unwrap().permissions().mode() & 0o777, 0o644);
+        assert_eq!(
+            fs::metadata(&q).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
     }
 
     #[test]
@@ -171,7 +187,13 @@ mod tests {
         let p = dir.path().join("f");
         fs::write(&p, [0u8; 100]).unwrap();
         assert_eq!(read_limited(&p, 100).unwrap().len(), 100);
-        assert!(matches!(read_limited(&p, 99), Err(FsError::TooLarge { .. })));
-        assert!(matches!(read_limited(&dir.path().join("nope"), 9), Err(FsError::Io { .. })));
+        assert!(matches!(
+            read_limited(&p, 99),
+            Err(FsError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            read_limited(&dir.path().join("nope"), 9),
+            Err(FsError::Io { .. })
+        ));
     }
 }

@@ -123,7 +123,12 @@ fn check_name(name: &str) -> Result<(), IdentityError> {
 }
 
 impl PublicIdentity {
-    fn new(name: String, suite: Suite, kem: HybridPublicKey, sig: HybridVerifyingKey) -> Result<Self, IdentityError> {
+    fn new(
+        name: String,
+        suite: Suite,
+        kem: HybridPublicKey,
+        sig: HybridVerifyingKey,
+    ) -> Result<Self, IdentityError> {
         check_name(&name)?;
         kem.check()?;
         sig.check()?;
@@ -197,20 +202,33 @@ impl PublicIdentity {
         let name = String::from_utf8(name.to_vec())
             .map_err(|_| FormatError::invalid("identity name", "not UTF-8"))?;
         let suite_id = r.u16("kem suite")?;
-        let suite = Suite::from_id(suite_id)
-            .ok_or_else(|| FormatError::invalid("kem suite", format!("unknown suite id {suite_id}")))?;
+        let suite = Suite::from_id(suite_id).ok_or_else(|| {
+            FormatError::invalid("kem suite", format!("unknown suite id {suite_id}"))
+        })?;
         let kem = HybridPublicKey {
-            x25519: r.take(X25519::PUBLIC_KEY_LEN, "x25519 public key")?.to_vec(),
-            mlkem: r.take(MlKem768::PUBLIC_KEY_LEN, "ml-kem-768 public key")?.to_vec(),
-            hqc: r.take(Hqc192::PUBLIC_KEY_LEN, "hqc-192 public key")?.to_vec(),
+            x25519: r
+                .take(X25519::PUBLIC_KEY_LEN, "x25519 public key")?
+                .to_vec(),
+            mlkem: r
+                .take(MlKem768::PUBLIC_KEY_LEN, "ml-kem-768 public key")?
+                .to_vec(),
+            hqc: r
+                .take(Hqc192::PUBLIC_KEY_LEN, "hqc-192 public key")?
+                .to_vec(),
         };
         let sig_suite = r.u16("signature suite")?;
         if sig_suite != sign::SIG_SUITE_ED25519_MLDSA65 {
-            return Err(FormatError::invalid("signature suite", format!("unknown suite id {sig_suite}")).into());
+            return Err(FormatError::invalid(
+                "signature suite",
+                format!("unknown suite id {sig_suite}"),
+            )
+            .into());
         }
         let sig = HybridVerifyingKey {
             ed25519: r.array("ed25519 public key")?,
-            mldsa: r.take(sign::MLDSA65_PUBLIC_LEN, "ml-dsa-65 public key")?.to_vec(),
+            mldsa: r
+                .take(sign::MLDSA65_PUBLIC_LEN, "ml-dsa-65 public key")?
+                .to_vec(),
         };
         PublicIdentity::new(name, suite, kem, sig)
     }
@@ -231,7 +249,12 @@ impl SecretIdentity {
         check_name(name)?;
         let (kem_sk, kem_pk) = hybrid::generate()?;
         let sig = HybridSigningKey::generate()?;
-        let public = PublicIdentity::new(name.to_string(), Suite::DEFAULT, kem_pk, sig.verifying_key()?)?;
+        let public = PublicIdentity::new(
+            name.to_string(),
+            Suite::DEFAULT,
+            kem_pk,
+            sig.verifying_key()?,
+        )?;
         Ok(SecretIdentity {
             public,
             kem: kem_sk,
@@ -272,9 +295,18 @@ impl SecretIdentity {
         let mut r = Reader::open(bytes, SECRET_KIND)?;
         let public = PublicIdentity::decode(r.var_bytes("public identity", 16 * 1024)?)?;
         let kem = HybridSecretKey {
-            x25519: Zeroizing::new(r.take(X25519::SECRET_KEY_LEN, "x25519 secret key")?.to_vec()),
-            mlkem: Zeroizing::new(r.take(MlKem768::SECRET_KEY_LEN, "ml-kem-768 secret key")?.to_vec()),
-            hqc: Zeroizing::new(r.take(Hqc192::SECRET_KEY_LEN, "hqc-192 secret key")?.to_vec()),
+            x25519: Zeroizing::new(
+                r.take(X25519::SECRET_KEY_LEN, "x25519 secret key")?
+                    .to_vec(),
+            ),
+            mlkem: Zeroizing::new(
+                r.take(MlKem768::SECRET_KEY_LEN, "ml-kem-768 secret key")?
+                    .to_vec(),
+            ),
+            hqc: Zeroizing::new(
+                r.take(Hqc192::SECRET_KEY_LEN, "hqc-192 secret key")?
+                    .to_vec(),
+            ),
         };
         let ed = Zeroizing::new(r.array::<{ sign::SEED_LEN }>("ed25519 seed")?);
         let ml = Zeroizing::new(r.array::<{ sign::SEED_LEN }>("ml-dsa-65 seed")?);
@@ -329,8 +361,14 @@ mod tests {
 
     #[test]
     fn bad_inputs_are_refused() {
-        assert!(matches!(SecretIdentity::generate("bad name"), Err(IdentityError::BadName(_))));
-        assert!(matches!(SecretIdentity::generate(""), Err(IdentityError::BadName(_))));
+        assert!(matches!(
+            SecretIdentity::generate("bad name"),
+            Err(IdentityError::BadName(_))
+        ));
+        assert!(matches!(
+            SecretIdentity::generate(""),
+            Err(IdentityError::BadName(_))
+        ));
         let id = SecretIdentity::generate("v").unwrap();
         let pub_bytes = id.public().encode();
         assert!(PublicIdentity::decode(&pub_bytes[..pub_bytes.len() - 1]).is_err());

@@ -14,7 +14,9 @@ use serde_json::{json, Value};
 pub fn describe(bytes: &[u8]) -> Value {
     let magic = bytes.get(..4).unwrap_or(bytes);
     let result = if magic == PUBLIC_KIND.magic {
-        PublicIdentity::decode(bytes).map(|p| identity(PUBLIC_KIND.name, &p)).map_err(|e| e.to_string())
+        PublicIdentity::decode(bytes)
+            .map(|p| identity(PUBLIC_KIND.name, &p))
+            .map_err(|e| e.to_string())
     } else if magic == SECRET_KIND.magic {
         SecretIdentity::decode(bytes)
             .map(|k| {
@@ -24,7 +26,9 @@ pub fn describe(bytes: &[u8]) -> Value {
             })
             .map_err(|e| e.to_string())
     } else if magic == SHARD_KIND.magic {
-        SealedShard::parse(bytes).map(|s| shard(&s, bytes.len())).map_err(|e| e.to_string())
+        SealedShard::parse(bytes)
+            .map(|s| shard(&s, bytes.len()))
+            .map_err(|e| e.to_string())
     } else if magic == SHARE_KIND.magic {
         ShareRecord::decode(bytes)
             .map(|r| {
@@ -41,7 +45,9 @@ pub fn describe(bytes: &[u8]) -> Value {
             })
             .map_err(|e| e.to_string())
     } else if magic == MANIFEST_KIND.magic {
-        Manifest::decode(bytes).map(manifest).map_err(|e| e.to_string())
+        Manifest::decode(bytes)
+            .map(manifest)
+            .map_err(|e| e.to_string())
     } else {
         Err("not a pqvault file (unknown magic)".to_string())
     };

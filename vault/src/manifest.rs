@@ -179,7 +179,10 @@ impl ManifestBody {
             if !recipients.insert(e.recipient) {
                 return Err(FormatError::invalid(
                     "shard list",
-                    format!("recipient {} holds more than one shard", e.recipient.short()),
+                    format!(
+                        "recipient {} holds more than one shard",
+                        e.recipient.short()
+                    ),
                 ));
             }
         }
@@ -211,8 +214,9 @@ impl ManifestBody {
 
     fn read(r: &mut Reader<'_>) -> Result<Self, FormatError> {
         let suite_id = r.u16("kem suite")?;
-        let suite = Suite::from_id(suite_id)
-            .ok_or_else(|| FormatError::invalid("kem suite", format!("unknown suite id {suite_id}")))?;
+        let suite = Suite::from_id(suite_id).ok_or_else(|| {
+            FormatError::invalid("kem suite", format!("unknown suite id {suite_id}"))
+        })?;
         let vault_id = VaultId::from_bytes(r.array("vault id")?);
         let epoch = r.u64("epoch")?;
         let created_unix = r.u64("created time")?;
@@ -253,7 +257,11 @@ impl ManifestBody {
 
 impl Manifest {
     /// Signs `body` with `signer` and returns the encoded manifest.
-    pub fn sign(body: &ManifestBody, signer: &PublicIdentity, key: &HybridSigningKey) -> Result<Vec<u8>, ManifestError> {
+    pub fn sign(
+        body: &ManifestBody,
+        signer: &PublicIdentity,
+        key: &HybridSigningKey,
+    ) -> Result<Vec<u8>, ManifestError> {
         body.validate()?;
         let mut w = Writer::new(MANIFEST_KIND);
         body.write(&mut w);

@@ -41,7 +41,9 @@ pub enum Rejection {
         current: u64,
     },
     /// The share is from a newer epoch than the manifest.
-    #[error("from epoch {found}, newer than the manifest's epoch {current}: use the newer manifest")]
+    #[error(
+        "from epoch {found}, newer than the manifest's epoch {current}: use the newer manifest"
+    )]
     NewerEpoch {
         /// Epoch found.
         found: u64,
@@ -160,7 +162,10 @@ pub struct Recovered {
 }
 
 /// Checks a sealed shard against the manifest without opening it.
-pub fn check_sealed<'m>(manifest: &'m VerifiedManifest, bytes: &[u8]) -> Result<(SealedShard, &'m ShardEntry), Rejection> {
+pub fn check_sealed<'m>(
+    manifest: &'m VerifiedManifest,
+    bytes: &[u8],
+) -> Result<(SealedShard, &'m ShardEntry), Rejection> {
     let shard = SealedShard::parse(bytes).map_err(|e| Rejection::Unreadable(e.to_string()))?;
     let h = &shard.header;
     let entry = check_context(manifest, h.vault_id, h.epoch, h.index, h.threshold, h.n)?;
@@ -179,14 +184,28 @@ pub fn check_sealed<'m>(manifest: &'m VerifiedManifest, bytes: &[u8]) -> Result<
 
 /// Checks a plaintext share record against the manifest.
 pub fn check_record(manifest: &VerifiedManifest, rec: &ShareRecord) -> Result<(), Rejection> {
-    let entry = check_context(manifest, rec.vault_id, rec.epoch, rec.share.index, rec.threshold, rec.n)?;
+    let entry = check_context(
+        manifest,
+        rec.vault_id,
+        rec.epoch,
+        rec.share.index,
+        rec.threshold,
+        rec.n,
+    )?;
     if !bool::from(rec.commitment().ct_eq(&entry.share_commitment)) {
         return Err(Rejection::CommitmentMismatch(rec.share.index));
     }
     Ok(())
 }
 
-fn check_context(m: &VerifiedManifest, vault_id: VaultId, epoch: u64, index: u8, t: u8, n: u8) -> Result<&ShardEntry, Rejection> {
+fn check_context(
+    m: &VerifiedManifest,
+    vault_id: VaultId,
+    epoch: u64,
+    index: u8,
+    t: u8,
+    n: u8,
+) -> Result<&ShardEntry, Rejection> {
     let b = m.body();
     if vault_id != b.vault_id {
         return Err(Rejection::OtherVault {
@@ -213,7 +232,11 @@ fn check_context(m: &VerifiedManifest, vault_id: VaultId, epoch: u64, index: u8,
     Ok(entry)
 }
 
-fn open_candidate(m: &VerifiedManifest, c: &Candidate<'_>, keys: &[SecretIdentity]) -> Result<ShareRecord, Rejection> {
+fn open_candidate(
+    m: &VerifiedManifest,
+    c: &Candidate<'_>,
+    keys: &[SecretIdentity],
+) -> Result<ShareRecord, Rejection> {
     let rec = match c {
         Candidate::Sealed { bytes, .. } => {
             let (shard, entry) = check_sealed(m, bytes)?;
@@ -226,16 +249,19 @@ fn open_candidate(m: &VerifiedManifest, c: &Candidate<'_>, keys: &[SecretIdentit
                 })?;
             shard.open(key)?
         }
-        Candidate::Unsealed { bytes, .. } => {
-            ShareRecord::decode(bytes).map_err(|e: FormatError| Rejection::Unreadable(e.to_string()))?
-        }
+        Candidate::Unsealed { bytes, .. } => ShareRecord::decode(bytes)
+            .map_err(|e: FormatError| Rejection::Unreadable(e.to_string()))?,
     };
     check_record(m, &rec)?;
     Ok(rec)
 }
 
 /// Recovers the secret from `candidates`, opening sealed ones with `keys`.
-pub fn recover(manifest: &VerifiedManifest, candidates: &[Candidate<'_>], keys: &[SecretIdentity]) -> Result<Recovered, RecoverError> {
+pub fn recover(
+    manifest: &VerifiedManifest,
+    candidates: &[Candidate<'_>],
+    keys: &[SecretIdentity],
+) -> Result<Recovered, RecoverError> {
     let body = manifest.body();
     let mut good: Vec<Share> = Vec::new();
     let mut rejected = Vec::new();
@@ -268,7 +294,11 @@ pub fn recover(manifest: &VerifiedManifest, candidates: &[Candidate<'_>], keys: 
     if payload.len() != secret_len + BLIND_LEN {
         return Err(RecoverError::SecretMismatch(used));
     }
-    let commitment = secret_commitment(&body.vault_id, &payload[..secret_len], &payload[secret_len..]);
+    let commitment = secret_commitment(
+        &body.vault_id,
+        &payload[..secret_len],
+        &payload[secret_len..],
+    );
     if !bool::from(commitment.ct_eq(&body.secret_commitment)) {
         return Err(RecoverError::SecretMismatch(used));
     }

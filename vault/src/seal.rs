@@ -59,7 +59,9 @@ pub enum SealError {
     },
     /// Decryption failed: the header, a KEM ciphertext or the payload was
     /// modified, or the shard was not sealed to this key's KEM keys.
-    #[error("sealed shard failed authentication: header, KEM ciphertexts or payload were modified")]
+    #[error(
+        "sealed shard failed authentication: header, KEM ciphertexts or payload were modified"
+    )]
     AuthenticationFailed,
     /// The decrypted share disagrees with the authenticated header.
     #[error("decrypted share disagrees with the shard header on {0}")]
@@ -117,14 +119,22 @@ impl SealedShard {
         };
         let aad = r.consumed().to_vec();
         let ciphertext = HybridCiphertext {
-            x25519: r.take(X25519::CIPHERTEXT_LEN, "x25519 ciphertext")?.to_vec(),
-            mlkem: r.take(MlKem768::CIPHERTEXT_LEN, "ml-kem-768 ciphertext")?.to_vec(),
-            hqc: r.take(Hqc192::CIPHERTEXT_LEN, "hqc-192 ciphertext")?.to_vec(),
+            x25519: r
+                .take(X25519::CIPHERTEXT_LEN, "x25519 ciphertext")?
+                .to_vec(),
+            mlkem: r
+                .take(MlKem768::CIPHERTEXT_LEN, "ml-kem-768 ciphertext")?
+                .to_vec(),
+            hqc: r
+                .take(Hqc192::CIPHERTEXT_LEN, "hqc-192 ciphertext")?
+                .to_vec(),
         };
         let payload = r.var_bytes("encrypted payload", MAX_PAYLOAD_LEN)?.to_vec();
         r.finish()?;
         if payload.len() < TAG_LEN {
-            return Err(FormatError::invalid("encrypted payload", "shorter than the AEAD tag").into());
+            return Err(
+                FormatError::invalid("encrypted payload", "shorter than the AEAD tag").into(),
+            );
         }
         Ok(SealedShard {
             header,
@@ -158,7 +168,11 @@ impl SealedShard {
 }
 
 /// Seals `record` to `recipient`.
-pub fn seal(record: &ShareRecord, suite: Suite, recipient: &PublicIdentity) -> Result<Vec<u8>, SealError> {
+pub fn seal(
+    record: &ShareRecord,
+    suite: Suite,
+    recipient: &PublicIdentity,
+) -> Result<Vec<u8>, SealError> {
     let header = ShardHeader {
         suite,
         vault_id: record.vault_id,
@@ -178,12 +192,16 @@ pub fn seal(record: &ShareRecord, suite: Suite, recipient: &PublicIdentity) -> R
         .bytes(header.recipient.as_bytes());
     let aad = w.as_slice().to_vec();
 
-    let (ct, aead_key) = hybrid::encapsulate(suite, recipient.kem(), &header.recipient).map_err(SealError::Kem)?;
+    let (ct, aead_key) =
+        hybrid::encapsulate(suite, recipient.kem(), &header.recipient).map_err(SealError::Kem)?;
     let mut payload = Zeroizing::new(record.encode().to_vec());
     aead(&aead_key)?
         .seal_in_place_append_tag(nonce(), Aad::from(&aad[..]), &mut *payload)
         .map_err(|_| SealError::Aead)?;
-    w.bytes(&ct.x25519).bytes(&ct.mlkem).bytes(&ct.hqc).var_bytes(&payload);
+    w.bytes(&ct.x25519)
+        .bytes(&ct.mlkem)
+        .bytes(&ct.hqc)
+        .var_bytes(&payload);
     Ok(w.finish())
 }
 
@@ -263,7 +281,10 @@ mod tests {
     #[test]
     fn wrong_key_is_named() {
         let blob = sealed();
-        let err = SealedShard::parse(&blob).unwrap().open(&ids().1).unwrap_err();
+        let err = SealedShard::parse(&blob)
+            .unwrap()
+            .open(&ids().1)
+            .unwrap_err();
         assert!(matches!(err, SealError::WrongRecipient { .. }), "{err}");
     }
 
@@ -273,7 +294,11 @@ mod tests {
         for cut in [0, 3, 5, 20, 100, 5000, blob.len() - 1] {
             let err = SealedShard::parse(&blob[..cut]).err().expect("must fail");
             assert!(
-                matches!(err, SealError::Format(FormatError::Truncated { .. }) | SealError::Format(FormatError::BadMagic { .. })),
+                matches!(
+                    err,
+                    SealError::Format(FormatError::Truncated { .. })
+                        | SealError::Format(FormatError::BadMagic { .. })
+                ),
                 "cut {cut}: {err}"
             );
         }
@@ -281,11 +306,17 @@ mod tests {
         v[5] = 9;
         assert!(matches!(
             SealedShard::parse(&v),
-            Err(SealError::Format(FormatError::UnsupportedVersion { found: 9, .. }))
+            Err(SealError::Format(FormatError::UnsupportedVersion {
+                found: 9,
+                ..
+            }))
         ));
         let mut s = blob.clone();
         s[7] = 2;
-        assert!(matches!(SealedShard::parse(&s), Err(SealError::UnknownSuite(2))));
+        assert!(matches!(
+            SealedShard::parse(&s),
+            Err(SealError::UnknownSuite(2))
+        ));
         let mut m = blob.clone();
         m[0] = b'X';
         assert!(matches!(
@@ -325,7 +356,10 @@ mod tests {
         // Flip the epoch's low byte: parse succeeds, authentication fails.
         let mut bad = blob.clone();
         bad[6 + 2 + 16 + 7] ^= 1;
-        let err = SealedShard::parse(&bad).unwrap().open(&ids().0).unwrap_err();
+        let err = SealedShard::parse(&bad)
+            .unwrap()
+            .open(&ids().0)
+            .unwrap_err();
         assert!(matches!(err, SealError::AuthenticationFailed), "{err}");
     }
 }

@@ -63,10 +63,16 @@ impl ShareRecord {
         let value = Zeroizing::new(r.var_bytes("share value", MAX_SHARE_LEN)?.to_vec());
         r.finish()?;
         if index == 0 {
-            return Err(FormatError::invalid("share index", "0 is reserved for the secret"));
+            return Err(FormatError::invalid(
+                "share index",
+                "0 is reserved for the secret",
+            ));
         }
         if value.len() <= BLIND_LEN {
-            return Err(FormatError::invalid("share value", "shorter than the blinding"));
+            return Err(FormatError::invalid(
+                "share value",
+                "shorter than the blinding",
+            ));
         }
         Ok(ShareRecord {
             vault_id,
@@ -79,7 +85,12 @@ impl ShareRecord {
 
     /// The hiding commitment the manifest records for this share.
     pub fn commitment(&self) -> [u8; 32] {
-        share_commitment(&self.vault_id, self.epoch, self.share.index, &self.share.value)
+        share_commitment(
+            &self.vault_id,
+            self.epoch,
+            self.share.index,
+            &self.share.value,
+        )
     }
 }
 

@@ -175,15 +175,27 @@ mod tests {
         assert_eq!(sig.mldsa.len(), MLDSA65_SIG_LEN);
         vk.verify("test", b"hello", &sig).unwrap();
 
-        assert_eq!(vk.verify("test", b"hellO", &sig), Err(SignError::Ed25519Invalid));
-        assert_eq!(vk.verify("other", b"hello", &sig), Err(SignError::Ed25519Invalid));
+        assert_eq!(
+            vk.verify("test", b"hellO", &sig),
+            Err(SignError::Ed25519Invalid)
+        );
+        assert_eq!(
+            vk.verify("other", b"hello", &sig),
+            Err(SignError::Ed25519Invalid)
+        );
 
         let mut bad = sig.clone();
         bad.ed25519[3] ^= 1;
-        assert_eq!(vk.verify("test", b"hello", &bad), Err(SignError::Ed25519Invalid));
+        assert_eq!(
+            vk.verify("test", b"hello", &bad),
+            Err(SignError::Ed25519Invalid)
+        );
         let mut bad = sig.clone();
         bad.mldsa[100] ^= 1;
-        assert_eq!(vk.verify("test", b"hello", &bad), Err(SignError::MlDsaInvalid));
+        assert_eq!(
+            vk.verify("test", b"hello", &bad),
+            Err(SignError::MlDsaInvalid)
+        );
 
         // A valid Ed25519 half with another key's ML-DSA half is refused.
         let other = HybridSigningKey::generate().unwrap();
@@ -192,7 +204,10 @@ mod tests {
             ed25519: sig.ed25519,
             mldsa: osig.mldsa,
         };
-        assert_eq!(vk.verify("test", b"hello", &mixed), Err(SignError::MlDsaInvalid));
+        assert_eq!(
+            vk.verify("test", b"hello", &mixed),
+            Err(SignError::MlDsaInvalid)
+        );
     }
 
     #[test]

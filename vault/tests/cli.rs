@@ -6,12 +6,19 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn vault(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vault")).args(args).output().expect("run vault")
+    Command::new(env!("CARGO_BIN_EXE_vault"))
+        .args(args)
+        .output()
+        .expect("run vault")
 }
 
 fn ok(args: &[&str]) -> String {
     let o = vault(args);
-    assert!(o.status.success(), "vault {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "vault {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8(o.stdout).unwrap()
 }
 
@@ -22,7 +29,11 @@ fn fails(args: &[&str]) -> String {
     let o = vault(args);
     let err = String::from_utf8(o.stderr).unwrap();
     match o.status.code() {
-        Some(1) => assert_eq!(err.lines().count(), 1, "expected one error line, got {err:?}"),
+        Some(1) => assert_eq!(
+            err.lines().count(),
+            1,
+            "expected one error line, got {err:?}"
+        ),
         Some(2) => {}
         other => panic!("vault {args:?} exited with {other:?}: {err}"),
     }
@@ -45,7 +56,10 @@ fn quickstart_runs_and_refuses_a_used_directory() {
     let out = ok(&["quickstart", p(&qs)]);
     assert!(out.contains("4 of 7"), "{out}");
     assert!(out.contains("recovered the secret from shards"), "{out}");
-    assert!(out.contains("rejected shard 1 with one byte flipped"), "{out}");
+    assert!(
+        out.contains("rejected shard 1 with one byte flipped"),
+        "{out}"
+    );
     assert_eq!(mode(&qs.join("keys/validator-1.key")), 0o600);
     assert!(qs.join("vault/manifest.pqvm").exists());
     let err = fails(&["quickstart", p(&qs)]);
@@ -63,7 +77,11 @@ fn operator_workflow() {
     for i in 1..=5 {
         let out = ok(&["keygen", "--name", &format!("v{i}"), "--out", p(&keys)]);
         assert!(out.contains("fingerprint"));
-        fs::copy(keys.join(format!("v{i}.pub")), pubs.join(format!("v{i}.pub"))).unwrap();
+        fs::copy(
+            keys.join(format!("v{i}.pub")),
+            pubs.join(format!("v{i}.pub")),
+        )
+        .unwrap();
     }
     // Keygen never silently replaces a key.
     let err = fails(&["keygen", "--name", "v1", "--out", p(&keys)]);
@@ -75,8 +93,17 @@ fn operator_workflow() {
     let op_key = d.join("op/op.key");
     let op_pub = d.join("op/op.pub");
     let out = ok(&[
-        "create", "--recipients-dir", p(&pubs), "--signer", p(&op_key), "--threshold", "3",
-        "--secret-file", p(&secret), "--out", p(&vault_dir),
+        "create",
+        "--recipients-dir",
+        p(&pubs),
+        "--signer",
+        p(&op_key),
+        "--threshold",
+        "3",
+        "--secret-file",
+        p(&secret),
+        "--out",
+        p(&vault_dir),
     ]);
     assert!(out.contains("threshold    3 of 5"), "{out}");
     let manifest = vault_dir.join("manifest.pqvm");
@@ -84,50 +111,158 @@ fn operator_workflow() {
 
     // Inspect every kind, text and JSON; a key's secret is never shown.
     assert!(ok(&["inspect", p(&manifest)]).contains("valid (Ed25519 and ML-DSA-65)"));
-    let j: serde_json::Value = serde_json::from_str(&ok(&["inspect", "--json", p(&shard(2))])).unwrap();
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", "--json", p(&shard(2))])).unwrap();
     assert_eq!(j["kind"], "pqvault sealed shard");
     assert_eq!(j["index"], 2);
     let kj = ok(&["inspect", "--json", p(&keys.join("v1.key"))]);
     assert!(kj.contains("secret key material is not shown"));
 
     // Verify: pinned signer, hashes, and with a key the commitment.
-    let out = ok(&["verify", "--manifest", p(&manifest), "--trust", p(&op_pub), p(&shard(1)), p(&shard(2))]);
+    let out = ok(&[
+        "verify",
+        "--manifest",
+        p(&manifest),
+        "--trust",
+        p(&op_pub),
+        p(&shard(1)),
+        p(&shard(2)),
+    ]);
     assert_eq!(out.matches(" ok ").count(), 2, "{out}");
-    ok(&["verify", "--manifest", p(&manifest), "--key", p(&keys.join("v3.key")), p(&shard(3))]);
-    let err = fails(&["verify", "--manifest", p(&manifest), "--trust", p(&keys.join("v1.pub"))]);
+    ok(&[
+        "verify",
+        "--manifest",
+        p(&manifest),
+        "--key",
+        p(&keys.join("v3.key")),
+        p(&shard(3)),
+    ]);
+    let err = fails(&[
+        "verify",
+        "--manifest",
+        p(&manifest),
+        "--trust",
+        p(&keys.join("v1.pub")),
+    ]);
     assert!(err.contains("not by the trusted signer"), "{err}");
 
     // Recover without --out: checked, not written.
     let out = ok(&[
-        "recover", "--manifest", p(&manifest), "--trust", p(&op_pub), "--keys-dir", p(&keys),
-        "--shard", p(&shard(1)), "--shard", p(&shard(4)), "--shard", p(&shard(5)),
+        "recover",
+        "--manifest",
+        p(&manifest),
+        "--trust",
+        p(&op_pub),
+        "--keys-dir",
+        p(&keys),
+        "--shard",
+        p(&shard(1)),
+        "--shard",
+        p(&shard(4)),
+        "--shard",
+        p(&shard(5)),
     ]);
     assert!(out.contains("secret not written"), "{out}");
     // With --out FILE: 0600 and exact bytes.
     let rec = d.join("recovered.bin");
     ok(&[
-        "recover", "--manifest", p(&manifest), "--keys-dir", p(&keys), "--shard", p(&shard(2)),
-        "--shard", p(&shard(3)), "--shard", p(&shard(5)), "--out", p(&rec),
+        "recover",
+        "--manifest",
+        p(&manifest),
+        "--keys-dir",
+        p(&keys),
+        "--shard",
+        p(&shard(2)),
+        "--shard",
+        p(&shard(3)),
+        "--shard",
+        p(&shard(5)),
+        "--out",
+        p(&rec),
     ]);
     assert_eq!(fs::read(&rec).unwrap(), b"my master secret");
     assert_eq!(mode(&rec), 0o600);
     // Never overwritten.
-    let err = fails(&["recover", "--manifest", p(&manifest), "--keys-dir", p(&keys), "--shard", p(&shard(2)), "--shard", p(&shard(3)), "--shard", p(&shard(5)), "--out", p(&rec)]);
+    let err = fails(&[
+        "recover",
+        "--manifest",
+        p(&manifest),
+        "--keys-dir",
+        p(&keys),
+        "--shard",
+        p(&shard(2)),
+        "--shard",
+        p(&shard(3)),
+        "--shard",
+        p(&shard(5)),
+        "--out",
+        p(&rec),
+    ]);
     assert!(err.contains("already exists"), "{err}");
     // --out - writes only the secret to stdout.
-    let o = vault(&["recover", "--manifest", p(&manifest), "--keys-dir", p(&keys), "--shard", p(&shard(1)), "--shard", p(&shard(2)), "--shard", p(&shard(3)), "--out", "-"]);
+    let o = vault(&[
+        "recover",
+        "--manifest",
+        p(&manifest),
+        "--keys-dir",
+        p(&keys),
+        "--shard",
+        p(&shard(1)),
+        "--shard",
+        p(&shard(2)),
+        "--shard",
+        p(&shard(3)),
+        "--out",
+        "-",
+    ]);
     assert!(o.status.success());
     assert_eq!(o.stdout, b"my master secret");
 
     // Unseal to a share file (0600), then recover from share files + shards.
     let share4 = d.join("share4.pqvu");
-    ok(&["unseal", "--shard", p(&shard(4)), "--key", p(&keys.join("v4.key")), "--out", p(&share4), "--manifest", p(&manifest), "--trust", p(&op_pub)]);
+    ok(&[
+        "unseal",
+        "--shard",
+        p(&shard(4)),
+        "--key",
+        p(&keys.join("v4.key")),
+        "--out",
+        p(&share4),
+        "--manifest",
+        p(&manifest),
+        "--trust",
+        p(&op_pub),
+    ]);
     assert_eq!(mode(&share4), 0o600);
     let rec2 = d.join("recovered2.bin");
-    ok(&["recover", "--manifest", p(&manifest), "--key", p(&keys.join("v1.key")), "--key", p(&keys.join("v2.key")), "--shard", p(&shard(1)), "--shard", p(&shard(2)), "--share", p(&share4), "--out", p(&rec2)]);
+    ok(&[
+        "recover",
+        "--manifest",
+        p(&manifest),
+        "--key",
+        p(&keys.join("v1.key")),
+        "--key",
+        p(&keys.join("v2.key")),
+        "--shard",
+        p(&shard(1)),
+        "--shard",
+        p(&shard(2)),
+        "--share",
+        p(&share4),
+        "--out",
+        p(&rec2),
+    ]);
     assert_eq!(fs::read(&rec2).unwrap(), b"my master secret");
     // Unsealing with the wrong key names the problem.
-    let err = fails(&["unseal", "--shard", p(&shard(4)), "--key", p(&keys.join("v1.key")), "--out", p(&d.join("x"))]);
+    let err = fails(&[
+        "unseal",
+        "--shard",
+        p(&shard(4)),
+        "--key",
+        p(&keys.join("v1.key")),
+        "--out",
+        p(&d.join("x")),
+    ]);
     assert!(err.contains("wrong key"), "{err}");
 
     // A tampered shard: verify and recover name it; recovery still works from the rest.
@@ -139,11 +274,41 @@ fn operator_workflow() {
     let o = vault(&["verify", "--manifest", p(&manifest), p(&bad)]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("was modified"));
-    let out = ok(&["recover", "--manifest", p(&manifest), "--keys-dir", p(&keys), "--shard", p(&bad), "--shard", p(&shard(1)), "--shard", p(&shard(2)), "--shard", p(&shard(4))]);
-    assert!(out.contains("rejected") && out.contains("shard 3 was modified"), "{out}");
+    let out = ok(&[
+        "recover",
+        "--manifest",
+        p(&manifest),
+        "--keys-dir",
+        p(&keys),
+        "--shard",
+        p(&bad),
+        "--shard",
+        p(&shard(1)),
+        "--shard",
+        p(&shard(2)),
+        "--shard",
+        p(&shard(4)),
+    ]);
+    assert!(
+        out.contains("rejected") && out.contains("shard 3 was modified"),
+        "{out}"
+    );
     // Too few good shards: one line naming the count and the bad shard.
-    let err = fails(&["recover", "--manifest", p(&manifest), "--keys-dir", p(&keys), "--shard", p(&bad), "--shard", p(&shard(1))]);
-    assert!(err.contains("only 1 good share(s), threshold is 3") && err.contains("was modified"), "{err}");
+    let err = fails(&[
+        "recover",
+        "--manifest",
+        p(&manifest),
+        "--keys-dir",
+        p(&keys),
+        "--shard",
+        p(&bad),
+        "--shard",
+        p(&shard(1)),
+    ]);
+    assert!(
+        err.contains("only 1 good share(s), threshold is 3") && err.contains("was modified"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -154,7 +319,16 @@ fn clear_errors_for_bad_input() {
     ok(&["keygen", "--name", "a", "--out", p(d)]);
     ok(&["keygen", "--name", "b", "--out", p(d)]);
     let (op, a, b) = (d.join("op.key"), d.join("a.pub"), d.join("b.pub"));
-    let base = ["create", "--signer", p(&op), "--recipient", p(&a), "--recipient", p(&b), "--out"];
+    let base = [
+        "create",
+        "--signer",
+        p(&op),
+        "--recipient",
+        p(&a),
+        "--recipient",
+        p(&b),
+        "--out",
+    ];
     let out_dir = d.join("v");
     let run = |threshold: &str| {
         let mut args = base.to_vec();
@@ -170,10 +344,28 @@ fn clear_errors_for_bad_input() {
     fs::write(&junk, b"hello world").unwrap();
     assert!(fails(&["inspect", p(&junk)]).contains("not a pqvault file"));
     // A public file where a key is expected.
-    let err = fails(&["unseal", "--shard", p(&junk), "--key", p(&d.join("a.pub")), "--out", p(&d.join("o"))]);
+    let err = fails(&[
+        "unseal",
+        "--shard",
+        p(&junk),
+        "--key",
+        p(&d.join("a.pub")),
+        "--out",
+        p(&d.join("o")),
+    ]);
     assert!(err.contains("not a pqvault"), "{err}");
     // A key file given as a recipient.
-    let err = fails(&["create", "--signer", p(&d.join("op.key")), "--recipient", p(&d.join("a.key")), "--recipient", p(&d.join("b.pub")), "--out", p(&out_dir)]);
+    let err = fails(&[
+        "create",
+        "--signer",
+        p(&d.join("op.key")),
+        "--recipient",
+        p(&d.join("a.key")),
+        "--recipient",
+        p(&d.join("b.pub")),
+        "--out",
+        p(&out_dir),
+    ]);
     assert!(err.contains("not a pqvault public identity"), "{err}");
     assert!(fails(&["inspect", p(&d.join("missing"))]).contains("cannot open"));
     // Nothing was written by the failed creates.

@@ -5,7 +5,9 @@ use std::sync::OnceLock;
 use vault::create::{create, CreatedVault, NewVault};
 use vault::identity::{PublicIdentity, SecretIdentity};
 use vault::kem::hybrid::Suite;
-use vault::manifest::{shard_hash, Manifest, ManifestBody, ManifestError, ShardEntry, VaultId, VerifiedManifest};
+use vault::manifest::{
+    shard_hash, Manifest, ManifestBody, ManifestError, ShardEntry, VaultId, VerifiedManifest,
+};
 use vault::policy::{Policy, ThresholdSpec};
 use vault::recover::{recover, Candidate, RecoverError, Rejection};
 use vault::seal;
@@ -27,8 +29,17 @@ fn pool() -> &'static Vec<SecretIdentity> {
                     })
                 })
                 .collect();
-            let mut all: Vec<SecretIdentity> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
-            all.sort_by_key(|k| k.public().name().trim_start_matches('v').parse::<u32>().unwrap());
+            let mut all: Vec<SecretIdentity> = handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect();
+            all.sort_by_key(|k| {
+                k.public()
+                    .name()
+                    .trim_start_matches('v')
+                    .parse::<u32>()
+                    .unwrap()
+            });
             all
         })
     })
@@ -80,7 +91,13 @@ fn round_trips_for_many_parameters() {
         let m = verified(&v);
         // The last t shards, and a spread-out subset.
         let last: Vec<u8> = ((n as u8 - t + 1)..=n as u8).collect();
-        let spread: Vec<u8> = (1..=n as u8).rev().step_by(1).filter(|i| i % 2 == 1).chain((1..=n as u8).filter(|i| i % 2 == 0)).take(usize::from(t)).collect();
+        let spread: Vec<u8> = (1..=n as u8)
+            .rev()
+            .step_by(1)
+            .filter(|i| i % 2 == 1)
+            .chain((1..=n as u8).filter(|i| i % 2 == 0))
+            .take(usize::from(t))
+            .collect();
         for subset in [last, spread] {
             let r = recover(&m, &sealed(&v, &subset), pool()).unwrap();
             assert_eq!(&r.secret[..], &secret[..], "t={t} n={n} subset={subset:?}");
@@ -106,7 +123,9 @@ fn auto_threshold_follows_policy() {
 #[test]
 fn two_hundred_fifty_five_shards() {
     // 255 distinct recipients: the pool has 128, so add 127 more here.
-    let extra: Vec<SecretIdentity> = (0..127).map(|i| SecretIdentity::generate(&format!("x{i}")).unwrap()).collect();
+    let extra: Vec<SecretIdentity> = (0..127)
+        .map(|i| SecretIdentity::generate(&format!("x{i}")).unwrap())
+        .collect();
     let mut keys: Vec<&SecretIdentity> = pool().iter().collect();
     keys.extend(extra.iter());
     let recipients: Vec<PublicIdentity> = keys.iter().map(|k| k.public().clone()).collect();
@@ -123,7 +142,10 @@ fn two_hundred_fifty_five_shards() {
     let m = verified(&v);
     let subset: Vec<u8> = (128..=255).collect();
     // recover() takes a slice of identities: re-decode owned copies.
-    let all_keys: Vec<SecretIdentity> = keys.iter().map(|k| SecretIdentity::decode(&k.encode()).unwrap()).collect();
+    let all_keys: Vec<SecretIdentity> = keys
+        .iter()
+        .map(|k| SecretIdentity::decode(&k.encode()).unwrap())
+        .collect();
     let r = recover(&m, &sealed(&v, &subset), &all_keys).unwrap();
     assert_eq!(&r.secret[..], &secret[..]);
 }
@@ -143,11 +165,19 @@ fn refuses_impossible_parameters() {
         .err()
         .map(|e| e.to_string())
     };
-    assert!(req(&one, ThresholdSpec::Auto(Policy::Majority)).unwrap().contains("at least 2 recipients"));
-    assert!(req(&three, ThresholdSpec::Exact(4)).unwrap().contains("exceeds"));
-    assert!(req(&three, ThresholdSpec::Exact(1)).unwrap().contains("single shard"));
+    assert!(req(&one, ThresholdSpec::Auto(Policy::Majority))
+        .unwrap()
+        .contains("at least 2 recipients"));
+    assert!(req(&three, ThresholdSpec::Exact(4))
+        .unwrap()
+        .contains("exceeds"));
+    assert!(req(&three, ThresholdSpec::Exact(1))
+        .unwrap()
+        .contains("single shard"));
     let dup = vec![three[0].clone(), three[1].clone(), three[0].clone()];
-    assert!(req(&dup, ThresholdSpec::Exact(2)).unwrap().contains("same identity"));
+    assert!(req(&dup, ThresholdSpec::Exact(2))
+        .unwrap()
+        .contains("same identity"));
     let empty: Vec<u8> = Vec::new();
     assert!(create(&NewVault {
         secret: Some(&empty),
@@ -161,12 +191,25 @@ fn refuses_impossible_parameters() {
 
 /// Builds a vault at a chosen epoch from a known payload, the way a
 /// re-sharing round will: same vault id and secret, new polynomial.
-fn vault_at_epoch(vault_id: VaultId, epoch: u64, payload: &[u8], secret_len: usize, keys: &[SecretIdentity], t: u8) -> (Vec<u8>, Vec<Vec<u8>>, Vec<ShareRecord>) {
+fn vault_at_epoch(
+    vault_id: VaultId,
+    epoch: u64,
+    payload: &[u8],
+    secret_len: usize,
+    keys: &[SecretIdentity],
+    t: u8,
+) -> (Vec<u8>, Vec<Vec<u8>>, Vec<ShareRecord>) {
     let n = keys.len() as u8;
     let records: Vec<ShareRecord> = shamir::split(payload, t, n)
         .unwrap()
         .into_iter()
-        .map(|share| ShareRecord { vault_id, epoch, threshold: t, n, share })
+        .map(|share| ShareRecord {
+            vault_id,
+            epoch,
+            threshold: t,
+            n,
+            share,
+        })
         .collect();
     let blobs: Vec<Vec<u8>> = records
         .iter()
@@ -181,7 +224,11 @@ fn vault_at_epoch(vault_id: VaultId, epoch: u64, payload: &[u8], secret_len: usi
         threshold: t,
         n,
         secret_len: secret_len as u32,
-        secret_commitment: secret_commitment(&vault_id, &payload[..secret_len], &payload[secret_len..]),
+        secret_commitment: secret_commitment(
+            &vault_id,
+            &payload[..secret_len],
+            &payload[secret_len..],
+        ),
         shards: records
             .iter()
             .zip(keys)
@@ -214,7 +261,8 @@ fn every_bad_shard_is_named_and_good_ones_still_recover() {
     let (_, blobs1, _) = vault_at_epoch(id, 1, &p, secret.len(), keys, 3);
     let (m2, blobs2, recs2) = vault_at_epoch(id, 2, &p, secret.len(), keys, 3);
     let (_, blobs3, _) = vault_at_epoch(id, 3, &p, secret.len(), keys, 3);
-    let (_, other_vault, _) = vault_at_epoch(VaultId::from_bytes([4; 16]), 2, &p, secret.len(), keys, 3);
+    let (_, other_vault, _) =
+        vault_at_epoch(VaultId::from_bytes([4; 16]), 2, &p, secret.len(), keys, 3);
     let m2 = Manifest::decode(&m2).unwrap().verify(None).unwrap();
 
     let mut tampered = blobs2[1].clone();
@@ -224,24 +272,79 @@ fn every_bad_shard_is_named_and_good_ones_still_recover() {
     let share5 = recs2[4].encode();
 
     let candidates = vec![
-        Candidate::Sealed { source: "stale".into(), bytes: &blobs1[0] },
-        Candidate::Sealed { source: "newer".into(), bytes: &blobs3[0] },
-        Candidate::Sealed { source: "foreign".into(), bytes: &other_vault[0] },
-        Candidate::Sealed { source: "tampered".into(), bytes: &tampered },
-        Candidate::Sealed { source: "garbage".into(), bytes: &garbage },
-        Candidate::Sealed { source: "good-3".into(), bytes: &blobs2[2] },
-        Candidate::Sealed { source: "dup-3".into(), bytes: &blobs2[2] },
-        Candidate::Sealed { source: "good-4".into(), bytes: &blobs2[3] },
-        Candidate::Unsealed { source: "share-5".into(), bytes: &share5 },
-        Candidate::Sealed { source: "good-1".into(), bytes: &blobs2[0] },
+        Candidate::Sealed {
+            source: "stale".into(),
+            bytes: &blobs1[0],
+        },
+        Candidate::Sealed {
+            source: "newer".into(),
+            bytes: &blobs3[0],
+        },
+        Candidate::Sealed {
+            source: "foreign".into(),
+            bytes: &other_vault[0],
+        },
+        Candidate::Sealed {
+            source: "tampered".into(),
+            bytes: &tampered,
+        },
+        Candidate::Sealed {
+            source: "garbage".into(),
+            bytes: &garbage,
+        },
+        Candidate::Sealed {
+            source: "good-3".into(),
+            bytes: &blobs2[2],
+        },
+        Candidate::Sealed {
+            source: "dup-3".into(),
+            bytes: &blobs2[2],
+        },
+        Candidate::Sealed {
+            source: "good-4".into(),
+            bytes: &blobs2[3],
+        },
+        Candidate::Unsealed {
+            source: "share-5".into(),
+            bytes: &share5,
+        },
+        Candidate::Sealed {
+            source: "good-1".into(),
+            bytes: &blobs2[0],
+        },
     ];
     let r = recover(&m2, &candidates, keys).unwrap();
     assert_eq!(&r.secret[..], &secret[..]);
     assert_eq!(r.used, vec![1, 3, 4]);
     assert_eq!(r.spare, vec![5]);
-    let why: Vec<(&str, &Rejection)> = r.rejected.iter().map(|x| (x.source.as_str(), &x.reason)).collect();
-    assert!(matches!(why[0], ("stale", Rejection::StaleEpoch { found: 1, current: 2 })), "{why:?}");
-    assert!(matches!(why[1], ("newer", Rejection::NewerEpoch { found: 3, current: 2 })));
+    let why: Vec<(&str, &Rejection)> = r
+        .rejected
+        .iter()
+        .map(|x| (x.source.as_str(), &x.reason))
+        .collect();
+    assert!(
+        matches!(
+            why[0],
+            (
+                "stale",
+                Rejection::StaleEpoch {
+                    found: 1,
+                    current: 2
+                }
+            )
+        ),
+        "{why:?}"
+    );
+    assert!(matches!(
+        why[1],
+        (
+            "newer",
+            Rejection::NewerEpoch {
+                found: 3,
+                current: 2
+            }
+        )
+    ));
     assert!(matches!(why[2], ("foreign", Rejection::OtherVault { .. })));
     assert!(matches!(why[3], ("tampered", Rejection::Tampered(2))));
     assert!(matches!(why[4], ("garbage", Rejection::Unreadable(_))));
@@ -251,9 +354,20 @@ fn every_bad_shard_is_named_and_good_ones_still_recover() {
     // Without the right keys, sealed shards are named as such.
     let r = recover(&m2, &candidates[5..8], &pool()[10..12]);
     match r {
-        Err(RecoverError::NotEnoughShares { good: 0, needed: 3, rejected }) => {
-            assert!(rejected.iter().all(|x| matches!(x.reason, Rejection::NoKey { .. } | Rejection::Duplicate(_))));
-            let msg = RecoverError::NotEnoughShares { good: 0, needed: 3, rejected }.to_string();
+        Err(RecoverError::NotEnoughShares {
+            good: 0,
+            needed: 3,
+            rejected,
+        }) => {
+            assert!(rejected
+                .iter()
+                .all(|x| matches!(x.reason, Rejection::NoKey { .. } | Rejection::Duplicate(_))));
+            let msg = RecoverError::NotEnoughShares {
+                good: 0,
+                needed: 3,
+                rejected,
+            }
+            .to_string();
             assert!(msg.contains("no key given for recipient"), "{msg}");
         }
         other => panic!("unexpected {:?}", other.map(|r| r.used)),
@@ -263,10 +377,20 @@ fn every_bad_shard_is_named_and_good_ones_still_recover() {
     let mut forged = ShareRecord::decode(&recs2[4].encode()).unwrap();
     forged.share.value[0] ^= 1;
     let enc = forged.encode();
-    let r = recover(&m2, &[Candidate::Unsealed { source: "forged".into(), bytes: &enc }], keys);
+    let r = recover(
+        &m2,
+        &[Candidate::Unsealed {
+            source: "forged".into(),
+            bytes: &enc,
+        }],
+        keys,
+    );
     match r {
         Err(RecoverError::NotEnoughShares { rejected, .. }) => {
-            assert!(matches!(rejected[0].reason, Rejection::CommitmentMismatch(5)));
+            assert!(matches!(
+                rejected[0].reason,
+                Rejection::CommitmentMismatch(5)
+            ));
         }
         _ => panic!("forged share accepted"),
     }
@@ -284,10 +408,19 @@ fn inconsistent_manifest_is_detected() {
     let lying = Manifest::sign(&body, operator().public(), operator().signing_key()).unwrap();
     let lying = Manifest::decode(&lying).unwrap().verify(None).unwrap();
     let c = vec![
-        Candidate::Sealed { source: "1".into(), bytes: &blobs[0] },
-        Candidate::Sealed { source: "2".into(), bytes: &blobs[1] },
+        Candidate::Sealed {
+            source: "1".into(),
+            bytes: &blobs[0],
+        },
+        Candidate::Sealed {
+            source: "2".into(),
+            bytes: &blobs[1],
+        },
     ];
-    assert!(matches!(recover(&lying, &c, keys), Err(RecoverError::SecretMismatch(_))));
+    assert!(matches!(
+        recover(&lying, &c, keys),
+        Err(RecoverError::SecretMismatch(_))
+    ));
 }
 
 #[test]

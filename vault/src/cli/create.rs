@@ -44,7 +44,10 @@ pub fn run(a: Args) -> Result<()> {
     if paths.is_empty() {
         bail!("no recipients: give --recipient PUB (repeatable) or --recipients-dir DIR");
     }
-    let recipients = paths.iter().map(|p| load_public(p)).collect::<Result<Vec<_>>>()?;
+    let recipients = paths
+        .iter()
+        .map(|p| load_public(p))
+        .collect::<Result<Vec<_>>>()?;
     let signer = load_key(&a.signer)?;
     let secret = a.secret_file.as_deref().map(read_secret).transpose()?;
 
@@ -57,10 +60,19 @@ pub fn run(a: Args) -> Result<()> {
     })?;
     write_vault(&created, &a.out)?;
     println!("vault        {}", created.vault_id);
-    println!("threshold    {} of {} (any {} shards recover the secret)", created.threshold, created.n, created.threshold);
+    println!(
+        "threshold    {} of {} (any {} shards recover the secret)",
+        created.threshold, created.n, created.threshold
+    );
     println!("manifest     {}", a.out.join("manifest.pqvm").display());
     for s in &created.shards {
-        println!("shard {:>3}    {}  -> {} ({})", s.index, shard_path(&a.out, s.index, &s.recipient_name).display(), s.recipient_name, s.recipient.short());
+        println!(
+            "shard {:>3}    {}  -> {} ({})",
+            s.index,
+            shard_path(&a.out, s.index, &s.recipient_name).display(),
+            s.recipient_name,
+            s.recipient.short()
+        );
     }
     Ok(())
 }
@@ -74,7 +86,12 @@ pub fn shard_path(dir: &Path, index: u8, name: &str) -> PathBuf {
 pub fn write_vault(v: &CreatedVault, dir: &Path) -> Result<()> {
     fsio::create_private_dir(dir)?;
     for s in &v.shards {
-        fsio::write_atomic(&shard_path(dir, s.index, &s.recipient_name), &s.bytes, Mode::Public, false)?;
+        fsio::write_atomic(
+            &shard_path(dir, s.index, &s.recipient_name),
+            &s.bytes,
+            Mode::Public,
+            false,
+        )?;
     }
     // The manifest last: its presence means the vault's files are complete.
     fsio::write_atomic(&dir.join("manifest.pqvm"), &v.manifest, Mode::Public, false)?;

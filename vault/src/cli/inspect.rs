@@ -24,7 +24,11 @@ pub fn run(a: Args) -> Result<()> {
         print!("{}", vault::inspect::to_text(&v));
     }
     if v["kind"] == "invalid" {
-        bail!("{}: {}", a.file.display(), v["error"].as_str().unwrap_or("invalid"));
+        bail!(
+            "{}: {}",
+            a.file.display(),
+            v["error"].as_str().unwrap_or("invalid")
+        );
     }
     Ok(())
 }

@@ -25,13 +25,20 @@ pub fn run(a: Args) -> Result<()> {
     let (key, public) = write_identity(&id, &a.out, a.force)?;
     println!("identity     {}", a.name);
     println!("fingerprint  {}", id.public().fingerprint());
-    println!("secret key   {} (mode 0600; keep it on the validator)", key.display());
+    println!(
+        "secret key   {} (mode 0600; keep it on the validator)",
+        key.display()
+    );
     println!("public key   {}", public.display());
     Ok(())
 }
 
 /// Writes NAME.key and NAME.pub into `dir`; returns their paths.
-pub fn write_identity(id: &SecretIdentity, dir: &std::path::Path, force: bool) -> Result<(PathBuf, PathBuf)> {
+pub fn write_identity(
+    id: &SecretIdentity,
+    dir: &std::path::Path,
+    force: bool,
+) -> Result<(PathBuf, PathBuf)> {
     fsio::create_private_dir(dir)?;
     let name = id.public().name();
     let key = dir.join(format!("{name}.key"));

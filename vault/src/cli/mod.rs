@@ -32,14 +32,17 @@ pub fn load_key(path: &Path) -> Result<SecretIdentity> {
 
 /// Loads a public identity file.
 pub fn load_public(path: &Path) -> Result<PublicIdentity> {
-    PublicIdentity::decode(&read(path, MAX_SMALL_FILE)?).with_context(|| format!("{}", path.display()))
+    PublicIdentity::decode(&read(path, MAX_SMALL_FILE)?)
+        .with_context(|| format!("{}", path.display()))
 }
 
 /// Loads and verifies a manifest, pinning the signer when `trust` is given.
 pub fn load_manifest(path: &Path, trust: Option<&Path>) -> Result<VerifiedManifest> {
     let pinned = trust.map(load_public).transpose()?.map(|p| p.fingerprint());
-    let m = Manifest::decode(&read(path, MAX_SMALL_FILE)?).with_context(|| format!("{}", path.display()))?;
-    m.verify(pinned.as_ref()).with_context(|| format!("{}", path.display()))
+    let m = Manifest::decode(&read(path, MAX_SMALL_FILE)?)
+        .with_context(|| format!("{}", path.display()))?;
+    m.verify(pinned.as_ref())
+        .with_context(|| format!("{}", path.display()))
 }
 
 /// Lists files in `dir` whose name ends with `ext`, sorted.

@@ -26,7 +26,10 @@ pub struct Args {
 /// Runs the demo end to end and prints each step.
 pub fn run(a: Args) -> Result<()> {
     if a.dir.exists() && std::fs::read_dir(&a.dir)?.next().is_some() {
-        bail!("{} is not empty; quickstart needs an empty directory", a.dir.display());
+        bail!(
+            "{} is not empty; quickstart needs an empty directory",
+            a.dir.display()
+        );
     }
     let keys_dir = a.dir.join("keys");
     let vault_dir = a.dir.join("vault");
@@ -68,7 +71,8 @@ pub fn run(a: Args) -> Result<()> {
     );
     println!("   files in {}", vault_dir.display());
 
-    let manifest = Manifest::decode(&created.manifest)?.verify(Some(&operator.public().fingerprint()))?;
+    let manifest =
+        Manifest::decode(&created.manifest)?.verify(Some(&operator.public().fingerprint()))?;
     let t = usize::from(created.threshold);
     // Use the last t shards, read back from disk.
     let chosen: Vec<usize> = (created.shards.len() - t..created.shards.len()).collect();
@@ -82,7 +86,10 @@ pub fn run(a: Args) -> Result<()> {
         .collect::<std::io::Result<_>>()?;
     let candidates: Vec<Candidate<'_>> = blobs
         .iter()
-        .map(|(source, bytes)| Candidate::Sealed { source: source.clone(), bytes })
+        .map(|(source, bytes)| Candidate::Sealed {
+            source: source.clone(),
+            bytes,
+        })
         .collect();
     let t2 = Instant::now();
     let r = recover(&manifest, &candidates, &validators)?;
@@ -113,7 +120,10 @@ pub fn run(a: Args) -> Result<()> {
     for bad in &r2.rejected {
         println!("4. rejected {}: {}", bad.source, bad.reason);
     }
-    println!("   and still recovered the same secret from the good shards {:?}", r2.used);
+    println!(
+        "   and still recovered the same secret from the good shards {:?}",
+        r2.used
+    );
     println!(
         "done. Try: vault inspect {}   |   vault recover --manifest {} --trust {} --keys-dir {} --shard ...",
         vault_dir.join("manifest.pqvm").display(),

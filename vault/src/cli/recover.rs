@@ -42,7 +42,10 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(dir) = &a.keys_dir {
         key_paths.extend(files_with_ext(dir, "key")?);
     }
-    let keys = key_paths.iter().map(|p| load_key(p)).collect::<Result<Vec<_>>>()?;
+    let keys = key_paths
+        .iter()
+        .map(|p| load_key(p))
+        .collect::<Result<Vec<_>>>()?;
     let mut files = Vec::new();
     for p in a.shards.iter().chain(&a.shares) {
         files.push((p, Zeroizing::new(read(p, MAX_SHARD_FILE)?)));
@@ -83,7 +86,10 @@ pub fn run(a: Args) -> Result<()> {
         if r.spare.is_empty() { String::new() } else { format!(" (also good: {:?})", r.spare) }
     )?;
     match &a.out {
-        None => writeln!(report, "secret not written (pass --out FILE or --out - to write it)")?,
+        None => writeln!(
+            report,
+            "secret not written (pass --out FILE or --out - to write it)"
+        )?,
         Some(_) if to_stdout => {
             let mut out = std::io::stdout().lock();
             out.write_all(&r.secret)?;

@@ -33,7 +33,11 @@ pub fn run(a: Args) -> Result<()> {
         b.n,
         m.signer().name(),
         m.signer().fingerprint().short(),
-        if a.trust.is_some() { "" } else { " [signer not pinned: pass --trust]" }
+        if a.trust.is_some() {
+            ""
+        } else {
+            " [signer not pinned: pass --trust]"
+        }
     );
     let key = a.key.as_deref().map(load_key).transpose()?;
     let mut bad = 0;
@@ -41,11 +45,17 @@ pub fn run(a: Args) -> Result<()> {
         let bytes = read(path, MAX_SHARD_FILE)?;
         let outcome = check_sealed(&m, &bytes).and_then(|(shard, entry)| {
             let Some(k) = &key else {
-                return Ok(format!("shard {} ok (hash matches; not unsealed)", entry.index));
+                return Ok(format!(
+                    "shard {} ok (hash matches; not unsealed)",
+                    entry.index
+                ));
             };
             let rec = shard.open(k)?;
             check_record(&m, &rec)?;
-            Ok(format!("shard {} ok (unsealed, share matches its commitment)", entry.index))
+            Ok(format!(
+                "shard {} ok (unsealed, share matches its commitment)",
+                entry.index
+            ))
         });
         match outcome {
             Ok(msg) => println!("{}: {msg}", path.display()),

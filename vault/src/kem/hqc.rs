@@ -71,7 +71,12 @@ impl Kem for Hqc192 {
 
     fn decapsulate(secret: &[u8], ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, KemError> {
         check_len(NAME, LenOf::Secret, secret.len(), Self::SECRET_KEY_LEN)?;
-        check_len(NAME, LenOf::Ciphertext, ciphertext.len(), Self::CIPHERTEXT_LEN)?;
+        check_len(
+            NAME,
+            LenOf::Ciphertext,
+            ciphertext.len(),
+            Self::CIPHERTEXT_LEN,
+        )?;
         let mut ss = Zeroizing::new(vec![0u8; Self::SHARED_SECRET_LEN]);
         // SAFETY: the three buffers have exactly the sizes PQClean's
         // crypto_kem_dec reads or writes (checked above), and live for the call.

@@ -156,7 +156,14 @@ pub fn encapsulate(
         mlkem: m.ciphertext,
         hqc: h.ciphertext,
     };
-    let key = combine(suite, &x.shared_secret, &m.shared_secret, &h.shared_secret, &ct, recipient)?;
+    let key = combine(
+        suite,
+        &x.shared_secret,
+        &m.shared_secret,
+        &h.shared_secret,
+        &ct,
+        recipient,
+    )?;
     Ok((ct, key))
 }
 

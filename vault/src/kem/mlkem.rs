@@ -89,10 +89,11 @@ impl Kem for MlKem768 {
 
     fn encapsulate(public: &[u8]) -> Result<Encapsulated, KemError> {
         Self::check_public_key(public)?;
-        let ek = EncapsulationKey::new(&ML_KEM_768, public).map_err(|_| KemError::InvalidPublicKey {
-            kem: NAME,
-            reason: "rejected by aws-lc-rs",
-        })?;
+        let ek =
+            EncapsulationKey::new(&ML_KEM_768, public).map_err(|_| KemError::InvalidPublicKey {
+                kem: NAME,
+                reason: "rejected by aws-lc-rs",
+            })?;
         let (ct, ss) = ek.encapsulate().map_err(|_| internal("encapsulate"))?;
         Ok(Encapsulated {
             ciphertext: ct.as_ref().to_vec(),
@@ -102,11 +103,17 @@ impl Kem for MlKem768 {
 
     fn decapsulate(secret: &[u8], ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, KemError> {
         check_len(NAME, LenOf::Secret, secret.len(), Self::SECRET_KEY_LEN)?;
-        check_len(NAME, LenOf::Ciphertext, ciphertext.len(), Self::CIPHERTEXT_LEN)?;
-        let dk = DecapsulationKey::new(&ML_KEM_768, secret).map_err(|_| KemError::InvalidSecretKey {
-            kem: NAME,
-            reason: "rejected by aws-lc-rs",
-        })?;
+        check_len(
+            NAME,
+            LenOf::Ciphertext,
+            ciphertext.len(),
+            Self::CIPHERTEXT_LEN,
+        )?;
+        let dk =
+            DecapsulationKey::new(&ML_KEM_768, secret).map_err(|_| KemError::InvalidSecretKey {
+                kem: NAME,
+                reason: "rejected by aws-lc-rs",
+            })?;
         // ML-KEM rejects implicitly: a bad ciphertext yields a pseudorandom
         // secret, which the AEAD tag then refuses.
         let ss = dk

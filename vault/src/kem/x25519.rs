@@ -6,7 +6,9 @@
 //! and the recipient's public key.
 
 use super::{check_len, Encapsulated, Kem, KemError, KeyPair, LenOf};
-use aws_lc_rs::agreement::{self, EphemeralPrivateKey, PrivateKey, UnparsedPublicKey, X25519 as ALG};
+use aws_lc_rs::agreement::{
+    self, EphemeralPrivateKey, PrivateKey, UnparsedPublicKey, X25519 as ALG,
+};
 use aws_lc_rs::encoding::{AsBigEndian, Curve25519SeedBin};
 use aws_lc_rs::rand::SystemRandom;
 use zeroize::Zeroizing;
@@ -87,7 +89,12 @@ impl Kem for X25519 {
     }
 
     fn decapsulate(secret: &[u8], ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, KemError> {
-        check_len(NAME, LenOf::Ciphertext, ciphertext.len(), Self::CIPHERTEXT_LEN)?;
+        check_len(
+            NAME,
+            LenOf::Ciphertext,
+            ciphertext.len(),
+            Self::CIPHERTEXT_LEN,
+        )?;
         let sk = private_key(secret)?;
         agreement::agree(
             &sk,
