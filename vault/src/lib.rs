@@ -14,6 +14,7 @@
 //! - [`share`], [`seal`]: share records and sealed shards.
 //! - [`manifest`]: the signed record of a vault epoch.
 //! - [`create`], [`recover`]: the two operations an operator runs.
+//! - [`repair`]: share repair and re-sharing arithmetic for the mesh.
 //! - [`fsio`]: atomic, permission-aware file writes.
 //! - [`inspect`]: describing any pqvault file.
 
@@ -27,6 +28,7 @@ pub mod kem;
 pub mod manifest;
 pub mod policy;
 pub mod recover;
+pub mod repair;
 pub mod seal;
 pub mod shamir;
 pub mod share;
