@@ -1,5 +1,9 @@
 //! pqvault mesh agent: membership, failure detection, health scores and
 //! replication helpers that the validator builds on.
 //!
-//! This crate is filled by the validator-mesh work; it exists now so the
-//! workspace layout (validator -> mesh-agent -> vault) is fixed from day one.
+//! The mesh agent never learns what a shard means: it moves opaque,
+//! already-sealed bytes and observes peers.
+//!
+//! - [`health`]: per-peer health scores from probes, custody and epoch.
+
+pub mod health;
