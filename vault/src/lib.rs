@@ -15,6 +15,7 @@
 //! - [`manifest`]: the signed record of a vault epoch.
 //! - [`create`], [`recover`]: the two operations an operator runs.
 //! - [`repair`]: share repair and re-sharing arithmetic for the mesh.
+//! - [`meshca`]: the mesh CA issuing validator TLS certificates.
 //! - [`fsio`]: atomic, permission-aware file writes.
 //! - [`inspect`]: describing any pqvault file.
 
@@ -26,6 +27,7 @@ pub mod identity;
 pub mod inspect;
 pub mod kem;
 pub mod manifest;
+pub mod meshca;
 pub mod policy;
 pub mod recover;
 pub mod repair;

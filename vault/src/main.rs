@@ -35,6 +35,8 @@ enum Command {
     Unseal(cli::unseal::Args),
     /// Recover the secret from shards or share files.
     Recover(cli::recover::Args),
+    /// Mesh CA for validator mutual TLS: `init` a CA, `issue` validator certificates.
+    MeshCa(cli::meshca::Args),
     /// Self-contained demo: 7 validators, a 4-of-7 vault, recovery from 4 shards.
     Quickstart(cli::quickstart::Args),
 }
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Verify(a) => cli::verify::run(a),
         Command::Unseal(a) => cli::unseal::run(a),
         Command::Recover(a) => cli::recover::run(a),
+        Command::MeshCa(a) => cli::meshca::run(a),
         Command::Quickstart(a) => cli::quickstart::run(a),
     };
     match result {

@@ -3,6 +3,7 @@
 pub mod create;
 pub mod inspect;
 pub mod keygen;
+pub mod meshca;
 pub mod quickstart;
 pub mod recover;
 pub mod unseal;
