@@ -1,6 +1,120 @@
-//! pqvault validator daemon (sidecar). The daemon is built by the
-//! validator-mesh work; until then this binary only reports that.
+//! `validator`: the pqvault validator daemon (a Kubernetes sidecar).
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("the validator daemon is not implemented yet; see the open validator-mesh issue")
+use anyhow::{Context, Result};
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use validator::config::{Config, Overrides};
+use validator::{api, daemon, ops, peer, server};
+
+/// pqvault validator: keeps one sealed shard per vault, serves the mutual-TLS
+/// peer API (X25519MLKEM768 only), probes and scores peers, and exports
+/// /healthz, /readyz and /metrics on a separate plain-HTTP port.
+///
+/// Settings come from the TOML file given with --config (see
+/// docs/validator.md for every key), then PQVAULT_ID, PQVAULT_DATA_DIR,
+/// PQVAULT_PEER_LISTEN, PQVAULT_OPS_LISTEN, then these flags.
+#[derive(Parser)]
+#[command(name = "validator", version)]
+struct Args {
+    /// TOML configuration file.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Validator id (must match the certificate's SAN). Env: PQVAULT_ID.
+    #[arg(long)]
+    id: Option<String>,
+    /// Data directory. Env: PQVAULT_DATA_DIR.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Peer API address (mutual TLS). Env: PQVAULT_PEER_LISTEN.
+    #[arg(long)]
+    peer_listen: Option<SocketAddr>,
+    /// Ops address (/healthz /readyz /metrics). Env: PQVAULT_OPS_LISTEN.
+    #[arg(long)]
+    ops_listen: Option<SocketAddr>,
+    /// Load and verify everything, then exit without serving.
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PQVAULT_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let overrides = Overrides::from_env_then(Overrides {
+        id: args.id,
+        data_dir: args.data_dir,
+        peer_listen: args.peer_listen,
+        ops_listen: args.ops_listen,
+    })?;
+    let config = Config::load(args.config.as_deref(), overrides)?;
+    let state = daemon::prepare(&config)?;
+    if args.check {
+        println!("configuration, keys, TLS material and store are valid");
+        return Ok(());
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(serve(config, state))
+}
+
+async fn serve(config: Config, state: std::sync::Arc<daemon::State>) -> Result<()> {
+    let peer_listener = tokio::net::TcpListener::bind(config.peer_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.peer_listen))?;
+    let ops_listener = tokio::net::TcpListener::bind(config.ops_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.ops_listen))?;
+    tracing::info!(id = %config.id, peer = %config.peer_listen, ops = %config.ops_listen, "validator listening");
+    let client = peer::PeerClient::new(
+        state.tls.client.clone(),
+        Duration::from_millis(config.probe.timeout_ms),
+    );
+    tokio::spawn(server::serve_peers(
+        peer_listener,
+        state.clone(),
+        api::router(state.clone()),
+    ));
+    tokio::spawn(daemon::probe_loop(
+        state.clone(),
+        client,
+        Duration::from_millis(config.probe.interval_ms),
+    ));
+    let ops = axum::serve(ops_listener, ops::router(state.clone()));
+    daemon::set_ready(&state);
+    tokio::select! {
+        r = ops => r.context("ops server failed")?,
+        _ = shutdown() => tracing::info!("shutting down"),
+    }
+    Ok(())
+}
+
+async fn shutdown() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

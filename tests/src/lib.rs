@@ -1,0 +1,311 @@
+//! Test harness: a mesh of real `validator` processes on loopback.
+//!
+//! [`Mesh::new`] makes, in a temporary directory, a mesh CA, one identity
+//! and TLS certificate per validator, an operator, and a vault sealed to the
+//! validators with the `vault` CLI; then writes each validator's config and
+//! import folder. Validators are started, killed with SIGKILL, restarted and
+//! have their files corrupted like a real operator (or failure) would.
+//!
+//! The binaries are the workspace's own `validator` and `vault`, found next
+//! to the test executable (`cargo test --workspace` builds them).
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Path of a workspace binary built alongside the tests.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} not built: run `cargo build --workspace` (cargo test --workspace does)",
+        p.display()
+    );
+    p
+}
+
+/// Runs the `vault` CLI; panics with its stderr on failure.
+pub fn vault(args: &[&str]) -> String {
+    let out = Command::new(bin("vault"))
+        .args(args)
+        .output()
+        .expect("run vault");
+    assert!(
+        out.status.success(),
+        "vault {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// One validator of the mesh.
+pub struct Node {
+    /// Validator id.
+    pub id: String,
+    /// Its directory (keys, config, data).
+    pub dir: PathBuf,
+    /// Peer (mTLS) address.
+    pub peer: SocketAddr,
+    /// Ops (HTTP) address.
+    pub ops: SocketAddr,
+    child: Option<Child>,
+}
+
+/// The whole test mesh.
+pub struct Mesh {
+    /// Temporary root (removed on drop).
+    pub root: tempfile::TempDir,
+    /// Validators, index i has id `validator-{i+1}`.
+    pub nodes: Vec<Node>,
+    /// Vault id (hex) of the vault created.
+    pub vault_id: String,
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+impl Mesh {
+    /// Prepares `n` validators holding a `t`-of-`n` vault (not started).
+    pub fn new(n: usize, t: usize) -> Mesh {
+        let root = tempfile::tempdir().expect("tempdir");
+        let r = root.path();
+        vault(&["mesh-ca", "init", "--out", p(&r.join("ca"))]);
+        vault(&[
+            "keygen",
+            "--name",
+            "operator",
+            "--out",
+            p(&r.join("operator")),
+        ]);
+        let mut nodes = Vec::new();
+        for i in 1..=n {
+            let id = format!("validator-{i}");
+            let dir = r.join(&id);
+            vault(&["keygen", "--name", &id, "--out", p(&dir.join("identity"))]);
+            vault(&[
+                "mesh-ca",
+                "issue",
+                "--ca",
+                p(&r.join("ca")),
+                "--id",
+                &id,
+                "--ip",
+                "127.0.0.1",
+                "--out",
+                p(&dir.join("tls")),
+            ]);
+            let peer: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+            let ops: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+            nodes.push(Node {
+                id,
+                dir,
+                peer,
+                ops,
+                child: None,
+            });
+        }
+        let mut args = vec![
+            "create".to_string(),
+            "--signer".into(),
+            p(&r.join("operator/operator.key")).into(),
+        ];
+        for node in &nodes {
+            args.push("--recipient".into());
+            args.push(p(&node.dir.join(format!("identity/{}.pub", node.id))).into());
+        }
+        args.extend([
+            "--threshold".into(),
+            t.to_string(),
+            "--out".into(),
+            p(&r.join("vault")).into(),
+        ]);
+        vault(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let info = vault(&["inspect", "--json", p(&r.join("vault/manifest.pqvm"))]);
+        let json: serde_json::Value = serde_json::from_str(&info).expect("inspect json");
+        let vault_id = json["vault_id"].as_str().expect("vault id").to_string();
+
+        // Each validator's import folder: the manifest and its own shard.
+        for (i, node) in nodes.iter().enumerate() {
+            let import = node.dir.join("import");
+            fs::create_dir_all(&import).expect("mkdir");
+            fs::copy(r.join("vault/manifest.pqvm"), import.join("manifest.pqvm")).expect("copy");
+            let shard = format!("shard-{:03}-{}.shard", i + 1, node.id);
+            fs::copy(r.join("vault").join(&shard), import.join(&shard)).expect("copy");
+        }
+        let mesh = Mesh {
+            root,
+            nodes,
+            vault_id,
+        };
+        for i in 0..mesh.nodes.len() {
+            mesh.write_config(i);
+        }
+        mesh
+    }
+
+    fn write_config(&self, i: usize) {
+        let node = &self.nodes[i];
+        let d = &node.dir;
+        let mut toml = format!(
+            "id = \"{id}\"\ndata_dir = \"{data}\"\nidentity_key = \"{key}\"\ntrusted_signer = \"{op}\"\nimport_dir = \"{import}\"\n\
+             [tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{tkey}\"\n[listen]\npeer = \"{peer}\"\nops = \"{ops}\"\n\
+             [probe]\ninterval_ms = 200\ntimeout_ms = 150\n",
+            id = node.id,
+            data = p(&d.join("data")),
+            key = p(&d.join(format!("identity/{}.key", node.id))),
+            op = p(&self.root.path().join("operator/operator.pub")),
+            import = p(&d.join("import")),
+            ca = p(&self.root.path().join("ca/mesh-ca.crt")),
+            cert = p(&d.join(format!("tls/{}.crt", node.id))),
+            tkey = p(&d.join(format!("tls/{}.tls.key", node.id))),
+            peer = node.peer,
+            ops = node.ops,
+        );
+        for m in &self.nodes {
+            toml.push_str(&format!(
+                "[[members]]\nid = \"{}\"\naddr = \"{}\"\n",
+                m.id, m.peer
+            ));
+        }
+        fs::write(d.join("validator.toml"), toml).expect("write config");
+    }
+
+    /// Path of validator `i`'s config file.
+    pub fn config(&self, i: usize) -> PathBuf {
+        self.nodes[i].dir.join("validator.toml")
+    }
+
+    /// Starts validator `i` and waits until `/readyz` answers 200.
+    pub fn start(&mut self, i: usize) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.nodes[i].dir.join("validator.log"))
+            .expect("log");
+        let child = Command::new(bin("validator"))
+            .arg("--config")
+            .arg(self.config(i))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn validator");
+        self.nodes[i].child = Some(child);
+        let ops = self.nodes[i].ops;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self.nodes[i]
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "validator-{} exited with {status} during start: {}",
+                    i + 1,
+                    self.log(i)
+                );
+            }
+            if http_get(ops, "/readyz").is_some_and(|(code, _)| code == 200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("validator-{} not ready in time: {}", i + 1, self.log(i));
+    }
+
+    /// Starts every validator.
+    pub fn start_all(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.start(i);
+        }
+    }
+
+    /// Sends SIGKILL to validator `i` and reaps it.
+    pub fn kill9(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let _ = c.kill(); // SIGKILL on Unix
+            let _ = c.wait();
+        }
+    }
+
+    /// Runs validator `i` to completion with extra args (e.g. `--check`).
+    pub fn run_once(&self, i: usize, extra: &[&str]) -> Output {
+        Command::new(bin("validator"))
+            .arg("--config")
+            .arg(self.config(i))
+            .args(extra)
+            .output()
+            .expect("run validator")
+    }
+
+    /// Validator `i`'s log so far.
+    pub fn log(&self, i: usize) -> String {
+        fs::read_to_string(self.nodes[i].dir.join("validator.log")).unwrap_or_default()
+    }
+
+    /// The text of validator `i`'s `/metrics`.
+    pub fn metrics(&self, i: usize) -> String {
+        http_get(self.nodes[i].ops, "/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default()
+    }
+
+    /// Waits until `cond(metrics of i)` holds, up to `timeout`.
+    pub fn wait_metrics(&self, i: usize, timeout: Duration, cond: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if cond(&self.metrics(i)) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for Mesh {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill9(i);
+        }
+    }
+}
+
+/// Minimal HTTP/1.0 GET over plain TCP (the ops port): (status, body).
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let code = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((code, body))
+}
+
+/// The value of the first sample of `metric` whose labels contain `labels`.
+pub fn sample(metrics: &str, metric: &str, labels: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| l.starts_with(metric) && l.contains(labels))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}

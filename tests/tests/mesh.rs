@@ -1,0 +1,244 @@
+//! Multi-process scenarios on loopback: real validators, real mutual TLS,
+//! real SIGKILL.
+
+use pqvault_tests::{sample, vault, Mesh};
+use std::fs;
+use std::time::Duration;
+use validator::api::Hello;
+use validator::config::Member;
+use validator::peer::PeerClient;
+use validator::tls;
+
+/// A mesh client speaking as validator `i` (using its TLS material).
+fn client_as(mesh: &Mesh, i: usize) -> PeerClient {
+    let n = &mesh.nodes[i];
+    let t = tls::load(
+        &mesh.root.path().join("ca/mesh-ca.crt"),
+        &n.dir.join(format!("tls/{}.crt", n.id)),
+        &n.dir.join(format!("tls/{}.tls.key", n.id)),
+        &n.id,
+    )
+    .expect("load TLS");
+    PeerClient::new(t.client, Duration::from_secs(5))
+}
+
+fn member(mesh: &Mesh, i: usize) -> Member {
+    Member {
+        id: mesh.nodes[i].id.clone(),
+        addr: mesh.nodes[i].peer,
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn mutual_tls_negotiates_hybrid_pq_and_serves_custody() {
+    let mut mesh = Mesh::new(3, 2);
+    mesh.start_all();
+    let client = client_as(&mesh, 0);
+
+    let r = client
+        .get(&member(&mesh, 1), "/v1/hello", 1 << 16)
+        .await
+        .expect("hello");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.kx_group.as_deref(),
+        Some(tls::MESH_KX_GROUP),
+        "client side"
+    );
+    let hello: Hello = serde_json::from_slice(&r.body).expect("json");
+    assert_eq!(hello.id, "validator-2");
+    assert_eq!(
+        hello.peer, "validator-1",
+        "server authenticated the client certificate"
+    );
+    assert_eq!(hello.kx_group, tls::MESH_KX_GROUP, "server side");
+    assert_eq!(hello.vaults, vec![(mesh.vault_id.clone(), 1)]);
+
+    // Custody: the shard served hashes to the manifest's entry for index 2.
+    let r = client
+        .get(
+            &member(&mesh, 1),
+            &format!("/v1/vaults/{}/shard", mesh.vault_id),
+            1 << 20,
+        )
+        .await
+        .expect("shard");
+    assert_eq!(r.status, 200);
+    let shard_file = mesh.root.path().join("served.shard");
+    fs::write(&shard_file, &r.body).unwrap();
+    let out = vault(&[
+        "verify",
+        "--manifest",
+        mesh.root
+            .path()
+            .join("vault/manifest.pqvm")
+            .to_str()
+            .unwrap(),
+        shard_file.to_str().unwrap(),
+    ]);
+    assert!(out.contains("shard 2 ok"), "{out}");
+
+    // Bad requests get clear errors.
+    let r = client
+        .get(&member(&mesh, 1), "/v1/vaults/zz/shard", 1 << 16)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400);
+    let r = client
+        .get(
+            &member(&mesh, 1),
+            &format!("/v1/vaults/{}/shard", "00".repeat(16)),
+            1 << 16,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404);
+
+    // Peers probe each other and export per-peer health.
+    assert!(
+        mesh.wait_metrics(0, Duration::from_secs(10), |m| {
+            sample(m, "pqvault_peer_up", "peer=\"validator-3\"") == Some(1.0)
+                && sample(m, "pqvault_peer_health_score", "peer=\"validator-2\"")
+                    .is_some_and(|s| s > 0.5)
+        }),
+        "{}",
+        mesh.metrics(0)
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn foreign_ca_and_non_members_are_refused() {
+    let mut mesh = Mesh::new(2, 2);
+    mesh.start_all();
+    let r = mesh.root.path();
+
+    // A certificate for "validator-1" from another CA.
+    vault(&[
+        "mesh-ca",
+        "init",
+        "--out",
+        r.join("evil-ca").to_str().unwrap(),
+    ]);
+    vault(&[
+        "mesh-ca",
+        "issue",
+        "--ca",
+        r.join("evil-ca").to_str().unwrap(),
+        "--id",
+        "validator-1",
+        "--out",
+        r.join("evil").to_str().unwrap(),
+    ]);
+    // The client must trust the real CA to even get to the server's check.
+    let evil = tls::load(
+        &r.join("ca/mesh-ca.crt"),
+        &r.join("evil/validator-1.crt"),
+        &r.join("evil/validator-1.tls.key"),
+        "validator-1",
+    )
+    .unwrap();
+    let client = PeerClient::new(evil.client, Duration::from_secs(5));
+    assert!(client
+        .get(&member(&mesh, 1), "/v1/hello", 1 << 16)
+        .await
+        .is_err());
+    assert!(mesh.wait_metrics(1, Duration::from_secs(5), |m| {
+        sample(
+            m,
+            "pqvault_peer_connections_total",
+            "result=\"tls_refused\"",
+        )
+        .is_some_and(|v| v >= 1.0)
+    }));
+
+    // A certificate from the right CA for an id that is not a member.
+    vault(&[
+        "mesh-ca",
+        "issue",
+        "--ca",
+        r.join("ca").to_str().unwrap(),
+        "--id",
+        "validator-9",
+        "--out",
+        r.join("stranger").to_str().unwrap(),
+    ]);
+    let stranger = tls::load(
+        &r.join("ca/mesh-ca.crt"),
+        &r.join("stranger/validator-9.crt"),
+        &r.join("stranger/validator-9.tls.key"),
+        "validator-9",
+    )
+    .unwrap();
+    let client = PeerClient::new(stranger.client, Duration::from_secs(5));
+    assert!(client
+        .get(&member(&mesh, 1), "/v1/hello", 1 << 16)
+        .await
+        .is_err());
+    assert!(mesh.wait_metrics(1, Duration::from_secs(5), |m| {
+        sample(m, "pqvault_peer_connections_total", "result=\"not_member\"")
+            .is_some_and(|v| v >= 1.0)
+    }));
+
+    // Dialling validator-2's address while expecting validator-1 fails too.
+    let honest = client_as(&mesh, 0);
+    let wrong = Member {
+        id: "validator-1".into(),
+        addr: mesh.nodes[1].peer,
+    };
+    assert!(honest.get(&wrong, "/v1/hello", 1 << 16).await.is_err());
+}
+
+#[test]
+fn kill9_restart_and_corruption() {
+    let mut mesh = Mesh::new(3, 2);
+    mesh.start_all();
+    // Everyone sees validator-3 up, then SIGKILL it: peers notice.
+    assert!(mesh.wait_metrics(0, Duration::from_secs(10), |m| sample(
+        m,
+        "pqvault_peer_up",
+        "peer=\"validator-3\""
+    ) == Some(1.0)));
+    mesh.kill9(2);
+    assert!(
+        mesh.wait_metrics(0, Duration::from_secs(10), |m| sample(
+            m,
+            "pqvault_peer_up",
+            "peer=\"validator-3\""
+        ) == Some(0.0)),
+        "{}",
+        mesh.metrics(0)
+    );
+    // Restart: the store is re-verified from disk and the node rejoins.
+    mesh.start(2);
+    assert!(mesh.wait_metrics(0, Duration::from_secs(10), |m| sample(
+        m,
+        "pqvault_peer_up",
+        "peer=\"validator-3\""
+    ) == Some(1.0)));
+    assert_eq!(
+        sample(&mesh.metrics(2), "pqvault_shards_held", ""),
+        Some(1.0)
+    );
+
+    // Flip a byte of the stored shard while the node is down: it refuses to
+    // start, naming the file, and does not reset anything.
+    mesh.kill9(2);
+    let vdir = mesh.nodes[2].dir.join("data/vaults").join(&mesh.vault_id);
+    let shard = vdir.join("epoch-1/shard.pqvs");
+    let mut bytes = fs::read(&shard).unwrap();
+    bytes[200] ^= 0x01;
+    fs::write(&shard, &bytes).unwrap();
+    let out = mesh.run_once(2, &["--check"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("corrupt") && err.contains("shard.pqvs"),
+        "{err}"
+    );
+    assert_eq!(fs::read(&shard).unwrap(), bytes, "nothing was reset");
+
+    // The untouched nodes still pass the same check... while running they
+    // hold the data directory lock, so a second instance is refused.
+    let out = mesh.run_once(0, &["--check"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another validator"));
+}

@@ -1,0 +1,104 @@
+//! The peer API (mutual TLS): what validators ask each other.
+//!
+//! * `GET /v1/hello`: who we are, who the caller is, the TLS group
+//!   negotiated, and the (vault, epoch) pairs held: the probe target.
+//! * `GET /v1/vaults/{vault}/shard`: the sealed shard we hold (custody
+//!   checks); it is encrypted to us, so serving it reveals nothing.
+//!
+//! Connections are accepted only from certificates of the mesh CA whose
+//! validator id is a member; see [`crate::server`].
+
+use crate::daemon::State;
+use axum::extract::{Path, State as AxState};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use serde::Serialize;
+use std::sync::Arc;
+use vault::manifest::VaultId;
+
+/// What the TLS layer learned about the caller.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    /// Caller's validator id (from its certificate).
+    pub id: String,
+    /// Negotiated key-exchange group.
+    pub kx_group: String,
+}
+
+/// `GET /v1/hello` response.
+#[derive(Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Hello {
+    /// Our id.
+    pub id: String,
+    /// The caller's id as we authenticated it.
+    pub peer: String,
+    /// Key-exchange group of this connection.
+    pub kx_group: String,
+    /// Vaults held: (vault id, epoch).
+    pub vaults: Vec<(String, u64)>,
+}
+
+/// The peer API router.
+pub fn router(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/v1/hello", get(hello))
+        .route("/v1/vaults/{vault}/shard", get(shard))
+        .with_state(state)
+}
+
+async fn hello(
+    AxState(state): AxState<Arc<State>>,
+    Extension(peer): Extension<PeerInfo>,
+) -> Json<Hello> {
+    state.count("hello", 200);
+    let vaults = state
+        .store
+        .lock()
+        .map(|s| {
+            s.vaults()
+                .map(|(id, h)| (id.to_string(), h.epoch))
+                .collect()
+        })
+        .unwrap_or_default();
+    Json(Hello {
+        id: state.id.clone(),
+        peer: peer.id,
+        kx_group: peer.kx_group,
+        vaults,
+    })
+}
+
+fn parse_vault(s: &str) -> Option<VaultId> {
+    let bytes: [u8; 16] = hex::decode(s).ok()?.try_into().ok()?;
+    Some(VaultId::from_bytes(bytes))
+}
+
+async fn shard(AxState(state): AxState<Arc<State>>, Path(vault): Path<String>) -> Response {
+    let Some(id) = parse_vault(&vault) else {
+        state.count("shard", 400);
+        return (StatusCode::BAD_REQUEST, "vault id must be 32 hex digits\n").into_response();
+    };
+    let held = state.store.lock().ok().and_then(|s| s.get(&id).cloned());
+    match held {
+        Some(h) => {
+            state.count("shard", 200);
+            (
+                [
+                    (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                    (
+                        header::HeaderName::from_static("x-pqvault-epoch"),
+                        h.epoch.to_string(),
+                    ),
+                ],
+                h.shard,
+            )
+                .into_response()
+        }
+        None => {
+            state.count("shard", 404);
+            (StatusCode::NOT_FOUND, "no shard of that vault here\n").into_response()
+        }
+    }
+}

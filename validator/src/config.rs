@@ -1,0 +1,363 @@
+//! Validator configuration: a TOML file, then `PQVAULT_*` environment
+//! variables, then command-line flags, each overriding the one before.
+//!
+//! ```toml
+//! id = "validator-1"                 # must match the TLS certificate's SAN
+//! data_dir = "/var/lib/pqvault"
+//! identity_key = "/etc/pqvault/identity/validator-1.key"
+//! trusted_signer = "/etc/pqvault/operator.pub"  # manifests must be signed by it
+//! import_dir = "/etc/pqvault/shard"   # manifest.pqvm + *.shard imported at start
+//!
+//! [tls]
+//! ca = "/etc/pqvault/tls/mesh-ca.crt"
+//! cert = "/etc/pqvault/tls/validator-1.crt"
+//! key = "/etc/pqvault/tls/validator-1.tls.key"
+//!
+//! [listen]
+//! peer = "0.0.0.0:7443"              # mutual TLS, peers and operator
+//! ops = "127.0.0.1:9464"             # plain HTTP: /healthz /readyz /metrics
+//!
+//! [[members]]                        # static membership (or [discovery])
+//! id = "validator-2"
+//! addr = "10.0.0.2:7443"
+//!
+//! [discovery]                        # Kubernetes headless service
+//! dns = "pqvault-validators.pqvault.svc.cluster.local"
+//! port = 7443
+//!
+//! [probe]
+//! interval_ms = 500
+//! timeout_ms = 250
+//! ```
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// A configuration problem, naming the setting.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid config {path}: {message}")]
+    Parse {
+        /// Path.
+        path: PathBuf,
+        /// What toml says.
+        message: String,
+    },
+    /// A setting is missing or unusable.
+    #[error("setting `{setting}`: {reason}")]
+    Invalid {
+        /// Setting name.
+        setting: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        reason: reason.into(),
+    }
+}
+
+/// TLS material paths.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Mesh CA certificate (PEM).
+    pub ca: Option<PathBuf>,
+    /// This validator's certificate (PEM).
+    pub cert: Option<PathBuf>,
+    /// This validator's TLS private key (PEM, PKCS#8).
+    pub key: Option<PathBuf>,
+}
+
+/// Listening addresses.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListenConfig {
+    /// Mutual-TLS peer and operator API.
+    pub peer: Option<SocketAddr>,
+    /// Plain-HTTP health and metrics.
+    pub ops: Option<SocketAddr>,
+}
+
+/// One statically configured member.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    /// Validator id (as in its certificate).
+    pub id: String,
+    /// Address of its peer port.
+    pub addr: SocketAddr,
+}
+
+/// DNS discovery (a Kubernetes headless service).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoveryConfig {
+    /// Name whose A/AAAA records are the members.
+    pub dns: String,
+    /// Peer port on every member.
+    pub port: u16,
+}
+
+/// Probe timing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// Milliseconds between probe rounds.
+    #[serde(default = "default_interval")]
+    pub interval_ms: u64,
+    /// Milliseconds before a probe counts as failed.
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_interval() -> u64 {
+    500
+}
+fn default_timeout() -> u64 {
+    250
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        ProbeConfig {
+            interval_ms: default_interval(),
+            timeout_ms: default_timeout(),
+        }
+    }
+}
+
+/// The file as written (every field optional so env and flags can fill in).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Validator id.
+    pub id: Option<String>,
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Identity secret key from `vault keygen`.
+    pub identity_key: Option<PathBuf>,
+    /// Public identity of the operator whose manifests are accepted.
+    pub trusted_signer: Option<PathBuf>,
+    /// Directory to import a manifest and shard from at start.
+    pub import_dir: Option<PathBuf>,
+    /// TLS paths.
+    #[serde(default)]
+    pub tls: TlsConfig,
+    /// Listening addresses.
+    #[serde(default)]
+    pub listen: ListenConfig,
+    /// Static members.
+    #[serde(default)]
+    pub members: Vec<Member>,
+    /// DNS discovery.
+    pub discovery: Option<DiscoveryConfig>,
+    /// Probe timing.
+    #[serde(default)]
+    pub probe: ProbeConfig,
+}
+
+/// Overrides from flags (and, merged in first, the environment).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--id` / `PQVAULT_ID`.
+    pub id: Option<String>,
+    /// `--data-dir` / `PQVAULT_DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--peer-listen` / `PQVAULT_PEER_LISTEN`.
+    pub peer_listen: Option<SocketAddr>,
+    /// `--ops-listen` / `PQVAULT_OPS_LISTEN`.
+    pub ops_listen: Option<SocketAddr>,
+}
+
+/// The resolved configuration the daemon runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Validator id.
+    pub id: String,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Identity key path.
+    pub identity_key: PathBuf,
+    /// Operator public identity path.
+    pub trusted_signer: PathBuf,
+    /// Import directory, if any.
+    pub import_dir: Option<PathBuf>,
+    /// Mesh CA certificate.
+    pub tls_ca: PathBuf,
+    /// Own certificate.
+    pub tls_cert: PathBuf,
+    /// Own TLS key.
+    pub tls_key: PathBuf,
+    /// Peer API address.
+    pub peer_listen: SocketAddr,
+    /// Ops address.
+    pub ops_listen: SocketAddr,
+    /// Static members (excluding self).
+    pub members: Vec<Member>,
+    /// DNS discovery.
+    pub discovery: Option<DiscoveryConfig>,
+    /// Probe timing.
+    pub probe: ProbeConfig,
+}
+
+impl Overrides {
+    /// Reads `PQVAULT_ID`, `PQVAULT_DATA_DIR`, `PQVAULT_PEER_LISTEN`,
+    /// `PQVAULT_OPS_LISTEN`, then lets `flags` win.
+    pub fn from_env_then(flags: Overrides) -> Result<Overrides, ConfigError> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let addr = |k: &'static str| -> Result<Option<SocketAddr>, ConfigError> {
+            env(k)
+                .map(|v| v.parse().map_err(|e| invalid(k, format!("{v:?}: {e}"))))
+                .transpose()
+        };
+        Ok(Overrides {
+            id: flags.id.or_else(|| env("PQVAULT_ID")),
+            data_dir: flags
+                .data_dir
+                .or_else(|| env("PQVAULT_DATA_DIR").map(PathBuf::from)),
+            peer_listen: flags.peer_listen.or(addr("PQVAULT_PEER_LISTEN")?),
+            ops_listen: flags.ops_listen.or(addr("PQVAULT_OPS_LISTEN")?),
+        })
+    }
+}
+
+impl Config {
+    /// Loads `path` (if given) and applies `overrides`.
+    pub fn load(path: Option<&Path>, overrides: Overrides) -> Result<Config, ConfigError> {
+        let file = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
+                    path: p.to_path_buf(),
+                    message: e.to_string(),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        Self::resolve(file, overrides)
+    }
+
+    /// Merges a parsed file with overrides and checks the result.
+    pub fn resolve(f: FileConfig, o: Overrides) -> Result<Config, ConfigError> {
+        let id = o.id.or(f.id).ok_or_else(|| invalid("id", "missing"))?;
+        vault::meshca::check_id(&id).map_err(|e| invalid("id", e.to_string()))?;
+        let need = |v: Option<PathBuf>, s: &'static str| v.ok_or_else(|| invalid(s, "missing"));
+        let members: Vec<Member> = f.members.into_iter().filter(|m| m.id != id).collect();
+        for m in &members {
+            vault::meshca::check_id(&m.id).map_err(|e| invalid("members", e.to_string()))?;
+        }
+        if f.probe.interval_ms == 0 || f.probe.timeout_ms == 0 {
+            return Err(invalid(
+                "probe",
+                "interval_ms and timeout_ms must be positive",
+            ));
+        }
+        Ok(Config {
+            data_dir: need(o.data_dir.or(f.data_dir), "data_dir")?,
+            identity_key: need(f.identity_key, "identity_key")?,
+            trusted_signer: need(f.trusted_signer, "trusted_signer")?,
+            import_dir: f.import_dir,
+            tls_ca: need(f.tls.ca, "tls.ca")?,
+            tls_cert: need(f.tls.cert, "tls.cert")?,
+            tls_key: need(f.tls.key, "tls.key")?,
+            peer_listen: o
+                .peer_listen
+                .or(f.listen.peer)
+                .ok_or_else(|| invalid("listen.peer", "missing"))?,
+            ops_listen: o
+                .ops_listen
+                .or(f.listen.ops)
+                .ok_or_else(|| invalid("listen.ops", "missing"))?,
+            members,
+            discovery: f.discovery,
+            probe: f.probe,
+            id,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = r#"
+        id = "validator-1"
+        data_dir = "/d"
+        identity_key = "/k"
+        trusted_signer = "/op.pub"
+        [tls]
+        ca = "/ca"
+        cert = "/c"
+        key = "/tk"
+        [listen]
+        peer = "127.0.0.1:7001"
+        ops = "127.0.0.1:9001"
+        [[members]]
+        id = "validator-1"
+        addr = "127.0.0.1:7001"
+        [[members]]
+        id = "validator-2"
+        addr = "127.0.0.2:7001"
+    "#;
+
+    #[test]
+    fn file_then_overrides() {
+        let f: FileConfig = toml::from_str(FULL).unwrap();
+        let c = Config::resolve(f.clone(), Overrides::default()).unwrap();
+        assert_eq!(c.id, "validator-1");
+        assert_eq!(c.members.len(), 1, "self is dropped from members");
+        assert_eq!(c.probe.interval_ms, 500);
+        let c = Config::resolve(
+            f,
+            Overrides {
+                ops_listen: Some("127.0.0.1:9999".parse().unwrap()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.ops_listen.port(), 9999);
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let err = toml::from_str::<FileConfig>("idd = \"x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("idd"), "{err}");
+        let mut f: FileConfig = toml::from_str(FULL).unwrap();
+        f.tls.key = None;
+        let err = Config::resolve(f, Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tls.key"), "{err}");
+        let f: FileConfig = toml::from_str(FULL).unwrap();
+        let err = Config::resolve(
+            f,
+            Overrides {
+                id: Some("Bad_Id".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`id`"), "{err}");
+    }
+}

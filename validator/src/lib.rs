@@ -1,0 +1,21 @@
+//! pqvault validator: the daemon that keeps a sealed shard, talks to its
+//! peers over mutual TLS with a hybrid post-quantum key exchange, scores
+//! their health and exports metrics.
+//!
+//! - [`config`]: TOML file, environment and flags.
+//! - [`tls`]: the one rustls configuration (aws-lc-rs, X25519MLKEM768).
+//! - [`store`]: crash-safe shard custody.
+//! - [`server`], [`api`]: the mutual-TLS peer API.
+//! - [`peer`]: the mesh client.
+//! - [`ops`], [`metrics`]: health, readiness and Prometheus metrics.
+//! - [`daemon`]: shared state, start-up and probing.
+
+pub mod api;
+pub mod config;
+pub mod daemon;
+pub mod metrics;
+pub mod ops;
+pub mod peer;
+pub mod server;
+pub mod store;
+pub mod tls;

@@ -1,0 +1,145 @@
+//! The mesh client: dials a peer over mutual TLS and makes one request.
+//!
+//! The peer is addressed by its validator id (the TLS server name, checked
+//! against its certificate's DNS SAN) and the URI SAN is checked too, so a
+//! response always comes from the validator we meant to ask.
+
+use crate::config::Member;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+/// Why a request to a peer failed.
+#[derive(Debug, Error)]
+pub enum PeerError {
+    /// No answer in time.
+    #[error("peer {0} timed out")]
+    Timeout(String),
+    /// TCP, TLS or HTTP failure.
+    #[error("peer {peer}: {reason}")]
+    Transport {
+        /// Peer id.
+        peer: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The peer's certificate names another validator.
+    #[error("peer at {addr} presented id {found:?}, expected {expected:?}")]
+    WrongPeer {
+        /// Address dialled.
+        addr: String,
+        /// Id expected.
+        expected: String,
+        /// Id found.
+        found: String,
+    },
+}
+
+/// A response from a peer.
+#[derive(Debug)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// Body (bounded).
+    pub body: Bytes,
+    /// The key-exchange group the TLS session negotiated.
+    pub kx_group: Option<String>,
+}
+
+/// Dials peers with the mesh TLS client configuration.
+#[derive(Clone)]
+pub struct PeerClient {
+    connector: TlsConnector,
+    timeout: Duration,
+}
+
+impl PeerClient {
+    /// A client using `config` with a per-request `timeout`.
+    pub fn new(config: Arc<ClientConfig>, timeout: Duration) -> Self {
+        PeerClient {
+            connector: TlsConnector::from(config),
+            timeout,
+        }
+    }
+
+    /// GETs `path` from `peer`, reading at most `max_body` bytes.
+    pub async fn get(
+        &self,
+        peer: &Member,
+        path: &str,
+        max_body: usize,
+    ) -> Result<Response, PeerError> {
+        tokio::time::timeout(self.timeout, self.get_inner(peer, path, max_body))
+            .await
+            .map_err(|_| PeerError::Timeout(peer.id.clone()))?
+    }
+
+    async fn get_inner(
+        &self,
+        peer: &Member,
+        path: &str,
+        max_body: usize,
+    ) -> Result<Response, PeerError> {
+        let fail = |reason: String| PeerError::Transport {
+            peer: peer.id.clone(),
+            reason,
+        };
+        let tcp = TcpStream::connect(peer.addr)
+            .await
+            .map_err(|e| fail(format!("connect: {e}")))?;
+        let _ = tcp.set_nodelay(true);
+        let name =
+            ServerName::try_from(peer.id.clone()).map_err(|e| fail(format!("server name: {e}")))?;
+        let tls = self
+            .connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| fail(format!("tls: {e}")))?;
+        let (_, conn) = tls.get_ref();
+        let found = conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| vault::meshca::validator_id(c).unwrap_or_default())
+            .unwrap_or_default();
+        if found != peer.id {
+            return Err(PeerError::WrongPeer {
+                addr: peer.addr.to_string(),
+                expected: peer.id.clone(),
+                found,
+            });
+        }
+        let kx_group = conn
+            .negotiated_key_exchange_group()
+            .map(|g| format!("{:?}", g.name()));
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| fail(format!("http: {e}")))?;
+        tokio::spawn(connection);
+        let req = hyper::Request::get(path)
+            .header("host", peer.id.as_str())
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| fail(format!("request: {e}")))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| fail(format!("http: {e}")))?;
+        let status = resp.status().as_u16();
+        let body = Limited::new(resp.into_body(), max_body)
+            .collect()
+            .await
+            .map_err(|e| fail(format!("body: {e}")))?
+            .to_bytes();
+        Ok(Response {
+            status,
+            body,
+            kx_group,
+        })
+    }
+}

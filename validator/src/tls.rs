@@ -1,0 +1,120 @@
+//! One rustls configuration for the mesh, server and client side.
+//!
+//! aws-lc-rs provider, TLS 1.3 only, and a single key-exchange group:
+//! X25519MLKEM768 (hybrid post-quantum). Every peer in the mesh runs this
+//! code, so there is no classical fallback to downgrade to. Both sides
+//! present certificates from the mesh CA; the validator id is read from the
+//! certificate's URI SAN and checked against the membership.
+
+use rustls::crypto::aws_lc_rs::{self, kx_group};
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::path::Path;
+use std::sync::Arc;
+use thiserror::Error;
+
+/// The key-exchange group the mesh requires, as rustls names it.
+pub const MESH_KX_GROUP: &str = "X25519MLKEM768";
+
+/// Why TLS material could not be loaded.
+#[derive(Debug, Error)]
+pub enum TlsError {
+    /// A PEM file is missing, unreadable or empty.
+    #[error("{what} {path}: {reason}")]
+    Pem {
+        /// Which file.
+        what: &'static str,
+        /// Path.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// rustls refused the configuration (e.g. key does not match cert).
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// The client verifier could not be built.
+    #[error("client verifier: {0}")]
+    Verifier(String),
+    /// Our own certificate names no validator id, or another one.
+    #[error("own certificate: {0}")]
+    OwnId(String),
+}
+
+/// The crypto provider every mesh connection uses.
+pub fn provider() -> Arc<CryptoProvider> {
+    let mut p = aws_lc_rs::default_provider();
+    p.kx_groups = vec![kx_group::X25519MLKEM768];
+    Arc::new(p)
+}
+
+/// Loaded TLS material and the two configurations built from it.
+pub struct MeshTls {
+    /// Server side (peer API), requiring client certificates.
+    pub server: Arc<ServerConfig>,
+    /// Client side (dialling peers), presenting our certificate.
+    pub client: Arc<ClientConfig>,
+    /// Our certificate (DER), for expiry metrics.
+    pub own_cert: CertificateDer<'static>,
+}
+
+fn pem_err(what: &'static str, path: &Path, reason: impl ToString) -> TlsError {
+    TlsError::Pem {
+        what,
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| pem_err(what, path, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_err(what, path, e))?;
+    if certs.is_empty() {
+        return Err(pem_err(what, path, "no certificate in file"));
+    }
+    Ok(certs)
+}
+
+/// Loads CA, certificate and key and builds both configurations; checks
+/// that our certificate carries `expected_id`.
+pub fn load(ca: &Path, cert: &Path, key: &Path, expected_id: &str) -> Result<MeshTls, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for c in certs("mesh CA", ca)? {
+        roots.add(c).map_err(|e| pem_err("mesh CA", ca, e))?;
+    }
+    let roots = Arc::new(roots);
+    let chain = certs("certificate", cert)?;
+    let own_cert = chain[0].clone();
+    match vault::meshca::validator_id(&own_cert) {
+        Ok(id) if id == expected_id => {}
+        Ok(id) => {
+            return Err(TlsError::OwnId(format!(
+                "certificate is for {id:?}, config says {expected_id:?}"
+            )))
+        }
+        Err(e) => return Err(TlsError::OwnId(e.to_string())),
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| pem_err("TLS key", key, e))?;
+    let provider = provider();
+
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let server = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain.clone(), key.clone_key())?;
+    let client = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)?;
+    Ok(MeshTls {
+        server: Arc::new(server),
+        client: Arc::new(client),
+        own_cert,
+    })
+}
