@@ -15,12 +15,14 @@
 //! - [`manifest`]: the signed record of a vault epoch.
 //! - [`create`], [`recover`]: the two operations an operator runs.
 //! - [`repair`]: share repair and re-sharing arithmetic for the mesh.
+//! - [`epoch`]: epoch certificates chaining manifests across repairs.
 //! - [`meshca`]: the mesh CA issuing validator TLS certificates.
 //! - [`fsio`]: atomic, permission-aware file writes.
 //! - [`inspect`]: describing any pqvault file.
 
 pub mod codec;
 pub mod create;
+pub mod epoch;
 pub mod fsio;
 pub mod gf256;
 pub mod identity;

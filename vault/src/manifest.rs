@@ -139,6 +139,7 @@ pub struct Manifest {
     signer: PublicIdentity,
     signature: HybridSignature,
     signed: Vec<u8>,
+    digest: [u8; 32],
 }
 
 /// A manifest whose hybrid signature verified.
@@ -289,6 +290,7 @@ impl Manifest {
             signer,
             signature,
             signed,
+            digest: crate::identity::sha256(bytes),
         })
     }
 
@@ -300,6 +302,11 @@ impl Manifest {
     /// The identity the manifest claims signed it.
     pub fn signer(&self) -> &PublicIdentity {
         &self.signer
+    }
+
+    /// SHA-256 of the whole encoded manifest: how epoch certificates name it.
+    pub fn digest(&self) -> [u8; 32] {
+        self.digest
     }
 
     /// Verifies the hybrid signature, and that the signer is `trusted` when given.
@@ -334,6 +341,11 @@ impl VerifiedManifest {
     /// The identity whose signature verified.
     pub fn signer(&self) -> &PublicIdentity {
         &self.0.signer
+    }
+
+    /// SHA-256 of the whole encoded manifest.
+    pub fn digest(&self) -> [u8; 32] {
+        self.0.digest
     }
 }
 
