@@ -242,6 +242,23 @@ impl Mesh {
         }
     }
 
+    /// Process id of running validator `i`.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].child.as_ref().map(Child::id)
+    }
+
+    /// Resident set size of running validator `i`, in KiB (from /proc).
+    pub fn rss_kib(&self, i: usize) -> Option<u64> {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid(i)?)).ok()?;
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    }
+
     /// Runs validator `i` to completion with extra args (e.g. `--check`).
     pub fn run_once(&self, i: usize, extra: &[&str]) -> Output {
         Command::new(bin("validator"))

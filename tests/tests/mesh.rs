@@ -199,22 +199,28 @@ fn kill9_restart_and_corruption() {
         "peer=\"validator-3\""
     ) == Some(1.0)));
     mesh.kill9(2);
+    // The failure detector declares it dead (direct and indirect probes
+    // fail, then the suspicion timeout passes) and counts the death.
+    let dead = "peer=\"validator-3\",state=\"dead\"";
+    let declared = |m: &str| {
+        sample(m, "pqvault_peer_state", dead) == Some(1.0)
+            && sample(m, "pqvault_peer_up", "peer=\"validator-3\"") == Some(0.0)
+    };
     assert!(
-        mesh.wait_metrics(0, Duration::from_secs(10), |m| sample(
-            m,
-            "pqvault_peer_up",
-            "peer=\"validator-3\""
-        ) == Some(0.0)),
+        mesh.wait_metrics(0, Duration::from_secs(10), declared),
         "{}",
         mesh.metrics(0)
     );
+    assert!(mesh.wait_metrics(1, Duration::from_secs(10), |m| {
+        sample(m, "pqvault_peer_deaths_total", "peer=\"validator-3\"") == Some(1.0)
+    }));
     // Restart: the store is re-verified from disk and the node rejoins.
     mesh.start(2);
-    assert!(mesh.wait_metrics(0, Duration::from_secs(10), |m| sample(
-        m,
-        "pqvault_peer_up",
-        "peer=\"validator-3\""
-    ) == Some(1.0)));
+    let alive = "peer=\"validator-3\",state=\"alive\"";
+    assert!(mesh.wait_metrics(0, Duration::from_secs(10), |m| {
+        sample(m, "pqvault_peer_state", alive) == Some(1.0)
+            && sample(m, "pqvault_peer_state", dead) == Some(0.0)
+    }));
     assert_eq!(
         sample(&mesh.metrics(2), "pqvault_shards_held", ""),
         Some(1.0)

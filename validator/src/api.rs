@@ -4,6 +4,8 @@
 //!   negotiated, and the (vault, epoch) pairs held: the probe target.
 //! * `GET /v1/vaults/{vault}/shard`: the sealed shard we hold (custody
 //!   checks); it is encrypted to us, so serving it reveals nothing.
+//! * `GET /v1/probe/{member}`: probe another member on the caller's behalf
+//!   (SWIM indirect probe); only members may be named.
 //!
 //! Connections are accepted only from certificates of the mesh CA whose
 //! validator id is a member; see [`crate::server`].
@@ -38,6 +40,19 @@ pub struct Hello {
     pub kx_group: String,
     /// Vaults held: (vault id, epoch).
     pub vaults: Vec<(String, u64)>,
+    /// Our incarnation: boot time in Unix milliseconds (refutes old deaths).
+    pub incarnation: u64,
+}
+
+/// `GET /v1/probe/{member}` response.
+#[derive(Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ProbeResult {
+    /// Member probed.
+    pub target: String,
+    /// Whether it answered in time.
+    pub ok: bool,
+    /// Its incarnation, if it answered.
+    pub incarnation: u64,
 }
 
 /// The peer API router.
@@ -45,6 +60,7 @@ pub fn router(state: Arc<State>) -> Router {
     Router::new()
         .route("/v1/hello", get(hello))
         .route("/v1/vaults/{vault}/shard", get(shard))
+        .route("/v1/probe/{member}", get(probe))
         .with_state(state)
 }
 
@@ -67,7 +83,23 @@ async fn hello(
         peer: peer.id,
         kx_group: peer.kx_group,
         vaults,
+        incarnation: state.incarnation,
     })
+}
+
+async fn probe(AxState(state): AxState<Arc<State>>, Path(member): Path<String>) -> Response {
+    let Some(target) = state.members.iter().find(|m| m.id == member).cloned() else {
+        state.count("probe", 404);
+        return (StatusCode::NOT_FOUND, "not a member\n").into_response();
+    };
+    let incarnation = state.probe_direct(&target).await;
+    state.count("probe", 200);
+    Json(ProbeResult {
+        target: member,
+        ok: incarnation.is_some(),
+        incarnation: incarnation.unwrap_or(0),
+    })
+    .into_response()
 }
 
 fn parse_vault(s: &str) -> Option<VaultId> {

@@ -28,6 +28,8 @@
 //! [probe]
 //! interval_ms = 500
 //! timeout_ms = 250
+//! suspicion_ms = 500                 # suspect -> dead (default: interval_ms)
+//! indirect = 2                       # indirect probes after a failed direct one
 //! ```
 
 use serde::Deserialize;
@@ -123,6 +125,17 @@ pub struct ProbeConfig {
     /// Milliseconds before a probe counts as failed.
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
+    /// Milliseconds a member stays suspect before it is declared dead
+    /// (default: one probe interval).
+    #[serde(default)]
+    pub suspicion_ms: Option<u64>,
+    /// Members asked to probe a peer indirectly after a failed direct probe.
+    #[serde(default = "default_indirect")]
+    pub indirect: usize,
+}
+
+fn default_indirect() -> usize {
+    2
 }
 
 fn default_interval() -> u64 {
@@ -137,6 +150,8 @@ impl Default for ProbeConfig {
         ProbeConfig {
             interval_ms: default_interval(),
             timeout_ms: default_timeout(),
+            suspicion_ms: None,
+            indirect: default_indirect(),
         }
     }
 }
@@ -215,6 +230,13 @@ pub struct Config {
     pub probe: ProbeConfig,
 }
 
+impl ProbeConfig {
+    /// Suspicion timeout (defaults to one probe interval).
+    pub fn suspicion(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.suspicion_ms.unwrap_or(self.interval_ms))
+    }
+}
+
 impl Overrides {
     /// Reads `PQVAULT_ID`, `PQVAULT_DATA_DIR`, `PQVAULT_PEER_LISTEN`,
     /// `PQVAULT_OPS_LISTEN`, then lets `flags` win.
@@ -264,7 +286,7 @@ impl Config {
         for m in &members {
             vault::meshca::check_id(&m.id).map_err(|e| invalid("members", e.to_string()))?;
         }
-        if f.probe.interval_ms == 0 || f.probe.timeout_ms == 0 {
+        if f.probe.interval_ms == 0 || f.probe.timeout_ms == 0 || f.probe.suspicion_ms == Some(0) {
             return Err(invalid(
                 "probe",
                 "interval_ms and timeout_ms must be positive",

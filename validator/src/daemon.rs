@@ -1,11 +1,13 @@
 //! The running validator: shared state, start-up, and the probe loop.
 
+use crate::api::{Hello, ProbeResult};
 use crate::config::{Config, Member};
 use crate::metrics::Metrics;
 use crate::peer::PeerClient;
 use crate::store::Store;
 use crate::tls::{self, MeshTls};
 use anyhow::{Context, Result};
+use mesh_agent::detector::{Detector, State as MemberState, Transition};
 use mesh_agent::health::{HealthConfig, PeerHealth};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,6 +34,12 @@ pub struct State {
     pub health: Mutex<BTreeMap<String, PeerHealth>>,
     /// Set once the store is verified and the peer port listens.
     pub ready: AtomicBool,
+    /// Boot time in Unix milliseconds: our incarnation.
+    pub incarnation: u64,
+    /// Mesh client.
+    pub client: PeerClient,
+    /// SWIM-style failure detector over the members.
+    pub detector: Mutex<Detector>,
 }
 
 impl State {
@@ -54,6 +62,53 @@ impl State {
             .peer_requests
             .with_label_values(&[endpoint, &code.to_string()])
             .inc();
+    }
+
+    /// Probes `m` directly with `GET /v1/hello`; its incarnation if it answered.
+    pub async fn probe_direct(&self, m: &Member) -> Option<u64> {
+        let r = self.client.get(m, "/v1/hello", 64 << 10).await.ok()?;
+        if r.status != 200 {
+            return None;
+        }
+        serde_json::from_slice::<Hello>(&r.body)
+            .ok()
+            .map(|h| h.incarnation)
+    }
+
+    /// Asks `helper` to probe `target` for us.
+    async fn probe_indirect(&self, helper: &Member, target: &str) -> Option<u64> {
+        let r = self
+            .client
+            .get(helper, &format!("/v1/probe/{target}"), 4 << 10)
+            .await
+            .ok()?;
+        let p: ProbeResult = serde_json::from_slice(&r.body).ok()?;
+        (r.status == 200 && p.ok && p.target == target).then_some(p.incarnation)
+    }
+
+    fn member(&self, id: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.id == id)
+    }
+
+    fn record(&self, transitions: &[Transition]) {
+        for t in transitions {
+            match t.to {
+                MemberState::Dead => {
+                    tracing::warn!(peer = %t.id, "peer declared dead");
+                    self.metrics.peer_deaths.with_label_values(&[&t.id]).inc();
+                }
+                MemberState::Suspect => tracing::info!(peer = %t.id, "peer suspected"),
+                MemberState::Alive => {
+                    tracing::info!(peer = %t.id, from = t.from.name(), "peer alive")
+                }
+            }
+            for s in MemberState::ALL {
+                self.metrics
+                    .peer_state
+                    .with_label_values(&[&t.id, s.name()])
+                    .set(i64::from(s == t.to));
+            }
+        }
     }
 
     /// Updates gauges derived from state before a scrape.
@@ -99,6 +154,19 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         signer.fingerprint(),
         identity.public().fingerprint(),
     )?;
+    let client = crate::peer::PeerClient::new(
+        tls.client.clone(),
+        Duration::from_millis(config.probe.timeout_ms),
+    );
+    let detector = Detector::new(
+        config.members.iter().map(|m| m.id.clone()),
+        config.probe.suspicion(),
+        config.probe.indirect,
+    );
+    let incarnation = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
     if let Some(dir) = &config.import_dir {
         import_dir(&mut store, dir, &identity)?;
     }
@@ -111,6 +179,9 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         members: config.members.clone(),
         health: Mutex::new(BTreeMap::new()),
         ready: AtomicBool::new(false),
+        incarnation,
+        client,
+        detector: Mutex::new(detector),
     }))
 }
 
@@ -150,49 +221,37 @@ fn import_dir(store: &mut Store, dir: &Path, key: &SecretIdentity) -> Result<()>
     Ok(())
 }
 
-/// Probes every member once per interval and updates health and metrics.
-pub async fn probe_loop(state: Arc<State>, client: PeerClient, interval: Duration) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let probes = state.members.iter().map(|m| {
-            let (client, m) = (client.clone(), m.clone());
-            async move {
-                let t0 = Instant::now();
-                let r = client.get(&m, "/v1/hello", 64 << 10).await;
-                (m, r.map(|r| (r, t0.elapsed())))
-            }
-        });
-        for (m, result) in futures_join_all(probes).await {
-            let mut health = match state.health.lock() {
-                Ok(h) => h,
-                Err(_) => return,
-            };
+/// One probe period: direct probes of every member, indirect probes of
+/// those that failed, then suspicion timeouts. Updates health, detector
+/// and metrics.
+pub async fn probe_round(state: &Arc<State>) {
+    // Suspicion is dated from the start of the round that raised it, so a
+    // timeout of one interval expires exactly one round later.
+    let round_start = Instant::now();
+    let direct = state.members.iter().map(|m| {
+        let (state, m) = (state.clone(), m.clone());
+        async move {
+            let t0 = Instant::now();
+            let inc = state.probe_direct(&m).await;
+            (m, inc, t0.elapsed())
+        }
+    });
+    let mut failed = Vec::new();
+    for (m, inc, rtt) in futures_join_all(direct).await {
+        let labels = [m.id.as_str()];
+        if let Ok(mut health) = state.health.lock() {
             let h = health
                 .entry(m.id.clone())
                 .or_insert_with(|| PeerHealth::new(HealthConfig::default()));
-            let labels = [m.id.as_str()];
-            match result {
-                Ok((r, rtt)) if r.status == 200 => {
-                    h.probe_ok(rtt);
-                    state
-                        .metrics
-                        .probe_duration
-                        .with_label_values(&labels)
-                        .observe(rtt.as_secs_f64());
-                    state.metrics.peer_up.with_label_values(&labels).set(1);
-                    state.metrics.probes.with_label_values(&[&m.id, "ok"]).inc();
-                }
-                Ok(_) | Err(_) => {
-                    h.probe_failed();
-                    state.metrics.peer_up.with_label_values(&labels).set(0);
-                    state
-                        .metrics
-                        .probes
-                        .with_label_values(&[&m.id, "failed"])
-                        .inc();
-                }
+            if inc.is_some() {
+                h.probe_ok(rtt);
+                state
+                    .metrics
+                    .probe_duration
+                    .with_label_values(&labels)
+                    .observe(rtt.as_secs_f64());
+            } else {
+                h.probe_failed();
             }
             state
                 .metrics
@@ -200,6 +259,79 @@ pub async fn probe_loop(state: Arc<State>, client: PeerClient, interval: Duratio
                 .with_label_values(&labels)
                 .set(h.score());
         }
+        state
+            .metrics
+            .peer_up
+            .with_label_values(&labels)
+            .set(i64::from(inc.is_some()));
+        let result = if inc.is_some() { "ok" } else { "failed" };
+        state
+            .metrics
+            .probes
+            .with_label_values(&[&m.id, result])
+            .inc();
+        match inc {
+            Some(inc) => {
+                let t = state
+                    .detector
+                    .lock()
+                    .ok()
+                    .and_then(|mut d| d.probe_ok(&m.id, inc, Instant::now()));
+                state.record(t.as_slice());
+            }
+            None => failed.push(m),
+        }
+    }
+    // Indirect probes through up to k alive members before suspecting.
+    let indirect = failed.into_iter().map(|target| {
+        let state = state.clone();
+        async move {
+            let helpers: Vec<Member> = state
+                .detector
+                .lock()
+                .map(|mut d| d.helpers_for(&target.id))
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|id| state.member(id).cloned())
+                .collect();
+            // Ask every helper at once: the first that reaches the target wins.
+            let asks = helpers.into_iter().map(|h| {
+                let (state, id) = (state.clone(), target.id.clone());
+                async move { state.probe_indirect(&h, &id).await }
+            });
+            let inc = futures_join_all(asks).await.into_iter().flatten().max();
+            (target, inc)
+        }
+    });
+    for (target, inc) in futures_join_all(indirect).await {
+        let t = state.detector.lock().ok().and_then(|mut d| match inc {
+            Some(i) => d.probe_ok(&target.id, i, Instant::now()),
+            None => d.probes_failed(&target.id, round_start),
+        });
+        state.record(t.as_slice());
+    }
+    let expired = state
+        .detector
+        .lock()
+        .map(|mut d| d.tick(Instant::now()))
+        .unwrap_or_default();
+    state.record(&expired);
+}
+
+/// Runs [`probe_round`] once per `interval`, forever.
+pub async fn probe_loop(state: Arc<State>, interval: Duration) {
+    for m in &state.members {
+        state.record(&[Transition {
+            id: m.id.clone(),
+            from: MemberState::Alive,
+            to: MemberState::Alive,
+        }]);
+    }
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        probe_round(&state).await;
     }
 }
 

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use validator::config::{Config, Overrides};
-use validator::{api, daemon, ops, peer, server};
+use validator::{api, daemon, ops, server};
 
 /// pqvault validator: keeps one sealed shard per vault, serves the mutual-TLS
 /// peer API (X25519MLKEM768 only), probes and scores peers, and exports
@@ -81,10 +81,6 @@ async fn serve(config: Config, state: std::sync::Arc<daemon::State>) -> Result<(
         .await
         .with_context(|| format!("cannot listen on {}", config.ops_listen))?;
     tracing::info!(id = %config.id, peer = %config.peer_listen, ops = %config.ops_listen, "validator listening");
-    let client = peer::PeerClient::new(
-        state.tls.client.clone(),
-        Duration::from_millis(config.probe.timeout_ms),
-    );
     tokio::spawn(server::serve_peers(
         peer_listener,
         state.clone(),
@@ -92,7 +88,6 @@ async fn serve(config: Config, state: std::sync::Arc<daemon::State>) -> Result<(
     ));
     tokio::spawn(daemon::probe_loop(
         state.clone(),
-        client,
         Duration::from_millis(config.probe.interval_ms),
     ));
     let ops = axum::serve(ops_listener, ops::router(state.clone()));

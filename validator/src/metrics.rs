@@ -30,6 +30,10 @@ pub struct Metrics {
     pub probe_duration: HistogramVec,
     /// Probes by peer and result.
     pub probes: IntCounterVec,
+    /// 1 for the failure detector's current state of each peer.
+    pub peer_state: IntGaugeVec,
+    /// Times each peer was declared dead.
+    pub peer_deaths: IntCounterVec,
 }
 
 impl Metrics {
@@ -94,6 +98,20 @@ impl Metrics {
             Opts::new("pqvault_probes_total", "Probes by peer and result."),
             &["peer", "result"],
         )?;
+        let peer_state = IntGaugeVec::new(
+            Opts::new(
+                "pqvault_peer_state",
+                "1 for the failure detector's current state of each peer (alive, suspect, dead).",
+            ),
+            &["peer", "state"],
+        )?;
+        let peer_deaths = IntCounterVec::new(
+            Opts::new(
+                "pqvault_peer_deaths_total",
+                "Times each peer was declared dead.",
+            ),
+            &["peer"],
+        )?;
         for c in [
             Box::new(build_info.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(shards_held.clone()),
@@ -105,6 +123,8 @@ impl Metrics {
             Box::new(peer_up.clone()),
             Box::new(probe_duration.clone()),
             Box::new(probes.clone()),
+            Box::new(peer_state.clone()),
+            Box::new(peer_deaths.clone()),
         ] {
             registry.register(c)?;
         }
@@ -123,6 +143,8 @@ impl Metrics {
             peer_up,
             probe_duration,
             probes,
+            peer_state,
+            peer_deaths,
         })
     }
 

@@ -27,6 +27,9 @@ pub async fn serve_peers(listener: TcpListener, state: Arc<State>, router: Route
                 continue;
             }
         };
+        // Responses go out in several writes: without this, Nagle plus the
+        // peer's delayed ACK adds about 40 ms to every request.
+        let _ = tcp.set_nodelay(true);
         let (acceptor, state, router) = (acceptor.clone(), state.clone(), router.clone());
         tokio::spawn(async move {
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {

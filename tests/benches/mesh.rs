@@ -1,0 +1,102 @@
+//! Mesh figures on loopback, printed (not asserted): time from SIGKILL to
+//! a declared death, probe round-trip p50/p99 (a fresh mutual-TLS
+//! connection with X25519MLKEM768 per probe), and validator RSS when idle.
+//!
+//! Run: `cargo build --workspace --release && cargo bench -p pqvault-tests --bench mesh`
+//! (the harness runs the validator binary of the same profile).
+
+use pqvault_tests::{sample, Mesh};
+use std::time::{Duration, Instant};
+use validator::config::Member;
+use validator::peer::PeerClient;
+
+const PROBE_INTERVAL_MS: f64 = 200.0;
+
+fn main() {
+    let mut mesh = Mesh::new(7, 4);
+    mesh.start_all();
+    let all_alive = |m: &str| {
+        (2..=7).all(|i| {
+            sample(
+                m,
+                "pqvault_peer_state",
+                &format!("peer=\"validator-{i}\",state=\"alive\""),
+            ) == Some(1.0)
+        })
+    };
+    assert!(
+        mesh.wait_metrics(0, Duration::from_secs(20), all_alive),
+        "mesh never converged"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+
+    let rss: Vec<u64> = (0..7).filter_map(|i| mesh.rss_kib(i)).collect();
+    println!(
+        "validator RSS idle (7 validators, probing every {PROBE_INTERVAL_MS} ms): min {} KiB, max {} KiB",
+        rss.iter().min().unwrap_or(&0),
+        rss.iter().max().unwrap_or(&0)
+    );
+
+    let n = &mesh.nodes[0];
+    let tls = validator::tls::load(
+        &mesh.root.path().join("ca/mesh-ca.crt"),
+        &n.dir.join(format!("tls/{}.crt", n.id)),
+        &n.dir.join(format!("tls/{}.tls.key", n.id)),
+        &n.id,
+    )
+    .expect("tls");
+    let client = PeerClient::new(tls.client, Duration::from_secs(2));
+    let target = Member {
+        id: mesh.nodes[1].id.clone(),
+        addr: mesh.nodes[1].peer,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut rtts: Vec<Duration> = (0..300)
+        .map(|_| {
+            let t0 = Instant::now();
+            let r = rt
+                .block_on(client.get(&target, "/v1/hello", 1 << 16))
+                .expect("probe");
+            assert_eq!(r.status, 200);
+            t0.elapsed()
+        })
+        .collect();
+    rtts.sort_unstable();
+    let pct = |p: f64| rtts[((rtts.len() as f64 * p).ceil() as usize).saturating_sub(1)];
+    println!(
+        "probe round trip (new mTLS connection, X25519MLKEM768, GET /v1/hello), 300 probes: p50 {:.2} ms, p99 {:.2} ms",
+        pct(0.50).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3
+    );
+
+    let victim = 6;
+    let dead = format!("peer=\"validator-{}\",state=\"dead\"", victim + 1);
+    let t0 = Instant::now();
+    mesh.kill9(victim);
+    let mut seen = [None; 6];
+    while seen.iter().any(Option::is_none) && t0.elapsed() < Duration::from_secs(20) {
+        for (i, s) in seen.iter_mut().enumerate() {
+            if s.is_none() && sample(&mesh.metrics(i), "pqvault_peer_state", &dead) == Some(1.0) {
+                *s = Some(t0.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let times: Vec<f64> = seen
+        .iter()
+        .flatten()
+        .map(|d| d.as_secs_f64() * 1e3)
+        .collect();
+    let max = times.iter().cloned().fold(0.0, f64::max);
+    let min = times.iter().cloned().fold(f64::MAX, f64::min);
+    println!(
+        "kill -9 to declared dead on {} of 6 survivors: first {:.0} ms, last {:.0} ms ({:.1} probe periods of {PROBE_INTERVAL_MS} ms)",
+        times.len(),
+        min,
+        max,
+        max / PROBE_INTERVAL_MS
+    );
+}
