@@ -7,8 +7,6 @@
 
 use pqvault_tests::{sample, Mesh};
 use std::time::{Duration, Instant};
-use validator::config::Member;
-use validator::peer::PeerClient;
 
 const PROBE_INTERVAL_MS: f64 = 200.0;
 
@@ -37,19 +35,8 @@ fn main() {
         rss.iter().max().unwrap_or(&0)
     );
 
-    let n = &mesh.nodes[0];
-    let tls = validator::tls::load(
-        &mesh.root.path().join("ca/mesh-ca.crt"),
-        &n.dir.join(format!("tls/{}.crt", n.id)),
-        &n.dir.join(format!("tls/{}.tls.key", n.id)),
-        &n.id,
-    )
-    .expect("tls");
-    let client = PeerClient::new(tls.client, Duration::from_secs(2));
-    let target = Member {
-        id: mesh.nodes[1].id.clone(),
-        addr: mesh.nodes[1].peer,
-    };
+    let client = mesh.client_as(0);
+    let target = mesh.member(1);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -242,6 +242,33 @@ impl Mesh {
         }
     }
 
+    /// A mesh client trusting this mesh's CA and presenting the certificate
+    /// `<cert_dir>/<id>.crt` with key `<cert_dir>/<id>.tls.key`.
+    pub fn client_with_cert(&self, cert_dir: &Path, id: &str) -> validator::peer::PeerClient {
+        let t = validator::tls::load(
+            &self.root.path().join("ca/mesh-ca.crt"),
+            &cert_dir.join(format!("{id}.crt")),
+            &cert_dir.join(format!("{id}.tls.key")),
+            id,
+        )
+        .expect("load TLS material");
+        validator::peer::PeerClient::new(t.client, Duration::from_secs(5))
+    }
+
+    /// A mesh client speaking as validator `i`.
+    pub fn client_as(&self, i: usize) -> validator::peer::PeerClient {
+        let n = &self.nodes[i];
+        self.client_with_cert(&n.dir.join("tls"), &n.id)
+    }
+
+    /// Validator `i` as a peer to dial.
+    pub fn member(&self, i: usize) -> validator::config::Member {
+        validator::config::Member {
+            id: self.nodes[i].id.clone(),
+            addr: self.nodes[i].peer,
+        }
+    }
+
     /// Process id of running validator `i`.
     pub fn pid(&self, i: usize) -> Option<u32> {
         self.nodes[i].child.as_ref().map(Child::id)

@@ -6,37 +6,16 @@ use std::fs;
 use std::time::Duration;
 use validator::api::Hello;
 use validator::config::Member;
-use validator::peer::PeerClient;
 use validator::tls;
-
-/// A mesh client speaking as validator `i` (using its TLS material).
-fn client_as(mesh: &Mesh, i: usize) -> PeerClient {
-    let n = &mesh.nodes[i];
-    let t = tls::load(
-        &mesh.root.path().join("ca/mesh-ca.crt"),
-        &n.dir.join(format!("tls/{}.crt", n.id)),
-        &n.dir.join(format!("tls/{}.tls.key", n.id)),
-        &n.id,
-    )
-    .expect("load TLS");
-    PeerClient::new(t.client, Duration::from_secs(5))
-}
-
-fn member(mesh: &Mesh, i: usize) -> Member {
-    Member {
-        id: mesh.nodes[i].id.clone(),
-        addr: mesh.nodes[i].peer,
-    }
-}
 
 #[tokio::test(flavor = "current_thread")]
 async fn mutual_tls_negotiates_hybrid_pq_and_serves_custody() {
     let mut mesh = Mesh::new(3, 2);
     mesh.start_all();
-    let client = client_as(&mesh, 0);
+    let client = mesh.client_as(0);
 
     let r = client
-        .get(&member(&mesh, 1), "/v1/hello", 1 << 16)
+        .get(&mesh.member(1), "/v1/hello", 1 << 16)
         .await
         .expect("hello");
     assert_eq!(r.status, 200);
@@ -57,7 +36,7 @@ async fn mutual_tls_negotiates_hybrid_pq_and_serves_custody() {
     // Custody: the shard served hashes to the manifest's entry for index 2.
     let r = client
         .get(
-            &member(&mesh, 1),
+            &mesh.member(1),
             &format!("/v1/vaults/{}/shard", mesh.vault_id),
             1 << 20,
         )
@@ -80,13 +59,13 @@ async fn mutual_tls_negotiates_hybrid_pq_and_serves_custody() {
 
     // Bad requests get clear errors.
     let r = client
-        .get(&member(&mesh, 1), "/v1/vaults/zz/shard", 1 << 16)
+        .get(&mesh.member(1), "/v1/vaults/zz/shard", 1 << 16)
         .await
         .unwrap();
     assert_eq!(r.status, 400);
     let r = client
         .get(
-            &member(&mesh, 1),
+            &mesh.member(1),
             &format!("/v1/vaults/{}/shard", "00".repeat(16)),
             1 << 16,
         )
@@ -130,16 +109,9 @@ async fn foreign_ca_and_non_members_are_refused() {
         r.join("evil").to_str().unwrap(),
     ]);
     // The client must trust the real CA to even get to the server's check.
-    let evil = tls::load(
-        &r.join("ca/mesh-ca.crt"),
-        &r.join("evil/validator-1.crt"),
-        &r.join("evil/validator-1.tls.key"),
-        "validator-1",
-    )
-    .unwrap();
-    let client = PeerClient::new(evil.client, Duration::from_secs(5));
+    let client = mesh.client_with_cert(&r.join("evil"), "validator-1");
     assert!(client
-        .get(&member(&mesh, 1), "/v1/hello", 1 << 16)
+        .get(&mesh.member(1), "/v1/hello", 1 << 16)
         .await
         .is_err());
     assert!(mesh.wait_metrics(1, Duration::from_secs(5), |m| {
@@ -162,16 +134,9 @@ async fn foreign_ca_and_non_members_are_refused() {
         "--out",
         r.join("stranger").to_str().unwrap(),
     ]);
-    let stranger = tls::load(
-        &r.join("ca/mesh-ca.crt"),
-        &r.join("stranger/validator-9.crt"),
-        &r.join("stranger/validator-9.tls.key"),
-        "validator-9",
-    )
-    .unwrap();
-    let client = PeerClient::new(stranger.client, Duration::from_secs(5));
+    let client = mesh.client_with_cert(&r.join("stranger"), "validator-9");
     assert!(client
-        .get(&member(&mesh, 1), "/v1/hello", 1 << 16)
+        .get(&mesh.member(1), "/v1/hello", 1 << 16)
         .await
         .is_err());
     assert!(mesh.wait_metrics(1, Duration::from_secs(5), |m| {
@@ -180,7 +145,7 @@ async fn foreign_ca_and_non_members_are_refused() {
     }));
 
     // Dialling validator-2's address while expecting validator-1 fails too.
-    let honest = client_as(&mesh, 0);
+    let honest = mesh.client_as(0);
     let wrong = Member {
         id: "validator-1".into(),
         addr: mesh.nodes[1].peer,
