@@ -4,8 +4,14 @@
 //! <data_dir>/LOCK                                   held (flock) while the daemon runs
 //! <data_dir>/vaults/<vault-id>/epoch-<n>/shard.pqvs  the sealed shard, addressed to us
 //! <data_dir>/vaults/<vault-id>/epoch-<n>/manifest.pqvm
+//! <data_dir>/vaults/<vault-id>/epoch-<n>/anchor.pqvm  operator-signed manifest the proof starts from
+//! <data_dir>/vaults/<vault-id>/epoch-<n>/step-<k>.pqvm, step-<k>.pqve  certified steps up to n
 //! <data_dir>/vaults/<vault-id>/CURRENT              "<n>": the committed epoch
 //! ```
+//!
+//! Each epoch directory carries its own proof: the last manifest signed by
+//! the trusted operator (the anchor) and every certified step from there
+//! (`vault::epoch`). An epoch reached by operator import is its own anchor.
 //!
 //! Every file is written atomically (temp, fsync, link/rename, dir fsync).
 //! An import writes the new epoch's files first and switches `CURRENT`
@@ -19,6 +25,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
+use vault::epoch::{self, EpochCertificate};
 use vault::fsio::{self, FsError, Mode};
 use vault::identity::{Fingerprint, SecretIdentity};
 use vault::manifest::{Manifest, VaultId, VerifiedManifest};
@@ -60,6 +67,10 @@ pub struct Held {
     pub manifest: Vec<u8>,
     /// Sealed shard bytes.
     pub shard: Vec<u8>,
+    /// The operator-signed manifest the proof of this epoch starts from.
+    pub anchor: Vec<u8>,
+    /// Certified steps from the anchor to this epoch: (manifest, certificate).
+    pub steps: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// The on-disk store.
@@ -120,9 +131,34 @@ impl Store {
         let edir = dir.join(format!("epoch-{epoch}"));
         let manifest = fsio::read_limited(&edir.join("manifest.pqvm"), MAX_FILE)?;
         let shard = fsio::read_limited(&edir.join("shard.pqvs"), MAX_FILE)?;
+        let anchor_path = edir.join("anchor.pqvm");
+        let anchor = if anchor_path.exists() {
+            fsio::read_limited(&anchor_path, MAX_FILE)?
+        } else {
+            manifest.clone()
+        };
+        let first = Manifest::decode(&anchor)
+            .map_err(|e| corrupt(&anchor_path, e))?
+            .body()
+            .epoch;
+        let mut steps = Vec::new();
+        for k in first.saturating_add(1)..=epoch {
+            steps.push((
+                fsio::read_limited(&edir.join(format!("step-{k}.pqvm")), MAX_FILE)?,
+                fsio::read_limited(&edir.join(format!("step-{k}.pqve")), MAX_FILE)?,
+            ));
+        }
         let m = self
-            .verify_manifest(&manifest)
+            .verify_chain(&anchor, &steps)
             .map_err(|e| corrupt(&edir, e))?;
+        let tip =
+            Manifest::decode(&manifest).map_err(|e| corrupt(&edir.join("manifest.pqvm"), e))?;
+        if m.digest() != tip.digest() {
+            return Err(corrupt(
+                &edir,
+                "manifest.pqvm is not the end of its proof chain",
+            ));
+        }
         let (parsed, entry) =
             check_sealed(&m, &shard).map_err(|e| corrupt(&edir.join("shard.pqvs"), e))?;
         if parsed.header.recipient != *me {
@@ -146,7 +182,120 @@ impl Store {
             index: entry.index,
             manifest,
             shard,
+            anchor,
+            steps,
         })
+    }
+
+    /// Verifies an anchor (against the trusted signer) and the certified
+    /// steps after it; returns the last manifest.
+    fn verify_chain(
+        &self,
+        anchor: &[u8],
+        steps: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<VerifiedManifest, String> {
+        let start = self.verify_manifest(anchor)?;
+        let decoded = steps
+            .iter()
+            .map(|(m, c)| EpochCertificate::decode(c).map(|c| (m.clone(), c)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        epoch::verify_chain(start, &decoded).map_err(|e| e.to_string())
+    }
+
+    /// Writes epoch `held.epoch` of vault `id` completely, then commits it
+    /// (`CURRENT`), then removes the epoch it replaces. A crash at any point
+    /// leaves a committed, self-verifying epoch.
+    fn commit(&mut self, id: VaultId, held: Held) -> Result<&Held, StoreError> {
+        let vdir = self.root.join("vaults").join(id.to_string());
+        let edir = vdir.join(format!("epoch-{}", held.epoch));
+        if edir.exists() {
+            // Left by an interrupted write: never committed, safe to drop.
+            fs::remove_dir_all(&edir).map_err(|e| corrupt(&edir, e))?;
+        }
+        fsio::create_private_dir(&edir)?;
+        fsio::write_atomic(&edir.join("shard.pqvs"), &held.shard, Mode::Public, false)?;
+        if held.anchor != held.manifest {
+            fsio::write_atomic(&edir.join("anchor.pqvm"), &held.anchor, Mode::Public, false)?;
+        }
+        let first = held.epoch - held.steps.len() as u64;
+        for (k, (m, c)) in (first + 1..).zip(&held.steps) {
+            fsio::write_atomic(&edir.join(format!("step-{k}.pqvm")), m, Mode::Public, false)?;
+            fsio::write_atomic(&edir.join(format!("step-{k}.pqve")), c, Mode::Public, false)?;
+        }
+        fsio::write_atomic(
+            &edir.join("manifest.pqvm"),
+            &held.manifest,
+            Mode::Public,
+            false,
+        )?;
+        fsio::write_atomic(
+            &vdir.join("CURRENT"),
+            format!("{}\n", held.epoch).as_bytes(),
+            Mode::Public,
+            true,
+        )?;
+        let epoch = held.epoch;
+        if let Some(old) = self.vaults.insert(id, held).filter(|o| o.epoch != epoch) {
+            // The new epoch is committed; the old one may go.
+            let _ = fs::remove_dir_all(vdir.join(format!("epoch-{}", old.epoch)));
+        }
+        self.vaults
+            .get(&id)
+            .ok_or_else(|| StoreError::Rejected("internal: vault vanished".into()))
+    }
+
+    /// Checks that `shard` is ours under manifest `m` and that its share
+    /// matches the commitment; returns its index.
+    fn check_ours(
+        m: &VerifiedManifest,
+        shard: &[u8],
+        key: &SecretIdentity,
+    ) -> Result<u8, StoreError> {
+        let (parsed, entry) =
+            check_sealed(m, shard).map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let record = parsed
+            .open(key)
+            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        check_record(m, &record).map_err(|e| StoreError::Rejected(e.to_string()))?;
+        Ok(entry.index)
+    }
+
+    /// Moves vault `id` to the next epoch on the strength of an epoch
+    /// certificate: `next_manifest` must be certified by a threshold of the
+    /// current epoch's validators, and `shard` must be ours in it. Slow
+    /// (unseals): call from a blocking thread. Nothing changes on error.
+    pub fn advance(
+        &mut self,
+        id: &VaultId,
+        next_manifest: &[u8],
+        certificate: &[u8],
+        shard: &[u8],
+        key: &SecretIdentity,
+    ) -> Result<&Held, StoreError> {
+        let held = self
+            .vaults
+            .get(id)
+            .ok_or_else(|| StoreError::Rejected(format!("no shard of vault {id} is held here")))?;
+        let current = self
+            .verify_chain(&held.anchor, &held.steps)
+            .map_err(StoreError::Rejected)?;
+        let cert = EpochCertificate::decode(certificate)
+            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let next = epoch::verify_step(&current, next_manifest, &cert, held.steps.len() + 1)
+            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let index = Self::check_ours(&next, shard, key)?;
+        let mut steps = held.steps.clone();
+        steps.push((next_manifest.to_vec(), certificate.to_vec()));
+        let new = Held {
+            epoch: next.body().epoch,
+            index,
+            manifest: next_manifest.to_vec(),
+            shard: shard.to_vec(),
+            anchor: held.anchor.clone(),
+            steps,
+        };
+        self.commit(*id, new)
     }
 
     fn verify_manifest(&self, bytes: &[u8]) -> Result<VerifiedManifest, String> {
@@ -168,13 +317,8 @@ impl Store {
         let m = self
             .verify_manifest(manifest)
             .map_err(StoreError::Rejected)?;
-        let (parsed, entry) =
-            check_sealed(&m, shard).map_err(|e| StoreError::Rejected(e.to_string()))?;
-        let record = parsed
-            .open(key)
-            .map_err(|e| StoreError::Rejected(e.to_string()))?;
-        check_record(&m, &record).map_err(|e| StoreError::Rejected(e.to_string()))?;
-        let (id, epoch, index) = (m.body().vault_id, m.body().epoch, entry.index);
+        let index = Self::check_ours(&m, shard, key)?;
+        let (id, epoch) = (m.body().vault_id, m.body().epoch);
         if let Some(h) = self.vaults.get(&id) {
             if h.epoch > epoch || (h.epoch == epoch && h.shard != shard) {
                 return Err(StoreError::Rejected(format!(
@@ -183,40 +327,22 @@ impl Store {
                 )));
             }
         }
-        let vdir = self.root.join("vaults").join(id.to_string());
-        let edir = vdir.join(format!("epoch-{epoch}"));
-        let is_current = self.vaults.get(&id).is_some_and(|h| h.epoch == epoch);
-        if !is_current {
-            if edir.exists() {
-                // Left by an interrupted import: never committed, safe to drop.
-                fs::remove_dir_all(&edir).map_err(|e| corrupt(&edir, e))?;
-            }
-            fsio::create_private_dir(&edir)?;
-            fsio::write_atomic(&edir.join("shard.pqvs"), shard, Mode::Public, false)?;
-            fsio::write_atomic(&edir.join("manifest.pqvm"), manifest, Mode::Public, false)?;
-            fsio::write_atomic(
-                &vdir.join("CURRENT"),
-                format!("{epoch}\n").as_bytes(),
-                Mode::Public,
-                true,
-            )?;
+        if self.vaults.get(&id).is_some_and(|h| h.epoch == epoch) {
+            // Re-importing what is held changes nothing.
+            return self
+                .vaults
+                .get(&id)
+                .ok_or_else(|| StoreError::Rejected("internal: vault vanished".into()));
         }
-        let old = self.vaults.insert(
-            id,
-            Held {
-                epoch,
-                index,
-                manifest: manifest.to_vec(),
-                shard: shard.to_vec(),
-            },
-        );
-        if let Some(old) = old.filter(|o| o.epoch != epoch) {
-            // The new epoch is committed; the old one may go.
-            let _ = fs::remove_dir_all(vdir.join(format!("epoch-{}", old.epoch)));
-        }
-        self.vaults
-            .get(&id)
-            .ok_or_else(|| StoreError::Rejected("internal: vault vanished".into()))
+        let held = Held {
+            epoch,
+            index,
+            manifest: manifest.to_vec(),
+            shard: shard.to_vec(),
+            anchor: manifest.to_vec(),
+            steps: Vec::new(),
+        };
+        self.commit(id, held)
     }
 
     /// The shard held for `id`.
@@ -304,6 +430,122 @@ mod tests {
         let err = Store::open(dir.path(), op, me).err().unwrap().to_string();
         assert!(
             err.contains("corrupt") && err.contains("shard.pqvs") && err.contains("modified"),
+            "{err}"
+        );
+    }
+
+    /// Epoch 2 of the world's vault after a refresh (fresh polynomial, same
+    /// secret), led by validator 0, certified by `signers`.
+    fn refreshed(w: &World, signers: &[usize]) -> (Vec<u8>, Vec<u8>, Vec<Vec<u8>>) {
+        use vault::epoch::{EpochCertificate, Transition};
+        use vault::kem::hybrid::Suite;
+        use vault::manifest::{shard_hash, ManifestBody};
+        use vault::seal::SealedShard;
+        use vault::share::ShareRecord;
+        let m1 = Manifest::decode(&w.manifest).unwrap().verify(None).unwrap();
+        let old: Vec<ShareRecord> = (0..2)
+            .map(|i| {
+                SealedShard::parse(&w.shards[i])
+                    .unwrap()
+                    .open(&w.keys[i])
+                    .unwrap()
+            })
+            .collect();
+        let dealt: Vec<_> = old
+            .iter()
+            .map(|r| vault::repair::deal(&r.share, 2, 3).unwrap())
+            .collect();
+        let b1 = m1.body();
+        let records: Vec<ShareRecord> = (1..=3u8)
+            .map(|k| {
+                let subs: Vec<&[u8]> = dealt
+                    .iter()
+                    .map(|d| &d[usize::from(k) - 1].value[..])
+                    .collect();
+                ShareRecord {
+                    vault_id: b1.vault_id,
+                    epoch: 2,
+                    threshold: 2,
+                    n: 3,
+                    share: vault::repair::combine_subshares(&[1, 2], &subs, k).unwrap(),
+                }
+            })
+            .collect();
+        let blobs: Vec<Vec<u8>> = records
+            .iter()
+            .zip(&w.keys)
+            .map(|(r, k)| vault::seal::seal(r, Suite::DEFAULT, k.public()).unwrap())
+            .collect();
+        let mut body: ManifestBody = b1.clone();
+        body.epoch = 2;
+        for ((e, r), b) in body.shards.iter_mut().zip(&records).zip(&blobs) {
+            e.blob_hash = shard_hash(b);
+            e.share_commitment = r.commitment();
+        }
+        let m2 = Manifest::sign(&body, w.keys[0].public(), w.keys[0].signing_key()).unwrap();
+        let t = Transition::between(&m1, &Manifest::decode(&m2).unwrap());
+        let cert = EpochCertificate {
+            signatures: signers
+                .iter()
+                .map(|&i| t.sign(&w.keys[i]).unwrap())
+                .collect(),
+            transition: t,
+        };
+        (m2, cert.encode(), blobs)
+    }
+
+    #[test]
+    fn advance_by_certificate_survives_restart_and_refuses_forgeries() {
+        let w = world();
+        let dir = tempfile::tempdir().unwrap();
+        let (op, me) = (
+            w.op.public().fingerprint(),
+            w.keys[0].public().fingerprint(),
+        );
+        let (m2, cert, blobs) = refreshed(&w, &[0, 1]);
+        let mut weak = vault::epoch::EpochCertificate::decode(&cert).unwrap();
+        weak.signatures.truncate(1);
+        let weak = weak.encode();
+        let id = Manifest::decode(&w.manifest).unwrap().body().vault_id;
+        {
+            let mut s = Store::open(dir.path(), op, me).unwrap();
+            s.import(&w.manifest, &w.shards[0], &w.keys[0]).unwrap();
+            // One signer is below the threshold of 2: refused, nothing changes.
+            let err = s
+                .advance(&id, &m2, &weak, &blobs[0], &w.keys[0])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("threshold"), "{err}");
+            assert_eq!(s.get(&id).unwrap().epoch, 1);
+            // Another validator's new shard is refused.
+            assert!(s.advance(&id, &m2, &cert, &blobs[1], &w.keys[0]).is_err());
+            let h = s.advance(&id, &m2, &cert, &blobs[0], &w.keys[0]).unwrap();
+            assert_eq!((h.epoch, h.steps.len()), (2, 1));
+            // Replaying the same step is refused (it does not follow epoch 2).
+            let err = s
+                .advance(&id, &m2, &cert, &blobs[0], &w.keys[0])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("certificate names other manifests"), "{err}");
+            // An operator import of the older epoch is refused.
+            assert!(s.import(&w.manifest, &w.shards[0], &w.keys[0]).is_err());
+        }
+        // Restart: the chain is re-verified from the operator's anchor; the
+        // old epoch's files are gone.
+        let s = Store::open(dir.path(), op, me).unwrap();
+        assert_eq!(s.get(&id).unwrap().epoch, 2);
+        drop(s);
+        let vdir = dir.path().join("vaults").join(id.to_string());
+        assert!(!vdir.join("epoch-1").exists());
+        // Tamper with the stored certificate: the next start refuses.
+        let c = vdir.join("epoch-2/step-2.pqve");
+        let mut bytes = fs::read(&c).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        fs::write(&c, &bytes).unwrap();
+        let err = Store::open(dir.path(), op, me).err().unwrap().to_string();
+        assert!(
+            err.contains("corrupt") && err.contains("signature"),
             "{err}"
         );
     }
