@@ -9,6 +9,7 @@
 //! - [`peer`]: the mesh client.
 //! - [`ops`], [`metrics`]: health, readiness and Prometheus metrics.
 //! - [`daemon`]: shared state, start-up and probing.
+//! - [`repair`]: the repair round: messages and state machines.
 
 pub mod api;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod daemon;
 pub mod metrics;
 pub mod ops;
 pub mod peer;
+pub mod repair;
 pub mod server;
 pub mod store;
 pub mod tls;
