@@ -9,8 +9,8 @@ use validator::config::{Config, Overrides};
 use validator::{api, daemon, ops, server};
 
 /// pqvault validator: keeps one sealed shard per vault, serves the mutual-TLS
-/// peer API (X25519MLKEM768 only), probes and scores peers, and exports
-/// /healthz, /readyz and /metrics on a separate plain-HTTP port.
+/// peer API (key exchange X25519MLKEM768 only), probes and scores peers, and
+/// exports /healthz, /readyz and /metrics on a separate plain-HTTP port.
 ///
 /// Settings come from the TOML file given with --config (see
 /// docs/validator.md for every key), then PQVAULT_ID, PQVAULT_DATA_DIR,
