@@ -82,6 +82,12 @@ fn p(path: &Path) -> &str {
 impl Mesh {
     /// Prepares `n` validators holding a `t`-of-`n` vault (not started).
     pub fn new(n: usize, t: usize) -> Mesh {
+        Mesh::with_spares(n, t, 0)
+    }
+
+    /// Like [`Mesh::new`], plus `spares` members that hold no shard
+    /// (replacements): `validator-{n+1}` onwards.
+    pub fn with_spares(n: usize, t: usize, spares: usize) -> Mesh {
         let root = tempfile::tempdir().expect("tempdir");
         let r = root.path();
         vault(&["mesh-ca", "init", "--out", p(&r.join("ca"))]);
@@ -93,7 +99,7 @@ impl Mesh {
             p(&r.join("operator")),
         ]);
         let mut nodes = Vec::new();
-        for i in 1..=n {
+        for i in 1..=n + spares {
             let id = format!("validator-{i}");
             let dir = r.join(&id);
             vault(&["keygen", "--name", &id, "--out", p(&dir.join("identity"))]);
@@ -124,7 +130,7 @@ impl Mesh {
             "--signer".into(),
             p(&r.join("operator/operator.key")).into(),
         ];
-        for node in &nodes {
+        for node in &nodes[..n] {
             args.push("--recipient".into());
             args.push(p(&node.dir.join(format!("identity/{}.pub", node.id))).into());
         }
@@ -139,8 +145,11 @@ impl Mesh {
         let json: serde_json::Value = serde_json::from_str(&info).expect("inspect json");
         let vault_id = json["vault_id"].as_str().expect("vault id").to_string();
 
-        // Each validator's import folder: the manifest and its own shard.
-        for (i, node) in nodes.iter().enumerate() {
+        // Each holder's import folder: the manifest and its own shard.
+        for node in &nodes[n..] {
+            fs::create_dir_all(node.dir.join("import")).expect("mkdir");
+        }
+        for (i, node) in nodes[..n].iter().enumerate() {
             let import = node.dir.join("import");
             fs::create_dir_all(&import).expect("mkdir");
             fs::copy(r.join("vault/manifest.pqvm"), import.join("manifest.pqvm")).expect("copy");

@@ -6,15 +6,23 @@
 //!   checks); it is encrypted to us, so serving it reveals nothing.
 //! * `GET /v1/probe/{member}`: probe another member on the caller's behalf
 //!   (SWIM indirect probe); only members may be named.
+//! * `GET /v1/identity`: our public identity (`PQVI`), bound to our member id
+//!   by the mTLS certificate it is served under.
+//! * `GET /v1/vaults/{vault}/proof`: the anchor and certified steps of the
+//!   epoch we hold (`PQVC`), so a replacement can verify the manifest.
+//! * `POST /v1/repair`, `GET /v1/repair/{round}`: repair rounds
+//!   ([`crate::rounds`]).
 //!
 //! Connections are accepted only from certificates of the mesh CA whose
 //! validator id is a member; see [`crate::server`].
 
 use crate::daemon::State;
+use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, State as AxState};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::Serialize;
 use std::sync::Arc;
@@ -61,6 +69,11 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/hello", get(hello))
         .route("/v1/vaults/{vault}/shard", get(shard))
         .route("/v1/probe/{member}", get(probe))
+        .route("/v1/identity", get(identity))
+        .route("/v1/vaults/{vault}/proof", get(proof))
+        .route("/v1/repair", post(repair))
+        .route("/v1/repair/{round}", get(repair_status))
+        .layer(DefaultBodyLimit::max(4 << 20))
         .with_state(state)
 }
 
@@ -132,5 +145,58 @@ async fn shard(AxState(state): AxState<Arc<State>>, Path(vault): Path<String>) -
             state.count("shard", 404);
             (StatusCode::NOT_FOUND, "no shard of that vault here\n").into_response()
         }
+    }
+}
+
+async fn identity(AxState(state): AxState<Arc<State>>) -> Response {
+    state.count("identity", 200);
+    (
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        state.identity.public().encode(),
+    )
+        .into_response()
+}
+
+async fn proof(AxState(state): AxState<Arc<State>>, Path(vault): Path<String>) -> Response {
+    let Some(id) = parse_vault(&vault) else {
+        state.count("proof", 400);
+        return (StatusCode::BAD_REQUEST, "vault id must be 32 hex digits\n").into_response();
+    };
+    let held = state.store.lock().ok().and_then(|s| s.get(&id).cloned());
+    match held {
+        Some(h) => {
+            state.count("proof", 200);
+            crate::rounds::encode_proof(&h.anchor, &h.steps).into_response()
+        }
+        None => {
+            state.count("proof", 404);
+            (StatusCode::NOT_FOUND, "no shard of that vault here\n").into_response()
+        }
+    }
+}
+
+async fn repair(
+    AxState(state): AxState<Arc<State>>,
+    Extension(peer): Extension<PeerInfo>,
+    body: Bytes,
+) -> Response {
+    match crate::rounds::handle(state.clone(), peer.id, &body).await {
+        Ok(msg) => {
+            state.count("repair", 202);
+            (StatusCode::ACCEPTED, msg).into_response()
+        }
+        Err((code, why)) => {
+            state.count("repair", code);
+            let code = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+            (code, format!("{why}\n")).into_response()
+        }
+    }
+}
+
+async fn repair_status(AxState(state): AxState<Arc<State>>, Path(round): Path<String>) -> Response {
+    let id: Option<[u8; 16]> = hex::decode(&round).ok().and_then(|b| b.try_into().ok());
+    match id.and_then(|id| state.round(&id)) {
+        Some(cell) => Json(crate::rounds::status(&cell)).into_response(),
+        None => (StatusCode::NOT_FOUND, "unknown round\n").into_response(),
     }
 }

@@ -40,6 +40,10 @@ pub struct State {
     pub client: PeerClient,
     /// SWIM-style failure detector over the members.
     pub detector: Mutex<Detector>,
+    /// Members' public identities, fetched over mTLS and cached.
+    pub identities: Mutex<BTreeMap<String, PublicIdentity>>,
+    /// Repair rounds this validator takes part in.
+    pub rounds: Mutex<BTreeMap<[u8; 16], crate::rounds::RoundCell>>,
 }
 
 impl State {
@@ -62,6 +66,18 @@ impl State {
             .peer_requests
             .with_label_values(&[endpoint, &code.to_string()])
             .inc();
+    }
+
+    /// The repair round `id`, if we take part in it.
+    pub fn round(&self, id: &[u8; 16]) -> Option<crate::rounds::RoundCell> {
+        self.rounds.lock().ok().and_then(|r| r.get(id).cloned())
+    }
+
+    /// Records a round we take part in.
+    pub fn insert_round(&self, id: [u8; 16], round: crate::rounds::Round) {
+        if let Ok(mut r) = self.rounds.lock() {
+            r.insert(id, Arc::new(Mutex::new(round)));
+        }
     }
 
     /// Probes `m` directly with `GET /v1/hello`; its incarnation if it answered.
@@ -182,6 +198,8 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         incarnation,
         client,
         detector: Mutex::new(detector),
+        identities: Mutex::new(BTreeMap::new()),
+        rounds: Mutex::new(BTreeMap::new()),
     }))
 }
 

@@ -10,6 +10,7 @@
 //! - [`ops`], [`metrics`]: health, readiness and Prometheus metrics.
 //! - [`daemon`]: shared state, start-up and probing.
 //! - [`repair`]: the repair round: messages and state machines.
+//! - [`rounds`]: driving repair rounds over the peer API.
 
 pub mod api;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod metrics;
 pub mod ops;
 pub mod peer;
 pub mod repair;
+pub mod rounds;
 pub mod server;
 pub mod store;
 pub mod tls;

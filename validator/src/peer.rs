@@ -5,7 +5,7 @@
 //! response always comes from the validator we meant to ask.
 
 use crate::config::Member;
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
@@ -76,15 +76,44 @@ impl PeerClient {
         path: &str,
         max_body: usize,
     ) -> Result<Response, PeerError> {
-        tokio::time::timeout(self.timeout, self.get_inner(peer, path, max_body))
+        self.request(peer, hyper::Method::GET, path, Vec::new(), max_body)
             .await
-            .map_err(|_| PeerError::Timeout(peer.id.clone()))?
     }
 
-    async fn get_inner(
+    /// POSTs `body` to `path` on `peer`, reading at most `max_body` bytes.
+    pub async fn post(
         &self,
         peer: &Member,
         path: &str,
+        body: Vec<u8>,
+        max_body: usize,
+    ) -> Result<Response, PeerError> {
+        self.request(peer, hyper::Method::POST, path, body, max_body)
+            .await
+    }
+
+    async fn request(
+        &self,
+        peer: &Member,
+        method: hyper::Method,
+        path: &str,
+        body: Vec<u8>,
+        max_body: usize,
+    ) -> Result<Response, PeerError> {
+        tokio::time::timeout(
+            self.timeout,
+            self.request_inner(peer, method, path, body, max_body),
+        )
+        .await
+        .map_err(|_| PeerError::Timeout(peer.id.clone()))?
+    }
+
+    async fn request_inner(
+        &self,
+        peer: &Member,
+        method: hyper::Method,
+        path: &str,
+        body: Vec<u8>,
         max_body: usize,
     ) -> Result<Response, PeerError> {
         let fail = |reason: String| PeerError::Transport {
@@ -122,9 +151,11 @@ impl PeerClient {
             .await
             .map_err(|e| fail(format!("http: {e}")))?;
         tokio::spawn(connection);
-        let req = hyper::Request::get(path)
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
             .header("host", peer.id.as_str())
-            .body(Empty::<Bytes>::new())
+            .body(Full::new(Bytes::from(body)))
             .map_err(|e| fail(format!("request: {e}")))?;
         let resp = sender
             .send_request(req)

@@ -56,6 +56,9 @@ pub enum StoreError {
     Rejected(String),
 }
 
+/// Certified steps after an anchor: (manifest bytes, certificate bytes).
+pub type Steps = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The shard held for one vault.
 #[derive(Debug, Clone)]
 pub struct Held {
@@ -70,7 +73,7 @@ pub struct Held {
     /// The operator-signed manifest the proof of this epoch starts from.
     pub anchor: Vec<u8>,
     /// Certified steps from the anchor to this epoch: (manifest, certificate).
-    pub steps: Vec<(Vec<u8>, Vec<u8>)>,
+    pub steps: Steps,
 }
 
 /// The on-disk store.
@@ -189,7 +192,7 @@ impl Store {
 
     /// Verifies an anchor (against the trusted signer) and the certified
     /// steps after it; returns the last manifest.
-    fn verify_chain(
+    pub fn verify_chain(
         &self,
         anchor: &[u8],
         steps: &[(Vec<u8>, Vec<u8>)],

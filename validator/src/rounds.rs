@@ -1,0 +1,398 @@
+//! Driving repair rounds over the peer API.
+//!
+//! `POST /v1/repair` carries one `PQVR` message ([`crate::repair`]). The
+//! caller is authenticated by mTLS as a member id; its share index is found
+//! by fetching its identity (`GET /v1/identity`, over the same mTLS) and
+//! matching the fingerprint in the manifest, never from the message alone.
+//! Helpers also refuse a plan whose target is still alive in their own
+//! failure detector: the leader proposes, it does not decide alone.
+//! Every seal and unseal (HQC: milliseconds) runs on a blocking thread.
+
+use crate::config::Member;
+use crate::daemon::State;
+use crate::repair::{Helper, Message, Plan, Replacement};
+use crate::store::Steps;
+use mesh_agent::detector::State as MemberState;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use vault::codec::{FormatError, Kind, Reader, Writer};
+use vault::identity::{Fingerprint, PublicIdentity};
+use vault::manifest::{VaultId, VerifiedManifest};
+use vault::seal::SealedShard;
+
+/// Wire kind of a proof chain (anchor and certified steps).
+pub const PROOF_KIND: Kind = Kind {
+    magic: *b"PQVC",
+    name: "pqvault proof chain",
+    version: 1,
+};
+
+/// Encodes an anchor and its certified steps.
+pub fn encode_proof(anchor: &[u8], steps: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    let mut w = Writer::new(PROOF_KIND);
+    w.var_bytes(anchor)
+        .u16(u16::try_from(steps.len()).unwrap_or(u16::MAX));
+    for (m, c) in steps.iter().take(usize::from(u16::MAX)) {
+        w.var_bytes(m).var_bytes(c);
+    }
+    w.finish()
+}
+
+/// Decodes a proof chain.
+pub fn decode_proof(bytes: &[u8]) -> Result<(Vec<u8>, Steps), FormatError> {
+    let mut r = Reader::open(bytes, PROOF_KIND)?;
+    let anchor = r.var_bytes("anchor manifest", 4 << 20)?.to_vec();
+    let count = r.u16("step count")?;
+    let mut steps = Vec::with_capacity(usize::from(count).min(1024));
+    for _ in 0..count {
+        let m = r.var_bytes("step manifest", 4 << 20)?.to_vec();
+        let c = r.var_bytes("step certificate", 4 << 20)?.to_vec();
+        steps.push((m, c));
+    }
+    r.finish()?;
+    Ok((anchor, steps))
+}
+
+/// One round this validator takes part in.
+pub enum Round {
+    /// We are a helper.
+    Helper {
+        /// State machine.
+        helper: Helper,
+        /// Manifest of the round's epoch.
+        manifest: VerifiedManifest,
+        /// The replacement's identity and member.
+        replacement: (PublicIdentity, Member),
+    },
+    /// We are the replacement.
+    Replacement {
+        /// State machine.
+        rep: Replacement,
+        /// Manifest of the round's epoch.
+        manifest: VerifiedManifest,
+        /// The rebuilt share, sealed to ourselves, once complete.
+        done: Option<Vec<u8>>,
+    },
+}
+
+/// A round's state, shared between the handler and blocking work.
+pub type RoundCell = Arc<Mutex<Round>>;
+
+type Failure = (u16, String);
+
+fn bad(code: u16, why: impl ToString) -> Failure {
+    (code, why.to_string())
+}
+
+/// The identity of member `id`, fetched over mTLS once and cached.
+pub async fn identity_of(state: &Arc<State>, id: &str) -> Result<PublicIdentity, Failure> {
+    if id == state.id {
+        return Ok(state.identity.public().clone());
+    }
+    if let Some(p) = state
+        .identities
+        .lock()
+        .ok()
+        .and_then(|c| c.get(id).cloned())
+    {
+        return Ok(p);
+    }
+    let m = state
+        .members
+        .iter()
+        .find(|m| m.id == id)
+        .ok_or_else(|| bad(403, format!("{id} is not a member")))?;
+    let r = state
+        .client
+        .get(m, "/v1/identity", 64 << 10)
+        .await
+        .map_err(|e| bad(502, e))?;
+    let p =
+        PublicIdentity::decode(&r.body).map_err(|e| bad(502, format!("identity of {id}: {e}")))?;
+    if let Ok(mut c) = state.identities.lock() {
+        c.insert(id.to_string(), p.clone());
+    }
+    Ok(p)
+}
+
+/// The member whose identity has fingerprint `fp`.
+async fn member_with(
+    state: &Arc<State>,
+    fp: &Fingerprint,
+) -> Result<(Member, PublicIdentity), Failure> {
+    for m in &state.members {
+        if let Ok(p) = identity_of(state, &m.id).await {
+            if p.fingerprint() == *fp {
+                return Ok((m.clone(), p));
+            }
+        }
+    }
+    Err(bad(
+        409,
+        format!("no reachable member has identity {}", fp.short()),
+    ))
+}
+
+/// The share index the authenticated `caller` holds under `m`.
+async fn index_of(state: &Arc<State>, m: &VerifiedManifest, caller: &str) -> Result<u8, Failure> {
+    let fp = identity_of(state, caller).await?.fingerprint();
+    m.body()
+        .shards
+        .iter()
+        .find(|e| e.recipient == fp)
+        .map(|e| e.index)
+        .ok_or_else(|| bad(403, format!("{caller} holds no share of this vault")))
+}
+
+fn current_manifest(state: &State, id: &VaultId) -> Result<(VerifiedManifest, Vec<u8>), Failure> {
+    let store = state
+        .store
+        .lock()
+        .map_err(|_| bad(500, "store lock poisoned"))?;
+    let held = store
+        .get(id)
+        .ok_or_else(|| bad(404, "no shard of that vault here"))?;
+    let m = store
+        .verify_chain(&held.anchor, &held.steps)
+        .map_err(|e| bad(500, e))?;
+    Ok((m, held.shard.clone()))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Failure> + Send + 'static,
+) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| bad(500, e))?
+}
+
+/// Delivers `msg` to `to` in the background. A peer that has not seen the
+/// plan yet answers 404; delivery is retried (as on transport errors) for
+/// about five seconds rather than buffering unsolicited messages.
+fn send(state: &Arc<State>, to: Member, msg: Message) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let body = msg.encode();
+        for attempt in 0..50u32 {
+            match state
+                .client
+                .post(&to, "/v1/repair", body.clone(), 4 << 10)
+                .await
+            {
+                Ok(r) if r.status < 300 => return,
+                Ok(r) if r.status != 404 => {
+                    tracing::warn!(peer = %to.id, status = r.status, body = %String::from_utf8_lossy(&r.body), "repair message refused");
+                    return;
+                }
+                Ok(_) | Err(_) if attempt + 1 < 50 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await
+                }
+                Ok(r) => tracing::warn!(peer = %to.id, status = r.status, "repair message refused"),
+                Err(e) => tracing::warn!(peer = %to.id, "repair message not delivered: {e}"),
+            }
+        }
+    });
+}
+
+/// Handles one `POST /v1/repair` from the authenticated `caller`.
+pub async fn handle(
+    state: Arc<State>,
+    caller: String,
+    body: &[u8],
+) -> Result<&'static str, Failure> {
+    let msg = Message::decode(body).map_err(|e| bad(400, e))?;
+    match msg {
+        Message::Plan(plan) => on_plan(state, caller, plan).await,
+        Message::Piece { round, .. } => {
+            let cell = state
+                .round(&round)
+                .ok_or_else(|| bad(404, "unknown repair round"))?;
+            let manifest = match &*cell.lock().map_err(|_| bad(500, "poisoned"))? {
+                Round::Helper { manifest, .. } => manifest.clone(),
+                Round::Replacement { .. } => {
+                    return Err(bad(409, "pieces go to helpers, not the replacement"))
+                }
+            };
+            let sender = index_of(&state, &manifest, &caller).await?;
+            let key = state.identity.clone();
+            let c = cell.clone();
+            let out = blocking(move || {
+                let mut r = c.lock().map_err(|_| bad(500, "poisoned"))?;
+                let Round::Helper {
+                    helper,
+                    manifest,
+                    replacement,
+                } = &mut *r
+                else {
+                    return Err(bad(409, "not a helper round"));
+                };
+                let sum = helper
+                    .receive_piece(sender, &msg, manifest, &key, &replacement.0)
+                    .map_err(|e| bad(422, e))?;
+                Ok(sum.map(|s| (s, replacement.1.clone())))
+            })
+            .await?;
+            if let Some((sum, to)) = out {
+                tracing::info!(peer = %to.id, "repair: partial sum sent to the replacement");
+                send(&state, to, sum);
+            }
+            Ok("accepted\n")
+        }
+        Message::Sum { round, .. } => {
+            let cell = state
+                .round(&round)
+                .ok_or_else(|| bad(404, "unknown repair round"))?;
+            let manifest = match &*cell.lock().map_err(|_| bad(500, "poisoned"))? {
+                Round::Replacement { manifest, .. } => manifest.clone(),
+                Round::Helper { .. } => return Err(bad(409, "sums go to the replacement")),
+            };
+            let sender = index_of(&state, &manifest, &caller).await?;
+            let key = state.identity.clone();
+            let c = cell.clone();
+            blocking(move || {
+                let mut r = c.lock().map_err(|_| bad(500, "poisoned"))?;
+                let Round::Replacement {
+                    rep,
+                    manifest,
+                    done,
+                } = &mut *r
+                else {
+                    return Err(bad(409, "not a replacement round"));
+                };
+                if let Some(record) = rep
+                    .receive_sum(sender, &msg, &key)
+                    .map_err(|e| bad(422, e))?
+                {
+                    let sealed = vault::seal::seal(&record, manifest.body().suite, key.public())
+                        .map_err(|e| bad(500, e))?;
+                    tracing::info!(
+                        index = record.share.index,
+                        "repair: share rebuilt and verified against the manifest"
+                    );
+                    *done = Some(sealed);
+                }
+                Ok(())
+            })
+            .await?;
+            Ok("accepted\n")
+        }
+    }
+}
+
+async fn on_plan(state: Arc<State>, caller: String, plan: Plan) -> Result<&'static str, Failure> {
+    if state.round(&plan.round).is_some() {
+        return Err(bad(409, "round already started (replay?)"));
+    }
+    let me = state.identity.public().fingerprint();
+    if plan.replacement == me {
+        // We hold nothing of this vault: get the manifest and its proof
+        // from the leader and verify it against our trusted signer.
+        let leader = state
+            .members
+            .iter()
+            .find(|m| m.id == caller)
+            .cloned()
+            .ok_or_else(|| bad(403, "caller is not a member"))?;
+        let r = state
+            .client
+            .get(
+                &leader,
+                &format!("/v1/vaults/{}/proof", plan.vault_id),
+                16 << 20,
+            )
+            .await
+            .map_err(|e| bad(502, e))?;
+        let (anchor, steps) = decode_proof(&r.body).map_err(|e| bad(502, e))?;
+        let manifest = {
+            let store = state.store.lock().map_err(|_| bad(500, "poisoned"))?;
+            store
+                .verify_chain(&anchor, &steps)
+                .map_err(|e| bad(422, e))?
+        };
+        let rep = Replacement::new(plan.clone(), manifest.clone(), &state.identity)
+            .map_err(|e| bad(422, e))?;
+        state.insert_round(
+            plan.round,
+            Round::Replacement {
+                rep,
+                manifest,
+                done: None,
+            },
+        );
+        tracing::info!(target = plan.target, "repair: joined as the replacement");
+        return Ok("accepted\n");
+    }
+
+    let (manifest, shard) = current_manifest(&state, &plan.vault_id)?;
+    // The target's holder must be dead in our own view too.
+    let target_fp = manifest
+        .body()
+        .entry(plan.target)
+        .map(|e| e.recipient)
+        .ok_or_else(|| bad(422, "target not in manifest"))?;
+    if let Ok((holder, _)) = member_with(&state, &target_fp).await {
+        let st = state.detector.lock().ok().and_then(|d| d.state(&holder.id));
+        if st == Some(MemberState::Alive) {
+            return Err(bad(
+                409,
+                format!(
+                    "{} still answers probes here; refusing to repair it",
+                    holder.id
+                ),
+            ));
+        }
+    }
+    // Identities of the other helpers, each checked against the manifest by the engine.
+    let mut identities = BTreeMap::new();
+    let mut members = BTreeMap::new();
+    for &j in &plan.helpers {
+        if let Some(e) = manifest.body().entry(j) {
+            if e.recipient == me {
+                continue;
+            }
+            let (m, p) = member_with(&state, &e.recipient).await?;
+            identities.insert(j, p);
+            members.insert(j, m);
+        }
+    }
+    let replacement = member_with(&state, &plan.replacement).await?;
+    let key = state.identity.clone();
+    let (p, man) = (plan.clone(), manifest.clone());
+    let (helper, out) = blocking(move || {
+        let mine = SealedShard::parse(&shard)
+            .and_then(|s| s.open(&key))
+            .map_err(|e| bad(500, e))?;
+        Helper::start(p, &man, &mine, &identities).map_err(|e| bad(422, e))
+    })
+    .await?;
+    state.insert_round(
+        plan.round,
+        Round::Helper {
+            helper,
+            manifest,
+            replacement: (replacement.1, replacement.0),
+        },
+    );
+    for (j, msg) in out {
+        if let Some(m) = members.get(&j) {
+            send(&state, m.clone(), msg);
+        }
+    }
+    tracing::info!(target = plan.target, "repair: helping; pieces sent");
+    Ok("accepted\n")
+}
+
+/// `GET /v1/repair/{round}` status: JSON with the role, whether the round is
+/// complete and, for a completed replacement, the rebuilt share sealed to
+/// itself (hex), which reveals nothing to anyone else.
+pub fn status(cell: &RoundCell) -> serde_json::Value {
+    match cell.lock().as_deref() {
+        Ok(Round::Helper { .. }) => serde_json::json!({ "role": "helper" }),
+        Ok(Round::Replacement { done, .. }) => serde_json::json!({
+            "role": "replacement",
+            "complete": done.is_some(),
+            "sealed": done.as_ref().map(hex::encode),
+        }),
+        Err(_) => serde_json::json!({ "error": "poisoned" }),
+    }
+}
