@@ -4,9 +4,12 @@
 use pqvault_tests::{sample, Mesh};
 use std::fs;
 use std::time::{Duration, Instant};
+use validator::epochs::{encode_commit, PrepareReply};
 use validator::repair::{Message, Plan};
-use vault::identity::{PublicIdentity, SecretIdentity};
-use vault::manifest::VaultId;
+use vault::epoch::{verify_chain, EpochCertificate};
+use vault::identity::{Fingerprint, PublicIdentity, SecretIdentity};
+use vault::manifest::{Manifest, VaultId};
+use vault::recover::{recover, Candidate, Rejection};
 use vault::seal::SealedShard;
 
 fn key(mesh: &Mesh, i: usize) -> SecretIdentity {
@@ -143,4 +146,195 @@ async fn lost_share_is_rebuilt_at_a_replacement() {
         .await
         .unwrap();
     assert_eq!(r.status, 400);
+
+    // ---- The new epoch: prepare, manifest, sign, commit (validator-5 leads).
+    let holders = [0usize, 1, 2, 4, 5]; // shares 1, 2, 3, 5 and the replacement (4)
+    let mut body =
+        Manifest::decode(&fs::read(mesh.root.path().join("vault/manifest.pqvm")).unwrap())
+            .unwrap()
+            .body()
+            .clone();
+    let genesis_bytes = fs::read(mesh.root.path().join("vault/manifest.pqvm")).unwrap();
+    body.epoch = 2;
+    // A validator is not its own member: reach validator-5 through validator-1.
+    let other = mesh.client_as(0);
+    let via = |i: usize| if i == 4 { &other } else { &leader };
+    for i in holders {
+        let r = via(i)
+            .post(
+                &mesh.member(i),
+                &format!("/v1/epoch/{}/prepare?from=1", mesh.vault_id),
+                vec![],
+                1 << 16,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status,
+            200,
+            "prepare on validator-{}: {}",
+            i + 1,
+            String::from_utf8_lossy(&r.body)
+        );
+        let p: PrepareReply = serde_json::from_slice(&r.body).unwrap();
+        let e = body.shards.iter_mut().find(|e| e.index == p.index).unwrap();
+        e.recipient =
+            Fingerprint::from_bytes(hex::decode(&p.recipient).unwrap().try_into().unwrap());
+        e.recipient_name = p.recipient_name;
+        e.blob_hash = hex::decode(&p.blob_hash).unwrap().try_into().unwrap();
+        e.share_commitment = hex::decode(&p.share_commitment)
+            .unwrap()
+            .try_into()
+            .unwrap();
+    }
+    let lead_key = key(&mesh, 4);
+    let m2 = Manifest::sign(&body, lead_key.public(), lead_key.signing_key()).unwrap();
+    let mut cert: Option<EpochCertificate> = None;
+    for i in [0usize, 1, 2, 4] {
+        let r = via(i)
+            .post(
+                &mesh.member(i),
+                &format!("/v1/epoch/{}/sign", mesh.vault_id),
+                m2.clone(),
+                1 << 20,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status,
+            200,
+            "sign on validator-{}: {}",
+            i + 1,
+            String::from_utf8_lossy(&r.body)
+        );
+        let one = EpochCertificate::decode(&r.body).unwrap();
+        match &mut cert {
+            None => cert = Some(one),
+            Some(c) => c.signatures.extend(one.signatures),
+        }
+    }
+    let cert = cert.unwrap().encode();
+    // Each validator signs one successor per epoch: a rival is refused.
+    let mut rival = body.clone();
+    rival.created_unix += 1;
+    let rival = Manifest::sign(&rival, lead_key.public(), lead_key.signing_key()).unwrap();
+    let r = leader
+        .post(
+            &mesh.member(0),
+            &format!("/v1/epoch/{}/sign", mesh.vault_id),
+            rival,
+            1 << 20,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 409, "{}", String::from_utf8_lossy(&r.body));
+    for i in holders {
+        let r = via(i)
+            .post(
+                &mesh.member(i),
+                &format!("/v1/epoch/{}/commit", mesh.vault_id),
+                encode_commit(&m2, &cert),
+                4096,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status,
+            200,
+            "commit on validator-{}: {}",
+            i + 1,
+            String::from_utf8_lossy(&r.body)
+        );
+        let h = via(i)
+            .get(&mesh.member(i), "/v1/hello", 1 << 16)
+            .await
+            .unwrap();
+        let hello: validator::api::Hello = serde_json::from_slice(&h.body).unwrap();
+        assert_eq!(
+            hello.vaults,
+            vec![(mesh.vault_id.clone(), 2)],
+            "validator-{}",
+            i + 1
+        );
+    }
+
+    // Anyone holding the operator-signed genesis can verify epoch 2, and the
+    // epoch-2 shards (two survivors and the replacement) recover the same
+    // secret as the original epoch-1 shards. An epoch-1 shard is stale.
+    let op =
+        PublicIdentity::decode(&fs::read(mesh.root.path().join("operator/operator.pub")).unwrap())
+            .unwrap();
+    let genesis = Manifest::decode(&genesis_bytes)
+        .unwrap()
+        .verify(Some(&op.fingerprint()))
+        .unwrap();
+    let latest = verify_chain(
+        genesis.clone(),
+        &[(m2.clone(), EpochCertificate::decode(&cert).unwrap())],
+    )
+    .unwrap();
+    assert_eq!(latest.body().epoch, 2);
+    let stored = |i: usize| {
+        fs::read(
+            mesh.nodes[i]
+                .dir
+                .join(format!("data/vaults/{}/epoch-2/shard.pqvs", mesh.vault_id)),
+        )
+        .unwrap()
+    };
+    let keys: Vec<SecretIdentity> = (0..6).filter(|&i| i != 3).map(|i| key(&mesh, i)).collect();
+    let (s1, s2, s6) = (stored(0), stored(1), stored(5));
+    let old3 = fs::read(mesh.root.path().join("vault/shard-003-validator-3.shard")).unwrap();
+    let c = [
+        Candidate::Sealed {
+            source: "old-3".into(),
+            bytes: &old3,
+        },
+        Candidate::Sealed {
+            source: "1".into(),
+            bytes: &s1,
+        },
+        Candidate::Sealed {
+            source: "2".into(),
+            bytes: &s2,
+        },
+        Candidate::Sealed {
+            source: "replacement".into(),
+            bytes: &s6,
+        },
+    ];
+    let new_secret = recover(&latest, &c, &keys).unwrap();
+    assert!(matches!(
+        new_secret.rejected[0].reason,
+        Rejection::StaleEpoch {
+            found: 1,
+            current: 2
+        }
+    ));
+    assert_eq!(new_secret.used, vec![1, 2, 4]);
+    let o = |n: usize| {
+        fs::read(
+            mesh.root
+                .path()
+                .join(format!("vault/shard-00{n}-validator-{n}.shard")),
+        )
+        .unwrap()
+    };
+    let (o1, o2, o5) = (o(1), o(2), o(5));
+    let c1 = [
+        Candidate::Sealed {
+            source: "1".into(),
+            bytes: &o1,
+        },
+        Candidate::Sealed {
+            source: "2".into(),
+            bytes: &o2,
+        },
+        Candidate::Sealed {
+            source: "5".into(),
+            bytes: &o5,
+        },
+    ];
+    let old_secret = recover(&genesis, &c1, &keys).unwrap();
+    assert_eq!(&new_secret.secret[..], &old_secret.secret[..]);
 }

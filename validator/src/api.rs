@@ -12,6 +12,8 @@
 //!   epoch we hold (`PQVC`), so a replacement can verify the manifest.
 //! * `POST /v1/repair`, `GET /v1/repair/{round}`: repair rounds
 //!   ([`crate::rounds`]).
+//! * `POST /v1/epoch/{vault}/prepare?from=E`, `.../sign`, `.../commit`: the
+//!   new epoch after a repair ([`crate::epochs`]).
 //!
 //! Connections are accepted only from certificates of the mesh CA whose
 //! validator id is a member; see [`crate::server`].
@@ -19,7 +21,7 @@
 use crate::daemon::State;
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
-use axum::extract::{Path, State as AxState};
+use axum::extract::{Path, Query, State as AxState};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -73,6 +75,9 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/vaults/{vault}/proof", get(proof))
         .route("/v1/repair", post(repair))
         .route("/v1/repair/{round}", get(repair_status))
+        .route("/v1/epoch/{vault}/prepare", post(epoch_prepare))
+        .route("/v1/epoch/{vault}/sign", post(epoch_sign))
+        .route("/v1/epoch/{vault}/commit", post(epoch_commit))
         .layer(DefaultBodyLimit::max(4 << 20))
         .with_state(state)
 }
@@ -198,5 +203,81 @@ async fn repair_status(AxState(state): AxState<Arc<State>>, Path(round): Path<St
     match id.and_then(|id| state.round(&id)) {
         Some(cell) => Json(crate::rounds::status(&cell)).into_response(),
         None => (StatusCode::NOT_FOUND, "unknown round\n").into_response(),
+    }
+}
+
+fn failure(state: &State, endpoint: &str, (code, why): (u16, String)) -> Response {
+    state.count(endpoint, code);
+    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+    (code, format!("{why}\n")).into_response()
+}
+
+/// `?from=E` of `prepare`.
+#[derive(serde::Deserialize)]
+pub struct FromEpoch {
+    /// The epoch being left.
+    pub from: u64,
+}
+
+async fn epoch_prepare(
+    AxState(state): AxState<Arc<State>>,
+    Path(vault): Path<String>,
+    Query(q): Query<FromEpoch>,
+) -> Response {
+    let Some(id) = parse_vault(&vault) else {
+        return failure(
+            &state,
+            "epoch_prepare",
+            (400, "vault id must be 32 hex digits".into()),
+        );
+    };
+    match crate::epochs::prepare(state.clone(), id, q.from).await {
+        Ok(reply) => {
+            state.count("epoch_prepare", 200);
+            Json(reply).into_response()
+        }
+        Err(f) => failure(&state, "epoch_prepare", f),
+    }
+}
+
+async fn epoch_sign(
+    AxState(state): AxState<Arc<State>>,
+    Path(vault): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Some(id) = parse_vault(&vault) else {
+        return failure(
+            &state,
+            "epoch_sign",
+            (400, "vault id must be 32 hex digits".into()),
+        );
+    };
+    match crate::epochs::sign(state.clone(), id, &body).await {
+        Ok(cert) => {
+            state.count("epoch_sign", 200);
+            cert.into_response()
+        }
+        Err(f) => failure(&state, "epoch_sign", f),
+    }
+}
+
+async fn epoch_commit(
+    AxState(state): AxState<Arc<State>>,
+    Path(vault): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Some(id) = parse_vault(&vault) else {
+        return failure(
+            &state,
+            "epoch_commit",
+            (400, "vault id must be 32 hex digits".into()),
+        );
+    };
+    match crate::epochs::commit(state.clone(), id, &body).await {
+        Ok(epoch) => {
+            state.count("epoch_commit", 200);
+            format!("epoch {epoch}\n").into_response()
+        }
+        Err(f) => failure(&state, "epoch_commit", f),
     }
 }

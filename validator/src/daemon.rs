@@ -44,6 +44,10 @@ pub struct State {
     pub identities: Mutex<BTreeMap<String, PublicIdentity>>,
     /// Repair rounds this validator takes part in.
     pub rounds: Mutex<BTreeMap<[u8; 16], crate::rounds::RoundCell>>,
+    /// Shares re-sealed for a next epoch, waiting for its certificate.
+    pub pending: Mutex<BTreeMap<vault::manifest::VaultId, crate::epochs::Prepared>>,
+    /// Successor manifest digest signed per (vault, epoch): one vote each.
+    pub votes: Mutex<BTreeMap<(vault::manifest::VaultId, u64), [u8; 32]>>,
 }
 
 impl State {
@@ -200,6 +204,8 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         detector: Mutex::new(detector),
         identities: Mutex::new(BTreeMap::new()),
         rounds: Mutex::new(BTreeMap::new()),
+        pending: Mutex::new(BTreeMap::new()),
+        votes: Mutex::new(BTreeMap::new()),
     }))
 }
 

@@ -11,10 +11,12 @@
 //! - [`daemon`]: shared state, start-up and probing.
 //! - [`repair`]: the repair round: messages and state machines.
 //! - [`rounds`]: driving repair rounds over the peer API.
+//! - [`epochs`]: moving a vault to a certified new epoch after a repair.
 
 pub mod api;
 pub mod config;
 pub mod daemon;
+pub mod epochs;
 pub mod metrics;
 pub mod ops;
 pub mod peer;

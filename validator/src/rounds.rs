@@ -54,6 +54,8 @@ pub fn decode_proof(bytes: &[u8]) -> Result<(Vec<u8>, Steps), FormatError> {
 }
 
 /// One round this validator takes part in.
+// Only a handful of rounds exist at once; boxing variants would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Round {
     /// We are a helper.
     Helper {
@@ -70,6 +72,8 @@ pub enum Round {
         rep: Replacement,
         /// Manifest of the round's epoch.
         manifest: VerifiedManifest,
+        /// The proof of that manifest (anchor and steps), to adopt the vault.
+        proof: (Vec<u8>, Steps),
         /// The rebuilt share, sealed to ourselves, once complete.
         done: Option<Vec<u8>>,
     },
@@ -255,6 +259,7 @@ pub async fn handle(
                     rep,
                     manifest,
                     done,
+                    ..
                 } = &mut *r
                 else {
                     return Err(bad(409, "not a replacement round"));
@@ -303,6 +308,7 @@ async fn on_plan(state: Arc<State>, caller: String, plan: Plan) -> Result<&'stat
             .await
             .map_err(|e| bad(502, e))?;
         let (anchor, steps) = decode_proof(&r.body).map_err(|e| bad(502, e))?;
+        let proof = (anchor.clone(), steps.clone());
         let manifest = {
             let store = state.store.lock().map_err(|_| bad(500, "poisoned"))?;
             store
@@ -316,6 +322,7 @@ async fn on_plan(state: Arc<State>, caller: String, plan: Plan) -> Result<&'stat
             Round::Replacement {
                 rep,
                 manifest,
+                proof,
                 done: None,
             },
         );

@@ -348,6 +348,45 @@ impl Store {
         self.commit(id, held)
     }
 
+    /// Takes up a vault this validator did not hold (a repair replacement):
+    /// `anchor` and `steps` prove epoch e, `certificate` moves it to
+    /// `next_manifest`, in which `shard` must be ours. Slow (unseals).
+    pub fn adopt(
+        &mut self,
+        anchor: &[u8],
+        steps: &Steps,
+        next_manifest: &[u8],
+        certificate: &[u8],
+        shard: &[u8],
+        key: &SecretIdentity,
+    ) -> Result<&Held, StoreError> {
+        let current = self
+            .verify_chain(anchor, steps)
+            .map_err(StoreError::Rejected)?;
+        let id = current.body().vault_id;
+        if self.vaults.contains_key(&id) {
+            return Err(StoreError::Rejected(format!(
+                "vault {id} is already held here"
+            )));
+        }
+        let cert = EpochCertificate::decode(certificate)
+            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let next = epoch::verify_step(&current, next_manifest, &cert, steps.len() + 1)
+            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let index = Self::check_ours(&next, shard, key)?;
+        let mut all = steps.clone();
+        all.push((next_manifest.to_vec(), certificate.to_vec()));
+        let held = Held {
+            epoch: next.body().epoch,
+            index,
+            manifest: next_manifest.to_vec(),
+            shard: shard.to_vec(),
+            anchor: anchor.to_vec(),
+            steps: all,
+        };
+        self.commit(id, held)
+    }
+
     /// The shard held for `id`.
     pub fn get(&self, id: &VaultId) -> Option<&Held> {
         self.vaults.get(id)

@@ -1,0 +1,306 @@
+//! Moving a vault to a new epoch over the peer API, after a repair.
+//!
+//! 1. `POST /v1/epoch/{vault}/prepare?from=E`: every holder of epoch E+1
+//!    (the surviving holders and the replacement) re-seals its share for
+//!    epoch E+1 to itself, keeps it pending, and answers with its index,
+//!    fingerprint, the new shard's hash and share commitment.
+//! 2. The leader writes the epoch E+1 manifest from the answers and signs it.
+//! 3. `POST /v1/epoch/{vault}/sign` (manifest in the body): each validator
+//!    of epoch E checks the manifest (same vault, secret, t, n and suite;
+//!    its own entry is its pending shard; every replaced holder no longer
+//!    answers it) and signs the transition, at most once per epoch, so two
+//!    different successors of one epoch can never both reach a majority.
+//! 4. `POST /v1/epoch/{vault}/commit` (manifest and certificate): each new
+//!    holder verifies the certificate and switches its store.
+//!
+//! Repair keeps the polynomial, so a re-sealed share has the same value
+//! under the new epoch's binding. Seal and unseal run on blocking threads.
+
+use crate::daemon::State;
+use crate::rounds::Round;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use vault::codec::{FormatError, Reader, Writer};
+use vault::epoch::{EpochCertificate, Transition};
+use vault::identity::Fingerprint;
+use vault::manifest::{shard_hash, Manifest, VaultId};
+use vault::seal::SealedShard;
+use vault::share::ShareRecord;
+
+use crate::store::Steps;
+
+type Failure = (u16, String);
+
+fn bad(code: u16, why: impl ToString) -> Failure {
+    (code, why.to_string())
+}
+
+/// A share re-sealed for the next epoch, waiting for the commit.
+#[derive(Clone)]
+pub struct Prepared {
+    /// The epoch being left.
+    pub from_epoch: u64,
+    /// Share index.
+    pub index: u8,
+    /// The share sealed to ourselves under epoch `from_epoch + 1`.
+    pub sealed: Vec<u8>,
+    /// For a replacement: the proof of epoch `from_epoch`, to adopt the vault.
+    pub adopt: Option<(Vec<u8>, Steps)>,
+}
+
+/// Answer to `prepare`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PrepareReply {
+    /// Share index.
+    pub index: u8,
+    /// Identity fingerprint (hex).
+    pub recipient: String,
+    /// Identity name.
+    pub recipient_name: String,
+    /// SHA-256 of the new sealed shard (hex).
+    pub blob_hash: String,
+    /// Commitment to the share under the new epoch (hex).
+    pub share_commitment: String,
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Failure> + Send + 'static,
+) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| bad(500, e))?
+}
+
+/// Step 1: re-seal our share of `vault` for epoch `from + 1`.
+pub async fn prepare(
+    state: Arc<State>,
+    vault: VaultId,
+    from: u64,
+) -> Result<PrepareReply, Failure> {
+    let held = state
+        .store
+        .lock()
+        .map_err(|_| bad(500, "poisoned"))?
+        .get(&vault)
+        .cloned();
+    // Either we hold the vault at `from`, or we just rebuilt a share of it.
+    let (sealed_now, adopt) = match held {
+        Some(h) if h.epoch == from => (h.shard, None),
+        Some(h) => {
+            return Err(bad(
+                409,
+                format!("vault is at epoch {} here, not {from}", h.epoch),
+            ))
+        }
+        None => {
+            let rounds: Vec<_> = state
+                .rounds
+                .lock()
+                .map_err(|_| bad(500, "poisoned"))?
+                .values()
+                .cloned()
+                .collect();
+            let mut found = None;
+            for cell in rounds {
+                if let Ok(Round::Replacement {
+                    manifest,
+                    proof,
+                    done: Some(sealed),
+                    ..
+                }) = cell.lock().as_deref()
+                {
+                    if manifest.body().vault_id == vault && manifest.body().epoch == from {
+                        found = Some((sealed.clone(), Some(proof.clone())));
+                    }
+                }
+            }
+            found.ok_or_else(|| bad(404, "no share of that vault here"))?
+        }
+    };
+    let key = state.identity.clone();
+    let (record, sealed) = blocking(move || {
+        let old = SealedShard::parse(&sealed_now)
+            .and_then(|s| s.open(&key))
+            .map_err(|e| bad(500, e))?;
+        let next = ShareRecord {
+            vault_id: old.vault_id,
+            epoch: from + 1,
+            threshold: old.threshold,
+            n: old.n,
+            share: old.share.clone(),
+        };
+        let suite = SealedShard::parse(&sealed_now)
+            .map_err(|e| bad(500, e))?
+            .header
+            .suite;
+        let sealed = vault::seal::seal(&next, suite, key.public()).map_err(|e| bad(500, e))?;
+        Ok((next, sealed))
+    })
+    .await?;
+    let reply = PrepareReply {
+        index: record.share.index,
+        recipient: state.identity.public().fingerprint().to_hex(),
+        recipient_name: state.identity.public().name().to_string(),
+        blob_hash: hex::encode(shard_hash(&sealed)),
+        share_commitment: hex::encode(record.commitment()),
+    };
+    state
+        .pending
+        .lock()
+        .map_err(|_| bad(500, "poisoned"))?
+        .insert(
+            vault,
+            Prepared {
+                from_epoch: from,
+                index: record.share.index,
+                sealed,
+                adopt,
+            },
+        );
+    Ok(reply)
+}
+
+/// Step 3: check the proposed next manifest and sign the transition.
+pub async fn sign(
+    state: Arc<State>,
+    vault: VaultId,
+    next_bytes: &[u8],
+) -> Result<Vec<u8>, Failure> {
+    let (current, _) = {
+        let store = state.store.lock().map_err(|_| bad(500, "poisoned"))?;
+        let held = store
+            .get(&vault)
+            .ok_or_else(|| bad(404, "no shard of that vault here"))?;
+        (
+            store
+                .verify_chain(&held.anchor, &held.steps)
+                .map_err(|e| bad(500, e))?,
+            (),
+        )
+    };
+    let next = Manifest::decode(next_bytes).map_err(|e| bad(400, e))?;
+    let next_verified = next.clone().verify(None).map_err(|e| bad(422, e))?;
+    let (c, n) = (current.body(), next_verified.body());
+    if n.vault_id != c.vault_id || n.epoch != c.epoch + 1 {
+        return Err(bad(422, "not the next epoch of this vault"));
+    }
+    if (n.threshold, n.n, n.suite, n.secret_len, n.secret_commitment)
+        != (c.threshold, c.n, c.suite, c.secret_len, c.secret_commitment)
+    {
+        return Err(bad(422, "a repair epoch keeps t, n, suite and secret"));
+    }
+    // Our own entry must be the share we prepared.
+    let me = state.identity.public().fingerprint();
+    let pending = state
+        .pending
+        .lock()
+        .map_err(|_| bad(500, "poisoned"))?
+        .get(&vault)
+        .cloned()
+        .ok_or_else(|| bad(409, "nothing prepared for this vault"))?;
+    let mine = n
+        .entry(pending.index)
+        .ok_or_else(|| bad(422, "our index is missing"))?;
+    if pending.from_epoch != c.epoch
+        || mine.recipient != me
+        || mine.blob_hash != shard_hash(&pending.sealed)
+    {
+        return Err(bad(422, "our entry is not the shard we prepared"));
+    }
+    // Only holders that no longer answer us may be replaced.
+    for e in &n.shards {
+        let old = c.entry(e.index).map(|o| o.recipient);
+        if let Some(old) = old.filter(|old| *old != e.recipient) {
+            if still_answers(&state, &old).await {
+                return Err(bad(
+                    409,
+                    format!(
+                        "share {} changes hands but its holder still answers",
+                        e.index
+                    ),
+                ));
+            }
+        }
+    }
+    // At most one successor per epoch.
+    {
+        let mut votes = state.votes.lock().map_err(|_| bad(500, "poisoned"))?;
+        let digest = next.digest();
+        match votes.get(&(vault, c.epoch)) {
+            Some(d) if *d != digest => {
+                return Err(bad(409, "already signed another successor of this epoch"))
+            }
+            _ => {
+                votes.insert((vault, c.epoch), digest);
+            }
+        }
+    }
+    let t = Transition::between(&current, &next);
+    let sig = t.sign(&state.identity).map_err(|e| bad(500, e))?;
+    Ok(EpochCertificate {
+        transition: t,
+        signatures: vec![sig],
+    }
+    .encode())
+}
+
+async fn still_answers(state: &Arc<State>, fp: &Fingerprint) -> bool {
+    for m in &state.members {
+        if let Ok(p) = crate::rounds::identity_of(state, &m.id).await {
+            if p.fingerprint() == *fp {
+                return state.probe_direct(m).await.is_some();
+            }
+        }
+    }
+    false
+}
+
+/// Encodes the commit body: the next manifest and its certificate.
+pub fn encode_commit(manifest: &[u8], certificate: &[u8]) -> Vec<u8> {
+    let mut w = Writer::raw();
+    w.var_bytes(manifest).var_bytes(certificate);
+    w.finish()
+}
+
+fn decode_commit(bytes: &[u8]) -> Result<(Vec<u8>, Vec<u8>), FormatError> {
+    let mut r = Reader::raw(bytes);
+    let m = r.var_bytes("manifest", 4 << 20)?.to_vec();
+    let c = r.var_bytes("certificate", 4 << 20)?.to_vec();
+    r.finish()?;
+    Ok((m, c))
+}
+
+/// Step 4: verify the certificate and switch to the new epoch.
+pub async fn commit(state: Arc<State>, vault: VaultId, body: &[u8]) -> Result<u64, Failure> {
+    let (manifest, cert) = decode_commit(body).map_err(|e| bad(400, e))?;
+    let pending = state
+        .pending
+        .lock()
+        .map_err(|_| bad(500, "poisoned"))?
+        .get(&vault)
+        .cloned()
+        .ok_or_else(|| bad(409, "nothing prepared for this vault"))?;
+    let st = state.clone();
+    let epoch = blocking(move || {
+        let mut store = st.store.lock().map_err(|_| bad(500, "poisoned"))?;
+        let held = match &pending.adopt {
+            Some((anchor, steps)) => store.adopt(
+                anchor,
+                steps,
+                &manifest,
+                &cert,
+                &pending.sealed,
+                &st.identity,
+            ),
+            None => store.advance(&vault, &manifest, &cert, &pending.sealed, &st.identity),
+        }
+        .map_err(|e| bad(422, e))?;
+        Ok(held.epoch)
+    })
+    .await?;
+    if let Ok(mut p) = state.pending.lock() {
+        p.remove(&vault);
+    }
+    tracing::info!(%vault, epoch, "vault moved to a new epoch");
+    Ok(epoch)
+}
