@@ -59,6 +59,7 @@ pub struct Transition {
 struct Entry {
     state: State,
     suspect_since: Option<Instant>,
+    dead_since: Option<Instant>,
     incarnation: u64,
 }
 
@@ -86,6 +87,7 @@ impl Detector {
                     Entry {
                         state: State::Alive,
                         suspect_since: None,
+                        dead_since: None,
                         incarnation: 0,
                     },
                 )
@@ -117,6 +119,7 @@ impl Detector {
         }
         e.state = to;
         e.suspect_since = (to == State::Suspect).then_some(now);
+        e.dead_since = (to == State::Dead).then_some(now);
         Some(Transition {
             id: id.to_string(),
             from,
@@ -178,6 +181,14 @@ impl Detector {
             .collect()
     }
 
+    /// How long `id` has been dead, if it is.
+    pub fn dead_for(&self, id: &str, now: Instant) -> Option<Duration> {
+        self.members
+            .get(id)
+            .and_then(|e| e.dead_since)
+            .map(|t| now.saturating_duration_since(t))
+    }
+
     /// The highest incarnation `id` has reported.
     pub fn incarnation(&self, id: &str) -> Option<u64> {
         self.members.get(id).map(|e| e.incarnation)
@@ -214,6 +225,11 @@ mod tests {
             }]
         );
         assert_eq!(d.state("b"), Some(State::Dead));
+        assert_eq!(
+            d.dead_for("b", t0 + Duration::from_millis(500)),
+            Some(Duration::from_millis(300))
+        );
+        assert_eq!(d.dead_for("a", t0), None);
     }
 
     #[test]

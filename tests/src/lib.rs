@@ -44,12 +44,29 @@ pub fn vault(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A free TCP port on 127.0.0.1 (bound then released).
+/// A free TCP port on 127.0.0.1 for a listener.
+///
+/// Ports come from below the kernel's ephemeral range, so no outbound
+/// connection (the validators probe each other constantly) can take one
+/// between this check and the validator's bind; a per-process counter keeps
+/// tests running in parallel apart.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low: u32 = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let (base, span) = (10_000u32, ephemeral_low.saturating_sub(10_000).max(1000));
+    let start = std::process::id().wrapping_mul(7919) % span;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(n < span, "no free listener port below the ephemeral range");
+        let port = (base + (start + n) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// One validator of the mesh.
@@ -173,7 +190,7 @@ impl Mesh {
         let mut toml = format!(
             "id = \"{id}\"\ndata_dir = \"{data}\"\nidentity_key = \"{key}\"\ntrusted_signer = \"{op}\"\nimport_dir = \"{import}\"\n\
              [tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{tkey}\"\n[listen]\npeer = \"{peer}\"\nops = \"{ops}\"\n\
-             [probe]\ninterval_ms = 200\ntimeout_ms = 150\n",
+             [probe]\ninterval_ms = 200\ntimeout_ms = 150\n[heal]\nauto = true\ninterval_ms = 300\ngrace_ms = 600\n",
             id = node.id,
             data = p(&d.join("data")),
             key = p(&d.join(format!("identity/{}.key", node.id))),
@@ -192,6 +209,16 @@ impl Mesh {
             ));
         }
         fs::write(d.join("validator.toml"), toml).expect("write config");
+    }
+
+    /// Turns autonomous healing off on every validator (for tests that
+    /// drive repair rounds themselves). Call before starting them.
+    pub fn disable_auto_heal(&self) {
+        for i in 0..self.nodes.len() {
+            let p = self.config(i);
+            let text = fs::read_to_string(&p).expect("config");
+            fs::write(&p, text.replace("auto = true", "auto = false")).expect("config");
+        }
     }
 
     /// Path of validator `i`'s config file.

@@ -30,6 +30,12 @@
 //! timeout_ms = 250
 //! suspicion_ms = 500                 # suspect -> dead (default: interval_ms)
 //! indirect = 2                       # indirect probes after a failed direct one
+//!
+//! [heal]
+//! auto = true                        # repair lost shares onto spare members
+//! interval_ms = 1000
+//! grace_ms = 30000                   # a holder must be dead this long first
+//! request_timeout_ms = 10000         # repair and epoch requests
 //! ```
 
 use serde::Deserialize;
@@ -156,6 +162,50 @@ impl Default for ProbeConfig {
     }
 }
 
+/// Autonomous healing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealConfig {
+    /// Repair lost shares onto spare members without an operator.
+    #[serde(default = "default_true")]
+    pub auto: bool,
+    /// Milliseconds between checks for lost shares.
+    #[serde(default = "default_heal_interval")]
+    pub interval_ms: u64,
+    /// Milliseconds a holder must have been dead (and we up) before its
+    /// share is repaired: a restart or rolling update must not move epochs.
+    #[serde(default = "default_grace")]
+    pub grace_ms: u64,
+    /// Timeout of repair and epoch requests (they do HQC work).
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_ms: u64,
+}
+
+fn default_grace() -> u64 {
+    30_000
+}
+fn default_request_timeout() -> u64 {
+    10_000
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_heal_interval() -> u64 {
+    1000
+}
+
+impl Default for HealConfig {
+    fn default() -> Self {
+        HealConfig {
+            auto: true,
+            interval_ms: default_heal_interval(),
+            grace_ms: default_grace(),
+            request_timeout_ms: default_request_timeout(),
+        }
+    }
+}
+
 /// The file as written (every field optional so env and flags can fill in).
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -184,6 +234,9 @@ pub struct FileConfig {
     /// Probe timing.
     #[serde(default)]
     pub probe: ProbeConfig,
+    /// Autonomous healing.
+    #[serde(default)]
+    pub heal: HealConfig,
 }
 
 /// Overrides from flags (and, merged in first, the environment).
@@ -228,6 +281,8 @@ pub struct Config {
     pub discovery: Option<DiscoveryConfig>,
     /// Probe timing.
     pub probe: ProbeConfig,
+    /// Autonomous healing.
+    pub heal: HealConfig,
 }
 
 impl ProbeConfig {
@@ -311,6 +366,7 @@ impl Config {
             members,
             discovery: f.discovery,
             probe: f.probe,
+            heal: f.heal,
             id,
         })
     }

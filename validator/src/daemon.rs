@@ -36,8 +36,12 @@ pub struct State {
     pub ready: AtomicBool,
     /// Boot time in Unix milliseconds: our incarnation.
     pub incarnation: u64,
-    /// Mesh client.
+    /// Mesh client for probes (short timeout).
     pub client: PeerClient,
+    /// Mesh client for repair and epoch requests (longer timeout).
+    pub ctl: PeerClient,
+    /// When this process started (healing waits a grace period after it).
+    pub started: Instant,
     /// SWIM-style failure detector over the members.
     pub detector: Mutex<Detector>,
     /// Members' public identities, fetched over mTLS and cached.
@@ -97,8 +101,9 @@ impl State {
 
     /// Asks `helper` to probe `target` for us.
     async fn probe_indirect(&self, helper: &Member, target: &str) -> Option<u64> {
+        // The helper itself waits up to one probe timeout for the target.
         let r = self
-            .client
+            .ctl
             .get(helper, &format!("/v1/probe/{target}"), 4 << 10)
             .await
             .ok()?;
@@ -178,6 +183,10 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         tls.client.clone(),
         Duration::from_millis(config.probe.timeout_ms),
     );
+    let ctl = crate::peer::PeerClient::new(
+        tls.client.clone(),
+        Duration::from_millis(config.heal.request_timeout_ms),
+    );
     let detector = Detector::new(
         config.members.iter().map(|m| m.id.clone()),
         config.probe.suspicion(),
@@ -201,6 +210,8 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         ready: AtomicBool::new(false),
         incarnation,
         client,
+        ctl,
+        started: Instant::now(),
         detector: Mutex::new(detector),
         identities: Mutex::new(BTreeMap::new()),
         rounds: Mutex::new(BTreeMap::new()),

@@ -12,11 +12,13 @@
 //! - [`repair`]: the repair round: messages and state machines.
 //! - [`rounds`]: driving repair rounds over the peer API.
 //! - [`epochs`]: moving a vault to a certified new epoch after a repair.
+//! - [`heal`]: autonomous healing: leading repairs onto spare members.
 
 pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod epochs;
+pub mod heal;
 pub mod metrics;
 pub mod ops;
 pub mod peer;

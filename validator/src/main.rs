@@ -90,6 +90,13 @@ async fn serve(config: Config, state: std::sync::Arc<daemon::State>) -> Result<(
         state.clone(),
         Duration::from_millis(config.probe.interval_ms),
     ));
+    if config.heal.auto {
+        tokio::spawn(validator::heal::heal_loop(
+            state.clone(),
+            Duration::from_millis(config.heal.interval_ms),
+            Duration::from_millis(config.heal.grace_ms),
+        ));
+    }
     let ops = axum::serve(ops_listener, ops::router(state.clone()));
     daemon::set_ready(&state);
     tokio::select! {

@@ -34,6 +34,8 @@ pub struct Metrics {
     pub peer_state: IntGaugeVec,
     /// Times each peer was declared dead.
     pub peer_deaths: IntCounterVec,
+    /// Repairs led by this validator, by outcome.
+    pub repairs: IntCounterVec,
 }
 
 impl Metrics {
@@ -112,6 +114,13 @@ impl Metrics {
             ),
             &["peer"],
         )?;
+        let repairs = IntCounterVec::new(
+            Opts::new(
+                "pqvault_repairs_total",
+                "Repairs led by this validator, by outcome.",
+            ),
+            &["outcome"],
+        )?;
         for c in [
             Box::new(build_info.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(shards_held.clone()),
@@ -125,6 +134,7 @@ impl Metrics {
             Box::new(probes.clone()),
             Box::new(peer_state.clone()),
             Box::new(peer_deaths.clone()),
+            Box::new(repairs.clone()),
         ] {
             registry.register(c)?;
         }
@@ -145,6 +155,7 @@ impl Metrics {
             probes,
             peer_state,
             peer_deaths,
+            repairs,
         })
     }
 

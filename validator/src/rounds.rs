@@ -107,7 +107,7 @@ pub async fn identity_of(state: &Arc<State>, id: &str) -> Result<PublicIdentity,
         .find(|m| m.id == id)
         .ok_or_else(|| bad(403, format!("{id} is not a member")))?;
     let r = state
-        .client
+        .ctl
         .get(m, "/v1/identity", 64 << 10)
         .await
         .map_err(|e| bad(502, e))?;
@@ -120,7 +120,7 @@ pub async fn identity_of(state: &Arc<State>, id: &str) -> Result<PublicIdentity,
 }
 
 /// The member whose identity has fingerprint `fp`.
-async fn member_with(
+pub async fn member_with(
     state: &Arc<State>,
     fp: &Fingerprint,
 ) -> Result<(Member, PublicIdentity), Failure> {
@@ -148,7 +148,10 @@ async fn index_of(state: &Arc<State>, m: &VerifiedManifest, caller: &str) -> Res
         .ok_or_else(|| bad(403, format!("{caller} holds no share of this vault")))
 }
 
-fn current_manifest(state: &State, id: &VaultId) -> Result<(VerifiedManifest, Vec<u8>), Failure> {
+pub fn current_manifest(
+    state: &State,
+    id: &VaultId,
+) -> Result<(VerifiedManifest, Vec<u8>), Failure> {
     let store = state
         .store
         .lock()
@@ -179,7 +182,7 @@ fn send(state: &Arc<State>, to: Member, msg: Message) {
         let body = msg.encode();
         for attempt in 0..50u32 {
             match state
-                .client
+                .ctl
                 .post(&to, "/v1/repair", body.clone(), 4 << 10)
                 .await
             {
@@ -299,7 +302,7 @@ async fn on_plan(state: Arc<State>, caller: String, plan: Plan) -> Result<&'stat
             .cloned()
             .ok_or_else(|| bad(403, "caller is not a member"))?;
         let r = state
-            .client
+            .ctl
             .get(
                 &leader,
                 &format!("/v1/vaults/{}/proof", plan.vault_id),

@@ -1,0 +1,310 @@
+//! Autonomous healing: the daemon repairs lost shares onto spare members
+//! and moves the vault to a certified new epoch, with no operator.
+//!
+//! Every `heal.interval_ms` each validator looks at each vault it holds. A
+//! share is lost when no member that is alive in our failure detector holds
+//! it, once the view has settled: no member suspect, every dead member dead
+//! for at least `heal.grace_ms`, and ourselves up that long (so a restart
+//! or a rolling update never moves the vault to a new epoch). If the live holders still number at least t, spare members (alive,
+//! holding no share of the vault) exist for every lost share, and we are
+//! the live holder with the lowest member id, we lead: one repair round
+//! per lost share (`crate::rounds`), then prepare, sign and commit the next
+//! epoch (`crate::epochs`). Helpers and signers check everything again on
+//! their side: the leader proposes, it does not decide alone. Fewer than t
+//! live holders cannot be healed here: the operator must act (docs).
+//!
+//! Interim until the replicated log exists (docs/decisions.md D12): the
+//! lowest-id rule picks the leader from each validator's own view.
+
+use crate::config::Member;
+use crate::daemon::State;
+use crate::epochs::{self, encode_commit, PrepareReply};
+use crate::repair::{Message, Plan};
+use crate::rounds;
+use mesh_agent::detector::State as MemberState;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use vault::epoch::EpochCertificate;
+use vault::identity::Fingerprint;
+use vault::manifest::{Manifest, VaultId};
+
+/// Runs [`heal_once`] every `interval`, forever.
+pub async fn heal_loop(state: Arc<State>, interval: Duration, grace: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = heal_once(&state, grace).await {
+            tracing::warn!("healing: {e}");
+        }
+    }
+}
+
+/// Live members by identity fingerprint (`None` is ourselves); `None` if
+/// the view is not settled: some live member's identity could not be
+/// fetched, some member is suspect or dead for less than `grace`, or we
+/// started less than `grace` ago.
+async fn live_view(
+    state: &Arc<State>,
+    grace: Duration,
+) -> Option<BTreeMap<Fingerprint, Option<Member>>> {
+    let now = Instant::now();
+    if now.saturating_duration_since(state.started) < grace {
+        return None;
+    }
+    {
+        let d = state.detector.lock().ok()?;
+        for m in &state.members {
+            match d.state(&m.id)? {
+                MemberState::Alive => {}
+                MemberState::Suspect => return None,
+                MemberState::Dead => {
+                    if d.dead_for(&m.id, now)? < grace {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+    let mut view = BTreeMap::new();
+    view.insert(state.identity.public().fingerprint(), None);
+    for m in &state.members {
+        let alive = state.detector.lock().ok()?.state(&m.id) == Some(MemberState::Alive);
+        if alive {
+            let p = rounds::identity_of(state, &m.id).await.ok()?;
+            view.insert(p.fingerprint(), Some(m.clone()));
+        }
+    }
+    Some(view)
+}
+
+fn fail(what: &str, (code, why): (u16, String)) -> String {
+    format!("{what}: {code} {why}")
+}
+
+/// One healing pass over every vault held.
+pub async fn heal_once(state: &Arc<State>, grace: Duration) -> Result<(), String> {
+    let vaults: Vec<VaultId> = state
+        .store
+        .lock()
+        .map_err(|_| "store lock poisoned".to_string())?
+        .vaults()
+        .map(|(id, _)| *id)
+        .collect();
+    for id in vaults {
+        heal_vault(state, id, grace).await?;
+    }
+    Ok(())
+}
+
+async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<(), String> {
+    let (m, _) = rounds::current_manifest(state, &id).map_err(|f| fail("manifest", f))?;
+    let Some(view) = live_view(state, grace).await else {
+        return Ok(());
+    };
+    let b = m.body().clone();
+    let lost: Vec<u8> = b
+        .shards
+        .iter()
+        .filter(|e| !view.contains_key(&e.recipient))
+        .map(|e| e.index)
+        .collect();
+    if lost.is_empty() {
+        return Ok(());
+    }
+    // Live holders: (index, member or None for ourselves).
+    let holders: Vec<(u8, Option<Member>)> = b
+        .shards
+        .iter()
+        .filter_map(|e| view.get(&e.recipient).map(|m| (e.index, m.clone())))
+        .collect();
+    if holders.len() < usize::from(b.threshold) {
+        tracing::warn!(vault = %id, live = holders.len(), t = b.threshold, "too few live holders to repair; the operator must act");
+        return Ok(());
+    }
+    let name = |m: &Option<Member>| m.as_ref().map_or(state.id.clone(), |m| m.id.clone());
+    let leader = holders
+        .iter()
+        .map(|(_, m)| name(m))
+        .min()
+        .unwrap_or_default();
+    if leader != state.id {
+        return Ok(());
+    }
+    let recipients: Vec<Fingerprint> = b.shards.iter().map(|e| e.recipient).collect();
+    let mut spares: Vec<(Fingerprint, Member)> = view
+        .iter()
+        .filter(|(fp, m)| m.is_some() && !recipients.contains(fp))
+        .filter_map(|(fp, m)| m.clone().map(|m| (*fp, m)))
+        .collect();
+    spares.sort_by(|a, b| a.1.id.cmp(&b.1.id));
+    if spares.len() < lost.len() {
+        tracing::info!(vault = %id, lost = lost.len(), spares = spares.len(), "waiting for spare validators");
+        return Ok(());
+    }
+    let t0 = Instant::now();
+    let helpers: Vec<(u8, Option<Member>)> = holders
+        .iter()
+        .take(usize::from(b.threshold))
+        .cloned()
+        .collect();
+    let assignments: Vec<(u8, (Fingerprint, Member))> = lost.iter().copied().zip(spares).collect();
+    tracing::info!(vault = %id, lost = ?lost, "leading a repair");
+
+    // 1. One repair round per lost share.
+    for (target, (spare_fp, spare)) in &assignments {
+        let mut round = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut round).map_err(|_| "rng failure".to_string())?;
+        let plan = Plan {
+            round,
+            vault_id: id,
+            epoch: b.epoch,
+            target: *target,
+            helpers: helpers.iter().map(|(i, _)| *i).collect(),
+            replacement: *spare_fp,
+        };
+        let msg = Message::Plan(plan).encode();
+        post(state, spare, "/v1/repair", msg.clone(), 202).await?;
+        for (_, h) in &helpers {
+            match h {
+                None => {
+                    rounds::handle(state.clone(), state.id.clone(), &msg)
+                        .await
+                        .map_err(|f| fail("local plan", f))?;
+                }
+                Some(h) => {
+                    post(state, h, "/v1/repair", msg.clone(), 202).await?;
+                }
+            }
+        }
+        let path = format!("/v1/repair/{}", hex::encode(round));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let r = state
+                .ctl
+                .get(spare, &path, 1 << 20)
+                .await
+                .map_err(|e| e.to_string())?;
+            let v: serde_json::Value =
+                serde_json::from_slice(&r.body).map_err(|e| e.to_string())?;
+            if v["complete"] == true {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "repair of share {target} at {} timed out",
+                    spare.id
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    // 2. Prepare: every holder of the next epoch re-seals its share.
+    let mut next: Vec<(u8, Option<Member>)> = holders.clone();
+    next.extend(assignments.iter().map(|(i, (_, m))| (*i, Some(m.clone()))));
+    let mut body = b.clone();
+    body.epoch += 1;
+    for (_, who) in &next {
+        let reply: PrepareReply = match who {
+            None => epochs::prepare(state.clone(), id, b.epoch)
+                .await
+                .map_err(|f| fail("local prepare", f))?,
+            Some(m) => {
+                let r = post(
+                    state,
+                    m,
+                    &format!("/v1/epoch/{id}/prepare?from={}", b.epoch),
+                    Vec::new(),
+                    200,
+                )
+                .await?;
+                serde_json::from_slice(&r).map_err(|e| e.to_string())?
+            }
+        };
+        let e = body
+            .shards
+            .iter_mut()
+            .find(|e| e.index == reply.index)
+            .ok_or_else(|| format!("prepare answered unknown index {}", reply.index))?;
+        let bytes32 = |h: &str| -> Result<[u8; 32], String> {
+            hex::decode(h)
+                .ok()
+                .and_then(|v| v.try_into().ok())
+                .ok_or_else(|| "bad hex in prepare reply".to_string())
+        };
+        e.recipient = Fingerprint::from_bytes(bytes32(&reply.recipient)?);
+        e.recipient_name = reply.recipient_name;
+        e.blob_hash = bytes32(&reply.blob_hash)?;
+        e.share_commitment = bytes32(&reply.share_commitment)?;
+    }
+    let m2 = Manifest::sign(&body, state.identity.public(), state.identity.signing_key())
+        .map_err(|e| e.to_string())?;
+
+    // 3. Signatures from the live holders of the current epoch.
+    let mut cert: Option<EpochCertificate> = None;
+    for (_, who) in &holders {
+        let one = match who {
+            None => epochs::sign(state.clone(), id, &m2)
+                .await
+                .map_err(|f| fail("local sign", f))?,
+            Some(m) => post(state, m, &format!("/v1/epoch/{id}/sign"), m2.clone(), 200).await?,
+        };
+        let one = EpochCertificate::decode(&one).map_err(|e| e.to_string())?;
+        match &mut cert {
+            None => cert = Some(one),
+            Some(c) => c.signatures.extend(one.signatures),
+        }
+    }
+    let cert = cert.ok_or("no signatures")?.encode();
+
+    // 4. Commit everywhere, ourselves last.
+    let commit = encode_commit(&m2, &cert);
+    for (_, who) in &next {
+        if let Some(m) = who {
+            post(
+                state,
+                m,
+                &format!("/v1/epoch/{id}/commit"),
+                commit.clone(),
+                200,
+            )
+            .await?;
+        }
+    }
+    epochs::commit(state.clone(), id, &commit)
+        .await
+        .map_err(|f| fail("local commit", f))?;
+    tracing::info!(vault = %id, epoch = body.epoch, took_ms = t0.elapsed().as_millis() as u64, "healed: new epoch certified");
+    state
+        .metrics
+        .repairs
+        .with_label_values(&["completed"])
+        .inc();
+    Ok(())
+}
+
+/// POSTs and requires `expect` as the status; returns the body.
+async fn post(
+    state: &Arc<State>,
+    to: &Member,
+    path: &str,
+    body: Vec<u8>,
+    expect: u16,
+) -> Result<Vec<u8>, String> {
+    let r = state
+        .ctl
+        .post(to, path, body, 4 << 20)
+        .await
+        .map_err(|e| format!("{path} on {}: {e}", to.id))?;
+    if r.status != expect {
+        return Err(format!(
+            "{path} on {}: {} {}",
+            to.id,
+            r.status,
+            String::from_utf8_lossy(&r.body).trim()
+        ));
+    }
+    Ok(r.body.to_vec())
+}
