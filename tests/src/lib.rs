@@ -214,10 +214,21 @@ impl Mesh {
     /// Turns autonomous healing off on every validator (for tests that
     /// drive repair rounds themselves). Call before starting them.
     pub fn disable_auto_heal(&self) {
+        self.edit_configs("auto = true", "auto = false");
+    }
+
+    /// Sets the healing grace period of every validator (default 600 ms
+    /// here). Call before starting them.
+    pub fn set_heal_grace_ms(&self, ms: u64) {
+        self.edit_configs("grace_ms = 600", &format!("grace_ms = {ms}"));
+    }
+
+    fn edit_configs(&self, from: &str, to: &str) {
         for i in 0..self.nodes.len() {
             let p = self.config(i);
             let text = fs::read_to_string(&p).expect("config");
-            fs::write(&p, text.replace("auto = true", "auto = false")).expect("config");
+            assert!(text.contains(from), "config has no {from:?}");
+            fs::write(&p, text.replace(from, to)).expect("config");
         }
     }
 

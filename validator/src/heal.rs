@@ -152,53 +152,28 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
     let assignments: Vec<(u8, (Fingerprint, Member))> = lost.iter().copied().zip(spares).collect();
     tracing::info!(vault = %id, lost = ?lost, "leading a repair");
 
-    // 1. One repair round per lost share.
-    for (target, (spare_fp, spare)) in &assignments {
-        let mut round = [0u8; 16];
-        aws_lc_rs::rand::fill(&mut round).map_err(|_| "rng failure".to_string())?;
-        let plan = Plan {
-            round,
-            vault_id: id,
-            epoch: b.epoch,
-            target: *target,
-            helpers: helpers.iter().map(|(i, _)| *i).collect(),
-            replacement: *spare_fp,
-        };
-        let msg = Message::Plan(plan).encode();
-        post(state, spare, "/v1/repair", msg.clone(), 202).await?;
-        for (_, h) in &helpers {
-            match h {
-                None => {
-                    rounds::handle(state.clone(), state.id.clone(), &msg)
-                        .await
-                        .map_err(|f| fail("local plan", f))?;
-                }
-                Some(h) => {
-                    post(state, h, "/v1/repair", msg.clone(), 202).await?;
-                }
-            }
-        }
-        let path = format!("/v1/repair/{}", hex::encode(round));
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let r = state
-                .ctl
-                .get(spare, &path, 1 << 20)
-                .await
-                .map_err(|e| e.to_string())?;
-            let v: serde_json::Value =
-                serde_json::from_slice(&r.body).map_err(|e| e.to_string())?;
-            if v["complete"] == true {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "repair of share {target} at {} timed out",
-                    spare.id
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    // 1. One repair round per lost share, all at once.
+    let rounds: Vec<_> = assignments
+        .iter()
+        .map(|(target, (spare_fp, spare))| {
+            let plan = Plan {
+                round: [0u8; 16],
+                vault_id: id,
+                epoch: b.epoch,
+                target: *target,
+                helpers: helpers.iter().map(|(i, _)| *i).collect(),
+                replacement: *spare_fp,
+            };
+            tokio::spawn(run_round(
+                state.clone(),
+                plan,
+                spare.clone(),
+                helpers.clone(),
+            ))
+        })
+        .collect();
+    for r in rounds {
+        r.await.map_err(|e| e.to_string())??;
     }
 
     // 2. Prepare: every holder of the next epoch re-seals its share.
@@ -206,23 +181,32 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
     next.extend(assignments.iter().map(|(i, (_, m))| (*i, Some(m.clone()))));
     let mut body = b.clone();
     body.epoch += 1;
-    for (_, who) in &next {
-        let reply: PrepareReply = match who {
-            None => epochs::prepare(state.clone(), id, b.epoch)
-                .await
-                .map_err(|f| fail("local prepare", f))?,
-            Some(m) => {
-                let r = post(
-                    state,
-                    m,
-                    &format!("/v1/epoch/{id}/prepare?from={}", b.epoch),
-                    Vec::new(),
-                    200,
-                )
-                .await?;
-                serde_json::from_slice(&r).map_err(|e| e.to_string())?
-            }
-        };
+    let prepares: Vec<_> = next
+        .iter()
+        .map(|(_, who)| {
+            let (state, who, from) = (state.clone(), who.clone(), b.epoch);
+            tokio::spawn(async move {
+                match who {
+                    None => epochs::prepare(state.clone(), id, from)
+                        .await
+                        .map_err(|f| fail("local prepare", f)),
+                    Some(m) => {
+                        let r = post(
+                            &state,
+                            &m,
+                            &format!("/v1/epoch/{id}/prepare?from={from}"),
+                            Vec::new(),
+                            200,
+                        )
+                        .await?;
+                        serde_json::from_slice::<PrepareReply>(&r).map_err(|e| e.to_string())
+                    }
+                }
+            })
+        })
+        .collect();
+    for p in prepares {
+        let reply = p.await.map_err(|e| e.to_string())??;
         let e = body
             .shards
             .iter_mut()
@@ -261,17 +245,18 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
 
     // 4. Commit everywhere, ourselves last.
     let commit = encode_commit(&m2, &cert);
-    for (_, who) in &next {
-        if let Some(m) = who {
-            post(
-                state,
-                m,
-                &format!("/v1/epoch/{id}/commit"),
-                commit.clone(),
-                200,
-            )
-            .await?;
-        }
+    let commits: Vec<_> = next
+        .iter()
+        .filter_map(|(_, who)| who.clone())
+        .map(|m| {
+            let (state, body) = (state.clone(), commit.clone());
+            tokio::spawn(async move {
+                post(&state, &m, &format!("/v1/epoch/{id}/commit"), body, 200).await
+            })
+        })
+        .collect();
+    for c in commits {
+        c.await.map_err(|e| e.to_string())??;
     }
     epochs::commit(state.clone(), id, &commit)
         .await
@@ -283,6 +268,52 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
         .with_label_values(&["completed"])
         .inc();
     Ok(())
+}
+
+/// Runs one repair round: the plan to the spare, then to every helper
+/// (ourselves locally), then waits for the spare to report the share.
+async fn run_round(
+    state: Arc<State>,
+    mut plan: Plan,
+    spare: Member,
+    helpers: Vec<(u8, Option<Member>)>,
+) -> Result<(), String> {
+    aws_lc_rs::rand::fill(&mut plan.round).map_err(|_| "rng failure".to_string())?;
+    let (round, target) = (plan.round, plan.target);
+    let msg = Message::Plan(plan).encode();
+    post(&state, &spare, "/v1/repair", msg.clone(), 202).await?;
+    for (_, h) in &helpers {
+        match h {
+            None => {
+                rounds::handle(state.clone(), state.id.clone(), &msg)
+                    .await
+                    .map_err(|f| fail("local plan", f))?;
+            }
+            Some(h) => {
+                post(&state, h, "/v1/repair", msg.clone(), 202).await?;
+            }
+        }
+    }
+    let path = format!("/v1/repair/{}", hex::encode(round));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = state
+            .ctl
+            .get(&spare, &path, 1 << 20)
+            .await
+            .map_err(|e| e.to_string())?;
+        let v: serde_json::Value = serde_json::from_slice(&r.body).map_err(|e| e.to_string())?;
+        if v["complete"] == true {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "repair of share {target} at {} timed out",
+                spare.id
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// POSTs and requires `expect` as the status; returns the body.
