@@ -316,6 +316,24 @@ impl Mesh {
         }
     }
 
+    /// Validator `i`'s identity secret key (from its folder).
+    pub fn secret_key(&self, i: usize) -> vault::identity::SecretIdentity {
+        let n = &self.nodes[i];
+        vault::identity::SecretIdentity::decode(
+            &fs::read(n.dir.join(format!("identity/{}.key", n.id))).expect("key"),
+        )
+        .expect("valid key")
+    }
+
+    /// Validator `i`'s public identity (from its folder).
+    pub fn public_identity(&self, i: usize) -> vault::identity::PublicIdentity {
+        let n = &self.nodes[i];
+        vault::identity::PublicIdentity::decode(
+            &fs::read(n.dir.join(format!("identity/{}.pub", n.id))).expect("pub"),
+        )
+        .expect("valid identity")
+    }
+
     /// Process id of running validator `i`.
     pub fn pid(&self, i: usize) -> Option<u32> {
         self.nodes[i].child.as_ref().map(Child::id)

@@ -12,12 +12,6 @@ use vault::identity::{PublicIdentity, SecretIdentity};
 use vault::manifest::Manifest;
 use vault::recover::{recover, Candidate};
 
-fn key(mesh: &Mesh, i: usize) -> SecretIdentity {
-    let n = &mesh.nodes[i];
-    SecretIdentity::decode(&fs::read(n.dir.join(format!("identity/{}.key", n.id))).unwrap())
-        .unwrap()
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn three_losses_heal_onto_spares_in_a_new_epoch() {
     let mut mesh = Mesh::with_spares(7, 4, 3);
@@ -72,7 +66,7 @@ async fn three_losses_heal_onto_spares_in_a_new_epoch() {
     assert_eq!(m2.body().n, 7);
 
     // Four epoch-2 shards, three of them on the former spares.
-    let keys: Vec<SecretIdentity> = alive.iter().map(|&i| key(&mesh, i)).collect();
+    let keys: Vec<SecretIdentity> = alive.iter().map(|&i| mesh.secret_key(i)).collect();
     let shard = |i: usize| {
         fs::read(
             mesh.nodes[i]

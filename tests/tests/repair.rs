@@ -12,18 +12,6 @@ use vault::manifest::{Manifest, VaultId};
 use vault::recover::{recover, Candidate, Rejection};
 use vault::seal::SealedShard;
 
-fn key(mesh: &Mesh, i: usize) -> SecretIdentity {
-    let n = &mesh.nodes[i];
-    SecretIdentity::decode(&fs::read(n.dir.join(format!("identity/{}.key", n.id))).unwrap())
-        .unwrap()
-}
-
-fn public(mesh: &Mesh, i: usize) -> PublicIdentity {
-    let n = &mesh.nodes[i];
-    PublicIdentity::decode(&fs::read(n.dir.join(format!("identity/{}.pub", n.id))).unwrap())
-        .unwrap()
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn lost_share_is_rebuilt_at_a_replacement() {
     // Shares 1..5 (3 of 5) on validator-1..5; validator-6 is a spare.
@@ -52,7 +40,7 @@ async fn lost_share_is_rebuilt_at_a_replacement() {
         epoch: 1,
         target: 4,
         helpers: vec![1, 2, 3],
-        replacement: public(&mesh, 5).fingerprint(),
+        replacement: mesh.public_identity(5).fingerprint(),
     };
     // validator-5 leads: it tells the replacement, then the helpers.
     let leader = mesh.client_as(4);
@@ -99,12 +87,12 @@ async fn lost_share_is_rebuilt_at_a_replacement() {
     };
     let rebuilt = SealedShard::parse(&sealed)
         .unwrap()
-        .open(&key(&mesh, 5))
+        .open(&mesh.secret_key(5))
         .unwrap();
     let original_file = mesh.root.path().join("vault/shard-004-validator-4.shard");
     let original = SealedShard::parse(&fs::read(original_file).unwrap())
         .unwrap()
-        .open(&key(&mesh, 3))
+        .open(&mesh.secret_key(3))
         .unwrap();
     assert_eq!(rebuilt.share.index, 4);
     assert_eq!(
@@ -188,7 +176,7 @@ async fn lost_share_is_rebuilt_at_a_replacement() {
             .try_into()
             .unwrap();
     }
-    let lead_key = key(&mesh, 4);
+    let lead_key = mesh.secret_key(4);
     let m2 = Manifest::sign(&body, lead_key.public(), lead_key.signing_key()).unwrap();
     let mut cert: Option<EpochCertificate> = None;
     for i in [0usize, 1, 2, 4] {
@@ -283,7 +271,10 @@ async fn lost_share_is_rebuilt_at_a_replacement() {
         )
         .unwrap()
     };
-    let keys: Vec<SecretIdentity> = (0..6).filter(|&i| i != 3).map(|i| key(&mesh, i)).collect();
+    let keys: Vec<SecretIdentity> = (0..6)
+        .filter(|&i| i != 3)
+        .map(|i| mesh.secret_key(i))
+        .collect();
     let (s1, s2, s6) = (stored(0), stored(1), stored(5));
     let old3 = fs::read(mesh.root.path().join("vault/shard-003-validator-3.shard")).unwrap();
     let c = [

@@ -17,7 +17,7 @@
 //! under the new epoch's binding. Seal and unseal run on blocking threads.
 
 use crate::daemon::State;
-use crate::rounds::Round;
+use crate::rounds::{bad, blocking, Failure, Round};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use vault::codec::{FormatError, Reader, Writer};
@@ -28,12 +28,6 @@ use vault::seal::SealedShard;
 use vault::share::ShareRecord;
 
 use crate::store::Steps;
-
-type Failure = (u16, String);
-
-fn bad(code: u16, why: impl ToString) -> Failure {
-    (code, why.to_string())
-}
 
 /// A share re-sealed for the next epoch, waiting for the commit.
 #[derive(Clone)]
@@ -61,14 +55,6 @@ pub struct PrepareReply {
     pub blob_hash: String,
     /// Commitment to the share under the new epoch (hex).
     pub share_commitment: String,
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Failure> + Send + 'static,
-) -> Result<T, Failure> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| bad(500, e))?
 }
 
 /// Step 1: re-seal our share of `vault` for epoch `from + 1`.

@@ -82,9 +82,11 @@ pub enum Round {
 /// A round's state, shared between the handler and blocking work.
 pub type RoundCell = Arc<Mutex<Round>>;
 
-type Failure = (u16, String);
+/// An HTTP status and a message: how repair and epoch steps fail.
+pub type Failure = (u16, String);
 
-fn bad(code: u16, why: impl ToString) -> Failure {
+/// Builds a [`Failure`].
+pub fn bad(code: u16, why: impl ToString) -> Failure {
     (code, why.to_string())
 }
 
@@ -165,7 +167,8 @@ pub fn current_manifest(
     Ok((m, held.shard.clone()))
 }
 
-async fn blocking<T: Send + 'static>(
+/// Runs `f` (seal/unseal work) on a blocking thread.
+pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Failure> + Send + 'static,
 ) -> Result<T, Failure> {
     tokio::task::spawn_blocking(f)
