@@ -1,18 +1,47 @@
-//! Checked-in version-1 files (TEST KEYS, see vectors/README.md) must keep
-//! decoding, verifying, unsealing and recovering in every future build.
+//! Published version-1 test vectors (`tests/vectors/v1/`, TEST KEYS ONLY,
+//! see `tests/vectors/README.md`).
+//!
+//! These files were written once by the `vault` CLI and are never
+//! regenerated. Every future build must still decode, verify, unseal and
+//! recover them: a change to a file format, a hash or KDF label, the
+//! fingerprint definition or the combiner makes this test fail. A new
+//! format version must keep reading version 1 (see `docs/formats.md`).
+//!
+//! The last test re-derives the documented constructions (fingerprint,
+//! signed message, share commitment, hybrid combiner and AEAD) straight
+//! from the bytes with aws-lc-rs primitives, so `docs/formats.md` and the
+//! code cannot drift apart silently.
 
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+use aws_lc_rs::digest::{digest, SHA256};
+use aws_lc_rs::hmac;
+use aws_lc_rs::signature::{UnparsedPublicKey, ED25519, ML_DSA_65};
 use std::path::PathBuf;
 use vault::identity::{PublicIdentity, SecretIdentity};
-use vault::manifest::{Manifest, VerifiedManifest};
-use vault::recover::{check_record, recover, Candidate};
-use vault::seal::SealedShard;
+use vault::kem::hqc::Hqc192;
+use vault::kem::mlkem::MlKem768;
+use vault::kem::x25519::X25519;
+use vault::kem::Kem;
+use vault::manifest::{Manifest, ManifestError, VerifiedManifest};
+use vault::recover::{check_record, check_sealed, recover, Candidate};
+use vault::seal::{SealError, SealedShard};
+use vault::share::ShareRecord;
 
+/// Fingerprint of `TEST-ONLY-operator` (from `vault inspect --json`).
 const OPERATOR_FINGERPRINT: &str =
-    "a94b246167a0d33ddd906fa3e4a52c466ad468688b793781b555c57eb940e00a";
-const VALIDATOR_1_FINGERPRINT: &str =
-    "704718a3ccc699363c28a5a6ee0b24aca29ac54e1ec5f454bb49a59ef39e6375";
-const VAULT_ID: &str = "a3f800d483fe3ac36b0399b432655c86";
-const SECRET_COMMITMENT: &str = "24cf4a083d804dec0481c28b2b3b65794e6a194b59cd0663b937d4dee3d78fcb";
+    "ce2f56f517f28b98b64ceee73753a1cc5f58f79bb4c0412cede9f8d99f11d933";
+/// Fingerprints of `TEST-ONLY-validator-1..=3`, in index order.
+const VALIDATOR_FINGERPRINTS: [&str; 3] = [
+    "e2e45920286eb0acf41480c91070021e1be8fb746a391ab4f9603bb6fb9d8820",
+    "b325aeb221ac40512d0368618fc3504a5bb2b944f1dc46fea1200fe33ec0e9fd",
+    "d893073b9182c04926c55d606eca10c34bbebd2e2ea39873908fec92516afd7f",
+];
+/// The vault id recorded in the manifest and every shard.
+const VAULT_ID: &str = "2862026094e48c8385032420c1476195";
+/// The manifest's secret commitment.
+const SECRET_COMMITMENT: &str = "925f17c5e808b2da3aa3cee39e7859c76839c6e2997125187b82b2fee41f9409";
+/// The secret, as also stored in `expected-secret.txt`.
+const SECRET: &[u8] = b"pqvault test vector v1 - not a real secret";
 
 fn path(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -21,84 +50,316 @@ fn path(rel: &str) -> PathBuf {
 }
 
 fn read(rel: &str) -> Vec<u8> {
-    std::fs::read(path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    std::fs::read(path(rel)).unwrap_or_else(|e| panic!("cannot read vector {rel}: {e}"))
+}
+
+fn validator_name(i: u8) -> String {
+    format!("TEST-ONLY-validator-{i}")
+}
+
+fn public(name: &str) -> PublicIdentity {
+    PublicIdentity::decode(&read(&format!("keys/{name}.pub"))).unwrap()
 }
 
 fn key(i: u8) -> SecretIdentity {
-    SecretIdentity::decode(&read(&format!("keys/TEST-ONLY-validator-{i}.key"))).unwrap()
+    SecretIdentity::decode(&read(&format!("keys/{}.key", validator_name(i)))).unwrap()
+}
+
+fn keys() -> Vec<SecretIdentity> {
+    (1..=3).map(key).collect()
 }
 
 fn shard(i: u8) -> Vec<u8> {
-    read(&format!("vault/shard-00{i}-TEST-ONLY-validator-{i}.shard"))
+    read(&format!("vault/shard-{i:03}-{}.shard", validator_name(i)))
 }
 
 fn manifest() -> VerifiedManifest {
-    let op = PublicIdentity::decode(&read("keys/TEST-ONLY-operator.pub")).unwrap();
+    let op = public("TEST-ONLY-operator");
+    assert_eq!(op.fingerprint().to_hex(), OPERATOR_FINGERPRINT);
     Manifest::decode(&read("vault/manifest.pqvm"))
         .unwrap()
         .verify(Some(&op.fingerprint()))
         .unwrap()
 }
 
+fn expected_secret() -> Vec<u8> {
+    let s = read("expected-secret.txt");
+    assert_eq!(s, SECRET, "expected-secret.txt changed");
+    s
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    digest(&SHA256, data).as_ref().try_into().unwrap()
+}
+
 #[test]
-fn fingerprints_and_manifest_fields_are_stable() {
-    let op = PublicIdentity::decode(&read("keys/TEST-ONLY-operator.pub")).unwrap();
+fn fingerprints_are_pinned() {
+    let op = public("TEST-ONLY-operator");
+    assert_eq!(op.name(), "TEST-ONLY-operator");
     assert_eq!(op.fingerprint().to_hex(), OPERATOR_FINGERPRINT);
-    assert_eq!(
-        key(1).public().fingerprint().to_hex(),
-        VALIDATOR_1_FINGERPRINT
-    );
+    let op_key = SecretIdentity::decode(&read("keys/TEST-ONLY-operator.key")).unwrap();
+    assert!(op_key.public() == &op);
+    for i in 1..=3u8 {
+        let p = public(&validator_name(i));
+        assert_eq!(p.name(), validator_name(i));
+        assert_eq!(
+            p.fingerprint().to_hex(),
+            VALIDATOR_FINGERPRINTS[usize::from(i) - 1]
+        );
+        // The secret key file embeds exactly the published identity.
+        assert!(key(i).public() == &p);
+    }
+}
+
+#[test]
+fn manifest_verifies_with_the_pinned_operator() {
     let m = manifest();
+    assert_eq!(m.signer().name(), "TEST-ONLY-operator");
     let b = m.body();
     assert_eq!(b.vault_id.to_string(), VAULT_ID);
-    assert_eq!((b.threshold, b.n, b.epoch, b.secret_len), (2, 3, 1, 42));
+    assert_eq!(b.suite.id(), 1);
+    assert_eq!(b.suite.name(), "x25519-mlkem768-hqc192r4");
+    assert_eq!((b.threshold, b.n, b.epoch), (2, 3, 1));
+    assert_eq!(b.secret_len as usize, expected_secret().len());
+    assert_eq!(b.secret_len, 42);
     assert_eq!(hex::encode(b.secret_commitment), SECRET_COMMITMENT);
-    assert_eq!(m.signer().name(), "TEST-ONLY-operator");
+    assert_eq!(b.shards.len(), 3);
+    for (e, i) in b.shards.iter().zip(1u8..) {
+        assert_eq!(e.index, i);
+        assert_eq!(e.recipient_name, validator_name(i));
+        assert_eq!(
+            e.recipient.to_hex(),
+            VALIDATOR_FINGERPRINTS[usize::from(i) - 1]
+        );
+        assert_eq!(e.blob_hash, sha256(&shard(i)));
+    }
+    // The operator is not a recipient.
+    assert!(b
+        .shards
+        .iter()
+        .all(|e| e.recipient.to_hex() != OPERATOR_FINGERPRINT));
+
+    // Pinned to anyone else, the same manifest is refused.
+    let other = public(&validator_name(1)).fingerprint();
+    let err = Manifest::decode(&read("vault/manifest.pqvm"))
+        .unwrap()
+        .verify(Some(&other))
+        .unwrap_err();
+    assert!(
+        matches!(err, ManifestError::UntrustedSigner { .. }),
+        "{err}"
+    );
 }
 
 #[test]
 fn every_shard_unseals_and_matches_its_commitment() {
     let m = manifest();
-    for i in 1..=3 {
-        let rec = SealedShard::parse(&shard(i))
+    let keys = keys();
+    for i in 1..=3u8 {
+        let bytes = shard(i);
+        let (sealed, entry) = check_sealed(&m, &bytes).unwrap();
+        assert_eq!(entry.index, i);
+        let h = &sealed.header;
+        assert_eq!(h.vault_id.to_string(), VAULT_ID);
+        assert_eq!((h.epoch, h.index, h.threshold, h.n), (1, i, 2, 3));
+        assert_eq!(
+            h.recipient.to_hex(),
+            VALIDATOR_FINGERPRINTS[usize::from(i) - 1]
+        );
+
+        let rec = SealedShard::parse(&bytes)
             .unwrap()
-            .open(&key(i))
+            .open(&keys[usize::from(i) - 1])
             .unwrap();
         assert_eq!(rec.share.index, i);
+        assert_eq!(rec.share.value.len(), SECRET.len() + 32);
         check_record(&m, &rec).unwrap();
+
+        // Another validator's key is named as the wrong one.
+        let wrong = &keys[usize::from(i) % 3];
+        let err = SealedShard::parse(&bytes).unwrap().open(wrong).unwrap_err();
+        assert!(matches!(err, SealError::WrongRecipient { .. }), "{err}");
     }
 }
 
 #[test]
-fn every_pair_recovers_the_secret() {
+fn every_pair_of_shards_recovers_the_secret() {
     let m = manifest();
-    let expected = read("expected-secret.txt");
-    let keys: Vec<SecretIdentity> = (1..=3).map(key).collect();
+    let keys = keys();
+    let expected = expected_secret();
     let shards: Vec<Vec<u8>> = (1..=3).map(shard).collect();
-    for (a, b) in [(0, 1), (0, 2), (1, 2)] {
+    for (a, b) in [(1u8, 2u8), (1, 3), (2, 3)] {
         let c = [
             Candidate::Sealed {
-                source: format!("{a}"),
-                bytes: &shards[a],
+                source: format!("shard {a}"),
+                bytes: &shards[usize::from(a) - 1],
             },
             Candidate::Sealed {
-                source: format!("{b}"),
-                bytes: &shards[b],
+                source: format!("shard {b}"),
+                bytes: &shards[usize::from(b) - 1],
             },
         ];
-        assert_eq!(&recover(&m, &c, &keys).unwrap().secret[..], &expected[..]);
+        let r = recover(&m, &c, &keys).unwrap();
+        assert_eq!(&r.secret[..], &expected[..], "shards {a} and {b}");
+        assert_eq!(r.used, vec![a, b]);
+        assert!(r.rejected.is_empty());
     }
-    // An unsealed share file plus one sealed shard.
+}
+
+#[test]
+fn unsealed_share_plus_a_sealed_shard_recovers_the_secret() {
+    let m = manifest();
+    let keys = keys();
+    let expected = expected_secret();
     let share = read("share-2.pqvu");
-    let c = [
-        Candidate::Unsealed {
-            source: "share-2".into(),
-            bytes: &share,
-        },
-        Candidate::Sealed {
-            source: "3".into(),
-            bytes: &shards[2],
-        },
-    ];
-    assert_eq!(&recover(&m, &c, &keys).unwrap().secret[..], &expected[..]);
+
+    let rec = ShareRecord::decode(&share).unwrap();
+    assert_eq!(rec.vault_id.to_string(), VAULT_ID);
+    assert_eq!((rec.epoch, rec.threshold, rec.n), (1, 2, 3));
+    assert_eq!(rec.share.index, 2);
+    check_record(&m, &rec).unwrap();
+    // It is exactly what validator 2 unseals from its shard.
+    let opened = SealedShard::parse(&shard(2))
+        .unwrap()
+        .open(&keys[1])
+        .unwrap();
+    assert_eq!(&opened.encode()[..], &share[..]);
+
+    for other in [1u8, 3] {
+        let sealed = shard(other);
+        let c = [
+            Candidate::Unsealed {
+                source: "share-2.pqvu".into(),
+                bytes: &share,
+            },
+            Candidate::Sealed {
+                source: format!("shard {other}"),
+                bytes: &sealed,
+            },
+        ];
+        let r = recover(&m, &c, &keys).unwrap();
+        assert_eq!(&r.secret[..], &expected[..], "share 2 and shard {other}");
+        let mut used = vec![2, other];
+        used.sort();
+        assert_eq!(r.used, used);
+    }
+}
+
+/// Offsets and constructions exactly as `docs/formats.md` states them.
+#[test]
+fn documented_layout_and_constructions_hold() {
+    let be32 = |b: &[u8], o: usize| u32::from_be_bytes(b[o..o + 4].try_into().unwrap()) as usize;
+    let be16 = |b: &[u8], o: usize| u16::from_be_bytes(b[o..o + 2].try_into().unwrap());
+
+    // PQVI: magic, version, var name (L bytes), then 7726 bytes of keys.
+    let op = read("keys/TEST-ONLY-operator.pub");
+    assert_eq!(&op[..6], b"PQVI\x00\x01");
+    let l = be32(&op, 6);
+    assert_eq!(&op[10..10 + l], b"TEST-ONLY-operator");
+    assert_eq!(op.len(), 7736 + l);
+    assert_eq!(be16(&op, 10 + l), 1, "kem suite");
+    assert_eq!(be16(&op, 5750 + l), 1, "signature suite");
+    let mut fp_input = b"pqvault/v1 identity".to_vec();
+    fp_input.extend_from_slice(&op[10 + l..]);
+    assert_eq!(hex::encode(sha256(&fp_input)), OPERATOR_FINGERPRINT);
+    let op_ed25519 = &op[5752 + l..5784 + l];
+    let op_mldsa = &op[5784 + l..7736 + l];
+
+    // PQVK: magic, version, var PQVI, then 7082 bytes of secrets.
+    let k = read("keys/TEST-ONLY-operator.key");
+    assert_eq!(&k[..6], b"PQVK\x00\x01");
+    assert_eq!(&k[10..10 + be32(&k, 6)], &op[..]);
+    assert_eq!(k.len(), op.len() + 7092);
+
+    // PQVM: fixed part 78 bytes, entries, var signer, 64 + 3309 signature.
+    let mf = read("vault/manifest.pqvm");
+    assert_eq!(&mf[..8], b"PQVM\x00\x01\x00\x01");
+    assert_eq!(hex::encode(&mf[8..24]), VAULT_ID);
+    assert_eq!(u64::from_be_bytes(mf[24..32].try_into().unwrap()), 1);
+    assert_eq!((mf[40], mf[41], be32(&mf, 42)), (2, 3, 42));
+    assert_eq!(hex::encode(&mf[46..78]), SECRET_COMMITMENT);
+    let mut o = 78;
+    let mut share_commitments = Vec::new();
+    for i in 1..=3u8 {
+        assert_eq!(mf[o], i);
+        let name_len = be32(&mf, o + 33);
+        assert_eq!(&mf[o + 37..o + 37 + name_len], validator_name(i).as_bytes());
+        assert_eq!(
+            &mf[o + 37 + name_len..o + 69 + name_len],
+            &sha256(&shard(i))
+        );
+        share_commitments.push(mf[o + 69 + name_len..o + 101 + name_len].to_vec());
+        o += 101 + name_len;
+    }
+    let signer_len = be32(&mf, o);
+    assert_eq!(&mf[o + 4..o + 4 + signer_len], &op[..]);
+    let signed_len = o + 4 + signer_len;
+    assert_eq!(mf.len(), signed_len + 64 + 3309);
+    let mut msg = b"pqvault/v1 sig".to_vec();
+    msg.push(8);
+    msg.extend_from_slice(b"manifest");
+    msg.extend_from_slice(&mf[..signed_len]);
+    UnparsedPublicKey::new(&ED25519, op_ed25519)
+        .verify(&msg, &mf[signed_len..signed_len + 64])
+        .expect("Ed25519 half over the documented message");
+    UnparsedPublicKey::new(&ML_DSA_65, op_mldsa)
+        .verify(&msg, &mf[signed_len + 64..])
+        .expect("ML-DSA-65 half over the documented message");
+
+    // PQVU: 37 bytes of context and length, then the share value.
+    let share = read("share-2.pqvu");
+    assert_eq!(&share[..6], b"PQVU\x00\x01");
+    assert_eq!(hex::encode(&share[6..22]), VAULT_ID);
+    assert_eq!((share[30], share[31], share[32]), (2, 3, 2));
+    let value = &share[37..];
+    assert_eq!(be32(&share, 33), value.len());
+    assert_eq!(value.len(), SECRET.len() + 32);
+    let mut c = b"pqvault/v1 share-commitment".to_vec();
+    c.extend_from_slice(&share[6..22]); // vault id
+    c.extend_from_slice(&share[22..30]); // epoch, u64 BE
+    c.push(2); // index
+    c.extend_from_slice(&(value.len() as u64).to_be_bytes());
+    c.extend_from_slice(value);
+    assert_eq!(&sha256(&c)[..], &share_commitments[1][..]);
+
+    // PQVS: 67-byte header (the AAD), three KEM ciphertexts, var payload.
+    let s = shard(2);
+    assert_eq!(&s[..8], b"PQVS\x00\x01\x00\x01");
+    assert_eq!(&s[8..24], &mf[8..24]);
+    assert_eq!((s[32], s[33], s[34]), (2, 2, 3));
+    assert_eq!(hex::encode(&s[35..67]), VALIDATOR_FINGERPRINTS[1]);
+    assert_eq!(be32(&s, 10165), s.len() - 10169);
+    assert_eq!(s.len() - 10169, share.len() + 16);
+
+    // The combiner and the AEAD, recomputed with plain HMAC and AES-GCM.
+    let v2 = key(2);
+    let ss_x = X25519::decapsulate(&v2.kem().x25519, &s[67..99]).unwrap();
+    let ss_m = MlKem768::decapsulate(&v2.kem().mlkem, &s[99..1187]).unwrap();
+    let ss_h = Hqc192::decapsulate(&v2.kem().hqc, &s[1187..10165]).unwrap();
+    assert_eq!((ss_x.len(), ss_m.len(), ss_h.len()), (32, 32, 64));
+    let label: &[u8] = b"pqvault/v1 hybrid-kem x25519-mlkem768-hqc192r4";
+    let mut t = label.to_vec();
+    t.extend_from_slice(&1u16.to_be_bytes());
+    t.extend_from_slice(&s[67..10165]); // ct_x25519 || ct_mlkem || ct_hqc
+    t.extend_from_slice(&s[35..67]); // recipient fingerprint
+    let transcript = sha256(&t);
+    let mut ikm = label.to_vec();
+    ikm.extend_from_slice(&ss_m);
+    ikm.extend_from_slice(&ss_h);
+    ikm.extend_from_slice(&ss_x);
+    let prk = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &transcript), &ikm);
+    let okm = hmac::sign(
+        &hmac::Key::new(hmac::HMAC_SHA256, prk.as_ref()),
+        b"pqvault/v1 aead-key\x01",
+    );
+    let aead = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, okm.as_ref()).unwrap());
+    let mut payload = s[10169..].to_vec();
+    let plain = aead
+        .open_in_place(
+            Nonce::assume_unique_for_key([0; 12]),
+            Aad::from(&s[..67]),
+            &mut payload,
+        )
+        .expect("AES-256-GCM open with the documented key, nonce and AAD");
+    assert_eq!(&plain[..], &share[..]);
 }
