@@ -101,6 +101,23 @@ impl Detector {
         }
     }
 
+    /// Adds a member (alive, as it just answered); false if already known.
+    pub fn add(&mut self, id: String) -> bool {
+        if self.members.contains_key(&id) {
+            return false;
+        }
+        self.members.insert(
+            id,
+            Entry {
+                state: State::Alive,
+                suspect_since: None,
+                dead_since: None,
+                incarnation: 0,
+            },
+        );
+        true
+    }
+
     /// Current state of `id`.
     pub fn state(&self, id: &str) -> Option<State> {
         self.members.get(id).map(|e| e.state)
@@ -205,6 +222,15 @@ mod tests {
             Duration::from_millis(200),
             2,
         )
+    }
+
+    #[test]
+    fn added_members_start_alive_once() {
+        let mut d = det();
+        assert!(!d.add("d".into()), "a known member is not added again");
+        assert!(d.add("e".into()));
+        assert_eq!(d.state("e"), Some(State::Alive));
+        assert_eq!(d.states().count(), 5);
     }
 
     #[test]

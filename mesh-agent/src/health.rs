@@ -14,7 +14,9 @@
 //! score    = 0.40·success + 0.20·latency + 0.25·custody + 0.15·epoch
 //! ```
 //! A failed custody check caps the score at 0.25: a peer that cannot prove
-//! it holds the right shard is not healthy however fast it answers.
+//! it holds the right shard is not healthy however fast it answers. So does
+//! an integrity failure (the peer served data whose hash did not match, e.g.
+//! an artifact chunk), until `window` later probes have passed.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -60,6 +62,8 @@ pub struct PeerHealth {
     ewma_secs: Option<f64>,
     custody: Custody,
     epoch_agrees: Option<bool>,
+    /// Probes left before the last integrity failure stops capping the score.
+    integrity_strike: usize,
 }
 
 impl PeerHealth {
@@ -72,6 +76,7 @@ impl PeerHealth {
             ewma_secs: None,
             custody: Custody::Unknown,
             epoch_agrees: None,
+            integrity_strike: 0,
         }
     }
 
@@ -95,7 +100,20 @@ impl PeerHealth {
         self.push_outcome(false);
     }
 
+    /// Records that the peer served data that failed verification (for
+    /// example an artifact chunk whose hash did not match): the score is
+    /// capped at 0.25 for the next `window` probes.
+    pub fn integrity_failure(&mut self) {
+        self.integrity_strike = self.config.window.max(1);
+    }
+
+    /// True while an integrity failure still caps the score.
+    pub fn integrity_suspect(&self) -> bool {
+        self.integrity_strike > 0
+    }
+
     fn push_outcome(&mut self, ok: bool) {
+        self.integrity_strike = self.integrity_strike.saturating_sub(1);
         if self.outcomes.len() == self.config.window.max(1) {
             self.outcomes.pop_front();
         }
@@ -162,7 +180,7 @@ impl PeerHealth {
             None => 0.5,
         };
         let s = 0.40 * self.success_rate() + 0.20 * latency + 0.25 * custody + 0.15 * epoch;
-        let s = if self.custody == Custody::Failed {
+        let s = if self.custody == Custody::Failed || self.integrity_strike > 0 {
             s.min(0.25)
         } else {
             s
@@ -220,6 +238,15 @@ mod tests {
         let mut bad = healthy();
         bad.set_custody(Custody::Failed);
         assert!(bad.score() <= 0.25);
+
+        let mut liar = healthy();
+        liar.integrity_failure();
+        assert!(liar.score() <= 0.25 && liar.integrity_suspect());
+        for _ in 0..32 {
+            liar.probe_ok(ms(2));
+        }
+        assert!(!liar.integrity_suspect(), "the cap expires after a window");
+        assert!((liar.score() - base).abs() < 1e-9);
     }
 
     #[test]

@@ -232,6 +232,19 @@ impl Mesh {
         }
     }
 
+    /// Replaces validator `i`'s static member list by DNS discovery of
+    /// `name` on `port`. Call before starting it.
+    pub fn use_dns_discovery(&self, i: usize, name: &str, port: u16) {
+        let p = self.config(i);
+        let text = fs::read_to_string(&p).expect("config");
+        let cut = text.find("[[members]]").expect("config has members");
+        let toml = format!(
+            "{}[discovery]\ndns = \"{name}\"\nport = {port}\ninterval_ms = 200\n",
+            &text[..cut]
+        );
+        fs::write(&p, toml).expect("config");
+    }
+
     /// Path of validator `i`'s config file.
     pub fn config(&self, i: usize) -> PathBuf {
         self.nodes[i].dir.join("validator.toml")
@@ -312,7 +325,7 @@ impl Mesh {
     pub fn member(&self, i: usize) -> validator::config::Member {
         validator::config::Member {
             id: self.nodes[i].id.clone(),
-            addr: self.nodes[i].peer,
+            addr: self.nodes[i].peer.to_string(),
         }
     }
 

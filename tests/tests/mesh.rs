@@ -148,7 +148,7 @@ async fn foreign_ca_and_non_members_are_refused() {
     let honest = mesh.client_as(0);
     let wrong = Member {
         id: "validator-1".into(),
-        addr: mesh.nodes[1].peer,
+        addr: mesh.nodes[1].peer.to_string(),
     };
     assert!(honest.get(&wrong, "/v1/hello", 1 << 16).await.is_err());
 }
@@ -212,4 +212,33 @@ fn kill9_restart_and_corruption() {
     // hold the data directory lock, so a second instance is refused.
     let out = mesh.run_once(0, &["--check"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another validator"));
+}
+
+#[test]
+fn members_found_by_dns_discovery() {
+    // Two validators with no static members: each resolves `localhost`
+    // (the resolver, as for a headless service) at the other's port, learns
+    // its id from the TLS handshake and probes it from then on.
+    let mut mesh = Mesh::new(2, 2);
+    let port = |i: usize| mesh.nodes[i].peer.port();
+    mesh.use_dns_discovery(0, "localhost", port(1));
+    mesh.use_dns_discovery(1, "localhost", port(0));
+    mesh.start_all();
+    for (i, other) in [(0, "validator-2"), (1, "validator-1")] {
+        let up = format!("peer=\"{other}\"");
+        assert!(
+            mesh.wait_metrics(i, Duration::from_secs(10), |m| {
+                sample(m, "pqvault_peer_up", &up) == Some(1.0)
+            }),
+            "validator-{} never discovered {other}:\n{}",
+            i + 1,
+            mesh.log(i)
+        );
+    }
+    assert!(mesh.log(0).contains("member discovered"), "{}", mesh.log(0));
+    // A validator never lists itself as a peer.
+    assert_eq!(
+        sample(&mesh.metrics(0), "pqvault_peer_up", "peer=\"validator-1\""),
+        None
+    );
 }

@@ -106,7 +106,7 @@ async fn hello(
 }
 
 async fn probe(AxState(state): AxState<Arc<State>>, Path(member): Path<String>) -> Response {
-    let Some(target) = state.members.iter().find(|m| m.id == member).cloned() else {
+    let Some(target) = state.members().iter().find(|m| m.id == member).cloned() else {
         state.count("probe", 404);
         return (StatusCode::NOT_FOUND, "not a member\n").into_response();
     };

@@ -16,6 +16,8 @@
 //! [listen]
 //! peer = "0.0.0.0:7443"              # mutual TLS, peers and operator
 //! ops = "127.0.0.1:9464"             # plain HTTP: /healthz /readyz /metrics
+//! app = "127.0.0.1:9465"             # plain HTTP: artifacts for the local app
+//!                                    # (only when [artifacts] policy is set)
 //!
 //! [[members]]                        # static membership (or [discovery])
 //! id = "validator-2"
@@ -23,7 +25,8 @@
 //!
 //! [discovery]                        # Kubernetes headless service
 //! dns = "pqvault-validators.pqvault.svc.cluster.local"
-//! port = 7443
+//! port = 7443                        # members: every address it resolves to
+//! interval_ms = 5000                 # that presents a mesh certificate
 //!
 //! [probe]
 //! interval_ms = 500
@@ -36,6 +39,13 @@
 //! interval_ms = 1000
 //! grace_ms = 30000                   # a holder must be dead this long first
 //! request_timeout_ms = 10000         # repair and epoch requests
+//!
+//! [artifacts]                        # signed model artifacts (docs/artifacts.md)
+//! policy = "/etc/pqvault/trust.toml" # trust policy; carriage off without it
+//! max_artifact_bytes = 1073741824    # largest payload accepted (1 GiB)
+//! max_store_bytes = 8589934592       # all artifacts together (8 GiB)
+//! sync_interval_ms = 1000            # anti-entropy period
+//! fetch_concurrency = 4              # chunk requests in flight per download
 //! ```
 
 use serde::Deserialize;
@@ -99,7 +109,57 @@ pub struct ListenConfig {
     pub peer: Option<SocketAddr>,
     /// Plain-HTTP health and metrics.
     pub ops: Option<SocketAddr>,
+    /// Plain-HTTP artifact API for the local application.
+    pub app: Option<SocketAddr>,
 }
+
+/// Artifact carriage (`[artifacts]`); off unless `policy` is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactsConfig {
+    /// Trust policy file (TOML); artifacts are disabled without it.
+    pub policy: Option<PathBuf>,
+    /// Largest payload accepted, in bytes.
+    #[serde(default = "default_max_artifact")]
+    pub max_artifact_bytes: u64,
+    /// Largest total of all payloads held, in bytes.
+    #[serde(default = "default_max_store")]
+    pub max_store_bytes: u64,
+    /// Milliseconds between anti-entropy rounds.
+    #[serde(default = "default_sync_interval")]
+    pub sync_interval_ms: u64,
+    /// Chunk requests in flight per download.
+    #[serde(default = "default_fetch_concurrency")]
+    pub fetch_concurrency: usize,
+}
+
+fn default_max_artifact() -> u64 {
+    1 << 30
+}
+fn default_max_store() -> u64 {
+    8 << 30
+}
+fn default_sync_interval() -> u64 {
+    1000
+}
+fn default_fetch_concurrency() -> usize {
+    4
+}
+
+impl Default for ArtifactsConfig {
+    fn default() -> Self {
+        ArtifactsConfig {
+            policy: None,
+            max_artifact_bytes: default_max_artifact(),
+            max_store_bytes: default_max_store(),
+            sync_interval_ms: default_sync_interval(),
+            fetch_concurrency: default_fetch_concurrency(),
+        }
+    }
+}
+
+/// Default address of the local application's artifact API.
+pub const DEFAULT_APP_LISTEN: &str = "127.0.0.1:9465";
 
 /// One statically configured member.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -107,8 +167,9 @@ pub struct ListenConfig {
 pub struct Member {
     /// Validator id (as in its certificate).
     pub id: String,
-    /// Address of its peer port.
-    pub addr: SocketAddr,
+    /// Address of its peer port: `ip:port` or `dns-name:port` (resolved
+    /// at every connection, so a rescheduled pod's new address is used).
+    pub addr: String,
 }
 
 /// DNS discovery (a Kubernetes headless service).
@@ -119,6 +180,13 @@ pub struct DiscoveryConfig {
     pub dns: String,
     /// Peer port on every member.
     pub port: u16,
+    /// Milliseconds between look-ups.
+    #[serde(default = "default_discovery_interval")]
+    pub interval_ms: u64,
+}
+
+fn default_discovery_interval() -> u64 {
+    5000
 }
 
 /// Probe timing.
@@ -237,6 +305,9 @@ pub struct FileConfig {
     /// Autonomous healing.
     #[serde(default)]
     pub heal: HealConfig,
+    /// Artifact carriage.
+    #[serde(default)]
+    pub artifacts: ArtifactsConfig,
 }
 
 /// Overrides from flags (and, merged in first, the environment).
@@ -250,6 +321,8 @@ pub struct Overrides {
     pub peer_listen: Option<SocketAddr>,
     /// `--ops-listen` / `PQVAULT_OPS_LISTEN`.
     pub ops_listen: Option<SocketAddr>,
+    /// `--app-listen` / `PQVAULT_APP_LISTEN`.
+    pub app_listen: Option<SocketAddr>,
 }
 
 /// The resolved configuration the daemon runs with.
@@ -275,6 +348,8 @@ pub struct Config {
     pub peer_listen: SocketAddr,
     /// Ops address.
     pub ops_listen: SocketAddr,
+    /// Local application artifact API address.
+    pub app_listen: SocketAddr,
     /// Static members (excluding self).
     pub members: Vec<Member>,
     /// DNS discovery.
@@ -283,6 +358,8 @@ pub struct Config {
     pub probe: ProbeConfig,
     /// Autonomous healing.
     pub heal: HealConfig,
+    /// Artifact carriage (enabled when `artifacts.policy` is set).
+    pub artifacts: ArtifactsConfig,
 }
 
 impl ProbeConfig {
@@ -294,7 +371,7 @@ impl ProbeConfig {
 
 impl Overrides {
     /// Reads `PQVAULT_ID`, `PQVAULT_DATA_DIR`, `PQVAULT_PEER_LISTEN`,
-    /// `PQVAULT_OPS_LISTEN`, then lets `flags` win.
+    /// `PQVAULT_OPS_LISTEN`, `PQVAULT_APP_LISTEN`, then lets `flags` win.
     pub fn from_env_then(flags: Overrides) -> Result<Overrides, ConfigError> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let addr = |k: &'static str| -> Result<Option<SocketAddr>, ConfigError> {
@@ -309,6 +386,7 @@ impl Overrides {
                 .or_else(|| env("PQVAULT_DATA_DIR").map(PathBuf::from)),
             peer_listen: flags.peer_listen.or(addr("PQVAULT_PEER_LISTEN")?),
             ops_listen: flags.ops_listen.or(addr("PQVAULT_OPS_LISTEN")?),
+            app_listen: flags.app_listen.or(addr("PQVAULT_APP_LISTEN")?),
         })
     }
 }
@@ -340,6 +418,28 @@ impl Config {
         let members: Vec<Member> = f.members.into_iter().filter(|m| m.id != id).collect();
         for m in &members {
             vault::meshca::check_id(&m.id).map_err(|e| invalid("members", e.to_string()))?;
+            check_host_port(&m.addr)
+                .map_err(|e| invalid("members", format!("{}: addr {:?}: {e}", m.id, m.addr)))?;
+        }
+        if let Some(d) = &f.discovery {
+            if d.dns.is_empty() || d.port == 0 || d.interval_ms == 0 {
+                return Err(invalid(
+                    "discovery",
+                    "dns must be a name, port and interval_ms positive",
+                ));
+            }
+        }
+        let a = &f.artifacts;
+        if a.sync_interval_ms == 0
+            || !(1..=64).contains(&a.fetch_concurrency)
+            || a.max_artifact_bytes == 0
+            || a.max_store_bytes < a.max_artifact_bytes
+        {
+            return Err(invalid(
+                "artifacts",
+                "sync_interval_ms must be positive, fetch_concurrency 1..=64, \
+                 0 < max_artifact_bytes <= max_store_bytes",
+            ));
         }
         if f.probe.interval_ms == 0 || f.probe.timeout_ms == 0 || f.probe.suspicion_ms == Some(0) {
             return Err(invalid(
@@ -367,9 +467,40 @@ impl Config {
             discovery: f.discovery,
             probe: f.probe,
             heal: f.heal,
+            app_listen: match o.app_listen.or(f.listen.app) {
+                Some(a) => a,
+                None => DEFAULT_APP_LISTEN
+                    .parse()
+                    .map_err(|e| invalid("listen.app", format!("{e}")))?,
+            },
+            artifacts: f.artifacts,
             id,
         })
     }
+}
+
+/// Checks `host:port` (an IP address, `[v6]:port`, or a DNS name).
+fn check_host_port(addr: &str) -> Result<(), String> {
+    if addr.parse::<SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let (host, port) = addr.rsplit_once(':').ok_or("expected host:port")?;
+    port.parse::<u16>()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or("port must be 1..=65535")?;
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.is_empty() || host.len() > 253 || !host.split('.').all(label_ok) {
+        return Err("host must be an IP address or a DNS name".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -395,6 +526,33 @@ mod tests {
         id = "validator-2"
         addr = "127.0.0.2:7001"
     "#;
+
+    #[test]
+    fn member_addresses_are_host_and_port() {
+        for ok in [
+            "127.0.0.1:7443",
+            "[::1]:7443",
+            "pqvault-3.pqvault-peers.pqvault.svc.cluster.local:7443",
+            "validator-2:1",
+        ] {
+            assert!(check_host_port(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "127.0.0.1",
+            "host:0",
+            "host:99999",
+            ":7443",
+            "bad_host:7443",
+            "-x.example:7443",
+            "a..b:7443",
+        ] {
+            assert!(check_host_port(bad).is_err(), "{bad}");
+        }
+        let mut f: FileConfig = toml::from_str(FULL).unwrap();
+        f.members[1].addr = "no port".into();
+        let e = Config::resolve(f, Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("validator-2"), "{e}");
+    }
 
     #[test]
     fn file_then_overrides() {

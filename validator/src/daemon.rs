@@ -28,8 +28,10 @@ pub struct State {
     pub metrics: Metrics,
     /// TLS configurations.
     pub tls: MeshTls,
-    /// Other members.
-    pub members: Vec<Member>,
+    /// Other members: the static list, plus those DNS discovery found.
+    members: std::sync::RwLock<Vec<Member>>,
+    /// Client for DNS discovery (learns who answers at an address).
+    pub discover: PeerClient,
     /// Per-peer health.
     pub health: Mutex<BTreeMap<String, PeerHealth>>,
     /// Set once the store is verified and the peer port listens.
@@ -57,7 +59,36 @@ pub struct State {
 impl State {
     /// True if `id` may use the peer API.
     pub fn is_member(&self, id: &str) -> bool {
-        self.members.iter().any(|m| m.id == id)
+        self.members
+            .read()
+            .is_ok_and(|m| m.iter().any(|m| m.id == id))
+    }
+
+    /// The other members now.
+    pub fn members(&self) -> Vec<Member> {
+        self.members.read().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Adds a member found by discovery, or moves a known one to a new
+    /// address (a rescheduled pod); true if anything changed.
+    pub fn add_member(&self, m: Member) -> bool {
+        let Ok(mut members) = self.members.write() else {
+            return false;
+        };
+        if let Some(known) = members.iter_mut().find(|k| k.id == m.id) {
+            if known.addr == m.addr {
+                return false;
+            }
+            tracing::info!(member = %m.id, from = %known.addr, to = %m.addr, "member moved");
+            known.addr = m.addr;
+            return true;
+        }
+        tracing::info!(member = %m.id, addr = %m.addr, "member discovered");
+        if let Ok(mut d) = self.detector.lock() {
+            d.add(m.id.clone());
+        }
+        members.push(m);
+        true
     }
 
     /// Counts an inbound connection by result.
@@ -111,8 +142,11 @@ impl State {
         (r.status == 200 && p.ok && p.target == target).then_some(p.incarnation)
     }
 
-    fn member(&self, id: &str) -> Option<&Member> {
-        self.members.iter().find(|m| m.id == id)
+    fn member(&self, id: &str) -> Option<Member> {
+        self.members
+            .read()
+            .ok()
+            .and_then(|m| m.iter().find(|m| m.id == id).cloned())
     }
 
     fn record(&self, transitions: &[Transition]) {
@@ -145,7 +179,12 @@ impl State {
                     .vault_epoch
                     .with_label_values(&[&id.to_string()])
                     .set(h.epoch as i64);
+                self.metrics.set_vault(&id.to_string(), &h.manifest);
             }
+        }
+        if let Ok(d) = self.detector.lock() {
+            let alive = d.states().filter(|(_, s)| *s == MemberState::Alive);
+            self.metrics.peers_healthy.set(alive.count() as i64 + 1);
         }
         if let Ok(secs) = vault::meshca::seconds_to_expiry(&self.tls.own_cert) {
             self.metrics.cert_expiry.set(secs);
@@ -187,6 +226,10 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         tls.client.clone(),
         Duration::from_millis(config.heal.request_timeout_ms),
     );
+    let discover = crate::peer::PeerClient::new(
+        tls.discover.clone(),
+        Duration::from_millis(config.probe.timeout_ms.max(1000)),
+    );
     let detector = Detector::new(
         config.members.iter().map(|m| m.id.clone()),
         config.probe.suspicion(),
@@ -205,7 +248,8 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         store: Mutex::new(store),
         metrics: Metrics::new()?,
         tls,
-        members: config.members.clone(),
+        members: std::sync::RwLock::new(config.members.clone()),
+        discover,
         health: Mutex::new(BTreeMap::new()),
         ready: AtomicBool::new(false),
         incarnation,
@@ -263,7 +307,8 @@ pub async fn probe_round(state: &Arc<State>) {
     // Suspicion is dated from the start of the round that raised it, so a
     // timeout of one interval expires exactly one round later.
     let round_start = Instant::now();
-    let direct = state.members.iter().map(|m| {
+    let members = state.members();
+    let direct = members.iter().map(|m| {
         let (state, m) = (state.clone(), m.clone());
         async move {
             let t0 = Instant::now();
@@ -327,7 +372,7 @@ pub async fn probe_round(state: &Arc<State>) {
                 .map(|mut d| d.helpers_for(&target.id))
                 .unwrap_or_default()
                 .iter()
-                .filter_map(|id| state.member(id).cloned())
+                .filter_map(|id| state.member(id))
                 .collect();
             // Ask every helper at once: the first that reaches the target wins.
             let asks = helpers.into_iter().map(|h| {
@@ -355,7 +400,7 @@ pub async fn probe_round(state: &Arc<State>) {
 
 /// Runs [`probe_round`] once per `interval`, forever.
 pub async fn probe_loop(state: Arc<State>, interval: Duration) {
-    for m in &state.members {
+    for m in &state.members() {
         state.record(&[Transition {
             id: m.id.clone(),
             from: MemberState::Alive,

@@ -231,7 +231,7 @@ pub async fn sign(
 }
 
 async fn still_answers(state: &Arc<State>, fp: &Fingerprint) -> bool {
-    for m in &state.members {
+    for m in &state.members() {
         if let Ok(p) = crate::rounds::identity_of(state, &m.id).await {
             if p.fingerprint() == *fp {
                 return state.probe_direct(m).await.is_some();

@@ -37,6 +37,7 @@ pub async fn heal_loop(state: Arc<State>, interval: Duration, grace: Duration) {
         tick.tick().await;
         if let Err(e) = heal_once(&state, grace).await {
             tracing::warn!("healing: {e}");
+            state.metrics.repairs.with_label_values(&["failed"]).inc();
         }
     }
 }
@@ -55,7 +56,7 @@ async fn live_view(
     }
     {
         let d = state.detector.lock().ok()?;
-        for m in &state.members {
+        for m in &state.members() {
             match d.state(&m.id)? {
                 MemberState::Alive => {}
                 MemberState::Suspect => return None,
@@ -69,7 +70,7 @@ async fn live_view(
     }
     let mut view = BTreeMap::new();
     view.insert(state.identity.public().fingerprint(), None);
-    for m in &state.members {
+    for m in &state.members() {
         let alive = state.detector.lock().ok()?.state(&m.id) == Some(MemberState::Alive);
         if alive {
             let p = rounds::identity_of(state, &m.id).await.ok()?;
@@ -110,6 +111,13 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
         .filter(|e| !view.contains_key(&e.recipient))
         .map(|e| e.index)
         .collect();
+    let spare_count = view
+        .iter()
+        .filter(|(fp, m)| m.is_some() && !b.shards.iter().any(|e| e.recipient == **fp))
+        .count();
+    state
+        .metrics
+        .set_heal(&id.to_string(), lost.len(), spare_count);
     if lost.is_empty() {
         return Ok(());
     }

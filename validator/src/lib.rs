@@ -9,6 +9,7 @@
 //! - [`peer`]: the mesh client.
 //! - [`ops`], [`metrics`]: health, readiness and Prometheus metrics.
 //! - [`daemon`]: shared state, start-up and probing.
+//! - [`discovery`]: members from DNS (a Kubernetes headless service).
 //! - [`repair`]: the repair round: messages and state machines.
 //! - [`rounds`]: driving repair rounds over the peer API.
 //! - [`epochs`]: moving a vault to a certified new epoch after a repair.
@@ -17,6 +18,7 @@
 pub mod api;
 pub mod config;
 pub mod daemon;
+pub mod discovery;
 pub mod epochs;
 pub mod heal;
 pub mod metrics;

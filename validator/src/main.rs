@@ -14,7 +14,8 @@ use validator::{api, daemon, ops, server};
 ///
 /// Settings come from the TOML file given with --config (see
 /// docs/validator.md for every key), then PQVAULT_ID, PQVAULT_DATA_DIR,
-/// PQVAULT_PEER_LISTEN, PQVAULT_OPS_LISTEN, then these flags.
+/// PQVAULT_PEER_LISTEN, PQVAULT_OPS_LISTEN, PQVAULT_APP_LISTEN, then these
+/// flags.
 #[derive(Parser)]
 #[command(name = "validator", version)]
 struct Args {
@@ -33,6 +34,11 @@ struct Args {
     /// Ops address (/healthz /readyz /metrics). Env: PQVAULT_OPS_LISTEN.
     #[arg(long)]
     ops_listen: Option<SocketAddr>,
+    /// Local application artifact API (plain HTTP; served only when
+    /// `[artifacts] policy` is set; default 127.0.0.1:9465).
+    /// Env: PQVAULT_APP_LISTEN.
+    #[arg(long)]
+    app_listen: Option<SocketAddr>,
     /// Load and verify everything, then exit without serving.
     #[arg(long)]
     check: bool,
@@ -59,6 +65,7 @@ fn run() -> Result<()> {
         data_dir: args.data_dir,
         peer_listen: args.peer_listen,
         ops_listen: args.ops_listen,
+        app_listen: args.app_listen,
     })?;
     let config = Config::load(args.config.as_deref(), overrides)?;
     let state = daemon::prepare(&config)?;
@@ -90,6 +97,9 @@ async fn serve(config: Config, state: std::sync::Arc<daemon::State>) -> Result<(
         state.clone(),
         Duration::from_millis(config.probe.interval_ms),
     ));
+    if let Some(d) = config.discovery.clone() {
+        tokio::spawn(validator::discovery::discovery_loop(state.clone(), d));
+    }
     if config.heal.auto {
         tokio::spawn(validator::heal::heal_loop(
             state.clone(),

@@ -3,8 +3,8 @@
 //! never user-supplied strings.
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Every metric the validator exports.
@@ -36,7 +36,42 @@ pub struct Metrics {
     pub peer_deaths: IntCounterVec,
     /// Repairs led by this validator, by outcome.
     pub repairs: IntCounterVec,
+    /// Threshold t of the current epoch per vault held.
+    pub vault_threshold: IntGaugeVec,
+    /// Share count n of the current epoch per vault held.
+    pub vault_shares: IntGaugeVec,
+    /// Validators alive in our failure detector's view, ourselves included.
+    pub peers_healthy: IntGauge,
+    /// Shares of each vault whose holder is not alive (last settled view).
+    pub heal_pending: IntGaugeVec,
+    /// Unix time since which `heal_pending` has been above 0; 0 if it is 0.
+    pub heal_pending_since: IntGaugeVec,
+    /// Alive members holding no share of each vault (last settled view).
+    pub heal_spares: IntGaugeVec,
+    /// Artifacts (name and version) held fully verified.
+    pub artifacts_held: IntGauge,
+    /// Verified artifact payload bytes received from peers.
+    pub artifact_bytes_replicated: IntCounter,
+    /// Artifact verification failures by reason.
+    pub artifact_verification_failures: IntCounterVec,
+    /// Seconds from first learning of an artifact's newest version until it
+    /// was verified here (0 when current).
+    pub artifact_replication_lag: GaugeVec,
 }
+
+/// Reasons `pqvault_artifact_verification_failures_total` is labelled with
+/// (those of `vault::artifact::ArtifactError::reason`).
+pub const ARTIFACT_FAILURE_REASONS: [&str; 9] = [
+    "signature",
+    "digest",
+    "chunk",
+    "policy",
+    "rollback",
+    "expired",
+    "metadata",
+    "golden",
+    "format",
+];
 
 impl Metrics {
     /// Registers every metric in a fresh registry.
@@ -121,6 +156,70 @@ impl Metrics {
             ),
             &["outcome"],
         )?;
+        let vault_threshold = IntGaugeVec::new(
+            Opts::new(
+                "pqvault_vault_threshold",
+                "Threshold t of the current epoch of each vault held.",
+            ),
+            &["vault"],
+        )?;
+        let vault_shares = IntGaugeVec::new(
+            Opts::new(
+                "pqvault_vault_shares",
+                "Share count n of the current epoch of each vault held.",
+            ),
+            &["vault"],
+        )?;
+        let peers_healthy = IntGauge::new(
+            "pqvault_peers_healthy",
+            "Validators alive in this validator's failure detector, itself included.",
+        )?;
+        let heal_pending = IntGaugeVec::new(
+            Opts::new(
+                "pqvault_heal_pending",
+                "Shares of each vault whose holder is not alive, as of the last settled view.",
+            ),
+            &["vault"],
+        )?;
+        let heal_pending_since = IntGaugeVec::new(
+            Opts::new(
+                "pqvault_heal_pending_since_timestamp_seconds",
+                "Unix time since which pqvault_heal_pending has been above 0; 0 when it is 0.",
+            ),
+            &["vault"],
+        )?;
+        let heal_spares = IntGaugeVec::new(
+            Opts::new(
+                "pqvault_heal_spares",
+                "Alive members holding no share of each vault, as of the last settled view.",
+            ),
+            &["vault"],
+        )?;
+        let artifacts_held = IntGauge::new(
+            "pqvault_artifacts_held",
+            "Artifacts (name and version) held fully verified.",
+        )?;
+        let artifact_bytes_replicated = IntCounter::new(
+            "pqvault_artifact_bytes_replicated_total",
+            "Verified artifact payload bytes received from peers.",
+        )?;
+        let artifact_verification_failures = IntCounterVec::new(
+            Opts::new(
+                "pqvault_artifact_verification_failures_total",
+                "Artifact verification failures by reason.",
+            ),
+            &["reason"],
+        )?;
+        let artifact_replication_lag = GaugeVec::new(
+            Opts::new(
+                "pqvault_artifact_replication_lag_seconds",
+                "Seconds from first learning of the newest version of an artifact until it was verified here; 0 when current.",
+            ),
+            &["artifact"],
+        )?;
+        for r in ARTIFACT_FAILURE_REASONS {
+            artifact_verification_failures.with_label_values(&[r]);
+        }
         for c in [
             Box::new(build_info.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(shards_held.clone()),
@@ -135,12 +234,30 @@ impl Metrics {
             Box::new(peer_state.clone()),
             Box::new(peer_deaths.clone()),
             Box::new(repairs.clone()),
+            Box::new(vault_threshold.clone()),
+            Box::new(vault_shares.clone()),
+            Box::new(peers_healthy.clone()),
+            Box::new(heal_pending.clone()),
+            Box::new(heal_pending_since.clone()),
+            Box::new(heal_spares.clone()),
+            Box::new(artifacts_held.clone()),
+            Box::new(artifact_bytes_replicated.clone()),
+            Box::new(artifact_verification_failures.clone()),
+            Box::new(artifact_replication_lag.clone()),
         ] {
             registry.register(c)?;
         }
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        // Fixed label values are exported from the start, so dashboards and
+        // alerts see 0 rather than nothing.
+        for result in ["accepted", "not_member", "tls_refused", "tls_timeout"] {
+            peer_connections.with_label_values(&[result]);
+        }
+        for outcome in ["completed", "failed"] {
+            repairs.with_label_values(&[outcome]);
+        }
         Ok(Metrics {
             registry,
             build_info,
@@ -156,7 +273,62 @@ impl Metrics {
             peer_state,
             peer_deaths,
             repairs,
+            vault_threshold,
+            vault_shares,
+            peers_healthy,
+            heal_pending,
+            heal_pending_since,
+            heal_spares,
+            artifacts_held,
+            artifact_bytes_replicated,
+            artifact_verification_failures,
+            artifact_replication_lag,
         })
+    }
+
+    /// Sets vault `id`'s (t, n) from its current manifest (already
+    /// verified by the store) and exports its healing series, at 0 until
+    /// a healing pass sets them, from the first scrape.
+    pub fn set_vault(&self, id: &str, manifest: &[u8]) {
+        let labels = [id];
+        if let Ok(m) = vault::manifest::Manifest::decode(manifest) {
+            let b = m.body();
+            self.vault_threshold
+                .with_label_values(&labels)
+                .set(i64::from(b.threshold));
+            self.vault_shares
+                .with_label_values(&labels)
+                .set(i64::from(b.n));
+        }
+        for g in [
+            &self.heal_pending,
+            &self.heal_pending_since,
+            &self.heal_spares,
+        ] {
+            g.with_label_values(&labels);
+        }
+    }
+
+    /// Records what a settled healing view saw of `vault`: shares whose
+    /// holder is not alive and spare members; dates the start of a
+    /// non-zero pending count.
+    pub fn set_heal(&self, vault: &str, pending: usize, spares: usize) {
+        let labels = [vault];
+        self.heal_pending
+            .with_label_values(&labels)
+            .set(pending as i64);
+        self.heal_spares
+            .with_label_values(&labels)
+            .set(spares as i64);
+        let since = self.heal_pending_since.with_label_values(&labels);
+        if pending == 0 {
+            since.set(0);
+        } else if since.get() == 0 {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            since.set(now);
+        }
     }
 
     /// The text exposition format.

@@ -69,6 +69,37 @@ impl PeerClient {
         }
     }
 
+    /// Completes a TLS handshake with whoever listens at `addr` and returns
+    /// the validator id its mesh certificate names. Needs a client built
+    /// from `MeshTls::discover`.
+    pub async fn identify(&self, addr: std::net::SocketAddr) -> Result<String, PeerError> {
+        let fail = |reason: String| PeerError::Transport {
+            peer: addr.to_string(),
+            reason,
+        };
+        let work = async {
+            let tcp = TcpStream::connect(addr)
+                .await
+                .map_err(|e| fail(format!("connect: {e}")))?;
+            let name = ServerName::try_from("pqvault-discovery.invalid")
+                .map_err(|e| fail(format!("server name: {e}")))?;
+            let tls = self
+                .connector
+                .connect(name, tcp)
+                .await
+                .map_err(|e| fail(format!("tls: {e}")))?;
+            let (_, conn) = tls.get_ref();
+            let cert = conn
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .ok_or_else(|| fail("no certificate".into()))?;
+            vault::meshca::validator_id(cert).map_err(|e| fail(format!("certificate: {e}")))
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| PeerError::Timeout(addr.to_string()))?
+    }
+
     /// GETs `path` from `peer`, reading at most `max_body` bytes.
     pub async fn get(
         &self,
@@ -120,7 +151,7 @@ impl PeerClient {
             peer: peer.id.clone(),
             reason,
         };
-        let tcp = TcpStream::connect(peer.addr)
+        let tcp = TcpStream::connect(peer.addr.as_str())
             .await
             .map_err(|e| fail(format!("connect: {e}")))?;
         let _ = tcp.set_nodelay(true);
@@ -139,7 +170,7 @@ impl PeerClient {
             .unwrap_or_default();
         if found != peer.id {
             return Err(PeerError::WrongPeer {
-                addr: peer.addr.to_string(),
+                addr: peer.addr.clone(),
                 expected: peer.id.clone(),
                 found,
             });

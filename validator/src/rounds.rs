@@ -104,13 +104,13 @@ pub async fn identity_of(state: &Arc<State>, id: &str) -> Result<PublicIdentity,
         return Ok(p);
     }
     let m = state
-        .members
-        .iter()
+        .members()
+        .into_iter()
         .find(|m| m.id == id)
         .ok_or_else(|| bad(403, format!("{id} is not a member")))?;
     let r = state
         .ctl
-        .get(m, "/v1/identity", 64 << 10)
+        .get(&m, "/v1/identity", 64 << 10)
         .await
         .map_err(|e| bad(502, e))?;
     let p =
@@ -126,7 +126,7 @@ pub async fn member_with(
     state: &Arc<State>,
     fp: &Fingerprint,
 ) -> Result<(Member, PublicIdentity), Failure> {
-    for m in &state.members {
+    for m in &state.members() {
         if let Ok(p) = identity_of(state, &m.id).await {
             if p.fingerprint() == *fp {
                 return Ok((m.clone(), p));
@@ -299,10 +299,9 @@ async fn on_plan(state: Arc<State>, caller: String, plan: Plan) -> Result<&'stat
         // We hold nothing of this vault: get the manifest and its proof
         // from the leader and verify it against our trusted signer.
         let leader = state
-            .members
-            .iter()
+            .members()
+            .into_iter()
             .find(|m| m.id == caller)
-            .cloned()
             .ok_or_else(|| bad(403, "caller is not a member"))?;
         let r = state
             .ctl

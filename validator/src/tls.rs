@@ -43,6 +43,54 @@ pub enum TlsError {
     OwnId(String),
 }
 
+/// Verifies a server certificate against the mesh CA under the name the
+/// certificate itself carries: used only to learn who answers at an
+/// address found by DNS discovery. The id learned is then checked against
+/// nothing but the CA, so discovery admits any holder of a mesh
+/// certificate (docs/decisions.md D13).
+#[derive(Debug)]
+struct LearnIdVerifier(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for LearnIdVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let id = vault::meshca::validator_id(end_entity)
+            .map_err(|e| rustls::Error::General(format!("no validator id: {e}")))?;
+        let name = rustls_pki_types::ServerName::try_from(id)
+            .map_err(|e| rustls::Error::General(format!("validator id: {e}")))?;
+        self.0
+            .verify_server_cert(end_entity, intermediates, &name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
 /// The crypto provider every mesh connection uses.
 pub fn provider() -> Arc<CryptoProvider> {
     let mut p = aws_lc_rs::default_provider();
@@ -56,6 +104,9 @@ pub struct MeshTls {
     pub server: Arc<ServerConfig>,
     /// Client side (dialling peers), presenting our certificate.
     pub client: Arc<ClientConfig>,
+    /// Client side for DNS discovery: verifies the server against the mesh
+    /// CA under whatever validator id its certificate names.
+    pub discover: Arc<ClientConfig>,
     /// Our certificate (DER), for expiry metrics.
     pub own_cert: CertificateDer<'static>,
 }
@@ -108,6 +159,17 @@ pub fn load(ca: &Path, cert: &Path, key: &Path, expected_id: &str) -> Result<Mes
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain.clone(), key.clone_key())?;
+    let server_verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        roots.clone(),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let discover = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(LearnIdVerifier(server_verifier)))
+        .with_client_auth_cert(chain.clone(), key.clone_key())?;
     let client = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots)
@@ -115,6 +177,7 @@ pub fn load(ca: &Path, cert: &Path, key: &Path, expected_id: &str) -> Result<Mes
     Ok(MeshTls {
         server: Arc::new(server),
         client: Arc::new(client),
+        discover: Arc::new(discover),
         own_cert,
     })
 }
