@@ -128,7 +128,7 @@ async fn lost_share_is_rebuilt_at_a_replacement() {
         .await
         .unwrap();
     assert_eq!(r.status, 409);
-    assert!(String::from_utf8_lossy(&r.body).contains("still answers probes"));
+    assert!(String::from_utf8_lossy(&r.body).contains("still answers and keeps its shard"));
     // Garbage is a clear 400.
     let r = leader
         .post(&mesh.member(1), "/v1/repair", b"PQVR".to_vec(), 4096)

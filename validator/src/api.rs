@@ -130,19 +130,33 @@ async fn shard(AxState(state): AxState<Arc<State>>, Path(vault): Path<String>) -
         state.count("shard", 400);
         return (StatusCode::BAD_REQUEST, "vault id must be 32 hex digits\n").into_response();
     };
-    let held = state.store.lock().ok().and_then(|s| s.get(&id).cloned());
+    // What is on disk now, not the copy verified at start: custody checks
+    // must see a shard that rotted.
+    let held = state.store.lock().ok().and_then(|s| {
+        let h = s.get(&id)?;
+        Some((h.epoch, s.shard_on_disk(&id)))
+    });
     match held {
-        Some(h) => {
+        Some((_, Err(e))) => {
+            state.count("shard", 500);
+            tracing::error!(vault = %id, "cannot read our shard: {e}");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "stored shard unreadable\n",
+            )
+                .into_response()
+        }
+        Some((epoch, Ok(shard))) => {
             state.count("shard", 200);
             (
                 [
                     (header::CONTENT_TYPE, "application/octet-stream".to_string()),
                     (
                         header::HeaderName::from_static("x-pqvault-epoch"),
-                        h.epoch.to_string(),
+                        epoch.to_string(),
                     ),
                 ],
-                h.shard,
+                shard,
             )
                 .into_response()
         }

@@ -34,6 +34,9 @@
 //! suspicion_ms = 500                 # suspect -> dead (default: interval_ms)
 //! indirect = 2                       # indirect probes after a failed direct one
 //!
+//! [custody]
+//! interval_ms = 10000                # check own shard on disk and peers' shards
+//!
 //! [heal]
 //! auto = true                        # repair lost shares onto spare members
 //! interval_ms = 1000
@@ -274,6 +277,27 @@ impl Default for HealConfig {
     }
 }
 
+/// Custody checks of our own and our peers' shards.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustodyConfig {
+    /// Milliseconds between checks.
+    #[serde(default = "default_custody_interval")]
+    pub interval_ms: u64,
+}
+
+fn default_custody_interval() -> u64 {
+    10_000
+}
+
+impl Default for CustodyConfig {
+    fn default() -> Self {
+        CustodyConfig {
+            interval_ms: default_custody_interval(),
+        }
+    }
+}
+
 /// The file as written (every field optional so env and flags can fill in).
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -305,6 +329,9 @@ pub struct FileConfig {
     /// Autonomous healing.
     #[serde(default)]
     pub heal: HealConfig,
+    /// Custody checks.
+    #[serde(default)]
+    pub custody: CustodyConfig,
     /// Artifact carriage.
     #[serde(default)]
     pub artifacts: ArtifactsConfig,
@@ -358,6 +385,8 @@ pub struct Config {
     pub probe: ProbeConfig,
     /// Autonomous healing.
     pub heal: HealConfig,
+    /// Custody checks.
+    pub custody: CustodyConfig,
     /// Artifact carriage (enabled when `artifacts.policy` is set).
     pub artifacts: ArtifactsConfig,
 }
@@ -467,6 +496,7 @@ impl Config {
             discovery: f.discovery,
             probe: f.probe,
             heal: f.heal,
+            custody: f.custody,
             app_listen: match o.app_listen.or(f.listen.app) {
                 Some(a) => a,
                 None => DEFAULT_APP_LISTEN

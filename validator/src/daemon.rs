@@ -52,6 +52,10 @@ pub struct State {
     pub rounds: Mutex<BTreeMap<[u8; 16], crate::rounds::RoundCell>>,
     /// Shares re-sealed for a next epoch, waiting for its certificate.
     pub pending: Mutex<BTreeMap<vault::manifest::VaultId, crate::epochs::Prepared>>,
+    /// (vault, peer id) whose latest custody check failed.
+    pub custody: Mutex<std::collections::BTreeSet<(vault::manifest::VaultId, String)>>,
+    /// Vaults whose shard on our own disk no longer matches its manifest.
+    pub own_corrupt: Mutex<std::collections::BTreeSet<vault::manifest::VaultId>>,
     /// Successor manifest digest signed per (vault, epoch): one vote each.
     pub votes: Mutex<BTreeMap<(vault::manifest::VaultId, u64), [u8; 32]>>,
 }
@@ -261,6 +265,8 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         rounds: Mutex::new(BTreeMap::new()),
         pending: Mutex::new(BTreeMap::new()),
         votes: Mutex::new(BTreeMap::new()),
+        custody: Mutex::new(Default::default()),
+        own_corrupt: Mutex::new(Default::default()),
     }))
 }
 

@@ -22,7 +22,6 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use vault::codec::{FormatError, Reader, Writer};
 use vault::epoch::{EpochCertificate, Transition};
-use vault::identity::Fingerprint;
 use vault::manifest::{shard_hash, Manifest, VaultId};
 use vault::seal::SealedShard;
 use vault::share::ShareRecord;
@@ -197,11 +196,11 @@ pub async fn sign(
     for e in &n.shards {
         let old = c.entry(e.index).map(|o| o.recipient);
         if let Some(old) = old.filter(|old| *old != e.recipient) {
-            if still_answers(&state, &old).await {
+            if !crate::custody::holder_replaceable(&state, c, &old).await {
                 return Err(bad(
                     409,
                     format!(
-                        "share {} changes hands but its holder still answers",
+                        "share {} changes hands but its holder still answers and keeps it",
                         e.index
                     ),
                 ));
@@ -228,17 +227,6 @@ pub async fn sign(
         signatures: vec![sig],
     }
     .encode())
-}
-
-async fn still_answers(state: &Arc<State>, fp: &Fingerprint) -> bool {
-    for m in &state.members() {
-        if let Ok(p) = crate::rounds::identity_of(state, &m.id).await {
-            if p.fingerprint() == *fp {
-                return state.probe_direct(m).await.is_some();
-            }
-        }
-    }
-    false
 }
 
 /// Encodes the commit body: the next manifest and its certificate.

@@ -101,9 +101,15 @@ pub async fn heal_once(state: &Arc<State>, grace: Duration) -> Result<(), String
 
 async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<(), String> {
     let (m, _) = rounds::current_manifest(state, &id).map_err(|f| fail("manifest", f))?;
-    let Some(view) = live_view(state, grace).await else {
+    let Some(mut view) = live_view(state, grace).await else {
         return Ok(());
     };
+    // A holder that failed custody counts as lost, ourselves included.
+    let own_corrupt = state.own_corrupt.lock().is_ok_and(|c| c.contains(&id));
+    view.retain(|_, m| match m {
+        None => !own_corrupt,
+        Some(m) => !crate::custody::failed(state, &id, &m.id),
+    });
     let b = m.body().clone();
     let lost: Vec<u8> = b
         .shards

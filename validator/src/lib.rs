@@ -9,6 +9,7 @@
 //! - [`peer`]: the mesh client.
 //! - [`ops`], [`metrics`]: health, readiness and Prometheus metrics.
 //! - [`daemon`]: shared state, start-up and probing.
+//! - [`custody`]: checking that every holder still has its committed shard.
 //! - [`discovery`]: members from DNS (a Kubernetes headless service).
 //! - [`repair`]: the repair round: messages and state machines.
 //! - [`rounds`]: driving repair rounds over the peer API.
@@ -17,6 +18,7 @@
 
 pub mod api;
 pub mod config;
+pub mod custody;
 pub mod daemon;
 pub mod discovery;
 pub mod epochs;

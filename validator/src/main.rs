@@ -97,6 +97,10 @@ async fn serve(config: Config, state: std::sync::Arc<daemon::State>) -> Result<(
         state.clone(),
         Duration::from_millis(config.probe.interval_ms),
     ));
+    tokio::spawn(validator::custody::custody_loop(
+        state.clone(),
+        Duration::from_millis(config.custody.interval_ms.max(1)),
+    ));
     if let Some(d) = config.discovery.clone() {
         tokio::spawn(validator::discovery::discovery_loop(state.clone(), d));
     }

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub peer_deaths: IntCounterVec,
     /// Repairs led by this validator, by outcome.
     pub repairs: IntCounterVec,
+    /// Custody checks by peer (our own id for our own shard) and result.
+    pub custody_checks: IntCounterVec,
     /// Threshold t of the current epoch per vault held.
     pub vault_threshold: IntGaugeVec,
     /// Share count n of the current epoch per vault held.
@@ -149,6 +151,13 @@ impl Metrics {
             ),
             &["peer"],
         )?;
+        let custody_checks = IntCounterVec::new(
+            Opts::new(
+                "pqvault_custody_checks_total",
+                "Custody checks of held shards by peer (own id: our own disk) and result.",
+            ),
+            &["peer", "result"],
+        )?;
         let repairs = IntCounterVec::new(
             Opts::new(
                 "pqvault_repairs_total",
@@ -234,6 +243,7 @@ impl Metrics {
             Box::new(peer_state.clone()),
             Box::new(peer_deaths.clone()),
             Box::new(repairs.clone()),
+            Box::new(custody_checks.clone()),
             Box::new(vault_threshold.clone()),
             Box::new(vault_shares.clone()),
             Box::new(peers_healthy.clone()),
@@ -273,6 +283,7 @@ impl Metrics {
             peer_state,
             peer_deaths,
             repairs,
+            custody_checks,
             vault_threshold,
             vault_shares,
             peers_healthy,

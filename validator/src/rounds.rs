@@ -12,7 +12,6 @@ use crate::config::Member;
 use crate::daemon::State;
 use crate::repair::{Helper, Message, Plan, Replacement};
 use crate::store::Steps;
-use mesh_agent::detector::State as MemberState;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use vault::codec::{FormatError, Kind, Reader, Writer};
@@ -336,23 +335,21 @@ async fn on_plan(state: Arc<State>, caller: String, plan: Plan) -> Result<&'stat
     }
 
     let (manifest, shard) = current_manifest(&state, &plan.vault_id)?;
-    // The target's holder must be dead in our own view too.
+    // The target's holder must be lost in our own view too: it does not
+    // answer us, or it fails a custody check we make now.
     let target_fp = manifest
         .body()
         .entry(plan.target)
         .map(|e| e.recipient)
         .ok_or_else(|| bad(422, "target not in manifest"))?;
-    if let Ok((holder, _)) = member_with(&state, &target_fp).await {
-        let st = state.detector.lock().ok().and_then(|d| d.state(&holder.id));
-        if st == Some(MemberState::Alive) {
-            return Err(bad(
-                409,
-                format!(
-                    "{} still answers probes here; refusing to repair it",
-                    holder.id
-                ),
-            ));
-        }
+    if !crate::custody::holder_replaceable(&state, manifest.body(), &target_fp).await {
+        return Err(bad(
+            409,
+            format!(
+                "the holder of share {} still answers and keeps its shard; refusing to repair it",
+                plan.target
+            ),
+        ));
     }
     // Identities of the other helpers, each checked against the manifest by the engine.
     let mut identities = BTreeMap::new();

@@ -387,6 +387,24 @@ impl Store {
         self.commit(id, held)
     }
 
+    /// Reads the sealed shard of `id`'s current epoch back from disk, as
+    /// it is now (custody checks compare it with the manifest: a shard
+    /// that rots on disk must show, not hide behind the verified copy in
+    /// memory).
+    pub fn shard_on_disk(&self, id: &VaultId) -> Result<Vec<u8>, StoreError> {
+        let held = self
+            .vaults
+            .get(id)
+            .ok_or_else(|| corrupt(&self.root.join("vaults"), format!("no vault {id}")))?;
+        let path = self
+            .root
+            .join("vaults")
+            .join(id.to_string())
+            .join(format!("epoch-{}", held.epoch))
+            .join("shard.pqvs");
+        Ok(fsio::read_limited(&path, MAX_FILE)?)
+    }
+
     /// The shard held for `id`.
     pub fn get(&self, id: &VaultId) -> Option<&Held> {
         self.vaults.get(id)

@@ -1,0 +1,234 @@
+//! Custody checks: each validator checks, every `custody.interval_ms`,
+//! that the sealed shard it keeps on disk is still the one its manifest
+//! commits to, and that every live peer holding a share of the same vault
+//! serves exactly its committed shard.
+//!
+//! A failed check lowers the peer's health score and makes its share count
+//! as lost for healing, exactly like a dead holder: the surviving holders
+//! rebuild the share at a replacement and certify a new epoch without it.
+//! A validator that finds its own shard corrupt reports it (log, metric,
+//! `/v1/vaults/{v}/shard` serves what is on disk, so peers see the same)
+//! and steps back from leading; it never rewrites or deletes the file
+//! (the operator may want it), and it refuses to start on it later.
+//!
+//! Helpers and signers do not take the leader's word for a failure: before
+//! rebuilding or replacing a share whose holder still answers, they fetch
+//! its shard themselves ([`holder_replaceable`]).
+
+use crate::config::Member;
+use crate::daemon::State;
+use crate::rounds;
+use mesh_agent::detector::State as MemberState;
+use mesh_agent::health::{Custody, PeerHealth};
+use std::sync::Arc;
+use std::time::Duration;
+use vault::identity::Fingerprint;
+use vault::manifest::{shard_hash, ManifestBody, VaultId};
+use vault::seal::SealedShard;
+
+/// Largest shard body accepted from a peer.
+const MAX_SHARD: usize = 2 << 20;
+
+/// The outcome of checking one holder's shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The shard served hashes to the manifest's entry.
+    Ok,
+    /// The peer is on another epoch of the vault (a transition is under
+    /// way, or it lags): not a custody failure.
+    OtherEpoch,
+    /// The peer served a shard that is not the committed one.
+    Mismatch,
+    /// The peer answered but has no shard of the vault.
+    Missing,
+    /// No answer (transport failure): for the failure detector to judge.
+    NoAnswer,
+}
+
+impl Verdict {
+    /// Label for `pqvault_custody_checks_total{result}`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::OtherEpoch => "other_epoch",
+            Verdict::Mismatch => "mismatch",
+            Verdict::Missing => "missing",
+            Verdict::NoAnswer => "no_answer",
+        }
+    }
+
+    /// True if the holder has provably lost its committed shard.
+    pub fn failed(self) -> bool {
+        matches!(self, Verdict::Mismatch | Verdict::Missing)
+    }
+}
+
+/// Runs [`check_all`] every `interval`, forever.
+pub async fn custody_loop(state: Arc<State>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        check_all(&state).await;
+    }
+}
+
+/// Checks our own shard of every vault, then every live peer's.
+pub async fn check_all(state: &Arc<State>) {
+    let vaults: Vec<VaultId> = match state.store.lock() {
+        Ok(s) => s.vaults().map(|(id, _)| *id).collect(),
+        Err(_) => return,
+    };
+    for id in vaults {
+        let Ok((manifest, _)) = rounds::current_manifest(state, &id) else {
+            continue;
+        };
+        let body = manifest.body().clone();
+        check_own(state, &body);
+        for m in state.members() {
+            let alive = state
+                .detector
+                .lock()
+                .ok()
+                .and_then(|d| d.state(&m.id))
+                .is_some_and(|s| s == MemberState::Alive);
+            if !alive {
+                continue;
+            }
+            let Ok(p) = rounds::identity_of(state, &m.id).await else {
+                continue;
+            };
+            if body.shards.iter().all(|e| e.recipient != p.fingerprint()) {
+                continue; // holds no share of this vault
+            }
+            let v = check_peer(state, &m, &body, &p.fingerprint()).await;
+            record(state, &id, &m.id, v);
+        }
+    }
+}
+
+fn check_own(state: &Arc<State>, body: &ManifestBody) {
+    let me = state.identity.public().fingerprint();
+    let Some(entry) = body.shards.iter().find(|e| e.recipient == me) else {
+        return;
+    };
+    let on_disk = state
+        .store
+        .lock()
+        .ok()
+        .map(|s| s.shard_on_disk(&body.vault_id));
+    let ok = matches!(&on_disk, Some(Ok(bytes)) if shard_hash(bytes) == entry.blob_hash);
+    let Ok(mut corrupt) = state.own_corrupt.lock() else {
+        return;
+    };
+    let was = corrupt.contains(&body.vault_id);
+    if ok {
+        corrupt.remove(&body.vault_id);
+    } else if !was {
+        let why = match on_disk {
+            Some(Err(e)) => e.to_string(),
+            _ => "hash differs from the manifest".to_string(),
+        };
+        tracing::error!(vault = %body.vault_id, epoch = body.epoch, "our stored shard is corrupt ({why}); it will be rebuilt elsewhere");
+        corrupt.insert(body.vault_id);
+    }
+    state
+        .metrics
+        .custody_checks
+        .with_label_values(&[state.id.as_str(), if ok { "ok" } else { "mismatch" }])
+        .inc();
+}
+
+/// Fetches `member`'s shard of `body.vault_id` and checks it against the
+/// entry for `fp`.
+pub async fn check_peer(
+    state: &Arc<State>,
+    member: &Member,
+    body: &ManifestBody,
+    fp: &Fingerprint,
+) -> Verdict {
+    let Some(entry) = body.shards.iter().find(|e| e.recipient == *fp) else {
+        return Verdict::Missing;
+    };
+    let path = format!("/v1/vaults/{}/shard", body.vault_id);
+    let r = match state.client.get(member, &path, MAX_SHARD).await {
+        Ok(r) => r,
+        Err(_) => return Verdict::NoAnswer,
+    };
+    match r.status {
+        200 => {}
+        404 => return Verdict::Missing,
+        _ => return Verdict::NoAnswer,
+    }
+    if shard_hash(&r.body) == entry.blob_hash {
+        return Verdict::Ok;
+    }
+    match SealedShard::parse(&r.body) {
+        Ok(s) if s.header.vault_id == body.vault_id && s.header.epoch != body.epoch => {
+            Verdict::OtherEpoch
+        }
+        _ => Verdict::Mismatch,
+    }
+}
+
+fn record(state: &Arc<State>, vault: &VaultId, peer: &str, v: Verdict) {
+    state
+        .metrics
+        .custody_checks
+        .with_label_values(&[peer, v.name()])
+        .inc();
+    if v == Verdict::NoAnswer {
+        return;
+    }
+    if let Ok(mut h) = state.health.lock() {
+        let h = h
+            .entry(peer.to_string())
+            .or_insert_with(|| PeerHealth::new(Default::default()));
+        h.set_custody(if v.failed() {
+            Custody::Failed
+        } else {
+            Custody::Ok
+        });
+        h.set_epoch_agreement(v != Verdict::OtherEpoch);
+    }
+    if let Ok(mut c) = state.custody.lock() {
+        let key = (*vault, peer.to_string());
+        if v.failed() {
+            if c.insert(key) {
+                tracing::warn!(%peer, %vault, result = v.name(), "peer failed its custody check");
+            }
+        } else {
+            c.remove(&key);
+        }
+    }
+}
+
+/// True if `peer`'s latest custody check of `vault` failed.
+pub fn failed(state: &State, vault: &VaultId, peer: &str) -> bool {
+    state
+        .custody
+        .lock()
+        .is_ok_and(|c| c.contains(&(*vault, peer.to_string())))
+}
+
+/// True if the holder of `fp` in `body` may be replaced: it does not
+/// answer, or it answers and fails a custody check we make now.
+pub async fn holder_replaceable(state: &Arc<State>, body: &ManifestBody, fp: &Fingerprint) -> bool {
+    let me = state.identity.public().fingerprint();
+    if *fp == me {
+        check_own(state, body);
+        return state
+            .own_corrupt
+            .lock()
+            .is_ok_and(|c| c.contains(&body.vault_id));
+    }
+    let Ok((member, _)) = rounds::member_with(state, fp).await else {
+        return true; // not a member we can reach at all
+    };
+    if state.probe_direct(&member).await.is_none() {
+        return true;
+    }
+    let v = check_peer(state, &member, body, fp).await;
+    record(state, &body.vault_id, &member.id, v);
+    v.failed()
+}
