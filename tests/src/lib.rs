@@ -9,6 +9,8 @@
 //! The binaries are the workspace's own `validator` and `vault`, found next
 //! to the test executable (`cargo test --workspace` builds them).
 
+pub mod observability;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -190,7 +192,7 @@ impl Mesh {
         let mut toml = format!(
             "id = \"{id}\"\ndata_dir = \"{data}\"\nidentity_key = \"{key}\"\ntrusted_signer = \"{op}\"\nimport_dir = \"{import}\"\n\
              [tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{tkey}\"\n[listen]\npeer = \"{peer}\"\nops = \"{ops}\"\n\
-             [probe]\ninterval_ms = 200\ntimeout_ms = 150\n[heal]\nauto = true\ninterval_ms = 300\ngrace_ms = 600\n[custody]\ninterval_ms = 500\n",
+             [probe]\ninterval_ms = 200\ntimeout_ms = 150\n[heal]\nauto = true\ninterval_ms = 300\ngrace_ms = 600\nreshare_after_ms = 600000\nrefresh = false\n[custody]\ninterval_ms = 500\n",
             id = node.id,
             data = p(&d.join("data")),
             key = p(&d.join(format!("identity/{}.key", node.id))),
@@ -221,6 +223,21 @@ impl Mesh {
     /// here). Call before starting them.
     pub fn set_heal_grace_ms(&self, ms: u64) {
         self.edit_configs("grace_ms = 600", &format!("grace_ms = {ms}"));
+    }
+
+    /// Sets how long lost shares wait for spares before the survivors
+    /// re-share (default 10 minutes here, so no test re-shares unasked).
+    pub fn set_reshare_after_ms(&self, ms: u64) {
+        self.edit_configs(
+            "reshare_after_ms = 600000",
+            &format!("reshare_after_ms = {ms}"),
+        );
+    }
+
+    /// Turns on the refresh after every repair (off by default here, so
+    /// tests see the repair epoch itself).
+    pub fn enable_refresh(&self) {
+        self.edit_configs("refresh = false", "refresh = true");
     }
 
     fn edit_configs(&self, from: &str, to: &str) {

@@ -103,3 +103,181 @@ async fn three_losses_heal_onto_spares_in_a_new_epoch() {
     let original = recover(&genesis, &c1, &keys).unwrap();
     assert_eq!(&healed.secret[..], &original.secret[..]);
 }
+
+/// Waits until validator `i` reports `vault` at `epoch` (asked by `via`).
+async fn wait_epoch(mesh: &Mesh, via: &validator::peer::PeerClient, i: usize, epoch: u64) {
+    let t0 = Instant::now();
+    loop {
+        if let Ok(r) = via.get(&mesh.member(i), "/v1/hello", 1 << 16).await {
+            let h: Hello = serde_json::from_slice(&r.body).unwrap();
+            if h.vaults == vec![(mesh.vault_id.clone(), epoch)] {
+                return;
+            }
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "validator-{} never reached epoch {epoch}\nleader:\n{}",
+            i + 1,
+            mesh.log(0)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Recovers from the current-epoch shards of `holders` (reading each
+/// node's stored proof) and checks the secret against the operator's
+/// original shards 1..=t.
+fn recover_from(mesh: &Mesh, holders: &[usize], epoch: u64, t: usize) {
+    let dir = mesh.nodes[holders[0]]
+        .dir
+        .join(format!("data/vaults/{}/epoch-{epoch}", mesh.vault_id));
+    let op =
+        PublicIdentity::decode(&fs::read(mesh.root.path().join("operator/operator.pub")).unwrap())
+            .unwrap();
+    // Epoch 1 has no separate anchor: its manifest is the operator's.
+    let anchor = fs::read(dir.join("anchor.pqvm"))
+        .or_else(|_| fs::read(dir.join("manifest.pqvm")))
+        .unwrap();
+    let genesis = Manifest::decode(&anchor)
+        .unwrap()
+        .verify(Some(&op.fingerprint()))
+        .unwrap();
+    let steps: Vec<_> = (2..=epoch)
+        .map(|k| {
+            (
+                fs::read(dir.join(format!("step-{k}.pqvm"))).unwrap(),
+                EpochCertificate::decode(&fs::read(dir.join(format!("step-{k}.pqve"))).unwrap())
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let current = verify_chain(genesis.clone(), &steps).unwrap();
+    let keys: Vec<SecretIdentity> = (0..mesh.nodes.len()).map(|i| mesh.secret_key(i)).collect();
+    let files: Vec<Vec<u8>> = holders
+        .iter()
+        .map(|&i| {
+            fs::read(mesh.nodes[i].dir.join(format!(
+                "data/vaults/{}/epoch-{epoch}/shard.pqvs",
+                mesh.vault_id
+            )))
+            .unwrap()
+        })
+        .collect();
+    let c: Vec<Candidate<'_>> = files
+        .iter()
+        .map(|b| Candidate::Sealed {
+            source: String::new(),
+            bytes: b,
+        })
+        .collect();
+    let now = recover(&current, &c, &keys).unwrap();
+    let originals: Vec<Vec<u8>> = (1..=t)
+        .map(|n| {
+            fs::read(
+                mesh.root
+                    .path()
+                    .join(format!("vault/shard-{n:03}-validator-{n}.shard")),
+            )
+            .unwrap()
+        })
+        .collect();
+    let c1: Vec<Candidate<'_>> = originals
+        .iter()
+        .map(|b| Candidate::Sealed {
+            source: String::new(),
+            bytes: b,
+        })
+        .collect();
+    let original = recover(&genesis, &c1, &keys).unwrap();
+    assert_eq!(&now.secret[..], &original.secret[..]);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn replacement_killed_mid_repair_then_restarted_stays_recoverable() {
+    // 3 of 5 on validator-1..5, validator-6 spare. validator-5 dies; when
+    // validator-1 starts leading the repair, the spare is SIGKILLed.
+    let mut mesh = Mesh::with_spares(5, 3, 1);
+    mesh.start_all();
+    mesh.kill9(4);
+    let t0 = Instant::now();
+    while !mesh.log(0).contains("leading a repair") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no repair started:\n{}",
+            mesh.log(0)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    mesh.kill9(5);
+    // Whatever the crash interrupted, epoch 1 still recovers.
+    recover_from(&mesh, &[0, 1, 2], 1, 3);
+
+    // Restarted, the spare is taken again and the mesh reaches epoch 2.
+    mesh.start(5);
+    let via = mesh.client_as(1);
+    let other = mesh.client_as(0);
+    for i in [0usize, 1, 2, 3, 5] {
+        wait_epoch(&mesh, if i == 1 { &other } else { &via }, i, 2).await;
+    }
+    recover_from(&mesh, &[5, 1, 3], 2, 3);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn five_survivors_without_spares_reshare_to_three_of_five() {
+    // 4 of 7, no spares. Two holders die; after the wait for replacements
+    // the five survivors re-share among themselves to the majority
+    // policy's 3 of 5, without anyone reconstructing the secret.
+    let mut mesh = Mesh::new(7, 4);
+    mesh.set_reshare_after_ms(300);
+    mesh.start_all();
+    mesh.kill9(5);
+    mesh.kill9(6);
+    let via = mesh.client_as(1);
+    let other = mesh.client_as(0);
+    for i in 0..5 {
+        wait_epoch(&mesh, if i == 1 { &other } else { &via }, i, 2).await;
+    }
+    let dir = mesh.nodes[0]
+        .dir
+        .join(format!("data/vaults/{}/epoch-2", mesh.vault_id));
+    let m2 = Manifest::decode(&fs::read(dir.join("manifest.pqvm")).unwrap()).unwrap();
+    assert_eq!((m2.body().threshold, m2.body().n), (3, 5));
+    assert!(mesh.log(0).contains("re-shared: new epoch certified"));
+    // Any 3 of the 5 new shares recover the original secret.
+    recover_from(&mesh, &[0, 2, 4], 2, 4);
+    recover_from(&mesh, &[1, 3, 4], 2, 4);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn repair_is_followed_by_a_refresh_that_retires_older_shares() {
+    // 3 of 5 plus a spare, refresh on: a loss is repaired (epoch 2), then
+    // all holders re-share to a fresh polynomial at (3, 5) (epoch 3).
+    let mut mesh = Mesh::with_spares(5, 3, 1);
+    mesh.enable_refresh();
+    mesh.start_all();
+    mesh.kill9(4);
+    let via = mesh.client_as(1);
+    let other = mesh.client_as(0);
+    for i in [0usize, 1, 2, 3, 5] {
+        wait_epoch(&mesh, if i == 1 { &other } else { &via }, i, 3).await;
+    }
+    recover_from(&mesh, &[5, 1, 3], 3, 3);
+    // The refreshed shares are new values: an epoch-3 share is not the
+    // epoch-1 share of the same index re-sealed.
+    let key = mesh.secret_key(0);
+    let open = |epoch: u64| {
+        let bytes = fs::read(mesh.nodes[0].dir.join(if epoch == 1 {
+            "import/shard-001-validator-1.shard".to_string()
+        } else {
+            format!("data/vaults/{}/epoch-{epoch}/shard.pqvs", mesh.vault_id)
+        }))
+        .unwrap();
+        vault::seal::SealedShard::parse(&bytes)
+            .unwrap()
+            .open(&key)
+            .unwrap()
+    };
+    let (old, new) = (open(1), open(3));
+    assert_eq!(old.share.index, new.share.index);
+    assert_ne!(&old.share.value[..], &new.share.value[..]);
+}

@@ -12,6 +12,8 @@
 //!   epoch we hold (`PQVC`), so a replacement can verify the manifest.
 //! * `POST /v1/repair`, `GET /v1/repair/{round}`: repair rounds
 //!   ([`crate::rounds`]).
+//! * `POST /v1/reshare`, `GET /v1/reshare/{round}`: re-share rounds
+//!   ([`crate::reshare`]).
 //! * `POST /v1/epoch/{vault}/prepare?from=E`, `.../sign`, `.../commit`: the
 //!   new epoch after a repair ([`crate::epochs`]).
 //!
@@ -78,6 +80,8 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/epoch/{vault}/prepare", post(epoch_prepare))
         .route("/v1/epoch/{vault}/sign", post(epoch_sign))
         .route("/v1/epoch/{vault}/commit", post(epoch_commit))
+        .route("/v1/reshare", post(reshare))
+        .route("/v1/reshare/{round}", get(reshare_status))
         .layer(DefaultBodyLimit::max(4 << 20))
         .with_state(state)
 }
@@ -224,6 +228,31 @@ fn failure(state: &State, endpoint: &str, (code, why): (u16, String)) -> Respons
     state.count(endpoint, code);
     let code = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
     (code, format!("{why}\n")).into_response()
+async fn reshare(
+    AxState(state): AxState<Arc<State>>,
+    Extension(peer): Extension<PeerInfo>,
+    body: Bytes,
+) -> Response {
+    match crate::reshare::handle(state.clone(), peer.id, &body).await {
+        Ok(msg) => {
+            state.count("reshare", 202);
+            (StatusCode::ACCEPTED, msg).into_response()
+        }
+        Err(f) => failure(&state, "reshare", f),
+    }
+}
+
+async fn reshare_status(
+    AxState(state): AxState<Arc<State>>,
+    Path(round): Path<String>,
+) -> Response {
+    let id: Option<[u8; 16]> = hex::decode(&round).ok().and_then(|b| b.try_into().ok());
+    match id.and_then(|id| crate::reshare::status(&state, &id)) {
+        Some(v) => Json(v).into_response(),
+        None => (StatusCode::NOT_FOUND, "unknown round\n").into_response(),
+    }
+}
+
 }
 
 /// `?from=E` of `prepare`.

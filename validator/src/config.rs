@@ -42,6 +42,9 @@
 //! interval_ms = 1000
 //! grace_ms = 30000                   # a holder must be dead this long first
 //! request_timeout_ms = 10000         # repair and epoch requests
+//! policy = "majority"                # (t', n') when holders re-share to fewer
+//! reshare_after_ms = 300000          # lost shares wait this long for spares
+//! refresh = true                     # fresh polynomial after every repair
 //!
 //! [artifacts]                        # signed model artifacts (docs/artifacts.md)
 //! policy = "/etc/pqvault/trust.toml" # trust policy; carriage off without it
@@ -250,6 +253,26 @@ pub struct HealConfig {
     /// Timeout of repair and epoch requests (they do HQC work).
     #[serde(default = "default_request_timeout")]
     pub request_timeout_ms: u64,
+    /// Threshold policy when the holders re-share to fewer members.
+    #[serde(default, deserialize_with = "policy_name")]
+    pub policy: vault::policy::Policy,
+    /// Milliseconds lost shares wait for spare validators before the live
+    /// holders re-share among themselves to the policy's (t', n').
+    #[serde(default = "default_reshare_after")]
+    pub reshare_after_ms: u64,
+    /// Refresh after a repair: re-share to a fresh polynomial at the same
+    /// (t, n), so shares of older epochs (a stolen disk) become useless.
+    #[serde(default = "default_true")]
+    pub refresh: bool,
+}
+
+fn default_reshare_after() -> u64 {
+    300_000
+}
+
+fn policy_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<vault::policy::Policy, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map_err(serde::de::Error::custom)
 }
 
 fn default_grace() -> u64 {
@@ -273,6 +296,9 @@ impl Default for HealConfig {
             interval_ms: default_heal_interval(),
             grace_ms: default_grace(),
             request_timeout_ms: default_request_timeout(),
+            policy: vault::policy::Policy::default(),
+            reshare_after_ms: default_reshare_after(),
+            refresh: true,
         }
     }
 }

@@ -52,6 +52,18 @@ pub struct State {
     pub rounds: Mutex<BTreeMap<[u8; 16], crate::rounds::RoundCell>>,
     /// Shares re-sealed for a next epoch, waiting for its certificate.
     pub pending: Mutex<BTreeMap<vault::manifest::VaultId, crate::epochs::Prepared>>,
+    /// Lost shares wait this long for spares before a re-share.
+    pub reshare_after: Duration,
+    /// Refresh after every repair (`heal.refresh`).
+    pub refresh: bool,
+    /// Since when each vault has had lost shares (healing's clock).
+    pub lost_since: Mutex<BTreeMap<vault::manifest::VaultId, Instant>>,
+    /// Threshold policy for re-sharing (`heal.policy`).
+    pub policy: vault::policy::Policy,
+    /// Re-share rounds this validator takes part in.
+    pub reshares: Mutex<BTreeMap<[u8; 16], crate::reshare::Round>>,
+    /// Re-share round we dealt our share in, per (vault, epoch): one each.
+    pub dealt: Mutex<BTreeMap<(vault::manifest::VaultId, u64), [u8; 16]>>,
     /// (vault, peer id) whose latest custody check failed.
     pub custody: Mutex<std::collections::BTreeSet<(vault::manifest::VaultId, String)>>,
     /// Vaults whose shard on our own disk no longer matches its manifest.
@@ -167,6 +179,7 @@ impl State {
             }
             for s in MemberState::ALL {
                 self.metrics
+            self.metrics.init_peer(&t.id);
                     .peer_state
                     .with_label_values(&[&t.id, s.name()])
                     .set(i64::from(s == t.to));
@@ -250,7 +263,7 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         id: config.id.clone(),
         identity: Arc::new(identity),
         store: Mutex::new(store),
-        metrics: Metrics::new()?,
+        metrics,
         tls,
         members: std::sync::RwLock::new(config.members.clone()),
         discover,
@@ -272,6 +285,12 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
 
 /// Imports `dir/manifest.pqvm` and the `*.shard` in `dir` addressed to us.
 fn import_dir(store: &mut Store, dir: &Path, key: &SecretIdentity) -> Result<()> {
+        policy: config.heal.policy,
+        reshare_after: Duration::from_millis(config.heal.reshare_after_ms),
+        refresh: config.heal.refresh,
+        lost_since: Mutex::new(BTreeMap::new()),
+        reshares: Mutex::new(BTreeMap::new()),
+        dealt: Mutex::new(BTreeMap::new()),
     let manifest_path = dir.join("manifest.pqvm");
     if !manifest_path.exists() {
         tracing::info!("nothing to import in {}", dir.display());

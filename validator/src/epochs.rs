@@ -169,10 +169,27 @@ pub async fn sign(
     if n.vault_id != c.vault_id || n.epoch != c.epoch + 1 {
         return Err(bad(422, "not the next epoch of this vault"));
     }
-    if (n.threshold, n.n, n.suite, n.secret_len, n.secret_commitment)
-        != (c.threshold, c.n, c.suite, c.secret_len, c.secret_commitment)
+    if (n.suite, n.secret_len, n.secret_commitment) != (c.suite, c.secret_len, c.secret_commitment)
     {
-        return Err(bad(422, "a repair epoch keeps t, n, suite and secret"));
+        return Err(bad(422, "a new epoch keeps the suite and the secret"));
+    }
+    // (t, n) changes only by re-sharing to fewer holders, as our policy says.
+    let reshaped = (n.threshold, n.n) != (c.threshold, c.n);
+    if reshaped {
+        let indices_ok = n.shards.iter().map(|e| e.index).eq(1..=n.n);
+        if n.n >= c.n || state.policy.threshold_for(n.n).ok() != Some(n.threshold) || !indices_ok {
+            return Err(bad(
+                422,
+                format!(
+                    "({}, {}) is not the {} policy's re-share of ({}, {})",
+                    n.threshold,
+                    n.n,
+                    state.policy.name(),
+                    c.threshold,
+                    c.n
+                ),
+            ));
+        }
     }
     // Our own entry must be the share we prepared.
     let me = state.identity.public().fingerprint();
@@ -192,8 +209,32 @@ pub async fn sign(
     {
         return Err(bad(422, "our entry is not the shard we prepared"));
     }
-    // Only holders that no longer answer us may be replaced.
-    for e in &n.shards {
+    // Only holders that are lost to us (no answer, or failed custody) may
+    // be replaced or left out.
+    if reshaped {
+        for e in &n.shards {
+            if c.shards.iter().all(|o| o.recipient != e.recipient) {
+                return Err(bad(
+                    422,
+                    "a re-share only keeps holders of the current epoch",
+                ));
+            }
+        }
+        for o in &c.shards {
+            if n.shards.iter().all(|e| e.recipient != o.recipient)
+                && !crate::custody::holder_replaceable(&state, c, &o.recipient).await
+            {
+                return Err(bad(
+                    409,
+                    format!(
+                        "share {} is left out but its holder still keeps it",
+                        o.index
+                    ),
+                ));
+            }
+        }
+    }
+    for e in n.shards.iter().filter(|_| !reshaped) {
         let old = c.entry(e.index).map(|o| o.recipient);
         if let Some(old) = old.filter(|old| *old != e.recipient) {
             if !crate::custody::holder_replaceable(&state, c, &old).await {

@@ -20,6 +20,7 @@ use crate::config::Member;
 use crate::daemon::State;
 use crate::epochs::{self, encode_commit, PrepareReply};
 use crate::repair::{Message, Plan};
+use crate::reshare;
 use crate::rounds;
 use mesh_agent::detector::State as MemberState;
 use std::collections::BTreeMap;
@@ -27,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vault::epoch::EpochCertificate;
 use vault::identity::Fingerprint;
-use vault::manifest::{Manifest, VaultId};
+use vault::manifest::{Manifest, ManifestBody, ShardEntry, VaultId};
 
 /// Runs [`heal_once`] every `interval`, forever.
 pub async fn heal_loop(state: Arc<State>, interval: Duration, grace: Duration) {
@@ -124,6 +125,17 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
     state
         .metrics
         .set_heal(&id.to_string(), lost.len(), spare_count);
+    {
+        let mut since = state
+            .lost_since
+            .lock()
+            .map_err(|_| "poisoned".to_string())?;
+        if lost.is_empty() {
+            since.remove(&id);
+        } else {
+            since.entry(id).or_insert_with(Instant::now);
+        }
+    }
     if lost.is_empty() {
         return Ok(());
     }
@@ -154,6 +166,34 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
         .collect();
     spares.sort_by(|a, b| a.1.id.cmp(&b.1.id));
     if spares.len() < lost.len() {
+        // No replacements (yet): after `reshare_after`, the live holders
+        // re-share among themselves to the policy's (t', n').
+        let waited = state
+            .lost_since
+            .lock()
+            .map_err(|_| "poisoned".to_string())?
+            .get(&id)
+            .map(|t| t.elapsed());
+        if waited.is_some_and(|w| w >= state.reshare_after) {
+            let n_new = u8::try_from(holders.len()).map_err(|_| "too many holders")?;
+            match state.policy.threshold_for(n_new) {
+                Ok(t_new) => {
+                    tracing::info!(vault = %id, lost = ?lost, t = t_new, n = n_new, "no spares: leading a re-share among the live holders");
+                    let mut holders = holders;
+                    holders.sort_by_key(|(i, _)| *i);
+                    run_reshare(state, id, &b, &holders, t_new, "re-shared").await?;
+                    state
+                        .metrics
+                        .repairs
+                        .with_label_values(&["completed"])
+                        .inc();
+                }
+                Err(e) => {
+                    tracing::warn!(vault = %id, "cannot re-share: {e}; the operator must act")
+                }
+            }
+            return Ok(());
+        }
         tracing::info!(vault = %id, lost = lost.len(), spares = spares.len(), "waiting for spare validators");
         return Ok(());
     }
@@ -237,12 +277,39 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
         e.blob_hash = bytes32(&reply.blob_hash)?;
         e.share_commitment = bytes32(&reply.share_commitment)?;
     }
-    let m2 = Manifest::sign(&body, state.identity.public(), state.identity.signing_key())
+    certify(state, id, &body, &holders, &next).await?;
+    tracing::info!(vault = %id, epoch = body.epoch, took_ms = t0.elapsed().as_millis() as u64, "healed: new epoch certified");
+    state
+        .metrics
+        .repairs
+        .with_label_values(&["completed"])
+        .inc();
+    if state.refresh {
+        // Repair kept the polynomial: a fresh one makes every older share,
+        // including the lost holder's (a stolen disk?), useless.
+        let mut next = next;
+        next.sort_by_key(|(i, _)| *i);
+        run_reshare(state, id, &body, &next, body.threshold, "refreshed").await?;
+    }
+    Ok(())
+}
+
+/// Signs `body` as the next manifest, has the live holders of the current
+/// epoch (`signers`) certify it, and commits it at every holder of the next
+/// epoch (`next`), ourselves last.
+async fn certify(
+    state: &Arc<State>,
+    id: VaultId,
+    body: &ManifestBody,
+    signers: &[(u8, Option<Member>)],
+    next: &[(u8, Option<Member>)],
+) -> Result<(), String> {
+    let m2 = Manifest::sign(body, state.identity.public(), state.identity.signing_key())
         .map_err(|e| e.to_string())?;
 
     // 3. Signatures from the live holders of the current epoch.
     let mut cert: Option<EpochCertificate> = None;
-    for (_, who) in &holders {
+    for (_, who) in signers {
         let one = match who {
             None => epochs::sign(state.clone(), id, &m2)
                 .await
@@ -275,13 +342,110 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
     epochs::commit(state.clone(), id, &commit)
         .await
         .map_err(|f| fail("local commit", f))?;
-    tracing::info!(vault = %id, epoch = body.epoch, took_ms = t0.elapsed().as_millis() as u64, "healed: new epoch certified");
-    state
-        .metrics
-        .repairs
-        .with_label_values(&["completed"])
-        .inc();
     Ok(())
+}
+
+/// Leads a re-share round among `holders` (sorted by index; recipient k is
+/// the k-th) to threshold `t_new`, then certifies and commits the result.
+async fn run_reshare(
+    state: &Arc<State>,
+    id: VaultId,
+    b: &ManifestBody,
+    holders: &[(u8, Option<Member>)],
+    t_new: u8,
+    what: &str,
+) -> Result<(), String> {
+    let t0 = Instant::now();
+    let recipients: Vec<Fingerprint> = holders
+        .iter()
+        .map(|(i, _)| b.entry(*i).map(|e| e.recipient))
+        .collect::<Option<_>>()
+        .ok_or("a holder's index is not in the manifest")?;
+    let dealers: Vec<u8> = holders
+        .iter()
+        .take(usize::from(b.threshold))
+        .map(|(i, _)| *i)
+        .collect();
+    let mut round = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut round).map_err(|_| "rng failure".to_string())?;
+    let msg = reshare::Message::Plan(reshare::Plan {
+        round,
+        vault_id: id,
+        epoch: b.epoch,
+        t_new,
+        dealers,
+        recipients,
+    })
+    .encode();
+    for (_, who) in holders {
+        match who {
+            None => {
+                reshare::handle(state.clone(), state.id.clone(), &msg)
+                    .await
+                    .map_err(|f| fail("local re-share plan", f))?;
+            }
+            Some(m) => {
+                post(state, m, "/v1/reshare", msg.clone(), 202).await?;
+            }
+        }
+    }
+    let mut body = b.clone();
+    body.epoch += 1;
+    body.threshold = t_new;
+    body.n = u8::try_from(holders.len()).map_err(|_| "too many holders")?;
+    body.shards.clear();
+    let path = format!("/v1/reshare/{}", hex::encode(round));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for (k, (_, who)) in holders.iter().enumerate() {
+        let reply: PrepareReply = loop {
+            let v = match who {
+                None => reshare::status(state, &round).ok_or("our re-share round vanished")?,
+                Some(m) => {
+                    let r = state
+                        .ctl
+                        .get(m, &path, 1 << 16)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    serde_json::from_slice(&r.body).map_err(|e| e.to_string())?
+                }
+            };
+            if v["complete"] == true {
+                break serde_json::from_value(v["entry"].clone()).map_err(|e| e.to_string())?;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("re-share: new share {} not ready in time", k + 1));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        if usize::from(reply.index) != k + 1 {
+            return Err(format!(
+                "re-share: recipient {} answered index {}",
+                k + 1,
+                reply.index
+            ));
+        }
+        body.shards.push(entry_of(reply)?);
+    }
+    certify(state, id, &body, holders, holders).await?;
+    tracing::info!(vault = %id, epoch = body.epoch, t = body.threshold, n = body.n, took_ms = t0.elapsed().as_millis() as u64, "{what}: new epoch certified");
+    Ok(())
+}
+
+/// A manifest entry from a holder's answer.
+fn entry_of(reply: PrepareReply) -> Result<ShardEntry, String> {
+    let bytes32 = |h: &str| -> Result<[u8; 32], String> {
+        hex::decode(h)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| "bad hex in a holder's answer".to_string())
+    };
+    Ok(ShardEntry {
+        index: reply.index,
+        recipient: Fingerprint::from_bytes(bytes32(&reply.recipient)?),
+        recipient_name: reply.recipient_name,
+        blob_hash: bytes32(&reply.blob_hash)?,
+        share_commitment: bytes32(&reply.share_commitment)?,
+    })
 }
 
 /// Runs one repair round: the plan to the spare, then to every helper

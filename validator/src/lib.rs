@@ -14,6 +14,7 @@
 //! - [`repair`]: the repair round: messages and state machines.
 //! - [`rounds`]: driving repair rounds over the peer API.
 //! - [`epochs`]: moving a vault to a certified new epoch after a repair.
+//! - [`reshare`]: re-sharing among the holders: refresh and new (t, n).
 //! - [`heal`]: autonomous healing: leading repairs onto spare members.
 
 pub mod api;
@@ -29,5 +30,6 @@ pub mod peer;
 pub mod repair;
 pub mod rounds;
 pub mod server;
+pub mod reshare;
 pub mod store;
 pub mod tls;

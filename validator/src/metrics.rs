@@ -297,6 +297,15 @@ impl Metrics {
         })
     }
 
+    /// Exports peer `peer`'s counters at 0 (deaths, probes by result), so
+    /// they appear before the first death or failed probe.
+    pub fn init_peer(&self, peer: &str) {
+        self.peer_deaths.with_label_values(&[peer]);
+        for result in ["ok", "failed"] {
+            self.probes.with_label_values(&[peer, result]);
+        }
+    }
+
     /// Sets vault `id`'s (t, n) from its current manifest (already
     /// verified by the store) and exports its healing series, at 0 until
     /// a healing pass sets them, from the first scrape.

@@ -1,0 +1,603 @@
+//! Re-sharing among the current holders (Desmedt–Jajodia), without any
+//! node reconstructing the secret.
+//!
+//! Used in two ways by healing (`crate::heal`):
+//! * **shrink**: holders were lost, no spare came within
+//!   `heal.reshare_after_ms`, so the live holders re-share to the policy's
+//!   `(t', n')` for `n'` = their number;
+//! * **refresh**: after a repair, the holders re-share to a fresh
+//!   polynomial at the same `(t, n)`, so every share of older epochs
+//!   (including one on a stolen disk) becomes useless.
+//!
+//! Round (`POST /v1/reshare`, wire kind `PQVX`, docs/protocol.md):
+//! 1. The leader sends the [`ReshareRound`] plan to every recipient
+//!    (recipients are holders of epoch `E`; recipient `k` gets index `k`).
+//! 2. Each dealer (exactly `t` holders of `E`) checks the plan itself, opens
+//!    its share `s_i`, deals it with a fresh random polynomial of degree
+//!    `t' - 1` and sends sub-share `k` to recipient `k`, sealed to it as an
+//!    epoch `E+1` share record (`PQVS`) with `(t', n')` and index `k`.
+//! 3. Recipient `k`, holding one sub-share from every dealer, computes
+//!    `s'_k = Σ λ_i · sub_{i→k}` (Lagrange at 0 over the dealers), seals it
+//!    to itself for `E+1` and keeps it pending; `GET /v1/reshare/{round}`
+//!    then answers its manifest entry.
+//! 4. The leader writes the `E+1` manifest and collects signatures and
+//!    commits exactly as after a repair (`crate::epochs`).
+//!
+//! Who learns what: a recipient learns one point of each dealer's fresh
+//! polynomial, which says nothing about `s_i` (degree ≥ 1); it never sees
+//! another recipient's sub-shares. No node ever holds `t` shares of one
+//! epoch or the secret. Dealers are trusted to deal honestly (no
+//! verifiable secret sharing over GF(256)); a wrong sub-share yields a
+//! manifest whose shares do not recombine, which `vault recover` reports
+//! against the secret commitment — the previous epoch is not deleted by
+//! anyone who did not sign the transition.
+
+use crate::config::Member;
+use crate::daemon::State;
+use crate::epochs::{PrepareReply, Prepared};
+use crate::rounds::{self, bad, blocking, Failure};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use vault::codec::{FormatError, Kind, Reader, Writer};
+use vault::identity::{Fingerprint, PublicIdentity};
+use vault::manifest::{shard_hash, ManifestBody, VaultId};
+use vault::seal::SealedShard;
+use vault::share::{ShareRecord, MAX_SHARE_LEN};
+use zeroize::Zeroizing;
+
+/// Wire kind of re-share messages.
+pub const RESHARE_KIND: Kind = Kind {
+    magic: *b"PQVX",
+    name: "pqvault re-share message",
+    version: 1,
+};
+
+const MAX_SEALED: usize = MAX_SHARE_LEN + 16 * 1024;
+
+/// The leader's proposal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Random round id.
+    pub round: [u8; 16],
+    /// Vault.
+    pub vault_id: VaultId,
+    /// Epoch being left.
+    pub epoch: u64,
+    /// New threshold.
+    pub t_new: u8,
+    /// Dealers: `t` share indices of `epoch`, sorted, distinct.
+    pub dealers: Vec<u8>,
+    /// Recipients: recipient `k` (1-based) gets new index `k`.
+    pub recipients: Vec<Fingerprint>,
+}
+
+/// A re-share message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// The plan, from the leader to every recipient and dealer.
+    Plan(Plan),
+    /// A dealer's sub-share for one recipient.
+    Subshare {
+        /// Round id.
+        round: [u8; 16],
+        /// Dealer's share index in the old epoch.
+        from: u8,
+        /// `PQVS` sealed to the recipient (epoch + 1, new t and n, index k).
+        sealed: Vec<u8>,
+    },
+}
+
+impl Message {
+    /// Canonical encoding: `"PQVX" u16 type:u8 round:[16]`, then for a plan
+    /// `vault_id:[16] epoch:u64 t_new:u8 dealers:var count:u8
+    /// count×fingerprint:[32]`, for a sub-share `from:u8 sealed:var`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new(RESHARE_KIND);
+        match self {
+            Message::Plan(p) => {
+                w.u8(1)
+                    .bytes(&p.round)
+                    .bytes(p.vault_id.as_bytes())
+                    .u64(p.epoch)
+                    .u8(p.t_new)
+                    .var_bytes(&p.dealers)
+                    .u8(p.recipients.len() as u8);
+                for r in &p.recipients {
+                    w.bytes(r.as_bytes());
+                }
+            }
+            Message::Subshare {
+                round,
+                from,
+                sealed,
+            } => {
+                w.u8(2).bytes(round).u8(*from).var_bytes(sealed);
+            }
+        }
+        w.finish()
+    }
+
+    /// Decodes untrusted bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
+        let mut r = Reader::open(bytes, RESHARE_KIND)?;
+        let kind = r.u8("message type")?;
+        let round = r.array("round id")?;
+        let msg = match kind {
+            1 => {
+                let vault_id = VaultId::from_bytes(r.array("vault id")?);
+                let epoch = r.u64("epoch")?;
+                let t_new = r.u8("new threshold")?;
+                let dealers = r.var_bytes("dealer list", 255)?.to_vec();
+                let count = r.u8("recipient count")?;
+                let mut recipients = Vec::with_capacity(count.into());
+                for _ in 0..count {
+                    recipients.push(Fingerprint::from_bytes(r.array("recipient fingerprint")?));
+                }
+                Message::Plan(Plan {
+                    round,
+                    vault_id,
+                    epoch,
+                    t_new,
+                    dealers,
+                    recipients,
+                })
+            }
+            2 => Message::Subshare {
+                round,
+                from: r.u8("dealer index")?,
+                sealed: r.var_bytes("sealed sub-share", MAX_SEALED)?.to_vec(),
+            },
+            other => {
+                return Err(FormatError::invalid(
+                    "message type",
+                    format!("unknown type {other}"),
+                ))
+            }
+        };
+        r.finish()?;
+        Ok(msg)
+    }
+}
+
+/// Our part in one re-share round.
+pub struct Round {
+    plan: Plan,
+    /// Our new index, if we are a recipient.
+    my_index: Option<u8>,
+    /// Sub-shares received, by dealer index.
+    subs: BTreeMap<u8, Zeroizing<Vec<u8>>>,
+    /// Our entry in the next manifest, once our new share is sealed.
+    done: Option<PrepareReply>,
+}
+
+impl Plan {
+    /// Checks the plan against the current manifest and this validator's
+    /// own view: dealers are `t` holders, recipients are distinct holders,
+    /// `(t', n')` is a refresh (unchanged) or the policy's for `n' < n`,
+    /// and every holder left out has been lost (it does not answer us, or
+    /// fails a custody check we make now).
+    async fn check(&self, state: &Arc<State>, b: &ManifestBody) -> Result<(), Failure> {
+        if self.vault_id != b.vault_id || self.epoch != b.epoch {
+            return Err(bad(
+                409,
+                format!(
+                    "plan is for epoch {}, this vault is at {}",
+                    self.epoch, b.epoch
+                ),
+            ));
+        }
+        let sorted = self.dealers.windows(2).all(|w| w[0] < w[1]);
+        if self.dealers.len() != usize::from(b.threshold)
+            || !sorted
+            || self.dealers.iter().any(|i| b.entry(*i).is_none())
+        {
+            return Err(bad(422, "dealers must be t distinct share indices, sorted"));
+        }
+        let n_new = self.recipients.len();
+        let mut seen = std::collections::BTreeSet::new();
+        for r in &self.recipients {
+            if !seen.insert(*r) || b.shards.iter().all(|e| e.recipient != *r) {
+                return Err(bad(
+                    422,
+                    "recipients must be distinct holders of the current epoch",
+                ));
+            }
+        }
+        let refresh = (self.t_new, n_new) == (b.threshold, usize::from(b.n));
+        let shrink = n_new < usize::from(b.n)
+            && u8::try_from(n_new)
+                .ok()
+                .and_then(|n| state.policy.threshold_for(n).ok())
+                == Some(self.t_new);
+        if !refresh && !shrink {
+            return Err(bad(
+                422,
+                format!(
+                    "({}, {n_new}) is neither a refresh of ({}, {}) nor the {} policy's threshold for {n_new}",
+                    self.t_new,
+                    b.threshold,
+                    b.n,
+                    state.policy.name()
+                ),
+            ));
+        }
+        for e in &b.shards {
+            if !self.recipients.contains(&e.recipient)
+                && !crate::custody::holder_replaceable(state, b, &e.recipient).await
+            {
+                return Err(bad(
+                    409,
+                    format!(
+                        "share {} is left out but its holder still keeps it",
+                        e.index
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Handles a message from member `caller` (authenticated by mTLS).
+pub async fn handle(
+    state: Arc<State>,
+    caller: String,
+    body: &[u8],
+) -> Result<&'static str, Failure> {
+    match Message::decode(body).map_err(|e| bad(400, e))? {
+        Message::Plan(plan) => on_plan(state, plan).await,
+        Message::Subshare {
+            round,
+            from,
+            sealed,
+        } => on_subshare(state, caller, round, from, sealed).await,
+    }
+}
+
+async fn on_plan(state: Arc<State>, plan: Plan) -> Result<&'static str, Failure> {
+    if state
+        .reshares
+        .lock()
+        .map_err(|_| bad(500, "poisoned"))?
+        .contains_key(&plan.round)
+    {
+        return Err(bad(409, "round already known (replay?)"));
+    }
+    let (manifest, shard) = rounds::current_manifest(&state, &plan.vault_id)?;
+    let b = manifest.body().clone();
+    plan.check(&state, &b).await?;
+    let me = state.identity.public().fingerprint();
+    let my_index = plan
+        .recipients
+        .iter()
+        .position(|r| *r == me)
+        .map(|k| k as u8 + 1);
+    let my_old = b.shards.iter().find(|e| e.recipient == me).map(|e| e.index);
+    let dealer = my_old.filter(|i| plan.dealers.contains(i));
+    if my_index.is_none() && dealer.is_none() {
+        return Err(bad(422, "we are neither a dealer nor a recipient"));
+    }
+    if let Some(i) = dealer {
+        // One dealing per epoch: two plans must never both get our share.
+        let mut dealt = state.dealt.lock().map_err(|_| bad(500, "poisoned"))?;
+        match dealt.get(&(plan.vault_id, plan.epoch)) {
+            Some(r) if *r != plan.round => {
+                return Err(bad(409, "already dealt this epoch in another round"))
+            }
+            _ => {
+                dealt.insert((plan.vault_id, plan.epoch), plan.round);
+            }
+        }
+        drop(dealt);
+        let (state2, plan2) = (state.clone(), plan.clone());
+        tokio::spawn(async move {
+            if let Err((code, why)) = deal(state2, plan2, i, shard).await {
+                tracing::warn!(code, "re-share dealing failed: {why}");
+            }
+        });
+    }
+    state
+        .reshares
+        .lock()
+        .map_err(|_| bad(500, "poisoned"))?
+        .insert(
+            plan.round,
+            Round {
+                plan,
+                my_index,
+                subs: BTreeMap::new(),
+                done: None,
+            },
+        );
+    Ok("accepted\n")
+}
+
+/// Deals our share `from` to every recipient.
+async fn deal(state: Arc<State>, plan: Plan, from: u8, shard: Vec<u8>) -> Result<(), Failure> {
+    // Recipients' identities (and members, except ourselves).
+    let me = state.identity.public().fingerprint();
+    let mut to: Vec<(PublicIdentity, Option<Member>)> = Vec::new();
+    for fp in &plan.recipients {
+        if *fp == me {
+            to.push((state.identity.public().clone(), None));
+        } else {
+            let (m, p) = rounds::member_with(&state, fp).await?;
+            to.push((p, Some(m)));
+        }
+    }
+    let key = state.identity.clone();
+    let (t_new, n_new) = (plan.t_new, plan.recipients.len() as u8);
+    let (vault_id, epoch) = (plan.vault_id, plan.epoch + 1);
+    let ids: Vec<PublicIdentity> = to.iter().map(|(p, _)| p.clone()).collect();
+    let sealed: Vec<Vec<u8>> = blocking(move || {
+        let parsed = SealedShard::parse(&shard).map_err(|e| bad(500, e))?;
+        let suite = parsed.header.suite;
+        let record = parsed.open(&key).map_err(|e| bad(500, e))?;
+        let subs = vault::repair::deal(&record.share, t_new, n_new).map_err(|e| bad(500, e))?;
+        subs.into_iter()
+            .zip(&ids)
+            .map(|(share, id)| {
+                let r = ShareRecord {
+                    vault_id,
+                    epoch,
+                    threshold: t_new,
+                    n: n_new,
+                    share,
+                };
+                vault::seal::seal(&r, suite, id).map_err(|e| bad(500, e))
+            })
+            .collect()
+    })
+    .await?;
+    for ((_, member), sealed) in to.into_iter().zip(sealed) {
+        let msg = Message::Subshare {
+            round: plan.round,
+            from,
+            sealed,
+        };
+        match member {
+            None => {
+                on_subshare(
+                    state.clone(),
+                    state.id.clone(),
+                    plan.round,
+                    from,
+                    match msg {
+                        Message::Subshare { sealed, .. } => sealed,
+                        Message::Plan(_) => unreachable!("built as a sub-share above"),
+                    },
+                )
+                .await?;
+            }
+            Some(m) => send(&state, m, msg),
+        }
+    }
+    tracing::info!(round = %hex::encode(plan.round), "re-share: dealt our share");
+    Ok(())
+}
+
+/// Delivers in the background, retrying while the recipient has not seen
+/// the plan yet (404) or cannot be reached, for about five seconds.
+fn send(state: &Arc<State>, to: Member, msg: Message) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let body = msg.encode();
+        for attempt in 0..50u32 {
+            match state
+                .ctl
+                .post(&to, "/v1/reshare", body.clone(), 4 << 10)
+                .await
+            {
+                Ok(r) if r.status < 300 => return,
+                Ok(r) if r.status != 404 => {
+                    tracing::warn!(peer = %to.id, status = r.status, body = %String::from_utf8_lossy(&r.body), "sub-share refused");
+                    return;
+                }
+                _ if attempt + 1 < 50 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await
+                }
+                _ => tracing::warn!(peer = %to.id, "sub-share not delivered"),
+            }
+        }
+    });
+}
+
+async fn on_subshare(
+    state: Arc<State>,
+    caller: String,
+    round: [u8; 16],
+    from: u8,
+    sealed: Vec<u8>,
+) -> Result<&'static str, Failure> {
+    let (plan, my_index) = {
+        let r = state.reshares.lock().map_err(|_| bad(500, "poisoned"))?;
+        let r = r.get(&round).ok_or_else(|| bad(404, "unknown round"))?;
+        (r.plan.clone(), r.my_index)
+    };
+    let my_index = my_index.ok_or_else(|| bad(422, "we are not a recipient in this round"))?;
+    // The sender must be the dealer it claims to be.
+    let (manifest, _) = rounds::current_manifest(&state, &plan.vault_id)?;
+    let caller_fp = rounds::identity_of(&state, &caller).await?.fingerprint();
+    let actual = manifest
+        .body()
+        .shards
+        .iter()
+        .find(|e| e.recipient == caller_fp)
+        .map(|e| e.index);
+    if actual != Some(from) {
+        return Err(bad(403, format!("{caller} does not hold share {from}")));
+    }
+    if !plan.dealers.contains(&from) {
+        return Err(bad(
+            403,
+            format!("share {from} is not a dealer in this round"),
+        ));
+    }
+    let key = state.identity.clone();
+    let n_new = plan.recipients.len() as u8;
+    let (vault_id, epoch, t_new) = (plan.vault_id, plan.epoch + 1, plan.t_new);
+    let value = blocking(move || {
+        let s = SealedShard::parse(&sealed).map_err(|e| bad(400, e))?;
+        if s.header.recipient != key.public().fingerprint() {
+            return Err(bad(422, "sub-share is not sealed to us"));
+        }
+        let r = s.open(&key).map_err(|e| bad(422, e))?;
+        if (r.vault_id, r.epoch, r.threshold, r.n, r.share.index)
+            != (vault_id, epoch, t_new, n_new, my_index)
+        {
+            return Err(bad(
+                422,
+                "sub-share is for another vault, epoch, (t, n) or index",
+            ));
+        }
+        Ok(r.share.value.clone())
+    })
+    .await?;
+    let complete = {
+        let mut all = state.reshares.lock().map_err(|_| bad(500, "poisoned"))?;
+        let r = all
+            .get_mut(&round)
+            .ok_or_else(|| bad(404, "unknown round"))?;
+        if r.subs.contains_key(&from) {
+            return Err(bad(
+                409,
+                format!("already have share {from}'s sub-share (replay?)"),
+            ));
+        }
+        r.subs.insert(from, value);
+        if r.subs.len() == r.plan.dealers.len() {
+            Some(
+                r.plan
+                    .dealers
+                    .iter()
+                    .map(|d| r.subs[d].clone())
+                    .collect::<Vec<_>>(),
+            )
+        } else {
+            None
+        }
+    };
+    if let Some(subs) = complete {
+        finish(state, plan, my_index, subs).await?;
+    }
+    Ok("accepted\n")
+}
+
+/// Combines the sub-shares into our new share and keeps it pending.
+async fn finish(
+    state: Arc<State>,
+    plan: Plan,
+    my_index: u8,
+    subs: Vec<Zeroizing<Vec<u8>>>,
+) -> Result<(), Failure> {
+    let (_, shard) = rounds::current_manifest(&state, &plan.vault_id)?;
+    let key = state.identity.clone();
+    let n_new = plan.recipients.len() as u8;
+    let p = plan.clone();
+    let (record, sealed) = blocking(move || {
+        let share = vault::repair::combine_subshares(&p.dealers, &subs, my_index)
+            .map_err(|e| bad(422, e))?;
+        let suite = SealedShard::parse(&shard)
+            .map_err(|e| bad(500, e))?
+            .header
+            .suite;
+        let record = ShareRecord {
+            vault_id: p.vault_id,
+            epoch: p.epoch + 1,
+            threshold: p.t_new,
+            n: n_new,
+            share,
+        };
+        let sealed = vault::seal::seal(&record, suite, key.public()).map_err(|e| bad(500, e))?;
+        Ok((record, sealed))
+    })
+    .await?;
+    let reply = PrepareReply {
+        index: my_index,
+        recipient: state.identity.public().fingerprint().to_hex(),
+        recipient_name: state.identity.public().name().to_string(),
+        blob_hash: hex::encode(shard_hash(&sealed)),
+        share_commitment: hex::encode(record.commitment()),
+    };
+    state
+        .pending
+        .lock()
+        .map_err(|_| bad(500, "poisoned"))?
+        .insert(
+            plan.vault_id,
+            Prepared {
+                from_epoch: plan.epoch,
+                index: my_index,
+                sealed,
+                adopt: None,
+            },
+        );
+    if let Some(r) = state
+        .reshares
+        .lock()
+        .map_err(|_| bad(500, "poisoned"))?
+        .get_mut(&plan.round)
+    {
+        r.done = Some(reply);
+        r.subs.clear();
+    }
+    tracing::info!(round = %hex::encode(plan.round), index = my_index, "re-share: new share ready");
+    Ok(())
+}
+
+/// `GET /v1/reshare/{round}`: our entry for the next manifest, once ready.
+pub fn status(state: &State, round: &[u8; 16]) -> Option<serde_json::Value> {
+    let all = state.reshares.lock().ok()?;
+    let r = all.get(round)?;
+    Some(serde_json::json!({
+        "complete": r.done.is_some(),
+        "received": r.subs.len(),
+        "entry": r.done,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        Plan {
+            round: [7; 16],
+            vault_id: VaultId::from_bytes([3; 16]),
+            epoch: 4,
+            t_new: 3,
+            dealers: vec![1, 2, 4, 6],
+            recipients: (1..=5u8)
+                .map(|i| Fingerprint::from_bytes([i; 32]))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn messages_round_trip_and_refuse_garbage() {
+        let msgs = [
+            Message::Plan(plan()),
+            Message::Subshare {
+                round: [9; 16],
+                from: 2,
+                sealed: vec![1, 2, 3],
+            },
+        ];
+        for m in msgs {
+            let bytes = m.encode();
+            assert_eq!(Message::decode(&bytes).unwrap(), m);
+            for cut in 0..bytes.len() {
+                assert!(
+                    Message::decode(&bytes[..cut]).is_err(),
+                    "truncated at {cut}"
+                );
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(Message::decode(&longer).is_err(), "trailing byte");
+        }
+        let mut bad_type = Message::Plan(plan()).encode();
+        bad_type[6] = 9;
+        assert!(Message::decode(&bad_type).is_err());
+    }
+}
