@@ -141,3 +141,60 @@ async fn flipped_byte_is_found_by_custody_and_repaired_on_a_spare() {
     let original = recover(&genesis, &c1, &keys).unwrap();
     assert_eq!(&healed.secret[..], &original.secret[..]);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_holder_back_with_an_empty_disk_gets_its_share_rebuilt() {
+    // 3 of 4, no spares. validator-2 loses its disk (same key, nothing to
+    // import) and comes back: its peers find it answers without a shard,
+    // and the mesh rebuilds share 2 on it in epoch 2.
+    let mut mesh = Mesh::new(4, 3);
+    mesh.start_all();
+    mesh.kill9(1);
+    fs::remove_dir_all(mesh.nodes[1].dir.join("data")).unwrap();
+    fs::remove_dir_all(mesh.nodes[1].dir.join("import")).unwrap();
+    fs::create_dir_all(mesh.nodes[1].dir.join("import")).unwrap();
+    mesh.start(1);
+    let missing = "peer=\"validator-2\",result=\"missing\"";
+    assert!(
+        mesh.wait_metrics(0, Duration::from_secs(10), |m| {
+            sample(m, "pqvault_custody_checks_total", missing).is_some_and(|v| v >= 1.0)
+        }),
+        "{}",
+        mesh.metrics(0)
+    );
+    let client = mesh.client_as(0);
+    let other = mesh.client_as(1);
+    let t0 = Instant::now();
+    for i in [1usize, 2, 3, 0] {
+        let via = if i == 0 { &other } else { &client };
+        loop {
+            let r = via.get(&mesh.member(i), "/v1/hello", 1 << 16).await;
+            let done = r.ok().is_some_and(|r| {
+                serde_json::from_slice::<Hello>(&r.body)
+                    .is_ok_and(|h| h.vaults == vec![(mesh.vault_id.clone(), 2)])
+            });
+            if done {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(40),
+                "validator-{} never reached epoch 2\n{}",
+                i + 1,
+                mesh.log(0)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let m2 = Manifest::decode(
+        &fs::read(mesh.nodes[1].dir.join(format!(
+            "data/vaults/{}/epoch-2/manifest.pqvm",
+            mesh.vault_id
+        )))
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        m2.body().entry(2).unwrap().recipient,
+        mesh.public_identity(1).fingerprint()
+    );
+}

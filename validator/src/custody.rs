@@ -194,7 +194,7 @@ fn record(state: &Arc<State>, vault: &VaultId, peer: &str, v: Verdict) {
     if let Ok(mut c) = state.custody.lock() {
         let key = (*vault, peer.to_string());
         if v.failed() {
-            if c.insert(key) {
+            if c.insert(key, v).is_none() {
                 tracing::warn!(%peer, %vault, result = v.name(), "peer failed its custody check");
             }
         } else {
@@ -208,7 +208,16 @@ pub fn failed(state: &State, vault: &VaultId, peer: &str) -> bool {
     state
         .custody
         .lock()
-        .is_ok_and(|c| c.contains(&(*vault, peer.to_string())))
+        .is_ok_and(|c| c.contains_key(&(*vault, peer.to_string())))
+}
+
+/// True if `peer` answers but holds no shard of `vault` at all (a fresh
+/// disk): it can take its own share back by repair.
+pub fn missing(state: &State, vault: &VaultId, peer: &str) -> bool {
+    state
+        .custody
+        .lock()
+        .is_ok_and(|c| c.get(&(*vault, peer.to_string())) == Some(&Verdict::Missing))
 }
 
 /// True if the holder of `fp` in `body` may be replaced: it does not

@@ -56,6 +56,11 @@ pub struct State {
     pub reshare_after: Duration,
     /// Refresh after every repair (`heal.refresh`).
     pub refresh: bool,
+    /// Certified transitions we lead that some holder has not committed
+    /// yet: (epoch left, commit body, holders of the next epoch).
+    #[allow(clippy::type_complexity)]
+    pub unfinished:
+        Mutex<BTreeMap<vault::manifest::VaultId, (u64, Vec<u8>, Vec<(u8, Option<Member>)>)>>,
     /// Since when each vault has had lost shares (healing's clock).
     pub lost_since: Mutex<BTreeMap<vault::manifest::VaultId, Instant>>,
     /// Threshold policy for re-sharing (`heal.policy`).
@@ -65,7 +70,7 @@ pub struct State {
     /// Re-share round we dealt our share in, per (vault, epoch): one each.
     pub dealt: Mutex<BTreeMap<(vault::manifest::VaultId, u64), [u8; 16]>>,
     /// (vault, peer id) whose latest custody check failed.
-    pub custody: Mutex<std::collections::BTreeSet<(vault::manifest::VaultId, String)>>,
+    pub custody: Mutex<BTreeMap<(vault::manifest::VaultId, String), crate::custody::Verdict>>,
     /// Vaults whose shard on our own disk no longer matches its manifest.
     pub own_corrupt: Mutex<std::collections::BTreeSet<vault::manifest::VaultId>>,
     /// Successor manifest digest signed per (vault, epoch): one vote each.
@@ -174,12 +179,17 @@ impl State {
                 }
                 MemberState::Suspect => tracing::info!(peer = %t.id, "peer suspected"),
                 MemberState::Alive => {
-                    tracing::info!(peer = %t.id, from = t.from.name(), "peer alive")
+                    tracing::info!(peer = %t.id, from = t.from.name(), "peer alive");
+                    // It may have come back re-enrolled with a new key:
+                    // fetch its identity afresh.
+                    if let Ok(mut ids) = self.identities.lock() {
+                        ids.remove(&t.id);
+                    }
                 }
             }
+            self.metrics.init_peer(&t.id);
             for s in MemberState::ALL {
                 self.metrics
-            self.metrics.init_peer(&t.id);
                     .peer_state
                     .with_label_values(&[&t.id, s.name()])
                     .set(i64::from(s == t.to));
@@ -279,12 +289,6 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         pending: Mutex::new(BTreeMap::new()),
         votes: Mutex::new(BTreeMap::new()),
         custody: Mutex::new(Default::default()),
-        own_corrupt: Mutex::new(Default::default()),
-    }))
-}
-
-/// Imports `dir/manifest.pqvm` and the `*.shard` in `dir` addressed to us.
-fn import_dir(store: &mut Store, dir: &Path, key: &SecretIdentity) -> Result<()> {
         policy: config.heal.policy,
         reshare_after: Duration::from_millis(config.heal.reshare_after_ms),
         refresh: config.heal.refresh,
@@ -292,8 +296,15 @@ fn import_dir(store: &mut Store, dir: &Path, key: &SecretIdentity) -> Result<()>
         reshares: Mutex::new(BTreeMap::new()),
         dealt: Mutex::new(BTreeMap::new()),
     let manifest_path = dir.join("manifest.pqvm");
+        unfinished: Mutex::new(BTreeMap::new()),
     if !manifest_path.exists() {
         tracing::info!("nothing to import in {}", dir.display());
+        own_corrupt: Mutex::new(Default::default()),
+    }))
+}
+
+/// Imports `dir/manifest.pqvm` and the `*.shard` in `dir` addressed to us.
+fn import_dir(store: &mut Store, dir: &Path, key: &SecretIdentity) -> Result<()> {
         return Ok(());
     }
     let manifest = vault::fsio::read_limited(&manifest_path, 2 << 20)?;
@@ -310,6 +321,27 @@ fn import_dir(store: &mut Store, dir: &Path, key: &SecretIdentity) -> Result<()>
             let held = store
                 .import(&manifest, &bytes, key)
                 .with_context(|| format!("importing {}", path.display()))?;
+            // The mesh may have moved on since this bundle was mounted: a
+            // restart must not fail on the stale genesis import.
+            let stale = vault::manifest::Manifest::decode(&manifest)
+                .ok()
+                .and_then(|m| {
+                    let b = m.body();
+                    store
+                        .get(&b.vault_id)
+                        .map(|h| (h.epoch, b.epoch))
+                        .filter(|(held, import)| held > import)
+                });
+            if let Some((held, import)) = stale {
+                tracing::warn!(
+                    held,
+                    import,
+                    "{}: the store is already at a later epoch; not importing",
+                    path.display()
+                );
+                found = true;
+                continue;
+            }
             tracing::info!(
                 epoch = held.epoch,
                 index = held.index,
@@ -377,11 +409,21 @@ pub async fn probe_round(state: &Arc<State>) {
             .inc();
         match inc {
             Some(inc) => {
-                let t = state
-                    .detector
-                    .lock()
-                    .ok()
-                    .and_then(|mut d| d.probe_ok(&m.id, inc, Instant::now()));
+                let (t, restarted) = match state.detector.lock() {
+                    Ok(mut d) => {
+                        let before = d.incarnation(&m.id).unwrap_or(0);
+                        let t = d.probe_ok(&m.id, inc, Instant::now());
+                        (t, before != 0 && inc > before)
+                    }
+                    Err(_) => (None, false),
+                };
+                if restarted {
+                    // A new process: maybe a new key, maybe an empty disk.
+                    tracing::info!(peer = %m.id, "peer restarted");
+                    if let Ok(mut ids) = state.identities.lock() {
+                        ids.remove(&m.id);
+                    }
+                }
                 state.record(t.as_slice());
             }
             None => failed.push(m),

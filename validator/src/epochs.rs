@@ -249,18 +249,15 @@ pub async fn sign(
         }
     }
     // At most one successor per epoch.
-    {
-        let mut votes = state.votes.lock().map_err(|_| bad(500, "poisoned"))?;
-        let digest = next.digest();
-        match votes.get(&(vault, c.epoch)) {
-            Some(d) if *d != digest => {
-                return Err(bad(409, "already signed another successor of this epoch"))
-            }
-            _ => {
-                votes.insert((vault, c.epoch), digest);
-            }
-        }
-    }
+    state
+        .store
+        .lock()
+        .map_err(|_| bad(500, "poisoned"))?
+        .vote(&vault, c.epoch, &next.digest())
+        .map_err(|e| match e {
+            crate::store::StoreError::Rejected(why) => bad(409, why),
+            other => bad(500, other),
+        })?;
     let t = Transition::between(&current, &next);
     let sig = t.sign(&state.identity).map_err(|e| bad(500, e))?;
     Ok(EpochCertificate {
@@ -288,6 +285,17 @@ fn decode_commit(bytes: &[u8]) -> Result<(Vec<u8>, Vec<u8>), FormatError> {
 /// Step 4: verify the certificate and switch to the new epoch.
 pub async fn commit(state: Arc<State>, vault: VaultId, body: &[u8]) -> Result<u64, Failure> {
     let (manifest, cert) = decode_commit(body).map_err(|e| bad(400, e))?;
+    // Already committed (a leader retrying after a partial failure).
+    if let Some(epoch) = state
+        .store
+        .lock()
+        .map_err(|_| bad(500, "poisoned"))?
+        .get(&vault)
+        .filter(|h| h.manifest == manifest)
+        .map(|h| h.epoch)
+    {
+        return Ok(epoch);
+    }
     let pending = state
         .pending
         .lock()

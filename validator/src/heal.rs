@@ -102,9 +102,37 @@ pub async fn heal_once(state: &Arc<State>, grace: Duration) -> Result<(), String
 
 async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<(), String> {
     let (m, _) = rounds::current_manifest(state, &id).map_err(|f| fail("manifest", f))?;
+    // A transition we certified but could not commit everywhere: finish it.
+    let unfinished = state
+        .unfinished
+        .lock()
+        .ok()
+        .and_then(|u| u.get(&id).cloned());
+    if let Some((from, commit, next)) = unfinished {
+        if m.body().epoch == from {
+            tracing::info!(vault = %id, epoch = from + 1, "retrying the commit of a certified epoch");
+            return finish_commit(state, id, &commit, &next).await;
+        }
+        if let Ok(mut u) = state.unfinished.lock() {
+            u.remove(&id);
+        }
+    }
     let Some(mut view) = live_view(state, grace).await else {
         return Ok(());
     };
+    // A holder that answers but has no shard at all (a fresh disk, same
+    // key) takes its own share back by repair.
+    let returning: BTreeMap<u8, (Fingerprint, Member)> = m
+        .body()
+        .shards
+        .iter()
+        .filter_map(|e| match view.get(&e.recipient) {
+            Some(Some(mem)) if crate::custody::missing(state, &id, &mem.id) => {
+                Some((e.index, (e.recipient, mem.clone())))
+            }
+            _ => None,
+        })
+        .collect();
     // A holder that failed custody counts as lost, ourselves included.
     let own_corrupt = state.own_corrupt.lock().is_ok_and(|c| c.contains(&id));
     view.retain(|_, m| match m {
@@ -145,7 +173,7 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
         .iter()
         .filter_map(|e| view.get(&e.recipient).map(|m| (e.index, m.clone())))
         .collect();
-    if holders.len() < usize::from(b.threshold) {
+    if holders.len() < usize::from(vault::epoch::quorum(b.threshold, b.n)) {
         tracing::warn!(vault = %id, live = holders.len(), t = b.threshold, "too few live holders to repair; the operator must act");
         return Ok(());
     }
@@ -165,7 +193,7 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
         .filter_map(|(fp, m)| m.clone().map(|m| (*fp, m)))
         .collect();
     spares.sort_by(|a, b| a.1.id.cmp(&b.1.id));
-    if spares.len() < lost.len() {
+    if spares.len() + returning.len() < lost.len() {
         // No replacements (yet): after `reshare_after`, the live holders
         // re-share among themselves to the policy's (t', n').
         let waited = state
@@ -203,7 +231,14 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
         .take(usize::from(b.threshold))
         .cloned()
         .collect();
-    let assignments: Vec<(u8, (Fingerprint, Member))> = lost.iter().copied().zip(spares).collect();
+    let mut spares = spares.into_iter();
+    let assignments: Vec<(u8, (Fingerprint, Member))> = lost
+        .iter()
+        .filter_map(|i| {
+            let to = returning.get(i).cloned().or_else(|| spares.next())?;
+            Some((*i, to))
+        })
+        .collect();
     tracing::info!(vault = %id, lost = ?lost, "leading a repair");
 
     // 1. One repair round per lost share, all at once.
@@ -324,8 +359,25 @@ async fn certify(
     }
     let cert = cert.ok_or("no signatures")?.encode();
 
-    // 4. Commit everywhere, ourselves last.
+    // 4. Commit everywhere, ourselves last. Kept until every holder has
+    // it: a later pass retries rather than proposing a rival successor
+    // (which could never gather a quorum: the votes are cast).
     let commit = encode_commit(&m2, &cert);
+    if let Ok(mut u) = state.unfinished.lock() {
+        u.insert(id, (body.epoch - 1, commit.clone(), next.to_vec()));
+    }
+    finish_commit(state, id, &commit, next).await
+}
+
+/// Sends a certified transition's commit to every holder of the next epoch
+/// that is not ourselves, then commits locally; forgets it once done.
+async fn finish_commit(
+    state: &Arc<State>,
+    id: VaultId,
+    commit: &[u8],
+    next: &[(u8, Option<Member>)],
+) -> Result<(), String> {
+    let commit = commit.to_vec();
     let commits: Vec<_> = next
         .iter()
         .filter_map(|(_, who)| who.clone())
@@ -342,6 +394,9 @@ async fn certify(
     epochs::commit(state.clone(), id, &commit)
         .await
         .map_err(|f| fail("local commit", f))?;
+    if let Ok(mut u) = state.unfinished.lock() {
+        u.remove(&id);
+    }
     Ok(())
 }
 

@@ -387,6 +387,37 @@ impl Store {
         self.commit(id, held)
     }
 
+    /// Records, durably, that we sign `digest` as the successor of epoch
+    /// `epoch` of `id`; refuses if we already signed another one. One vote
+    /// per epoch, kept across restarts: certificates need a majority of
+    /// the epoch's holders, so two successors can never both be certified.
+    pub fn vote(&self, id: &VaultId, epoch: u64, digest: &[u8; 32]) -> Result<(), StoreError> {
+        let dir = self.root.join("votes");
+        fsio::create_private_dir(&dir)?;
+        let path = dir.join(format!("{id}-epoch-{epoch}"));
+        let check = |path: &Path| -> Result<(), StoreError> {
+            let had = fsio::read_limited(path, 64)?;
+            if had.as_slice() == digest.as_slice() {
+                Ok(())
+            } else if had.len() == 32 {
+                Err(StoreError::Rejected(format!(
+                    "already signed another successor of epoch {epoch}"
+                )))
+            } else {
+                Err(corrupt(path, "a vote is 32 bytes"))
+            }
+        };
+        if path.exists() {
+            return check(&path);
+        }
+        match fsio::write_atomic(&path, digest, Mode::Public, false) {
+            Ok(()) => Ok(()),
+            // Lost a race with a concurrent vote: whatever won decides.
+            Err(_) if path.exists() => check(&path),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Reads the sealed shard of `id`'s current epoch back from disk, as
     /// it is now (custody checks compare it with the manifest: a shard
     /// that rots on disk must show, not hide behind the verified copy in
@@ -449,6 +480,23 @@ mod tests {
             manifest: v.manifest,
             shards: v.shards.into_iter().map(|s| s.bytes).collect(),
         }
+    }
+
+    #[test]
+    fn one_vote_per_epoch_survives_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let fp = |b| Fingerprint::from_bytes([b; 32]);
+        let id = VaultId::from_bytes([5; 16]);
+        {
+            let s = Store::open(dir.path(), fp(1), fp(2)).unwrap();
+            s.vote(&id, 3, &[0xaa; 32]).unwrap();
+            s.vote(&id, 3, &[0xaa; 32]).unwrap(); // the same vote again
+            s.vote(&id, 4, &[0xbb; 32]).unwrap(); // another epoch
+        }
+        let s = Store::open(dir.path(), fp(1), fp(2)).unwrap();
+        let err = s.vote(&id, 3, &[0xcc; 32]).unwrap_err();
+        assert!(err.to_string().contains("another successor"), "{err}");
+        s.vote(&id, 3, &[0xaa; 32]).unwrap();
     }
 
     #[test]

@@ -2,13 +2,13 @@
 //! its operator, and how anyone can check that it did so legitimately.
 //!
 //! After a repair or re-sharing, the mesh writes the new epoch's manifest
-//! (signed by the validator that led the round) and at least `t` validators
-//! of the *previous* epoch sign an [`EpochCertificate`] naming the old and
-//! new manifests by digest. Holding the operator-signed genesis manifest is
-//! enough to verify the whole chain ([`verify_chain`]): every step must be
-//! certified by a threshold of the previous epoch's recipients, keep the
-//! vault id, the secret commitment and the secret length, and advance the
-//! epoch by exactly one.
+//! (signed by the validator that led the round) and a quorum of the
+//! *previous* epoch's validators sign an [`EpochCertificate`] naming the old
+//! and new manifests by digest. Holding the operator-signed genesis manifest
+//! is enough to verify the whole chain ([`verify_chain`]): every step must
+//! be certified by a [`quorum`] of the previous epoch's recipients (at least
+//! t, and a majority), keep the vault id, the secret commitment and the
+//! secret length, and advance the epoch by exactly one.
 //!
 //! Layout (see docs/formats.md): `"PQVE" version:u16 vault_id:[16]
 //! from_epoch:u64 prev_digest:[32] next_digest:[32] count:u8` then `count`
@@ -83,13 +83,13 @@ pub enum EpochError {
         source: SignError,
     },
     /// Too few distinct valid signers.
-    #[error("step {step}: {got} distinct signer(s), the previous epoch's threshold is {needed}")]
+    #[error("step {step}: {got} distinct signer(s), need {needed} (the previous epoch's threshold and a majority of its holders)")]
     BelowThreshold {
         /// Position in the chain.
         step: usize,
         /// Signers found.
         got: usize,
-        /// Threshold of the previous epoch.
+        /// Signers needed: max(t, a majority of the previous epoch's n).
         needed: u8,
     },
 }
@@ -196,6 +196,15 @@ impl EpochCertificate {
     }
 }
 
+/// Signatures a step needs from the previous epoch's holders: at least its
+/// threshold `t` (so fewer than t holders cannot move the vault) and at
+/// least a majority of its `n` (so two different successors of one epoch
+/// always share a signer, and each holder signs one successor per epoch:
+/// the chain cannot fork even when t ≤ n/2).
+pub fn quorum(t: u8, n: u8) -> u8 {
+    t.max(n / 2 + 1)
+}
+
 /// Verifies one step: `cert` moves `prev` to the manifest `next_bytes`.
 /// `step` is only used in error messages.
 pub fn verify_step(
@@ -246,11 +255,11 @@ pub fn verify_step(
             })?;
         signers.insert(fp);
     }
-    if signers.len() < usize::from(p.threshold) {
+    if signers.len() < usize::from(quorum(p.threshold, p.n)) {
         return Err(EpochError::BelowThreshold {
             step,
             got: signers.len(),
-            needed: p.threshold,
+            needed: quorum(p.threshold, p.n),
         });
     }
     // The new manifest's own signature must hold too (its signer is the
@@ -337,6 +346,20 @@ mod tests {
         EpochCertificate {
             signatures: signers.iter().map(|k| t.sign(k).unwrap()).collect(),
             transition: t,
+        }
+    }
+
+    #[test]
+    fn quorum_is_the_threshold_and_a_majority() {
+        assert_eq!(quorum(4, 7), 4);
+        assert_eq!(quorum(2, 5), 3, "a low threshold still needs a majority");
+        assert_eq!(quorum(5, 7), 5);
+        assert_eq!(quorum(2, 2), 2);
+        // Any two quorums of the same epoch intersect.
+        for n in 2..=255u8 {
+            for t in 2..=n {
+                assert!(2 * u16::from(quorum(t, n)) > u16::from(n));
+            }
         }
     }
 
