@@ -1,0 +1,141 @@
+//! Bad messages on the peer API: truncated, oversized, unknown, for the
+//! wrong vault or epoch, replayed, or from a sender that is not who it
+//! claims: each gets a 4xx naming what is wrong, and nothing stored moves.
+
+use pqvault_tests::Mesh;
+use std::fs;
+use validator::reshare::{Message as Reshare, Plan as ResharePlan};
+use vault::manifest::VaultId;
+
+fn text(r: &validator::peer::Response) -> String {
+    String::from_utf8_lossy(&r.body).into_owned()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn bad_peer_messages_are_refused_and_change_nothing() {
+    let mut mesh = Mesh::new(3, 2);
+    mesh.disable_auto_heal();
+    mesh.start_all();
+    let vdir = mesh.nodes[0]
+        .dir
+        .join(format!("data/vaults/{}", mesh.vault_id));
+    let shard_before = fs::read(vdir.join("epoch-1/shard.pqvs")).unwrap();
+    let me = mesh.client_as(1); // validator-2 talks to validator-1
+    let v1 = mesh.member(0);
+    let vault_id = VaultId::from_bytes(hex::decode(&mesh.vault_id).unwrap().try_into().unwrap());
+    let fps: Vec<_> = (0..3).map(|i| mesh.public_identity(i).fingerprint()).collect();
+    let plan = |round: u8, vault: VaultId, epoch: u64| ResharePlan {
+        round: [round; 16],
+        vault_id: vault,
+        epoch,
+        t_new: 2,
+        dealers: vec![1, 2],
+        recipients: fps.clone(),
+    };
+    let post = |path: &'static str, body: Vec<u8>| {
+        let (me, v1) = (me.clone(), v1.clone());
+        async move { me.post(&v1, path, body, 1 << 16).await.unwrap() }
+    };
+
+    // Truncated and unknown messages: 400, naming the field.
+    let good = Reshare::Plan(plan(1, vault_id, 1)).encode();
+    let r = post("/v1/reshare", good[..good.len() - 5].to_vec()).await;
+    assert_eq!(r.status, 400, "{}", text(&r));
+    assert!(text(&r).contains("recipient fingerprint"), "{}", text(&r));
+    let r = post("/v1/repair", b"PQVR\x00\x01\x07".to_vec()).await;
+    assert_eq!(r.status, 400, "{}", text(&r));
+    let r = post("/v1/reshare", b"not a message at all".to_vec()).await;
+    assert_eq!(r.status, 400, "{}", text(&r));
+    assert!(text(&r).contains("PQVX") || text(&r).contains("magic"), "{}", text(&r));
+
+    // Oversized: refused before it is read.
+    let r = post("/v1/reshare", vec![0u8; 5 << 20]).await;
+    assert_eq!(r.status, 413, "{}", text(&r));
+
+    // Another vault, another epoch.
+    let other = VaultId::from_bytes([0xee; 16]);
+    let r = post("/v1/reshare", Reshare::Plan(plan(2, other, 1)).encode()).await;
+    assert_eq!(r.status, 404, "{}", text(&r));
+    assert!(text(&r).contains("no shard of that vault"), "{}", text(&r));
+    let r = post("/v1/reshare", Reshare::Plan(plan(3, vault_id, 7)).encode()).await;
+    assert_eq!(r.status, 409, "{}", text(&r));
+    assert!(text(&r).contains("epoch 7"), "{}", text(&r));
+    let r = me
+        .post(
+            &v1,
+            &format!("/v1/epoch/{}/prepare?from=5", mesh.vault_id),
+            Vec::new(),
+            1 << 16,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 409, "{}", text(&r));
+    assert!(text(&r).contains("not 5"), "{}", text(&r));
+
+    // A plan that is not the policy's: refused by the receiver itself.
+    let mut odd = plan(4, vault_id, 1);
+    odd.recipients.truncate(2);
+    odd.t_new = 1;
+    let r = post("/v1/reshare", Reshare::Plan(odd).encode()).await;
+    assert_eq!(r.status, 422, "{}", text(&r));
+    // Leaving out a holder that is alive and keeps its shard: refused.
+    let mut shrink = plan(5, vault_id, 1);
+    shrink.recipients.truncate(2);
+    let r = post("/v1/reshare", Reshare::Plan(shrink).encode()).await;
+    assert_eq!(r.status, 409, "{}", text(&r));
+    assert!(text(&r).contains("still keeps it"), "{}", text(&r));
+
+    // A sub-share claiming to come from a share its sender does not hold.
+    let r = post(
+        "/v1/reshare",
+        Reshare::Subshare {
+            round: [9; 16],
+            from: 1,
+            sealed: vec![1, 2, 3],
+        }
+        .encode(),
+    )
+    .await;
+    assert_eq!(r.status, 404, "unknown round first: {}", text(&r));
+
+    // Epoch steps with garbage or the wrong vault.
+    let r = me
+        .post(
+            &v1,
+            &format!("/v1/epoch/{}/commit", mesh.vault_id),
+            b"junk".to_vec(),
+            1 << 16,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", text(&r));
+    let r = me
+        .post(
+            &v1,
+            &format!("/v1/epoch/{}/sign", mesh.vault_id),
+            b"PQVM junk".to_vec(),
+            1 << 16,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", text(&r));
+    let r = me
+        .post(&v1, "/v1/epoch/zz/sign", Vec::new(), 1 << 16)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", text(&r));
+
+    // Nothing stored moved: still epoch 1, same shard, no vote cast.
+    let hello = me.get(&v1, "/v1/hello", 1 << 16).await.unwrap();
+    let h: validator::api::Hello = serde_json::from_slice(&hello.body).unwrap();
+    assert_eq!(h.vaults, vec![(mesh.vault_id.clone(), 1)]);
+    assert_eq!(
+        fs::read(vdir.join("epoch-1/shard.pqvs")).unwrap(),
+        shard_before
+    );
+    let votes = mesh.nodes[0].dir.join("data/votes");
+    assert!(
+        !votes.exists() || fs::read_dir(&votes).unwrap().next().is_none(),
+        "a vote was cast"
+    );
+}
