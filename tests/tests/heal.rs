@@ -102,6 +102,43 @@ async fn three_losses_heal_onto_spares_in_a_new_epoch() {
         .collect();
     let original = recover(&genesis, &c1, &keys).unwrap();
     assert_eq!(&healed.secret[..], &original.secret[..]);
+
+    // The operator's way: `vault recover` with the epoch-2 shards, proving
+    // the epoch-2 manifest through the chain copied from a validator.
+    let p = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let out = mesh.root.path().join("recovered.bin");
+    let mut args: Vec<String> = vec![
+        "recover".into(),
+        "--manifest".into(),
+        p(&dir.join("manifest.pqvm")),
+        "--chain".into(),
+        p(&dir),
+        "--trust".into(),
+        p(&mesh.root.path().join("operator/operator.pub")),
+        "--out".into(),
+        p(&out),
+    ];
+    for &i in &[0usize, 7, 8, 9] {
+        let n = &mesh.nodes[i];
+        args.extend([
+            "--key".into(),
+            p(&n.dir.join(format!("identity/{}.key", n.id))),
+            "--shard".into(),
+            p(&n.dir
+                .join(format!("data/vaults/{}/epoch-2/shard.pqvs", mesh.vault_id))),
+        ]);
+    }
+    pqvault_tests::vault(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(fs::read(&out).unwrap(), &original.secret[..]);
+    // Without the chain, the epoch-2 manifest is not the operator's.
+    let refused = std::process::Command::new(pqvault_tests::bin("vault"))
+        .args(["verify", "--manifest"])
+        .arg(dir.join("manifest.pqvm"))
+        .arg("--trust")
+        .arg(mesh.root.path().join("operator/operator.pub"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
 }
 
 /// Waits until validator `i` reports `vault` at `epoch` (asked by `via`).

@@ -48,6 +48,52 @@ pub fn load_manifest(path: &Path, trust: Option<&Path>) -> Result<VerifiedManife
 
 /// Lists files in `dir` whose name ends with `ext`, sorted.
 pub fn files_with_ext(dir: &Path, ext: &str) -> Result<Vec<std::path::PathBuf>> {
+/// Loads the manifest of a later epoch and proves it through `chain`: a
+/// directory with the operator-signed `anchor.pqvm` and the certified steps
+/// `step-K.pqvm` + `step-K.pqve` (an epoch directory copied from any
+/// validator's store, or what `GET /v1/vaults/{v}/proof` returns, unpacked).
+/// The anchor must be signed by `trust`; every step must be certified by a
+/// quorum of the previous epoch; `path` must be the chain's last manifest.
+pub fn load_manifest_via_chain(
+    path: &Path,
+    trust: Option<&Path>,
+    chain: &Path,
+) -> Result<VerifiedManifest> {
+    let Some(trust) = trust else {
+        anyhow::bail!("--chain needs --trust: the chain is only as good as its anchor's signer");
+    };
+    let anchor_path = chain.join("anchor.pqvm");
+    let genesis = load_manifest(&anchor_path, Some(trust))?;
+    let mut steps = Vec::new();
+    let mut k = genesis.body().epoch + 1;
+    loop {
+        let (m, c) = (
+            chain.join(format!("step-{k}.pqvm")),
+            chain.join(format!("step-{k}.pqve")),
+        );
+        if !m.exists() {
+            break;
+        }
+        let cert = vault::epoch::EpochCertificate::decode(&read(&c, MAX_SMALL_FILE)?)
+            .with_context(|| format!("{}", c.display()))?;
+        steps.push((read(&m, MAX_SMALL_FILE)?, cert));
+        k += 1;
+    }
+    let last = vault::epoch::verify_chain(genesis, &steps)
+        .with_context(|| format!("epoch chain in {}", chain.display()))?;
+    let given = Manifest::decode(&read(path, MAX_SMALL_FILE)?)
+        .with_context(|| format!("{}", path.display()))?;
+    if given.digest() != last.digest() {
+        anyhow::bail!(
+            "{} is not the last manifest of the chain in {} (which ends at epoch {})",
+            path.display(),
+            chain.display(),
+            last.body().epoch
+        );
+    }
+    Ok(last)
+}
+
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
         let p = entry?.path();

@@ -17,6 +17,12 @@ pub struct Args {
     /// Public identity of the signer to require (strongly recommended).
     #[arg(long, value_name = "PUB")]
     trust: Option<PathBuf>,
+    /// For a later epoch (after repairs or re-shares): a directory with
+    /// the operator-signed anchor.pqvm and the certified step-K.pqvm/.pqve
+    /// files (an epoch directory from a validator's store); the manifest is
+    /// then proven through it from the --trust signer.
+    #[arg(long, value_name = "DIR", requires = "trust")]
+    chain: Option<PathBuf>,
     /// Recipient secret key able to open some of the shards (repeatable).
     #[arg(long = "key", value_name = "KEY")]
     keys: Vec<PathBuf>,
@@ -37,7 +43,10 @@ pub struct Args {
 
 /// Recovers and reports; writes the secret only where asked.
 pub fn run(a: Args) -> Result<()> {
-    let m = load_manifest(&a.manifest, a.trust.as_deref())?;
+    let m = match &a.chain {
+        Some(dir) => super::load_manifest_via_chain(&a.manifest, a.trust.as_deref(), dir)?,
+        None => load_manifest(&a.manifest, a.trust.as_deref())?,
+    };
     let mut key_paths = a.keys.clone();
     if let Some(dir) = &a.keys_dir {
         key_paths.extend(files_with_ext(dir, "key")?);

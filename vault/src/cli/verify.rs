@@ -14,6 +14,12 @@ pub struct Args {
     /// Public identity of the signer to require (strongly recommended).
     #[arg(long, value_name = "PUB")]
     trust: Option<PathBuf>,
+    /// For a later epoch (after repairs or re-shares): a directory with
+    /// the operator-signed anchor.pqvm and the certified step-K.pqvm/.pqve
+    /// files (an epoch directory from a validator's store); the manifest is
+    /// then proven through it from the --trust signer.
+    #[arg(long, value_name = "DIR", requires = "trust")]
+    chain: Option<PathBuf>,
     /// Recipient key: also unseal the shard and check its share commitment.
     #[arg(long, value_name = "KEY")]
     key: Option<PathBuf>,
@@ -23,7 +29,10 @@ pub struct Args {
 
 /// Verifies the manifest and each shard; non-zero exit if anything fails.
 pub fn run(a: Args) -> Result<()> {
-    let m = load_manifest(&a.manifest, a.trust.as_deref())?;
+    let m = match &a.chain {
+        Some(dir) => super::load_manifest_via_chain(&a.manifest, a.trust.as_deref(), dir)?,
+        None => load_manifest(&a.manifest, a.trust.as_deref())?,
+    };
     let b = m.body();
     println!(
         "manifest ok: vault {} epoch {}, {} of {}, signed by {} ({}){}",
