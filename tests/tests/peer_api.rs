@@ -23,7 +23,9 @@ async fn bad_peer_messages_are_refused_and_change_nothing() {
     let me = mesh.client_as(1); // validator-2 talks to validator-1
     let v1 = mesh.member(0);
     let vault_id = VaultId::from_bytes(hex::decode(&mesh.vault_id).unwrap().try_into().unwrap());
-    let fps: Vec<_> = (0..3).map(|i| mesh.public_identity(i).fingerprint()).collect();
+    let fps: Vec<_> = (0..3)
+        .map(|i| mesh.public_identity(i).fingerprint())
+        .collect();
     let plan = |round: u8, vault: VaultId, epoch: u64| ResharePlan {
         round: [round; 16],
         vault_id: vault,
@@ -46,7 +48,11 @@ async fn bad_peer_messages_are_refused_and_change_nothing() {
     assert_eq!(r.status, 400, "{}", text(&r));
     let r = post("/v1/reshare", b"not a message at all".to_vec()).await;
     assert_eq!(r.status, 400, "{}", text(&r));
-    assert!(text(&r).contains("PQVX") || text(&r).contains("magic"), "{}", text(&r));
+    assert!(
+        text(&r).contains("PQVX") || text(&r).contains("magic"),
+        "{}",
+        text(&r)
+    );
 
     // Oversized: refused before it is read.
     let r = post("/v1/reshare", vec![0u8; 5 << 20]).await;
