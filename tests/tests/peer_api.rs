@@ -145,3 +145,77 @@ async fn bad_peer_messages_are_refused_and_change_nothing() {
         "a vote was cast"
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn votes_are_cast_only_with_a_quorum_in_view_and_for_a_live_holder() {
+    use pqvault_tests::sample;
+    use std::time::Duration;
+    use validator::epochs::PrepareReply;
+    use vault::identity::Fingerprint;
+    use vault::manifest::Manifest;
+
+    let mut mesh = Mesh::new(3, 2); // quorum(2, 3) = 2
+    mesh.disable_auto_heal();
+    mesh.start_all();
+    mesh.kill9(1);
+    mesh.kill9(2);
+    for peer in ["validator-2", "validator-3"] {
+        let dead = format!("peer=\"{peer}\",state=\"dead\"");
+        assert!(mesh.wait_metrics(0, Duration::from_secs(10), |m| sample(
+            m,
+            "pqvault_peer_state",
+            &dead
+        ) == Some(1.0)));
+    }
+    // validator-2's certificate (its process is dead) proposes epoch 2.
+    let me = mesh.client_as(1);
+    let v1 = mesh.member(0);
+    let r = me
+        .post(
+            &v1,
+            &format!("/v1/epoch/{}/prepare?from=1", mesh.vault_id),
+            vec![],
+            1 << 16,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let p: PrepareReply = serde_json::from_slice(&r.body).unwrap();
+    let mut body =
+        Manifest::decode(&fs::read(mesh.root.path().join("vault/manifest.pqvm")).unwrap())
+            .unwrap()
+            .body()
+            .clone();
+    body.epoch = 2;
+    let e = body.shards.iter_mut().find(|e| e.index == p.index).unwrap();
+    e.recipient = Fingerprint::from_bytes(hex::decode(&p.recipient).unwrap().try_into().unwrap());
+    e.blob_hash = hex::decode(&p.blob_hash).unwrap().try_into().unwrap();
+    e.share_commitment = hex::decode(&p.share_commitment)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let key = mesh.secret_key(1);
+    let m2 = Manifest::sign(&body, key.public(), key.signing_key()).unwrap();
+    let sign_path = format!("/v1/epoch/{}/sign", mesh.vault_id);
+    let sign = |m: Vec<u8>| {
+        let (me, v1, path) = (me.clone(), v1.clone(), sign_path.clone());
+        async move { me.post(&v1, &path, m, 1 << 20).await.unwrap() }
+    };
+    // Alone, validator-1 sees 1 live holder: it keeps its vote.
+    let r = sign(m2.clone()).await;
+    assert_eq!(r.status, 409, "{}", text(&r));
+    assert!(text(&r).contains("fewer than the quorum"), "{}", text(&r));
+    // With validator-3 back it has a quorum, but the proposer is dead.
+    mesh.start(2);
+    let alive = "peer=\"validator-3\",state=\"alive\"";
+    assert!(mesh.wait_metrics(0, Duration::from_secs(10), |m| sample(
+        m,
+        "pqvault_peer_state",
+        alive
+    ) == Some(1.0)));
+    let r = sign(m2).await;
+    assert_eq!(r.status, 409, "{}", text(&r));
+    assert!(text(&r).contains("not a live holder"), "{}", text(&r));
+    let votes = mesh.nodes[0].dir.join("data/votes");
+    assert!(!votes.exists() || fs::read_dir(&votes).unwrap().next().is_none());
+}

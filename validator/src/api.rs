@@ -82,6 +82,8 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/epoch/{vault}/commit", post(epoch_commit))
         .route("/v1/reshare", post(reshare))
         .route("/v1/reshare/{round}", get(reshare_status))
+        .route("/v1/reshare", post(reshare))
+        .route("/v1/reshare/{round}", get(reshare_status))
         .layer(DefaultBodyLimit::max(4 << 20))
         .with_state(state)
 }
@@ -224,10 +226,6 @@ async fn repair_status(AxState(state): AxState<Arc<State>>, Path(round): Path<St
     }
 }
 
-fn failure(state: &State, endpoint: &str, (code, why): (u16, String)) -> Response {
-    state.count(endpoint, code);
-    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
-    (code, format!("{why}\n")).into_response()
 async fn reshare(
     AxState(state): AxState<Arc<State>>,
     Extension(peer): Extension<PeerInfo>,
@@ -255,6 +253,10 @@ async fn reshare_status(
 
 }
 
+fn failure(state: &State, endpoint: &str, (code, why): (u16, String)) -> Response {
+    state.count(endpoint, code);
+    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+    (code, format!("{why}\n")).into_response()
 /// `?from=E` of `prepare`.
 #[derive(serde::Deserialize)]
 pub struct FromEpoch {
@@ -287,6 +289,7 @@ async fn epoch_sign(
     AxState(state): AxState<Arc<State>>,
     Path(vault): Path<String>,
     body: Bytes,
+    Extension(peer): Extension<PeerInfo>,
 ) -> Response {
     let Some(id) = parse_vault(&vault) else {
         return failure(
@@ -295,7 +298,7 @@ async fn epoch_sign(
             (400, "vault id must be 32 hex digits".into()),
         );
     };
-    match crate::epochs::sign(state.clone(), id, &body).await {
+    match crate::epochs::sign(state.clone(), id, &body, &peer.id).await {
         Ok(cert) => {
             state.count("epoch_sign", 200);
             cert.into_response()

@@ -220,6 +220,47 @@ pub fn missing(state: &State, vault: &VaultId, peer: &str) -> bool {
         .is_ok_and(|c| c.get(&(*vault, peer.to_string())) == Some(&Verdict::Missing))
 }
 
+/// Ids of the holders of `body` that are live in our view: alive in the
+/// failure detector (or ourselves) and not failing custody.
+pub async fn live_holders(state: &Arc<State>, body: &ManifestBody) -> Vec<String> {
+    let me = state.identity.public().fingerprint();
+    let own_ok = !state
+        .own_corrupt
+        .lock()
+        .map_or(true, |c| c.contains(&body.vault_id));
+    // Only alive members are asked who they are: a dead one may not even
+    // refuse the connection.
+    let mut alive = std::collections::BTreeMap::new();
+    for m in state.members() {
+        let up = state
+            .detector
+            .lock()
+            .ok()
+            .and_then(|d| d.state(&m.id))
+            .is_some_and(|s| s == MemberState::Alive);
+        if up {
+            if let Ok(p) = rounds::identity_of(state, &m.id).await {
+                alive.insert(p.fingerprint(), m.id);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for e in &body.shards {
+        if e.recipient == me {
+            if own_ok {
+                out.push(state.id.clone());
+            }
+            continue;
+        }
+        if let Some(id) = alive.get(&e.recipient) {
+            if !failed(state, &body.vault_id, id) {
+                out.push(id.clone());
+            }
+        }
+    }
+    out
+}
+
 /// True if the holder of `fp` in `body` may be replaced: it does not
 /// answer, or it answers and fails a custody check we make now.
 pub async fn holder_replaceable(state: &Arc<State>, body: &ManifestBody, fp: &Fingerprint) -> bool {

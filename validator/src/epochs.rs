@@ -150,6 +150,7 @@ pub async fn sign(
     state: Arc<State>,
     vault: VaultId,
     next_bytes: &[u8],
+    caller: &str,
 ) -> Result<Vec<u8>, Failure> {
     let (current, _) = {
         let store = state.store.lock().map_err(|_| bad(500, "poisoned"))?;
@@ -247,6 +248,30 @@ pub async fn sign(
                 ));
             }
         }
+    }
+    // A vote is final, so cast it only where a transition can complete:
+    // our own view must hold a quorum of live holders (a validator cut off
+    // in a minority keeps its vote), and the proposer must be one of them.
+    let live = crate::custody::live_holders(&state, c).await;
+    let quorum = vault::epoch::quorum(c.threshold, c.n);
+    if live.len() < usize::from(quorum) {
+        return Err(bad(
+            409,
+            format!(
+                "we see {} live holders of epoch {}, fewer than the quorum of {quorum}; not voting",
+                live.len(),
+                c.epoch
+            ),
+        ));
+    }
+    if !live.iter().any(|id| id == caller) {
+        return Err(bad(
+            409,
+            format!(
+                "{caller} is not a live holder of epoch {} in our view",
+                c.epoch
+            ),
+        ));
     }
     // At most one successor per epoch.
     state

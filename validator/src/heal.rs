@@ -346,7 +346,7 @@ async fn certify(
     let mut cert: Option<EpochCertificate> = None;
     for (_, who) in signers {
         let one = match who {
-            None => epochs::sign(state.clone(), id, &m2)
+            None => epochs::sign(state.clone(), id, &m2, &state.id)
                 .await
                 .map_err(|f| fail("local sign", f))?,
             Some(m) => post(state, m, &format!("/v1/epoch/{id}/sign"), m2.clone(), 200).await?,
