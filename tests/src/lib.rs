@@ -9,6 +9,7 @@
 //! The binaries are the workspace's own `validator` and `vault`, found next
 //! to the test executable (`cargo test --workspace` builds them).
 
+pub mod artifacts;
 pub mod observability;
 
 use std::fs;

@@ -17,6 +17,9 @@
 //! * `POST /v1/epoch/{vault}/prepare?from=E`, `.../sign`, `.../commit`: the
 //!   new epoch after a repair ([`crate::epochs`]).
 //!
+//! * `GET /v1/artifacts`, `.../{digest}/manifest`, `.../{digest}/chunks/{i}`:
+//!   artifact anti-entropy ([`crate::artifacts::api`]).
+//!
 //! Connections are accepted only from certificates of the mesh CA whose
 //! validator id is a member; see [`crate::server`].
 
@@ -77,13 +80,12 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/vaults/{vault}/proof", get(proof))
         .route("/v1/repair", post(repair))
         .route("/v1/repair/{round}", get(repair_status))
+        .route("/v1/reshare", post(reshare))
+        .route("/v1/reshare/{round}", get(reshare_status))
         .route("/v1/epoch/{vault}/prepare", post(epoch_prepare))
         .route("/v1/epoch/{vault}/sign", post(epoch_sign))
         .route("/v1/epoch/{vault}/commit", post(epoch_commit))
-        .route("/v1/reshare", post(reshare))
-        .route("/v1/reshare/{round}", get(reshare_status))
-        .route("/v1/reshare", post(reshare))
-        .route("/v1/reshare/{round}", get(reshare_status))
+        .merge(crate::artifacts::api::peer_routes())
         .layer(DefaultBodyLimit::max(4 << 20))
         .with_state(state)
 }
@@ -251,12 +253,12 @@ async fn reshare_status(
     }
 }
 
-}
-
 fn failure(state: &State, endpoint: &str, (code, why): (u16, String)) -> Response {
     state.count(endpoint, code);
     let code = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
     (code, format!("{why}\n")).into_response()
+}
+
 /// `?from=E` of `prepare`.
 #[derive(serde::Deserialize)]
 pub struct FromEpoch {
@@ -287,9 +289,9 @@ async fn epoch_prepare(
 
 async fn epoch_sign(
     AxState(state): AxState<Arc<State>>,
+    Extension(peer): Extension<PeerInfo>,
     Path(vault): Path<String>,
     body: Bytes,
-    Extension(peer): Extension<PeerInfo>,
 ) -> Response {
     let Some(id) = parse_vault(&vault) else {
         return failure(

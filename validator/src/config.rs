@@ -629,6 +629,22 @@ mod tests {
     }
 
     #[test]
+    fn artifacts_are_off_by_default_and_checked() {
+        let f: FileConfig = toml::from_str(FULL).unwrap();
+        let c = Config::resolve(f, Overrides::default()).unwrap();
+        assert!(c.artifacts.policy.is_none());
+        assert_eq!(c.app_listen.to_string(), DEFAULT_APP_LISTEN);
+        let text = format!("{FULL}\n[artifacts]\npolicy = \"/t.toml\"\nfetch_concurrency = 0\n");
+        let f: FileConfig = toml::from_str(&text).unwrap();
+        let err = Config::resolve(f, Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("`artifacts`"), "{err}");
+        let text = FULL.replace("ops = ", "app = \"127.0.0.1:9999\"\n        ops = ");
+        let f: FileConfig = toml::from_str(&text).unwrap();
+        let c = Config::resolve(f, Overrides::default()).unwrap();
+        assert_eq!(c.app_listen.port(), 9999);
+    }
+
+    #[test]
     fn errors_name_the_setting() {
         let err = toml::from_str::<FileConfig>("idd = \"x\"")
             .unwrap_err()

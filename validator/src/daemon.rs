@@ -73,8 +73,8 @@ pub struct State {
     pub custody: Mutex<BTreeMap<(vault::manifest::VaultId, String), crate::custody::Verdict>>,
     /// Vaults whose shard on our own disk no longer matches its manifest.
     pub own_corrupt: Mutex<std::collections::BTreeSet<vault::manifest::VaultId>>,
-    /// Successor manifest digest signed per (vault, epoch): one vote each.
-    pub votes: Mutex<BTreeMap<(vault::manifest::VaultId, u64), [u8; 32]>>,
+    /// Artifact carriage, if `[artifacts] policy` is configured.
+    pub artifacts: Option<Arc<crate::artifacts::Artifacts>>,
 }
 
 impl State {
@@ -269,6 +269,9 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
     if let Some(dir) = &config.import_dir {
         import_dir(&mut store, dir, &identity)?;
     }
+    let metrics = Metrics::new()?;
+    let artifacts =
+        crate::artifacts::Artifacts::open(&config.data_dir, &config.artifacts, &metrics)?;
     Ok(Arc::new(State {
         id: config.id.clone(),
         identity: Arc::new(identity),
@@ -287,24 +290,24 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         identities: Mutex::new(BTreeMap::new()),
         rounds: Mutex::new(BTreeMap::new()),
         pending: Mutex::new(BTreeMap::new()),
-        votes: Mutex::new(BTreeMap::new()),
+        artifacts,
         custody: Mutex::new(Default::default()),
         policy: config.heal.policy,
         reshare_after: Duration::from_millis(config.heal.reshare_after_ms),
         refresh: config.heal.refresh,
         lost_since: Mutex::new(BTreeMap::new()),
+        unfinished: Mutex::new(BTreeMap::new()),
         reshares: Mutex::new(BTreeMap::new()),
         dealt: Mutex::new(BTreeMap::new()),
-    let manifest_path = dir.join("manifest.pqvm");
-        unfinished: Mutex::new(BTreeMap::new()),
-    if !manifest_path.exists() {
-        tracing::info!("nothing to import in {}", dir.display());
         own_corrupt: Mutex::new(Default::default()),
     }))
 }
 
 /// Imports `dir/manifest.pqvm` and the `*.shard` in `dir` addressed to us.
 fn import_dir(store: &mut Store, dir: &Path, key: &SecretIdentity) -> Result<()> {
+    let manifest_path = dir.join("manifest.pqvm");
+    if !manifest_path.exists() {
+        tracing::info!("nothing to import in {}", dir.display());
         return Ok(());
     }
     let manifest = vault::fsio::read_limited(&manifest_path, 2 << 20)?;
@@ -318,9 +321,6 @@ fn import_dir(store: &mut Store, dir: &Path, key: &SecretIdentity) -> Result<()>
         let bytes = vault::fsio::read_limited(&path, 2 << 20)?;
         let ours = vault::seal::SealedShard::parse(&bytes).is_ok_and(|s| s.header.recipient == me);
         if ours {
-            let held = store
-                .import(&manifest, &bytes, key)
-                .with_context(|| format!("importing {}", path.display()))?;
             // The mesh may have moved on since this bundle was mounted: a
             // restart must not fail on the stale genesis import.
             let stale = vault::manifest::Manifest::decode(&manifest)
@@ -342,6 +342,9 @@ fn import_dir(store: &mut Store, dir: &Path, key: &SecretIdentity) -> Result<()>
                 found = true;
                 continue;
             }
+            let held = store
+                .import(&manifest, &bytes, key)
+                .with_context(|| format!("importing {}", path.display()))?;
             tracing::info!(
                 epoch = held.epoch,
                 index = held.index,

@@ -9,15 +9,17 @@
 //! - [`peer`]: the mesh client.
 //! - [`ops`], [`metrics`]: health, readiness and Prometheus metrics.
 //! - [`daemon`]: shared state, start-up and probing.
+//! - [`artifacts`]: signed model artifacts: store, anti-entropy, APIs.
 //! - [`custody`]: checking that every holder still has its committed shard.
 //! - [`discovery`]: members from DNS (a Kubernetes headless service).
 //! - [`repair`]: the repair round: messages and state machines.
 //! - [`rounds`]: driving repair rounds over the peer API.
-//! - [`epochs`]: moving a vault to a certified new epoch after a repair.
 //! - [`reshare`]: re-sharing among the holders: refresh and new (t, n).
+//! - [`epochs`]: moving a vault to a certified new epoch after a repair.
 //! - [`heal`]: autonomous healing: leading repairs onto spare members.
 
 pub mod api;
+pub mod artifacts;
 pub mod config;
 pub mod custody;
 pub mod daemon;
@@ -28,8 +30,8 @@ pub mod metrics;
 pub mod ops;
 pub mod peer;
 pub mod repair;
+pub mod reshare;
 pub mod rounds;
 pub mod server;
-pub mod reshare;
 pub mod store;
 pub mod tls;

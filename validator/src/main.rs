@@ -111,6 +111,19 @@ async fn serve(config: Config, state: std::sync::Arc<daemon::State>) -> Result<(
             Duration::from_millis(config.heal.grace_ms),
         ));
     }
+    if let Some(art) = state.artifacts.clone() {
+        let app_listener = tokio::net::TcpListener::bind(config.app_listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (listen.app)", config.app_listen))?;
+        tracing::info!(app = %config.app_listen, "artifact API listening");
+        let app = validator::artifacts::api::app_router(state.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(app_listener, app).await {
+                tracing::error!("artifact API failed: {e}");
+            }
+        });
+        tokio::spawn(validator::artifacts::sync::sync_loop(state.clone(), art));
+    }
     let ops = axum::serve(ops_listener, ops::router(state.clone()));
     daemon::set_ready(&state);
     tokio::select! {

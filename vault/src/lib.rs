@@ -19,7 +19,9 @@
 //! - [`meshca`]: the mesh CA issuing validator TLS certificates.
 //! - [`fsio`]: atomic, permission-aware file writes.
 //! - [`inspect`]: describing any pqvault file.
+//! - [`artifact`]: signed, quantized spiking-network artifacts.
 
+pub mod artifact;
 pub mod codec;
 pub mod create;
 pub mod epoch;

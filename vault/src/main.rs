@@ -39,6 +39,8 @@ enum Command {
     MeshCa(cli::meshca::Args),
     /// Self-contained demo: 7 validators, a 4-of-7 vault, recovery from 4 shards.
     Quickstart(cli::quickstart::Args),
+    /// Model artifacts: pack, sign, verify, inspect (signed quantized SNN models).
+    Artifact(cli::artifact::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Command::Recover(a) => cli::recover::run(a),
         Command::MeshCa(a) => cli::meshca::run(a),
         Command::Quickstart(a) => cli::quickstart::run(a),
+        Command::Artifact(a) => cli::artifact::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

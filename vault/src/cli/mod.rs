@@ -1,5 +1,7 @@
 //! Subcommand implementations and the file helpers they share.
 
+pub mod artifact;
+pub mod artifact_net;
 pub mod create;
 pub mod inspect;
 pub mod keygen;
@@ -46,8 +48,6 @@ pub fn load_manifest(path: &Path, trust: Option<&Path>) -> Result<VerifiedManife
         .with_context(|| format!("{}", path.display()))
 }
 
-/// Lists files in `dir` whose name ends with `ext`, sorted.
-pub fn files_with_ext(dir: &Path, ext: &str) -> Result<Vec<std::path::PathBuf>> {
 /// Loads the manifest of a later epoch and proves it through `chain`: a
 /// directory with the operator-signed `anchor.pqvm` and the certified steps
 /// `step-K.pqvm` + `step-K.pqve` (an epoch directory copied from any
@@ -94,6 +94,8 @@ pub fn load_manifest_via_chain(
     Ok(last)
 }
 
+/// Lists files in `dir` whose name ends with `ext`, sorted.
+pub fn files_with_ext(dir: &Path, ext: &str) -> Result<Vec<std::path::PathBuf>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
         let p = entry?.path();

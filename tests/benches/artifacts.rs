@@ -1,0 +1,325 @@
+//! Artifact carriage figures on loopback, printed (not asserted): a 64 MiB
+//! signed int8 network (1 MiB chunks) pushed to one of 7 validators and
+//! carried to all by anti-entropy. Measured in the same run:
+//!
+//! * time to full convergence (every validator serves the artifact),
+//! * per-validator throughput (payload bytes / time from admitting the
+//!   manifest to serving the verified artifact) against a plain loopback
+//!   HTTP download of the same file (std TCP server, written to disk and
+//!   fsynced once), and their ratio,
+//! * RSS growth of each validator during the carriage (peak minus idle).
+//!
+//! Run: `cargo build --workspace --release && cargo bench -p pqvault-tests --bench artifacts`
+//! (the harness runs the validator binary of the same profile).
+
+use pqvault_tests::artifacts::{self, manifest_digest, object_dir, sha256_hex};
+use pqvault_tests::{sample, Mesh};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const PAYLOAD: u64 = 64 << 20;
+const N: usize = 7;
+
+/// Serves `path` once per connection over plain HTTP/1.0 (the baseline).
+fn plain_server(path: &Path) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let path = path.to_path_buf();
+    let h = std::thread::spawn(move || {
+        for _ in 0..3 {
+            let Ok((mut s, _)) = listener.accept() else {
+                return;
+            };
+            let mut r = BufReader::new(s.try_clone().expect("clone"));
+            let mut line = String::new();
+            while r.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let mut f = std::fs::File::open(&path).expect("payload");
+            let len = f.metadata().expect("meta").len();
+            write!(
+                s,
+                "HTTP/1.0 200 OK\r\nContent-Length: {len}\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .expect("write");
+            let mut buf = vec![0u8; 64 << 10];
+            loop {
+                let n = f.read(&mut buf).expect("read");
+                if n == 0 {
+                    break;
+                }
+                s.write_all(&buf[..n]).expect("send");
+            }
+        }
+    });
+    (addr, h)
+}
+
+/// Downloads from the plain server into `out` (fsynced); bytes per second.
+fn plain_download(addr: std::net::SocketAddr, out: &Path) -> f64 {
+    let t0 = Instant::now();
+    let mut s = TcpStream::connect(addr).expect("connect");
+    write!(s, "GET /payload HTTP/1.0\r\n\r\n").expect("request");
+    let mut r = BufReader::with_capacity(64 << 10, s);
+    let mut line = String::new();
+    while r.read_line(&mut line).is_ok_and(|n| n > 2) {
+        line.clear();
+    }
+    let mut f = std::fs::File::create(out).expect("create");
+    let n = std::io::copy(&mut r, &mut f).expect("download");
+    f.sync_all().expect("fsync");
+    assert!(n > 0, "empty download");
+    n as f64 / t0.elapsed().as_secs_f64()
+}
+
+fn mib_s(bps: f64) -> f64 {
+    bps / (1024.0 * 1024.0)
+}
+
+fn main() {
+    let mut mesh = Mesh::new(N, 4);
+    let c = artifacts::enable(&mesh, "sync_interval_ms = 200\nfetch_concurrency = 4");
+    mesh.start_all();
+    let all_alive = |m: &str| {
+        (2..=N).all(|i| {
+            sample(
+                m,
+                "pqvault_peer_state",
+                &format!("peer=\"validator-{i}\",state=\"alive\""),
+            ) == Some(1.0)
+        })
+    };
+    assert!(
+        mesh.wait_metrics(0, Duration::from_secs(20), all_alive),
+        "mesh never converged"
+    );
+    let net = vault::artifact::testnet::large(PAYLOAD);
+    let len = net.safetensors.len() as u64;
+    let etag = format!("\"{}\"", sha256_hex(&net.safetensors));
+    let dir = c.pack(
+        &net,
+        "snn-large",
+        "1.0.0",
+        "",
+        vault::artifact::DEFAULT_CHUNK_SIZE,
+        &c.publisher,
+    );
+    drop(net);
+    let digest = manifest_digest(&dir);
+
+    // The full payload check alone (`vault artifact verify`, the same
+    // library call a validator makes before serving): time and peak RSS.
+    let t = Instant::now();
+    let mut child = std::process::Command::new(pqvault_tests::bin("vault"))
+        .args(["artifact", "verify", "--policy"])
+        .arg(&c.policy)
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("verify");
+    let mut verify_peak = 0u64;
+    while child.try_wait().expect("wait").is_none() {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()));
+        if let Some(kib) = status.ok().and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        }) {
+            verify_peak = verify_peak.max(kib);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let verify_ms = t.elapsed().as_secs_f64() * 1e3;
+
+    // Baseline: the same file over plain loopback HTTP, best of 3.
+    let (addr, server) = plain_server(&dir.join("payload.safetensors"));
+    let plain = (0..3)
+        .map(|k| plain_download(addr, &mesh.root.path().join(format!("plain-{k}.bin"))))
+        .fold(0.0, f64::max);
+    let _ = server.join();
+
+    std::thread::sleep(Duration::from_secs(1));
+    let idle: Vec<u64> = (0..N).map(|i| mesh.rss_kib(i).unwrap_or(0)).collect();
+    let mut peak = idle.clone();
+    let mut peak_transfer = idle.clone();
+    let chunks = len.div_ceil(1 << 20) as usize;
+    let mut started = [None; N];
+    let mut done = [None; N];
+    let t0 = Instant::now();
+    let pusher = {
+        let (apps, dir) = (c.apps.clone(), dir.clone());
+        std::thread::spawn(move || {
+            std::process::Command::new(pqvault_tests::bin("vault"))
+                .args(["artifact", "push", "--to", &apps[0].to_string()])
+                .arg(&dir)
+                .output()
+                .expect("push")
+        })
+    };
+    while done.iter().any(Option::is_none) {
+        assert!(t0.elapsed() < Duration::from_secs(300), "no convergence");
+        for i in 0..N {
+            if let Some(r) = mesh.rss_kib(i) {
+                peak[i] = peak[i].max(r);
+                // Chunks still arriving: before the full payload check.
+                if artifacts::verified_chunks(&mesh, i, &digest).is_some_and(|v| v < chunks) {
+                    peak_transfer[i] = peak_transfer[i].max(r);
+                }
+            }
+            if started[i].is_none() && object_dir(&mesh, i, &digest).exists() {
+                started[i] = Some(t0.elapsed());
+            }
+            if done[i].is_none() {
+                let r = c.get(
+                    i,
+                    "/v1/artifacts/snn-large/latest",
+                    &[("Range", "bytes=0-0")],
+                );
+                if r.status == 206 && r.header("etag") == Some(etag.as_str()) {
+                    done[i] = Some(t0.elapsed());
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let converged = t0.elapsed();
+    let out = pusher.join().expect("push thread");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Identical copies everywhere.
+    for i in 0..N {
+        let r = c.get(i, "/v1/artifacts/snn-large/latest", &[]);
+        assert_eq!(
+            format!("\"{}\"", sha256_hex(&r.body)),
+            etag,
+            "validator-{}",
+            i + 1
+        );
+    }
+
+    println!(
+        "artifact carriage, {:.1} MiB int8 network in {} chunks of 1 MiB, pushed to validator-1 of {N} (loopback, sync every 200 ms, 4 chunk fetches in flight):",
+        len as f64 / 1048576.0,
+        len.div_ceil(1 << 20)
+    );
+    println!(
+        "  full convergence (push start to all {N} serving the verified artifact): {:.0} ms",
+        converged.as_secs_f64() * 1e3
+    );
+    println!(
+        "  plain loopback HTTP download of the same file (to disk, fsync): {:.0} MiB/s",
+        mib_s(plain)
+    );
+    let mut ratios = Vec::new();
+    for i in 0..N {
+        let (s, d) = (started[i].unwrap_or_default(), done[i].unwrap_or_default());
+        let bps = len as f64 / (d - s).as_secs_f64().max(1e-6);
+        ratios.push(bps / plain);
+        println!(
+            "  validator-{}{}: manifest admitted at {:.0} ms, served at {:.0} ms: {:.0} MiB/s ({:.2} of plain HTTP); RSS idle {} KiB, peak {} KiB, growth {} KiB ({} KiB while chunks arrived)",
+            i + 1,
+            if i == 0 { " (push target)" } else { "" },
+            s.as_secs_f64() * 1e3,
+            d.as_secs_f64() * 1e3,
+            mib_s(bps),
+            bps / plain,
+            idle[i],
+            peak[i],
+            peak[i].saturating_sub(idle[i]),
+            peak_transfer[i].saturating_sub(idle[i])
+        );
+    }
+    println!(
+        "  of which the full payload check (check_payload, run once per validator before serving; `vault artifact verify` alone): {verify_ms:.0} ms, peak RSS {verify_peak} KiB"
+    );
+    let replicas = &ratios[1..];
+    let min = replicas.iter().cloned().fold(f64::MAX, f64::min);
+    let max_growth = (0..N)
+        .map(|i| peak[i].saturating_sub(idle[i]))
+        .max()
+        .unwrap_or(0);
+    println!(
+        "  replicas' throughput / plain HTTP: min {:.2}, max {:.2} (target >= 0.5); largest RSS growth {:.1} MiB (target < 16 MiB)",
+        min,
+        replicas.iter().cloned().fold(0.0, f64::max),
+        max_growth as f64 / 1024.0
+    );
+    let max_transfer = (0..N)
+        .map(|i| peak_transfer[i].saturating_sub(idle[i]))
+        .max()
+        .unwrap_or(0);
+    println!(
+        "  largest RSS growth while chunks arrived (before the full payload check): {:.1} MiB",
+        max_transfer as f64 / 1024.0
+    );
+    alone(&mut mesh, &c, &digest, &etag, len, plain, chunks);
+}
+
+/// One validator fetching the whole artifact alone from its 6 peers: its
+/// copy is deleted while it is down, then it restarts.
+fn alone(
+    mesh: &mut Mesh,
+    c: &artifacts::Carriage,
+    digest: &str,
+    etag: &str,
+    len: u64,
+    plain: f64,
+    chunks: usize,
+) {
+    let v = N - 1;
+    mesh.kill9(v);
+    std::fs::remove_dir_all(object_dir(mesh, v, digest)).expect("remove copy");
+    mesh.start(v);
+    let idle = mesh.rss_kib(v).unwrap_or(0);
+    let (mut peak, mut peak_transfer) = (idle, idle);
+    let t0 = Instant::now();
+    let mut started = None;
+    let mut chunks_done = None;
+    loop {
+        assert!(t0.elapsed() < Duration::from_secs(120), "no re-convergence");
+        if let Some(r) = mesh.rss_kib(v) {
+            peak = peak.max(r);
+            match artifacts::verified_chunks(mesh, v, digest) {
+                Some(n) if n < chunks => peak_transfer = peak_transfer.max(r),
+                Some(_) if chunks_done.is_none() => chunks_done = Some(t0.elapsed()),
+                _ => {}
+            }
+        }
+        if started.is_none() && object_dir(mesh, v, digest).exists() {
+            started = Some(t0.elapsed());
+        }
+        let r = c.get(
+            v,
+            "/v1/artifacts/snn-large/latest",
+            &[("Range", "bytes=0-0")],
+        );
+        if r.status == 206 && r.header("etag") == Some(etag) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let d = t0.elapsed() - started.unwrap_or_default();
+    let bps = len as f64 / d.as_secs_f64();
+    let transfer = chunks_done.unwrap_or(t0.elapsed()) - started.unwrap_or_default();
+    let tbps = len as f64 / transfer.as_secs_f64();
+    println!(
+        "  one validator alone re-fetching from 6 peers (copy deleted, restarted): {:.0} ms from manifest to served, {:.0} MiB/s ({:.2} of plain HTTP); RSS growth {} KiB ({} KiB while chunks arrived)",
+        d.as_secs_f64() * 1e3,
+        mib_s(bps),
+        bps / plain,
+        peak.saturating_sub(idle),
+        peak_transfer.saturating_sub(idle)
+    );
+    println!(
+        "    of which chunk transfer (manifest to every chunk verified on disk): {:.0} ms, {:.0} MiB/s ({:.2} of plain HTTP)",
+        transfer.as_secs_f64() * 1e3,
+        mib_s(tbps),
+        tbps / plain
+    );
+}

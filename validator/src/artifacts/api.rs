@@ -1,0 +1,449 @@
+//! Artifact routes.
+//!
+//! Peer API (mutual TLS, merged into [`crate::api::router`]); only complete
+//! (fully verified) artifacts are listed or served:
+//!
+//! * `GET /v1/artifacts`: the manifest digests held, with name and version
+//!   hints (JSON).
+//! * `GET /v1/artifacts/{digest}/manifest`: the signed manifest.
+//! * `GET /v1/artifacts/{digest}/chunks/{i}`: chunk `i`, streamed from disk.
+//!
+//! Application API (plain HTTP on `[listen] app`, default 127.0.0.1:9465):
+//!
+//! * `GET /v1/artifacts/{name}/latest` and `GET /v1/artifacts/{name}/{version}`:
+//!   the payload, streamed from disk, with `Range: bytes=a-b` (one range;
+//!   206 or 416), `ETag` = payload SHA-256, `X-Pqvault-Manifest-Digest`.
+//! * `GET /v1/artifacts/{name}/latest/manifest` (or `/{version}/manifest`):
+//!   the signed manifest, for the application to verify itself.
+//! * `POST /v1/artifacts`: push a signed manifest (verified before anything
+//!   is stored); answers the chunks still missing.
+//! * `PUT /v1/artifacts/{digest}/chunks/{i}`: push chunk `i`; verified as it
+//!   arrives. The last one triggers the full payload check.
+//!
+//! Push needs no authentication: an artifact is accepted only if its
+//! publisher's signature verifies and the trust policy delegates the name to
+//! that publisher, so a local caller can add nothing the policy does not
+//! already allow. The port should still be bound to localhost.
+
+use super::{Admitted, Artifacts, ChunkOutcome, Refusal};
+use crate::daemon::State;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, State as AxState};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+/// Header carrying the signed manifest's digest (hex).
+pub const MANIFEST_DIGEST_HEADER: &str = "x-pqvault-manifest-digest";
+/// Header carrying the artifact version.
+pub const VERSION_HEADER: &str = "x-pqvault-artifact-version";
+/// Header naming the verification failure reason of a refusal.
+pub const REFUSAL_HEADER: &str = "x-pqvault-refusal";
+/// Read size when streaming from disk.
+const STREAM_BUF: usize = 64 << 10;
+
+/// One entry of `GET /v1/artifacts` (name and version are hints: a peer
+/// verifies the manifest itself).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Held {
+    /// Manifest digest (hex).
+    pub digest: String,
+    /// Model name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+}
+
+/// `GET /v1/artifacts` response.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, Default)]
+pub struct HeldList {
+    /// Complete artifacts held.
+    pub artifacts: Vec<Held>,
+}
+
+/// Peer routes, merged into the peer API router.
+pub fn peer_routes() -> Router<Arc<State>> {
+    Router::new()
+        .route("/v1/artifacts", get(list))
+        .route("/v1/artifacts/{digest}/manifest", get(peer_manifest))
+        .route("/v1/artifacts/{digest}/chunks/{index}", get(peer_chunk))
+}
+
+/// The local application router (plain HTTP).
+pub fn app_router(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/v1/artifacts", post(push_manifest).get(list))
+        .route(
+            "/v1/artifacts/{name}/chunks/{index}",
+            put(push_chunk).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/artifacts/{name}/{version}", get(app_payload))
+        .route("/v1/artifacts/{name}/{version}/manifest", get(app_manifest))
+        .layer(DefaultBodyLimit::max(store_limit()))
+        .with_state(state)
+}
+
+fn store_limit() -> usize {
+    super::store::MAX_MANIFEST_BYTES as usize
+}
+
+fn text(code: u16, msg: impl Into<String>) -> Response {
+    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (code, format!("{}\n", msg.into())).into_response()
+}
+
+fn refusal(r: Refusal) -> Response {
+    let mut resp = text(r.status, r.to_string());
+    if let Some(reason) = r.reason {
+        resp.headers_mut()
+            .insert(REFUSAL_HEADER, HeaderValue::from_static(reason));
+    }
+    resp
+}
+
+fn disabled() -> Response {
+    text(404, "artifact carriage is not enabled on this validator")
+}
+
+fn parse_digest(s: &str) -> Option<[u8; 32]> {
+    hex::decode(s).ok()?.try_into().ok()
+}
+
+async fn list(AxState(state): AxState<Arc<State>>) -> Response {
+    let Some(art) = state.artifacts.as_ref() else {
+        return disabled();
+    };
+    let artifacts = art
+        .lock()
+        .complete()
+        .map(|o| Held {
+            digest: hex::encode(o.meta.digest),
+            name: o.meta.name.clone(),
+            version: o.meta.version.to_string(),
+        })
+        .collect();
+    state.count("artifacts", 200);
+    Json(HeldList { artifacts }).into_response()
+}
+
+fn manifest_response(path: &std::path::Path, digest: &[u8; 32]) -> Response {
+    match vault::fsio::read_limited(path, super::store::MAX_MANIFEST_BYTES) {
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                (
+                    header::HeaderName::from_static(MANIFEST_DIGEST_HEADER),
+                    hex::encode(digest),
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => text(500, e.to_string()),
+    }
+}
+
+async fn peer_manifest(
+    AxState(state): AxState<Arc<State>>,
+    Path(digest): Path<String>,
+) -> Response {
+    let Some(art) = state.artifacts.as_ref() else {
+        return disabled();
+    };
+    let Some(d) = parse_digest(&digest) else {
+        state.count("artifact_manifest", 400);
+        return text(400, "digest must be 64 hex digits");
+    };
+    let path = art
+        .lock()
+        .get(&d)
+        .filter(|o| o.complete)
+        .map(|o| o.manifest_path());
+    match path {
+        Some(p) => {
+            state.count("artifact_manifest", 200);
+            manifest_response(&p, &d)
+        }
+        None => {
+            state.count("artifact_manifest", 404);
+            text(404, "no complete artifact with that digest here")
+        }
+    }
+}
+
+async fn peer_chunk(
+    AxState(state): AxState<Arc<State>>,
+    Path((digest, index)): Path<(String, usize)>,
+) -> Response {
+    let Some(art) = state.artifacts.as_ref() else {
+        return disabled();
+    };
+    let Some(d) = parse_digest(&digest) else {
+        state.count("artifact_chunk", 400);
+        return text(400, "digest must be 64 hex digits");
+    };
+    let found = art.lock().get(&d).filter(|o| o.complete).map(|o| {
+        (
+            o.payload_path(),
+            o.meta.chunk_range(index),
+            o.meta.chunks.len(),
+        )
+    });
+    match found {
+        None => {
+            state.count("artifact_chunk", 404);
+            text(404, "no complete artifact with that digest here")
+        }
+        Some((_, None, count)) => {
+            state.count("artifact_chunk", 400);
+            text(400, format!("chunk {index} out of range ({count} chunks)"))
+        }
+        Some((path, Some((off, len)), _)) => match stream_file(&path, off, len).await {
+            Ok(body) => {
+                state.count("artifact_chunk", 200);
+                (
+                    [
+                        (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                        (header::CONTENT_LENGTH, len.to_string()),
+                    ],
+                    body,
+                )
+                    .into_response()
+            }
+            Err(e) => text(500, format!("cannot read chunk {index}: {e}")),
+        },
+    }
+}
+
+/// A body streaming `len` bytes of `path` from `offset`, 64 KiB at a time.
+async fn stream_file(path: &std::path::Path, offset: u64, len: u64) -> std::io::Result<Body> {
+    let mut f = tokio::fs::File::open(path).await?;
+    f.seek(std::io::SeekFrom::Start(offset)).await?;
+    let stream = futures_util::stream::unfold((f, len), |(mut f, left)| async move {
+        if left == 0 {
+            return None;
+        }
+        let mut buf = vec![0u8; STREAM_BUF.min(left as usize)];
+        match f.read(&mut buf).await {
+            Ok(0) => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "payload file shorter than its manifest",
+                )),
+                (f, 0),
+            )),
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Bytes::from(buf)), (f, left - n as u64)))
+            }
+            Err(e) => Some((Err(e), (f, 0))),
+        }
+    });
+    Ok(Body::from_stream(stream))
+}
+
+/// What a `Range` header asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeSpec {
+    /// Everything (no header, or a form we ignore such as several ranges).
+    Full,
+    /// Bytes `a..=b`.
+    Part(u64, u64),
+    /// Unsatisfiable or malformed: 416.
+    Unsatisfiable,
+}
+
+/// Parses a single `bytes=` range against a payload of `len` bytes.
+pub fn parse_range(h: Option<&str>, len: u64) -> RangeSpec {
+    match parse_range_inner(h, len) {
+        Ok(Some((a, b))) => RangeSpec::Part(a, b),
+        Ok(None) => RangeSpec::Full,
+        Err(()) => RangeSpec::Unsatisfiable,
+    }
+}
+
+fn parse_range_inner(h: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = h.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None); // several ranges: ignored (RFC 9110 allows it)
+    }
+    let (a, b) = spec.split_once('-').ok_or(())?;
+    let (a, b) = (a.trim(), b.trim());
+    let range = if a.is_empty() {
+        // Suffix: the last n bytes.
+        let n: u64 = b.parse().map_err(|_| ())?;
+        if n == 0 || len == 0 {
+            return Err(());
+        }
+        (len.saturating_sub(n), len - 1)
+    } else {
+        let start: u64 = a.parse().map_err(|_| ())?;
+        let end = if b.is_empty() {
+            len.checked_sub(1).ok_or(())?
+        } else {
+            b.parse::<u64>().map_err(|_| ())?.min(len.saturating_sub(1))
+        };
+        if start >= len || end < start {
+            return Err(());
+        }
+        (start, end)
+    };
+    Ok(Some(range))
+}
+
+/// Which stored object the application asks for.
+fn resolve(art: &Artifacts, name: &str, version: &str) -> Option<super::store::Object> {
+    let store = art.lock();
+    let o = if version == "latest" {
+        store.newest(name)
+    } else {
+        store.find(name, version)
+    }?;
+    Some(o.clone())
+}
+
+async fn app_payload(
+    AxState(state): AxState<Arc<State>>,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(art) = state.artifacts.as_ref() else {
+        return disabled();
+    };
+    let Some(o) = resolve(art, &name, &version) else {
+        return text(404, format!("no verified artifact {name} {version} here"));
+    };
+    let len = o.meta.payload_len;
+    let range = headers
+        .get(header::RANGE)
+        .map(|v| v.to_str().unwrap_or("invalid"));
+    let etag = format!("\"{}\"", hex::encode(o.meta.payload_digest));
+    let common = [
+        (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+        (header::ETAG, etag),
+        (header::ACCEPT_RANGES, "bytes".to_string()),
+        (
+            header::HeaderName::from_static(MANIFEST_DIGEST_HEADER),
+            hex::encode(o.meta.digest),
+        ),
+        (
+            header::HeaderName::from_static(VERSION_HEADER),
+            o.meta.version.to_string(),
+        ),
+    ];
+    let (status, start, end) = match parse_range(range, len) {
+        RangeSpec::Full => (StatusCode::OK, 0, len),
+        RangeSpec::Part(a, b) => (StatusCode::PARTIAL_CONTENT, a, b + 1),
+        RangeSpec::Unsatisfiable => {
+            return (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                common,
+                [(header::CONTENT_RANGE, format!("bytes */{len}"))],
+                "range not satisfiable\n",
+            )
+                .into_response()
+        }
+    };
+    let body = match stream_file(&o.payload_path(), start, end - start).await {
+        Ok(b) => b,
+        Err(e) => return text(500, format!("cannot read payload: {e}")),
+    };
+    let mut resp = (status, common, body).into_response();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&(end - start).to_string()) {
+        h.insert(header::CONTENT_LENGTH, v);
+    }
+    if status == StatusCode::PARTIAL_CONTENT {
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{len}", end - 1)) {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+    }
+    resp
+}
+
+async fn app_manifest(
+    AxState(state): AxState<Arc<State>>,
+    Path((name, version)): Path<(String, String)>,
+) -> Response {
+    let Some(art) = state.artifacts.as_ref() else {
+        return disabled();
+    };
+    match resolve(art, &name, &version) {
+        Some(o) => manifest_response(&o.manifest_path(), &o.meta.digest),
+        None => text(404, format!("no verified artifact {name} {version} here")),
+    }
+}
+
+async fn push_manifest(AxState(state): AxState<Arc<State>>, body: Bytes) -> Response {
+    let Some(art) = state.artifacts.clone() else {
+        return disabled();
+    };
+    let result = tokio::task::spawn_blocking(move || art.admit(&body, None)).await;
+    match result {
+        Ok(Ok(a)) => {
+            let code = if a.complete {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            (code, Json::<Admitted>(a)).into_response()
+        }
+        Ok(Err(r)) => {
+            tracing::warn!("artifact push refused: {r}");
+            refusal(r)
+        }
+        Err(e) => text(500, e.to_string()),
+    }
+}
+
+async fn push_chunk(
+    AxState(state): AxState<Arc<State>>,
+    Path((digest, index)): Path<(String, usize)>,
+    body: Body,
+) -> Response {
+    let Some(art) = state.artifacts.clone() else {
+        return disabled();
+    };
+    let Some(d) = parse_digest(&digest) else {
+        return text(400, "digest must be 64 hex digits");
+    };
+    match art.receive_chunk(d, index, body, false).await {
+        Ok(outcome) => {
+            let complete = outcome == ChunkOutcome::Completed
+                || art.lock().get(&d).is_some_and(|o| o.complete);
+            Json(serde_json::json!({ "index": index, "verified": true, "complete": complete }))
+                .into_response()
+        }
+        Err(r) => {
+            tracing::warn!(chunk = index, "artifact chunk push refused: {r}");
+            refusal(r)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_range, RangeSpec::*};
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range(None, 10), Full);
+        assert_eq!(parse_range(Some("bytes=0-3"), 10), Part(0, 3));
+        assert_eq!(parse_range(Some("bytes=5-"), 10), Part(5, 9));
+        assert_eq!(parse_range(Some("bytes=-4"), 10), Part(6, 9));
+        assert_eq!(parse_range(Some("bytes=-40"), 10), Part(0, 9));
+        assert_eq!(parse_range(Some("bytes=8-100"), 10), Part(8, 9));
+        assert_eq!(parse_range(Some("bytes=0-1,4-5"), 10), Full);
+        assert_eq!(parse_range(Some("items=0-1"), 10), Full);
+        assert_eq!(parse_range(Some("bytes=10-"), 10), Unsatisfiable);
+        assert_eq!(parse_range(Some("bytes=5-4"), 10), Unsatisfiable);
+        assert_eq!(parse_range(Some("bytes=-0"), 10), Unsatisfiable);
+        assert_eq!(parse_range(Some("bytes=x-4"), 10), Unsatisfiable);
+        assert_eq!(parse_range(Some("bytes=0-0"), 0), Unsatisfiable);
+    }
+}

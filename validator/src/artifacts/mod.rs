@@ -1,0 +1,525 @@
+//! Signed model artifacts carried across the mesh (issue 4, carriage).
+//!
+//! This module owns admission: every manifest is decoded and verified
+//! against the trust policy (signature, publisher, delegated name, expiry,
+//! rollback) *before* anything is stored, every chunk is hashed as it
+//! streams in, and an artifact becomes visible (listed to peers, served to
+//! the application) only after the whole payload passed
+//! `vault::artifact::check_payload`. Submodules, one concept each:
+//!
+//! - [`store`]: content-addressed objects on disk, crash-safe, resumable.
+//! - [`sync`]: pull-based anti-entropy between validators.
+//! - [`api`]: the peer routes (mutual TLS) and the local application API
+//!   (plain HTTP, `[listen] app`), including push.
+//!
+//! The protocol is in docs/protocol.md, the carriage design in
+//! docs/artifact-carriage.md.
+
+pub mod api;
+pub mod store;
+pub mod sync;
+
+use crate::config::ArtifactsConfig;
+use crate::metrics::Metrics;
+use hyper::body::{Body, Bytes};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use store::{Checker, ClaimResult, Limits, Meta, Store, StoreError};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use vault::artifact::{check_not_rollback_held, SignedArtifact, TrustPolicy, VerifiedArtifact};
+
+/// Most manifest digests remembered as refused (so a bad manifest offered
+/// again by a peer is neither refetched nor counted twice).
+const MAX_REFUSED: usize = 4096;
+/// Bytes of a chunk buffered before each write to the payload file.
+const WRITE_BUF: usize = 256 << 10;
+
+/// Why an artifact, or one chunk of it, was refused: an HTTP status, the
+/// verification-failure reason if it was one, and a message naming it.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// HTTP status to answer with.
+    pub status: u16,
+    /// Verification failure reason (metric label), if that is what it was.
+    pub reason: Option<&'static str>,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl Refusal {
+    fn verification(reason: &'static str, message: String) -> Self {
+        Refusal {
+            status: 422,
+            reason: Some(reason),
+            message,
+        }
+    }
+
+    fn other(status: u16, message: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            reason: None,
+            message: message.into(),
+        }
+    }
+
+    fn store(e: StoreError) -> Self {
+        let status = match e {
+            StoreError::TooLarge { .. } => 413,
+            StoreError::StoreFull { .. } | StoreError::NoSpace { .. } => 507,
+            StoreError::Unknown(_) => 404,
+            StoreError::ChunkIndex { .. } => 400,
+            StoreError::Busy(_) => 409,
+            StoreError::Io { .. } => 500,
+        };
+        Refusal::other(status, e.to_string())
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.reason {
+            Some(r) => write!(f, "refused ({r}): {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// An admitted (verified, stored) manifest.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Admitted {
+    /// Manifest digest (hex).
+    pub digest: String,
+    /// Model name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Number of chunks.
+    pub chunks: usize,
+    /// Chunk size in bytes.
+    pub chunk_size: u64,
+    /// Indices of chunks still missing.
+    pub missing: Vec<usize>,
+    /// True once the artifact is fully verified and served.
+    pub complete: bool,
+}
+
+/// What receiving one chunk achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkOutcome {
+    /// Verified and stored.
+    Stored,
+    /// Verified and stored, and it completed the artifact.
+    Completed,
+    /// Already verified before; the body was not read.
+    AlreadyHad,
+}
+
+/// The newest version of a name learned here but not yet verified.
+#[derive(Debug, Clone)]
+struct Pending {
+    version: semver::Version,
+    digest: [u8; 32],
+    since: Instant,
+}
+
+/// Handles on the artifact metrics (cheap clones of the registered ones).
+#[derive(Clone)]
+struct ArtMetrics {
+    held: prometheus::IntGauge,
+    replicated: prometheus::IntCounter,
+    failures: prometheus::IntCounterVec,
+    lag: prometheus::GaugeVec,
+}
+
+impl ArtMetrics {
+    fn fail(&self, reason: &'static str) {
+        self.failures.with_label_values(&[reason]).inc();
+    }
+}
+
+/// The artifact service of one validator.
+pub struct Artifacts {
+    m: ArtMetrics,
+    policy: TrustPolicy,
+    /// Settings from `[artifacts]`.
+    pub settings: ArtifactsConfig,
+    /// The store.
+    pub store: Mutex<Store>,
+    pending: Mutex<BTreeMap<String, Pending>>,
+    refused: Mutex<BTreeMap<[u8; 32], &'static str>>,
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The store's view of a verified manifest.
+pub fn meta_of(v: &VerifiedArtifact) -> Meta {
+    Meta {
+        name: v.name().to_string(),
+        version: v.version().clone(),
+        payload_len: v.payload_len(),
+        chunk_size: u64::from(v.chunk_size()),
+        chunks: v.chunks().to_vec(),
+        payload_digest: v.payload_digest(),
+        digest: v.manifest_digest(),
+    }
+}
+
+/// Verifies stored objects with the trust policy at start.
+struct PolicyChecker<'a>(&'a TrustPolicy);
+
+impl PolicyChecker<'_> {
+    fn verified(&self, encoded: &[u8]) -> Result<VerifiedArtifact, (&'static str, String)> {
+        SignedArtifact::decode(encoded)
+            .and_then(|s| s.verify(self.0, now_unix()))
+            .map_err(|e| (e.reason(), e.to_string()))
+    }
+}
+
+impl Checker for PolicyChecker<'_> {
+    fn load(&self, encoded: &[u8]) -> Result<Meta, (&'static str, String)> {
+        self.verified(encoded).map(|v| meta_of(&v))
+    }
+
+    fn check_payload(&self, encoded: &[u8], payload: &Path) -> Result<(), (&'static str, String)> {
+        let v = self.verified(encoded)?;
+        let f = std::fs::File::open(payload).map_err(|e| ("format", e.to_string()))?;
+        vault::artifact::check_payload(&v, std::io::BufReader::with_capacity(64 << 10, f))
+            .map_err(|e| (e.reason(), e.to_string()))
+    }
+}
+
+impl Artifacts {
+    /// Opens the artifact service if `settings.policy` is set (else `None`):
+    /// loads the trust policy and the store under `data_dir/artifacts`,
+    /// re-verifying what is stored, and finishes objects a crash left fully
+    /// received but not yet marked complete.
+    pub fn open(
+        data_dir: &Path,
+        settings: &ArtifactsConfig,
+        metrics: &Metrics,
+    ) -> anyhow::Result<Option<Arc<Artifacts>>> {
+        use anyhow::Context;
+        let Some(policy_path) = &settings.policy else {
+            return Ok(None);
+        };
+        let policy = TrustPolicy::load(policy_path)
+            .with_context(|| format!("artifacts.policy {}", policy_path.display()))?;
+        let limits = Limits {
+            max_artifact_bytes: settings.max_artifact_bytes,
+            max_store_bytes: settings.max_store_bytes,
+        };
+        let (store, skipped) =
+            Store::open(&data_dir.join("artifacts"), limits, &PolicyChecker(&policy))?;
+        let m = ArtMetrics {
+            held: metrics.artifacts_held.clone(),
+            replicated: metrics.artifact_bytes_replicated.clone(),
+            failures: metrics.artifact_verification_failures.clone(),
+            lag: metrics.artifact_replication_lag.clone(),
+        };
+        for s in &skipped {
+            m.fail(s.reason);
+        }
+        let art = Arc::new(Artifacts {
+            m,
+            policy,
+            settings: settings.clone(),
+            store: Mutex::new(store),
+            pending: Mutex::new(BTreeMap::new()),
+            refused: Mutex::new(BTreeMap::new()),
+        });
+        let unfinished: Vec<[u8; 32]> = art
+            .lock()
+            .objects()
+            .filter(|o| !o.complete && o.missing().is_empty())
+            .map(|o| o.meta.digest)
+            .collect();
+        for d in unfinished {
+            if let Err(r) = art.finalize(&d) {
+                tracing::warn!(digest = %hex::encode(d), "stored artifact refused: {r}");
+            }
+        }
+        for o in art.lock().objects().filter(|o| !o.complete) {
+            tracing::info!(
+                name = %o.meta.name, version = %o.meta.version,
+                verified = o.verified_count(), chunks = o.meta.chunks.len(),
+                "resuming artifact: {} of {} chunks already verified",
+                o.verified_count(), o.meta.chunks.len()
+            );
+        }
+        art.refresh_held();
+        Ok(Some(art))
+    }
+
+    /// The store, locked (a poisoned lock is recovered: the store's state
+    /// is on disk and every update to it is atomic).
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// True if the manifest `digest` was refused before.
+    pub fn was_refused(&self, digest: &[u8; 32]) -> bool {
+        self.refused
+            .lock()
+            .map(|r| r.contains_key(digest))
+            .unwrap_or(false)
+    }
+
+    fn remember_refusal(&self, digest: [u8; 32], reason: &'static str) {
+        if let Ok(mut r) = self.refused.lock() {
+            if r.len() >= MAX_REFUSED {
+                r.pop_first();
+            }
+            r.insert(digest, reason);
+        }
+    }
+
+    fn refresh_held(&self) {
+        self.m.held.set(self.lock().complete().count() as i64);
+    }
+
+    /// Verifies a signed manifest (from a push, or from a peer when
+    /// `expected` is the digest asked for) and records it in the store.
+    /// Nothing is stored unless it verifies; failures are counted.
+    pub fn admit(&self, encoded: &[u8], expected: Option<&[u8; 32]>) -> Result<Admitted, Refusal> {
+        let refuse = |reason: &'static str, message: String, digest: Option<[u8; 32]>| {
+            self.m.fail(reason);
+            if let Some(d) = digest {
+                self.remember_refusal(d, reason);
+            }
+            Refusal::verification(reason, message)
+        };
+        let signed = SignedArtifact::decode(encoded)
+            .map_err(|e| refuse(e.reason(), e.to_string(), expected.copied()))?;
+        let digest = signed.digest();
+        if let Some(want) = expected {
+            if !vault::artifact::manifest::ct_eq(want, &digest) {
+                return Err(refuse(
+                    "digest",
+                    format!(
+                        "manifest served for {} has digest {}",
+                        hex::encode(want),
+                        hex::encode(digest)
+                    ),
+                    Some(*want),
+                ));
+            }
+        }
+        let verified = signed
+            .verify(&self.policy, now_unix())
+            .map_err(|e| refuse(e.reason(), e.to_string(), Some(digest)))?;
+        let meta = meta_of(&verified);
+        let mut store = self.lock();
+        if store.get(&digest).is_none() {
+            // Rollback: compare with the newest version of the name held
+            // or being received (partial objects are verified manifests).
+            let newest = store
+                .objects()
+                .filter(|o| o.meta.name == meta.name)
+                .max_by(|a, b| a.meta.version.cmp(&b.meta.version))
+                .map(|o| (o.meta.version.clone(), o.meta.digest));
+            check_not_rollback_held(&verified, newest.as_ref().map(|(v, d)| (v, d)))
+                .map_err(|e| refuse(e.reason(), e.to_string(), Some(digest)))?;
+            store.admit(meta.clone(), encoded).map_err(Refusal::store)?;
+            tracing::info!(name = %meta.name, version = %meta.version, digest = %hex::encode(digest), bytes = meta.payload_len, "artifact manifest verified and admitted");
+            if let Ok(mut p) = self.pending.lock() {
+                let newer = p
+                    .get(&meta.name)
+                    .is_none_or(|old| old.version < meta.version);
+                if newer {
+                    p.insert(
+                        meta.name.clone(),
+                        Pending {
+                            version: meta.version.clone(),
+                            digest,
+                            since: Instant::now(),
+                        },
+                    );
+                }
+            }
+        }
+        let obj = store
+            .get(&digest)
+            .ok_or_else(|| Refusal::other(500, "artifact vanished from the store"))?;
+        Ok(Admitted {
+            digest: hex::encode(digest),
+            name: meta.name,
+            version: meta.version.to_string(),
+            chunks: meta.chunks.len(),
+            chunk_size: meta.chunk_size,
+            missing: obj.missing(),
+            complete: obj.complete,
+        })
+    }
+
+    /// Receives chunk `index` of artifact `digest` from `body`, streaming it
+    /// to disk while hashing; it is marked verified only if the hash and
+    /// length match. Completing the last chunk runs the full payload check.
+    /// `from_peer` counts the bytes as replicated.
+    pub async fn receive_chunk<B>(
+        self: &Arc<Self>,
+        digest: [u8; 32],
+        index: usize,
+        body: B,
+        from_peer: bool,
+    ) -> Result<ChunkOutcome, Refusal>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: std::fmt::Display,
+    {
+        let claim = match self.lock().claim(&digest, index) {
+            Ok(ClaimResult::Claimed(c)) => c,
+            Ok(ClaimResult::AlreadyVerified) => return Ok(ChunkOutcome::AlreadyHad),
+            Err(e) => return Err(Refusal::store(e)),
+        };
+        // Releases the claim on every early return.
+        struct Guard<'a>(&'a Artifacts, Option<store::Claim>);
+        impl Drop for Guard<'_> {
+            fn drop(&mut self) {
+                if let Some(c) = self.1.take() {
+                    self.0.lock().release(&c);
+                }
+            }
+        }
+        let mut guard = Guard(self, Some(claim.clone()));
+        let io =
+            |e: std::io::Error| Refusal::other(500, format!("artifact store: chunk {index}: {e}"));
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .open(&claim.payload)
+            .await
+            .map_err(io)?;
+        file.seek(std::io::SeekFrom::Start(claim.offset))
+            .await
+            .map_err(io)?;
+        let mut hasher = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        let mut received = 0u64;
+        // Bodies arrive in TLS-record-sized frames: write in larger pieces.
+        let mut buf = Vec::with_capacity(WRITE_BUF.min(claim.len as usize));
+        let mut body = body;
+        use http_body_util::BodyExt;
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|e| Refusal::other(400, format!("chunk {index}: body: {e}")))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            received += data.len() as u64;
+            if received > claim.len {
+                self.m.fail("chunk");
+                return Err(Refusal::verification(
+                    "chunk",
+                    format!("chunk {index} is longer than its {} bytes", claim.len),
+                ));
+            }
+            hasher.update(&data);
+            buf.extend_from_slice(&data);
+            if buf.len() >= WRITE_BUF {
+                file.write_all(&buf).await.map_err(io)?;
+                buf.clear();
+            }
+        }
+        file.write_all(&buf).await.map_err(io)?;
+        drop(buf);
+        let hash = hasher.finish();
+        if received != claim.len || hash.as_ref() != claim.expected {
+            self.m.fail("chunk");
+            return Err(Refusal::verification(
+                "chunk",
+                format!("chunk {index} ({received} bytes) does not match its hash in the manifest"),
+            ));
+        }
+        file.sync_data().await.map_err(io)?;
+        drop(file);
+        let claim = guard.1.take().expect("claim held");
+        let this = self.clone();
+        let all = tokio::task::spawn_blocking(move || this.lock().mark_verified(&claim))
+            .await
+            .map_err(|e| Refusal::other(500, e.to_string()))?
+            .map_err(Refusal::store)?;
+        if from_peer {
+            self.m.replicated.inc_by(received);
+        }
+        if !all {
+            return Ok(ChunkOutcome::Stored);
+        }
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.finalize(&digest))
+            .await
+            .map_err(|e| Refusal::other(500, e.to_string()))??;
+        Ok(ChunkOutcome::Completed)
+    }
+
+    /// Runs the full payload check on a fully received object and marks it
+    /// complete; an object that fails is removed and its digest remembered.
+    fn finalize(&self, digest: &[u8; 32]) -> Result<(), Refusal> {
+        let (encoded_path, payload) = {
+            let store = self.lock();
+            let o = store
+                .get(digest)
+                .ok_or_else(|| Refusal::other(404, "unknown artifact"))?;
+            (o.manifest_path(), o.payload_path())
+        };
+        let encoded = vault::fsio::read_limited(&encoded_path, store::MAX_MANIFEST_BYTES)
+            .map_err(|e| Refusal::other(500, e.to_string()))?;
+        if let Err((reason, message)) =
+            PolicyChecker(&self.policy).check_payload(&encoded, &payload)
+        {
+            self.m.fail(reason);
+            self.remember_refusal(*digest, reason);
+            let _ = self.lock().remove(digest);
+            tracing::warn!(digest = %hex::encode(digest), reason, "artifact payload refused: {message}");
+            return Err(Refusal::verification(reason, message));
+        }
+        let mut store = self.lock();
+        store.mark_complete(digest).map_err(Refusal::store)?;
+        let o = store
+            .get(digest)
+            .ok_or_else(|| Refusal::other(404, "unknown artifact"))?;
+        let (name, version) = (o.meta.name.clone(), o.meta.version.clone());
+        drop(store);
+        let lag = self.pending.lock().ok().and_then(|mut p| {
+            let done = p.get(&name).is_some_and(|q| q.version <= version);
+            done.then(|| p.remove(&name)).flatten()
+        });
+        if let Some(p) = &lag {
+            tracing::info!(name = %name, version = %version, digest = %hex::encode(p.digest), seconds = p.since.elapsed().as_secs_f64(), "artifact verified in full and served");
+        }
+        self.m.lag.with_label_values(&[&name]).set(0.0);
+        self.refresh_held();
+        Ok(())
+    }
+
+    /// Sets the replication lag of every name with a newer version learned
+    /// but not yet verified here.
+    pub fn refresh_lag(&self) {
+        if let Ok(p) = self.pending.lock() {
+            for (name, q) in p.iter() {
+                self.m
+                    .lag
+                    .with_label_values(&[name])
+                    .set(q.since.elapsed().as_secs_f64());
+            }
+        }
+    }
+}
+
+impl Artifacts {
+    /// Counts one verification failure under `reason`.
+    pub fn count_failure(&self, reason: &'static str) {
+        self.m.fail(reason);
+    }
+
+    /// Counts verified bytes received from peers.
+    pub fn count_replicated(&self, bytes: u64) {
+        self.m.replicated.inc_by(bytes);
+    }
+}

@@ -1,0 +1,839 @@
+//! The artifact store: content-addressed objects on disk, crash-safe.
+//!
+//! ```text
+//! <data_dir>/artifacts/
+//!   objects/<manifest-digest-hex>/
+//!     artifact.pqva   the signed manifest, exactly as received
+//!     payload         preallocated to the payload length; chunk i at i·chunk_size
+//!     verified        bitmap of chunks verified on arrival (PQAB, written atomically)
+//!     complete        present only once every chunk and the whole payload
+//!                     (`check_payload`) verified: the only objects served
+//!   staging/          objects being created; emptied at start
+//! ```
+//!
+//! An object directory appears (by rename) only once its manifest, bitmap
+//! and fully preallocated payload are on disk, so a full disk is reported
+//! when an artifact is admitted, never half-way through it, and nothing
+//! already stored is touched. A chunk's bit is set only after its bytes
+//! are fsynced, and the bitmap is replaced atomically, so after a crash
+//! every set bit names a verified chunk (restart re-hashes them anyway) and
+//! no verified chunk is fetched twice. The store never reads a whole payload
+//! into memory: chunks are written and hashed as they stream in.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+use vault::fsio::{self, Mode};
+
+/// Largest signed manifest accepted.
+pub const MAX_MANIFEST_BYTES: u64 = vault::artifact::MAX_MANIFEST_LEN as u64;
+
+const MANIFEST: &str = "artifact.pqva";
+const PAYLOAD: &str = "payload";
+const BITMAP: &str = "verified";
+const COMPLETE: &str = "complete";
+const BITMAP_MAGIC: &[u8; 4] = b"PQAB";
+const BITMAP_VERSION: u8 = 1;
+
+/// What the store needs to know of a verified manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    /// Model name.
+    pub name: String,
+    /// Version.
+    pub version: semver::Version,
+    /// Payload length in bytes.
+    pub payload_len: u64,
+    /// Chunk size in bytes (the last chunk may be shorter).
+    pub chunk_size: u64,
+    /// SHA-256 of every chunk, in order.
+    pub chunks: Vec<[u8; 32]>,
+    /// Digest of the whole payload (the ETag).
+    pub payload_digest: [u8; 32],
+    /// Digest of the signed manifest: the object's address.
+    pub digest: [u8; 32],
+}
+
+impl Meta {
+    /// Offset and length of chunk `i`.
+    pub fn chunk_range(&self, i: usize) -> Option<(u64, u64)> {
+        if i >= self.chunks.len() {
+            return None;
+        }
+        let off = (i as u64).checked_mul(self.chunk_size)?;
+        let len = self.chunk_size.min(self.payload_len.checked_sub(off)?);
+        Some((off, len))
+    }
+}
+
+/// Why a store operation failed; every variant names what is wrong.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// A file-system operation failed.
+    #[error("artifact store: cannot {op} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// Path involved.
+        path: PathBuf,
+        /// Cause.
+        source: io::Error,
+    },
+    /// The disk is full: the artifact was not admitted, nothing stored was lost.
+    #[error("artifact store: no space left on the device for {need} more bytes at {}; nothing stored was changed", path.display())]
+    NoSpace {
+        /// Where.
+        path: PathBuf,
+        /// Bytes needed.
+        need: u64,
+    },
+    /// The payload is larger than `max_artifact_bytes`.
+    #[error("artifact of {size} bytes exceeds max_artifact_bytes ({max})")]
+    TooLarge {
+        /// Payload length.
+        size: u64,
+        /// Limit.
+        max: u64,
+    },
+    /// Admitting the artifact would exceed `max_store_bytes`.
+    #[error(
+        "artifact of {size} bytes does not fit: store holds {used} of max_store_bytes ({max})"
+    )]
+    StoreFull {
+        /// Payload length.
+        size: u64,
+        /// Bytes already held.
+        used: u64,
+        /// Limit.
+        max: u64,
+    },
+    /// No object with that manifest digest.
+    #[error("no artifact with manifest digest {0}")]
+    Unknown(String),
+    /// The chunk index is out of range.
+    #[error("chunk {index} out of range: the artifact has {count} chunks")]
+    ChunkIndex {
+        /// Index asked for.
+        index: usize,
+        /// Chunks in the artifact.
+        count: usize,
+    },
+    /// Another transfer is writing that chunk right now.
+    #[error("chunk {0} is being received by another transfer")]
+    Busy(usize),
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| {
+        if source.raw_os_error() == Some(28) {
+            // ENOSPC
+            StoreError::NoSpace {
+                path: path.to_path_buf(),
+                need: 0,
+            }
+        } else {
+            StoreError::Io {
+                op,
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    }
+}
+
+fn fs_err(e: fsio::FsError) -> StoreError {
+    match e {
+        fsio::FsError::Io { op, path, source } => io_err(op, &path)(source),
+        other => StoreError::Io {
+            op: "write",
+            path: PathBuf::new(),
+            source: io::Error::other(other.to_string()),
+        },
+    }
+}
+
+/// SHA-256 of `bytes` (the chunk hash).
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// Size limits of the store.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest payload accepted.
+    pub max_artifact_bytes: u64,
+    /// Largest total of all payloads (complete and in progress).
+    pub max_store_bytes: u64,
+}
+
+/// One object: a verified manifest and the state of its payload.
+#[derive(Debug, Clone)]
+pub struct Object {
+    /// The manifest's contents.
+    pub meta: Meta,
+    /// Its directory.
+    pub dir: PathBuf,
+    verified: Vec<bool>,
+    /// Every chunk and the whole payload verified: may be served.
+    pub complete: bool,
+}
+
+impl Object {
+    /// Path of the payload file.
+    pub fn payload_path(&self) -> PathBuf {
+        self.dir.join(PAYLOAD)
+    }
+    /// Path of the signed manifest.
+    pub fn manifest_path(&self) -> PathBuf {
+        self.dir.join(MANIFEST)
+    }
+    /// Number of chunks verified so far.
+    pub fn verified_count(&self) -> usize {
+        self.verified.iter().filter(|v| **v).count()
+    }
+    /// Indices of chunks not yet verified.
+    pub fn missing(&self) -> Vec<usize> {
+        (0..self.verified.len())
+            .filter(|&i| !self.verified[i])
+            .collect()
+    }
+    /// True if chunk `i` is verified.
+    pub fn is_verified(&self, i: usize) -> bool {
+        self.verified.get(i).copied().unwrap_or(false)
+    }
+}
+
+/// A chunk reserved for one writer: where to write and what it must hash to.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// Manifest digest of the artifact.
+    pub digest: [u8; 32],
+    /// Chunk index.
+    pub index: usize,
+    /// Offset in the payload file.
+    pub offset: u64,
+    /// Exact length of the chunk.
+    pub len: u64,
+    /// Its SHA-256.
+    pub expected: [u8; 32],
+    /// The payload file.
+    pub payload: PathBuf,
+}
+
+/// Outcome of [`Store::claim`].
+#[derive(Debug)]
+pub enum ClaimResult {
+    /// The caller must write and verify the chunk, then release it.
+    Claimed(Claim),
+    /// Already verified: nothing to do.
+    AlreadyVerified,
+}
+
+/// An object found on disk at start that could not be loaded as it was.
+#[derive(Debug)]
+pub struct Skipped {
+    /// Directory.
+    pub dir: PathBuf,
+    /// Failure reason (`ArtifactError::reason` vocabulary, or `format`).
+    pub reason: &'static str,
+    /// What was wrong.
+    pub message: String,
+}
+
+/// Checks run on stored objects at start.
+pub trait Checker {
+    /// Decodes and verifies a stored signed manifest.
+    fn load(&self, encoded: &[u8]) -> Result<Meta, (&'static str, String)>;
+    /// Verifies a complete payload in full (bounded memory).
+    fn check_payload(&self, encoded: &[u8], payload: &Path) -> Result<(), (&'static str, String)>;
+}
+
+/// The store: objects by manifest digest.
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+    limits: Limits,
+    objects: BTreeMap<[u8; 32], Object>,
+    claims: HashSet<([u8; 32], usize)>,
+}
+
+fn bitmap_encode(bits: &[bool]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9 + bits.len().div_ceil(8));
+    out.extend_from_slice(BITMAP_MAGIC);
+    out.push(BITMAP_VERSION);
+    out.extend_from_slice(&(bits.len() as u32).to_le_bytes());
+    let mut bytes = vec![0u8; bits.len().div_ceil(8)];
+    for (i, b) in bits.iter().enumerate() {
+        if *b {
+            bytes[i / 8] |= 1 << (i % 8);
+        }
+    }
+    out.extend_from_slice(&bytes);
+    out
+}
+
+/// Decodes a `verified` bitmap of `count` chunks (format in docs/artifacts.md).
+pub fn bitmap_decode(bytes: &[u8], count: usize) -> Result<Vec<bool>, String> {
+    if bytes.len() < 9 || &bytes[..4] != BITMAP_MAGIC {
+        return Err("not a PQAB bitmap".into());
+    }
+    if bytes[4] != BITMAP_VERSION {
+        return Err(format!("bitmap version {} unsupported", bytes[4]));
+    }
+    let n = u32::from_le_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]) as usize;
+    if n != count || bytes.len() != 9 + count.div_ceil(8) {
+        return Err(format!("bitmap is for {n} chunks, artifact has {count}"));
+    }
+    Ok((0..count)
+        .map(|i| bytes[9 + i / 8] & (1 << (i % 8)) != 0)
+        .collect())
+}
+
+/// Reserves `len` bytes for `f` (ENOSPC now rather than half-way through).
+fn preallocate(f: &File, path: &Path, len: u64) -> Result<(), StoreError> {
+    if len == 0 {
+        return Ok(());
+    }
+    match rustix::fs::fallocate(f, rustix::fs::FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::NOSPC || e == rustix::io::Errno::FBIG => {
+            Err(StoreError::NoSpace {
+                path: path.to_path_buf(),
+                need: len,
+            })
+        }
+        // File systems without fallocate: a sparse file of the right length.
+        Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => {
+            f.set_len(len).map_err(io_err("size", path))
+        }
+        Err(e) => Err(io_err("preallocate", path)(e.into())),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("fsync directory", dir))
+}
+
+impl Store {
+    /// Opens (creating) the store under `root`, loading every object:
+    /// manifests are verified again, verified chunks of partial objects are
+    /// re-hashed, complete payloads are checked in full. An object that
+    /// fails is reported in the returned list and not served: its chunks
+    /// are marked unverified so they are fetched again.
+    pub fn open(
+        root: &Path,
+        limits: Limits,
+        checker: &dyn Checker,
+    ) -> Result<(Store, Vec<Skipped>), StoreError> {
+        let objects_dir = root.join("objects");
+        let staging = root.join("staging");
+        fs::create_dir_all(&objects_dir).map_err(io_err("create", &objects_dir))?;
+        if staging.exists() {
+            fs::remove_dir_all(&staging).map_err(io_err("clear", &staging))?;
+        }
+        fs::create_dir_all(&staging).map_err(io_err("create", &staging))?;
+        let mut store = Store {
+            root: root.to_path_buf(),
+            limits,
+            objects: BTreeMap::new(),
+            claims: HashSet::new(),
+        };
+        let mut skipped = Vec::new();
+        let entries = fs::read_dir(&objects_dir).map_err(io_err("list", &objects_dir))?;
+        for entry in entries {
+            let dir = entry.map_err(io_err("list", &objects_dir))?.path();
+            match store.load_object(&dir, checker) {
+                Ok(obj) => {
+                    store.objects.insert(obj.meta.digest, obj);
+                }
+                Err((reason, message)) => {
+                    tracing::warn!(dir = %dir.display(), reason, "stored artifact not loaded: {message}");
+                    skipped.push(Skipped {
+                        dir,
+                        reason,
+                        message,
+                    });
+                }
+            }
+        }
+        Ok((store, skipped))
+    }
+
+    fn load_object(
+        &self,
+        dir: &Path,
+        checker: &dyn Checker,
+    ) -> Result<Object, (&'static str, String)> {
+        let fmt = |m: String| ("format", m);
+        let encoded = fsio::read_limited(&dir.join(MANIFEST), MAX_MANIFEST_BYTES)
+            .map_err(|e| fmt(e.to_string()))?;
+        let meta = checker.load(&encoded)?;
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+        if name.as_deref() != Some(hex::encode(meta.digest).as_str()) {
+            return Err(("digest", "directory name is not the manifest digest".into()));
+        }
+        let payload = dir.join(PAYLOAD);
+        let len = fs::metadata(&payload)
+            .map_err(|e| fmt(format!("payload: {e}")))?
+            .len();
+        if len != meta.payload_len {
+            return Err(fmt(format!(
+                "payload file is {len} bytes, manifest says {}",
+                meta.payload_len
+            )));
+        }
+        let count = meta.chunks.len();
+        let bitmap = fs::read(dir.join(BITMAP))
+            .map_err(|e| e.to_string())
+            .and_then(|b| bitmap_decode(&b, count));
+        let mut verified = bitmap.unwrap_or_else(|e| {
+            tracing::warn!(dir = %dir.display(), "chunk bitmap unusable ({e}): every chunk will be fetched again");
+            vec![false; count]
+        });
+        let mut obj = Object {
+            meta,
+            dir: dir.to_path_buf(),
+            verified: verified.clone(),
+            complete: false,
+        };
+        if dir.join(COMPLETE).exists() && verified.iter().all(|v| *v) {
+            match checker.check_payload(&encoded, &payload) {
+                Ok(()) => {
+                    obj.complete = true;
+                    return Ok(obj);
+                }
+                Err((reason, m)) => {
+                    tracing::warn!(dir = %dir.display(), reason, "stored payload failed its check ({m}); fetching it again");
+                    let _ = fs::remove_file(dir.join(COMPLETE));
+                }
+            }
+        }
+        // Re-hash what the bitmap calls verified (local reads only).
+        let mut f = File::open(&payload).map_err(|e| fmt(e.to_string()))?;
+        let mut buf = Vec::new();
+        for (i, v) in verified.iter_mut().enumerate() {
+            if !*v {
+                continue;
+            }
+            let (off, len) = obj.meta.chunk_range(i).unwrap_or((0, 0));
+            buf.resize(len as usize, 0);
+            let ok = f.seek(SeekFrom::Start(off)).is_ok()
+                && f.read_exact(&mut buf).is_ok()
+                && sha256(&buf) == obj.meta.chunks[i];
+            *v = ok;
+        }
+        if verified != obj.verified {
+            obj.verified = verified;
+            let _ = fsio::write_atomic(
+                &dir.join(BITMAP),
+                &bitmap_encode(&obj.verified),
+                Mode::Public,
+                true,
+            );
+        }
+        Ok(obj)
+    }
+
+    /// Bytes of payload held or reserved (complete and partial objects).
+    pub fn used_bytes(&self) -> u64 {
+        self.objects.values().map(|o| o.meta.payload_len).sum()
+    }
+
+    /// The object with manifest digest `digest`.
+    pub fn get(&self, digest: &[u8; 32]) -> Option<&Object> {
+        self.objects.get(digest)
+    }
+
+    /// Every object (complete or not).
+    pub fn objects(&self) -> impl Iterator<Item = &Object> {
+        self.objects.values()
+    }
+
+    /// Complete objects: the only ones listed to peers or served.
+    pub fn complete(&self) -> impl Iterator<Item = &Object> {
+        self.objects.values().filter(|o| o.complete)
+    }
+
+    /// The newest complete version of `name`.
+    pub fn newest(&self, name: &str) -> Option<&Object> {
+        self.complete()
+            .filter(|o| o.meta.name == name)
+            .max_by(|a, b| a.meta.version.cmp(&b.meta.version))
+    }
+
+    /// The complete object of `name` at `version` (its textual form).
+    pub fn find(&self, name: &str, version: &str) -> Option<&Object> {
+        self.complete()
+            .find(|o| o.meta.name == name && o.meta.version.to_string() == version)
+    }
+
+    /// Records a new object for a verified manifest, preallocating its
+    /// payload. Refuses it (changing nothing) if it is too large for the
+    /// limits or the disk. Returns false if it was already known.
+    pub fn admit(&mut self, meta: Meta, encoded: &[u8]) -> Result<bool, StoreError> {
+        if self.objects.contains_key(&meta.digest) {
+            return Ok(false);
+        }
+        if meta.payload_len > self.limits.max_artifact_bytes {
+            return Err(StoreError::TooLarge {
+                size: meta.payload_len,
+                max: self.limits.max_artifact_bytes,
+            });
+        }
+        let used = self.used_bytes();
+        if used.saturating_add(meta.payload_len) > self.limits.max_store_bytes {
+            return Err(StoreError::StoreFull {
+                size: meta.payload_len,
+                used,
+                max: self.limits.max_store_bytes,
+            });
+        }
+        let hexd = hex::encode(meta.digest);
+        let stage = self.root.join("staging").join(&hexd);
+        let result = (|| {
+            if stage.exists() {
+                fs::remove_dir_all(&stage).map_err(io_err("clear", &stage))?;
+            }
+            fs::create_dir_all(&stage).map_err(io_err("create", &stage))?;
+            fsio::write_atomic(&stage.join(MANIFEST), encoded, Mode::Public, false)
+                .map_err(fs_err)?;
+            let payload = stage.join(PAYLOAD);
+            let f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&payload)
+                .map_err(io_err("create", &payload))?;
+            preallocate(&f, &payload, meta.payload_len)?;
+            f.set_len(meta.payload_len)
+                .map_err(io_err("size", &payload))?;
+            f.sync_all().map_err(io_err("fsync", &payload))?;
+            let bits = vec![false; meta.chunks.len()];
+            fsio::write_atomic(
+                &stage.join(BITMAP),
+                &bitmap_encode(&bits),
+                Mode::Public,
+                false,
+            )
+            .map_err(fs_err)?;
+            sync_dir(&stage)?;
+            let dest = self.root.join("objects").join(&hexd);
+            fs::rename(&stage, &dest).map_err(io_err("move into place", &dest))?;
+            sync_dir(&self.root.join("objects"))?;
+            Ok(dest)
+        })();
+        match result {
+            Ok(dir) => {
+                let count = meta.chunks.len();
+                self.objects.insert(
+                    meta.digest,
+                    Object {
+                        meta,
+                        dir,
+                        verified: vec![false; count],
+                        complete: false,
+                    },
+                );
+                Ok(true)
+            }
+            Err(e) => {
+                let _ = fs::remove_dir_all(&stage);
+                Err(match e {
+                    StoreError::NoSpace { path, .. } => StoreError::NoSpace {
+                        path,
+                        need: meta.payload_len,
+                    },
+                    other => other,
+                })
+            }
+        }
+    }
+
+    /// Reserves chunk `index` of `digest` for one writer.
+    pub fn claim(&mut self, digest: &[u8; 32], index: usize) -> Result<ClaimResult, StoreError> {
+        let obj = self
+            .objects
+            .get(digest)
+            .ok_or_else(|| StoreError::Unknown(hex::encode(digest)))?;
+        let count = obj.meta.chunks.len();
+        let (offset, len) = obj
+            .meta
+            .chunk_range(index)
+            .ok_or(StoreError::ChunkIndex { index, count })?;
+        if obj.is_verified(index) {
+            return Ok(ClaimResult::AlreadyVerified);
+        }
+        if !self.claims.insert((*digest, index)) {
+            return Err(StoreError::Busy(index));
+        }
+        Ok(ClaimResult::Claimed(Claim {
+            digest: *digest,
+            index,
+            offset,
+            len,
+            expected: obj.meta.chunks[index],
+            payload: obj.payload_path(),
+        }))
+    }
+
+    /// Releases a claim without marking the chunk (it failed).
+    pub fn release(&mut self, claim: &Claim) {
+        self.claims.remove(&(claim.digest, claim.index));
+    }
+
+    /// Marks a claimed chunk verified (its bytes must already be fsynced)
+    /// and persists the bitmap atomically. Returns true when every chunk of
+    /// the artifact is verified.
+    pub fn mark_verified(&mut self, claim: &Claim) -> Result<bool, StoreError> {
+        self.claims.remove(&(claim.digest, claim.index));
+        let obj = self
+            .objects
+            .get_mut(&claim.digest)
+            .ok_or_else(|| StoreError::Unknown(hex::encode(claim.digest)))?;
+        let mut bits = obj.verified.clone();
+        bits[claim.index] = true;
+        fsio::write_atomic(
+            &obj.dir.join(BITMAP),
+            &bitmap_encode(&bits),
+            Mode::Public,
+            true,
+        )
+        .map_err(fs_err)?;
+        obj.verified = bits;
+        Ok(obj.verified.iter().all(|v| *v))
+    }
+
+    /// Marks a fully verified object complete (servable), durably.
+    pub fn mark_complete(&mut self, digest: &[u8; 32]) -> Result<(), StoreError> {
+        let obj = self
+            .objects
+            .get_mut(digest)
+            .ok_or_else(|| StoreError::Unknown(hex::encode(digest)))?;
+        let marker = format!("{}\n", hex::encode(obj.meta.payload_digest));
+        fsio::write_atomic(
+            &obj.dir.join(COMPLETE),
+            marker.as_bytes(),
+            Mode::Public,
+            true,
+        )
+        .map_err(fs_err)?;
+        obj.complete = true;
+        Ok(())
+    }
+
+    /// Deletes an object that can never verify (its signed manifest names a
+    /// payload that fails the full check).
+    pub fn remove(&mut self, digest: &[u8; 32]) -> Result<(), StoreError> {
+        if let Some(obj) = self.objects.remove(digest) {
+            let trash = self
+                .root
+                .join("staging")
+                .join(format!("removed-{}", hex::encode(digest)));
+            fs::rename(&obj.dir, &trash).map_err(io_err("move out", &obj.dir))?;
+            let _ = fs::remove_dir_all(&trash);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Test manifests: `name|version|chunk_size|` then the payload itself
+    /// (the test checker derives chunk hashes from it).
+    struct TestChecker;
+
+    fn meta_for(name: &str, version: &str, chunk: u64, payload: &[u8]) -> (Meta, Vec<u8>) {
+        let encoded = [format!("{name}|{version}|{chunk}|").as_bytes(), payload].concat();
+        (TestChecker.load(&encoded).unwrap(), encoded)
+    }
+
+    impl Checker for TestChecker {
+        fn load(&self, encoded: &[u8]) -> Result<Meta, (&'static str, String)> {
+            let mut parts = encoded.splitn(4, |b| *b == b'|');
+            let name = String::from_utf8(parts.next().unwrap().to_vec()).unwrap();
+            let version = std::str::from_utf8(parts.next().unwrap()).unwrap();
+            let chunk: u64 = std::str::from_utf8(parts.next().unwrap())
+                .unwrap()
+                .parse()
+                .unwrap();
+            let payload = parts.next().ok_or(("format", "no payload".to_string()))?;
+            Ok(Meta {
+                name,
+                version: version.parse().unwrap(),
+                payload_len: payload.len() as u64,
+                chunk_size: chunk,
+                chunks: payload.chunks(chunk as usize).map(sha256).collect(),
+                payload_digest: sha256(payload),
+                digest: sha256(encoded),
+            })
+        }
+        fn check_payload(&self, encoded: &[u8], p: &Path) -> Result<(), (&'static str, String)> {
+            let meta = self.load(encoded)?;
+            let bytes = fs::read(p).unwrap();
+            (sha256(&bytes) == meta.payload_digest)
+                .then_some(())
+                .ok_or(("digest", "payload digest mismatch".into()))
+        }
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            max_artifact_bytes: 1 << 20,
+            max_store_bytes: 4 << 20,
+        }
+    }
+
+    fn write_chunk(store: &mut Store, m: &Meta, payload: &[u8], i: usize) -> bool {
+        let ClaimResult::Claimed(c) = store.claim(&m.digest, i).unwrap() else {
+            panic!("already verified");
+        };
+        let mut f = OpenOptions::new().write(true).open(&c.payload).unwrap();
+        f.seek(SeekFrom::Start(c.offset)).unwrap();
+        f.write_all(&payload[c.offset as usize..(c.offset + c.len) as usize])
+            .unwrap();
+        f.sync_data().unwrap();
+        assert_eq!(
+            sha256(&payload[c.offset as usize..(c.offset + c.len) as usize]),
+            c.expected
+        );
+        store.mark_verified(&c).unwrap()
+    }
+
+    #[test]
+    fn chunks_survive_restart_and_complete_objects_are_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let payload: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
+        let (m, enc) = meta_for("net", "1.0.0", 4096, &payload);
+        let (mut s, skipped) = Store::open(dir.path(), limits(), &TestChecker).unwrap();
+        assert!(skipped.is_empty());
+        assert!(s.admit(m.clone(), &enc).unwrap());
+        assert!(!s.admit(m.clone(), &enc).unwrap(), "idempotent");
+        assert!(!write_chunk(&mut s, &m, &payload, 0));
+        assert!(matches!(
+            s.claim(&m.digest, 0).unwrap(),
+            ClaimResult::AlreadyVerified
+        ));
+        let ClaimResult::Claimed(c1) = s.claim(&m.digest, 1).unwrap() else {
+            panic!()
+        };
+        assert!(matches!(s.claim(&m.digest, 1), Err(StoreError::Busy(1))));
+        s.release(&c1);
+        assert!(matches!(
+            s.claim(&m.digest, 3),
+            Err(StoreError::ChunkIndex { index: 3, count: 3 })
+        ));
+        assert!(
+            s.newest("net").is_none(),
+            "partial objects are never served"
+        );
+        drop(s);
+
+        // Restart: chunk 0 stays verified, the rest is missing.
+        let (mut s, _) = Store::open(dir.path(), limits(), &TestChecker).unwrap();
+        assert_eq!(s.get(&m.digest).unwrap().missing(), vec![1, 2]);
+        assert!(!write_chunk(&mut s, &m, &payload, 1));
+        assert!(write_chunk(&mut s, &m, &payload, 2));
+        s.mark_complete(&m.digest).unwrap();
+        assert_eq!(s.newest("net").unwrap().meta.digest, m.digest);
+        assert!(s.find("net", "1.0.0").is_some());
+        drop(s);
+        let (s, _) = Store::open(dir.path(), limits(), &TestChecker).unwrap();
+        assert!(s.get(&m.digest).unwrap().complete);
+    }
+
+    #[test]
+    fn corruption_on_disk_is_detected_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let payload = vec![5u8; 9000];
+        let (m, enc) = meta_for("net", "1.0.0", 4096, &payload);
+        let (mut s, _) = Store::open(dir.path(), limits(), &TestChecker).unwrap();
+        s.admit(m.clone(), &enc).unwrap();
+        for i in 0..3 {
+            write_chunk(&mut s, &m, &payload, i);
+        }
+        s.mark_complete(&m.digest).unwrap();
+        let path = s.get(&m.digest).unwrap().payload_path();
+        drop(s);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[5000] ^= 1;
+        fs::write(&path, bytes).unwrap();
+        let (s, _) = Store::open(dir.path(), limits(), &TestChecker).unwrap();
+        let obj = s.get(&m.digest).unwrap();
+        assert!(!obj.complete, "a corrupted payload is not served");
+        assert_eq!(
+            obj.missing(),
+            vec![1],
+            "only the bad chunk is fetched again"
+        );
+
+        // A bitmap that is garbage makes every chunk missing, not verified.
+        let bm = obj.dir.join(BITMAP);
+        drop(s);
+        fs::write(&bm, b"junk").unwrap();
+        let (s, _) = Store::open(dir.path(), limits(), &TestChecker).unwrap();
+        assert_eq!(s.get(&m.digest).unwrap().missing(), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn limits_and_full_disk_refuse_without_touching_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = Store::open(dir.path(), limits(), &TestChecker).unwrap();
+        let (big, enc) = meta_for("big", "1.0.0", 65536, &vec![0u8; (1 << 20) + 1]);
+        let e = s.admit(big, &enc).unwrap_err();
+        assert!(e.to_string().contains("max_artifact_bytes"), "{e}");
+        let (a, enc_a) = meta_for("a", "1.0.0", 65536, &vec![1u8; 1 << 20]);
+        s.admit(a.clone(), &enc_a).unwrap();
+        for i in 0..3u8 {
+            let (m, enc) = meta_for("fill", &format!("1.0.{i}"), 65536, &vec![i; 1 << 20]);
+            s.admit(m, &enc).unwrap();
+        }
+        let (m, enc) = meta_for("over", "1.0.0", 65536, &[9u8; 10]);
+        let e = s.admit(m, &enc).unwrap_err();
+        assert!(e.to_string().contains("max_store_bytes"), "{e}");
+
+        // A payload the disk cannot hold: ENOSPC (or EFBIG) at admission.
+        let mut s2 = Store {
+            limits: Limits {
+                max_artifact_bytes: u64::MAX,
+                max_store_bytes: u64::MAX,
+            },
+            ..Store::open(dir.path(), limits(), &TestChecker).unwrap().0
+        };
+        let mut huge = a.clone();
+        huge.payload_len = 1 << 60;
+        huge.digest = [0xEE; 32];
+        huge.chunks = vec![[0; 32]];
+        huge.chunk_size = 1 << 60;
+        let e = s2.admit(huge, b"x").unwrap_err();
+        assert!(matches!(e, StoreError::NoSpace { .. }), "{e}");
+        assert!(e.to_string().contains("no space left"), "{e}");
+        assert_eq!(s2.objects().count(), 4, "nothing stored was lost");
+        assert!(s2.get(&a.digest).is_some());
+        assert_eq!(
+            fs::read_dir(dir.path().join("staging")).unwrap().count(),
+            0,
+            "no debris"
+        );
+    }
+
+    #[test]
+    fn bitmap_round_trips_and_rejects_junk() {
+        let bits = vec![true, false, true, true, false, false, false, false, true];
+        let enc = bitmap_encode(&bits);
+        assert_eq!(bitmap_decode(&enc, 9).unwrap(), bits);
+        assert!(bitmap_decode(&enc, 8).is_err());
+        assert!(bitmap_decode(b"PQAB\x02\x00\x00\x00\x00", 0).is_err());
+        assert!(bitmap_decode(&enc[..10], 9).is_err());
+        // Test vector (docs/artifacts.md): 9 chunks, bits 0, 2, 3 and 8 set.
+        assert_eq!(hex::encode(&enc), "5051414201090000000d01");
+    }
+}
