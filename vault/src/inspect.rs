@@ -3,6 +3,9 @@
 //! Never prints secret material: for a secret key only its public half is
 //! shown, for an unsealed share only its context and length.
 
+use crate::artifact::manifest::{ArtifactBody, ARTIFACT_KIND, DRAFT_KIND};
+use crate::artifact::SignedArtifact;
+use crate::epoch::{EpochCertificate, CERT_KIND};
 use crate::identity::{PublicIdentity, SecretIdentity, PUBLIC_KIND, SECRET_KIND};
 use crate::manifest::{Manifest, MANIFEST_KIND};
 use crate::seal::{SealedShard, SHARD_KIND};
@@ -48,10 +51,58 @@ pub fn describe(bytes: &[u8]) -> Value {
         Manifest::decode(bytes)
             .map(manifest)
             .map_err(|e| e.to_string())
+    } else if magic == CERT_KIND.magic {
+        EpochCertificate::decode(bytes)
+            .map(|c| {
+                json!({
+                    "kind": CERT_KIND.name,
+                    "vault_id": c.transition.vault_id.to_string(),
+                    "from_epoch": c.transition.from_epoch,
+                    "prev_manifest_digest": hex::encode(c.transition.prev_digest),
+                    "next_manifest_digest": hex::encode(c.transition.next_digest),
+                    "signers": c.signatures.iter().map(|(p, _)| json!({
+                        "name": p.name(),
+                        "fingerprint": p.fingerprint().to_hex(),
+                    })).collect::<Vec<_>>(),
+                    "note": "signatures are checked by `vault verify --chain`, not here",
+                })
+            })
+            .map_err(|e| e.to_string())
+    } else if magic == ARTIFACT_KIND.magic {
+        SignedArtifact::decode(bytes)
+            .map(|a| {
+                let mut v = artifact(ARTIFACT_KIND.name, a.body());
+                v["manifest_digest"] = json!(hex::encode(a.digest()));
+                v["publisher"] = json!({
+                    "name": a.publisher().name(),
+                    "fingerprint": a.publisher().fingerprint().to_hex(),
+                });
+                v["note"] = json!("signature and policy are checked by `vault artifact verify`");
+                v
+            })
+            .map_err(|e| e.to_string())
+    } else if magic == DRAFT_KIND.magic {
+        ArtifactBody::decode_draft(bytes)
+            .map(|b| artifact(DRAFT_KIND.name, &b))
+            .map_err(|e| e.to_string())
     } else {
         Err("not a pqvault file (unknown magic)".to_string())
     };
     result.unwrap_or_else(|error| json!({ "kind": "invalid", "error": error }))
+}
+
+fn artifact(kind: &str, b: &ArtifactBody) -> Value {
+    json!({
+        "kind": kind,
+        "name": b.name,
+        "version": b.version.to_string(),
+        "created_unix": b.created_unix,
+        "expires_unix": b.expires_unix,
+        "payload_len": b.payload_len,
+        "payload_digest": hex::encode(b.payload_digest),
+        "chunk_size": b.chunk_size,
+        "chunks": b.chunks.len(),
+    })
 }
 
 fn identity(kind: &str, p: &PublicIdentity) -> Value {
@@ -136,5 +187,23 @@ fn render(v: &Value, indent: usize, out: &mut String) {
             }
         }
         other => out.push_str(&format!("{pad}{other}\n")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn artifacts_and_garbage_are_described() {
+        let signed = include_bytes!("../tests/vectors/artifact-v1/snn-int8/artifact.pqva");
+        let v = describe(signed);
+        assert_eq!(v["kind"], "pqvault artifact manifest", "{v}");
+        assert!(v["manifest_digest"].as_str().is_some_and(|d| d.len() == 64));
+        let draft = include_bytes!("../tests/vectors/artifact-v1/snn-int8/artifact.pqvd");
+        assert_eq!(describe(draft)["kind"], "pqvault artifact draft");
+        assert_eq!(describe(&signed[..40])["kind"], "invalid");
+        assert_eq!(describe(b"PQVE\x00\x01")["kind"], "invalid");
+        assert_eq!(describe(b"hello")["kind"], "invalid");
     }
 }
