@@ -168,9 +168,29 @@ impl ManifestBody {
                 format!("{} bytes (allowed 1..={MAX_SECRET_LEN})", self.secret_len),
             ));
         }
+        if self.epoch == 0 {
+            return Err(FormatError::invalid("epoch", "epochs start at 1"));
+        }
+        // Entries are in index order and the indices are exactly 1..=n, as
+        // every writer produces them: a reader never has to guess.
+        if let Some((k, e)) = (1..=255u8).zip(&self.shards).find(|(k, e)| e.index != *k) {
+            return Err(FormatError::invalid(
+                "shard list",
+                format!(
+                    "entry {k} has share index {}; indices must be 1..={n} in order",
+                    e.index
+                ),
+            ));
+        }
         let mut indices = BTreeSet::new();
         let mut recipients = BTreeSet::new();
         for e in &self.shards {
+            if e.recipient_name.is_empty() || e.recipient_name.chars().any(char::is_control) {
+                return Err(FormatError::invalid(
+                    "recipient name",
+                    format!("share {}: empty or contains control characters", e.index),
+                ));
+            }
             if e.index == 0 || !indices.insert(e.index) {
                 return Err(FormatError::invalid(
                     "shard list",
@@ -374,6 +394,21 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn entries_in_order_named_cleanly_from_epoch_one() {
+        assert!(body().validate().is_ok());
+        let mut b = body();
+        b.shards.swap(0, 1);
+        let e = b.validate().unwrap_err().to_string();
+        assert!(e.contains("indices must be 1..="), "{e}");
+        let mut b = body();
+        b.shards[0].recipient_name = "v1\x1b[2J".into();
+        assert!(b.validate().unwrap_err().to_string().contains("control"));
+        let mut b = body();
+        b.epoch = 0;
+        assert!(b.validate().unwrap_err().to_string().contains("epoch"));
     }
 
     #[test]

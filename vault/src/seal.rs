@@ -117,6 +117,7 @@ impl SealedShard {
             n: r.u8("share count")?,
             recipient: Fingerprint::from_bytes(r.array("recipient fingerprint")?),
         };
+        crate::share::check_params(header.epoch, header.threshold, header.n, header.index)?;
         let aad = r.consumed().to_vec();
         let ciphertext = HybridCiphertext {
             x25519: r

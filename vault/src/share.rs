@@ -39,6 +39,27 @@ pub struct ShareRecord {
     pub share: Share,
 }
 
+/// Range checks shared by share records and sealed-shard headers: epochs
+/// start at 1, `2 <= t <= n`, and the index is a share point `1..=n`.
+pub(crate) fn check_params(epoch: u64, t: u8, n: u8, index: u8) -> Result<(), FormatError> {
+    if epoch == 0 {
+        return Err(FormatError::invalid("epoch", "epochs start at 1"));
+    }
+    if t < 2 || t > n {
+        return Err(FormatError::invalid(
+            "threshold",
+            format!("t = {t}, n = {n}: need 2 <= t <= n"),
+        ));
+    }
+    if index == 0 || index > n {
+        return Err(FormatError::invalid(
+            "share index",
+            format!("{index} is not a share point 1..={n} (0 is the secret)"),
+        ));
+    }
+    Ok(())
+}
+
 impl ShareRecord {
     /// Canonical encoding, zeroized on drop.
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
@@ -62,12 +83,7 @@ impl ShareRecord {
         let index = r.u8("share index")?;
         let value = Zeroizing::new(r.var_bytes("share value", MAX_SHARE_LEN)?.to_vec());
         r.finish()?;
-        if index == 0 {
-            return Err(FormatError::invalid(
-                "share index",
-                "0 is reserved for the secret",
-            ));
-        }
+        check_params(epoch, threshold, n, index)?;
         if value.len() <= BLIND_LEN {
             return Err(FormatError::invalid(
                 "share value",
