@@ -241,6 +241,22 @@ impl Mesh {
         self.edit_configs("refresh = false", "refresh = true");
     }
 
+    /// Turns on the replicated epoch log on every validator, with short
+    /// timeouts (heartbeat 100 ms, election 500-1000 ms). Call before
+    /// starting them.
+    pub fn enable_consensus(&self) {
+        for i in 0..self.nodes.len() {
+            let p = self.config(i);
+            let mut text = fs::read_to_string(&p).expect("config");
+            assert!(!text.contains("[consensus]"), "consensus already set");
+            text.push_str(
+                "[consensus]\nenabled = true\nheartbeat_ms = 100\n\
+                 election_timeout_min_ms = 500\nelection_timeout_max_ms = 1000\n",
+            );
+            fs::write(&p, text).expect("config");
+        }
+    }
+
     fn edit_configs(&self, from: &str, to: &str) {
         for i in 0..self.nodes.len() {
             let p = self.config(i);

@@ -17,6 +17,10 @@
 //! * `POST /v1/epoch/{vault}/prepare?from=E`, `.../sign`, `.../commit`: the
 //!   new epoch after a repair ([`crate::epochs`]).
 //!
+//! * `POST /v1/raft/{append,vote,snapshot,propose}`, `GET /v1/raft/status`,
+//!   `GET /v1/raft/decision/{vault}/{from_epoch}`: the replicated epoch log
+//!   ([`crate::consensus::http`]).
+//!
 //! * `GET /v1/artifacts`, `.../{digest}/manifest`, `.../{digest}/chunks/{i}`:
 //!   artifact anti-entropy ([`crate::artifacts::api`]).
 //!
@@ -86,6 +90,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/epoch/{vault}/sign", post(epoch_sign))
         .route("/v1/epoch/{vault}/commit", post(epoch_commit))
         .merge(crate::artifacts::api::peer_routes())
+        .merge(crate::consensus::http::routes())
         .layer(DefaultBodyLimit::max(4 << 20))
         .with_state(state)
 }

@@ -52,6 +52,12 @@
 //! max_store_bytes = 8589934592       # all artifacts together (8 GiB)
 //! sync_interval_ms = 1000            # anti-entropy period
 //! fetch_concurrency = 4              # chunk requests in flight per download
+//!
+//! [consensus]                        # replicated epoch log (openraft, docs/protocol.md)
+//! enabled = false                    # off until healing uses it
+//! heartbeat_ms = 250
+//! election_timeout_min_ms = 1000     # a follower that hears no leader this long
+//! election_timeout_max_ms = 2000     # (random in [min, max)) stands for election
 //! ```
 
 use serde::Deserialize;
@@ -303,6 +309,45 @@ impl Default for HealConfig {
     }
 }
 
+/// The replicated epoch log (`validator::consensus`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsensusConfig {
+    /// Run the log (default off: healing does not use it yet).
+    #[serde(default)]
+    pub enabled: bool,
+    /// Milliseconds between the leader's heartbeats.
+    #[serde(default = "default_raft_heartbeat")]
+    pub heartbeat_ms: u64,
+    /// Lower bound of the election timeout, milliseconds.
+    #[serde(default = "default_election_min")]
+    pub election_timeout_min_ms: u64,
+    /// Upper bound of the election timeout, milliseconds.
+    #[serde(default = "default_election_max")]
+    pub election_timeout_max_ms: u64,
+}
+
+fn default_raft_heartbeat() -> u64 {
+    250
+}
+fn default_election_min() -> u64 {
+    1000
+}
+fn default_election_max() -> u64 {
+    2000
+}
+
+impl Default for ConsensusConfig {
+    fn default() -> Self {
+        ConsensusConfig {
+            enabled: false,
+            heartbeat_ms: default_raft_heartbeat(),
+            election_timeout_min_ms: default_election_min(),
+            election_timeout_max_ms: default_election_max(),
+        }
+    }
+}
+
 /// Custody checks of our own and our peers' shards.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -361,6 +406,9 @@ pub struct FileConfig {
     /// Artifact carriage.
     #[serde(default)]
     pub artifacts: ArtifactsConfig,
+    /// Replicated epoch log.
+    #[serde(default)]
+    pub consensus: ConsensusConfig,
 }
 
 /// Overrides from flags (and, merged in first, the environment).
@@ -415,6 +463,8 @@ pub struct Config {
     pub custody: CustodyConfig,
     /// Artifact carriage (enabled when `artifacts.policy` is set).
     pub artifacts: ArtifactsConfig,
+    /// Replicated epoch log.
+    pub consensus: ConsensusConfig,
 }
 
 impl ProbeConfig {
@@ -502,6 +552,16 @@ impl Config {
                 "interval_ms and timeout_ms must be positive",
             ));
         }
+        let c = &f.consensus;
+        if c.heartbeat_ms == 0
+            || c.election_timeout_min_ms <= c.heartbeat_ms
+            || c.election_timeout_max_ms <= c.election_timeout_min_ms
+        {
+            return Err(invalid(
+                "consensus",
+                "need 0 < heartbeat_ms < election_timeout_min_ms < election_timeout_max_ms",
+            ));
+        }
         Ok(Config {
             data_dir: need(o.data_dir.or(f.data_dir), "data_dir")?,
             identity_key: need(f.identity_key, "identity_key")?,
@@ -530,6 +590,7 @@ impl Config {
                     .map_err(|e| invalid("listen.app", format!("{e}")))?,
             },
             artifacts: f.artifacts,
+            consensus: f.consensus,
             id,
         })
     }
@@ -642,6 +703,18 @@ mod tests {
         let f: FileConfig = toml::from_str(&text).unwrap();
         let c = Config::resolve(f, Overrides::default()).unwrap();
         assert_eq!(c.app_listen.port(), 9999);
+    }
+
+    #[test]
+    fn consensus_is_off_by_default_and_checked() {
+        let f: FileConfig = toml::from_str(FULL).unwrap();
+        let c = Config::resolve(f, Overrides::default()).unwrap();
+        assert!(!c.consensus.enabled);
+        assert_eq!(c.consensus.heartbeat_ms, 250);
+        let text = format!("{FULL}\n[consensus]\nenabled = true\nelection_timeout_min_ms = 200\n");
+        let f: FileConfig = toml::from_str(&text).unwrap();
+        let err = Config::resolve(f, Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("`consensus`"), "{err}");
     }
 
     #[test]

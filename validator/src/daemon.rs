@@ -75,6 +75,8 @@ pub struct State {
     pub own_corrupt: Mutex<std::collections::BTreeSet<vault::manifest::VaultId>>,
     /// Artifact carriage, if `[artifacts] policy` is configured.
     pub artifacts: Option<Arc<crate::artifacts::Artifacts>>,
+    /// The replicated epoch log, once started (`[consensus] enabled`).
+    pub consensus: std::sync::OnceLock<Arc<crate::consensus::Consensus>>,
 }
 
 impl State {
@@ -300,6 +302,7 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         reshares: Mutex::new(BTreeMap::new()),
         dealt: Mutex::new(BTreeMap::new()),
         own_corrupt: Mutex::new(Default::default()),
+        consensus: std::sync::OnceLock::new(),
     }))
 }
 

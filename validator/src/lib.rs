@@ -17,10 +17,12 @@
 //! - [`reshare`]: re-sharing among the holders: refresh and new (t, n).
 //! - [`epochs`]: moving a vault to a certified new epoch after a repair.
 //! - [`heal`]: autonomous healing: leading repairs onto spare members.
+//! - [`consensus`]: the replicated epoch log (openraft).
 
 pub mod api;
 pub mod artifacts;
 pub mod config;
+pub mod consensus;
 pub mod custody;
 pub mod daemon;
 pub mod discovery;

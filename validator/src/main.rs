@@ -56,7 +56,9 @@ fn run() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PQVAULT_LOG")
-                .unwrap_or_else(|_| "info".into()),
+                // openraft logs every failed RPC to a dead peer at ERROR;
+                // the epoch log reports its own state (PQVAULT_LOG overrides).
+                .unwrap_or_else(|_| "info,openraft=off".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -93,6 +95,12 @@ async fn serve(config: Config, state: std::sync::Arc<daemon::State>) -> Result<(
         state.clone(),
         api::router(state.clone()),
     ));
+    if config.consensus.enabled {
+        let log = validator::consensus::Consensus::start(&state, &config)
+            .await
+            .context("cannot start the replicated epoch log")?;
+        let _ = state.consensus.set(log);
+    }
     tokio::spawn(daemon::probe_loop(
         state.clone(),
         Duration::from_millis(config.probe.interval_ms),

@@ -59,6 +59,12 @@ pub struct Metrics {
     /// Seconds from first learning of an artifact's newest version until it
     /// was verified here (0 when current).
     pub artifact_replication_lag: GaugeVec,
+    /// 1 while this validator leads the epoch log.
+    pub consensus_is_leader: IntGauge,
+    /// Current term of the epoch log.
+    pub consensus_term: IntGauge,
+    /// Highest epoch-log index committed and applied here.
+    pub consensus_commit_index: IntGauge,
 }
 
 /// Reasons `pqvault_artifact_verification_failures_total` is labelled with
@@ -226,6 +232,18 @@ impl Metrics {
             ),
             &["artifact"],
         )?;
+        let consensus_is_leader = IntGauge::new(
+            "pqvault_consensus_is_leader",
+            "1 while this validator leads the replicated epoch log.",
+        )?;
+        let consensus_term = IntGauge::new(
+            "pqvault_consensus_term",
+            "Current term of the replicated epoch log.",
+        )?;
+        let consensus_commit_index = IntGauge::new(
+            "pqvault_consensus_commit_index",
+            "Highest epoch-log index committed and applied here.",
+        )?;
         for r in ARTIFACT_FAILURE_REASONS {
             artifact_verification_failures.with_label_values(&[r]);
         }
@@ -254,6 +272,9 @@ impl Metrics {
             Box::new(artifact_bytes_replicated.clone()),
             Box::new(artifact_verification_failures.clone()),
             Box::new(artifact_replication_lag.clone()),
+            Box::new(consensus_is_leader.clone()),
+            Box::new(consensus_term.clone()),
+            Box::new(consensus_commit_index.clone()),
         ] {
             registry.register(c)?;
         }
@@ -294,6 +315,9 @@ impl Metrics {
             artifact_bytes_replicated,
             artifact_verification_failures,
             artifact_replication_lag,
+            consensus_is_leader,
+            consensus_term,
+            consensus_commit_index,
         })
     }
 

@@ -1,0 +1,262 @@
+//! The replicated epoch log across real validator processes: election,
+//! a committed proposal visible everywhere, the leader SIGKILLed (a new
+//! leader, the decision kept, a rival rejected), and the killed node
+//! catching up after its restart.
+
+use pqvault_tests::{sample, Mesh};
+use std::time::{Duration, Instant};
+use validator::consensus::{
+    manifest_digest, Applied, Certified, Decision, Proposal, Record, Status,
+};
+use validator::peer::PeerClient;
+use vault::manifest::VaultId;
+
+/// Generous bound for an election (election timeout 0.5-1 s here).
+const ELECTION: Duration = Duration::from_secs(20);
+
+fn is_leader(mesh: &Mesh, i: usize) -> Option<bool> {
+    sample(&mesh.metrics(i), "pqvault_consensus_is_leader", "").map(|v| v == 1.0)
+}
+
+/// Waits until exactly one of `nodes` reports leading and all others report not.
+fn one_leader(mesh: &Mesh, nodes: &[usize]) -> usize {
+    let deadline = Instant::now() + ELECTION;
+    while Instant::now() < deadline {
+        let views: Vec<Option<bool>> = nodes.iter().map(|&i| is_leader(mesh, i)).collect();
+        let leaders: Vec<usize> = nodes
+            .iter()
+            .zip(&views)
+            .filter(|(_, v)| **v == Some(true))
+            .map(|(i, _)| *i)
+            .collect();
+        if views.iter().all(Option::is_some) && leaders.len() == 1 {
+            return leaders[0];
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no single leader among {nodes:?}");
+}
+
+/// A member client to ask validator `i` (a validator is no member of its own mesh view).
+fn asker(mesh: &Mesh, i: usize) -> PeerClient {
+    mesh.client_as((i + 1) % mesh.nodes.len())
+}
+
+async fn status(mesh: &Mesh, i: usize) -> Status {
+    let r = asker(mesh, i)
+        .get(&mesh.member(i), "/v1/raft/status", 64 << 10)
+        .await
+        .expect("status");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    serde_json::from_slice(&r.body).expect("status json")
+}
+
+async fn write(mesh: &Mesh, i: usize, record: &Record) -> (u16, Vec<u8>) {
+    let body = serde_json::to_vec(record).expect("json");
+    let r = asker(mesh, i)
+        .post(&mesh.member(i), "/v1/raft/propose", body, 64 << 10)
+        .await
+        .unwrap_or_else(|e| panic!("propose: {e}\n{}", mesh.log(i)));
+    (r.status, r.body.to_vec())
+}
+
+/// Waits until node `i` has applied a decision for (vault, 1) matching `check`.
+async fn decision(
+    mesh: &Mesh,
+    i: usize,
+    vault: &str,
+    check: impl Fn(&Decision) -> bool,
+) -> Decision {
+    let deadline = Instant::now() + ELECTION;
+    let mut last = String::new();
+    let client = asker(mesh, i);
+    while Instant::now() < deadline {
+        let path = format!("/v1/raft/decision/{vault}/1");
+        if let Ok(r) = client.get(&mesh.member(i), &path, 4 << 20).await {
+            if r.status == 200 {
+                let d: Decision = serde_json::from_slice(&r.body).expect("decision json");
+                if check(&d) {
+                    return d;
+                }
+            }
+            last = format!("{} {}", r.status, String::from_utf8_lossy(&r.body));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("validator-{} never applied the decision: {last}", i + 1);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn leader_failover_keeps_the_decision_and_a_restarted_node_catches_up() {
+    let mut mesh = Mesh::new(3, 2);
+    mesh.disable_auto_heal();
+    mesh.enable_consensus();
+    mesh.start_all();
+    let all = [0, 1, 2];
+    let leader = one_leader(&mesh, &all);
+    let term0 = sample(&mesh.metrics(leader), "pqvault_consensus_term", "").expect("term");
+    assert!(term0 >= 1.0);
+
+    // Raft RPCs: a member may only speak for its own node id.
+    let target = (leader + 1) % 3; // asked by validator (target + 1) % 3
+    let impostor = serde_json::json!({
+        "vote": {"leader_id": {"term": 99, "node_id": validator::consensus::node_id(&mesh.nodes[(target + 2) % 3].id)}, "committed": false},
+        "last_log_id": null
+    });
+    let r = asker(&mesh, target)
+        .post(
+            &mesh.member(target),
+            "/v1/raft/vote",
+            impostor.to_string().into_bytes(),
+            4096,
+        )
+        .await
+        .expect("vote");
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    let r = asker(&mesh, target)
+        .post(
+            &mesh.member(target),
+            "/v1/raft/append",
+            b"{\"vote\":".to_vec(),
+            4096,
+        )
+        .await
+        .expect("append");
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    let honest = serde_json::json!({
+        "vote": {"leader_id": {"term": 0, "node_id": validator::consensus::node_id(&mesh.nodes[(target + 1) % 3].id)}, "committed": false},
+        "last_log_id": null
+    });
+    let r = asker(&mesh, target)
+        .post(
+            &mesh.member(target),
+            "/v1/raft/vote",
+            honest.to_string().into_bytes(),
+            4096,
+        )
+        .await
+        .expect("vote");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let answer: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+    assert!(
+        answer["Ok"]["vote_granted"] == false,
+        "a stale term gets no vote: {answer}"
+    );
+    assert_eq!(
+        one_leader(&mesh, &all),
+        leader,
+        "the probes changed nothing"
+    );
+
+    // A member (validator-1's certificate) proposes the next epoch's
+    // manifest: the real signed manifest bytes, a public record.
+    let manifest = std::fs::read(mesh.root.path().join("vault/manifest.pqvm")).expect("manifest");
+    let vault_bytes: [u8; 16] = hex::decode(&mesh.vault_id)
+        .expect("hex")
+        .try_into()
+        .expect("16 bytes");
+    let vault = VaultId::from_bytes(vault_bytes);
+    let plan = Record::Proposal(Proposal {
+        vault,
+        from_epoch: 1,
+        manifest: manifest.clone(),
+    });
+    let follower = all.into_iter().find(|&i| i != leader).expect("follower");
+    let (code, body) = write(&mesh, follower, &plan).await;
+    assert_eq!(
+        code,
+        503,
+        "a follower does not commit: {}",
+        String::from_utf8_lossy(&body)
+    );
+    let (code, body) = write(&mesh, leader, &plan).await;
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    let digest = manifest_digest(&manifest);
+    assert_eq!(
+        serde_json::from_slice::<Applied>(&body).expect("applied"),
+        Applied::Accepted { digest }
+    );
+    let cert = Record::Certified(Certified {
+        vault,
+        from_epoch: 1,
+        manifest_digest: digest,
+        certificate: b"certificate bytes (opaque to the log)".to_vec(),
+    });
+    let (code, body) = write(&mesh, leader, &cert).await;
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        serde_json::from_slice::<Applied>(&body).expect("applied"),
+        Applied::Certified
+    );
+    for i in all {
+        let d = decision(&mesh, i, &mesh.vault_id, |d| d.certificate.is_some()).await;
+        assert_eq!(
+            (d.digest, &d.manifest),
+            (digest, &manifest),
+            "validator-{}",
+            i + 1
+        );
+    }
+
+    // SIGKILL the leader: the two survivors elect one of themselves.
+    let killed = Instant::now();
+    mesh.kill9(leader);
+    let survivors: Vec<usize> = all.into_iter().filter(|&i| i != leader).collect();
+    let new_leader = one_leader(&mesh, &survivors);
+    // Informational (no timing assertion): how long the failover took.
+    eprintln!("new leader seen {:?} after the SIGKILL", killed.elapsed());
+    let term1 = sample(&mesh.metrics(new_leader), "pqvault_consensus_term", "").expect("term");
+    assert!(term1 > term0, "a new term: {term0} -> {term1}");
+    let st = status(&mesh, new_leader).await;
+    assert_eq!(
+        st.leader.as_deref(),
+        Some(mesh.nodes[new_leader].id.as_str())
+    );
+
+    // The committed decision survived; a rival plan for the same epoch is
+    // committed as a no-op and answered with the decided digest.
+    let mut rival_manifest = manifest.clone();
+    let last = rival_manifest.len() - 1;
+    rival_manifest[last] ^= 1;
+    let rival = Record::Proposal(Proposal {
+        vault,
+        from_epoch: 1,
+        manifest: rival_manifest,
+    });
+    let (code, body) = write(&mesh, new_leader, &rival).await;
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        serde_json::from_slice::<Applied>(&body).expect("applied"),
+        Applied::AlreadyDecided { digest }
+    );
+    for &i in &survivors {
+        let d = decision(&mesh, i, &mesh.vault_id, |_| true).await;
+        assert_eq!(d.digest, digest, "validator-{}", i + 1);
+    }
+    let applied = status(&mesh, new_leader)
+        .await
+        .last_applied
+        .expect("applied index");
+
+    // The killed node restarts from its disk and catches up, rival entry included.
+    mesh.start(leader);
+    let d = decision(&mesh, leader, &mesh.vault_id, |d| d.certificate.is_some()).await;
+    assert_eq!((d.digest, &d.manifest), (digest, &manifest));
+    let deadline = Instant::now() + ELECTION;
+    loop {
+        let st = status(&mesh, leader).await;
+        if st.last_applied >= Some(applied) {
+            assert_eq!(
+                st.leader.as_deref(),
+                Some(mesh.nodes[new_leader].id.as_str())
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "restarted node stuck at {st:?}, leader at {applied}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(is_leader(&mesh, leader), Some(false));
+}

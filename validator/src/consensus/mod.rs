@@ -1,0 +1,595 @@
+//! The replicated epoch log (DESIGN "Epochs, healing and agreement"): an
+//! openraft cluster of the statically configured validators that decides,
+//! per (vault, epoch left), which signed manifest is the next epoch, and
+//! then records its certificate. The log carries public records only
+//! ([`record`]); see docs/protocol.md "Replicated epoch log".
+//!
+//! - [`record`]: log entries, bounds, node ids and the openraft types.
+//! - [`machine`]: the state machine (first committed proposal wins).
+//! - [`storage`]: crash-safe files under `<data_dir>/raft/`.
+//! - [`network`]: openraft's RPCs as POSTs over the mutual-TLS peer API.
+//! - [`http`]: the peer API routes (`/v1/raft/...`).
+//!
+//! [`Consensus`] is the handle the daemon keeps in
+//! [`crate::daemon::State::consensus`].
+
+pub mod http;
+pub mod machine;
+pub mod network;
+pub mod record;
+pub mod storage;
+
+use crate::config::{Config, Member};
+use crate::daemon::State;
+use crate::peer::PeerClient;
+pub use machine::Decision;
+use openraft::storage::Adaptor;
+use openraft::{Raft, ServerState, SnapshotPolicy};
+pub use record::{manifest_digest, node_id, Applied, Certified, PeerNode, Proposal, Record};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+pub use storage::{LogStore, StoreError};
+use thiserror::Error;
+use vault::manifest::VaultId;
+
+/// The openraft instance of the epoch log.
+pub type EpochRaft = Raft<record::TypeConfig>;
+
+/// Why a consensus operation failed.
+#[derive(Debug, Error)]
+pub enum ConsensusError {
+    /// The on-disk log could not be opened or written.
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+    /// The configuration cannot form a cluster.
+    #[error("consensus configuration: {0}")]
+    Config(String),
+    /// The record breaks a bound.
+    #[error("invalid record: {0}")]
+    Invalid(String),
+    /// No leader is known (an election is under way, or no majority is up).
+    #[error("no leader of the epoch log is known")]
+    NoLeader,
+    /// The leader could not be reached or refused the forwarded write.
+    #[error("forwarding to leader {leader}: {reason}")]
+    Forward {
+        /// Leader's validator id.
+        leader: String,
+        /// What failed.
+        reason: String,
+    },
+    /// openraft reported an error.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// The certificate was not recorded.
+    #[error("certificate rejected: {0}")]
+    CertificateRejected(String),
+    /// The write was committed but answered with something unexpected.
+    #[error("unexpected answer from the state machine: {0:?}")]
+    Unexpected(Applied),
+}
+
+/// The result of [`Consensus::propose`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProposalOutcome {
+    /// This manifest is the decided one (also when an identical proposal,
+    /// say a retry, was committed first). Carries its digest.
+    Accepted([u8; 32]),
+    /// Another manifest was decided first; carries its digest.
+    AlreadyDecided([u8; 32]),
+}
+
+/// A node's view of the log, for operators and tests.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Status {
+    /// Our validator id.
+    pub id: String,
+    /// The leader's validator id, if known.
+    pub leader: Option<String>,
+    /// Current term.
+    pub term: u64,
+    /// Index of the last entry applied here.
+    pub last_applied: Option<u64>,
+    /// Decisions held by the state machine.
+    pub decisions: usize,
+}
+
+/// Handle on the running epoch log.
+pub struct Consensus {
+    raft: EpochRaft,
+    store: LogStore,
+    me: String,
+    node: u64,
+    client: PeerClient,
+    state: std::sync::Weak<State>,
+    /// How long a write keeps retrying while no leader is known.
+    patience: Duration,
+}
+
+/// openraft settings from `[consensus]`. Message sizes keep every RPC body
+/// under the peer API's 4 MiB limit: at most two entries (each at most
+/// [`record::MAX_MANIFEST`] bytes, hex-encoded) per append, snapshot chunks
+/// of 256 KiB (at most 4 JSON characters per byte).
+pub fn raft_config(c: &crate::config::ConsensusConfig) -> Result<openraft::Config, ConsensusError> {
+    openraft::Config {
+        cluster_name: "pqvault-epochs".into(),
+        heartbeat_interval: c.heartbeat_ms,
+        election_timeout_min: c.election_timeout_min_ms,
+        election_timeout_max: c.election_timeout_max_ms,
+        max_payload_entries: 2,
+        snapshot_max_chunk_size: 256 << 10,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(256),
+        max_in_snapshot_log_to_keep: 64,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| ConsensusError::Config(e.to_string()))
+}
+
+/// The voters: ourselves plus the static members, by Raft node id.
+/// Every node computes the same voter set from the same member list; the
+/// address recorded for ourselves is our listen address, for the others
+/// the configured one, so two nodes' maps may differ in those address
+/// hints, never in who votes (which is what an initialization must agree on).
+pub fn initial_members(
+    me: &str,
+    my_addr: &str,
+    members: &[Member],
+) -> Result<BTreeMap<u64, PeerNode>, ConsensusError> {
+    let mut nodes = BTreeMap::new();
+    let all = std::iter::once((me, my_addr)).chain(
+        members
+            .iter()
+            .filter(|m| m.id != me)
+            .map(|m| (m.id.as_str(), m.addr.as_str())),
+    );
+    for (id, addr) in all {
+        let node = PeerNode {
+            id: id.to_string(),
+            addr: addr.to_string(),
+        };
+        if let Some(other) = nodes.insert(node_id(id), node) {
+            if other.id != id {
+                return Err(ConsensusError::Config(format!(
+                    "validator ids {:?} and {id:?} map to the same raft node id",
+                    other.id
+                )));
+            }
+        }
+    }
+    Ok(nodes)
+}
+
+impl Consensus {
+    /// Opens `<data_dir>/raft/`, starts the Raft node and, on the member
+    /// with the lowest id (or on any member still uninitialized after three
+    /// election timeouts), initializes the cluster with every static member
+    /// as a voter. Needs static `[[members]]`: a node alone would elect
+    /// itself.
+    pub async fn start(
+        state: &Arc<State>,
+        config: &Config,
+    ) -> Result<Arc<Consensus>, ConsensusError> {
+        if config.members.is_empty() {
+            return Err(ConsensusError::Config(
+                "the epoch log needs static [[members]] (dynamic membership is not supported yet)"
+                    .into(),
+            ));
+        }
+        let cfg = Arc::new(raft_config(&config.consensus)?);
+        let nodes = initial_members(&config.id, &config.peer_listen.to_string(), &config.members)?;
+        let store = LogStore::open(&config.data_dir)?;
+        let (log, sm) = Adaptor::new(store.clone());
+        let rpc_timeout = Duration::from_millis(config.consensus.election_timeout_min_ms.max(1000));
+        let client = PeerClient::new(state.tls.client.clone(), rpc_timeout);
+        let me = node_id(&config.id);
+        let raft = Raft::new(
+            me,
+            cfg,
+            network::Network::new(client, Arc::downgrade(state)),
+            log,
+            sm,
+        )
+        .await
+        .map_err(|e| ConsensusError::Raft(e.to_string()))?;
+        let election_max = Duration::from_millis(config.consensus.election_timeout_max_ms);
+        let c = Arc::new(Consensus {
+            raft: raft.clone(),
+            store,
+            me: config.id.clone(),
+            node: me,
+            client: PeerClient::new(
+                state.tls.client.clone(),
+                Duration::from_millis(config.heal.request_timeout_ms),
+            ),
+            state: Arc::downgrade(state),
+            patience: election_max * 4,
+        });
+        let lowest = nodes.values().map(|n| n.id.as_str()).min() == Some(config.id.as_str());
+        tokio::spawn(initialize(raft.clone(), nodes, lowest, election_max));
+        tokio::spawn(export_metrics(raft, state.clone()));
+        tracing::info!(node = me, "epoch log started");
+        Ok(c)
+    }
+
+    /// The openraft instance (for the peer API handlers).
+    pub fn raft(&self) -> &EpochRaft {
+        &self.raft
+    }
+
+    /// True if this node is the leader now.
+    pub fn is_leader(&self) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        m.state == ServerState::Leader && m.current_leader == Some(self.node)
+    }
+
+    /// The leader's validator id, if known.
+    pub fn leader(&self) -> Option<String> {
+        let m = self.raft.metrics().borrow().clone();
+        let id = m.current_leader?;
+        m.membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.id.clone())
+    }
+
+    /// Our view of the log.
+    pub fn status(&self) -> Status {
+        let m = self.raft.metrics().borrow().clone();
+        Status {
+            id: self.me.clone(),
+            leader: self.leader(),
+            term: m.current_term,
+            last_applied: self.store.last_applied(),
+            decisions: self.store.read(|s| s.len()),
+        }
+    }
+
+    /// Proposes the next epoch's manifest; returns once the proposal (or a
+    /// rival decided first) is committed. From a follower, the write is
+    /// forwarded to the leader over the peer API.
+    pub async fn propose(&self, p: Proposal) -> Result<ProposalOutcome, ConsensusError> {
+        let mine = manifest_digest(&p.manifest);
+        match self.write(Record::Proposal(p)).await? {
+            Applied::Accepted { digest } => Ok(ProposalOutcome::Accepted(digest)),
+            Applied::AlreadyDecided { digest } if digest == mine => {
+                Ok(ProposalOutcome::Accepted(digest))
+            }
+            Applied::AlreadyDecided { digest } => Ok(ProposalOutcome::AlreadyDecided(digest)),
+            other => Err(ConsensusError::Unexpected(other)),
+        }
+    }
+
+    /// Records the certificate of the decided proposal of (vault, from_epoch).
+    pub async fn certify(&self, c: Certified) -> Result<(), ConsensusError> {
+        match self.write(Record::Certified(c)).await? {
+            Applied::Certified => Ok(()),
+            Applied::CertificateRejected { reason } => {
+                Err(ConsensusError::CertificateRejected(reason))
+            }
+            other => Err(ConsensusError::Unexpected(other)),
+        }
+    }
+
+    /// The decided proposal of (vault, from_epoch) as applied here: its
+    /// digest and manifest bytes.
+    pub fn proposal(&self, vault: &VaultId, from_epoch: u64) -> Option<([u8; 32], Vec<u8>)> {
+        self.store.read(|m| {
+            m.get(vault, from_epoch)
+                .map(|d| (d.digest, d.manifest.clone()))
+        })
+    }
+
+    /// The certificate recorded for (vault, from_epoch) as applied here:
+    /// the manifest digest and the certificate bytes.
+    pub fn certified(&self, vault: &VaultId, from_epoch: u64) -> Option<([u8; 32], Vec<u8>)> {
+        self.store.read(|m| {
+            m.get(vault, from_epoch)
+                .and_then(|d| Some((d.digest, d.certificate.clone()?)))
+        })
+    }
+
+    /// The whole decision for (vault, from_epoch) as applied here.
+    pub fn decision(&self, vault: &VaultId, from_epoch: u64) -> Option<Decision> {
+        self.store.read(|m| m.get(vault, from_epoch).cloned())
+    }
+
+    /// Waits up to `timeout` until a proposal for (vault, from_epoch) has
+    /// been applied here (a signer waiting for the leader's plan).
+    pub async fn wait_applied(
+        &self,
+        vault: &VaultId,
+        from_epoch: u64,
+        timeout: Duration,
+    ) -> Option<Decision> {
+        let mut rx = self.store.applied_watch();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            rx.borrow_and_update();
+            if let Some(d) = self.decision(vault, from_epoch) {
+                return Some(d);
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return self.decision(vault, from_epoch),
+            }
+        }
+    }
+
+    /// Commits `record` through the leader, retrying while no leader is
+    /// known (an election) for a few election timeouts.
+    async fn write(&self, record: Record) -> Result<Applied, ConsensusError> {
+        record.check().map_err(ConsensusError::Invalid)?;
+        let deadline = Instant::now() + self.patience;
+        loop {
+            let err = match self.write_local(record.clone()).await {
+                Ok(a) => return Ok(a),
+                Err(WriteError::Forward(Some(leader))) => {
+                    match self.forward(&leader, &record).await {
+                        Ok(a) => return Ok(a),
+                        Err(e) => e,
+                    }
+                }
+                Err(WriteError::Forward(None)) => ConsensusError::NoLeader,
+                Err(WriteError::Fatal(e)) => return Err(e),
+            };
+            if Instant::now() >= deadline {
+                return Err(err);
+            }
+            tracing::debug!("epoch log write retried: {err}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Commits `record` if we lead; never forwards (the peer API's
+    /// `/v1/raft/propose` calls this, so a forward is one hop at most).
+    pub async fn write_local(&self, record: Record) -> Result<Applied, WriteError> {
+        record
+            .check()
+            .map_err(|e| WriteError::Fatal(ConsensusError::Invalid(e)))?;
+        match self.raft.client_write(record).await {
+            Ok(resp) => Ok(resp.data),
+            Err(e) => match e.forward_to_leader::<PeerNode>() {
+                Some(f) => Err(WriteError::Forward(f.leader_node.clone())),
+                None => Err(WriteError::Fatal(ConsensusError::Raft(e.to_string()))),
+            },
+        }
+    }
+
+    async fn forward(&self, leader: &PeerNode, record: &Record) -> Result<Applied, ConsensusError> {
+        let fail = |reason: String| ConsensusError::Forward {
+            leader: leader.id.clone(),
+            reason,
+        };
+        if leader.id == self.me {
+            return Err(ConsensusError::NoLeader);
+        }
+        let body = serde_json::to_vec(record).map_err(|e| fail(e.to_string()))?;
+        let member = network::dial(&self.state, leader);
+        let r = self
+            .client
+            .post(&member, "/v1/raft/propose", body, 64 << 10)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        if r.status != 200 {
+            return Err(fail(format!(
+                "status {}: {}",
+                r.status,
+                String::from_utf8_lossy(&r.body[..r.body.len().min(200)]).trim()
+            )));
+        }
+        serde_json::from_slice(&r.body).map_err(|e| fail(format!("undecodable answer: {e}")))
+    }
+}
+
+/// Why [`Consensus::write_local`] did not commit.
+#[derive(Debug)]
+pub enum WriteError {
+    /// We are not the leader; the leader if known.
+    Forward(Option<PeerNode>),
+    /// Anything else.
+    Fatal(ConsensusError),
+}
+
+/// Initializes the cluster: at once on the lowest-id member, after three
+/// election timeouts on the others if nobody reached them. openraft
+/// refuses `initialize` on a node that has a log or a vote (after a
+/// restart, or once a leader contacted it); identical initial memberships
+/// make concurrent initializations safe.
+async fn initialize(
+    raft: EpochRaft,
+    nodes: BTreeMap<u64, PeerNode>,
+    lowest: bool,
+    election_max: Duration,
+) {
+    if !lowest {
+        tokio::time::sleep(election_max * 3).await;
+    }
+    match raft.is_initialized().await {
+        Ok(true) => return,
+        Ok(false) => {}
+        Err(e) => {
+            tracing::error!("epoch log stopped: {e}");
+            return;
+        }
+    }
+    match raft.initialize(nodes).await {
+        Ok(()) => tracing::info!("epoch log initialized with the static members as voters"),
+        Err(e) => tracing::debug!("epoch log already initialized: {e}"),
+    }
+}
+
+/// Mirrors openraft's metrics into Prometheus gauges.
+async fn export_metrics(raft: EpochRaft, state: Arc<State>) {
+    let mut rx = raft.metrics();
+    let mut leader = None;
+    loop {
+        {
+            let m = rx.borrow_and_update();
+            if let Err(e) = &m.running_state {
+                tracing::error!("epoch log stopped: {e}");
+            }
+            if m.current_leader != leader {
+                leader = m.current_leader;
+                let name = leader
+                    .and_then(|id| m.membership_config.membership().get_node(&id))
+                    .map(|n| n.id.clone());
+                tracing::info!(term = m.current_term, leader = ?name, "epoch log leader changed");
+            }
+            let leader = m.state == ServerState::Leader;
+            state.metrics.consensus_is_leader.set(i64::from(leader));
+            state
+                .metrics
+                .consensus_term
+                .set(i64::try_from(m.current_term).unwrap_or(i64::MAX));
+            let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
+            state
+                .metrics
+                .consensus_commit_index
+                .set(i64::try_from(applied).unwrap_or(i64::MAX));
+        }
+        if rx.changed().await.is_err() {
+            state.metrics.consensus_is_leader.set(0);
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::record::TypeConfig;
+    use super::*;
+    use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
+    use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+    use openraft::raft::{
+        AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest,
+        InstallSnapshotResponse, VoteRequest, VoteResponse,
+    };
+
+    /// A one-node cluster never sends an RPC: every call would fail.
+    struct Alone;
+
+    fn unreachable<E: std::error::Error>() -> RPCError<u64, PeerNode, E> {
+        RPCError::Unreachable(Unreachable::new(&std::io::Error::other("one-node cluster")))
+    }
+
+    impl RaftNetworkFactory<TypeConfig> for Alone {
+        type Network = Alone;
+        async fn new_client(&mut self, _: u64, _: &PeerNode) -> Alone {
+            Alone
+        }
+    }
+
+    impl RaftNetwork<TypeConfig> for Alone {
+        async fn append_entries(
+            &mut self,
+            _: AppendEntriesRequest<TypeConfig>,
+            _: RPCOption,
+        ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, PeerNode, RaftError<u64>>> {
+            Err(unreachable())
+        }
+        async fn install_snapshot(
+            &mut self,
+            _: InstallSnapshotRequest<TypeConfig>,
+            _: RPCOption,
+        ) -> Result<
+            InstallSnapshotResponse<u64>,
+            RPCError<u64, PeerNode, RaftError<u64, InstallSnapshotError>>,
+        > {
+            Err(unreachable())
+        }
+        async fn vote(
+            &mut self,
+            _: VoteRequest<u64>,
+            _: RPCOption,
+        ) -> Result<VoteResponse<u64>, RPCError<u64, PeerNode, RaftError<u64>>> {
+            Err(unreachable())
+        }
+    }
+
+    async fn node(dir: &std::path::Path) -> (EpochRaft, LogStore) {
+        let cfg = raft_config(&crate::config::ConsensusConfig {
+            enabled: true,
+            heartbeat_ms: 50,
+            election_timeout_min_ms: 150,
+            election_timeout_max_ms: 300,
+        })
+        .unwrap();
+        let store = LogStore::open(dir).unwrap();
+        let (log, sm) = Adaptor::new(store.clone());
+        let raft = Raft::new(1, Arc::new(cfg), Alone, log, sm).await.unwrap();
+        (raft, store)
+    }
+
+    fn proposal(manifest: &[u8]) -> Record {
+        Record::Proposal(Proposal {
+            vault: VaultId::from_bytes([9; 16]),
+            from_epoch: 4,
+            manifest: manifest.to_vec(),
+        })
+    }
+
+    #[tokio::test]
+    async fn initialize_is_harmless_after_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let members = BTreeMap::from([(
+            1u64,
+            PeerNode {
+                id: "validator-1".into(),
+                addr: "127.0.0.1:1".into(),
+            },
+        )]);
+        let (raft, _) = node(dir.path()).await;
+        raft.initialize(members.clone()).await.unwrap();
+        let wait = Some(Duration::from_secs(10));
+        raft.wait(wait)
+            .state(ServerState::Leader, "leader")
+            .await
+            .unwrap();
+        let a = raft.client_write(proposal(b"plan A")).await.unwrap().data;
+        let digest = manifest_digest(b"plan A");
+        assert_eq!(a, Applied::Accepted { digest });
+        raft.shutdown().await.unwrap();
+
+        let (raft, store) = node(dir.path()).await;
+        assert!(raft.is_initialized().await.unwrap());
+        assert!(
+            raft.initialize(members).await.is_err(),
+            "refused, not reset"
+        );
+        raft.wait(wait)
+            .state(ServerState::Leader, "leader again")
+            .await
+            .unwrap();
+        let b = raft.client_write(proposal(b"plan B")).await.unwrap().data;
+        assert_eq!(b, Applied::AlreadyDecided { digest });
+        let v = VaultId::from_bytes([9; 16]);
+        assert_eq!(
+            store.read(|m| m.get(&v, 4).map(|d| d.manifest.clone())),
+            Some(b"plan A".to_vec())
+        );
+        raft.shutdown().await.unwrap();
+    }
+
+    #[test]
+    fn node_ids_are_stable_and_members_complete() {
+        // Pinned: changing the mapping would orphan every stored log.
+        assert_eq!(node_id("validator-1"), node_id("validator-1"));
+        assert_ne!(node_id("validator-1"), node_id("validator-2"));
+        let members = vec![
+            Member {
+                id: "validator-2".into(),
+                addr: "127.0.0.1:2".into(),
+            },
+            Member {
+                id: "validator-1".into(),
+                addr: "127.0.0.1:1".into(),
+            },
+        ];
+        let a = initial_members("validator-1", "127.0.0.1:1", &members).unwrap();
+        let b = initial_members("validator-2", "127.0.0.1:2", &members).unwrap();
+        assert_eq!(a, b, "every member computes the same voters");
+        assert_eq!(a.len(), 2);
+    }
+}
