@@ -141,6 +141,30 @@ async fn three_losses_heal_onto_spares_in_a_new_epoch() {
     assert!(!refused.status.success());
 }
 
+/// What every validator logged about healing (warnings, leading, epochs).
+fn healing_log(mesh: &Mesh) -> String {
+    let mut out = String::new();
+    for i in 0..mesh.nodes.len() {
+        for line in mesh.log(i).lines() {
+            if [
+                "WARN",
+                "ERROR",
+                "lead",
+                "heal",
+                "epoch log",
+                "re-share",
+                "certified",
+            ]
+            .iter()
+            .any(|k| line.contains(k))
+            {
+                out.push_str(&format!("validator-{}: {line}\n", i + 1));
+            }
+        }
+    }
+    out
+}
+
 /// Waits until validator `i` reports `vault` at `epoch` (asked by `via`).
 async fn wait_epoch(mesh: &Mesh, via: &validator::peer::PeerClient, i: usize, epoch: u64) {
     let t0 = Instant::now();
@@ -153,9 +177,9 @@ async fn wait_epoch(mesh: &Mesh, via: &validator::peer::PeerClient, i: usize, ep
         }
         assert!(
             t0.elapsed() < Duration::from_secs(60),
-            "validator-{} never reached epoch {epoch}\nleader:\n{}",
+            "validator-{} never reached epoch {epoch}\n{}",
             i + 1,
-            mesh.log(0)
+            healing_log(mesh)
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -317,4 +341,57 @@ async fn repair_is_followed_by_a_refresh_that_retires_older_shares() {
     let (old, new) = (open(1), open(3));
     assert_eq!(old.share.index, new.share.index);
     assert_ne!(&old.share.value[..], &new.share.value[..]);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn with_the_epoch_log_the_successor_is_decided_there_before_it_is_signed() {
+    // The same 3 losses, with the replicated epoch log on: the log decides
+    // the successor before anyone signs, and signers sign only what it
+    // decided. The first Raft leader is among the three SIGKILLed when it
+    // holds a share, so a new one must be elected before the log decides.
+    let mut mesh = Mesh::with_spares(7, 4, 3);
+    mesh.enable_consensus();
+    mesh.start_all();
+    let is_leader = |mesh: &Mesh, i: usize| {
+        pqvault_tests::sample(&mesh.metrics(i), "pqvault_consensus_is_leader", "") == Some(1.0)
+    };
+    let t0 = Instant::now();
+    let leader = loop {
+        if let Some(l) = (0..10).find(|&i| is_leader(&mesh, i)) {
+            break l;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no epoch-log leader"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut lost: Vec<usize> = vec![4, 5, 6];
+    if leader < 7 && !lost.contains(&leader) {
+        lost[0] = leader;
+    }
+    for &i in &lost {
+        mesh.kill9(i);
+    }
+    let alive: Vec<usize> = (0..10).filter(|i| !lost.contains(i)).collect();
+    let (a, b) = (alive[0], alive[1]);
+    let via_a = mesh.client_as(a);
+    let via_b = mesh.client_as(b);
+    for &i in &alive {
+        wait_epoch(&mesh, if i == a { &via_b } else { &via_a }, i, 2).await;
+    }
+    // The log holds the decision and its certificate for leaving epoch 1.
+    let r = via_a
+        .get(
+            &mesh.member(b),
+            &format!("/v1/raft/decision/{}/1", mesh.vault_id),
+            1 << 20,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let d: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert!(d["certificate"].is_string(), "{d}");
+    let holders: Vec<usize> = alive.iter().copied().take(4).collect();
+    recover_from(&mesh, &holders, 2, 4);
 }

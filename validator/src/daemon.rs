@@ -67,8 +67,10 @@ pub struct State {
     pub policy: vault::policy::Policy,
     /// Re-share rounds this validator takes part in.
     pub reshares: Mutex<BTreeMap<[u8; 16], crate::reshare::Round>>,
-    /// Re-share round we dealt our share in, per (vault, epoch): one each.
-    pub dealt: Mutex<BTreeMap<(vault::manifest::VaultId, u64), [u8; 16]>>,
+    /// Re-share round we last dealt our share in, per (vault, epoch), and
+    /// when: one at a time (`crate::reshare::REDEAL_AFTER`).
+    #[allow(clippy::type_complexity)]
+    pub dealt: Mutex<BTreeMap<(vault::manifest::VaultId, u64), ([u8; 16], Instant)>>,
     /// (vault, peer id) whose latest custody check failed.
     pub custody: Mutex<BTreeMap<(vault::manifest::VaultId, String), crate::custody::Verdict>>,
     /// Vaults whose shard on our own disk no longer matches its manifest.

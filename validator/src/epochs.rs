@@ -249,6 +249,28 @@ pub async fn sign(
             }
         }
     }
+    // With the epoch log, only the successor it decided is ever signed:
+    // two leaders can no longer split the votes.
+    if let Some(log) = state.consensus.get() {
+        let decided = log
+            .wait_applied(&vault, c.epoch, std::time::Duration::from_secs(5))
+            .await
+            .ok_or_else(|| {
+                bad(
+                    409,
+                    format!(
+                        "the epoch log has decided no successor of epoch {} yet",
+                        c.epoch
+                    ),
+                )
+            })?;
+        if decided.digest != next.digest() {
+            return Err(bad(
+                409,
+                "the epoch log decided another successor of this epoch",
+            ));
+        }
+    }
     // A vote is final, so cast it only where a transition can complete:
     // our own view must hold a quorum of live holders (a validator cut off
     // in a minority keeps its vote), and the proposer must be one of them.
@@ -328,6 +350,30 @@ pub async fn commit(state: Arc<State>, vault: VaultId, body: &[u8]) -> Result<u6
         .get(&vault)
         .cloned()
         .ok_or_else(|| bad(409, "nothing prepared for this vault"))?;
+    // With the epoch log, the old epoch is left (and its files deleted)
+    // only once the log holds this certificate.
+    if let Some(log) = state.consensus.get() {
+        let digest = vault::manifest::Manifest::decode(&manifest)
+            .map_err(|e| bad(400, e))?
+            .digest();
+        let from = pending.from_epoch;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match log.certified(&vault, from) {
+                Some((d, _)) if d == digest => break,
+                Some(_) => return Err(bad(409, "the epoch log certified another successor")),
+                None if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
+                }
+                None => {
+                    return Err(bad(
+                        409,
+                        "the epoch log does not hold this certificate (yet)",
+                    ))
+                }
+            }
+        }
+    }
     let st = state.clone();
     let epoch = blocking(move || {
         let mut store = st.store.lock().map_err(|_| bad(500, "poisoned"))?;

@@ -17,6 +17,8 @@
 //! lowest-id rule picks the leader from each validator's own view.
 
 use crate::config::Member;
+use crate::consensus::record::{manifest_digest, Certified, Proposal};
+use crate::consensus::ProposalOutcome;
 use crate::daemon::State;
 use crate::epochs::{self, encode_commit, PrepareReply};
 use crate::repair::{Message, Plan};
@@ -31,14 +33,49 @@ use vault::identity::Fingerprint;
 use vault::manifest::{Manifest, ManifestBody, ShardEntry, VaultId};
 
 /// Runs [`heal_once`] every `interval`, forever.
+/// Also runs a pass as soon as the detector's view changes (a member dies
+/// or comes back) or a custody check fails, instead of waiting for the
+/// next tick.
 pub async fn heal_loop(state: Arc<State>, interval: Duration, grace: Duration) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen = view_signature(&state);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = changed(&state, &mut seen) => {}
+        }
         if let Err(e) = heal_once(&state, grace).await {
             tracing::warn!("healing: {e}");
             state.metrics.repairs.with_label_values(&["failed"]).inc();
+        }
+    }
+}
+
+/// What healing reacts to: members not alive, and failed custody checks.
+fn view_signature(state: &State) -> (Vec<String>, usize) {
+    let down = state
+        .detector
+        .lock()
+        .map(|d| {
+            d.states()
+                .filter(|(_, s)| *s != MemberState::Alive)
+                .map(|(id, _)| id.to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let failed = state.custody.lock().map(|c| c.len()).unwrap_or(0);
+    (down, failed)
+}
+
+/// Returns once the view signature differs from `seen` (checked every 50 ms).
+async fn changed(state: &State, seen: &mut (Vec<String>, usize)) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = view_signature(state);
+        if now != *seen {
+            *seen = now;
+            return;
         }
     }
 }
@@ -183,8 +220,33 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
         .map(|(_, m)| name(m))
         .min()
         .unwrap_or_default();
+    // The proposer is chosen by this rule; with the epoch log, what it
+    // proposes is decided there (a second proposer's rival is refused and
+    // it finishes the decided one instead), so views may differ safely.
     if leader != state.id {
         return Ok(());
+    }
+    // A successor the log decided (a previous leader's) is finished first:
+    // no other proposal for this epoch can ever be decided.
+    if let Some(c) = state.consensus.get() {
+        if let Some(d) = c.decision(&id, b.epoch) {
+            let next_body = Manifest::decode(&d.manifest)
+                .map_err(|e| e.to_string())?
+                .body()
+                .clone();
+            let next: Vec<(u8, Option<Member>)> = next_body
+                .shards
+                .iter()
+                .filter_map(|e| view.get(&e.recipient).map(|m| (e.index, m.clone())))
+                .collect();
+            tracing::info!(vault = %id, epoch = b.epoch + 1, "finishing the successor the epoch log decided");
+            return match d.certificate {
+                Some(cert) => {
+                    finish_commit(state, id, &encode_commit(&d.manifest, &cert), &next).await
+                }
+                None => certify_manifest(state, id, b.epoch, d.manifest, &holders, &next).await,
+            };
+        }
     }
     let recipients: Vec<Fingerprint> = b.shards.iter().map(|e| e.recipient).collect();
     let mut spares: Vec<(Fingerprint, Member)> = view
@@ -341,6 +403,34 @@ async fn certify(
 ) -> Result<(), String> {
     let m2 = Manifest::sign(body, state.identity.public(), state.identity.signing_key())
         .map_err(|e| e.to_string())?;
+    certify_manifest(state, id, body.epoch - 1, m2, signers, next).await
+}
+
+/// Has `signers` certify the signed next manifest `m2` of epoch `from + 1`
+/// (first deciding it in the epoch log, when there is one) and commits it
+/// at `next`.
+async fn certify_manifest(
+    state: &Arc<State>,
+    id: VaultId,
+    from: u64,
+    m2: Vec<u8>,
+    signers: &[(u8, Option<Member>)],
+    next: &[(u8, Option<Member>)],
+) -> Result<(), String> {
+    let log = state.consensus.get();
+    if let Some(c) = log {
+        let outcome = c
+            .propose(Proposal {
+                vault: id,
+                from_epoch: from,
+                manifest: m2.clone(),
+            })
+            .await
+            .map_err(|e| format!("epoch log: {e}"))?;
+        if let ProposalOutcome::AlreadyDecided(_) = outcome {
+            return Err("the epoch log decided another successor; finishing it next pass".into());
+        }
+    }
 
     // 3. Signatures from the live holders of the current epoch.
     let mut cert: Option<EpochCertificate> = None;
@@ -358,13 +448,23 @@ async fn certify(
         }
     }
     let cert = cert.ok_or("no signatures")?.encode();
+    if let Some(c) = log {
+        c.certify(Certified {
+            vault: id,
+            from_epoch: from,
+            manifest_digest: manifest_digest(&m2),
+            certificate: cert.clone(),
+        })
+        .await
+        .map_err(|e| format!("epoch log: {e}"))?;
+    }
 
     // 4. Commit everywhere, ourselves last. Kept until every holder has
     // it: a later pass retries rather than proposing a rival successor
     // (which could never gather a quorum: the votes are cast).
     let commit = encode_commit(&m2, &cert);
     if let Ok(mut u) = state.unfinished.lock() {
-        u.insert(id, (body.epoch - 1, commit.clone(), next.to_vec()));
+        u.insert(id, (from, commit.clone(), next.to_vec()));
     }
     finish_commit(state, id, &commit, next).await
 }
@@ -391,9 +491,11 @@ async fn finish_commit(
     for c in commits {
         c.await.map_err(|e| e.to_string())??;
     }
-    epochs::commit(state.clone(), id, &commit)
-        .await
-        .map_err(|f| fail("local commit", f))?;
+    if next.iter().any(|(_, who)| who.is_none()) {
+        epochs::commit(state.clone(), id, &commit)
+            .await
+            .map_err(|f| fail("local commit", f))?;
+    }
     if let Ok(mut u) = state.unfinished.lock() {
         u.remove(&id);
     }

@@ -54,6 +54,10 @@ pub const RESHARE_KIND: Kind = Kind {
 
 const MAX_SEALED: usize = MAX_SHARE_LEN + 16 * 1024;
 
+/// How long a round we dealt in blocks another round for the same epoch:
+/// longer than a leader waits for a round (20 s) before it gives up.
+pub const REDEAL_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The leader's proposal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -278,14 +282,24 @@ async fn on_plan(state: Arc<State>, plan: Plan) -> Result<&'static str, Failure>
         return Err(bad(422, "we are neither a dealer nor a recipient"));
     }
     if let Some(i) = dealer {
-        // One dealing per epoch: two plans must never both get our share.
+        // One dealing at a time per epoch: a rival plan is refused while
+        // the round we dealt in may still complete; after REDEAL_AFTER (the
+        // leader has given up on it) a new round may have our share. Each
+        // round deals a fresh polynomial, and only one successor of the
+        // epoch can be certified, so an abandoned round's shares are inert.
         let mut dealt = state.dealt.lock().map_err(|_| bad(500, "poisoned"))?;
         match dealt.get(&(plan.vault_id, plan.epoch)) {
-            Some(r) if *r != plan.round => {
-                return Err(bad(409, "already dealt this epoch in another round"))
+            Some((r, at)) if *r != plan.round && at.elapsed() < REDEAL_AFTER => {
+                return Err(bad(
+                    409,
+                    "already dealt this epoch in another round that may still complete",
+                ))
             }
             _ => {
-                dealt.insert((plan.vault_id, plan.epoch), plan.round);
+                dealt.insert(
+                    (plan.vault_id, plan.epoch),
+                    (plan.round, std::time::Instant::now()),
+                );
             }
         }
         drop(dealt);
