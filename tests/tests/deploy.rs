@@ -236,7 +236,13 @@ fn the_validator_accepts_the_manifests_config() {
     );
     let discovery = config.discovery.expect("[discovery] set");
     assert_eq!(discovery.port, 7443);
-    assert!(config.members.is_empty(), "membership comes from discovery");
+    // The epoch log's voters: every pod name but our own, on the peer port.
+    assert_eq!(config.members.len(), 7, "validator-0..7 minus ourselves");
+    for m in &config.members {
+        let ordinal = m.id.strip_prefix("validator-").expect("validator id");
+        assert_eq!(m.addr, format!("pqvault-{ordinal}.pqvault-peers:7443"));
+    }
+    assert!(config.consensus.enabled, "the epoch log is on");
 }
 
 #[test]
