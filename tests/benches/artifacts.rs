@@ -74,11 +74,20 @@ fn plain_download(addr: std::net::SocketAddr, out: &Path) -> f64 {
     n as f64 / t0.elapsed().as_secs_f64()
 }
 
+/// The machine's load average (1, 5, 15 minutes): the figures are only
+/// comparable between runs at similar load.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
 fn mib_s(bps: f64) -> f64 {
     bps / (1024.0 * 1024.0)
 }
 
 fn main() {
+    let load_before = loadavg();
     let mut mesh = Mesh::new(N, 4);
     let c = artifacts::enable(&mesh, "sync_interval_ms = 200\nfetch_concurrency = 4");
     mesh.start_all();
@@ -236,7 +245,7 @@ fn main() {
         );
     }
     println!(
-        "  of which the full payload check (check_payload, run once per validator before serving; `vault artifact verify` alone): {verify_ms:.0} ms, peak RSS {verify_peak} KiB"
+        "  the full payload check alone (`vault artifact verify`: check_payload, every chunk hash, digest, tensors, golden run; a validator runs the digest and tensor halves on two threads and skips the chunk hashes it checked on arrival): {verify_ms:.0} ms, peak RSS {verify_peak} KiB"
     );
     let replicas = &ratios[1..];
     let min = replicas.iter().cloned().fold(f64::MAX, f64::min);
@@ -259,6 +268,10 @@ fn main() {
         max_transfer as f64 / 1024.0
     );
     alone(&mut mesh, &c, &digest, &etag, len, plain, chunks);
+    println!(
+        "  load average before the run: {load_before}; after: {} (2 cores; other work on the machine slows every figure)",
+        loadavg()
+    );
 }
 
 /// One validator fetching the whole artifact alone from its 6 peers: its
@@ -309,7 +322,7 @@ fn alone(
     let transfer = chunks_done.unwrap_or(t0.elapsed()) - started.unwrap_or_default();
     let tbps = len as f64 / transfer.as_secs_f64();
     println!(
-        "  one validator alone re-fetching from 6 peers (copy deleted, restarted): {:.0} ms from manifest to served, {:.0} MiB/s ({:.2} of plain HTTP); RSS growth {} KiB ({} KiB while chunks arrived)",
+        "  one validator alone re-fetching from 6 peers (copy deleted, restarted; the fair per-validator comparison with one plain download): {:.0} ms from manifest to served, {:.0} MiB/s ({:.2} of plain HTTP); RSS growth {} KiB ({} KiB while chunks arrived)",
         d.as_secs_f64() * 1e3,
         mib_s(bps),
         bps / plain,

@@ -352,7 +352,7 @@ fn restart_after_kill9_mid_transfer_does_not_refetch_verified_chunks() {
     // Reduced size for the debug test build (16 MiB in 256 chunks); the
     // 64 MiB figure is measured by `cargo bench -p pqvault-tests --bench artifacts`.
     let mut mesh = Mesh::new(7, 4);
-    let c = artifacts::enable(&mesh, "sync_interval_ms = 200\nfetch_concurrency = 2");
+    let c = artifacts::enable(&mesh, "sync_interval_ms = 200\nfetch_concurrency = 1");
     mesh.start_all();
     let net = testnet::large(16 << 20);
     let dir = c.pack(&net, "snn-large", "1.0.0", "", 65536, &c.publisher);
@@ -360,7 +360,18 @@ fn restart_after_kill9_mid_transfer_does_not_refetch_verified_chunks() {
     let total = net.safetensors.len();
     let chunks = total.div_ceil(65536);
     let victim = 6;
-    push_ok(&c, 0, &dir);
+    // Replicas fetch verified chunks from each other while the push is
+    // still going on: watch validator 7 from the start.
+    let pusher = {
+        let (app, dir) = (c.apps[0].to_string(), dir.clone());
+        std::thread::spawn(move || {
+            std::process::Command::new(pqvault_tests::bin("vault"))
+                .args(["artifact", "push", "--to", &app])
+                .arg(&dir)
+                .output()
+                .expect("run vault")
+        })
+    };
     // Kill validator 7 as soon as it holds some, but not all, chunks.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -376,13 +387,17 @@ fn restart_after_kill9_mid_transfer_does_not_refetch_verified_chunks() {
         );
         std::thread::sleep(Duration::from_millis(1));
     }
+    // The `verified` file is a hint written at most every 10 ms without an
+    // fsync; the restart hashes every chunk slot, so it keeps at least these.
     let bits = artifacts::verified_bits(&mesh, victim, &digest).unwrap();
     let before = bits.iter().filter(|b| **b).count();
     assert!(before < chunks);
-    let verified_bytes: usize = (0..chunks)
-        .filter(|&k| bits[k])
-        .map(|k| 65536.min(total - k * 65536))
-        .sum();
+    let out = pusher.join().expect("push thread");
+    assert!(
+        out.status.success(),
+        "push failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     mesh.start(victim);
     let etag = sha256_hex(&net.safetensors);
     for i in 0..7 {
@@ -390,21 +405,75 @@ fn restart_after_kill9_mid_transfer_does_not_refetch_verified_chunks() {
         assert_eq!(sha256_hex(&body), etag, "validator-{} differs", i + 1);
     }
     let log = mesh.log(victim);
+    let (kept, kept_bytes) = resumed(&log, chunks).expect("restart logged the chunks it kept");
     assert!(
-        log.contains(&format!(
-            "resuming artifact: {before} of {chunks} chunks already verified"
-        )),
-        "restart did not resume from the bitmap: {before} of {chunks}"
+        kept >= before && kept < chunks,
+        "restart kept {kept} of {chunks} chunks; {before} were verified before the kill"
     );
+    // Everything fetched after the restart is counted: at most the bytes
+    // it did not keep (a refetched verified chunk would exceed it).
     let replicated = sample(
         &mesh.metrics(victim),
         "pqvault_artifact_bytes_replicated_total",
         "",
     )
-    .unwrap() as usize;
+    .unwrap() as u64;
     assert!(
-        replicated <= total - verified_bytes && replicated > 0,
+        replicated <= total as u64 - kept_bytes && replicated > 0,
         "after restart fetched {replicated} bytes; {} were still missing",
-        total - verified_bytes
+        total as u64 - kept_bytes
     );
+}
+
+/// `(chunks, bytes)` from the log line `resuming artifact: V of N chunks
+/// already verified (B bytes)`.
+fn resumed(log: &str, chunks: usize) -> Option<(usize, u64)> {
+    let line = log.lines().find(|l| l.contains("resuming artifact: "))?;
+    let rest = line.split("resuming artifact: ").nth(1)?;
+    let kept: usize = rest.split_whitespace().next()?.parse().ok()?;
+    let of = format!(" of {chunks} chunks already verified (");
+    let bytes = rest
+        .split(&of)
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some((kept, bytes))
+}
+
+#[test]
+fn a_peer_serving_a_manifest_that_is_not_the_digest_asked_for_is_refused() {
+    let mut mesh = Mesh::new(3, 2);
+    let c = artifacts::enable(&mesh, FAST);
+    mesh.start(0);
+    mesh.start(1);
+    let net = testnet::small(8);
+    let a = c.pack(&net, "snn-swap", "1.0.0", "", 65536, &c.publisher);
+    let b = c.pack(&net, "snn-other", "1.0.0", "", 65536, &c.publisher);
+    push_ok(&c, 0, &a);
+    let etag = sha256_hex(&net.safetensors);
+    wait_served(&c, 1, "snn-swap", "1.0.0", &etag, Duration::from_secs(30));
+    // Both holders now serve, under A's digest, B's manifest: validly
+    // signed and trusted, but not the manifest that digest names.
+    let digest = manifest_digest(&a);
+    for i in 0..2 {
+        let stored = artifacts::object_dir(&mesh, i, &digest).join("artifact.pqva");
+        fs::write(&stored, fs::read(b.join("artifact.pqva")).unwrap()).unwrap();
+    }
+    mesh.start(2);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while failures(&mesh, 2, "digest") < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "validator-3 never refused the swapped manifest"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Refused once and remembered: not fetched again, nothing stored.
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(failures(&mesh, 2, "digest"), 1.0);
+    assert!(!artifacts::object_dir(&mesh, 2, &digest).exists());
+    assert_eq!(c.get(2, "/v1/artifacts/snn-swap/1.0.0", &[]).status, 404);
+    assert!(mesh.log(2).contains("artifact from peer refused"));
 }

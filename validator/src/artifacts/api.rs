@@ -1,14 +1,24 @@
 //! Artifact routes.
 //!
-//! Peer API (mutual TLS, merged into [`crate::api::router`]); only complete
-//! (fully verified) artifacts are listed or served:
+//! Peer API (mutual TLS, merged into [`crate::api::router`]). Peers get
+//! verified data only, but not only complete artifacts: a manifest is held
+//! only once it verified, and a chunk is served only once its hash matched
+//! the signed manifest, so a partial download can feed other peers.
 //!
-//! * `GET /v1/artifacts`: the manifest digests held, with name and version
-//!   hints (JSON).
+//! * `GET /v1/artifacts`: the manifest digests held, complete or in
+//!   progress, with name, version and completeness as hints (JSON).
 //! * `GET /v1/artifacts/{digest}/manifest`: the signed manifest.
-//! * `GET /v1/artifacts/{digest}/chunks/{i}`: chunk `i`, streamed from disk.
+//! * `GET /v1/artifacts/{digest}/held`: which chunks are verified here (a
+//!   `PQAB` bitmap, docs/artifact-carriage.md).
+//! * `GET /v1/artifacts/{digest}/chunks/{i}`: chunk `i`, streamed from disk,
+//!   if verified here (else 404).
+//! * `POST /v1/artifacts/hint`: "I admitted a new artifact": runs an
+//!   anti-entropy round now (the body is ignored; everything is still
+//!   pulled and verified).
 //!
-//! Application API (plain HTTP on `[listen] app`, default 127.0.0.1:9465):
+//! Application API (plain HTTP on `[listen] app`, default 127.0.0.1:9465);
+//! it serves only complete artifacts, whose whole payload passed
+//! `check_payload` (golden run included):
 //!
 //! * `GET /v1/artifacts/{name}/latest` and `GET /v1/artifacts/{name}/{version}`:
 //!   the payload, streamed from disk, with `Range: bytes=a-b` (one range;
@@ -55,20 +65,30 @@ pub struct Held {
     pub name: String,
     /// Version.
     pub version: String,
+    /// Every chunk and the whole payload verified (peer lists only; the
+    /// application's list holds complete artifacts alone).
+    #[serde(default = "yes")]
+    pub complete: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `GET /v1/artifacts` response.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, Default)]
 pub struct HeldList {
-    /// Complete artifacts held.
+    /// Artifacts held.
     pub artifacts: Vec<Held>,
 }
 
 /// Peer routes, merged into the peer API router.
 pub fn peer_routes() -> Router<Arc<State>> {
     Router::new()
-        .route("/v1/artifacts", get(list))
+        .route("/v1/artifacts", get(peer_list))
+        .route("/v1/artifacts/hint", post(peer_hint))
         .route("/v1/artifacts/{digest}/manifest", get(peer_manifest))
+        .route("/v1/artifacts/{digest}/held", get(peer_held))
         .route("/v1/artifacts/{digest}/chunks/{index}", get(peer_chunk))
 }
 
@@ -112,21 +132,62 @@ fn parse_digest(s: &str) -> Option<[u8; 32]> {
     hex::decode(s).ok()?.try_into().ok()
 }
 
+fn held(o: &super::store::Object) -> Held {
+    Held {
+        digest: hex::encode(o.meta.digest),
+        name: o.meta.name.clone(),
+        version: o.meta.version.to_string(),
+        complete: o.complete,
+    }
+}
+
+/// The application's list: complete artifacts only.
 async fn list(AxState(state): AxState<Arc<State>>) -> Response {
     let Some(art) = state.artifacts.as_ref() else {
         return disabled();
     };
-    let artifacts = art
-        .lock()
-        .complete()
-        .map(|o| Held {
-            digest: hex::encode(o.meta.digest),
-            name: o.meta.name.clone(),
-            version: o.meta.version.to_string(),
-        })
-        .collect();
+    let artifacts = art.lock().complete().map(held).collect();
+    Json(HeldList { artifacts }).into_response()
+}
+
+/// The peers' list: every admitted (verified) manifest, complete or not.
+async fn peer_list(AxState(state): AxState<Arc<State>>) -> Response {
+    let Some(art) = state.artifacts.as_ref() else {
+        return disabled();
+    };
+    let artifacts = art.lock().objects().map(held).collect();
     state.count("artifacts", 200);
     Json(HeldList { artifacts }).into_response()
+}
+
+async fn peer_hint(AxState(state): AxState<Arc<State>>) -> Response {
+    let Some(art) = state.artifacts.as_ref() else {
+        return disabled();
+    };
+    art.wake.notify_one();
+    state.count("artifact_hint", 204);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn peer_held(AxState(state): AxState<Arc<State>>, Path(digest): Path<String>) -> Response {
+    let Some(art) = state.artifacts.as_ref() else {
+        return disabled();
+    };
+    let Some(d) = parse_digest(&digest) else {
+        state.count("artifact_held", 400);
+        return text(400, "digest must be 64 hex digits");
+    };
+    let bits = art.lock().get(&d).map(|o| o.bitmap());
+    match bits {
+        Some(b) => {
+            state.count("artifact_held", 200);
+            ([(header::CONTENT_TYPE, "application/octet-stream")], b).into_response()
+        }
+        None => {
+            state.count("artifact_held", 404);
+            text(404, "no artifact with that digest here")
+        }
+    }
 }
 
 fn manifest_response(path: &std::path::Path, digest: &[u8; 32]) -> Response {
@@ -157,11 +218,7 @@ async fn peer_manifest(
         state.count("artifact_manifest", 400);
         return text(400, "digest must be 64 hex digits");
     };
-    let path = art
-        .lock()
-        .get(&d)
-        .filter(|o| o.complete)
-        .map(|o| o.manifest_path());
+    let path = art.lock().get(&d).map(|o| o.manifest_path());
     match path {
         Some(p) => {
             state.count("artifact_manifest", 200);
@@ -169,7 +226,7 @@ async fn peer_manifest(
         }
         None => {
             state.count("artifact_manifest", 404);
-            text(404, "no complete artifact with that digest here")
+            text(404, "no artifact with that digest here")
         }
     }
 }
@@ -185,23 +242,30 @@ async fn peer_chunk(
         state.count("artifact_chunk", 400);
         return text(400, "digest must be 64 hex digits");
     };
-    let found = art.lock().get(&d).filter(|o| o.complete).map(|o| {
+    // Any chunk whose hash matched the signed manifest is verified data,
+    // whether or not the rest of the artifact has arrived.
+    let found = art.lock().get(&d).map(|o| {
         (
             o.payload_path(),
             o.meta.chunk_range(index),
             o.meta.chunks.len(),
+            o.is_verified(index),
         )
     });
     match found {
         None => {
             state.count("artifact_chunk", 404);
-            text(404, "no complete artifact with that digest here")
+            text(404, "no artifact with that digest here")
         }
-        Some((_, None, count)) => {
+        Some((_, Some(_), _, false)) => {
+            state.count("artifact_chunk", 404);
+            text(404, format!("chunk {index} is not verified here yet"))
+        }
+        Some((_, None, count, _)) => {
             state.count("artifact_chunk", 400);
             text(400, format!("chunk {index} out of range ({count} chunks)"))
         }
-        Some((path, Some((off, len)), _)) => match stream_file(&path, off, len).await {
+        Some((path, Some((off, len)), _, true)) => match stream_file(&path, off, len).await {
             Ok(body) => {
                 state.count("artifact_chunk", 200);
                 (
@@ -386,6 +450,9 @@ async fn push_manifest(AxState(state): AxState<Arc<State>>, body: Bytes) -> Resp
     let result = tokio::task::spawn_blocking(move || art.admit(&body, None)).await;
     match result {
         Ok(Ok(a)) => {
+            if !a.complete {
+                tokio::spawn(super::sync::hint_peers(state.clone()));
+            }
             let code = if a.complete {
                 StatusCode::OK
             } else {

@@ -5,25 +5,34 @@
 //!   objects/<manifest-digest-hex>/
 //!     artifact.pqva   the signed manifest, exactly as received
 //!     payload         preallocated to the payload length; chunk i at i·chunk_size
-//!     verified        bitmap of chunks verified on arrival (PQAB, written atomically)
+//!     verified        bitmap of chunks verified on arrival (PQAB): a progress
+//!                     hint for operators and tests, written lazily, never trusted
 //!     complete        present only once every chunk and the whole payload
-//!                     (`check_payload`) verified: the only objects served
+//!                     (`check_payload`) verified and the payload was fsynced:
+//!                     the only objects served to the application
 //!   staging/          objects being created; emptied at start
+//!   quarantine/       objects that failed their checks at start (not expired)
 //! ```
 //!
-//! An object directory appears (by rename) only once its manifest, bitmap
-//! and fully preallocated payload are on disk, so a full disk is reported
-//! when an artifact is admitted, never half-way through it, and nothing
-//! already stored is touched. A chunk's bit is set only after its bytes
-//! are fsynced, and the bitmap is replaced atomically, so after a crash
-//! every set bit names a verified chunk (restart re-hashes them anyway) and
-//! no verified chunk is fetched twice. The store never reads a whole payload
-//! into memory: chunks are written and hashed as they stream in.
+//! An object directory appears (by rename) only once its manifest and fully
+//! preallocated payload are on disk, so a full disk is reported when an
+//! artifact is admitted, never half-way through it, and nothing already
+//! stored is touched. Chunks are written without an fsync each; which
+//! chunks are verified is known in memory. At start every chunk slot of a
+//! partial payload is hashed again against the manifest, and the slots that
+//! match are verified: after a kill the page cache still holds every chunk
+//! written, so none is fetched twice; after a power loss an unflushed chunk
+//! fails its hash and is fetched again. The payload (and its directory) is
+//! fsynced once, before the `complete` marker is written. The store never
+//! reads a whole payload into memory: chunks are written and hashed as they
+//! stream in.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 use thiserror::Error;
 use vault::fsio::{self, Mode};
 
@@ -34,6 +43,8 @@ const MANIFEST: &str = "artifact.pqva";
 const PAYLOAD: &str = "payload";
 const BITMAP: &str = "verified";
 const COMPLETE: &str = "complete";
+/// Least time between two writes of the `verified` hint of one object.
+const HINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
 const BITMAP_MAGIC: &[u8; 4] = b"PQAB";
 const BITMAP_VERSION: u8 = 1;
 
@@ -181,6 +192,7 @@ pub struct Object {
     verified: Vec<bool>,
     /// Every chunk and the whole payload verified: may be served.
     pub complete: bool,
+    hint_written: Option<Instant>,
 }
 
 impl Object {
@@ -196,6 +208,13 @@ impl Object {
     pub fn verified_count(&self) -> usize {
         self.verified.iter().filter(|v| **v).count()
     }
+    /// Payload bytes in verified chunks.
+    pub fn verified_bytes(&self) -> u64 {
+        (0..self.verified.len())
+            .filter(|&i| self.verified[i])
+            .filter_map(|i| self.meta.chunk_range(i).map(|(_, len)| len))
+            .sum()
+    }
     /// Indices of chunks not yet verified.
     pub fn missing(&self) -> Vec<usize> {
         (0..self.verified.len())
@@ -205,6 +224,28 @@ impl Object {
     /// True if chunk `i` is verified.
     pub fn is_verified(&self, i: usize) -> bool {
         self.verified.get(i).copied().unwrap_or(false)
+    }
+    /// Writes the `verified` hint file (not fsynced: it is never trusted)
+    /// unless one was written less than 10 ms ago and `force` is false.
+    fn write_hint(&mut self, force: bool) {
+        if !force
+            && self
+                .hint_written
+                .is_some_and(|t| t.elapsed() < HINT_INTERVAL)
+        {
+            return;
+        }
+        self.hint_written = Some(Instant::now());
+        let tmp = self.dir.join(".verified.tmp");
+        let r = fs::write(&tmp, bitmap_encode(&self.verified))
+            .and_then(|()| fs::rename(&tmp, self.dir.join(BITMAP)));
+        if let Err(e) = r {
+            tracing::debug!(dir = %self.dir.display(), "cannot write the verified hint: {e}");
+        }
+    }
+    /// The verified chunks as a `PQAB` bitmap (what peers are told).
+    pub fn bitmap(&self) -> Vec<u8> {
+        bitmap_encode(&self.verified)
     }
 }
 
@@ -234,11 +275,16 @@ pub enum ClaimResult {
     AlreadyVerified,
 }
 
-/// An object found on disk at start that could not be loaded as it was.
+/// An object found on disk at start that could not be loaded as it was:
+/// deleted if it expired (it can never verify again), else moved to
+/// `quarantine/` for the operator. Either way its digest can be admitted
+/// again.
 #[derive(Debug)]
 pub struct Skipped {
-    /// Directory.
+    /// Where it was.
     pub dir: PathBuf,
+    /// Where it was moved (`None`: deleted).
+    pub quarantined: Option<PathBuf>,
     /// Failure reason (`ArtifactError::reason` vocabulary, or `format`).
     pub reason: &'static str,
     /// What was wrong.
@@ -262,7 +308,8 @@ pub struct Store {
     claims: HashSet<([u8; 32], usize)>,
 }
 
-fn bitmap_encode(bits: &[bool]) -> Vec<u8> {
+/// Encodes a `verified` bitmap (format in docs/artifact-carriage.md).
+pub fn bitmap_encode(bits: &[bool]) -> Vec<u8> {
     let mut out = Vec::with_capacity(9 + bits.len().div_ceil(8));
     out.extend_from_slice(BITMAP_MAGIC);
     out.push(BITMAP_VERSION);
@@ -354,9 +401,18 @@ impl Store {
                     store.objects.insert(obj.meta.digest, obj);
                 }
                 Err((reason, message)) => {
-                    tracing::warn!(dir = %dir.display(), reason, "stored artifact not loaded: {message}");
+                    let quarantined = store.set_aside(&dir, reason);
+                    match &quarantined {
+                        Some(q) => {
+                            tracing::warn!(dir = %dir.display(), reason, quarantine = %q.display(), "stored artifact not loaded, quarantined: {message}")
+                        }
+                        None => {
+                            tracing::warn!(dir = %dir.display(), reason, "stored artifact not loaded, deleted: {message}")
+                        }
+                    }
                     skipped.push(Skipped {
                         dir,
+                        quarantined,
                         reason,
                         message,
                     });
@@ -390,55 +446,67 @@ impl Store {
             )));
         }
         let count = meta.chunks.len();
-        let bitmap = fs::read(dir.join(BITMAP))
-            .map_err(|e| e.to_string())
-            .and_then(|b| bitmap_decode(&b, count));
-        let mut verified = bitmap.unwrap_or_else(|e| {
-            tracing::warn!(dir = %dir.display(), "chunk bitmap unusable ({e}): every chunk will be fetched again");
-            vec![false; count]
-        });
         let mut obj = Object {
             meta,
             dir: dir.to_path_buf(),
-            verified: verified.clone(),
+            verified: vec![false; count],
             complete: false,
+            hint_written: None,
         };
-        if dir.join(COMPLETE).exists() && verified.iter().all(|v| *v) {
+        if dir.join(COMPLETE).exists() {
             match checker.check_payload(&encoded, &payload) {
                 Ok(()) => {
                     obj.complete = true;
+                    obj.verified = vec![true; count];
                     return Ok(obj);
                 }
                 Err((reason, m)) => {
-                    tracing::warn!(dir = %dir.display(), reason, "stored payload failed its check ({m}); fetching it again");
+                    tracing::warn!(dir = %dir.display(), reason, "stored payload failed its check ({m}); fetching the bad chunks again");
                     let _ = fs::remove_file(dir.join(COMPLETE));
                 }
             }
         }
-        // Re-hash what the bitmap calls verified (local reads only).
-        let mut f = File::open(&payload).map_err(|e| fmt(e.to_string()))?;
+        // Which chunks are on disk: hash every slot against the manifest
+        // (local reads; the `verified` file is only a hint).
+        let f = File::open(&payload).map_err(|e| fmt(e.to_string()))?;
         let mut buf = Vec::new();
-        for (i, v) in verified.iter_mut().enumerate() {
-            if !*v {
-                continue;
-            }
+        for i in 0..count {
             let (off, len) = obj.meta.chunk_range(i).unwrap_or((0, 0));
             buf.resize(len as usize, 0);
-            let ok = f.seek(SeekFrom::Start(off)).is_ok()
-                && f.read_exact(&mut buf).is_ok()
-                && sha256(&buf) == obj.meta.chunks[i];
-            *v = ok;
+            obj.verified[i] =
+                f.read_exact_at(&mut buf, off).is_ok() && sha256(&buf) == obj.meta.chunks[i];
         }
-        if verified != obj.verified {
-            obj.verified = verified;
-            let _ = fsio::write_atomic(
-                &dir.join(BITMAP),
-                &bitmap_encode(&obj.verified),
-                Mode::Public,
-                true,
-            );
-        }
+        obj.write_hint(true);
         Ok(obj)
+    }
+
+    /// Moves an object that failed its checks at start out of `objects/`:
+    /// deleted if it expired, else into `quarantine/` (replacing an older
+    /// quarantined copy of the same digest). Returns where it went.
+    fn set_aside(&self, dir: &Path, reason: &str) -> Option<PathBuf> {
+        let name = dir.file_name()?.to_string_lossy().into_owned();
+        if reason == "expired" {
+            if let Err(e) = fs::remove_dir_all(dir) {
+                tracing::warn!(dir = %dir.display(), "cannot delete expired artifact: {e}");
+            }
+            return None;
+        }
+        let q = self.root.join("quarantine");
+        let dest = q.join(&name);
+        let moved = fs::create_dir_all(&q)
+            .and_then(|()| match fs::remove_dir_all(&dest) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            })
+            .and_then(|()| fs::rename(dir, &dest));
+        match moved {
+            Ok(()) => Some(dest),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), "cannot quarantine artifact, deleting it: {e}");
+                let _ = fs::remove_dir_all(dir);
+                None
+            }
+        }
     }
 
     /// Bytes of payload held or reserved (complete and partial objects).
@@ -456,7 +524,7 @@ impl Store {
         self.objects.values()
     }
 
-    /// Complete objects: the only ones listed to peers or served.
+    /// Complete objects: the only ones served to the application.
     pub fn complete(&self) -> impl Iterator<Item = &Object> {
         self.objects.values().filter(|o| o.complete)
     }
@@ -514,14 +582,6 @@ impl Store {
             f.set_len(meta.payload_len)
                 .map_err(io_err("size", &payload))?;
             f.sync_all().map_err(io_err("fsync", &payload))?;
-            let bits = vec![false; meta.chunks.len()];
-            fsio::write_atomic(
-                &stage.join(BITMAP),
-                &bitmap_encode(&bits),
-                Mode::Public,
-                false,
-            )
-            .map_err(fs_err)?;
             sync_dir(&stage)?;
             let dest = self.root.join("objects").join(&hexd);
             fs::rename(&stage, &dest).map_err(io_err("move into place", &dest))?;
@@ -538,6 +598,7 @@ impl Store {
                         dir,
                         verified: vec![false; count],
                         complete: false,
+                        hint_written: None,
                     },
                 );
                 Ok(true)
@@ -587,26 +648,21 @@ impl Store {
         self.claims.remove(&(claim.digest, claim.index));
     }
 
-    /// Marks a claimed chunk verified (its bytes must already be fsynced)
-    /// and persists the bitmap atomically. Returns true when every chunk of
-    /// the artifact is verified.
+    /// Marks a claimed chunk verified (its bytes must already be written;
+    /// they are fsynced with the whole payload in [`Store::mark_complete`]).
+    /// Returns true when every chunk of the artifact is verified.
     pub fn mark_verified(&mut self, claim: &Claim) -> Result<bool, StoreError> {
         self.claims.remove(&(claim.digest, claim.index));
         let obj = self
             .objects
             .get_mut(&claim.digest)
             .ok_or_else(|| StoreError::Unknown(hex::encode(claim.digest)))?;
-        let mut bits = obj.verified.clone();
-        bits[claim.index] = true;
-        fsio::write_atomic(
-            &obj.dir.join(BITMAP),
-            &bitmap_encode(&bits),
-            Mode::Public,
-            true,
-        )
-        .map_err(fs_err)?;
-        obj.verified = bits;
-        Ok(obj.verified.iter().all(|v| *v))
+        if let Some(v) = obj.verified.get_mut(claim.index) {
+            *v = true;
+        }
+        let all = obj.verified.iter().all(|v| *v);
+        obj.write_hint(all);
+        Ok(all)
     }
 
     /// Marks a fully verified object complete (servable), durably.
@@ -615,6 +671,10 @@ impl Store {
             .objects
             .get_mut(digest)
             .ok_or_else(|| StoreError::Unknown(hex::encode(digest)))?;
+        let payload = obj.payload_path();
+        File::open(&payload)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err("fsync", &payload))?;
         let marker = format!("{}\n", hex::encode(obj.meta.payload_digest));
         fsio::write_atomic(
             &obj.dir.join(COMPLETE),
@@ -645,15 +705,15 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     /// Test manifests: `name|version|chunk_size|` then the payload itself
-    /// (the test checker derives chunk hashes from it).
-    struct TestChecker;
+    /// (the test checker derives chunk hashes from it). With `true`, names
+    /// starting with `exp` are expired and `pol` are outside the policy.
+    struct TestChecker(bool);
 
     fn meta_for(name: &str, version: &str, chunk: u64, payload: &[u8]) -> (Meta, Vec<u8>) {
         let encoded = [format!("{name}|{version}|{chunk}|").as_bytes(), payload].concat();
-        (TestChecker.load(&encoded).unwrap(), encoded)
+        (TestChecker(false).load(&encoded).unwrap(), encoded)
     }
 
     impl Checker for TestChecker {
@@ -666,6 +726,12 @@ mod tests {
                 .parse()
                 .unwrap();
             let payload = parts.next().ok_or(("format", "no payload".to_string()))?;
+            if self.0 && name.starts_with("exp") {
+                return Err(("expired", "expired".into()));
+            }
+            if self.0 && name.starts_with("pol") {
+                return Err(("policy", "not delegated".into()));
+            }
             Ok(Meta {
                 name,
                 version: version.parse().unwrap(),
@@ -696,11 +762,12 @@ mod tests {
         let ClaimResult::Claimed(c) = store.claim(&m.digest, i).unwrap() else {
             panic!("already verified");
         };
-        let mut f = OpenOptions::new().write(true).open(&c.payload).unwrap();
-        f.seek(SeekFrom::Start(c.offset)).unwrap();
-        f.write_all(&payload[c.offset as usize..(c.offset + c.len) as usize])
-            .unwrap();
-        f.sync_data().unwrap();
+        let f = OpenOptions::new().write(true).open(&c.payload).unwrap();
+        f.write_all_at(
+            &payload[c.offset as usize..(c.offset + c.len) as usize],
+            c.offset,
+        )
+        .unwrap();
         assert_eq!(
             sha256(&payload[c.offset as usize..(c.offset + c.len) as usize]),
             c.expected
@@ -713,7 +780,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let payload: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
         let (m, enc) = meta_for("net", "1.0.0", 4096, &payload);
-        let (mut s, skipped) = Store::open(dir.path(), limits(), &TestChecker).unwrap();
+        let (mut s, skipped) = Store::open(dir.path(), limits(), &TestChecker(false)).unwrap();
         assert!(skipped.is_empty());
         assert!(s.admit(m.clone(), &enc).unwrap());
         assert!(!s.admit(m.clone(), &enc).unwrap(), "idempotent");
@@ -738,7 +805,7 @@ mod tests {
         drop(s);
 
         // Restart: chunk 0 stays verified, the rest is missing.
-        let (mut s, _) = Store::open(dir.path(), limits(), &TestChecker).unwrap();
+        let (mut s, _) = Store::open(dir.path(), limits(), &TestChecker(false)).unwrap();
         assert_eq!(s.get(&m.digest).unwrap().missing(), vec![1, 2]);
         assert!(!write_chunk(&mut s, &m, &payload, 1));
         assert!(write_chunk(&mut s, &m, &payload, 2));
@@ -746,7 +813,7 @@ mod tests {
         assert_eq!(s.newest("net").unwrap().meta.digest, m.digest);
         assert!(s.find("net", "1.0.0").is_some());
         drop(s);
-        let (s, _) = Store::open(dir.path(), limits(), &TestChecker).unwrap();
+        let (s, _) = Store::open(dir.path(), limits(), &TestChecker(false)).unwrap();
         assert!(s.get(&m.digest).unwrap().complete);
     }
 
@@ -755,7 +822,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let payload = vec![5u8; 9000];
         let (m, enc) = meta_for("net", "1.0.0", 4096, &payload);
-        let (mut s, _) = Store::open(dir.path(), limits(), &TestChecker).unwrap();
+        let (mut s, _) = Store::open(dir.path(), limits(), &TestChecker(false)).unwrap();
         s.admit(m.clone(), &enc).unwrap();
         for i in 0..3 {
             write_chunk(&mut s, &m, &payload, i);
@@ -766,7 +833,7 @@ mod tests {
         let mut bytes = fs::read(&path).unwrap();
         bytes[5000] ^= 1;
         fs::write(&path, bytes).unwrap();
-        let (s, _) = Store::open(dir.path(), limits(), &TestChecker).unwrap();
+        let (s, _) = Store::open(dir.path(), limits(), &TestChecker(false)).unwrap();
         let obj = s.get(&m.digest).unwrap();
         assert!(!obj.complete, "a corrupted payload is not served");
         assert_eq!(
@@ -775,18 +842,81 @@ mod tests {
             "only the bad chunk is fetched again"
         );
 
-        // A bitmap that is garbage makes every chunk missing, not verified.
+        // The bitmap file is a hint only: garbage in it changes nothing,
+        // the chunks on disk are hashed.
         let bm = obj.dir.join(BITMAP);
         drop(s);
         fs::write(&bm, b"junk").unwrap();
-        let (s, _) = Store::open(dir.path(), limits(), &TestChecker).unwrap();
-        assert_eq!(s.get(&m.digest).unwrap().missing(), vec![0, 1, 2]);
+        let (s, _) = Store::open(dir.path(), limits(), &TestChecker(false)).unwrap();
+        assert_eq!(s.get(&m.digest).unwrap().missing(), vec![1]);
+    }
+
+    #[test]
+    fn chunks_written_but_never_marked_count_after_a_crash() {
+        // A kill after a chunk's bytes reached the page cache but before
+        // anything recorded it: restart finds it by its hash. Slots still
+        // holding the preallocated zeros are not verified.
+        let dir = tempfile::tempdir().unwrap();
+        let payload: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8 + 1).collect();
+        let (m, enc) = meta_for("net", "1.0.0", 4096, &payload);
+        let (mut s, _) = Store::open(dir.path(), limits(), &TestChecker(false)).unwrap();
+        s.admit(m.clone(), &enc).unwrap();
+        write_chunk(&mut s, &m, &payload, 0);
+        let path = s.get(&m.digest).unwrap().payload_path();
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(&payload[2 * 4096..3 * 4096], 2 * 4096)
+            .unwrap();
+        // A torn chunk (half written) does not verify.
+        f.write_all_at(&payload[4 * 4096..4 * 4096 + 100], 4 * 4096)
+            .unwrap();
+        drop(f);
+        let hint = fs::read(s.get(&m.digest).unwrap().dir.join(BITMAP)).unwrap();
+        assert_eq!(
+            bitmap_decode(&hint, 5).unwrap(),
+            [true, false, false, false, false]
+        );
+        drop(s);
+        let (s, _) = Store::open(dir.path(), limits(), &TestChecker(false)).unwrap();
+        let o = s.get(&m.digest).unwrap();
+        assert_eq!(o.missing(), vec![1, 3, 4]);
+        assert_eq!(o.verified_count(), 2);
+        assert!(!o.complete);
+    }
+
+    #[test]
+    fn objects_failing_at_start_free_their_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (e, enc_e) = meta_for("exp-net", "1.0.0", 4096, &[3u8; 5000]);
+        let (p, enc_p) = meta_for("pol-net", "1.0.0", 4096, &[4u8; 5000]);
+        let (mut s, _) = Store::open(dir.path(), limits(), &TestChecker(false)).unwrap();
+        s.admit(e.clone(), &enc_e).unwrap();
+        s.admit(p.clone(), &enc_p).unwrap();
+        drop(s);
+        // Restart after the first expired and the second left the policy.
+        let (mut s, skipped) = Store::open(dir.path(), limits(), &TestChecker(true)).unwrap();
+        assert_eq!(skipped.len(), 2);
+        assert_eq!(s.objects().count(), 0);
+        let exp = skipped.iter().find(|k| k.reason == "expired").unwrap();
+        assert!(
+            exp.quarantined.is_none() && !exp.dir.exists(),
+            "expired: deleted"
+        );
+        let pol = skipped.iter().find(|k| k.reason == "policy").unwrap();
+        let q = pol.quarantined.as_ref().unwrap();
+        assert!(
+            q.join(MANIFEST).exists() && !pol.dir.exists(),
+            "policy: quarantined"
+        );
+        // Neither blocks admitting the same digest again.
+        assert!(s.admit(e.clone(), &enc_e).unwrap());
+        assert!(s.admit(p.clone(), &enc_p).unwrap());
+        assert_eq!(s.objects().count(), 2);
     }
 
     #[test]
     fn limits_and_full_disk_refuse_without_touching_the_store() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut s, _) = Store::open(dir.path(), limits(), &TestChecker).unwrap();
+        let (mut s, _) = Store::open(dir.path(), limits(), &TestChecker(false)).unwrap();
         let (big, enc) = meta_for("big", "1.0.0", 65536, &vec![0u8; (1 << 20) + 1]);
         let e = s.admit(big, &enc).unwrap_err();
         assert!(e.to_string().contains("max_artifact_bytes"), "{e}");
@@ -806,7 +936,9 @@ mod tests {
                 max_artifact_bytes: u64::MAX,
                 max_store_bytes: u64::MAX,
             },
-            ..Store::open(dir.path(), limits(), &TestChecker).unwrap().0
+            ..Store::open(dir.path(), limits(), &TestChecker(false))
+                .unwrap()
+                .0
         };
         let mut huge = a.clone();
         huge.payload_len = 1 << 60;

@@ -1,47 +1,76 @@
 //! Pull-based anti-entropy for artifacts.
 //!
-//! Every `sync_interval_ms` a validator (1) resumes the artifacts it holds
-//! in part, fetching missing chunks from any live peer that has them, and
-//! (2) asks one random live peer (the failure detector decides who is
-//! live) for the manifest digests it holds. For each name, the newest
-//! version it does not have is fetched: manifest first, verified (digest,
-//! signature, policy, expiry, rollback) before anything is stored, then the
-//! chunks, `fetch_concurrency` at a time, spread over the peers. Each chunk
-//! is hashed as it streams in; a bad chunk is fetched again from another
-//! peer, and the peer that sent it gets an integrity strike in its health
-//! score. Chunks come over one kept-alive mutual-TLS connection per worker.
+//! Every `sync_interval_ms`, and at once when a peer hints that it admitted
+//! a new artifact, a validator (1) asks every live peer (the failure
+//! detector decides who is live) for the manifest digests it holds,
+//! complete or in progress; (2) for each name fetches the manifest of the
+//! newest version it does not have and verifies it (digest, signature,
+//! policy, expiry, rollback) before anything is stored; (3) downloads the
+//! missing chunks of every partial object from all live peers at once: a
+//! peer serves any chunk it has verified, and says which with a `PQAB`
+//! bitmap. Each chunk is hashed as it streams in; a bad chunk is fetched
+//! again from another peer, and the peer that sent it gets an integrity
+//! strike in its health score. Workers keep one mutual-TLS connection per
+//! peer for many chunks.
 
 use super::api::HeldList;
+use super::store::bitmap_decode;
 use super::{Artifacts, ChunkOutcome};
 use crate::config::Member;
 use crate::daemon::State;
-use http_body_util::Empty;
+use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use mesh_agent::detector::State as MemberState;
 use mesh_agent::health::{HealthConfig, PeerHealth};
 use rustls_pki_types::ServerName;
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 /// Time allowed for one chunk (connect, request, whole body).
 const CHUNK_TIMEOUT: Duration = Duration::from_secs(60);
-/// Time allowed for a list or manifest request.
+/// Time allowed for a list, manifest, bitmap or hint request.
 const SMALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest `GET /v1/artifacts` answer read.
 const MAX_LIST: usize = 4 << 20;
+/// A download with no chunk stored for this long ends (the next round
+/// resumes it): its sources hold nothing more that it lacks.
+const PATIENCE: Duration = Duration::from_secs(2);
+/// How long a worker waits when no source holds any chunk still missing
+/// (the peers are still receiving them).
+const IDLE_WAIT: Duration = Duration::from_millis(25);
+/// A partial source's bitmap is asked again when older than this.
+const HELD_REFRESH: Duration = Duration::from_millis(50);
 
-/// Runs anti-entropy rounds forever.
+/// Runs anti-entropy rounds forever: every `sync_interval_ms`, and at once
+/// when a peer hints at a new artifact.
 pub async fn sync_loop(state: Arc<State>, art: Arc<Artifacts>) {
     let mut tick = tokio::time::interval(Duration::from_millis(art.settings.sync_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
-        round(&state, &art).await;
+        let hinted = tokio::select! {
+            _ = tick.tick() => false,
+            () = art.wake.notified() => true,
+        };
+        round(&state, &art, hinted).await;
     }
+}
+
+/// Tells every live peer that this validator admitted a new artifact, so
+/// that they run a round now instead of at their next tick. A hint carries
+/// nothing: the peers still pull and verify everything.
+pub async fn hint_peers(state: Arc<State>) {
+    let peers = alive_peers(&state);
+    let posts = peers.iter().map(|p| {
+        tokio::time::timeout(
+            SMALL_TIMEOUT,
+            state.ctl.post(p, "/v1/artifacts/hint", Vec::new(), 1024),
+        )
+    });
+    futures_util::future::join_all(posts).await;
 }
 
 /// Members the failure detector currently considers alive.
@@ -69,44 +98,32 @@ fn shuffle<T>(v: &mut [T]) {
     }
 }
 
-/// One anti-entropy round.
-pub async fn round(state: &Arc<State>, art: &Arc<Artifacts>) {
+/// One anti-entropy round. After a hint, or while something is being
+/// received here, every live peer is asked what it holds (lists are
+/// small); otherwise one random live peer, which bounds the TLS handshakes
+/// an idle mesh spends on anti-entropy.
+pub async fn round(state: &Arc<State>, art: &Arc<Artifacts>, hinted: bool) {
     art.refresh_lag();
     let mut peers = alive_peers(state);
     if peers.is_empty() {
         return;
     }
     shuffle(&mut peers);
-    // (1) Resume partial objects (after a restart, or an earlier failure).
-    let partial: Vec<[u8; 32]> = art
-        .lock()
-        .objects()
-        .filter(|o| !o.complete)
-        .map(|o| o.meta.digest)
-        .collect();
-    for d in partial {
-        download(state, art, d, peers.clone()).await;
-    }
-    // (2) Learn what one random live peer holds.
-    let peer = peers[0].clone();
-    let list = match state.ctl.get(&peer, "/v1/artifacts", MAX_LIST).await {
-        Ok(r) if r.status == 200 => match serde_json::from_slice::<HeldList>(&r.body) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::debug!(peer = %peer.id, "bad artifact list: {e}");
-                return;
+    let busy = art.lock().objects().any(|o| !o.complete);
+    let asked = if hinted || busy { peers.len() } else { 1 };
+    // (1) What the peers hold.
+    let lists =
+        futures_util::future::join_all(peers[..asked].iter().map(|p| list_of(state, p))).await;
+    // (2) New manifests: per name the newest version any peer lists.
+    let mut offered: BTreeMap<[u8; 32], &Member> = BTreeMap::new();
+    for (peer, list) in peers[..asked].iter().zip(&lists) {
+        if let Some(list) = list {
+            for d in wanted(art, list) {
+                offered.entry(d).or_insert(peer);
             }
-        },
-        Ok(r) => {
-            tracing::debug!(peer = %peer.id, status = r.status, "artifact list refused");
-            return;
         }
-        Err(e) => {
-            tracing::debug!(peer = %peer.id, "artifact list: {e}");
-            return;
-        }
-    };
-    for digest in wanted(art, &list) {
+    }
+    for (digest, peer) in newest_per_name(&lists, offered) {
         let path = format!("/v1/artifacts/{}/manifest", hex::encode(digest));
         let manifest = match tokio::time::timeout(
             SMALL_TIMEOUT,
@@ -122,18 +139,77 @@ pub async fn round(state: &Arc<State>, art: &Arc<Artifacts>) {
         let a = art.clone();
         let admitted = tokio::task::spawn_blocking(move || a.admit(&manifest, Some(&digest))).await;
         match admitted {
-            Ok(Ok(_)) => {
-                let mut sources = peers.clone();
-                // The peer that listed it first.
-                sources.sort_by_key(|m| m.id != peer.id);
-                download(state, art, digest, sources).await;
-            }
+            Ok(Ok(_)) => {}
             Ok(Err(r)) => {
                 tracing::warn!(peer = %peer.id, digest = %hex::encode(digest), "artifact from peer refused: {r}")
             }
             Err(e) => tracing::warn!("admission task failed: {e}"),
         }
     }
+    // (3) Fetch what is missing of every partial object from all live peers.
+    let partial: Vec<[u8; 32]> = art
+        .lock()
+        .objects()
+        .filter(|o| !o.complete)
+        .map(|o| o.meta.digest)
+        .collect();
+    for d in partial {
+        download(state, art, d, peers.clone()).await;
+    }
+}
+
+/// `GET /v1/artifacts` of `peer`, or `None` if it does not answer well.
+async fn list_of(state: &State, peer: &Member) -> Option<HeldList> {
+    match tokio::time::timeout(
+        SMALL_TIMEOUT,
+        state.ctl.get(peer, "/v1/artifacts", MAX_LIST),
+    )
+    .await
+    {
+        Ok(Ok(r)) if r.status == 200 => serde_json::from_slice::<HeldList>(&r.body)
+            .map_err(|e| tracing::debug!(peer = %peer.id, "bad artifact list: {e}"))
+            .ok(),
+        Ok(Ok(r)) => {
+            tracing::debug!(peer = %peer.id, status = r.status, "artifact list refused");
+            None
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(peer = %peer.id, "artifact list: {e}");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// Of the digests offered, the newest version hinted per name, with the
+/// peer to fetch its manifest from.
+fn newest_per_name(
+    lists: &[Option<HeldList>],
+    offered: BTreeMap<[u8; 32], &Member>,
+) -> Vec<([u8; 32], Member)> {
+    let mut best: BTreeMap<String, (semver::Version, [u8; 32])> = BTreeMap::new();
+    for list in lists.iter().flatten() {
+        for h in &list.artifacts {
+            let Some(d) = parse_digest(&h.digest) else {
+                continue;
+            };
+            let Ok(v) = h.version.parse::<semver::Version>() else {
+                continue;
+            };
+            if offered.contains_key(&d) && best.get(&h.name).is_none_or(|(bv, _)| *bv < v) {
+                best.insert(h.name.clone(), (v, d));
+            }
+        }
+    }
+    best.into_values()
+        .filter_map(|(_, d)| offered.get(&d).map(|p| (d, (*p).clone())))
+        .collect()
+}
+
+fn parse_digest(s: &str) -> Option<[u8; 32]> {
+    hex::decode(s)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
 }
 
 /// Digests from a peer's list worth fetching: per name the newest version
@@ -145,9 +221,7 @@ fn wanted(art: &Artifacts, list: &HeldList) -> Vec<[u8; 32]> {
     for h in &list.artifacts {
         let (Ok(v), Some(d)) = (
             h.version.parse::<semver::Version>(),
-            hex::decode(&h.digest)
-                .ok()
-                .and_then(|b| <[u8; 32]>::try_from(b).ok()),
+            parse_digest(&h.digest),
         ) else {
             continue;
         };
@@ -169,17 +243,29 @@ fn wanted(art: &Artifacts, list: &HeldList) -> Vec<[u8; 32]> {
         .collect()
 }
 
+/// What one source holds of the artifact being downloaded.
+struct Holding {
+    /// `None` until asked; then the verified chunks it reported.
+    bits: Option<Vec<bool>>,
+    /// It holds every chunk: never asked again.
+    complete: bool,
+    asked: Instant,
+}
+
 /// Shared state of one download.
 struct Job {
     digest: [u8; 32],
+    chunks: usize,
     queue: Mutex<VecDeque<usize>>,
     excluded: Mutex<HashSet<String>>,
+    held: Mutex<HashMap<String, Holding>>,
+    progress: Mutex<Instant>,
     sources: Vec<Member>,
 }
 
 impl Job {
-    fn next_chunk(&self) -> Option<usize> {
-        self.queue.lock().ok()?.pop_front()
+    fn queue_empty(&self) -> bool {
+        self.queue.lock().map(|q| q.is_empty()).unwrap_or(true)
     }
     fn requeue(&self, i: usize) {
         if let Ok(mut q) = self.queue.lock() {
@@ -191,6 +277,17 @@ impl Job {
             e.insert(id.to_string());
         }
     }
+    fn stored(&self) {
+        if let Ok(mut p) = self.progress.lock() {
+            *p = Instant::now();
+        }
+    }
+    fn stalled(&self) -> bool {
+        self.progress
+            .lock()
+            .map(|p| p.elapsed() > PATIENCE)
+            .unwrap_or(true)
+    }
     /// A source not excluded, starting at position `k`.
     fn source(&self, k: usize) -> Option<Member> {
         let ex = self.excluded.lock().ok()?;
@@ -199,29 +296,97 @@ impl Job {
             .find(|m| !ex.contains(&m.id))
             .cloned()
     }
+    /// True if `peer`'s bitmap should be asked (again): never asked, or
+    /// partial and asked over [`HELD_REFRESH`] ago. Records the ask, so
+    /// that the workers of one download ask each peer at most once per
+    /// period.
+    fn claim_bitmap_ask(&self, peer: &str) -> bool {
+        let Ok(mut h) = self.held.lock() else {
+            return false;
+        };
+        match h.get_mut(peer) {
+            None => {
+                h.insert(
+                    peer.to_string(),
+                    Holding {
+                        bits: None,
+                        complete: false,
+                        asked: Instant::now(),
+                    },
+                );
+                true
+            }
+            Some(x) if !x.complete && x.asked.elapsed() >= HELD_REFRESH => {
+                x.asked = Instant::now();
+                true
+            }
+            Some(_) => false,
+        }
+    }
+    fn set_bitmap(&self, peer: &str, bits: Vec<bool>) {
+        if let Ok(mut h) = self.held.lock() {
+            let complete = bits.iter().all(|b| *b);
+            h.insert(
+                peer.to_string(),
+                Holding {
+                    bits: Some(bits),
+                    complete,
+                    asked: Instant::now(),
+                },
+            );
+        }
+    }
+    fn not_held(&self, peer: &str, i: usize) {
+        if let Ok(mut h) = self.held.lock() {
+            if let Some(b) = h.get_mut(peer).and_then(|x| x.bits.as_mut()) {
+                if let Some(v) = b.get_mut(i) {
+                    *v = false;
+                }
+            }
+            if let Some(x) = h.get_mut(peer) {
+                x.complete = false;
+            }
+        }
+    }
+    /// Takes the first queued chunk that `peer` holds.
+    fn take_for(&self, peer: &str) -> Option<usize> {
+        let h = self.held.lock().ok()?;
+        let bits = h.get(peer)?.bits.as_ref()?;
+        let mut q = self.queue.lock().ok()?;
+        let at = q
+            .iter()
+            .position(|&i| bits.get(i).copied().unwrap_or(false))?;
+        q.remove(at)
+    }
 }
 
 /// Fetches the missing chunks of `digest` from `sources` with bounded
-/// concurrency. Returns when every chunk is verified or no source is left
-/// (the next round resumes).
+/// concurrency. Returns when every chunk is verified, no source is left, or
+/// no chunk arrived for [`PATIENCE`] (the next round resumes).
 pub async fn download(
     state: &Arc<State>,
     art: &Arc<Artifacts>,
     digest: [u8; 32],
     sources: Vec<Member>,
 ) {
-    let missing = match art.lock().get(&digest) {
-        Some(o) if !o.complete => o.missing(),
+    let (mut missing, chunks) = match art.lock().get(&digest) {
+        Some(o) if !o.complete => (o.missing(), o.meta.chunks.len()),
         _ => return,
     };
     if missing.is_empty() || sources.is_empty() {
         return;
     }
+    // A random order per validator, so that replicas hold different chunks
+    // early and can serve them to each other.
+    shuffle(&mut missing);
     let workers = art.settings.fetch_concurrency.min(missing.len()).max(1);
     let job = Arc::new(Job {
         digest,
+        chunks,
         queue: Mutex::new(missing.into()),
         excluded: Mutex::new(HashSet::new()),
+        held: Mutex::new(HashMap::new()),
+        progress: Mutex::new(Instant::now()),
         sources,
     });
     let handles: Vec<_> = (0..workers)
@@ -282,6 +447,8 @@ enum Step {
     Next,
     /// The peer served a chunk that failed verification.
     Bad,
+    /// The peer does not hold that chunk (yet).
+    NotHeld,
     /// The artifact is gone (refused as a whole): stop.
     Stop,
     /// Drop this source for the rest of the download.
@@ -290,57 +457,139 @@ enum Step {
     Reconnect,
 }
 
+async fn request(
+    sender: &mut Sender,
+    peer: &Member,
+    path: String,
+) -> Result<hyper::Response<hyper::body::Incoming>, String> {
+    sender.ready().await.map_err(|e| e.to_string())?;
+    let req = hyper::Request::builder()
+        .uri(path)
+        .header("host", peer.id.as_str())
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    sender.send_request(req).await.map_err(|e| e.to_string())
+}
+
+/// Asks `peer` which chunks of the artifact it has verified.
+async fn ask_bitmap(job: &Job, sender: &mut Sender, peer: &Member) -> Step {
+    let path = format!("/v1/artifacts/{}/held", hex::encode(job.digest));
+    let resp = match tokio::time::timeout(SMALL_TIMEOUT, request(sender, peer, path)).await {
+        Ok(Ok(r)) => r,
+        _ => return Step::Reconnect,
+    };
+    if resp.status() != 200 {
+        return Step::Exclude;
+    }
+    let limit = 9 + job.chunks.div_ceil(8);
+    let body = match tokio::time::timeout(
+        SMALL_TIMEOUT,
+        Limited::new(resp.into_body(), limit).collect(),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b.to_bytes(),
+        _ => return Step::Reconnect,
+    };
+    match bitmap_decode(&body, job.chunks) {
+        Ok(bits) => {
+            job.set_bitmap(&peer.id, bits);
+            Step::Next
+        }
+        Err(e) => {
+            tracing::debug!(peer = %peer.id, "bad chunk bitmap: {e}");
+            Step::Exclude
+        }
+    }
+}
+
 async fn worker(state: Arc<State>, art: Arc<Artifacts>, job: Arc<Job>, k: usize) {
+    let mut conns: HashMap<String, Sender> = HashMap::new();
+    let n = job.sources.len();
+    let mut pos = k;
     let mut failures = 0usize;
-    'sources: while let Some(peer) = job.source(k + failures) {
-        let mut sender = match tokio::time::timeout(SMALL_TIMEOUT, connect(&state, &peer)).await {
-            Ok(Ok(s)) => s,
-            other => {
-                let why =
-                    other.map_or_else(|_| "timeout".to_string(), |r| r.err().unwrap_or_default());
-                tracing::debug!(peer = %peer.id, "artifact source unreachable: {why}");
-                job.exclude(&peer.id);
-                continue;
-            }
+    let mut idle = 0usize;
+    while !job.queue_empty() && !job.stalled() {
+        let Some(peer) = job.source(pos) else {
+            return;
         };
-        loop {
-            let Some(i) = job.next_chunk() else {
-                return;
-            };
-            let step = match tokio::time::timeout(
-                CHUNK_TIMEOUT,
-                fetch_one(&art, &mut sender, &peer, job.digest, i),
-            )
-            .await
-            {
-                Ok(s) => s,
-                Err(_) => {
-                    job.requeue(i);
-                    Step::Reconnect
-                }
-            };
-            match step {
-                Step::Next => {}
-                Step::Stop => return,
-                Step::Bad => {
-                    integrity_strike(&state, &peer.id);
-                    job.requeue(i);
+        let sender = match conns.get_mut(&peer.id) {
+            Some(s) => s,
+            None => match tokio::time::timeout(SMALL_TIMEOUT, connect(&state, &peer)).await {
+                Ok(Ok(s)) => conns.entry(peer.id.clone()).or_insert(s),
+                other => {
+                    let why = other
+                        .map_or_else(|_| "timeout".to_string(), |r| r.err().unwrap_or_default());
+                    tracing::debug!(peer = %peer.id, "artifact source unreachable: {why}");
                     job.exclude(&peer.id);
-                    continue 'sources;
+                    continue;
                 }
-                Step::Exclude => {
-                    job.requeue(i);
-                    job.exclude(&peer.id);
-                    continue 'sources;
-                }
+            },
+        };
+        let mut chunk = job.take_for(&peer.id);
+        if chunk.is_none() && job.claim_bitmap_ask(&peer.id) {
+            match ask_bitmap(&job, sender, &peer).await {
+                Step::Next => chunk = job.take_for(&peer.id),
                 Step::Reconnect => {
+                    conns.remove(&peer.id);
                     failures += 1;
-                    if failures > 3 * job.sources.len() {
-                        job.requeue(i);
+                    if failures > 3 * n {
                         return;
                     }
-                    continue 'sources;
+                    pos += 1;
+                    continue;
                 }
+                _ => {
+                    job.exclude(&peer.id);
+                    continue;
+                }
+            }
+        }
+        let Some(i) = chunk else {
+            // This source has nothing we lack: try the next; after a whole
+            // cycle, wait for the peers to receive more.
+            pos += 1;
+            idle += 1;
+            if idle >= n {
+                idle = 0;
+                tokio::time::sleep(IDLE_WAIT).await;
+            }
+            continue;
+        };
+        idle = 0;
+        let step = match tokio::time::timeout(
+            CHUNK_TIMEOUT,
+            fetch_one(&art, sender, &peer, job.digest, i),
+        )
+        .await
+        {
+            Ok(s) => s,
+            Err(_) => Step::Reconnect,
+        };
+        match step {
+            Step::Next => job.stored(),
+            Step::Stop => return,
+            Step::NotHeld => {
+                job.not_held(&peer.id, i);
+                job.requeue(i);
+            }
+            Step::Bad => {
+                integrity_strike(&state, &peer.id);
+                job.requeue(i);
+                job.exclude(&peer.id);
+            }
+            Step::Exclude => {
+                job.requeue(i);
+                job.exclude(&peer.id);
+            }
+            Step::Reconnect => {
+                job.requeue(i);
+                conns.remove(&peer.id);
+                failures += 1;
+                if failures > 3 * n {
+                    return;
+                }
+                pos += 1;
             }
         }
     }
@@ -353,25 +602,17 @@ async fn fetch_one(
     digest: [u8; 32],
     i: usize,
 ) -> Step {
-    let state_err = |e: String| {
-        tracing::debug!(peer = %peer.id, chunk = i, "chunk request failed: {e}");
-        Step::Reconnect
+    let path = format!("/v1/artifacts/{}/chunks/{i}", hex::encode(digest));
+    let resp = match request(sender, peer, path).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(peer = %peer.id, chunk = i, "chunk request failed: {e}");
+            return Step::Reconnect;
+        }
     };
-    if let Err(e) = sender.ready().await {
-        return state_err(e.to_string());
+    if resp.status() == 404 {
+        return Step::NotHeld;
     }
-    let req = match hyper::Request::builder()
-        .uri(format!("/v1/artifacts/{}/chunks/{i}", hex::encode(digest)))
-        .header("host", peer.id.as_str())
-        .body(Empty::<Bytes>::new())
-    {
-        Ok(r) => r,
-        Err(e) => return state_err(e.to_string()),
-    };
-    let resp = match sender.send_request(req).await {
-        Ok(r) => r,
-        Err(e) => return state_err(e.to_string()),
-    };
     if resp.status() != 200 {
         tracing::debug!(peer = %peer.id, chunk = i, status = %resp.status(), "peer does not serve the chunk");
         return Step::Exclude;

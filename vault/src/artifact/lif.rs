@@ -20,8 +20,10 @@
 //! if u >= thr_q: spike; u = u - thr_q (subtract) or 0 (zero)
 //! ```
 //!
-//! The network is feed-forward, so it runs layer by layer over all
-//! timesteps: only one layer's weights are needed at a time.
+//! The network is feed-forward and the neurons of one layer do not
+//! interact, so it runs layer by layer, and within a layer neuron by neuron
+//! over all timesteps: only one weight row is needed at a time (the result
+//! is the same as running timestep by timestep).
 
 use super::quant::{LayerMeta, MetadataError, Reset};
 
@@ -95,10 +97,51 @@ impl LayerParams {
     }
 }
 
+/// The inputs that spiked at each timestep of a `timesteps x inputs`
+/// row-major train (what every neuron of the next layer sums over).
+pub fn active_inputs(input: &[bool], inputs: usize, timesteps: usize) -> Vec<Vec<u32>> {
+    (0..timesteps)
+        .map(|t| {
+            input[t * inputs..(t + 1) * inputs]
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| **s)
+                .map(|(i, _)| i as u32)
+                .collect()
+        })
+        .collect()
+}
+
+/// Runs output neuron `o` of a layer over all timesteps from its weight
+/// `row` alone (neurons of one layer do not interact), writing its spikes
+/// into column `o` of `out` (`timesteps x outputs`, row-major).
+pub fn run_neuron(p: &LayerParams, o: usize, row: &[i8], active: &[Vec<u32>], out: &mut [bool]) {
+    let outputs = p.mult.len();
+    let m = p.mult[o];
+    let mut u = 0i64;
+    for (t, act) in active.iter().enumerate() {
+        let acc: i64 = act.iter().map(|&i| i64::from(row[i as usize])).sum();
+        let cur = (acc * m + (1 << (MULT_FRAC - 1))) >> MULT_FRAC;
+        let leaked = (u * p.beta_q + (1 << (BETA_FRAC - 1))) >> BETA_FRAC;
+        let mut v = (leaked + cur).clamp(i64::from(i32::MIN), i64::from(i32::MAX));
+        let spike = v >= p.threshold_q;
+        if spike {
+            v = match p.reset {
+                Reset::Subtract => v - p.threshold_q,
+                Reset::Zero => 0,
+            };
+        }
+        u = v;
+        out[t * outputs + o] = spike;
+    }
+}
+
 /// Runs one layer over a whole spike train.
 ///
 /// `input` is `timesteps x inputs` row-major, `weights` is `[outputs,
-/// inputs]` row-major; returns `timesteps x outputs` output spikes.
+/// inputs]` row-major; returns `timesteps x outputs` output spikes. Each
+/// neuron runs over all timesteps from its own weight row
+/// ([`run_neuron`]), so a caller may stream the rows instead.
 pub fn run_layer(
     p: &LayerParams,
     weights: &[i8],
@@ -107,34 +150,16 @@ pub fn run_layer(
     input: &[bool],
 ) -> Vec<bool> {
     let outputs = p.mult.len();
-    let mut u = vec![0i64; outputs];
-    let mut out = Vec::with_capacity(timesteps * outputs);
-    let mut active = Vec::with_capacity(inputs);
-    for t in 0..timesteps {
-        active.clear();
-        active.extend(
-            input[t * inputs..(t + 1) * inputs]
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| **s)
-                .map(|(i, _)| i),
+    let active = active_inputs(input, inputs, timesteps);
+    let mut out = vec![false; timesteps * outputs];
+    for o in 0..outputs {
+        run_neuron(
+            p,
+            o,
+            &weights[o * inputs..(o + 1) * inputs],
+            &active,
+            &mut out,
         );
-        for (o, (uo, &m)) in u.iter_mut().zip(&p.mult).enumerate() {
-            let row = &weights[o * inputs..(o + 1) * inputs];
-            let acc: i64 = active.iter().map(|&i| i64::from(row[i])).sum();
-            let cur = (acc * m + (1 << (MULT_FRAC - 1))) >> MULT_FRAC;
-            let leaked = (*uo * p.beta_q + (1 << (BETA_FRAC - 1))) >> BETA_FRAC;
-            let mut v = (leaked + cur).clamp(i64::from(i32::MIN), i64::from(i32::MAX));
-            let spike = v >= p.threshold_q;
-            if spike {
-                v = match p.reset {
-                    Reset::Subtract => v - p.threshold_q,
-                    Reset::Zero => 0,
-                };
-            }
-            *uo = v;
-            out.push(spike);
-        }
     }
     out
 }

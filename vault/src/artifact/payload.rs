@@ -2,9 +2,11 @@
 //! verified manifest.
 //!
 //! Both stream the payload with bounded memory: one chunk buffer for the
-//! hashes, then one layer's tensors at a time for the metadata checks and
-//! the golden run (the network is feed-forward, so the golden check runs
-//! layer by layer over all timesteps). The payload is read twice (hashes,
+//! hashes, then for the metadata checks and the golden run one layer's
+//! scales and spike trains and one block of weight rows at a time (the
+//! network is feed-forward and a layer's neurons are independent, so the
+//! golden check runs layer by layer and neuron by neuron over all
+//! timesteps). The payload is read twice (hashes,
 //! then tensors), so it must not change during a check: the validator runs
 //! it on a file in its own store.
 
@@ -108,24 +110,22 @@ fn read_tensor<R: Read + Seek>(
     data_start: u64,
     t: &TensorInfo,
 ) -> Result<Vec<u8>, ArtifactError> {
-    if t.len() > MAX_TENSOR_BYTES {
-        return Err(quant::MetadataError {
-            subject: format!("tensor {:?}", t.name),
-            field: "shape".into(),
-            reason: format!("{} bytes, over the {MAX_TENSOR_BYTES}-byte limit", t.len()),
-        }
-        .into());
-    }
+    check_tensor_len(t)?;
     r.seek(SeekFrom::Start(data_start + t.begin)).map_err(io)?;
     let mut buf = vec![0u8; t.len() as usize];
     r.read_exact(&mut buf).map_err(io)?;
     Ok(buf)
 }
 
+/// Bytes of packed weight rows read at a time (at least one row).
+const ROW_BLOCK: usize = 64 << 10;
+
 /// Checks a payload's tensors against `quant` (header vs metadata, every
 /// scale and weight value) and, if `quant` has a golden check, runs the
 /// integer LIF pass and returns the last layer's spike counts. Memory: one
-/// layer's tensors and spike trains at a time.
+/// layer's scales and spike trains, and one block of weight rows (64 KiB,
+/// or one row if longer): each neuron runs over all timesteps from its own
+/// row as the rows stream in.
 pub fn golden_counts<R: Read + Seek>(
     quant: &QuantMeta,
     r: &mut R,
@@ -139,6 +139,8 @@ pub fn golden_counts<R: Read + Seek>(
         .golden
         .as_ref()
         .map_or(0, |g| usize::from(g.timesteps));
+    let mut raw = Vec::new();
+    let mut row_weights = Vec::new();
     for l in &quant.layers {
         let info = |name: &str| {
             header.get(name).ok_or_else(|| quant::MetadataError {
@@ -150,14 +152,64 @@ pub fn golden_counts<R: Read + Seek>(
         let scale_bytes = read_tensor(r, header.data_start(), info(&l.scale)?)?;
         let scales = quant::check_scales(l, &scale_bytes)?;
         let params = LayerParams::derive(l, &scales)?;
-        let raw = read_tensor(r, header.data_start(), info(&l.weight)?)?;
-        let weights = quant::unpack_weights(l, &raw)?;
-        drop(raw);
-        if let Some(s) = spikes.as_mut() {
-            *s = lif::run_layer(&params, &weights, l.inputs as usize, timesteps, s);
+        let (inputs, outputs) = (l.inputs as usize, l.outputs as usize);
+        let active = spikes
+            .as_ref()
+            .map(|s| lif::active_inputs(s, inputs, timesteps));
+        let mut out = vec![
+            false;
+            if active.is_some() {
+                timesteps * outputs
+            } else {
+                0
+            }
+        ];
+        let t = info(&l.weight)?;
+        check_tensor_len(t)?;
+        let row = quant::weight_row_bytes(l);
+        if row.checked_mul(outputs) != Some(t.len() as usize) {
+            return Err(quant::MetadataError {
+                subject: format!("tensor {:?}", l.weight),
+                field: "shape".into(),
+                reason: "byte count".into(),
+            }
+            .into());
+        }
+        r.seek(SeekFrom::Start(header.data_start() + t.begin))
+            .map_err(io)?;
+        let per_block = (ROW_BLOCK / row.max(1)).max(1);
+        let mut o = 0;
+        while o < outputs {
+            let n = per_block.min(outputs - o);
+            raw.resize(n * row, 0);
+            r.read_exact(&mut raw).map_err(io)?;
+            row_weights.clear();
+            quant::unpack_rows(l, o, &raw, &mut row_weights)?;
+            if let Some(act) = &active {
+                for k in 0..n {
+                    let w = &row_weights[k * inputs..(k + 1) * inputs];
+                    lif::run_neuron(&params, o + k, w, act, &mut out);
+                }
+            }
+            o += n;
+        }
+        if active.is_some() {
+            spikes = Some(out);
         }
     }
     Ok(spikes.map(|s| lif::counts(&s, quant.outputs() as usize)))
+}
+
+fn check_tensor_len(t: &TensorInfo) -> Result<(), ArtifactError> {
+    if t.len() > MAX_TENSOR_BYTES {
+        return Err(quant::MetadataError {
+            subject: format!("tensor {:?}", t.name),
+            field: "shape".into(),
+            reason: format!("{} bytes, over the {MAX_TENSOR_BYTES}-byte limit", t.len()),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// [`golden_counts`], then refuses counts that differ from the expected ones.
@@ -241,6 +293,68 @@ pub fn check_payload<R: Read + Seek>(
     check_payload_body(artifact.body(), payload)
 }
 
+/// The whole-payload half of [`check_payload`] for a payload whose chunks
+/// were each hashed against the manifest as they arrived (a validator's
+/// download): its length and SHA-256 only, in one sequential pass. Run it
+/// with [`check_payload_tensors`] (they may run in parallel, on two
+/// readers of the same file); together they check what [`check_payload`]
+/// checks, except that a bad chunk is not named.
+pub fn check_payload_digest<R: Read>(
+    artifact: &VerifiedArtifact,
+    mut payload: R,
+) -> Result<(), ArtifactError> {
+    let body = artifact.body();
+    let mut total = Context::new(&SHA256);
+    let mut buf = vec![0u8; 256 << 10];
+    let mut len = 0u64;
+    loop {
+        let n = fill(&mut payload, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        len += n as u64;
+        if len > body.payload_len {
+            break;
+        }
+        total.update(&buf[..n]);
+    }
+    if len != body.payload_len {
+        return Err(ArtifactError::Digest {
+            what: "length",
+            expected: body.payload_len.to_string(),
+            found: len.to_string(),
+        });
+    }
+    let digest = finish(total);
+    if !ct_eq(&digest, &body.payload_digest) {
+        return Err(ArtifactError::Digest {
+            what: "digest",
+            expected: hex::encode(body.payload_digest),
+            found: hex::encode(digest),
+        });
+    }
+    Ok(())
+}
+
+/// The tensor half of [`check_payload`]: the safetensors header against
+/// the quantization metadata, every scale and weight value, and the golden
+/// check (see [`check_payload_digest`]).
+pub fn check_payload_tensors<R: Read + Seek>(
+    artifact: &VerifiedArtifact,
+    mut payload: R,
+) -> Result<(), ArtifactError> {
+    let body = artifact.body();
+    let len = stream_len(&mut payload)?;
+    if len != body.payload_len {
+        return Err(ArtifactError::Digest {
+            what: "length",
+            expected: body.payload_len.to_string(),
+            found: len.to_string(),
+        });
+    }
+    check_tensors(&body.quant, &mut payload, len)
+}
+
 /// [`check_payload`] against a body that is not (yet) signed or verified:
 /// what `vault artifact sign` runs before signing a draft.
 pub fn check_payload_body<R: Read + Seek>(
@@ -271,4 +385,140 @@ pub fn check_payload_body<R: Read + Seek>(
         });
     }
     check_tensors(&body.quant, &mut payload, len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artifact::quant::{unpack_weights, Reset};
+    use crate::artifact::safetensors::parse_file;
+    use crate::artifact::testnet;
+    use std::io::Cursor;
+
+    /// The pass as first written: whole layer in memory, timestep by
+    /// timestep, every neuron per step.
+    fn timestep_major(net: &testnet::Net) -> Vec<u32> {
+        let g = net.quant.golden.as_ref().unwrap();
+        let h = parse_file(&net.safetensors).unwrap();
+        let t = usize::from(g.timesteps);
+        let mut spikes = g.input.clone();
+        for l in &net.quant.layers {
+            let get = |n: &str| {
+                let i = h.get(n).unwrap();
+                let s = (h.data_start() + i.begin) as usize;
+                &net.safetensors[s..s + i.len() as usize]
+            };
+            let scales = quant::check_scales(l, get(&l.scale)).unwrap();
+            let p = LayerParams::derive(l, &scales).unwrap();
+            let w = unpack_weights(l, get(&l.weight)).unwrap();
+            let (ni, no) = (l.inputs as usize, l.outputs as usize);
+            let mut u = vec![0i64; no];
+            let mut out = Vec::new();
+            for step in 0..t {
+                let x = &spikes[step * ni..(step + 1) * ni];
+                for o in 0..no {
+                    let acc: i64 = (0..ni)
+                        .filter(|&i| x[i])
+                        .map(|i| i64::from(w[o * ni + i]))
+                        .sum();
+                    let cur = (acc * p.mult[o] + (1 << 23)) >> 24;
+                    let leak = (u[o] * p.beta_q + (1 << 14)) >> 15;
+                    let mut v = (leak + cur).clamp(i64::from(i32::MIN), i64::from(i32::MAX));
+                    let s = v >= p.threshold_q;
+                    if s {
+                        v = match p.reset {
+                            Reset::Subtract => v - p.threshold_q,
+                            Reset::Zero => 0,
+                        };
+                    }
+                    u[o] = v;
+                    out.push(s);
+                }
+            }
+            spikes = out;
+        }
+        lif::counts(&spikes, net.quant.outputs() as usize)
+    }
+
+    #[test]
+    fn streamed_rows_match_the_whole_layer_pass() {
+        // 1 MiB: 1024-wide layers, so a layer spans 16 row blocks.
+        for net in [
+            testnet::small(8),
+            testnet::small(4),
+            testnet::large(1 << 20),
+        ] {
+            let len = net.safetensors.len() as u64;
+            let counts = golden_counts(&net.quant, &mut Cursor::new(&net.safetensors), len)
+                .unwrap()
+                .unwrap();
+            assert_eq!(counts, timestep_major(&net));
+            assert_eq!(counts, net.quant.golden.as_ref().unwrap().expected);
+        }
+    }
+
+    #[test]
+    fn a_bad_weight_in_a_later_block_is_named_by_its_row() {
+        let net = testnet::large(1 << 20);
+        let h = parse_file(&net.safetensors).unwrap();
+        let l = &net.quant.layers[0];
+        let t = h.get(&l.weight).unwrap();
+        let (row, col) = (700usize, 5usize);
+        let at = (h.data_start() + t.begin) as usize + row * l.inputs as usize + col;
+        let mut bytes = net.safetensors.clone();
+        bytes[at] = 0x80; // -128: outside the symmetric int8 range
+        let len = bytes.len() as u64;
+        let err = golden_counts(&net.quant, &mut Cursor::new(&bytes), len).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("weight [{row}, {col}] = -128")),
+            "{err}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+    use crate::artifact::{testnet, SignedArtifact, TrustPolicy};
+    use crate::identity::SecretIdentity;
+    use std::io::Cursor;
+    use std::path::Path;
+
+    #[test]
+    fn digest_and_tensor_halves_check_what_check_payload_checks() {
+        let key = SecretIdentity::generate("publisher").unwrap();
+        let fp = key.public().fingerprint().to_hex();
+        let policy = TrustPolicy::parse(
+            &format!("version = 1\n[[publisher]]\nname = \"p\"\nfingerprint = \"{fp}\"\nmodels = [\"snn-*\"]\n"),
+            Path::new("."),
+        )
+        .unwrap();
+        let net = testnet::small(8);
+        let body = pack(Cursor::new(&net.safetensors), &net.meta(), 65536, 1).unwrap();
+        let v = SignedArtifact::sign(&body, &key)
+            .unwrap()
+            .verify(&policy, 2)
+            .unwrap();
+        let good = &net.safetensors;
+        check_payload_digest(&v, Cursor::new(good)).unwrap();
+        check_payload_tensors(&v, Cursor::new(good)).unwrap();
+        check_payload(&v, Cursor::new(good)).unwrap();
+        // A flipped byte in the last tensor's data: the digest half names it.
+        let mut bad = good.clone();
+        let at = bad.len() - 1;
+        bad[at] ^= 1;
+        let e = check_payload_digest(&v, Cursor::new(&bad)).unwrap_err();
+        assert_eq!(e.reason(), "digest", "{e}");
+        // Short or long: a length error from either half.
+        for wrong in [
+            &good[..good.len() - 1],
+            &[good.as_slice(), &[0]].concat()[..],
+        ] {
+            let e = check_payload_digest(&v, Cursor::new(wrong)).unwrap_err();
+            assert!(e.to_string().contains("length"), "{e}");
+            let e = check_payload_tensors(&v, Cursor::new(wrong)).unwrap_err();
+            assert!(e.to_string().contains("length"), "{e}");
+        }
+    }
 }

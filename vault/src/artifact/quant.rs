@@ -484,8 +484,37 @@ pub fn check_scales(l: &LayerMeta, bytes: &[u8]) -> Result<Vec<f32>, MetadataErr
 /// int4 packing: two's-complement nibbles, element `2j` in the low nibble
 /// (bits 0-3) and element `2j+1` in the high nibble of byte `j` of its row.
 pub fn unpack_weights(l: &LayerMeta, bytes: &[u8]) -> Result<Vec<i8>, MetadataError> {
-    let inputs = l.inputs as usize;
     let outputs = l.outputs as usize;
+    if bytes.len() != weight_row_bytes(l) * outputs {
+        return Err(MetadataError::new(tensor(&l.weight), "shape", "byte count"));
+    }
+    let mut out = Vec::with_capacity(l.inputs as usize * outputs);
+    unpack_rows(l, 0, bytes, &mut out)?;
+    Ok(out)
+}
+
+/// Bytes of one packed weight row: `inputs` for int8, `ceil(inputs/2)`
+/// for int4 (rows are byte-aligned).
+pub fn weight_row_bytes(l: &LayerMeta) -> usize {
+    let inputs = l.inputs as usize;
+    if l.bits == 8 {
+        inputs
+    } else {
+        inputs.div_ceil(2)
+    }
+}
+
+/// [`unpack_weights`] for whole rows `first_row..` of the tensor: `bytes`
+/// holds a whole number of packed rows; their weights are appended to
+/// `out` and checked exactly as [`unpack_weights`] checks them (errors name
+/// the row's index in the whole tensor).
+pub fn unpack_rows(
+    l: &LayerMeta,
+    first_row: usize,
+    bytes: &[u8],
+    out: &mut Vec<i8>,
+) -> Result<(), MetadataError> {
+    let inputs = l.inputs as usize;
     let qmax = l.qmax();
     let bad = |o: usize, i: usize, v: i32| {
         MetadataError::new(
@@ -497,26 +526,25 @@ pub fn unpack_weights(l: &LayerMeta, bytes: &[u8]) -> Result<Vec<i8>, MetadataEr
             ),
         )
     };
+    let row = weight_row_bytes(l);
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    if row == 0 || !bytes.len().is_multiple_of(row) {
+        return Err(MetadataError::new(tensor(&l.weight), "shape", "byte count"));
+    }
     if l.bits == 8 {
-        if bytes.len() != inputs * outputs {
-            return Err(MetadataError::new(tensor(&l.weight), "shape", "byte count"));
-        }
-        let mut out = Vec::with_capacity(bytes.len());
         for (k, &b) in bytes.iter().enumerate() {
             let v = b as i8;
             if v == i8::MIN {
-                return Err(bad(k / inputs, k % inputs, i32::from(v)));
+                return Err(bad(first_row + k / inputs, k % inputs, i32::from(v)));
             }
             out.push(v);
         }
-        return Ok(out);
+        return Ok(());
     }
-    let row = inputs.div_ceil(2);
-    if bytes.len() != row * outputs {
-        return Err(MetadataError::new(tensor(&l.weight), "shape", "byte count"));
-    }
-    let mut out = Vec::with_capacity(inputs * outputs);
-    for (o, r) in bytes.chunks_exact(row).enumerate() {
+    for (k, r) in bytes.chunks_exact(row).enumerate() {
+        let o = first_row + k;
         for i in 0..inputs {
             let b = r[i / 2];
             let nib = if i % 2 == 0 { b & 0x0f } else { b >> 4 };
@@ -534,7 +562,7 @@ pub fn unpack_weights(l: &LayerMeta, bytes: &[u8]) -> Result<Vec<i8>, MetadataEr
             ));
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Packs int4 weights (each in `[-8, 7]`) two per byte, low nibble first.
