@@ -18,6 +18,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use vault::artifact::{check_payload, SignedArtifact, TrustPolicy, MAX_MANIFEST_LEN};
 
@@ -181,6 +182,9 @@ fn request(
     })
 }
 
+/// Chunk uploads in flight during a push.
+const PUSH_WORKERS: usize = 4;
+
 /// `vault artifact push`.
 pub fn run_push(a: PushArgs) -> Result<()> {
     let manifest_path = a.dir.join(MANIFEST_FILE);
@@ -189,7 +193,7 @@ pub fn run_push(a: PushArgs) -> Result<()> {
         SignedArtifact::decode(&encoded).with_context(|| format!("{}", manifest_path.display()))?;
     let body = signed.body();
     let payload_path = a.dir.join(PAYLOAD_FILE);
-    let mut payload = File::open(&payload_path)
+    let payload = File::open(&payload_path)
         .with_context(|| format!("cannot open {}", payload_path.display()))?;
     let len = payload.metadata()?.len();
     if len != body.payload_len {
@@ -224,23 +228,49 @@ pub fn run_push(a: PushArgs) -> Result<()> {
         .map(|v| v.iter().filter_map(|x| x.as_u64()).collect())
         .unwrap_or_default();
     let chunk = u64::from(body.chunk_size);
-    let mut complete = admitted["complete"] == true;
-    for &i in &missing {
-        let off = i * chunk;
-        let n = chunk.min(len.saturating_sub(off));
-        payload.seek(SeekFrom::Start(off))?;
-        let resp = request(
-            &a.to,
-            "PUT",
-            &format!("/v1/artifacts/{digest}/chunks/{i}"),
-            &[("Content-Type", "application/octet-stream")],
-            Some((&mut payload, n)),
-        )?
-        .ok(&format!("chunk {i} refused"))?;
-        let v: serde_json::Value =
-            serde_json::from_slice(&resp.small_body()?).context("chunk answer is not JSON")?;
-        complete = v["complete"] == true;
-    }
+    // A few chunks in flight (each PUT is verified on arrival, so the
+    // validator's hashing overlaps the next upload); each worker reads the
+    // payload through its own handle, one chunk at a time.
+    let complete = AtomicBool::new(admitted["complete"] == true);
+    let next = AtomicUsize::new(0);
+    let workers = PUSH_WORKERS.min(missing.len()).max(1);
+    drop(payload);
+    std::thread::scope(|s| -> Result<()> {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| -> Result<()> {
+                    let mut payload = File::open(&payload_path)
+                        .with_context(|| format!("cannot open {}", payload_path.display()))?;
+                    loop {
+                        let Some(&i) = missing.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                            return Ok(());
+                        };
+                        let off = i * chunk;
+                        let n = chunk.min(len.saturating_sub(off));
+                        payload.seek(SeekFrom::Start(off))?;
+                        let resp = request(
+                            &a.to,
+                            "PUT",
+                            &format!("/v1/artifacts/{digest}/chunks/{i}"),
+                            &[("Content-Type", "application/octet-stream")],
+                            Some((&mut payload, n)),
+                        )?
+                        .ok(&format!("chunk {i} refused"))?;
+                        let v: serde_json::Value = serde_json::from_slice(&resp.small_body()?)
+                            .context("chunk answer is not JSON")?;
+                        if v["complete"] == true {
+                            complete.store(true, Ordering::SeqCst);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| anyhow!("a push worker panicked"))??;
+        }
+        Ok(())
+    })?;
+    let complete = complete.load(Ordering::SeqCst);
     if !complete {
         bail!("all chunks sent but the validator does not report the artifact complete");
     }
