@@ -349,16 +349,16 @@ fn tampering_is_refused_at_push_and_replication_and_never_served() {
 
 #[test]
 fn restart_after_kill9_mid_transfer_does_not_refetch_verified_chunks() {
-    // Reduced size for the debug test build (16 MiB in 256 chunks); the
-    // 64 MiB figure is measured by `cargo bench -p pqvault-tests --bench artifacts`.
+    // The 64 MiB, in 256 chunks of 256 KiB so the kill lands in the
+    // middle; the throughput figures are `cargo bench -p pqvault-tests --bench artifacts`.
     let mut mesh = Mesh::new(7, 4);
     let c = artifacts::enable(&mesh, "sync_interval_ms = 200\nfetch_concurrency = 1");
     mesh.start_all();
-    let net = testnet::large(16 << 20);
-    let dir = c.pack(&net, "snn-large", "1.0.0", "", 65536, &c.publisher);
+    let net = testnet::large(64 << 20);
+    let dir = c.pack(&net, "snn-large", "1.0.0", "", 262144, &c.publisher);
     let digest = manifest_digest(&dir);
     let total = net.safetensors.len();
-    let chunks = total.div_ceil(65536);
+    let chunks = total.div_ceil(262144);
     let victim = 6;
     // Replicas fetch verified chunks from each other while the push is
     // still going on: watch validator 7 from the start.
