@@ -16,6 +16,7 @@ fn main() {
     // healing off so the manual repair round below is the only one.
     let mut mesh = Mesh::with_spares(7, 4, 1);
     mesh.disable_auto_heal();
+    mesh.set_custody_interval_ms(10_000); // the daemon's default
     mesh.start_all();
     let all_alive = |m: &str| {
         (2..=7).all(|i| {
@@ -158,6 +159,7 @@ fn main() {
 fn autonomous_heal(rt: &tokio::runtime::Runtime) {
     let mut mesh = Mesh::with_spares(7, 4, 3);
     mesh.set_heal_grace_ms(0);
+    mesh.set_custody_interval_ms(10_000);
     mesh.start_all();
     let all_alive = |m: &str| {
         (2..=10).all(|i| {
@@ -211,6 +213,45 @@ fn autonomous_heal(rt: &tokio::runtime::Runtime) {
         }
     }
     let healed = t0.elapsed();
+    // The leader's own account: repair rounds to certified commit.
+    let log = mesh.log(0);
+    let took = log
+        .lines()
+        .find(|l| l.contains("healed: new epoch certified"))
+        .and_then(|l| l.split("took_ms").nth(1))
+        .and_then(|t| {
+            // `took_ms=1234`, possibly wrapped in terminal colour codes.
+            let plain: String = t
+                .split('\x1b')
+                .map(|p| {
+                    p.trim_start_matches(|c: char| c == '[' || c.is_ascii_digit() || c == ';')
+                        .trim_start_matches('m')
+                })
+                .collect();
+            plain
+                .trim_start_matches('=')
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    println!(
+        "  leader (validator-1): repair rounds, prepare, signatures and commits took {took} ms"
+    );
+    if let Some(l) = log.lines().find(|l| l.contains("repair phases")) {
+        let plain: String = l
+            .split('\x1b')
+            .map(|p| p.split_once('m').map_or(p, |(_, r)| r))
+            .collect();
+        println!(
+            "  {}",
+            plain
+                .split("validator::heal:")
+                .last()
+                .unwrap_or(&plain)
+                .trim()
+        );
+    }
     println!(
         "autonomous heal, 3 of 7 holders SIGKILLed, 3 spares, grace 0: deaths declared after {:.0} ms; every survivor and spare on a certified epoch 2 after {:.0} ms ({:.0} ms after the deaths were declared)",
         declared.as_secs_f64() * 1e3,

@@ -235,6 +235,15 @@ impl Mesh {
         );
     }
 
+    /// Sets every validator's custody-check interval (500 ms here so tests
+    /// see a flipped byte quickly; the daemon's default is 10 s).
+    pub fn set_custody_interval_ms(&self, ms: u64) {
+        self.edit_configs(
+            "[custody]\ninterval_ms = 500",
+            &format!("[custody]\ninterval_ms = {ms}"),
+        );
+    }
+
     /// Turns on the refresh after every repair (off by default here, so
     /// tests see the repair epoch itself).
     pub fn enable_refresh(&self) {

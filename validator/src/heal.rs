@@ -327,6 +327,7 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
         r.await.map_err(|e| e.to_string())??;
     }
 
+    let rounds_ms = t0.elapsed().as_millis() as u64;
     // 2. Prepare: every holder of the next epoch re-seals its share.
     let mut next: Vec<(u8, Option<Member>)> = holders.clone();
     next.extend(assignments.iter().map(|(i, (_, m))| (*i, Some(m.clone()))));
@@ -374,7 +375,9 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
         e.blob_hash = bytes32(&reply.blob_hash)?;
         e.share_commitment = bytes32(&reply.share_commitment)?;
     }
+    let prepared_ms = t0.elapsed().as_millis() as u64;
     certify(state, id, &body, &holders, &next).await?;
+    tracing::info!(vault = %id, rounds_ms, prepared_ms, "repair phases (ms since start)");
     tracing::info!(vault = %id, epoch = body.epoch, took_ms = t0.elapsed().as_millis() as u64, "healed: new epoch certified");
     state
         .metrics
@@ -433,14 +436,24 @@ async fn certify_manifest(
     }
 
     // 3. Signatures from the live holders of the current epoch.
+    // All at once: each signer writes its vote to disk before answering.
+    let asks: Vec<_> = signers
+        .iter()
+        .map(|(_, who)| {
+            let (state, who, m2) = (state.clone(), who.clone(), m2.clone());
+            tokio::spawn(async move {
+                match who {
+                    None => epochs::sign(state.clone(), id, &m2, &state.id)
+                        .await
+                        .map_err(|f| fail("local sign", f)),
+                    Some(m) => post(&state, &m, &format!("/v1/epoch/{id}/sign"), m2, 200).await,
+                }
+            })
+        })
+        .collect();
     let mut cert: Option<EpochCertificate> = None;
-    for (_, who) in signers {
-        let one = match who {
-            None => epochs::sign(state.clone(), id, &m2, &state.id)
-                .await
-                .map_err(|f| fail("local sign", f))?,
-            Some(m) => post(state, m, &format!("/v1/epoch/{id}/sign"), m2.clone(), 200).await?,
-        };
+    for ask in asks {
+        let one = ask.await.map_err(|e| e.to_string())??;
         let one = EpochCertificate::decode(&one).map_err(|e| e.to_string())?;
         match &mut cert {
             None => cert = Some(one),
@@ -459,6 +472,7 @@ async fn certify_manifest(
         .map_err(|e| format!("epoch log: {e}"))?;
     }
 
+    tracing::debug!(vault = %id, from, "certificate assembled");
     // 4. Commit everywhere, ourselves last. Kept until every holder has
     // it: a later pass retries rather than proposing a rival successor
     // (which could never gather a quorum: the votes are cast).
