@@ -631,17 +631,25 @@ async fn run_round(
     let (round, target) = (plan.round, plan.target);
     let msg = Message::Plan(plan).encode();
     post(&state, &spare, "/v1/repair", msg.clone(), 202).await?;
-    for (_, h) in &helpers {
-        match h {
-            None => {
-                rounds::handle(state.clone(), state.id.clone(), &msg)
-                    .await
-                    .map_err(|f| fail("local plan", f))?;
-            }
-            Some(h) => {
-                post(&state, h, "/v1/repair", msg.clone(), 202).await?;
-            }
-        }
+    // Every helper at once: a piece that reaches a helper before its plan
+    // is retried by the sender, so a slow start only delays the round.
+    let asks: Vec<_> = helpers
+        .iter()
+        .map(|(_, h)| {
+            let (state, h, msg) = (state.clone(), h.clone(), msg.clone());
+            tokio::spawn(async move {
+                match h {
+                    None => rounds::handle(state.clone(), state.id.clone(), &msg)
+                        .await
+                        .map(|_| ())
+                        .map_err(|f| fail("local plan", f)),
+                    Some(h) => post(&state, &h, "/v1/repair", msg, 202).await.map(|_| ()),
+                }
+            })
+        })
+        .collect();
+    for a in asks {
+        a.await.map_err(|e| e.to_string())??;
     }
     let path = format!("/v1/repair/{}", hex::encode(round));
     let deadline = Instant::now() + Duration::from_secs(15);

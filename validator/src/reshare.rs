@@ -396,7 +396,7 @@ fn send(state: &Arc<State>, to: Member, msg: Message) {
     let state = state.clone();
     tokio::spawn(async move {
         let body = msg.encode();
-        for attempt in 0..50u32 {
+        for attempt in 0..250u32 {
             match state
                 .ctl
                 .post(&to, "/v1/reshare", body.clone(), 4 << 10)
@@ -407,8 +407,8 @@ fn send(state: &Arc<State>, to: Member, msg: Message) {
                     tracing::warn!(peer = %to.id, status = r.status, body = %String::from_utf8_lossy(&r.body), "sub-share refused");
                     return;
                 }
-                _ if attempt + 1 < 50 => {
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await
+                _ if attempt + 1 < 250 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
                 }
                 _ => tracing::warn!(peer = %to.id, "sub-share not delivered"),
             }

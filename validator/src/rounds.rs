@@ -177,12 +177,13 @@ pub async fn blocking<T: Send + 'static>(
 
 /// Delivers `msg` to `to` in the background. A peer that has not seen the
 /// plan yet answers 404; delivery is retried (as on transport errors) for
-/// about five seconds rather than buffering unsolicited messages.
+/// about five seconds (every 20 ms) rather than buffering unsolicited
+/// messages.
 fn send(state: &Arc<State>, to: Member, msg: Message) {
     let state = state.clone();
     tokio::spawn(async move {
         let body = msg.encode();
-        for attempt in 0..50u32 {
+        for attempt in 0..250u32 {
             match state
                 .ctl
                 .post(&to, "/v1/repair", body.clone(), 4 << 10)
@@ -193,8 +194,8 @@ fn send(state: &Arc<State>, to: Member, msg: Message) {
                     tracing::warn!(peer = %to.id, status = r.status, body = %String::from_utf8_lossy(&r.body), "repair message refused");
                     return;
                 }
-                Ok(_) | Err(_) if attempt + 1 < 50 => {
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await
+                Ok(_) | Err(_) if attempt + 1 < 250 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
                 }
                 Ok(r) => tracing::warn!(peer = %to.id, status = r.status, "repair message refused"),
                 Err(e) => tracing::warn!(peer = %to.id, "repair message not delivered: {e}"),
