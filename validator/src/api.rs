@@ -217,11 +217,7 @@ async fn repair(
             state.count("repair", 202);
             (StatusCode::ACCEPTED, msg).into_response()
         }
-        Err((code, why)) => {
-            state.count("repair", code);
-            let code = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
-            (code, format!("{why}\n")).into_response()
-        }
+        Err(f) => failure(&state, "repair", f),
     }
 }
 

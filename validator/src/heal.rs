@@ -364,16 +364,7 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
             .iter_mut()
             .find(|e| e.index == reply.index)
             .ok_or_else(|| format!("prepare answered unknown index {}", reply.index))?;
-        let bytes32 = |h: &str| -> Result<[u8; 32], String> {
-            hex::decode(h)
-                .ok()
-                .and_then(|v| v.try_into().ok())
-                .ok_or_else(|| "bad hex in prepare reply".to_string())
-        };
-        e.recipient = Fingerprint::from_bytes(bytes32(&reply.recipient)?);
-        e.recipient_name = reply.recipient_name;
-        e.blob_hash = bytes32(&reply.blob_hash)?;
-        e.share_commitment = bytes32(&reply.share_commitment)?;
+        *e = entry_of(reply)?;
     }
     let prepared_ms = t0.elapsed().as_millis() as u64;
     certify(state, id, &body, &holders, &next).await?;

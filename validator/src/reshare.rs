@@ -364,56 +364,22 @@ async fn deal(state: Arc<State>, plan: Plan, from: u8, shard: Vec<u8>) -> Result
     })
     .await?;
     for ((_, member), sealed) in to.into_iter().zip(sealed) {
-        let msg = Message::Subshare {
-            round: plan.round,
-            from,
-            sealed,
-        };
         match member {
             None => {
-                on_subshare(
-                    state.clone(),
-                    state.id.clone(),
-                    plan.round,
-                    from,
-                    match msg {
-                        Message::Subshare { sealed, .. } => sealed,
-                        Message::Plan(_) => unreachable!("built as a sub-share above"),
-                    },
-                )
-                .await?;
+                on_subshare(state.clone(), state.id.clone(), plan.round, from, sealed).await?;
             }
-            Some(m) => send(&state, m, msg),
+            Some(m) => {
+                let msg = Message::Subshare {
+                    round: plan.round,
+                    from,
+                    sealed,
+                };
+                rounds::deliver(&state, m, "/v1/reshare", msg.encode())
+            }
         }
     }
     tracing::info!(round = %hex::encode(plan.round), "re-share: dealt our share");
     Ok(())
-}
-
-/// Delivers in the background, retrying while the recipient has not seen
-/// the plan yet (404) or cannot be reached, for about five seconds.
-fn send(state: &Arc<State>, to: Member, msg: Message) {
-    let state = state.clone();
-    tokio::spawn(async move {
-        let body = msg.encode();
-        for attempt in 0..250u32 {
-            match state
-                .ctl
-                .post(&to, "/v1/reshare", body.clone(), 4 << 10)
-                .await
-            {
-                Ok(r) if r.status < 300 => return,
-                Ok(r) if r.status != 404 => {
-                    tracing::warn!(peer = %to.id, status = r.status, body = %String::from_utf8_lossy(&r.body), "sub-share refused");
-                    return;
-                }
-                _ if attempt + 1 < 250 => {
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
-                }
-                _ => tracing::warn!(peer = %to.id, "sub-share not delivered"),
-            }
-        }
-    });
 }
 
 async fn on_subshare(

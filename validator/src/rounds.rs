@@ -175,30 +175,33 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|e| bad(500, e))?
 }
 
-/// Delivers `msg` to `to` in the background. A peer that has not seen the
-/// plan yet answers 404; delivery is retried (as on transport errors) for
-/// about five seconds (every 20 ms) rather than buffering unsolicited
-/// messages.
+/// Delivers `msg` to `to` in the background.
 fn send(state: &Arc<State>, to: Member, msg: Message) {
+    deliver(state, to, "/v1/repair", msg.encode());
+}
+
+/// POSTs a round message (`body`, to `path`) to `to` in the background. A
+/// peer that has not seen the round's plan yet answers 404; delivery is
+/// retried (as on transport errors) every 20 ms for about five seconds
+/// rather than buffering unsolicited messages. Repair and re-share rounds
+/// both send through here.
+pub fn deliver(state: &Arc<State>, to: Member, path: &'static str, body: Vec<u8>) {
     let state = state.clone();
     tokio::spawn(async move {
-        let body = msg.encode();
         for attempt in 0..250u32 {
-            match state
-                .ctl
-                .post(&to, "/v1/repair", body.clone(), 4 << 10)
-                .await
-            {
+            match state.ctl.post(&to, path, body.clone(), 4 << 10).await {
                 Ok(r) if r.status < 300 => return,
                 Ok(r) if r.status != 404 => {
-                    tracing::warn!(peer = %to.id, status = r.status, body = %String::from_utf8_lossy(&r.body), "repair message refused");
+                    tracing::warn!(peer = %to.id, %path, status = r.status, body = %String::from_utf8_lossy(&r.body), "round message refused");
                     return;
                 }
                 Ok(_) | Err(_) if attempt + 1 < 250 => {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await
                 }
-                Ok(r) => tracing::warn!(peer = %to.id, status = r.status, "repair message refused"),
-                Err(e) => tracing::warn!(peer = %to.id, "repair message not delivered: {e}"),
+                Ok(r) => {
+                    tracing::warn!(peer = %to.id, %path, status = r.status, "round message refused")
+                }
+                Err(e) => tracing::warn!(peer = %to.id, %path, "round message not delivered: {e}"),
             }
         }
     });
