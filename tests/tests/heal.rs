@@ -3,7 +3,7 @@
 //! test-driven leader) to 7 holders in a certified new epoch, and 4 shards
 //! of the new epoch recover the original secret.
 
-use pqvault_tests::Mesh;
+use pqvault_tests::{recover_from, wait_epoch, Mesh};
 use std::fs;
 use std::time::{Duration, Instant};
 use validator::api::Hello;
@@ -139,118 +139,6 @@ async fn three_losses_heal_onto_spares_in_a_new_epoch() {
         .output()
         .unwrap();
     assert!(!refused.status.success());
-}
-
-/// What every validator logged about healing (warnings, leading, epochs).
-fn healing_log(mesh: &Mesh) -> String {
-    let mut out = String::new();
-    for i in 0..mesh.nodes.len() {
-        for line in mesh.log(i).lines() {
-            if [
-                "WARN",
-                "ERROR",
-                "lead",
-                "heal",
-                "epoch log",
-                "re-share",
-                "certified",
-            ]
-            .iter()
-            .any(|k| line.contains(k))
-            {
-                out.push_str(&format!("validator-{}: {line}\n", i + 1));
-            }
-        }
-    }
-    out
-}
-
-/// Waits until validator `i` reports `vault` at `epoch` (asked by `via`).
-async fn wait_epoch(mesh: &Mesh, via: &validator::peer::PeerClient, i: usize, epoch: u64) {
-    let t0 = Instant::now();
-    loop {
-        if let Ok(r) = via.get(&mesh.member(i), "/v1/hello", 1 << 16).await {
-            let h: Hello = serde_json::from_slice(&r.body).unwrap();
-            if h.vaults == vec![(mesh.vault_id.clone(), epoch)] {
-                return;
-            }
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "validator-{} never reached epoch {epoch}\n{}",
-            i + 1,
-            healing_log(mesh)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Recovers from the current-epoch shards of `holders` (reading each
-/// node's stored proof) and checks the secret against the operator's
-/// original shards 1..=t.
-fn recover_from(mesh: &Mesh, holders: &[usize], epoch: u64, t: usize) {
-    let dir = mesh.nodes[holders[0]]
-        .dir
-        .join(format!("data/vaults/{}/epoch-{epoch}", mesh.vault_id));
-    let op =
-        PublicIdentity::decode(&fs::read(mesh.root.path().join("operator/operator.pub")).unwrap())
-            .unwrap();
-    // Epoch 1 has no separate anchor: its manifest is the operator's.
-    let anchor = fs::read(dir.join("anchor.pqvm"))
-        .or_else(|_| fs::read(dir.join("manifest.pqvm")))
-        .unwrap();
-    let genesis = Manifest::decode(&anchor)
-        .unwrap()
-        .verify(Some(&op.fingerprint()))
-        .unwrap();
-    let steps: Vec<_> = (2..=epoch)
-        .map(|k| {
-            (
-                fs::read(dir.join(format!("step-{k}.pqvm"))).unwrap(),
-                EpochCertificate::decode(&fs::read(dir.join(format!("step-{k}.pqve"))).unwrap())
-                    .unwrap(),
-            )
-        })
-        .collect();
-    let current = verify_chain(genesis.clone(), &steps).unwrap();
-    let keys: Vec<SecretIdentity> = (0..mesh.nodes.len()).map(|i| mesh.secret_key(i)).collect();
-    let files: Vec<Vec<u8>> = holders
-        .iter()
-        .map(|&i| {
-            fs::read(mesh.nodes[i].dir.join(format!(
-                "data/vaults/{}/epoch-{epoch}/shard.pqvs",
-                mesh.vault_id
-            )))
-            .unwrap()
-        })
-        .collect();
-    let c: Vec<Candidate<'_>> = files
-        .iter()
-        .map(|b| Candidate::Sealed {
-            source: String::new(),
-            bytes: b,
-        })
-        .collect();
-    let now = recover(&current, &c, &keys).unwrap();
-    let originals: Vec<Vec<u8>> = (1..=t)
-        .map(|n| {
-            fs::read(
-                mesh.root
-                    .path()
-                    .join(format!("vault/shard-{n:03}-validator-{n}.shard")),
-            )
-            .unwrap()
-        })
-        .collect();
-    let c1: Vec<Candidate<'_>> = originals
-        .iter()
-        .map(|b| Candidate::Sealed {
-            source: String::new(),
-            bytes: b,
-        })
-        .collect();
-    let original = recover(&genesis, &c1, &keys).unwrap();
-    assert_eq!(&now.secret[..], &original.secret[..]);
 }
 
 #[tokio::test(flavor = "current_thread")]
