@@ -4,7 +4,8 @@
 //! The mesh agent never learns what a shard means: it moves opaque,
 //! already-sealed bytes and observes peers.
 //!
-//! - [`detector`]: SWIM-style failure detection with suspicion.
+//! - [`detector`]: SWIM-style failure detection with Lifeguard-style suspicion
+//!   and local health awareness.
 //! - [`health`]: per-peer health scores from probes, custody and epoch.
 
 pub mod detector;

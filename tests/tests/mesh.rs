@@ -179,6 +179,12 @@ fn kill9_restart_and_corruption() {
     assert!(mesh.wait_metrics(1, Duration::from_secs(10), |m| {
         sample(m, "pqvault_peer_deaths_total", "peer=\"validator-3\"") == Some(1.0)
     }));
+    // The helper nacked every indirect probe: no missed nack, so the
+    // survivors' local health stays perfect (Lifeguard).
+    assert_eq!(
+        sample(&mesh.metrics(0), "pqvault_local_health_awareness", ""),
+        Some(0.0)
+    );
     // Restart: the store is re-verified from disk and the node rejoins.
     mesh.start(2);
     let alive = "peer=\"validator-3\",state=\"alive\"";

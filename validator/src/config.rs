@@ -1,69 +1,16 @@
 //! Validator configuration: a TOML file, then `PQVAULT_*` environment
 //! variables, then command-line flags, each overriding the one before.
 //!
-//! ```toml
-//! id = "validator-1"                 # must match the TLS certificate's SAN
-//! data_dir = "/var/lib/pqvault"
-//! identity_key = "/etc/pqvault/identity/validator-1.key"
-//! trusted_signer = "/etc/pqvault/operator.pub"  # manifests must be signed by it
-//! import_dir = "/etc/pqvault/shard"   # manifest.pqvm + *.shard imported at start
-//!
-//! [tls]
-//! ca = "/etc/pqvault/tls/mesh-ca.crt"
-//! cert = "/etc/pqvault/tls/validator-1.crt"
-//! key = "/etc/pqvault/tls/validator-1.tls.key"
-//!
-//! [listen]
-//! peer = "0.0.0.0:7443"              # mutual TLS, peers and operator
-//! ops = "127.0.0.1:9464"             # plain HTTP: /healthz /readyz /metrics
-//! app = "127.0.0.1:9465"             # plain HTTP: artifacts for the local app
-//!                                    # (only when [artifacts] policy is set)
-//!
-//! [[members]]                        # static membership (or [discovery])
-//! id = "validator-2"
-//! addr = "10.0.0.2:7443"
-//!
-//! [discovery]                        # Kubernetes headless service
-//! dns = "pqvault-validators.pqvault.svc.cluster.local"
-//! port = 7443                        # members: every address it resolves to
-//! interval_ms = 5000                 # that presents a mesh certificate
-//!
-//! [probe]
-//! interval_ms = 500
-//! timeout_ms = 250
-//! suspicion_ms = 500                 # suspect -> dead (default: interval_ms)
-//! indirect = 2                       # indirect probes after a failed direct one
-//!
-//! [custody]
-//! interval_ms = 10000                # check own shard on disk and peers' shards
-//!
-//! [heal]
-//! auto = true                        # repair lost shares onto spare members
-//! interval_ms = 1000
-//! grace_ms = 30000                   # a holder must be dead this long first
-//! request_timeout_ms = 10000         # repair and epoch requests
-//! policy = "majority"                # (t', n') when holders re-share to fewer
-//! reshare_after_ms = 300000          # lost shares wait this long for spares
-//! refresh = true                     # fresh polynomial after every repair
-//!
-//! [artifacts]                        # signed model artifacts (docs/artifacts.md)
-//! policy = "/etc/pqvault/trust.toml" # trust policy; carriage off without it
-//! max_artifact_bytes = 1073741824    # largest payload accepted (1 GiB)
-//! max_store_bytes = 8589934592       # all artifacts together (8 GiB)
-//! sync_interval_ms = 1000            # anti-entropy period
-//! fetch_concurrency = 4              # chunk requests in flight per download
-//!
-//! [consensus]                        # replicated epoch log (openraft, docs/protocol.md)
-//! enabled = false                    # off until healing uses it
-//! heartbeat_ms = 250
-//! election_timeout_min_ms = 1000     # a follower that hears no leader this long
-//! election_timeout_max_ms = 2000     # (random in [min, max)) stands for election
-//! ```
+//! Every key, with defaults and examples: [`REFERENCE`]
+//! (`validator/config.reference.toml`, also printed by `validator --help`).
 
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
+
+/// Every configuration key with its default or an example (TOML).
+pub const REFERENCE: &str = include_str!("../config.reference.toml");
 
 /// A configuration problem, naming the setting.
 #[derive(Debug, Error)]
@@ -211,13 +158,25 @@ pub struct ProbeConfig {
     /// Milliseconds before a probe counts as failed.
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
-    /// Milliseconds a member stays suspect before it is declared dead
-    /// (default: one probe interval).
+    /// Milliseconds a member stays suspect before it is declared dead,
+    /// once every indirect helper has confirmed (default: one interval).
     #[serde(default)]
     pub suspicion_ms: Option<u64>,
+    /// Milliseconds a suspicion no helper confirms lasts (Lifeguard;
+    /// default: three times `suspicion_ms`).
+    #[serde(default)]
+    pub suspicion_max_ms: Option<u64>,
     /// Members asked to probe a peer indirectly after a failed direct probe.
     #[serde(default = "default_indirect")]
     pub indirect: usize,
+    /// Highest local health awareness: the probe timeout stretches up to
+    /// `(1 + awareness_max)` times while our own requests fail (0: off).
+    #[serde(default = "default_awareness_max")]
+    pub awareness_max: u32,
+}
+
+fn default_awareness_max() -> u32 {
+    8
 }
 
 fn default_indirect() -> usize {
@@ -237,7 +196,9 @@ impl Default for ProbeConfig {
             interval_ms: default_interval(),
             timeout_ms: default_timeout(),
             suspicion_ms: None,
+            suspicion_max_ms: None,
             indirect: default_indirect(),
+            awareness_max: default_awareness_max(),
         }
     }
 }
@@ -468,9 +429,26 @@ pub struct Config {
 }
 
 impl ProbeConfig {
-    /// Suspicion timeout (defaults to one probe interval).
+    /// Suspicion timeout once confirmed (defaults to one probe interval).
     pub fn suspicion(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.suspicion_ms.unwrap_or(self.interval_ms))
+    }
+
+    /// Suspicion timeout unconfirmed (defaults to three times [`Self::suspicion`]).
+    pub fn suspicion_max(&self) -> std::time::Duration {
+        self.suspicion_max_ms
+            .map(std::time::Duration::from_millis)
+            .unwrap_or_else(|| self.suspicion().saturating_mul(3))
+    }
+
+    /// The failure detector's configuration.
+    pub fn detector(&self) -> mesh_agent::detector::Config {
+        mesh_agent::detector::Config {
+            suspicion_min: self.suspicion(),
+            suspicion_max: self.suspicion_max(),
+            indirect: self.indirect,
+            awareness_max: self.awareness_max,
+        }
     }
 }
 
@@ -550,6 +528,12 @@ impl Config {
             return Err(invalid(
                 "probe",
                 "interval_ms and timeout_ms must be positive",
+            ));
+        }
+        if f.probe.suspicion_max() < f.probe.suspicion() || f.probe.awareness_max > 64 {
+            return Err(invalid(
+                "probe",
+                "suspicion_max_ms must be at least suspicion_ms, awareness_max at most 64",
             ));
         }
         let c = &f.consensus;
@@ -740,5 +724,75 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("`id`"), "{err}");
+    }
+
+    /// The field names a derived `Deserialize` asks for (serde passes them
+    /// to `deserialize_struct`), so the reference can be checked against
+    /// the structs themselves.
+    fn fields<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+        use serde::de::{Error as _, Visitor};
+        struct Grab<'a>(&'a mut &'static [&'static str]);
+        impl<'de> serde::Deserializer<'de> for Grab<'_> {
+            type Error = serde::de::value::Error;
+            fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+                Err(Self::Error::custom("not a struct"))
+            }
+            fn deserialize_struct<V: Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                *self.0 = fields;
+                Err(Self::Error::custom("fields taken"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+                bytes byte_buf option unit unit_struct newtype_struct seq tuple
+                tuple_struct map enum identifier ignored_any
+            }
+        }
+        let mut out: &'static [&'static str] = &[];
+        let _ = T::deserialize(Grab(&mut out));
+        out
+    }
+
+    #[test]
+    fn reference_names_every_key_and_only_real_ones() {
+        // Only real keys: the reference is a valid configuration.
+        let parsed: FileConfig = toml::from_str(REFERENCE).expect("reference parses");
+        assert_eq!(
+            parsed.probe.suspicion_max(),
+            std::time::Duration::from_millis(1500)
+        );
+        // Every key: each field of each section appears in it.
+        let table: toml::Table = toml::from_str(REFERENCE).unwrap();
+        let top = fields::<FileConfig>();
+        assert!(top.len() >= 10, "introspection works: {top:?}");
+        for key in top {
+            assert!(table.contains_key(*key), "reference lacks `{key}`");
+        }
+        let sections: [(&str, &[&str]); 9] = [
+            ("tls", fields::<TlsConfig>()),
+            ("listen", fields::<ListenConfig>()),
+            ("discovery", fields::<DiscoveryConfig>()),
+            ("probe", fields::<ProbeConfig>()),
+            ("custody", fields::<CustodyConfig>()),
+            ("heal", fields::<HealConfig>()),
+            ("artifacts", fields::<ArtifactsConfig>()),
+            ("consensus", fields::<ConsensusConfig>()),
+            ("members", fields::<Member>()),
+        ];
+        for (section, keys) in sections {
+            assert!(!keys.is_empty(), "introspection of [{section}]");
+            let t = match &table[section] {
+                toml::Value::Table(t) => t,
+                toml::Value::Array(a) => a[0].as_table().unwrap(),
+                other => panic!("[{section}] is {other:?}"),
+            };
+            for key in keys {
+                assert!(t.contains_key(*key), "reference lacks `{section}.{key}`");
+            }
+        }
     }
 }

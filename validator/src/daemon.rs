@@ -7,7 +7,7 @@ use crate::peer::PeerClient;
 use crate::store::Store;
 use crate::tls::{self, MeshTls};
 use anyhow::{Context, Result};
-use mesh_agent::detector::{Detector, State as MemberState, Transition};
+use mesh_agent::detector::{Detector, Indirect, State as MemberState, Transition};
 use mesh_agent::health::{HealthConfig, PeerHealth};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -146,7 +146,17 @@ impl State {
 
     /// Probes `m` directly with `GET /v1/hello`; its incarnation if it answered.
     pub async fn probe_direct(&self, m: &Member) -> Option<u64> {
-        let r = self.client.get(m, "/v1/hello", 64 << 10).await.ok()?;
+        // Lifeguard: a validator whose own requests fail waits longer.
+        let timeout = match self.detector.lock() {
+            Ok(d) => d.scale(self.client.timeout()),
+            Err(_) => self.client.timeout(),
+        };
+        let r = self
+            .client
+            .with_timeout(timeout)
+            .get(m, "/v1/hello", 64 << 10)
+            .await
+            .ok()?;
         if r.status != 200 {
             return None;
         }
@@ -156,15 +166,22 @@ impl State {
     }
 
     /// Asks `helper` to probe `target` for us.
-    async fn probe_indirect(&self, helper: &Member, target: &str) -> Option<u64> {
-        // The helper itself waits up to one probe timeout for the target.
-        let r = self
+    async fn probe_indirect(&self, helper: &Member, target: &str) -> IndirectAnswer {
+        // The helper itself waits up to its probe timeout for the target.
+        let Ok(r) = self
             .ctl
             .get(helper, &format!("/v1/probe/{target}"), 4 << 10)
             .await
-            .ok()?;
-        let p: ProbeResult = serde_json::from_slice(&r.body).ok()?;
-        (r.status == 200 && p.ok && p.target == target).then_some(p.incarnation)
+        else {
+            return IndirectAnswer::Silent;
+        };
+        match serde_json::from_slice::<ProbeResult>(&r.body) {
+            Ok(p) if r.status == 200 && p.target == target => match p.ok {
+                true => IndirectAnswer::Ack(p.incarnation),
+                false => IndirectAnswer::Nack,
+            },
+            _ => IndirectAnswer::Silent,
+        }
     }
 
     fn member(&self, id: &str) -> Option<Member> {
@@ -263,8 +280,7 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
     );
     let detector = Detector::new(
         config.members.iter().map(|m| m.id.clone()),
-        config.probe.suspicion(),
-        config.probe.indirect,
+        config.probe.detector(),
     );
     let incarnation = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -365,9 +381,20 @@ fn import_dir(store: &mut Store, dir: &Path, key: &SecretIdentity) -> Result<()>
     Ok(())
 }
 
+/// What a helper said about an indirect probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IndirectAnswer {
+    /// It reached the target, which reported this incarnation.
+    Ack(u64),
+    /// It answered us but could not reach the target: a confirmation.
+    Nack,
+    /// No usable answer: the helper is down, or we are in trouble.
+    Silent,
+}
+
 /// One probe period: direct probes of every member, indirect probes of
-/// those that failed, then suspicion timeouts. Updates health, detector
-/// and metrics.
+/// those that failed, then suspicion timeouts and local health. Updates
+/// health, detector and metrics.
 pub async fn probe_round(state: &Arc<State>) {
     // Suspicion is dated from the start of the round that raised it, so a
     // timeout of one interval expires exactly one round later.
@@ -438,6 +465,7 @@ pub async fn probe_round(state: &Arc<State>) {
         }
     }
     // Indirect probes through up to k alive members before suspecting.
+    let acked = members.len().saturating_sub(failed.len());
     let indirect = failed.into_iter().map(|target| {
         let state = state.clone();
         async move {
@@ -452,23 +480,53 @@ pub async fn probe_round(state: &Arc<State>) {
             // Ask every helper at once: the first that reaches the target wins.
             let asks = helpers.into_iter().map(|h| {
                 let (state, id) = (state.clone(), target.id.clone());
-                async move { state.probe_indirect(&h, &id).await }
+                async move { (h.id.clone(), state.probe_indirect(&h, &id).await) }
             });
-            let inc = futures_join_all(asks).await.into_iter().flatten().max();
-            (target, inc)
+            let answers = futures_join_all(asks).await;
+            (target, answers)
         }
     });
-    for (target, inc) in futures_join_all(indirect).await {
-        let t = state.detector.lock().ok().and_then(|mut d| match inc {
-            Some(i) => d.probe_ok(&target.id, i, Instant::now()),
-            None => d.probes_failed(&target.id, round_start),
+    let mut missed = 0;
+    for (target, answers) in futures_join_all(indirect).await {
+        let inc = answers
+            .iter()
+            .filter_map(|(_, a)| match a {
+                IndirectAnswer::Ack(i) => Some(*i),
+                _ => None,
+            })
+            .max();
+        let report = Indirect {
+            asked: answers.len(),
+            nacked_by: answers
+                .iter()
+                .filter(|(_, a)| *a == IndirectAnswer::Nack)
+                .map(|(h, _)| h.clone())
+                .collect(),
+        };
+        let t = state.detector.lock().ok().and_then(|mut d| {
+            // Only a member we still think alive or suspect tells about our
+            // own health: probing the long dead fails by nature.
+            if inc.is_none() && d.state(&target.id) != Some(MemberState::Dead) {
+                missed += match report.asked {
+                    0 => 1,
+                    _ => report.missed(),
+                };
+            }
+            match inc {
+                Some(i) => d.probe_ok(&target.id, i, Instant::now()),
+                None => d.probes_failed(&target.id, &report, round_start),
+            }
         });
         state.record(t.as_slice());
     }
     let expired = state
         .detector
         .lock()
-        .map(|mut d| d.tick(Instant::now()))
+        .map(|mut d| {
+            d.round_done(missed, acked);
+            state.metrics.local_health.set(i64::from(d.awareness()));
+            d.tick(Instant::now())
+        })
         .unwrap_or_default();
     state.record(&expired);
 }

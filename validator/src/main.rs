@@ -12,12 +12,11 @@ use validator::{api, daemon, ops, server};
 /// peer API (key exchange X25519MLKEM768 only), probes and scores peers, and
 /// exports /healthz, /readyz and /metrics on a separate plain-HTTP port.
 ///
-/// Settings come from the TOML file given with --config (see
-/// docs/validator.md for every key), then PQVAULT_ID, PQVAULT_DATA_DIR,
-/// PQVAULT_PEER_LISTEN, PQVAULT_OPS_LISTEN, PQVAULT_APP_LISTEN, then these
-/// flags.
+/// Settings come from the TOML file given with --config (every key is
+/// listed below), then PQVAULT_ID, PQVAULT_DATA_DIR, PQVAULT_PEER_LISTEN,
+/// PQVAULT_OPS_LISTEN, PQVAULT_APP_LISTEN, then these flags.
 #[derive(Parser)]
-#[command(name = "validator", version)]
+#[command(name = "validator", version, after_long_help = validator::config::REFERENCE)]
 struct Args {
     /// TOML configuration file.
     #[arg(long, short)]

@@ -44,6 +44,8 @@ pub struct Metrics {
     pub vault_shares: IntGaugeVec,
     /// Validators alive in our failure detector's view, ourselves included.
     pub peers_healthy: IntGauge,
+    /// Lifeguard local health awareness (0 healthy; probe timeouts scale by it + 1).
+    pub local_health: IntGauge,
     /// Shares of each vault whose holder is not alive (last settled view).
     pub heal_pending: IntGaugeVec,
     /// Unix time since which `heal_pending` has been above 0; 0 if it is 0.
@@ -189,6 +191,10 @@ impl Metrics {
             "pqvault_peers_healthy",
             "Validators alive in this validator's failure detector, itself included.",
         )?;
+        let local_health = IntGauge::new(
+            "pqvault_local_health_awareness",
+            "Lifeguard local health awareness of this validator: 0 is healthy; its probe timeout is multiplied by this plus one.",
+        )?;
         let heal_pending = IntGaugeVec::new(
             Opts::new(
                 "pqvault_heal_pending",
@@ -265,6 +271,7 @@ impl Metrics {
             Box::new(vault_threshold.clone()),
             Box::new(vault_shares.clone()),
             Box::new(peers_healthy.clone()),
+            Box::new(local_health.clone()),
             Box::new(heal_pending.clone()),
             Box::new(heal_pending_since.clone()),
             Box::new(heal_spares.clone()),
@@ -308,6 +315,7 @@ impl Metrics {
             vault_threshold,
             vault_shares,
             peers_healthy,
+            local_health,
             heal_pending,
             heal_pending_since,
             heal_spares,

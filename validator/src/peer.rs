@@ -69,6 +69,19 @@ impl PeerClient {
         }
     }
 
+    /// The same client with another per-request timeout.
+    pub fn with_timeout(&self, timeout: Duration) -> Self {
+        PeerClient {
+            connector: self.connector.clone(),
+            timeout,
+        }
+    }
+
+    /// The per-request timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Completes a TLS handshake with whoever listens at `addr` and returns
     /// the validator id its mesh certificate names. Needs a client built
     /// from `MeshTls::discover`.

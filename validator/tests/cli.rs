@@ -37,6 +37,11 @@ fn help_documents_every_override() {
         "PQVAULT_PEER_LISTEN",
         "PQVAULT_OPS_LISTEN",
         "X25519MLKEM768",
+        // The configuration reference follows the flags.
+        "[probe]",
+        "suspicion_max_ms",
+        "[artifacts]",
+        "election_timeout_max_ms",
     ] {
         assert!(out.contains(needle), "--help lacks {needle}:\n{out}");
     }
