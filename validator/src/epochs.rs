@@ -104,9 +104,7 @@ pub async fn prepare(
     };
     let key = state.identity.clone();
     let (record, sealed) = blocking(move || {
-        let old = SealedShard::parse(&sealed_now)
-            .and_then(|s| s.open(&key))
-            .map_err(|e| bad(500, e))?;
+        let old = crate::unsealed::open(&sealed_now, &key).map_err(|e| bad(500, e))?;
         let next = ShareRecord {
             vault_id: old.vault_id,
             epoch: from + 1,
@@ -119,6 +117,7 @@ pub async fn prepare(
             .header
             .suite;
         let sealed = vault::seal::seal(&next, suite, key.public()).map_err(|e| bad(500, e))?;
+        crate::unsealed::remember(&sealed, &key, &next);
         Ok((next, sealed))
     })
     .await?;

@@ -18,6 +18,7 @@
 //! - [`epochs`]: moving a vault to a certified new epoch after a repair.
 //! - [`heal`]: autonomous healing: leading repairs onto spare members.
 //! - [`consensus`]: the replicated epoch log (openraft).
+//! - [`unsealed`]: a short-lived cache of our own unsealed shares.
 
 pub mod api;
 pub mod artifacts;
@@ -37,3 +38,4 @@ pub mod rounds;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod unsealed;

@@ -346,7 +346,7 @@ async fn deal(state: Arc<State>, plan: Plan, from: u8, shard: Vec<u8>) -> Result
     let sealed: Vec<Vec<u8>> = blocking(move || {
         let parsed = SealedShard::parse(&shard).map_err(|e| bad(500, e))?;
         let suite = parsed.header.suite;
-        let record = parsed.open(&key).map_err(|e| bad(500, e))?;
+        let record = crate::unsealed::open(&shard, &key).map_err(|e| bad(500, e))?;
         let subs = vault::repair::deal(&record.share, t_new, n_new).map_err(|e| bad(500, e))?;
         subs.into_iter()
             .zip(&ids)
@@ -489,6 +489,7 @@ async fn finish(
             share,
         };
         let sealed = vault::seal::seal(&record, suite, key.public()).map_err(|e| bad(500, e))?;
+        crate::unsealed::remember(&sealed, &key, &record);
         Ok((record, sealed))
     })
     .await?;

@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex};
 use vault::codec::{FormatError, Kind, Reader, Writer};
 use vault::identity::{Fingerprint, PublicIdentity};
 use vault::manifest::{VaultId, VerifiedManifest};
-use vault::seal::SealedShard;
 
 /// Wire kind of a proof chain (anchor and certified steps).
 pub const PROOF_KIND: Kind = Kind {
@@ -279,6 +278,7 @@ pub async fn handle(
                 {
                     let sealed = vault::seal::seal(&record, manifest.body().suite, key.public())
                         .map_err(|e| bad(500, e))?;
+                    crate::unsealed::remember(&sealed, &key, &record);
                     tracing::info!(
                         index = record.share.index,
                         "repair: share rebuilt and verified against the manifest"
@@ -372,9 +372,7 @@ async fn on_plan(state: Arc<State>, caller: String, plan: Plan) -> Result<&'stat
     let key = state.identity.clone();
     let (p, man) = (plan.clone(), manifest.clone());
     let (helper, out) = blocking(move || {
-        let mine = SealedShard::parse(&shard)
-            .and_then(|s| s.open(&key))
-            .map_err(|e| bad(500, e))?;
+        let mine = crate::unsealed::open(&shard, &key).map_err(|e| bad(500, e))?;
         Helper::start(p, &man, &mine, &identities).map_err(|e| bad(422, e))
     })
     .await?;

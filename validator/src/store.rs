@@ -255,11 +255,9 @@ impl Store {
         shard: &[u8],
         key: &SecretIdentity,
     ) -> Result<u8, StoreError> {
-        let (parsed, entry) =
-            check_sealed(m, shard).map_err(|e| StoreError::Rejected(e.to_string()))?;
-        let record = parsed
-            .open(key)
-            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let (_, entry) = check_sealed(m, shard).map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let record =
+            crate::unsealed::open(shard, key).map_err(|e| StoreError::Rejected(e.to_string()))?;
         check_record(m, &record).map_err(|e| StoreError::Rejected(e.to_string()))?;
         Ok(entry.index)
     }
