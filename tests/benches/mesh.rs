@@ -174,8 +174,19 @@ fn autonomous_heal(rt: &tokio::runtime::Runtime) {
         mesh.wait_metrics(0, Duration::from_secs(20), all_alive),
         "mesh never converged"
     );
-    std::thread::sleep(Duration::from_secs(1));
     let (client, other) = (mesh.client_as(1), mesh.client_as(0));
+    let survivors = [0usize, 1, 2, 3, 7, 8, 9];
+    // Idle baseline: what probing alone costs these seven, per second.
+    let idle0: f64 = survivors.iter().map(|&i| cpu_seconds(&mesh, i)).sum();
+    let ti = Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    let idle_rate = (survivors
+        .iter()
+        .map(|&i| cpu_seconds(&mesh, i))
+        .sum::<f64>()
+        - idle0)
+        / ti.elapsed().as_secs_f64();
+    let cpu_before: Vec<f64> = survivors.iter().map(|&i| cpu_seconds(&mesh, i)).collect();
     let t0 = Instant::now();
     for i in [4, 5, 6] {
         mesh.kill9(i);
@@ -213,6 +224,11 @@ fn autonomous_heal(rt: &tokio::runtime::Runtime) {
         }
     }
     let healed = t0.elapsed();
+    let cpu: Vec<f64> = survivors
+        .iter()
+        .zip(&cpu_before)
+        .map(|(&i, b)| cpu_seconds(&mesh, i) - b)
+        .collect();
     // The leader's own account: repair rounds to certified commit.
     let log = mesh.log(0);
     let took = log
@@ -258,4 +274,30 @@ fn autonomous_heal(rt: &tokio::runtime::Runtime) {
         healed.as_secs_f64() * 1e3,
         (healed - declared).as_secs_f64() * 1e3
     );
+    let total: f64 = cpu.iter().sum();
+    let busiest = cpu.iter().cloned().fold(0.0, f64::max);
+    println!(
+        "  CPU used by the 7 survivors and spares from the kill to epoch 2: {:.2} s in all ({:.0} % of the 2 cores over that time), of which about {:.2} s is probing (idle rate {:.2} CPU-s/s); {:.2} s on the busiest validator",
+        total,
+        100.0 * total / (2.0 * healed.as_secs_f64()),
+        idle_rate * healed.as_secs_f64(),
+        idle_rate,
+        busiest
+    );
+}
+
+/// User plus system CPU seconds of validator `i` so far (Linux /proc).
+fn cpu_seconds(mesh: &Mesh, i: usize) -> f64 {
+    let Some(pid) = mesh.pid(i) else {
+        return 0.0;
+    };
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the whole line, in clock ticks (100 per s).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |k: usize| f.get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }
