@@ -104,14 +104,14 @@ fn main() {
         &std::fs::read(spare.dir.join(format!("identity/{}.pub", spare.id))).expect("pub"),
     )
     .expect("identity");
-    let plan = validator::repair::Plan {
-        round: [0x77; 16],
+    let plan = validator::repair::Plan::single(
+        [0x77; 16],
         vault_id,
-        epoch: 1,
-        target: 7,
-        helpers: vec![1, 2, 3, 4],
-        replacement: spare_pub.fingerprint(),
-    };
+        1,
+        7,
+        vec![1, 2, 3, 4],
+        spare_pub.fingerprint(),
+    );
     let leader = mesh.client_as(4);
     let msg = validator::repair::Message::Plan(plan.clone()).encode();
     let t0 = Instant::now();

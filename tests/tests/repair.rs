@@ -34,14 +34,14 @@ async fn lost_share_is_rebuilt_at_a_replacement() {
     }
 
     let vault_id = VaultId::from_bytes(hex::decode(&mesh.vault_id).unwrap().try_into().unwrap());
-    let plan = Plan {
-        round: [0x42; 16],
+    let plan = Plan::single(
+        [0x42; 16],
         vault_id,
-        epoch: 1,
-        target: 4,
-        helpers: vec![1, 2, 3],
-        replacement: mesh.public_identity(5).fingerprint(),
-    };
+        1,
+        4,
+        vec![1, 2, 3],
+        mesh.public_identity(5).fingerprint(),
+    );
     // validator-5 leads: it tells the replacement, then the helpers.
     let leader = mesh.client_as(4);
     for i in [5, 0, 1, 2] {
@@ -112,12 +112,12 @@ async fn lost_share_is_rebuilt_at_a_replacement() {
         .await
         .unwrap();
     assert_eq!(r.status, 409, "{}", String::from_utf8_lossy(&r.body));
-    let live = Plan {
+    let mut live = Plan {
         round: [0x43; 16],
-        target: 5,
         helpers: vec![1, 2, 3],
         ..plan.clone()
     };
+    live.targets[0].index = 5;
     let r = leader
         .post(
             &mesh.member(1),

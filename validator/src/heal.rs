@@ -21,7 +21,7 @@ use crate::consensus::record::{manifest_digest, Certified, Proposal};
 use crate::consensus::ProposalOutcome;
 use crate::daemon::State;
 use crate::epochs::{self, encode_commit, PrepareReply};
-use crate::repair::{Message, Plan};
+use crate::repair::{Message, Plan, Target};
 use crate::reshare;
 use crate::rounds;
 use mesh_agent::detector::State as MemberState;
@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use vault::epoch::EpochCertificate;
 use vault::identity::Fingerprint;
 use vault::manifest::{Manifest, ManifestBody, ShardEntry, VaultId};
+use vault::share::MAX_SHARE_LEN;
 
 /// Runs [`heal_once`] every `interval`, forever.
 /// Also runs a pass as soon as the detector's view changes (a member dies
@@ -303,24 +304,30 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
         .collect();
     tracing::info!(vault = %id, lost = ?lost, "leading a repair");
 
-    // 1. One repair round per lost share, all at once.
-    let rounds: Vec<_> = assignments
-        .iter()
-        .map(|(target, (spare_fp, spare))| {
+    // 1. One repair round for every lost share (as many as one sealed
+    //    record per helper pair can carry; rounds of a split run at once).
+    let share_len = own_share_len(state, &id).await?;
+    let per_round = (MAX_SHARE_LEN / share_len.max(1)).max(1);
+    let mut sorted = assignments.clone();
+    sorted.sort_by_key(|(i, _)| *i);
+    let rounds: Vec<_> = sorted
+        .chunks(per_round)
+        .map(|group| {
             let plan = Plan {
                 round: [0u8; 16],
                 vault_id: id,
                 epoch: b.epoch,
-                target: *target,
+                targets: group
+                    .iter()
+                    .map(|(index, (fp, _))| Target {
+                        index: *index,
+                        replacement: *fp,
+                    })
+                    .collect(),
                 helpers: helpers.iter().map(|(i, _)| *i).collect(),
-                replacement: *spare_fp,
             };
-            tokio::spawn(run_round(
-                state.clone(),
-                plan,
-                spare.clone(),
-                helpers.clone(),
-            ))
+            let spares: Vec<Member> = group.iter().map(|(_, (_, m))| m.clone()).collect();
+            tokio::spawn(run_round(state.clone(), plan, spares, helpers.clone()))
         })
         .collect();
     for r in rounds {
@@ -610,18 +617,47 @@ fn entry_of(reply: PrepareReply) -> Result<ShardEntry, String> {
     })
 }
 
-/// Runs one repair round: the plan to the spare, then to every helper
-/// (ourselves locally), then waits for the spare to report the share.
+/// Length of the share we hold of `id` (all shares of a vault have one
+/// length); opens our shard, which the round is about to do anyway.
+async fn own_share_len(state: &Arc<State>, id: &VaultId) -> Result<usize, String> {
+    let shard = state
+        .store
+        .lock()
+        .map_err(|_| "store lock poisoned".to_string())?
+        .get(id)
+        .map(|h| h.shard.clone())
+        .ok_or("we hold no shard of this vault")?;
+    let key = state.identity.clone();
+    tokio::task::spawn_blocking(move || {
+        crate::unsealed::open(&shard, &key)
+            .map(|r| r.share.value.len())
+            .map_err(|e| format!("our own shard: {e}"))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Runs one repair round: the plan to every spare, then to every helper
+/// (ourselves locally), then waits for every spare to report its share.
 async fn run_round(
     state: Arc<State>,
     mut plan: Plan,
-    spare: Member,
+    spares: Vec<Member>,
     helpers: Vec<(u8, Option<Member>)>,
 ) -> Result<(), String> {
     aws_lc_rs::rand::fill(&mut plan.round).map_err(|_| "rng failure".to_string())?;
-    let (round, target) = (plan.round, plan.target);
+    let (round, targets) = (plan.round, plan.indices());
     let msg = Message::Plan(plan).encode();
-    post(&state, &spare, "/v1/repair", msg.clone(), 202).await?;
+    let joins: Vec<_> = spares
+        .iter()
+        .map(|spare| {
+            let (state, spare, msg) = (state.clone(), spare.clone(), msg.clone());
+            tokio::spawn(async move { post(&state, &spare, "/v1/repair", msg, 202).await })
+        })
+        .collect();
+    for j in joins {
+        j.await.map_err(|e| e.to_string())??;
+    }
     // Every helper at once: a piece that reaches a helper before its plan
     // is retried by the sender, so a slow start only delays the round.
     let asks: Vec<_> = helpers
@@ -644,24 +680,28 @@ async fn run_round(
     }
     let path = format!("/v1/repair/{}", hex::encode(round));
     let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let r = state
-            .ctl
-            .get(&spare, &path, 1 << 20)
-            .await
-            .map_err(|e| e.to_string())?;
-        let v: serde_json::Value = serde_json::from_slice(&r.body).map_err(|e| e.to_string())?;
-        if v["complete"] == true {
-            return Ok(());
+    for (spare, target) in spares.iter().zip(&targets) {
+        loop {
+            let r = state
+                .ctl
+                .get(spare, &path, 1 << 20)
+                .await
+                .map_err(|e| e.to_string())?;
+            let v: serde_json::Value =
+                serde_json::from_slice(&r.body).map_err(|e| e.to_string())?;
+            if v["complete"] == true {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "repair of share {target} at {} timed out",
+                    spare.id
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "repair of share {target} at {} timed out",
-                spare.id
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    Ok(())
 }
 
 /// POSTs and requires `expect` as the status; returns the body.

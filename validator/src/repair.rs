@@ -4,11 +4,18 @@
 //! authenticated mTLS caller to its share index, and hands both here. The
 //! arithmetic is `vault::repair`; the protocol is `docs/protocol.md`.
 //!
+//! One round rebuilds every lost share of a healing at once (up to the
+//! size a sealed record can carry): the `k` targets share one set of
+//! helpers, so each helper-to-helper message carries the pieces of every
+//! target under one seal. That is `t(t-1)` seals for the pieces instead of
+//! `k t(t-1)`, and HQC dominates a repair's cost.
+//!
 //! * [`Helper`]: one of the `t` holders helping. It validates the plan
-//!   against its own manifest, sends `t-1` sealed pieces of its masked
-//!   contribution, and once it holds `t` pieces sends their sum, sealed to
-//!   the replacement.
-//! * [`Replacement`]: the new validator at the lost index. It adds the `t`
+//!   against its own manifest, sends `t-1` sealed messages, each with one
+//!   piece of its masked contribution to every target, and once it holds
+//!   `t` of them sends, for every target, the sum of that target's pieces,
+//!   sealed to the target's replacement.
+//! * [`Replacement`]: the new validator at one lost index. It adds the `t`
 //!   sums and accepts the result only if it matches the manifest's share
 //!   commitment for that index, so a lying helper is caught.
 //!
@@ -16,10 +23,13 @@
 //! from a non-helper, a replay, or sealed to someone else is refused with a
 //! typed error and leaves the state unchanged.
 //!
-//! Wire format `PQVR` v1: `"PQVR" u16 type:u8 round:[16]` then, for a plan
-//! (type 1): `vault_id:[16] epoch:u64 target:u8 helpers:var replacement:[32]`;
-//! for a piece (2) or a sum (3): `from:u8 sealed:var` where `sealed` is a
-//! `PQVS` sealed shard whose share index is the target.
+//! Wire format `PQVR` v2: `"PQVR" u16 type:u8 round:[16]` then, for a plan
+//! (type 1): `vault_id:[16] epoch:u64 helpers:var count:u8` and `count`
+//! targets `index:u8 replacement:[32]`; for a piece (2) or a sum (3):
+//! `from:u8 sealed:var` where `sealed` is a `PQVS` sealed shard. A piece's
+//! share index is its receiving helper's and its value the `k` pieces, one
+//! per target in plan order, each as long as a share; a sum's share index
+//! is its target.
 
 use std::collections::BTreeMap;
 use thiserror::Error;
@@ -35,7 +45,7 @@ use zeroize::Zeroizing;
 pub const REPAIR_KIND: Kind = Kind {
     magic: *b"PQVR",
     name: "pqvault repair message",
-    version: 1,
+    version: 2,
 };
 
 /// Largest sealed payload in a message.
@@ -87,8 +97,17 @@ pub enum RoundError {
     Unexpected(&'static str),
 }
 
-/// What the leader proposes: rebuild share `target` at `replacement` from
-/// the shares of `helpers` (exactly `t` of them).
+/// One lost share and where it is rebuilt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    /// Lost share index.
+    pub index: u8,
+    /// Identity fingerprint of the replacement validator.
+    pub replacement: Fingerprint,
+}
+
+/// What the leader proposes: rebuild every target's share at its
+/// replacement from the shares of `helpers` (exactly `t` of them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     /// Random round id.
@@ -97,12 +116,46 @@ pub struct Plan {
     pub vault_id: VaultId,
     /// Epoch whose polynomial is used.
     pub epoch: u64,
-    /// Lost share index.
-    pub target: u8,
+    /// Lost shares, by increasing index, each with its own replacement.
+    pub targets: Vec<Target>,
     /// Helper share indices, sorted.
     pub helpers: Vec<u8>,
-    /// Identity fingerprint of the replacement validator.
-    pub replacement: Fingerprint,
+}
+
+impl Plan {
+    /// A plan for a single lost share.
+    pub fn single(
+        round: [u8; 16],
+        vault_id: VaultId,
+        epoch: u64,
+        target: u8,
+        helpers: Vec<u8>,
+        replacement: Fingerprint,
+    ) -> Self {
+        Plan {
+            round,
+            vault_id,
+            epoch,
+            targets: vec![Target {
+                index: target,
+                replacement,
+            }],
+            helpers,
+        }
+    }
+
+    /// The index `replacement` is to receive, if it is one of the plan's.
+    pub fn target_of(&self, replacement: &Fingerprint) -> Option<u8> {
+        self.targets
+            .iter()
+            .find(|t| t.replacement == *replacement)
+            .map(|t| t.index)
+    }
+
+    /// Target indices, in plan order.
+    pub fn indices(&self) -> Vec<u8> {
+        self.targets.iter().map(|t| t.index).collect()
+    }
 }
 
 /// A repair message.
@@ -140,9 +193,11 @@ impl Message {
                     .bytes(&p.round)
                     .bytes(p.vault_id.as_bytes())
                     .u64(p.epoch)
-                    .u8(p.target)
                     .var_bytes(&p.helpers)
-                    .bytes(p.replacement.as_bytes());
+                    .u8(u8::try_from(p.targets.len()).unwrap_or(u8::MAX));
+                for t in p.targets.iter().take(usize::from(u8::MAX)) {
+                    w.u8(t.index).bytes(t.replacement.as_bytes());
+                }
             }
             Message::Piece {
                 round,
@@ -171,14 +226,26 @@ impl Message {
         let kind = r.u8("message type")?;
         let round = r.array("round id")?;
         let msg = match kind {
-            1 => Message::Plan(Plan {
-                round,
-                vault_id: VaultId::from_bytes(r.array("vault id")?),
-                epoch: r.u64("epoch")?,
-                target: r.u8("target index")?,
-                helpers: r.var_bytes("helper list", 255)?.to_vec(),
-                replacement: Fingerprint::from_bytes(r.array("replacement fingerprint")?),
-            }),
+            1 => {
+                let vault_id = VaultId::from_bytes(r.array("vault id")?);
+                let epoch = r.u64("epoch")?;
+                let helpers = r.var_bytes("helper list", 255)?.to_vec();
+                let count = r.u8("target count")?;
+                let mut targets = Vec::with_capacity(usize::from(count));
+                for _ in 0..count {
+                    targets.push(Target {
+                        index: r.u8("target index")?,
+                        replacement: Fingerprint::from_bytes(r.array("replacement fingerprint")?),
+                    });
+                }
+                Message::Plan(Plan {
+                    round,
+                    vault_id,
+                    epoch,
+                    targets,
+                    helpers,
+                })
+            }
             2 | 3 => {
                 let from = r.u8("sender index")?;
                 let sealed = r.var_bytes("sealed payload", MAX_SEALED)?.to_vec();
@@ -232,32 +299,57 @@ impl Plan {
         if !self.helpers.windows(2).all(|w| w[0] < w[1]) {
             return bad("helper list is not sorted and distinct".into());
         }
-        if self.helpers.contains(&self.target) {
-            return bad(format!("target {} is also a helper", self.target));
+        if self.targets.is_empty() {
+            return bad("no target".into());
         }
-        for i in self.helpers.iter().chain(std::iter::once(&self.target)) {
+        if !self.targets.windows(2).all(|w| w[0].index < w[1].index) {
+            return bad("targets are not sorted and distinct".into());
+        }
+        for (k, t) in self.targets.iter().enumerate() {
+            if self.helpers.contains(&t.index) {
+                return bad(format!("target {} is also a helper", t.index));
+            }
+            if self.targets[..k]
+                .iter()
+                .any(|o| o.replacement == t.replacement)
+            {
+                return bad(format!(
+                    "two targets share the replacement of target {}",
+                    t.index
+                ));
+            }
+            if b.shards
+                .iter()
+                .any(|e| e.index != t.index && e.recipient == t.replacement)
+            {
+                return bad(format!(
+                    "the replacement for target {} already holds another share",
+                    t.index
+                ));
+            }
+        }
+        for i in self
+            .helpers
+            .iter()
+            .chain(self.targets.iter().map(|t| &t.index))
+        {
             if b.entry(*i).is_none() {
                 return bad(format!("share {i} is not in the manifest"));
             }
-        }
-        if b.shards
-            .iter()
-            .any(|e| e.index != self.target && e.recipient == self.replacement)
-        {
-            return bad("the replacement already holds another share".into());
         }
         Ok(())
     }
 }
 
-fn context_matches(plan: &Plan, rec: &ShareRecord) -> Result<(), RoundError> {
+/// Checks a record's vault, epoch and share index against the round's.
+fn context_matches(plan: &Plan, rec: &ShareRecord, index: u8) -> Result<(), RoundError> {
     if rec.vault_id != plan.vault_id {
         return Err(RoundError::Context("vault"));
     }
     if rec.epoch != plan.epoch {
         return Err(RoundError::Context("epoch"));
     }
-    if rec.share.index != plan.target {
+    if rec.share.index != index {
         return Err(RoundError::Context("share index"));
     }
     Ok(())
@@ -274,6 +366,7 @@ fn open(sealed: &[u8], key: &SecretIdentity) -> Result<ShareRecord, RoundError> 
 fn sealed_value(
     plan: &Plan,
     m: &VerifiedManifest,
+    index: u8,
     value: Zeroizing<Vec<u8>>,
     to: &PublicIdentity,
 ) -> Result<Vec<u8>, RoundError> {
@@ -282,10 +375,7 @@ fn sealed_value(
         epoch: plan.epoch,
         threshold: m.body().threshold,
         n: m.body().n,
-        share: Share {
-            index: plan.target,
-            value,
-        },
+        share: Share { index, value },
     };
     seal::seal(&rec, m.body().suite, to).map_err(RoundError::Seal)
 }
@@ -294,18 +384,22 @@ fn sealed_value(
 pub struct Helper {
     plan: Plan,
     me: u8,
+    /// Length of one share (every share of a vault has the same length).
+    share_len: usize,
+    /// Per sending helper: its pieces for every target, concatenated.
     pieces: BTreeMap<u8, Zeroizing<Vec<u8>>>,
     done: bool,
 }
 
-/// Outgoing piece: the helper index it goes to, and the message.
+/// Outgoing message: the share index it goes to (a helper for a piece, a
+/// target for a sum), and the message.
 pub type Outgoing = (u8, Message);
 
 impl Helper {
     /// Starts helping: validates `plan` against `manifest` and our share,
-    /// and returns the pieces to send (one per other helper). `identities`
-    /// must hold every other helper's public identity; each is checked
-    /// against the manifest's fingerprint for its index.
+    /// and returns the pieces to send (one message per other helper).
+    /// `identities` must hold every other helper's public identity; each is
+    /// checked against the manifest's fingerprint for its index.
     pub fn start(
         plan: Plan,
         manifest: &VerifiedManifest,
@@ -322,14 +416,31 @@ impl Helper {
                 "our share is not of the plan's vault and epoch".into(),
             ));
         }
-        let contribution = vault::repair::contribution(&mine.share, &plan.helpers, plan.target)?;
-        let mut pieces = vault::repair::split_additive(&contribution, plan.helpers.len())?;
+        let share_len = mine.share.value.len();
+        if plan.targets.len().saturating_mul(share_len) > MAX_SHARE_LEN {
+            return Err(RoundError::BadPlan(format!(
+                "{} targets of {share_len}-byte shares do not fit one sealed record",
+                plan.targets.len()
+            )));
+        }
+        // For every helper (in plan order), its pieces of every target.
+        let t = plan.helpers.len();
+        let mut bundles: Vec<Zeroizing<Vec<u8>>> = (0..t)
+            .map(|_| Zeroizing::new(Vec::with_capacity(plan.targets.len() * share_len)))
+            .collect();
+        for target in &plan.targets {
+            let contribution =
+                vault::repair::contribution(&mine.share, &plan.helpers, target.index)?;
+            let pieces = vault::repair::split_additive(&contribution, t)?;
+            for (bundle, piece) in bundles.iter_mut().zip(pieces.iter()) {
+                bundle.extend_from_slice(piece);
+            }
+        }
         let mut out = Vec::new();
         let mut own = None;
-        for (&j, piece) in plan.helpers.iter().zip(pieces.iter_mut()) {
-            let piece = std::mem::take(piece);
+        for (&j, bundle) in plan.helpers.iter().zip(bundles) {
             if j == me {
-                own = Some(piece);
+                own = Some(bundle);
                 continue;
             }
             let to = identities
@@ -346,13 +457,14 @@ impl Helper {
                 Message::Piece {
                     round: plan.round,
                     from: me,
-                    sealed: sealed_value(&plan, manifest, piece, to)?,
+                    sealed: sealed_value(&plan, manifest, j, bundle, to)?,
                 },
             ));
         }
         let mut h = Helper {
             plan,
             me,
+            share_len,
             pieces: BTreeMap::new(),
             done: false,
         };
@@ -362,16 +474,17 @@ impl Helper {
         Ok((h, out))
     }
 
-    /// Accepts a piece from helper `sender` (authenticated index). Returns
-    /// the sum to send to the replacement once `t` pieces are in.
+    /// Accepts the pieces from helper `sender` (authenticated index). Once
+    /// `t` are in, returns for every target the sum of its pieces, sealed
+    /// to its replacement (`replacements`: target index to identity).
     pub fn receive_piece(
         &mut self,
         sender: u8,
         msg: &Message,
         manifest: &VerifiedManifest,
         key: &SecretIdentity,
-        replacement: &PublicIdentity,
-    ) -> Result<Option<Message>, RoundError> {
+        replacements: &BTreeMap<u8, PublicIdentity>,
+    ) -> Result<Vec<Outgoing>, RoundError> {
         let Message::Piece {
             round,
             from,
@@ -396,52 +509,75 @@ impl Helper {
             return Err(RoundError::Duplicate(sender));
         }
         let rec = open(sealed, key)?;
-        context_matches(&self.plan, &rec)?;
+        context_matches(&self.plan, &rec, self.me)?;
+        if rec.share.value.len() != self.plan.targets.len() * self.share_len {
+            return Err(RoundError::Context("piece length"));
+        }
         self.pieces.insert(sender, rec.share.value.clone());
         if self.done || self.pieces.len() < self.plan.helpers.len() {
-            return Ok(None);
+            return Ok(Vec::new());
         }
-        if replacement.fingerprint() != self.plan.replacement {
-            return Err(RoundError::BadPlan(
-                "replacement identity does not match the plan".into(),
+        for t in &self.plan.targets {
+            if replacements.get(&t.index).map(|p| p.fingerprint()) != Some(t.replacement) {
+                return Err(RoundError::BadPlan(format!(
+                    "replacement identity for target {} does not match the plan",
+                    t.index
+                )));
+            }
+        }
+        let mut out = Vec::with_capacity(self.plan.targets.len());
+        for (k, t) in self.plan.targets.iter().enumerate() {
+            let span = k * self.share_len..(k + 1) * self.share_len;
+            let parts: Vec<&[u8]> = self.pieces.values().map(|v| &v[span.clone()]).collect();
+            let sum = vault::repair::sum_pieces(&parts)?;
+            let to = replacements
+                .get(&t.index)
+                .ok_or_else(|| RoundError::BadPlan(format!("no replacement for {}", t.index)))?;
+            out.push((
+                t.index,
+                Message::Sum {
+                    round: self.plan.round,
+                    from: self.me,
+                    sealed: sealed_value(&self.plan, manifest, t.index, sum, to)?,
+                },
             ));
         }
-        let parts: Vec<&[u8]> = self.pieces.values().map(|v| &v[..]).collect();
-        let sum = vault::repair::sum_pieces(&parts)?;
         self.done = true;
-        Ok(Some(Message::Sum {
-            round: self.plan.round,
-            from: self.me,
-            sealed: sealed_value(&self.plan, manifest, sum, replacement)?,
-        }))
+        Ok(out)
     }
 }
 
 /// The replacement's side of one round.
 pub struct Replacement {
     plan: Plan,
+    /// The share index rebuilt here.
+    target: u8,
     manifest: VerifiedManifest,
     sums: BTreeMap<u8, Zeroizing<Vec<u8>>>,
 }
 
 impl Replacement {
-    /// Joins a round as the replacement named in `plan`.
+    /// Joins a round as one of the replacements named in `plan`.
     pub fn new(
         plan: Plan,
         manifest: VerifiedManifest,
         key: &SecretIdentity,
     ) -> Result<Self, RoundError> {
         plan.check(&manifest)?;
-        if plan.replacement != key.public().fingerprint() {
-            return Err(RoundError::BadPlan(
-                "this validator is not the plan's replacement".into(),
-            ));
-        }
+        let target = plan.target_of(&key.public().fingerprint()).ok_or_else(|| {
+            RoundError::BadPlan("this validator is not a replacement in the plan".into())
+        })?;
         Ok(Replacement {
             plan,
+            target,
             manifest,
             sums: BTreeMap::new(),
         })
+    }
+
+    /// The share index rebuilt here.
+    pub fn target(&self) -> u8 {
+        self.target
     }
 
     /// Accepts a partial sum from helper `sender`. Returns the rebuilt share
@@ -477,20 +613,20 @@ impl Replacement {
             return Err(RoundError::Duplicate(sender));
         }
         let rec = open(sealed, key)?;
-        context_matches(&self.plan, &rec)?;
+        context_matches(&self.plan, &rec, self.target)?;
         self.sums.insert(sender, rec.share.value.clone());
         if self.sums.len() < self.plan.helpers.len() {
             return Ok(None);
         }
         let parts: Vec<&[u8]> = self.sums.values().map(|v| &v[..]).collect();
-        let share = vault::repair::assemble(self.plan.target, &parts)?;
+        let share = vault::repair::assemble(self.target, &parts)?;
         let b = self.manifest.body();
-        let expected = b.entry(self.plan.target).map(|e| e.share_commitment);
+        let expected = b.entry(self.target).map(|e| e.share_commitment);
         let got = share_commitment(&b.vault_id, b.epoch, share.index, &share.value);
         if expected != Some(got) {
             // Start over: one of the sums was wrong.
             self.sums.clear();
-            return Err(RoundError::CommitmentMismatch(self.plan.target));
+            return Err(RoundError::CommitmentMismatch(self.target));
         }
         Ok(Some(ShareRecord {
             vault_id: b.vault_id,
@@ -547,14 +683,18 @@ mod tests {
     }
 
     fn plan(w: &World) -> Plan {
-        Plan {
-            round: [9; 16],
-            vault_id: w.manifest.body().vault_id,
-            epoch: 1,
-            target: 4,
-            helpers: vec![1, 2, 5],
-            replacement: w.replacement.public().fingerprint(),
-        }
+        Plan::single(
+            [9; 16],
+            w.manifest.body().vault_id,
+            1,
+            4,
+            vec![1, 2, 5],
+            w.replacement.public().fingerprint(),
+        )
+    }
+
+    fn replacements(w: &World) -> BTreeMap<u8, PublicIdentity> {
+        BTreeMap::from([(4, w.replacement.public().clone())])
     }
 
     fn identities(w: &World) -> BTreeMap<u8, PublicIdentity> {
@@ -581,12 +721,13 @@ mod tests {
         let mut seen = wire.clone();
         for (from, to, m) in wire {
             let key = &w.keys[usize::from(to) - 1];
-            let sum = helpers
+            let sums = helpers
                 .get_mut(&to)
                 .unwrap()
-                .receive_piece(from, &m, &w.manifest, key, w.replacement.public())
+                .receive_piece(from, &m, &w.manifest, key, &replacements(w))
                 .unwrap();
-            if let Some(sum) = sum {
+            for (target, sum) in sums {
+                assert_eq!(target, 4);
                 seen.push((to, 6, sum.clone()));
                 if let Some(r) = rep.receive_sum(to, &sum, &w.replacement).unwrap() {
                     result = Some(r);
@@ -638,11 +779,38 @@ mod tests {
             Err(RoundError::BadPlan(_))
         ));
         let mut p = plan(&w);
-        p.replacement = w.keys[1].public().fingerprint();
+        p.targets[0].replacement = w.keys[1].public().fingerprint();
         assert!(matches!(
             Helper::start(p, &w.manifest, mine, &ids),
             Err(RoundError::BadPlan(_))
         ));
+        // No target; targets out of order or repeated; one replacement twice.
+        let other = SecretIdentity::generate("v7")
+            .unwrap()
+            .public()
+            .fingerprint();
+        let t = |index, replacement| Target { index, replacement };
+        let r6 = w.replacement.public().fingerprint();
+        for targets in [
+            vec![],
+            vec![t(4, r6), t(3, other)],
+            vec![t(4, r6), t(4, other)],
+            vec![t(3, r6), t(4, r6)],
+            vec![t(4, r6), t(9, other)],
+        ] {
+            let p = Plan {
+                targets,
+                helpers: vec![1, 2, 5],
+                ..plan(&w)
+            };
+            assert!(
+                matches!(
+                    Helper::start(p.clone(), &w.manifest, mine, &ids),
+                    Err(RoundError::BadPlan(_))
+                ),
+                "{p:?}"
+            );
+        }
         // Not a helper.
         assert!(matches!(
             Helper::start(plan(&w), &w.manifest, &w.records[2], &ids),
@@ -669,7 +837,7 @@ mod tests {
         let to1 = out2.iter().find(|(to, _)| *to == 1).unwrap().1.clone();
         let to5 = out2.iter().find(|(to, _)| *to == 5).unwrap().1.clone();
         let k1 = &w.keys[0];
-        let r = w.replacement.public();
+        let r = &replacements(&w);
         let m = &w.manifest;
 
         // Sender authenticated as 3 (not a helper) but claiming 2.
@@ -705,7 +873,7 @@ mod tests {
             Err(RoundError::Seal(_))
         ));
         // The right piece is accepted once; a replay is refused.
-        assert!(h1.receive_piece(2, &to1, m, k1, r).unwrap().is_none());
+        assert!(h1.receive_piece(2, &to1, m, k1, r).unwrap().is_empty());
         assert!(matches!(
             h1.receive_piece(2, &to1, m, k1, r),
             Err(RoundError::Duplicate(2))
@@ -756,10 +924,10 @@ mod tests {
         let mut outcome = None;
         for (from, to, m) in wire {
             let key = &w.keys[usize::from(to) - 1];
-            if let Some(sum) = helpers
+            for (_, sum) in helpers
                 .get_mut(&to)
                 .unwrap()
-                .receive_piece(from, &m, &w.manifest, key, w.replacement.public())
+                .receive_piece(from, &m, &w.manifest, key, &replacements(&w))
                 .unwrap()
             {
                 match rep.receive_sum(to, &sum, &w.replacement) {
@@ -772,5 +940,78 @@ mod tests {
             outcome,
             Some(Err(RoundError::CommitmentMismatch(4)))
         ));
+    }
+
+    #[test]
+    fn one_round_rebuilds_two_lost_shares_with_one_seal_per_helper_pair() {
+        let w = world();
+        let second = SecretIdentity::generate("v7").unwrap();
+        // Shares 3 and 4 lost; helpers 1, 2, 5; replacements v6 and v7.
+        let p = Plan {
+            targets: vec![
+                Target {
+                    index: 3,
+                    replacement: second.public().fingerprint(),
+                },
+                Target {
+                    index: 4,
+                    replacement: w.replacement.public().fingerprint(),
+                },
+            ],
+            ..plan(&w)
+        };
+        let reps = BTreeMap::from([
+            (3, second.public().clone()),
+            (4, w.replacement.public().clone()),
+        ]);
+        let ids = identities(&w);
+        let mut helpers = BTreeMap::new();
+        let mut wire = Vec::new();
+        for &i in &p.helpers {
+            let (h, out) =
+                Helper::start(p.clone(), &w.manifest, &w.records[usize::from(i) - 1], &ids)
+                    .unwrap();
+            helpers.insert(i, h);
+            wire.extend(out.into_iter().map(|(to, m)| (i, to, m)));
+        }
+        // t(t-1) piece messages for both targets together, not 2 t(t-1).
+        assert_eq!(wire.len(), 6);
+        let mut r3 = Replacement::new(p.clone(), w.manifest.clone(), &second).unwrap();
+        let mut r4 = Replacement::new(p.clone(), w.manifest.clone(), &w.replacement).unwrap();
+        assert_eq!((r3.target(), r4.target()), (3, 4));
+        let (mut got3, mut got4, mut sums) = (None, None, 0);
+        for (from, to, m) in wire {
+            let key = &w.keys[usize::from(to) - 1];
+            for (target, sum) in helpers
+                .get_mut(&to)
+                .unwrap()
+                .receive_piece(from, &m, &w.manifest, key, &reps)
+                .unwrap()
+            {
+                sums += 1;
+                // A sum for the other replacement is not for this one.
+                let (mine, other, other_key) = match target {
+                    3 => (&mut r3, &mut r4, &w.replacement),
+                    _ => (&mut r4, &mut r3, &second),
+                };
+                assert!(other.receive_sum(to, &sum, other_key).is_err());
+                let key = if target == 3 { &second } else { &w.replacement };
+                if let Some(rec) = mine.receive_sum(to, &sum, key).unwrap() {
+                    match target {
+                        3 => got3 = Some(rec),
+                        _ => got4 = Some(rec),
+                    }
+                }
+            }
+        }
+        assert_eq!(sums, 6);
+        assert_eq!(
+            &got3.unwrap().share.value[..],
+            &w.records[2].share.value[..]
+        );
+        assert_eq!(
+            &got4.unwrap().share.value[..],
+            &w.records[3].share.value[..]
+        );
     }
 }

@@ -61,8 +61,8 @@ pub enum Round {
         helper: Helper,
         /// Manifest of the round's epoch.
         manifest: VerifiedManifest,
-        /// The replacement's identity and member.
-        replacement: (PublicIdentity, Member),
+        /// Each target's replacement: identity and member, by target index.
+        replacements: BTreeMap<u8, (PublicIdentity, Member)>,
     },
     /// We are the replacement.
     Replacement {
@@ -233,18 +233,30 @@ pub async fn handle(
                 let Round::Helper {
                     helper,
                     manifest,
-                    replacement,
+                    replacements,
                 } = &mut *r
                 else {
                     return Err(bad(409, "not a helper round"));
                 };
-                let sum = helper
-                    .receive_piece(sender, &msg, manifest, &key, &replacement.0)
+                let ids: BTreeMap<u8, PublicIdentity> = replacements
+                    .iter()
+                    .map(|(i, (p, _))| (*i, p.clone()))
+                    .collect();
+                let sums = helper
+                    .receive_piece(sender, &msg, manifest, &key, &ids)
                     .map_err(|e| bad(422, e))?;
-                Ok(sum.map(|s| (s, replacement.1.clone())))
+                sums.into_iter()
+                    .map(|(target, sum)| {
+                        let to = replacements
+                            .get(&target)
+                            .map(|(_, m)| m.clone())
+                            .ok_or_else(|| bad(500, "no member for a replacement"))?;
+                        Ok((sum, to))
+                    })
+                    .collect::<Result<Vec<_>, Failure>>()
             })
             .await?;
-            if let Some((sum, to)) = out {
+            for (sum, to) in out {
                 tracing::info!(peer = %to.id, "repair: partial sum sent to the replacement");
                 send(&state, to, sum);
             }
@@ -298,7 +310,7 @@ async fn on_plan(state: Arc<State>, caller: String, plan: Plan) -> Result<&'stat
         return Err(bad(409, "round already started (replay?)"));
     }
     let me = state.identity.public().fingerprint();
-    if plan.replacement == me {
+    if let Some(target) = plan.target_of(&me) {
         // We hold nothing of this vault: get the manifest and its proof
         // from the leader and verify it against our trusted signer.
         let leader = state
@@ -334,26 +346,28 @@ async fn on_plan(state: Arc<State>, caller: String, plan: Plan) -> Result<&'stat
                 done: None,
             },
         );
-        tracing::info!(target = plan.target, "repair: joined as the replacement");
+        tracing::info!(target, "repair: joined as a replacement");
         return Ok("accepted\n");
     }
 
     let (manifest, shard) = current_manifest(&state, &plan.vault_id)?;
-    // The target's holder must be lost in our own view too: it does not
+    // Every target's holder must be lost in our own view too: it does not
     // answer us, or it fails a custody check we make now.
-    let target_fp = manifest
-        .body()
-        .entry(plan.target)
-        .map(|e| e.recipient)
-        .ok_or_else(|| bad(422, "target not in manifest"))?;
-    if !crate::custody::holder_replaceable(&state, manifest.body(), &target_fp).await {
-        return Err(bad(
-            409,
-            format!(
-                "the holder of share {} still answers and keeps its shard; refusing to repair it",
-                plan.target
-            ),
-        ));
+    for t in &plan.targets {
+        let target_fp = manifest
+            .body()
+            .entry(t.index)
+            .map(|e| e.recipient)
+            .ok_or_else(|| bad(422, format!("target {} not in manifest", t.index)))?;
+        if !crate::custody::holder_replaceable(&state, manifest.body(), &target_fp).await {
+            return Err(bad(
+                409,
+                format!(
+                    "the holder of share {} still answers and keeps its shard; refusing to repair it",
+                    t.index
+                ),
+            ));
+        }
     }
     // Identities of the other helpers, each checked against the manifest by the engine.
     let mut identities = BTreeMap::new();
@@ -368,7 +382,11 @@ async fn on_plan(state: Arc<State>, caller: String, plan: Plan) -> Result<&'stat
             members.insert(j, m);
         }
     }
-    let replacement = member_with(&state, &plan.replacement).await?;
+    let mut replacements = BTreeMap::new();
+    for t in &plan.targets {
+        let (m, p) = member_with(&state, &t.replacement).await?;
+        replacements.insert(t.index, (p, m));
+    }
     let key = state.identity.clone();
     let (p, man) = (plan.clone(), manifest.clone());
     let (helper, out) = blocking(move || {
@@ -381,7 +399,7 @@ async fn on_plan(state: Arc<State>, caller: String, plan: Plan) -> Result<&'stat
         Round::Helper {
             helper,
             manifest,
-            replacement: (replacement.1, replacement.0),
+            replacements,
         },
     );
     for (j, msg) in out {
@@ -389,7 +407,7 @@ async fn on_plan(state: Arc<State>, caller: String, plan: Plan) -> Result<&'stat
             send(&state, m.clone(), msg);
         }
     }
-    tracing::info!(target = plan.target, "repair: helping; pieces sent");
+    tracing::info!(targets = ?plan.indices(), "repair: helping; pieces sent");
     Ok("accepted\n")
 }
 
