@@ -704,11 +704,14 @@ mod tests {
     }
 
     /// Runs the round; returns the rebuilt share and all messages seen.
-    fn run(w: &World) -> (ShareRecord, Vec<(u8, u8, Message)>) {
-        let p = plan(w);
+    /// Messages on the wire: (from, to, message).
+    type Wire = Vec<(u8, u8, Message)>;
+
+    /// Starts every helper of `p`; returns them and their piece messages.
+    fn start_all(w: &World, p: &Plan) -> (BTreeMap<u8, Helper>, Wire) {
         let ids = identities(w);
         let mut helpers = BTreeMap::new();
-        let mut wire = Vec::new(); // (from, to, message)
+        let mut wire = Vec::new();
         for &i in &p.helpers {
             let (h, out) =
                 Helper::start(p.clone(), &w.manifest, &w.records[usize::from(i) - 1], &ids)
@@ -716,6 +719,12 @@ mod tests {
             helpers.insert(i, h);
             wire.extend(out.into_iter().map(|(to, m)| (i, to, m)));
         }
+        (helpers, wire)
+    }
+
+    fn run(w: &World) -> (ShareRecord, Wire) {
+        let p = plan(w);
+        let (mut helpers, wire) = start_all(w, &p);
         let mut rep = Replacement::new(p.clone(), w.manifest.clone(), &w.replacement).unwrap();
         let mut result = None;
         let mut seen = wire.clone();
@@ -964,16 +973,7 @@ mod tests {
             (3, second.public().clone()),
             (4, w.replacement.public().clone()),
         ]);
-        let ids = identities(&w);
-        let mut helpers = BTreeMap::new();
-        let mut wire = Vec::new();
-        for &i in &p.helpers {
-            let (h, out) =
-                Helper::start(p.clone(), &w.manifest, &w.records[usize::from(i) - 1], &ids)
-                    .unwrap();
-            helpers.insert(i, h);
-            wire.extend(out.into_iter().map(|(to, m)| (i, to, m)));
-        }
+        let (mut helpers, wire) = start_all(&w, &p);
         // t(t-1) piece messages for both targets together, not 2 t(t-1).
         assert_eq!(wire.len(), 6);
         let mut r3 = Replacement::new(p.clone(), w.manifest.clone(), &second).unwrap();
