@@ -534,13 +534,11 @@ pub fn unpack_rows(
         return Err(MetadataError::new(tensor(&l.weight), "shape", "byte count"));
     }
     if l.bits == 8 {
-        for (k, &b) in bytes.iter().enumerate() {
-            let v = b as i8;
-            if v == i8::MIN {
-                return Err(bad(first_row + k / inputs, k % inputs, i32::from(v)));
-            }
-            out.push(v);
+        // -128 is outside the symmetric range; everything else is a weight.
+        if let Some(k) = bytes.iter().position(|&b| b == 0x80) {
+            return Err(bad(first_row + k / inputs, k % inputs, i32::from(i8::MIN)));
         }
+        out.extend(bytes.iter().map(|&b| b as i8));
         return Ok(());
     }
     for (k, r) in bytes.chunks_exact(row).enumerate() {
