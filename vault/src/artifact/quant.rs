@@ -535,7 +535,9 @@ pub fn unpack_rows(
     }
     if l.bits == 8 {
         // -128 is outside the symmetric range; everything else is a weight.
-        if let Some(k) = bytes.iter().position(|&b| b == 0x80) {
+        // (`contains` on bytes is a memchr; the slow search runs only on error.)
+        if bytes.contains(&0x80) {
+            let k = bytes.iter().position(|&b| b == 0x80).unwrap_or(0);
             return Err(bad(first_row + k / inputs, k % inputs, i32::from(i8::MIN)));
         }
         out.extend(bytes.iter().map(|&b| b as i8));
