@@ -266,10 +266,12 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         signer.fingerprint(),
         identity.public().fingerprint(),
     )?;
+    // Probes and custody reads: kept-alive connections (see crate::peer).
     let client = crate::peer::PeerClient::new(
         tls.client.clone(),
         Duration::from_millis(config.probe.timeout_ms),
-    );
+    )
+    .with_keepalive();
     let ctl = crate::peer::PeerClient::new(
         tls.client.clone(),
         Duration::from_millis(config.heal.request_timeout_ms),
