@@ -38,7 +38,8 @@ pub struct State {
     pub ready: AtomicBool,
     /// Boot time in Unix milliseconds: our incarnation.
     pub incarnation: u64,
-    /// Mesh client for probes (short timeout).
+    /// Mesh client for probes and custody reads (short timeout, kept-alive
+    /// connections).
     pub client: PeerClient,
     /// Mesh client for repair and epoch requests (longer timeout).
     pub ctl: PeerClient,
