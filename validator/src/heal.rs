@@ -306,11 +306,11 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
 
     // 1. One repair round for every lost share (as many as one sealed
     //    record per helper pair can carry; rounds of a split run at once).
+    //    `assignments` follows the manifest, which lists indices in order,
+    //    as plans require.
     let share_len = own_share_len(state, &id).await?;
     let per_round = (MAX_SHARE_LEN / share_len.max(1)).max(1);
-    let mut sorted = assignments.clone();
-    sorted.sort_by_key(|(i, _)| *i);
-    let rounds: Vec<_> = sorted
+    let rounds: Vec<_> = assignments
         .chunks(per_round)
         .map(|group| {
             let plan = Plan {

@@ -61,8 +61,10 @@ pub enum Round {
         helper: Helper,
         /// Manifest of the round's epoch.
         manifest: VerifiedManifest,
-        /// Each target's replacement: identity and member, by target index.
-        replacements: BTreeMap<u8, (PublicIdentity, Member)>,
+        /// Each target's replacement identity, by target index.
+        replacements: BTreeMap<u8, PublicIdentity>,
+        /// Where each target's replacement is reached, by target index.
+        replacement_members: BTreeMap<u8, Member>,
     },
     /// We are the replacement.
     Replacement {
@@ -234,22 +236,19 @@ pub async fn handle(
                     helper,
                     manifest,
                     replacements,
+                    replacement_members,
                 } = &mut *r
                 else {
                     return Err(bad(409, "not a helper round"));
                 };
-                let ids: BTreeMap<u8, PublicIdentity> = replacements
-                    .iter()
-                    .map(|(i, (p, _))| (*i, p.clone()))
-                    .collect();
                 let sums = helper
-                    .receive_piece(sender, &msg, manifest, &key, &ids)
+                    .receive_piece(sender, &msg, manifest, &key, replacements)
                     .map_err(|e| bad(422, e))?;
                 sums.into_iter()
                     .map(|(target, sum)| {
-                        let to = replacements
+                        let to = replacement_members
                             .get(&target)
-                            .map(|(_, m)| m.clone())
+                            .cloned()
                             .ok_or_else(|| bad(500, "no member for a replacement"))?;
                         Ok((sum, to))
                     })
@@ -382,10 +381,11 @@ async fn on_plan(state: Arc<State>, caller: String, plan: Plan) -> Result<&'stat
             members.insert(j, m);
         }
     }
-    let mut replacements = BTreeMap::new();
+    let (mut replacements, mut replacement_members) = (BTreeMap::new(), BTreeMap::new());
     for t in &plan.targets {
         let (m, p) = member_with(&state, &t.replacement).await?;
-        replacements.insert(t.index, (p, m));
+        replacements.insert(t.index, p);
+        replacement_members.insert(t.index, m);
     }
     let key = state.identity.clone();
     let (p, man) = (plan.clone(), manifest.clone());
@@ -400,6 +400,7 @@ async fn on_plan(state: Arc<State>, caller: String, plan: Plan) -> Result<&'stat
             helper,
             manifest,
             replacements,
+            replacement_members,
         },
     );
     for (j, msg) in out {
