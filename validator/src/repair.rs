@@ -1014,4 +1014,30 @@ mod tests {
             &w.records[3].share.value[..]
         );
     }
+
+    /// `validator/tests/vectors/pqvr-v2-plan.hex`: a two-target plan laid
+    /// out by hand from `docs/formats.md`, not by the encoder.
+    #[test]
+    fn plan_matches_the_checked_in_vector() {
+        let hex_text = include_str!("../tests/vectors/pqvr-v2-plan.hex");
+        let bytes = hex::decode(hex_text.trim()).unwrap();
+        let plan = Plan {
+            round: [0x11; 16],
+            vault_id: VaultId::from_bytes([0x22; 16]),
+            epoch: 7,
+            targets: vec![
+                Target {
+                    index: 3,
+                    replacement: Fingerprint::from_bytes([0x33; 32]),
+                },
+                Target {
+                    index: 4,
+                    replacement: Fingerprint::from_bytes([0x44; 32]),
+                },
+            ],
+            helpers: vec![1, 2, 5],
+        };
+        assert_eq!(Message::Plan(plan.clone()).encode(), bytes);
+        assert_eq!(Message::decode(&bytes).unwrap(), Message::Plan(plan));
+    }
 }
