@@ -248,6 +248,13 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
                 None => certify_manifest(state, id, b.epoch, d.manifest, &holders, &next).await,
             };
         }
+        // Nothing new can be decided without a log leader: spending a
+        // repair's HQC work on a proposal bound to fail only takes CPU from
+        // the election. The next pass tries again.
+        if c.leader().is_none() {
+            tracing::info!(vault = %id, "waiting for the epoch log to elect a leader");
+            return Ok(());
+        }
     }
     let recipients: Vec<Fingerprint> = b.shards.iter().map(|e| e.recipient).collect();
     let mut spares: Vec<(Fingerprint, Member)> = view
