@@ -2,17 +2,22 @@
 //!
 //! Measured (criterion group / benchmark):
 //!
-//! - `keygen/*`: each component KEM alone (X25519, ML-KEM-768, HQC-192),
-//!   the hybrid key pair, and a full [`SecretIdentity`] (hybrid KEM plus
-//!   hybrid signing keys).
+//! Both KEM suites side by side in one run: suite 1
+//! (`x25519-mlkem768-hqc192r4`, HQC round 4 via pqcrypto-hqc) and suite 2
+//! (`x25519-mlkem768-hqc192v5`, HQC v5 via hqc-kem); benchmark ids carry the
+//! suite or component name.
+//!
+//! - `keygen/*`: each component KEM alone (X25519, ML-KEM-768, both HQC-192
+//!   revisions), the hybrid key pair per suite, and a full
+//!   [`SecretIdentity`] per suite (hybrid KEM plus hybrid signing keys).
 //! - `encapsulate/*`, `decapsulate/*`: each component alone and the hybrid
-//!   (three components plus the combiner), to compare the hybrid against the
-//!   sum of its parts.
+//!   per suite (three components plus the combiner), to compare the hybrid
+//!   against the sum of its parts.
 //! - `seal/*`: sealing a 64-byte share record to a recipient, and parsing
-//!   plus opening the sealed shard.
+//!   plus opening the sealed shard, per suite.
 //! - `shamir/*`: 4-of-7 split and combine of a 32-byte and a 1 MiB secret.
 //! - `vault/*`: `create` end to end for 7 recipients (threshold auto, so 4),
-//!   and `recover` from 4 of the 7 sealed shards.
+//!   and `recover` from 4 of the 7 sealed shards, per suite.
 //!
 //! All keys, ciphertexts and vaults are prepared once, outside the timed
 //! closures. Sample sizes and measurement times are kept small because HQC
@@ -28,7 +33,8 @@ use std::hint::black_box;
 use std::time::Duration;
 use vault::create::{create, NewVault};
 use vault::identity::SecretIdentity;
-use vault::kem::hqc::Hqc192;
+use vault::kem::hqc_r4::Hqc192R4;
+use vault::kem::hqc_v5::Hqc192V5;
 use vault::kem::hybrid::{self, Suite};
 use vault::kem::mlkem::MlKem768;
 use vault::kem::x25519::X25519;
@@ -59,11 +65,16 @@ fn keygen(c: &mut Criterion) {
     let mut g = group(c, "keygen");
     g.bench_function(X25519::NAME, |b| b.iter(|| X25519::generate().unwrap()));
     g.bench_function(MlKem768::NAME, |b| b.iter(|| MlKem768::generate().unwrap()));
-    g.bench_function(Hqc192::NAME, |b| b.iter(|| Hqc192::generate().unwrap()));
-    g.bench_function("hybrid", |b| b.iter(|| hybrid::generate().unwrap()));
-    g.bench_function("identity", |b| {
-        b.iter(|| SecretIdentity::generate(black_box("bench")).unwrap())
-    });
+    g.bench_function(Hqc192R4::NAME, |b| b.iter(|| Hqc192R4::generate().unwrap()));
+    g.bench_function(Hqc192V5::NAME, |b| b.iter(|| Hqc192V5::generate().unwrap()));
+    for suite in Suite::ALL {
+        g.bench_function(BenchmarkId::new("hybrid", suite), |b| {
+            b.iter(|| hybrid::generate(suite).unwrap())
+        });
+        g.bench_function(BenchmarkId::new("identity", suite), |b| {
+            b.iter(|| SecretIdentity::generate_with_suite(black_box("bench"), suite).unwrap())
+        });
+    }
     g.finish();
 }
 
@@ -83,10 +94,17 @@ fn fixture<K: Kem>() -> Fixture {
 fn kem_ops(c: &mut Criterion) {
     let x = fixture::<X25519>();
     let m = fixture::<MlKem768>();
-    let h = fixture::<Hqc192>();
-    let id = SecretIdentity::generate("bench").unwrap();
-    let fp = id.public().fingerprint();
-    let (hct, _) = hybrid::encapsulate(Suite::DEFAULT, id.public().kem(), &fp).unwrap();
+    let h4 = fixture::<Hqc192R4>();
+    let h5 = fixture::<Hqc192V5>();
+    let ids: Vec<_> = Suite::ALL
+        .into_iter()
+        .map(|suite| {
+            let id = SecretIdentity::generate_with_suite("bench", suite).unwrap();
+            let fp = id.public().fingerprint();
+            let (hct, _) = hybrid::encapsulate(suite, id.public().kem(), &fp).unwrap();
+            (suite, id, fp, hct)
+        })
+        .collect();
 
     let mut g = group(c, "encapsulate");
     g.bench_function(X25519::NAME, |b| {
@@ -95,12 +113,17 @@ fn kem_ops(c: &mut Criterion) {
     g.bench_function(MlKem768::NAME, |b| {
         b.iter(|| MlKem768::encapsulate(black_box(&m.kp.public)).unwrap())
     });
-    g.bench_function(Hqc192::NAME, |b| {
-        b.iter(|| Hqc192::encapsulate(black_box(&h.kp.public)).unwrap())
+    g.bench_function(Hqc192R4::NAME, |b| {
+        b.iter(|| Hqc192R4::encapsulate(black_box(&h4.kp.public)).unwrap())
     });
-    g.bench_function("hybrid", |b| {
-        b.iter(|| hybrid::encapsulate(Suite::DEFAULT, black_box(id.public().kem()), &fp).unwrap())
+    g.bench_function(Hqc192V5::NAME, |b| {
+        b.iter(|| Hqc192V5::encapsulate(black_box(&h5.kp.public)).unwrap())
     });
+    for (suite, id, fp, _) in &ids {
+        g.bench_function(BenchmarkId::new("hybrid", suite), |b| {
+            b.iter(|| hybrid::encapsulate(*suite, black_box(id.public().kem()), fp).unwrap())
+        });
+    }
     g.finish();
 
     let mut g = group(c, "decapsulate");
@@ -110,20 +133,31 @@ fn kem_ops(c: &mut Criterion) {
     g.bench_function(MlKem768::NAME, |b| {
         b.iter(|| MlKem768::decapsulate(black_box(&m.kp.secret), black_box(&m.ct)).unwrap())
     });
-    g.bench_function(Hqc192::NAME, |b| {
-        b.iter(|| Hqc192::decapsulate(black_box(&h.kp.secret), black_box(&h.ct)).unwrap())
+    g.bench_function(Hqc192R4::NAME, |b| {
+        b.iter(|| Hqc192R4::decapsulate(black_box(&h4.kp.secret), black_box(&h4.ct)).unwrap())
     });
-    g.bench_function("hybrid", |b| {
-        b.iter(|| {
-            hybrid::decapsulate(Suite::DEFAULT, black_box(id.kem()), black_box(&hct), &fp).unwrap()
-        })
+    g.bench_function(Hqc192V5::NAME, |b| {
+        b.iter(|| Hqc192V5::decapsulate(black_box(&h5.kp.secret), black_box(&h5.ct)).unwrap())
     });
+    for (suite, id, fp, hct) in &ids {
+        g.bench_function(BenchmarkId::new("hybrid", suite), |b| {
+            b.iter(|| hybrid::decapsulate(*suite, black_box(id.kem()), black_box(hct), fp).unwrap())
+        });
+    }
     g.finish();
 }
 
 /// Sealing and opening one share record with a 64-byte share value.
 fn seal_ops(c: &mut Criterion) {
-    let id = SecretIdentity::generate("bench").unwrap();
+    let mut g = group(c, "seal");
+    for suite in Suite::ALL {
+        seal_suite(&mut g, suite);
+    }
+    g.finish();
+}
+
+fn seal_suite(g: &mut BenchmarkGroup<'_, WallTime>, suite: Suite) {
+    let id = SecretIdentity::generate_with_suite("bench", suite).unwrap();
     let record = ShareRecord {
         vault_id: VaultId::from_bytes([1; 16]),
         epoch: 1,
@@ -134,13 +168,12 @@ fn seal_ops(c: &mut Criterion) {
             value: Zeroizing::new(vec![0x42; 64]),
         },
     };
-    let blob = seal::seal(&record, Suite::DEFAULT, id.public()).unwrap();
+    let blob = seal::seal(&record, suite, id.public()).unwrap();
 
-    let mut g = group(c, "seal");
-    g.bench_function("seal_64B", |b| {
-        b.iter(|| seal::seal(black_box(&record), Suite::DEFAULT, id.public()).unwrap())
+    g.bench_function(BenchmarkId::new("seal_64B", suite), |b| {
+        b.iter(|| seal::seal(black_box(&record), suite, id.public()).unwrap())
     });
-    g.bench_function("unseal_64B", |b| {
+    g.bench_function(BenchmarkId::new("unseal_64B", suite), |b| {
         b.iter(|| {
             SealedShard::parse(black_box(&blob))
                 .unwrap()
@@ -148,7 +181,6 @@ fn seal_ops(c: &mut Criterion) {
                 .unwrap()
         })
     });
-    g.finish();
 }
 
 /// Shamir 4-of-7 split and combine for a 32-byte and a 1 MiB secret.
@@ -176,9 +208,18 @@ fn shamir_ops(c: &mut Criterion) {
 
 /// `create` for 7 recipients and `recover` from 4 of the 7 shards.
 fn end_to_end(c: &mut Criterion) {
+    let mut g = group(c, "vault");
+    g.sample_size(10).measurement_time(Duration::from_secs(3));
+    for suite in Suite::ALL {
+        end_to_end_suite(&mut g, suite);
+    }
+    g.finish();
+}
+
+fn end_to_end_suite(g: &mut BenchmarkGroup<'_, WallTime>, suite: Suite) {
     let operator = SecretIdentity::generate("operator").unwrap();
     let keys: Vec<SecretIdentity> = (0..N)
-        .map(|i| SecretIdentity::generate(&format!("validator-{i}")).unwrap())
+        .map(|i| SecretIdentity::generate_with_suite(&format!("validator-{i}"), suite).unwrap())
         .collect();
     let recipients: Vec<_> = keys.iter().map(|k| k.public().clone()).collect();
     let secret = [7u8; 32];
@@ -205,13 +246,12 @@ fn end_to_end(c: &mut Criterion) {
         })
         .collect();
 
-    let mut g = group(c, "vault");
-    g.sample_size(10).measurement_time(Duration::from_secs(3));
-    g.bench_function("create_7", |b| b.iter(|| create(black_box(&req)).unwrap()));
-    g.bench_function("recover_4_of_7", |b| {
+    g.bench_function(BenchmarkId::new("create_7", suite), |b| {
+        b.iter(|| create(black_box(&req)).unwrap())
+    });
+    g.bench_function(BenchmarkId::new("recover_4_of_7", suite), |b| {
         b.iter(|| recover(&manifest, black_box(&candidates), &keys).unwrap())
     });
-    g.finish();
 }
 
 criterion_group!(benches, keygen, kem_ops, seal_ops, shamir_ops, end_to_end);

@@ -44,6 +44,19 @@ pub enum CreateError {
         /// Cause.
         source: SealError,
     },
+    /// The recipients' keys belong to different KEM suites; a vault is
+    /// sealed with one suite.
+    #[error("recipients {first:?} ({first_suite}) and {other:?} ({other_suite}) have keys of different KEM suites; a vault uses one suite: give every recipient an identity of the same suite (new identities are {default})", default = Suite::DEFAULT)]
+    MixedSuites {
+        /// The first recipient.
+        first: String,
+        /// Its suite.
+        first_suite: Suite,
+        /// The first recipient of another suite.
+        other: String,
+        /// That suite.
+        other_suite: Suite,
+    },
     /// Building or signing the manifest failed.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
@@ -129,7 +142,7 @@ pub fn create(req: &NewVault<'_>) -> Result<CreatedVault, CreateError> {
         .collect();
     drop(payload);
 
-    let suite = Suite::DEFAULT;
+    let suite = common_suite(req.recipients)?;
     let sealed = seal_all(&records, suite, req.recipients)?;
 
     let shards: Vec<SealedOutput> = records
@@ -214,6 +227,22 @@ pub fn seal_all(
                 })
         })
         .collect()
+}
+
+/// The suite every recipient has keys for: the vault's suite.
+fn common_suite(recipients: &[PublicIdentity]) -> Result<Suite, CreateError> {
+    let Some(first) = recipients.first() else {
+        return Ok(Suite::DEFAULT);
+    };
+    match recipients.iter().find(|r| r.suite() != first.suite()) {
+        None => Ok(first.suite()),
+        Some(other) => Err(CreateError::MixedSuites {
+            first: first.name().to_string(),
+            first_suite: first.suite(),
+            other: other.name().to_string(),
+            other_suite: other.suite(),
+        }),
+    }
 }
 
 fn check_distinct(recipients: &[PublicIdentity]) -> Result<(), CreateError> {

@@ -7,7 +7,6 @@
 //! manifests and shard headers name a recipient.
 
 use crate::codec::{FormatError, Kind, Reader, Writer};
-use crate::kem::hqc::Hqc192;
 use crate::kem::hybrid::{self, HybridPublicKey, HybridSecretKey, Suite};
 use crate::kem::mlkem::MlKem768;
 use crate::kem::x25519::X25519;
@@ -130,7 +129,7 @@ impl PublicIdentity {
         sig: HybridVerifyingKey,
     ) -> Result<Self, IdentityError> {
         check_name(&name)?;
-        kem.check()?;
+        kem.check(suite)?;
         sig.check()?;
         let mut id = PublicIdentity {
             name,
@@ -202,9 +201,8 @@ impl PublicIdentity {
         let name = String::from_utf8(name.to_vec())
             .map_err(|_| FormatError::invalid("identity name", "not UTF-8"))?;
         let suite_id = r.u16("kem suite")?;
-        let suite = Suite::from_id(suite_id).ok_or_else(|| {
-            FormatError::invalid("kem suite", format!("unknown suite id {suite_id}"))
-        })?;
+        let suite = Suite::from_id_or_err(suite_id)
+            .map_err(|e| FormatError::invalid("kem suite", e.to_string()))?;
         let kem = HybridPublicKey {
             x25519: r
                 .take(X25519::PUBLIC_KEY_LEN, "x25519 public key")?
@@ -213,7 +211,7 @@ impl PublicIdentity {
                 .take(MlKem768::PUBLIC_KEY_LEN, "ml-kem-768 public key")?
                 .to_vec(),
             hqc: r
-                .take(Hqc192::PUBLIC_KEY_LEN, "hqc-192 public key")?
+                .take(suite.hqc_public_key_len(), "hqc-192 public key")?
                 .to_vec(),
         };
         let sig_suite = r.u16("signature suite")?;
@@ -244,17 +242,19 @@ impl std::fmt::Debug for PublicIdentity {
 }
 
 impl SecretIdentity {
-    /// Generates a new identity with fresh keys.
+    /// Generates a new identity with fresh keys of the default suite.
     pub fn generate(name: &str) -> Result<Self, IdentityError> {
+        Self::generate_with_suite(name, Suite::DEFAULT)
+    }
+
+    /// Generates a new identity whose KEM keys belong to `suite`. Only tests
+    /// and compatibility checks want anything but [`Suite::DEFAULT`]: suite 1
+    /// is kept to read and extend existing vaults.
+    pub fn generate_with_suite(name: &str, suite: Suite) -> Result<Self, IdentityError> {
         check_name(name)?;
-        let (kem_sk, kem_pk) = hybrid::generate()?;
+        let (kem_sk, kem_pk) = hybrid::generate(suite)?;
         let sig = HybridSigningKey::generate()?;
-        let public = PublicIdentity::new(
-            name.to_string(),
-            Suite::DEFAULT,
-            kem_pk,
-            sig.verifying_key()?,
-        )?;
+        let public = PublicIdentity::new(name.to_string(), suite, kem_pk, sig.verifying_key()?)?;
         Ok(SecretIdentity {
             public,
             kem: kem_sk,
@@ -304,14 +304,14 @@ impl SecretIdentity {
                     .to_vec(),
             ),
             hqc: Zeroizing::new(
-                r.take(Hqc192::SECRET_KEY_LEN, "hqc-192 secret key")?
+                r.take(public.suite().hqc_secret_key_len(), "hqc-192 secret key")?
                     .to_vec(),
             ),
         };
         let ed = Zeroizing::new(r.array::<{ sign::SEED_LEN }>("ed25519 seed")?);
         let ml = Zeroizing::new(r.array::<{ sign::SEED_LEN }>("ml-dsa-65 seed")?);
         r.finish()?;
-        hybrid::check_key_pair(&kem, public.kem())?;
+        hybrid::check_key_pair(public.suite(), &kem, public.kem())?;
         let sig = HybridSigningKey::from_seeds(&ed, &ml);
         if &sig.verifying_key()? != public.verifying_key() {
             return Err(IdentityError::SigningKeyMismatch);

@@ -235,9 +235,8 @@ impl ManifestBody {
 
     fn read(r: &mut Reader<'_>) -> Result<Self, FormatError> {
         let suite_id = r.u16("kem suite")?;
-        let suite = Suite::from_id(suite_id).ok_or_else(|| {
-            FormatError::invalid("kem suite", format!("unknown suite id {suite_id}"))
-        })?;
+        let suite = Suite::from_id_or_err(suite_id)
+            .map_err(|e| FormatError::invalid("kem suite", e.to_string()))?;
         let vault_id = VaultId::from_bytes(r.array("vault id")?);
         let epoch = r.u64("epoch")?;
         let created_unix = r.u64("created time")?;

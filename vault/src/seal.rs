@@ -6,7 +6,7 @@
 //! "PQVS" version:u16                                      \
 //! suite:u16 vault_id:[16] epoch:u64 index:u8 t:u8 n:u8    |  header = AEAD associated data
 //! recipient_fingerprint:[32]                              /
-//! x25519_ct:[32] mlkem_ct:[1088] hqc_ct:[8978]            (suite 1 sizes)
+//! x25519_ct:[32] mlkem_ct:[1088] hqc_ct:[8978]            (suites 1 and 2)
 //! payload_len:u32 payload:[payload_len]                   AES-256-GCM(share record) || tag
 //! ```
 //!
@@ -16,8 +16,7 @@
 
 use crate::codec::{FormatError, Kind, Reader, Writer};
 use crate::identity::{Fingerprint, PublicIdentity, SecretIdentity};
-use crate::kem::hqc::Hqc192;
-use crate::kem::hybrid::{self, HybridCiphertext, Suite};
+use crate::kem::hybrid::{self, HybridCiphertext, Suite, UnknownSuite};
 use crate::kem::mlkem::MlKem768;
 use crate::kem::x25519::X25519;
 use crate::kem::{Kem, KemError};
@@ -47,8 +46,20 @@ pub enum SealError {
     #[error(transparent)]
     Format(#[from] FormatError),
     /// The header names a KEM suite this build does not know.
-    #[error("unknown KEM suite id {0} (this build knows: 1 = x25519-mlkem768-hqc192r4)")]
-    UnknownSuite(u16),
+    #[error(transparent)]
+    UnknownSuite(#[from] UnknownSuite),
+    /// The recipient's keys belong to another suite than the one asked for.
+    #[error(
+        "cannot seal with suite {suite}: the recipient {recipient} has {recipient_suite} keys"
+    )]
+    SuiteMismatch {
+        /// Suite asked for.
+        suite: Suite,
+        /// The recipient's fingerprint.
+        recipient: Fingerprint,
+        /// The suite of the recipient's keys.
+        recipient_suite: Suite,
+    },
     /// The key offered is not the shard's recipient.
     #[error("wrong key: shard is sealed to {shard_for}, key is {key}")]
     WrongRecipient {
@@ -107,7 +118,7 @@ impl SealedShard {
     pub fn parse(bytes: &[u8]) -> Result<Self, SealError> {
         let mut r = Reader::open(bytes, SHARD_KIND)?;
         let suite_id = r.u16("kem suite")?;
-        let suite = Suite::from_id(suite_id).ok_or(SealError::UnknownSuite(suite_id))?;
+        let suite = Suite::from_id_or_err(suite_id)?;
         let header = ShardHeader {
             suite,
             vault_id: VaultId::from_bytes(r.array("vault id")?),
@@ -127,7 +138,7 @@ impl SealedShard {
                 .take(MlKem768::CIPHERTEXT_LEN, "ml-kem-768 ciphertext")?
                 .to_vec(),
             hqc: r
-                .take(Hqc192::CIPHERTEXT_LEN, "hqc-192 ciphertext")?
+                .take(suite.hqc_ciphertext_len(), "hqc-192 ciphertext")?
                 .to_vec(),
         };
         let payload = r.var_bytes("encrypted payload", MAX_PAYLOAD_LEN)?.to_vec();
@@ -174,6 +185,13 @@ pub fn seal(
     suite: Suite,
     recipient: &PublicIdentity,
 ) -> Result<Vec<u8>, SealError> {
+    if recipient.suite() != suite {
+        return Err(SealError::SuiteMismatch {
+            suite,
+            recipient: recipient.fingerprint(),
+            recipient_suite: recipient.suite(),
+        });
+    }
     let header = ShardHeader {
         suite,
         vault_id: record.vault_id,
@@ -313,11 +331,10 @@ mod tests {
             }))
         ));
         let mut s = blob.clone();
-        s[7] = 2;
-        assert!(matches!(
-            SealedShard::parse(&s),
-            Err(SealError::UnknownSuite(2))
-        ));
+        s[7] = 9;
+        let err = SealedShard::parse(&s).err().expect("unknown suite");
+        assert!(matches!(err, SealError::UnknownSuite(UnknownSuite(9))));
+        assert!(err.to_string().contains("unknown KEM suite id 9"), "{err}");
         let mut m = blob.clone();
         m[0] = b'X';
         assert!(matches!(
@@ -362,5 +379,53 @@ mod tests {
             .open(&ids().0)
             .unwrap_err();
         assert!(matches!(err, SealError::AuthenticationFailed), "{err}");
+    }
+
+    /// Suite 2 rejects implicitly: whichever byte of the HQC ciphertext is
+    /// flipped, opening fails with the one authentication error, never a
+    /// KEM error that would tell which component objected.
+    #[test]
+    fn a_flipped_hqc_ciphertext_byte_gives_the_uniform_error() {
+        let blob = sealed();
+        let key = &ids().0;
+        let header_end = 6 + 2 + 16 + 8 + 3 + 32;
+        let hqc_start = header_end + 32 + 1088;
+        let hqc_len = Suite::X25519MlKem768Hqc192V5.hqc_ciphertext_len();
+        let mut positions: Vec<usize> = (hqc_start..hqc_start + hqc_len).step_by(97).collect();
+        positions.extend([hqc_start, hqc_start + 4481, hqc_start + hqc_len - 1]);
+        for pos in positions {
+            let mut bad = blob.clone();
+            bad[pos] ^= 0x80;
+            let err = SealedShard::parse(&bad)
+                .expect("sizes unchanged")
+                .open(key)
+                .unwrap_err();
+            assert!(
+                matches!(err, SealError::AuthenticationFailed),
+                "byte {pos}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn suite_1_still_seals_and_opens() {
+        let old =
+            SecretIdentity::generate_with_suite("old", Suite::X25519MlKem768Hqc192R4).unwrap();
+        let blob = seal(
+            &record(&[7; 40]),
+            Suite::X25519MlKem768Hqc192R4,
+            old.public(),
+        )
+        .unwrap();
+        let shard = SealedShard::parse(&blob).unwrap();
+        assert_eq!(shard.header.suite, Suite::X25519MlKem768Hqc192R4);
+        assert_eq!(&shard.open(&old).unwrap().share.value[..], &[7; 40][..]);
+        // A key of one suite is never used with the other.
+        let err = seal(&record(&[7; 40]), Suite::DEFAULT, old.public()).unwrap_err();
+        assert!(matches!(err, SealError::SuiteMismatch { .. }), "{err}");
+        assert!(
+            err.to_string().contains("x25519-mlkem768-hqc192r4 keys"),
+            "{err}"
+        );
     }
 }

@@ -18,7 +18,7 @@ use aws_lc_rs::hmac;
 use aws_lc_rs::signature::{UnparsedPublicKey, ED25519, ML_DSA_65};
 use std::path::PathBuf;
 use vault::identity::{PublicIdentity, SecretIdentity};
-use vault::kem::hqc::Hqc192;
+use vault::kem::hqc_r4::Hqc192R4;
 use vault::kem::mlkem::MlKem768;
 use vault::kem::x25519::X25519;
 use vault::kem::Kem;
@@ -335,7 +335,7 @@ fn documented_layout_and_constructions_hold() {
     let v2 = key(2);
     let ss_x = X25519::decapsulate(&v2.kem().x25519, &s[67..99]).unwrap();
     let ss_m = MlKem768::decapsulate(&v2.kem().mlkem, &s[99..1187]).unwrap();
-    let ss_h = Hqc192::decapsulate(&v2.kem().hqc, &s[1187..10165]).unwrap();
+    let ss_h = Hqc192R4::decapsulate(&v2.kem().hqc, &s[1187..10165]).unwrap();
     assert_eq!((ss_x.len(), ss_m.len(), ss_h.len()), (32, 32, 64));
     let label: &[u8] = b"pqvault/v1 hybrid-kem x25519-mlkem768-hqc192r4";
     let mut t = label.to_vec();

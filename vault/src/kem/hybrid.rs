@@ -1,20 +1,26 @@
-//! The hybrid KEM suite and its combiner.
+//! The hybrid KEM suites and their combiner.
 //!
-//! Suite 1, `x25519-mlkem768-hqc192r4`, encapsulates to all three components
-//! and derives one AEAD key:
+//! A suite encapsulates to X25519, ML-KEM-768 and one HQC-192 revision, and
+//! derives one AEAD key:
 //!
 //! ```text
-//! label      = "pqvault/v1 hybrid-kem x25519-mlkem768-hqc192r4"
+//! label      = "pqvault/v1 hybrid-kem " || suite name
 //! transcript = SHA-256(label || suite_id || ct_x25519 || ct_mlkem || ct_hqc || recipient_fingerprint)
 //! prk        = HKDF-Extract(salt = transcript, ikm = label || ss_mlkem || ss_hqc || ss_x25519)
 //! key        = HKDF-Expand(prk, "pqvault/v1 aead-key", 32)
 //! ```
 //!
+//! | id | name | HQC |
+//! | --- | --- | --- |
+//! | 1 | `x25519-mlkem768-hqc192r4` | round 4 (2023), `pqcrypto-hqc`: read and kept for existing vaults |
+//! | 2 | `x25519-mlkem768-hqc192v5` | version 5 (2025, FIPS 207 track), `hqc-kem`: what new identities and vaults use |
+//!
 //! The recipient fingerprint is a hash of all of the recipient's public keys,
 //! so every public key and every ciphertext is bound. Why this stays secure
 //! while any one component holds is argued in `docs/combiner.md`.
 
-use super::hqc::Hqc192;
+use super::hqc_r4::Hqc192R4;
+use super::hqc_v5::Hqc192V5;
 use super::mlkem::MlKem768;
 use super::x25519::X25519;
 use super::{Kem, KemError};
@@ -28,43 +34,122 @@ pub const KEY_LEN: usize = 32;
 
 /// A hybrid KEM suite: which components, at which parameters.
 ///
-/// New suites (e.g. ML-KEM-1024 + HQC-256, or the standardised HQC) get new
-/// ids; the formats carry the id so old files keep opening.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// New suites get new ids; the formats carry the id so old files keep
+/// opening (`docs/formats.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Suite {
-    /// X25519 + ML-KEM-768 + HQC-192 (round-4 revision, 2023).
+    /// X25519 + ML-KEM-768 + HQC-192 (round-4 revision, 2023). Read, and
+    /// still sealed to for vaults created with it; no new key is made for it.
     X25519MlKem768Hqc192R4,
+    /// X25519 + ML-KEM-768 + HQC-192 (version 5, 2025-08-22, FIPS 207 track).
+    X25519MlKem768Hqc192V5,
 }
 
 impl Suite {
-    /// The suite new vaults use.
-    pub const DEFAULT: Suite = Suite::X25519MlKem768Hqc192R4;
+    /// The suite new identities and vaults use.
+    pub const DEFAULT: Suite = Suite::X25519MlKem768Hqc192V5;
+
+    /// Every suite this build reads, oldest first.
+    pub const ALL: [Suite; 2] = [Suite::X25519MlKem768Hqc192R4, Suite::X25519MlKem768Hqc192V5];
 
     /// Wire id.
     pub fn id(self) -> u16 {
         match self {
             Suite::X25519MlKem768Hqc192R4 => 1,
+            Suite::X25519MlKem768Hqc192V5 => 2,
         }
     }
 
     /// Looks a suite up by wire id.
     pub fn from_id(id: u16) -> Option<Suite> {
-        match id {
-            1 => Some(Suite::X25519MlKem768Hqc192R4),
-            _ => None,
-        }
+        Suite::ALL.into_iter().find(|s| s.id() == id)
+    }
+
+    /// Looks a suite up by wire id, with an error that names the id and
+    /// every suite this build knows.
+    pub fn from_id_or_err(id: u16) -> Result<Suite, UnknownSuite> {
+        Suite::from_id(id).ok_or(UnknownSuite(id))
     }
 
     /// Stable name, used in the combiner label and shown to operators.
     pub fn name(self) -> &'static str {
         match self {
             Suite::X25519MlKem768Hqc192R4 => "x25519-mlkem768-hqc192r4",
+            Suite::X25519MlKem768Hqc192V5 => "x25519-mlkem768-hqc192v5",
         }
     }
 
     fn label(self) -> &'static [u8] {
         match self {
             Suite::X25519MlKem768Hqc192R4 => b"pqvault/v1 hybrid-kem x25519-mlkem768-hqc192r4",
+            Suite::X25519MlKem768Hqc192V5 => b"pqvault/v1 hybrid-kem x25519-mlkem768-hqc192v5",
+        }
+    }
+
+    /// Name of the suite's HQC component (for errors and field names).
+    pub fn hqc_name(self) -> &'static str {
+        match self {
+            Suite::X25519MlKem768Hqc192R4 => Hqc192R4::NAME,
+            Suite::X25519MlKem768Hqc192V5 => Hqc192V5::NAME,
+        }
+    }
+
+    /// HQC public key length in this suite.
+    pub fn hqc_public_key_len(self) -> usize {
+        match self {
+            Suite::X25519MlKem768Hqc192R4 => Hqc192R4::PUBLIC_KEY_LEN,
+            Suite::X25519MlKem768Hqc192V5 => Hqc192V5::PUBLIC_KEY_LEN,
+        }
+    }
+
+    /// HQC secret key length in this suite.
+    pub fn hqc_secret_key_len(self) -> usize {
+        match self {
+            Suite::X25519MlKem768Hqc192R4 => Hqc192R4::SECRET_KEY_LEN,
+            Suite::X25519MlKem768Hqc192V5 => Hqc192V5::SECRET_KEY_LEN,
+        }
+    }
+
+    /// HQC ciphertext length in this suite.
+    pub fn hqc_ciphertext_len(self) -> usize {
+        match self {
+            Suite::X25519MlKem768Hqc192R4 => Hqc192R4::CIPHERTEXT_LEN,
+            Suite::X25519MlKem768Hqc192V5 => Hqc192V5::CIPHERTEXT_LEN,
+        }
+    }
+
+    fn hqc_generate(self) -> Result<super::KeyPair, KemError> {
+        match self {
+            Suite::X25519MlKem768Hqc192R4 => Hqc192R4::generate(),
+            Suite::X25519MlKem768Hqc192V5 => Hqc192V5::generate(),
+        }
+    }
+
+    fn hqc_check_public_key(self, public: &[u8]) -> Result<(), KemError> {
+        match self {
+            Suite::X25519MlKem768Hqc192R4 => Hqc192R4::check_public_key(public),
+            Suite::X25519MlKem768Hqc192V5 => Hqc192V5::check_public_key(public),
+        }
+    }
+
+    fn hqc_check_key_pair(self, secret: &[u8], public: &[u8]) -> Result<(), KemError> {
+        match self {
+            Suite::X25519MlKem768Hqc192R4 => Hqc192R4::check_key_pair(secret, public),
+            Suite::X25519MlKem768Hqc192V5 => Hqc192V5::check_key_pair(secret, public),
+        }
+    }
+
+    fn hqc_encapsulate(self, public: &[u8]) -> Result<super::Encapsulated, KemError> {
+        match self {
+            Suite::X25519MlKem768Hqc192R4 => Hqc192R4::encapsulate(public),
+            Suite::X25519MlKem768Hqc192V5 => Hqc192V5::encapsulate(public),
+        }
+    }
+
+    fn hqc_decapsulate(self, secret: &[u8], ct: &[u8]) -> Result<Zeroizing<Vec<u8>>, KemError> {
+        match self {
+            Suite::X25519MlKem768Hqc192R4 => Hqc192R4::decapsulate(secret, ct),
+            Suite::X25519MlKem768Hqc192V5 => Hqc192V5::decapsulate(secret, ct),
         }
     }
 }
@@ -74,6 +159,11 @@ impl std::fmt::Display for Suite {
         f.write_str(self.name())
     }
 }
+
+/// A suite id this build does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unknown KEM suite id {0} (this build knows: 1 = x25519-mlkem768-hqc192r4, 2 = x25519-mlkem768-hqc192v5)")]
+pub struct UnknownSuite(pub u16);
 
 /// A recipient's three public keys.
 #[derive(Clone, PartialEq, Eq)]
@@ -108,19 +198,20 @@ pub struct HybridCiphertext {
 }
 
 impl HybridPublicKey {
-    /// Checks each component key (sizes, ML-KEM modulus check).
-    pub fn check(&self) -> Result<(), KemError> {
+    /// Checks each component key for `suite` (sizes, ML-KEM modulus check,
+    /// HQC canonical encoding).
+    pub fn check(&self, suite: Suite) -> Result<(), KemError> {
         X25519::check_public_key(&self.x25519)?;
         MlKem768::check_public_key(&self.mlkem)?;
-        Hqc192::check_public_key(&self.hqc)
+        suite.hqc_check_public_key(&self.hqc)
     }
 }
 
-/// Generates a fresh hybrid key pair.
-pub fn generate() -> Result<(HybridSecretKey, HybridPublicKey), KemError> {
+/// Generates a fresh hybrid key pair of `suite`.
+pub fn generate(suite: Suite) -> Result<(HybridSecretKey, HybridPublicKey), KemError> {
     let x = X25519::generate()?;
     let m = MlKem768::generate()?;
-    let h = Hqc192::generate()?;
+    let h = suite.hqc_generate()?;
     Ok((
         HybridSecretKey {
             x25519: x.secret,
@@ -136,10 +227,14 @@ pub fn generate() -> Result<(HybridSecretKey, HybridPublicKey), KemError> {
 }
 
 /// Checks that `secret` belongs to `public`, component by component.
-pub fn check_key_pair(secret: &HybridSecretKey, public: &HybridPublicKey) -> Result<(), KemError> {
+pub fn check_key_pair(
+    suite: Suite,
+    secret: &HybridSecretKey,
+    public: &HybridPublicKey,
+) -> Result<(), KemError> {
     X25519::check_key_pair(&secret.x25519, &public.x25519)?;
     MlKem768::check_key_pair(&secret.mlkem, &public.mlkem)?;
-    Hqc192::check_key_pair(&secret.hqc, &public.hqc)
+    suite.hqc_check_key_pair(&secret.hqc, &public.hqc)
 }
 
 /// Encapsulates to all three components and derives the AEAD key.
@@ -150,7 +245,7 @@ pub fn encapsulate(
 ) -> Result<(HybridCiphertext, Zeroizing<[u8; KEY_LEN]>), KemError> {
     let x = X25519::encapsulate(&public.x25519)?;
     let m = MlKem768::encapsulate(&public.mlkem)?;
-    let h = Hqc192::encapsulate(&public.hqc)?;
+    let h = suite.hqc_encapsulate(&public.hqc)?;
     let ct = HybridCiphertext {
         x25519: x.ciphertext,
         mlkem: m.ciphertext,
@@ -169,18 +264,22 @@ pub fn encapsulate(
 
 /// Decapsulates all three components and derives the AEAD key.
 ///
-/// A rejected component is reported as [`KemError::Rejected`] with no detail
-/// beyond the component; callers fold it into one authentication failure.
+/// All three components are always decapsulated, whatever one of them
+/// says, so the time taken does not tell which one objected; a rejected
+/// component is then reported as [`KemError::Rejected`] with no detail beyond
+/// the component, and callers fold it into one authentication failure.
+/// (Suite 2's HQC and ML-KEM reject implicitly: a modified ciphertext gives
+/// an unrelated key and the AEAD fails.)
 pub fn decapsulate(
     suite: Suite,
     secret: &HybridSecretKey,
     ct: &HybridCiphertext,
     recipient: &Fingerprint,
 ) -> Result<Zeroizing<[u8; KEY_LEN]>, KemError> {
-    let ss_x = X25519::decapsulate(&secret.x25519, &ct.x25519)?;
-    let ss_m = MlKem768::decapsulate(&secret.mlkem, &ct.mlkem)?;
-    let ss_h = Hqc192::decapsulate(&secret.hqc, &ct.hqc)?;
-    combine(suite, &ss_x, &ss_m, &ss_h, ct, recipient)
+    let ss_x = X25519::decapsulate(&secret.x25519, &ct.x25519);
+    let ss_m = MlKem768::decapsulate(&secret.mlkem, &ct.mlkem);
+    let ss_h = suite.hqc_decapsulate(&secret.hqc, &ct.hqc);
+    combine(suite, &ss_x?, &ss_m?, &ss_h?, ct, recipient)
 }
 
 /// The combiner (see module docs and `docs/combiner.md`).
@@ -239,53 +338,111 @@ mod tests {
 
     #[test]
     fn round_trip_and_binding() {
-        let suite = Suite::DEFAULT;
-        let (sk, pk) = generate().unwrap();
-        check_key_pair(&sk, &pk).unwrap();
-        let (ct, key) = encapsulate(suite, &pk, &fp(1)).unwrap();
-        let key2 = decapsulate(suite, &sk, &ct, &fp(1)).unwrap();
-        assert_eq!(*key, *key2);
+        for suite in Suite::ALL {
+            let (sk, pk) = generate(suite).unwrap();
+            check_key_pair(suite, &sk, &pk).unwrap();
+            pk.check(suite).unwrap();
+            let (ct, key) = encapsulate(suite, &pk, &fp(1)).unwrap();
+            assert_eq!(ct.hqc.len(), suite.hqc_ciphertext_len());
+            let key2 = decapsulate(suite, &sk, &ct, &fp(1)).unwrap();
+            assert_eq!(*key, *key2);
 
-        // A different recipient fingerprint gives a different key.
-        let key3 = decapsulate(suite, &sk, &ct, &fp(2)).unwrap();
-        assert_ne!(*key, *key3);
+            // A different recipient fingerprint gives a different key.
+            let key3 = decapsulate(suite, &sk, &ct, &fp(2)).unwrap();
+            assert_ne!(*key, *key3);
+        }
+        // A key of one suite is not a key of the other.
+        let (sk, pk) = generate(Suite::X25519MlKem768Hqc192V5).unwrap();
+        assert!(pk.check(Suite::X25519MlKem768Hqc192R4).is_err());
+        assert!(check_key_pair(Suite::X25519MlKem768Hqc192R4, &sk, &pk).is_err());
     }
 
     #[test]
     fn every_secret_and_ciphertext_matters() {
-        let suite = Suite::DEFAULT;
+        for suite in Suite::ALL {
+            let ct = HybridCiphertext {
+                x25519: vec![1; 32],
+                mlkem: vec![2; 1088],
+                hqc: vec![3; 100],
+            };
+            let base = combine(suite, &[4; 32], &[5; 32], &[6; 64], &ct, &fp(7)).unwrap();
+            let variants = [
+                combine(suite, &[9; 32], &[5; 32], &[6; 64], &ct, &fp(7)),
+                combine(suite, &[4; 32], &[9; 32], &[6; 64], &ct, &fp(7)),
+                combine(suite, &[4; 32], &[5; 32], &[9; 64], &ct, &fp(7)),
+                combine(suite, &[4; 32], &[5; 32], &[6; 64], &ct, &fp(9)),
+            ];
+            for v in variants {
+                assert_ne!(*base, *v.unwrap());
+            }
+            for i in 0..3 {
+                let mut c = ct.clone();
+                match i {
+                    0 => c.x25519[0] ^= 1,
+                    1 => c.mlkem[0] ^= 1,
+                    _ => c.hqc[0] ^= 1,
+                }
+                let k = combine(suite, &[4; 32], &[5; 32], &[6; 64], &c, &fp(7)).unwrap();
+                assert_ne!(*base, *k);
+            }
+        }
+        // The suite is bound: the same inputs under the two labels differ.
         let ct = HybridCiphertext {
             x25519: vec![1; 32],
             mlkem: vec![2; 1088],
             hqc: vec![3; 100],
         };
-        let base = combine(suite, &[4; 32], &[5; 32], &[6; 64], &ct, &fp(7)).unwrap();
-        let variants = [
-            combine(suite, &[9; 32], &[5; 32], &[6; 64], &ct, &fp(7)),
-            combine(suite, &[4; 32], &[9; 32], &[6; 64], &ct, &fp(7)),
-            combine(suite, &[4; 32], &[5; 32], &[9; 64], &ct, &fp(7)),
-            combine(suite, &[4; 32], &[5; 32], &[6; 64], &ct, &fp(9)),
-        ];
-        for v in variants {
-            assert_ne!(*base, *v.unwrap());
-        }
-        for i in 0..3 {
-            let mut c = ct.clone();
-            match i {
-                0 => c.x25519[0] ^= 1,
-                1 => c.mlkem[0] ^= 1,
-                _ => c.hqc[0] ^= 1,
-            }
-            let k = combine(suite, &[4; 32], &[5; 32], &[6; 64], &c, &fp(7)).unwrap();
-            assert_ne!(*base, *k);
-        }
+        let a = combine(Suite::ALL[0], &[4; 32], &[5; 32], &[6; 32], &ct, &fp(7)).unwrap();
+        let b = combine(Suite::ALL[1], &[4; 32], &[5; 32], &[6; 32], &ct, &fp(7)).unwrap();
+        assert_ne!(*a, *b);
     }
+
+    /// Combiner vectors for both suites, computed outside this code from
+    /// docs/combiner.md (Python's hashlib and hmac; see
+    /// vault/tests/vectors/combiner/README.md).
+    #[test]
+    fn combiner_vectors() {
+        let ct = HybridCiphertext {
+            x25519: vec![0x11; 32],
+            mlkem: vec![0x22; 1088],
+            hqc: vec![0x33; Suite::X25519MlKem768Hqc192V5.hqc_ciphertext_len()],
+        };
+        let recipient = fp(0x44);
+        let v5 = combine(
+            Suite::X25519MlKem768Hqc192V5,
+            &[0x55; 32],
+            &[0x66; 32],
+            &[0x77; 32],
+            &ct,
+            &recipient,
+        )
+        .unwrap();
+        assert_eq!(hex::encode(*v5), COMBINER_VECTOR_SUITE_2);
+        let r4 = combine(
+            Suite::X25519MlKem768Hqc192R4,
+            &[0x55; 32],
+            &[0x66; 32],
+            &[0x77; 64],
+            &ct,
+            &recipient,
+        )
+        .unwrap();
+        assert_eq!(hex::encode(*r4), COMBINER_VECTOR_SUITE_1);
+    }
+
+    const COMBINER_VECTOR_SUITE_2: &str =
+        "d45e2ab4dff798c8d380c43a39a854b27df64a3a88fc58155b643eeec49352a5";
+    const COMBINER_VECTOR_SUITE_1: &str =
+        "330db1ecdf773df3696ca161d66f239a8a2395a88bc10591d6be81c9fbed4194";
 
     #[test]
     fn suite_ids() {
-        assert_eq!(Suite::from_id(1), Some(Suite::DEFAULT));
+        assert_eq!(Suite::from_id(1), Some(Suite::X25519MlKem768Hqc192R4));
+        assert_eq!(Suite::from_id(2), Some(Suite::DEFAULT));
         assert_eq!(Suite::from_id(0), None);
-        assert_eq!(Suite::from_id(2), None);
-        assert_eq!(Suite::DEFAULT.to_string(), "x25519-mlkem768-hqc192r4");
+        assert_eq!(Suite::from_id(3), None);
+        assert_eq!(Suite::DEFAULT.to_string(), "x25519-mlkem768-hqc192v5");
+        let err = Suite::from_id_or_err(7).unwrap_err().to_string();
+        assert!(err.contains("unknown KEM suite id 7"), "{err}");
     }
 }

@@ -1,11 +1,13 @@
 //! Key encapsulation: one small trait, three components, one hybrid.
 //!
-//! Each component KEM (X25519, ML-KEM-768, HQC-192) sits behind [`Kem`] so a
-//! component can be swapped in one place; [`hybrid`] combines them into the
-//! suite that seals shards. Keys, ciphertexts and shared secrets cross this
+//! Each component KEM (X25519, ML-KEM-768, and HQC-192 in two revisions:
+//! [`hqc_r4`] for existing vaults, [`hqc_v5`] for new ones) sits behind
+//! [`Kem`] so a component can be swapped in one place; [`hybrid`] combines
+//! them into the suites that seal shards. Keys, ciphertexts and shared secrets cross this
 //! boundary as bytes because they are stored in files and checked on load.
 
-pub mod hqc;
+pub mod hqc_r4;
+pub mod hqc_v5;
 pub mod hybrid;
 pub mod mlkem;
 pub mod x25519;

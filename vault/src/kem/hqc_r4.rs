@@ -5,7 +5,10 @@
 //! `decapsulate` panics when PQClean rejects a ciphertext (rustpq/pqcrypto#102),
 //! so decapsulation calls the C function through `ffi` and turns its
 //! non-zero return into [`KemError::Rejected`]. This revision is not the 2025
-//! NIST selection, so the suite that uses it is named `...-hqc192r4`.
+//! NIST selection, so the suite that uses it is named `...-hqc192r4`; it has
+//! a CCA weakness (salt not bound by the FO transform, explicit rejection),
+//! so it is kept only for vaults sealed with suite 1: new identities and
+//! vaults use [`super::hqc_v5`] (docs/decisions.md D22).
 //!
 //! HQC is slow (milliseconds per operation): never call it on an async
 //! runtime thread.
@@ -18,11 +21,11 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 /// The HQC-192 (round 4) component.
-pub struct Hqc192;
+pub struct Hqc192R4;
 
 const NAME: &str = "hqc-192-r4";
 
-impl Kem for Hqc192 {
+impl Kem for Hqc192R4 {
     const NAME: &'static str = NAME;
     const PUBLIC_KEY_LEN: usize = ffi::PQCLEAN_HQC192_CLEAN_CRYPTO_PUBLICKEYBYTES;
     const SECRET_KEY_LEN: usize = ffi::PQCLEAN_HQC192_CLEAN_CRYPTO_SECRETKEYBYTES;
@@ -100,21 +103,21 @@ mod tests {
 
     #[test]
     fn contract() {
-        crate::kem::test_support::contract::<Hqc192>();
+        crate::kem::test_support::contract::<Hqc192R4>();
     }
 
     #[test]
     fn wrong_key_is_an_error_not_a_panic() {
-        let a = Hqc192::generate().unwrap();
-        let b = Hqc192::generate().unwrap();
-        let enc = Hqc192::encapsulate(&a.public).unwrap();
-        match Hqc192::decapsulate(&b.secret, &enc.ciphertext) {
+        let a = Hqc192R4::generate().unwrap();
+        let b = Hqc192R4::generate().unwrap();
+        let enc = Hqc192R4::encapsulate(&a.public).unwrap();
+        match Hqc192R4::decapsulate(&b.secret, &enc.ciphertext) {
             Err(KemError::Rejected { .. }) => {}
             Ok(ss) => assert_ne!(&ss[..], &enc.shared_secret[..]),
             Err(e) => panic!("unexpected error {e}"),
         }
         // Random garbage as ciphertext.
-        let garbage = vec![0xa5u8; Hqc192::CIPHERTEXT_LEN];
-        let _ = Hqc192::decapsulate(&a.secret, &garbage);
+        let garbage = vec![0xa5u8; Hqc192R4::CIPHERTEXT_LEN];
+        let _ = Hqc192R4::decapsulate(&a.secret, &garbage);
     }
 }
