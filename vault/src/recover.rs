@@ -256,7 +256,45 @@ fn open_candidate(
     Ok(rec)
 }
 
-/// Recovers the secret from `candidates`, opening sealed ones with `keys`.
+/// Checks and opens every candidate, in parallel on scoped OS threads
+/// (unsealing is HQC-bound); results come back in candidate order.
+fn open_all(
+    m: &VerifiedManifest,
+    candidates: &[Candidate<'_>],
+    keys: &[SecretIdentity],
+) -> Vec<Result<ShareRecord, Rejection>> {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(candidates.len())
+        .max(1);
+    if workers == 1 {
+        return candidates
+            .iter()
+            .map(|c| open_candidate(m, c, keys))
+            .collect();
+    }
+    let mut results: Vec<Option<Result<ShareRecord, Rejection>>> =
+        (0..candidates.len()).map(|_| None).collect();
+    let chunk = candidates.len().div_ceil(workers);
+    std::thread::scope(|scope| {
+        for (cs, outs) in candidates.chunks(chunk).zip(results.chunks_mut(chunk)) {
+            scope.spawn(move || {
+                for (c, out) in cs.iter().zip(outs.iter_mut()) {
+                    *out = Some(open_candidate(m, c, keys));
+                }
+            });
+        }
+    });
+    // A worker that panicked leaves `None`: report it, never combine it.
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(Rejection::Unreadable("unsealing thread failed".into()))))
+        .collect()
+}
+
+/// Recovers the secret from `candidates`, opening sealed ones with `keys`
+/// (in parallel).
 pub fn recover(
     manifest: &VerifiedManifest,
     candidates: &[Candidate<'_>],
@@ -265,11 +303,11 @@ pub fn recover(
     let body = manifest.body();
     let mut good: Vec<Share> = Vec::new();
     let mut rejected = Vec::new();
-    for c in candidates {
+    for (c, opened) in candidates.iter().zip(open_all(manifest, candidates, keys)) {
         let source = match c {
             Candidate::Sealed { source, .. } | Candidate::Unsealed { source, .. } => source.clone(),
         };
-        match open_candidate(manifest, c, keys) {
+        match opened {
             Ok(rec) if good.iter().any(|s| s.index == rec.share.index) => rejected.push(Rejected {
                 source,
                 reason: Rejection::Duplicate(rec.share.index),
