@@ -371,3 +371,161 @@ fn clear_errors_for_bad_input() {
     // Nothing was written by the failed creates.
     assert!(!out_dir.join("manifest.pqvm").exists());
 }
+
+/// An unknown KEM suite id, in a shard, an identity or a manifest, is an
+/// error that names the id and the file; nothing panics.
+#[test]
+fn unknown_suite_ids_are_named_with_their_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for n in ["op", "a", "b"] {
+        ok(&["keygen", "--name", n, "--out", p(d)]);
+    }
+    let v = d.join("v");
+    ok(&[
+        "create",
+        "--signer",
+        p(&d.join("op.key")),
+        "--recipient",
+        p(&d.join("a.pub")),
+        "--recipient",
+        p(&d.join("b.pub")),
+        "--threshold",
+        "2",
+        "--out",
+        p(&v),
+    ]);
+    let shard = fs::read_dir(&v)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "shard"))
+        .unwrap();
+    let inspected = ok(&["inspect", p(&shard)]);
+    assert!(
+        inspected.contains("x25519-mlkem768-hqc192v5"),
+        "{inspected}"
+    );
+    // Suite id at bytes 6..8 of PQVS, PQVM and (after the name) PQVI.
+    let mut bytes = fs::read(&shard).unwrap();
+    bytes[6..8].copy_from_slice(&9u16.to_be_bytes());
+    let bad = d.join("suite9.shard");
+    fs::write(&bad, &bytes).unwrap();
+    for err in [
+        fails(&["inspect", p(&bad)]),
+        fails(&[
+            "unseal",
+            "--shard",
+            p(&bad),
+            "--key",
+            p(&d.join("a.key")),
+            "--out",
+            p(&d.join("o")),
+        ]),
+    ] {
+        assert!(err.contains("unknown KEM suite id 9"), "{err}");
+        assert!(err.contains("suite9.shard"), "{err}");
+    }
+    let mut m = fs::read(v.join("manifest.pqvm")).unwrap();
+    m[6..8].copy_from_slice(&9u16.to_be_bytes());
+    let bad_m = d.join("suite9.pqvm");
+    fs::write(&bad_m, &m).unwrap();
+    let err = fails(&["inspect", p(&bad_m)]);
+    assert!(
+        err.contains("unknown KEM suite id 9") && err.contains("suite9.pqvm"),
+        "{err}"
+    );
+    let mut id = fs::read(d.join("a.pub")).unwrap();
+    let at = 6 + 4 + 1; // magic and version, name length (u32), name "a"
+    id[at..at + 2].copy_from_slice(&9u16.to_be_bytes());
+    let bad_id = d.join("suite9.pub");
+    fs::write(&bad_id, &id).unwrap();
+    let err = fails(&[
+        "create",
+        "--signer",
+        p(&d.join("op.key")),
+        "--recipient",
+        p(&bad_id),
+        "--recipient",
+        p(&d.join("b.pub")),
+        "--out",
+        p(&d.join("w")),
+    ]);
+    assert!(
+        err.contains("unknown KEM suite id 9") && err.contains("suite9.pub"),
+        "{err}"
+    );
+}
+
+/// `keygen --kem-suite x25519-mlkem768-hqc192r4` still makes suite-1
+/// identities (spares for existing suite-1 vaults); a vault is sealed with
+/// its recipients' one suite, and mixing suites is refused by name.
+#[test]
+fn suite_1_identities_still_work_and_suites_do_not_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&["keygen", "--name", "op", "--out", p(d)]);
+    let out = ok(&[
+        "keygen",
+        "--name",
+        "old1",
+        "--kem-suite",
+        "x25519-mlkem768-hqc192r4",
+        "--out",
+        p(d),
+    ]);
+    assert!(out.contains("x25519-mlkem768-hqc192r4"), "{out}");
+    ok(&[
+        "keygen",
+        "--name",
+        "old2",
+        "--kem-suite",
+        "x25519-mlkem768-hqc192r4",
+        "--out",
+        p(d),
+    ]);
+    ok(&["keygen", "--name", "new", "--out", p(d)]);
+    let err = fails(&["keygen", "--name", "x", "--kem-suite", "rot13", "--out", p(d)]);
+    assert!(err.contains("unknown KEM suite"), "{err}");
+    let v = d.join("v1");
+    ok(&[
+        "create",
+        "--signer",
+        p(&d.join("op.key")),
+        "--recipient",
+        p(&d.join("old1.pub")),
+        "--recipient",
+        p(&d.join("old2.pub")),
+        "--threshold",
+        "2",
+        "--out",
+        p(&v),
+    ]);
+    let m = ok(&["inspect", p(&v.join("manifest.pqvm"))]);
+    assert!(m.contains("x25519-mlkem768-hqc192r4"), "{m}");
+    let rec = ok(&[
+        "recover",
+        "--manifest",
+        p(&v.join("manifest.pqvm")),
+        "--keys-dir",
+        p(d),
+        "--shard",
+        p(&v.join("shard-001-old1.shard")),
+        "--shard",
+        p(&v.join("shard-002-old2.shard")),
+        "--out",
+        p(&d.join("secret")),
+    ]);
+    assert!(rec.contains("matches"), "{rec}");
+    let err = fails(&[
+        "create",
+        "--signer",
+        p(&d.join("op.key")),
+        "--recipient",
+        p(&d.join("old1.pub")),
+        "--recipient",
+        p(&d.join("new.pub")),
+        "--out",
+        p(&d.join("mixed")),
+    ]);
+    assert!(err.contains("different KEM suites"), "{err}");
+}

@@ -1,9 +1,10 @@
 //! `vault keygen`.
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 use std::path::PathBuf;
 use vault::fsio::{self, Mode};
 use vault::identity::SecretIdentity;
+use vault::kem::hybrid::Suite;
 
 /// Arguments of `vault keygen`.
 #[derive(clap::Args)]
@@ -17,14 +18,32 @@ pub struct Args {
     /// Replace existing files of the same name.
     #[arg(long)]
     force: bool,
+    /// KEM suite of the identity's keys. The default, x25519-mlkem768-hqc192v5
+    /// (HQC version 5), is what new vaults use; x25519-mlkem768-hqc192r4 only
+    /// makes a spare that can hold shares of an existing suite-1 vault
+    /// (docs/decisions.md D22).
+    #[arg(long, value_name = "SUITE", default_value_t = Suite::DEFAULT.name().to_string())]
+    kem_suite: String,
+}
+
+fn parse_suite(name: &str) -> Result<Suite> {
+    Suite::ALL
+        .into_iter()
+        .find(|s| s.name() == name)
+        .ok_or_else(|| {
+            let known: Vec<_> = Suite::ALL.iter().map(|s| s.name()).collect();
+            anyhow!("unknown KEM suite {name:?}; known: {}", known.join(", "))
+        })
 }
 
 /// Generates an identity and writes its two files.
 pub fn run(a: Args) -> Result<()> {
-    let id = SecretIdentity::generate(&a.name)?;
+    let suite = parse_suite(&a.kem_suite)?;
+    let id = SecretIdentity::generate_with_suite(&a.name, suite)?;
     let (key, public) = write_identity(&id, &a.out, a.force)?;
     println!("identity     {}", a.name);
     println!("fingerprint  {}", id.public().fingerprint());
+    println!("kem suite    {suite}");
     println!(
         "secret key   {} (mode 0600; keep it on the validator)",
         key.display()

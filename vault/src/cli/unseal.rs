@@ -1,7 +1,7 @@
 //! `vault unseal`.
 
 use super::{load_key, load_manifest, read, MAX_SHARD_FILE};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::path::PathBuf;
 use vault::fsio::{self, Mode};
 use vault::recover::{check_record, check_sealed};
@@ -30,16 +30,19 @@ pub struct Args {
 /// Unseals one shard into a share file.
 pub fn run(a: Args) -> Result<()> {
     let bytes = read(&a.shard, MAX_SHARD_FILE)?;
+    let name = || a.shard.display().to_string();
     let key = load_key(&a.key)?;
     let record = match &a.manifest {
         Some(m) => {
             let m = load_manifest(m, a.trust.as_deref())?;
-            let (shard, _) = check_sealed(&m, &bytes)?;
-            let rec = shard.open(&key)?;
-            check_record(&m, &rec)?;
+            let (shard, _) = check_sealed(&m, &bytes).with_context(name)?;
+            let rec = shard.open(&key).with_context(name)?;
+            check_record(&m, &rec).with_context(name)?;
             rec
         }
-        None => SealedShard::parse(&bytes)?.open(&key)?,
+        None => SealedShard::parse(&bytes)
+            .and_then(|s| s.open(&key))
+            .with_context(name)?,
     };
     fsio::write_atomic(&a.out, &record.encode(), Mode::Secret, false)?;
     println!(
