@@ -19,6 +19,7 @@
 //! - [`heal`]: autonomous healing: leading repairs onto spare members.
 //! - [`consensus`]: the replicated epoch log (openraft).
 //! - [`unsealed`]: a short-lived cache of our own unsealed shares.
+//! - [`failpoint`]: crash points at every persistence step (test builds only).
 
 pub mod api;
 pub mod artifacts;
@@ -28,6 +29,7 @@ pub mod custody;
 pub mod daemon;
 pub mod discovery;
 pub mod epochs;
+pub mod failpoint;
 pub mod heal;
 pub mod metrics;
 pub mod ops;

@@ -7,6 +7,8 @@
 //! <data_dir>/vaults/<vault-id>/epoch-<n>/anchor.pqvm  operator-signed manifest the proof starts from
 //! <data_dir>/vaults/<vault-id>/epoch-<n>/step-<k>.pqvm, step-<k>.pqve  certified steps up to n
 //! <data_dir>/vaults/<vault-id>/CURRENT              "<n>": the committed epoch
+//! <data_dir>/pending/<vault-id>                      our share re-sealed for the next epoch,
+//!                                                    kept from `prepare` until the commit
 //! ```
 //!
 //! Each epoch directory carries its own proof: the last manifest signed by
@@ -30,6 +32,9 @@ use vault::fsio::{self, FsError, Mode};
 use vault::identity::{Fingerprint, SecretIdentity};
 use vault::manifest::{Manifest, VaultId, VerifiedManifest};
 use vault::recover::{check_record, check_sealed};
+
+use crate::crash_point;
+use crate::failpoint as fp;
 
 /// Largest manifest or shard file accepted.
 const MAX_FILE: u64 = 2 << 20;
@@ -217,7 +222,9 @@ impl Store {
             fs::remove_dir_all(&edir).map_err(|e| corrupt(&edir, e))?;
         }
         fsio::create_private_dir(&edir)?;
+        crash_point!(fp::STORE_COMMIT_DIR);
         fsio::write_atomic(&edir.join("shard.pqvs"), &held.shard, Mode::Public, false)?;
+        crash_point!(fp::STORE_COMMIT_SHARD);
         if held.anchor != held.manifest {
             fsio::write_atomic(&edir.join("anchor.pqvm"), &held.anchor, Mode::Public, false)?;
         }
@@ -226,23 +233,36 @@ impl Store {
             fsio::write_atomic(&edir.join(format!("step-{k}.pqvm")), m, Mode::Public, false)?;
             fsio::write_atomic(&edir.join(format!("step-{k}.pqve")), c, Mode::Public, false)?;
         }
+        crash_point!(fp::STORE_COMMIT_PROOF);
         fsio::write_atomic(
             &edir.join("manifest.pqvm"),
             &held.manifest,
             Mode::Public,
             false,
         )?;
+        crash_point!(fp::STORE_COMMIT_MANIFEST);
         fsio::write_atomic(
             &vdir.join("CURRENT"),
             format!("{}\n", held.epoch).as_bytes(),
             Mode::Public,
             true,
         )?;
+        crash_point!(fp::STORE_COMMIT_CURRENT);
         let epoch = held.epoch;
-        if let Some(old) = self.vaults.insert(id, held).filter(|o| o.epoch != epoch) {
-            // The new epoch is committed; the old one may go.
-            let _ = fs::remove_dir_all(vdir.join(format!("epoch-{}", old.epoch)));
+        self.vaults.insert(id, held);
+        // The new epoch is committed: every other epoch directory may go,
+        // the one it replaces and any left by an earlier crash between
+        // switching `CURRENT` and removing the old epoch.
+        let keep = format!("epoch-{epoch}");
+        if let Ok(entries) = fs::read_dir(&vdir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with("epoch-") && name != keep {
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
         }
+        crash_point!(fp::STORE_COMMIT_DONE);
         self.vaults
             .get(&id)
             .ok_or_else(|| StoreError::Rejected("internal: vault vanished".into()))
@@ -408,12 +428,39 @@ impl Store {
         if path.exists() {
             return check(&path);
         }
+        crash_point!(fp::STORE_VOTE_BEFORE);
         match fsio::write_atomic(&path, digest, Mode::Public, false) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                crash_point!(fp::STORE_VOTE_WRITTEN);
+                Ok(())
+            }
             // Lost a race with a concurrent vote: whatever won decides.
             Err(_) if path.exists() => check(&path),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Keeps, durably, our share re-sealed for the epoch after `id`'s
+    /// current one (a `prepare`), replacing any earlier one: the next
+    /// epoch's manifest commits to these exact bytes, so a validator that
+    /// restarts between `prepare` and `commit` must still have them to
+    /// commit (randomized sealing cannot make them again).
+    pub fn save_pending(&self, id: &VaultId, sealed: &[u8]) -> Result<(), StoreError> {
+        let dir = self.root.join("pending");
+        fsio::create_private_dir(&dir)?;
+        fsio::write_atomic(&dir.join(id.to_string()), sealed, Mode::Public, true)?;
+        Ok(())
+    }
+
+    /// The share kept by [`Store::save_pending`] for `id`, if any. Not
+    /// trusted: whatever commits it verifies it like any received shard.
+    pub fn pending(&self, id: &VaultId) -> Option<Vec<u8>> {
+        fsio::read_limited(&self.root.join("pending").join(id.to_string()), MAX_FILE).ok()
+    }
+
+    /// Forgets the pending share of `id` (after its epoch is committed).
+    pub fn clear_pending(&self, id: &VaultId) {
+        let _ = fs::remove_file(self.root.join("pending").join(id.to_string()));
     }
 
     /// Reads the sealed shard of `id`'s current epoch back from disk, as
@@ -673,5 +720,135 @@ mod tests {
             .to_string();
         assert!(err.contains("not by the trusted signer"), "{err}");
         assert_eq!(fs::read_dir(dir.path().join("vaults")).unwrap().count(), 0);
+    }
+
+    /// Crash walk, child side: when started by
+    /// [`every_crash_point_leaves_a_usable_epoch_and_no_lost_vote`] with
+    /// `PQVAULT_CRASH_DIR`, performs one store operation with one crash point
+    /// armed; the point ends the process (exit 137). Without the variable
+    /// (a normal test run) it does nothing.
+    #[cfg(feature = "failpoints")]
+    #[test]
+    fn crash_child() {
+        let Ok(dir) = std::env::var("PQVAULT_CRASH_DIR") else {
+            return;
+        };
+        let dir = PathBuf::from(dir);
+        let point = std::env::var("PQVAULT_CRASH_AT").unwrap();
+        let read = |n: &str| fs::read(dir.join(n)).unwrap();
+        let key = SecretIdentity::decode(&read("key")).unwrap();
+        let op = Fingerprint::from_bytes(read("op").try_into().unwrap());
+        let mut s = Store::open(&dir.join("data"), op, key.public().fingerprint()).unwrap();
+        let id = Manifest::decode(&read("m1")).unwrap().body().vault_id;
+        fail::cfg(point.as_str(), "return").unwrap();
+        if point.starts_with("store.vote") {
+            s.vote(&id, 1, &[0xaa; 32]).unwrap();
+        } else {
+            s.advance(&id, &read("m2"), &read("cert"), &read("shard2"), &key)
+                .unwrap();
+        }
+        // Reaching here means the point was never passed.
+        std::process::exit(3);
+    }
+
+    /// Crash walk: for every crash point of the epoch commit and the vote, a
+    /// real process (this test binary, re-run as [`crash_child`]) is killed
+    /// at that step; reopening the store must then give the old epoch or the
+    /// new one, complete and verified, and a vote that was recorded must
+    /// still bind. Each walk takes milliseconds, so CI walks them all.
+    #[cfg(feature = "failpoints")]
+    #[test]
+    fn every_crash_point_leaves_a_usable_epoch_and_no_lost_vote() {
+        use crate::failpoint as fp;
+        let w = world();
+        let (m2, cert, blobs) = refreshed(&w, &[0, 1]);
+        let (op, me) = (
+            w.op.public().fingerprint(),
+            w.keys[0].public().fingerprint(),
+        );
+        let id = Manifest::decode(&w.manifest).unwrap().body().vault_id;
+        let points: Vec<&str> = fp::ALL
+            .iter()
+            .copied()
+            .filter(|p| p.starts_with("store."))
+            .collect();
+        assert_eq!(points.len(), 8);
+        for point in points {
+            let dir = tempfile::tempdir().unwrap();
+            let d = dir.path();
+            for (name, bytes) in [
+                ("key", &w.keys[0].encode()[..]),
+                ("op", &op.as_bytes()[..]),
+                ("m1", &w.manifest[..]),
+                ("m2", &m2[..]),
+                ("cert", &cert[..]),
+                ("shard2", &blobs[0][..]),
+            ] {
+                fs::write(d.join(name), bytes).unwrap();
+            }
+            Store::open(&d.join("data"), op, me)
+                .unwrap()
+                .import(&w.manifest, &w.shards[0], &w.keys[0])
+                .unwrap();
+            let status = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "store::tests::crash_child", "--test-threads=1"])
+                .env("PQVAULT_CRASH_DIR", d)
+                .env("PQVAULT_CRASH_AT", point)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert_eq!(status.code(), Some(137), "{point} was not reached");
+
+            // Restart: the store opens (every epoch re-verified) and holds
+            // one complete epoch.
+            let mut s = Store::open(&d.join("data"), op, me)
+                .unwrap_or_else(|e| panic!("after a crash at {point}: {e}"));
+            let h = s.get(&id).unwrap().clone();
+            let vdir = d.join("data/vaults").join(id.to_string());
+            let current = fs::read_to_string(vdir.join("CURRENT")).unwrap();
+            assert_eq!(current.trim(), h.epoch.to_string(), "{point}");
+            match h.epoch {
+                1 => {
+                    assert_eq!(h.shard, w.shards[0], "{point}");
+                    assert_eq!(h.manifest, w.manifest, "{point}");
+                }
+                2 => {
+                    assert_eq!(h.shard, blobs[0], "{point}");
+                    assert_eq!(h.manifest, m2, "{point}");
+                }
+                e => panic!("{point}: epoch {e}"),
+            }
+            assert_eq!(s.shard_on_disk(&id).unwrap(), h.shard, "{point}");
+            let expect_new = matches!(point, fp::STORE_COMMIT_CURRENT | fp::STORE_COMMIT_DONE);
+            if !point.starts_with("store.vote") {
+                assert_eq!(h.epoch == 2, expect_new, "{point}");
+            }
+            // The interrupted work can be done again.
+            if h.epoch == 1 {
+                s.advance(&id, &m2, &cert, &blobs[0], &w.keys[0])
+                    .unwrap_or_else(|e| panic!("advance again after {point}: {e}"));
+            }
+            // After the (re)done commit only epoch 2 is on disk, also when
+            // the crash left epoch 1 behind.
+            let dirs: Vec<_> = fs::read_dir(&vdir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("epoch-"))
+                .collect();
+            if h.epoch == 1 || point != fp::STORE_COMMIT_CURRENT {
+                assert_eq!(dirs, vec!["epoch-2".to_string()], "{point}");
+            }
+
+            // Votes: a recorded vote still binds; an unrecorded one was
+            // never answered, so nothing was lost.
+            if point == fp::STORE_VOTE_WRITTEN {
+                let err = s.vote(&id, 1, &[0xbb; 32]).unwrap_err().to_string();
+                assert!(err.contains("another successor"), "{err}");
+                s.vote(&id, 1, &[0xaa; 32]).unwrap();
+            } else {
+                s.vote(&id, 1, &[0xbb; 32]).unwrap();
+            }
+        }
     }
 }

@@ -36,6 +36,9 @@ use std::time::Instant;
 use thiserror::Error;
 use vault::fsio::{self, Mode};
 
+use crate::crash_point;
+use crate::failpoint as fp;
+
 /// Largest signed manifest accepted.
 pub const MAX_MANIFEST_BYTES: u64 = vault::artifact::MAX_MANIFEST_LEN as u64;
 
@@ -583,9 +586,11 @@ impl Store {
                 .map_err(io_err("size", &payload))?;
             f.sync_all().map_err(io_err("fsync", &payload))?;
             sync_dir(&stage)?;
+            crash_point!(fp::ARTIFACT_ADMIT_STAGED);
             let dest = self.root.join("objects").join(&hexd);
             fs::rename(&stage, &dest).map_err(io_err("move into place", &dest))?;
             sync_dir(&self.root.join("objects"))?;
+            crash_point!(fp::ARTIFACT_ADMIT_MOVED);
             Ok(dest)
         })();
         match result {
@@ -675,6 +680,7 @@ impl Store {
         File::open(&payload)
             .and_then(|f| f.sync_all())
             .map_err(io_err("fsync", &payload))?;
+        crash_point!(fp::ARTIFACT_COMPLETE_SYNCED);
         let marker = format!("{}\n", hex::encode(obj.meta.payload_digest));
         fsio::write_atomic(
             &obj.dir.join(COMPLETE),
@@ -683,6 +689,7 @@ impl Store {
             true,
         )
         .map_err(fs_err)?;
+        crash_point!(fp::ARTIFACT_COMPLETE_MARKED);
         obj.complete = true;
         Ok(())
     }
@@ -967,5 +974,89 @@ mod tests {
         assert!(bitmap_decode(&enc[..10], 9).is_err());
         // Test vector (docs/artifacts.md): 9 chunks, bits 0, 2, 3 and 8 set.
         assert_eq!(hex::encode(&enc), "5051414201090000000d01");
+    }
+
+    /// Crash walk, child side (see
+    /// [`every_crash_point_leaves_nothing_half_served`]): with
+    /// `PQVAULT_CRASH_DIR` set, admits and completes one artifact with one
+    /// crash point armed, which ends the process (exit 137).
+    #[cfg(feature = "failpoints")]
+    #[test]
+    fn crash_child() {
+        let Ok(dir) = std::env::var("PQVAULT_CRASH_DIR") else {
+            return;
+        };
+        let point = std::env::var("PQVAULT_CRASH_AT").unwrap();
+        let payload = crash_payload();
+        let (m, enc) = meta_for("net", "1.0.0", 4096, &payload);
+        let (mut s, _) = Store::open(Path::new(&dir), limits(), &TestChecker(false)).unwrap();
+        fail::cfg(point.as_str(), "return").unwrap();
+        s.admit(m.clone(), &enc).unwrap();
+        for i in 0..m.chunks.len() {
+            write_chunk(&mut s, &m, &payload, i);
+        }
+        s.mark_complete(&m.digest).unwrap();
+        std::process::exit(3);
+    }
+
+    #[cfg(feature = "failpoints")]
+    fn crash_payload() -> Vec<u8> {
+        (0..10_000u32).map(|i| (i * 13) as u8).collect()
+    }
+
+    /// Crash walk: a real process is killed at every crash point of
+    /// admission and completion; after a restart the store opens, never
+    /// serves a partial or unverified object, and finishing the transfer
+    /// serves exactly the payload.
+    #[cfg(feature = "failpoints")]
+    #[test]
+    fn every_crash_point_leaves_nothing_half_served() {
+        use crate::failpoint as fp;
+        let payload = crash_payload();
+        let (m, enc) = meta_for("net", "1.0.0", 4096, &payload);
+        let points: Vec<&str> = fp::ALL
+            .iter()
+            .copied()
+            .filter(|p| p.starts_with("artifact."))
+            .collect();
+        assert_eq!(points.len(), 4);
+        for point in points {
+            let dir = tempfile::tempdir().unwrap();
+            let status = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "artifacts::store::tests::crash_child",
+                    "--test-threads=1",
+                ])
+                .env("PQVAULT_CRASH_DIR", dir.path())
+                .env("PQVAULT_CRASH_AT", point)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert_eq!(status.code(), Some(137), "{point} was not reached");
+            let (mut s, skipped) = Store::open(dir.path(), limits(), &TestChecker(false))
+                .unwrap_or_else(|e| panic!("after a crash at {point}: {e}"));
+            assert!(skipped.is_empty(), "{point}: {skipped:?}");
+            let served = s.newest("net").map(|o| o.meta.digest);
+            if point == fp::ARTIFACT_COMPLETE_MARKED {
+                assert_eq!(served, Some(m.digest), "{point}");
+            } else {
+                assert_eq!(served, None, "{point}: a partial object is served");
+                if !s.admit(m.clone(), &enc).unwrap() {
+                    assert!(
+                        point != fp::ARTIFACT_ADMIT_STAGED,
+                        "staged objects are not kept"
+                    );
+                }
+                for i in s.get(&m.digest).unwrap().missing() {
+                    write_chunk(&mut s, &m, &payload, i);
+                }
+                s.mark_complete(&m.digest).unwrap();
+            }
+            let obj = s.newest("net").unwrap();
+            assert!(obj.complete, "{point}");
+            assert_eq!(fs::read(obj.payload_path()).unwrap(), payload, "{point}");
+        }
     }
 }
