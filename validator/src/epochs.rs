@@ -2,8 +2,10 @@
 //!
 //! 1. `POST /v1/epoch/{vault}/prepare?from=E`: every holder of epoch E+1
 //!    (the surviving holders and the replacement) re-seals its share for
-//!    epoch E+1 to itself, keeps it pending, and answers with its index,
-//!    fingerprint, the new shard's hash and share commitment.
+//!    epoch E+1 to itself, keeps it pending (a surviving holder also on
+//!    disk, before it answers, so a restart before the commit can still
+//!    commit), and answers with its index, fingerprint, the new shard's
+//!    hash and share commitment.
 //! 2. The leader writes the epoch E+1 manifest from the answers and signs it.
 //! 3. `POST /v1/epoch/{vault}/sign` (manifest in the body): each validator
 //!    of epoch E checks the manifest (same vault, secret, t, n and suite;
@@ -121,6 +123,19 @@ pub async fn prepare(
         Ok((next, sealed))
     })
     .await?;
+    if adopt.is_none() {
+        // Write-ahead: the manifest will commit to these exact bytes.
+        let st = state.clone();
+        let bytes = sealed.clone();
+        blocking(move || {
+            st.store
+                .lock()
+                .map_err(|_| bad(500, "poisoned"))?
+                .save_pending(&vault, &bytes)
+                .map_err(|e| bad(500, e))
+        })
+        .await?;
+    }
     let reply = PrepareReply {
         index: record.share.index,
         recipient: state.identity.public().fingerprint().to_hex(),
@@ -142,6 +157,36 @@ pub async fn prepare(
             },
         );
     Ok(reply)
+}
+
+/// Our prepared share of `vault`: from memory, or else (after a restart
+/// between `prepare` and `commit`) from the store's pending file, if it
+/// re-seals the epoch after the one we hold. Not trusted either way: the
+/// commit verifies it against the certified manifest.
+fn prepared(state: &State, vault: &VaultId) -> Result<Prepared, Failure> {
+    if let Some(p) = state
+        .pending
+        .lock()
+        .map_err(|_| bad(500, "poisoned"))?
+        .get(vault)
+        .cloned()
+    {
+        return Ok(p);
+    }
+    let store = state.store.lock().map_err(|_| bad(500, "poisoned"))?;
+    let nothing = || bad(409, "nothing prepared for this vault");
+    let held = store.get(vault).ok_or_else(nothing)?;
+    let sealed = store.pending(vault).ok_or_else(nothing)?;
+    let header = SealedShard::parse(&sealed).map_err(|_| nothing())?.header;
+    if header.epoch != held.epoch + 1 || header.vault_id != *vault {
+        return Err(nothing());
+    }
+    Ok(Prepared {
+        from_epoch: held.epoch,
+        index: header.index,
+        sealed,
+        adopt: None,
+    })
 }
 
 /// Step 3: check the proposed next manifest and sign the transition.
@@ -193,13 +238,7 @@ pub async fn sign(
     }
     // Our own entry must be the share we prepared.
     let me = state.identity.public().fingerprint();
-    let pending = state
-        .pending
-        .lock()
-        .map_err(|_| bad(500, "poisoned"))?
-        .get(&vault)
-        .cloned()
-        .ok_or_else(|| bad(409, "nothing prepared for this vault"))?;
+    let pending = prepared(&state, &vault)?;
     let mine = n
         .entry(pending.index)
         .ok_or_else(|| bad(422, "our index is missing"))?;
@@ -342,13 +381,7 @@ pub async fn commit(state: Arc<State>, vault: VaultId, body: &[u8]) -> Result<u6
     {
         return Ok(epoch);
     }
-    let pending = state
-        .pending
-        .lock()
-        .map_err(|_| bad(500, "poisoned"))?
-        .get(&vault)
-        .cloned()
-        .ok_or_else(|| bad(409, "nothing prepared for this vault"))?;
+    let pending = prepared(&state, &vault)?;
     // With the epoch log, the old epoch is left (and its files deleted)
     // only once the log holds this certificate.
     if let Some(log) = state.consensus.get() {
@@ -393,6 +426,9 @@ pub async fn commit(state: Arc<State>, vault: VaultId, body: &[u8]) -> Result<u6
     .await?;
     if let Ok(mut p) = state.pending.lock() {
         p.remove(&vault);
+    }
+    if let Ok(store) = state.store.lock() {
+        store.clear_pending(&vault);
     }
     tracing::info!(%vault, epoch, "vault moved to a new epoch");
     Ok(epoch)
