@@ -93,6 +93,8 @@ pub struct Mesh {
     pub nodes: Vec<Node>,
     /// Vault id (hex) of the vault created.
     pub vault_id: String,
+    /// Validators a test made panic on purpose (see [`Mesh::expect_panic`]).
+    expected_panics: Vec<usize>,
 }
 
 fn p(path: &Path) -> &str {
@@ -108,6 +110,13 @@ impl Mesh {
     /// Like [`Mesh::new`], plus `spares` members that hold no shard
     /// (replacements): `validator-{n+1}` onwards.
     pub fn with_spares(n: usize, t: usize, spares: usize) -> Mesh {
+        Mesh::with_suite(n, t, spares, None)
+    }
+
+    /// Like [`Mesh::with_spares`], with every validator identity of KEM
+    /// suite `kem_suite` (a `vault keygen --kem-suite` name; `None` is the
+    /// default suite), so the vault is sealed with it.
+    pub fn with_suite(n: usize, t: usize, spares: usize, kem_suite: Option<&str>) -> Mesh {
         let root = tempfile::tempdir().expect("tempdir");
         let r = root.path();
         vault(&["mesh-ca", "init", "--out", p(&r.join("ca"))]);
@@ -122,7 +131,12 @@ impl Mesh {
         for i in 1..=n + spares {
             let id = format!("validator-{i}");
             let dir = r.join(&id);
-            vault(&["keygen", "--name", &id, "--out", p(&dir.join("identity"))]);
+            let out = dir.join("identity");
+            let mut args = vec!["keygen", "--name", &id, "--out", p(&out)];
+            if let Some(suite) = kem_suite {
+                args.extend(["--kem-suite", suite]);
+            }
+            vault(&args);
             vault(&[
                 "mesh-ca",
                 "issue",
@@ -180,6 +194,7 @@ impl Mesh {
             root,
             nodes,
             vault_id,
+            expected_panics: Vec::new(),
         };
         for i in 0..mesh.nodes.len() {
             mesh.write_config(i);
@@ -295,6 +310,12 @@ impl Mesh {
 
     /// Starts validator `i` and waits until `/readyz` answers 200.
     pub fn start(&mut self, i: usize) {
+        self.start_with_env(i, &[]);
+    }
+
+    /// Like [`Mesh::start`], with extra environment variables (for example
+    /// `FAILPOINTS`, see `validator::failpoint`).
+    pub fn start_with_env(&mut self, i: usize, env: &[(&str, &str)]) {
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -303,6 +324,7 @@ impl Mesh {
         let child = Command::new(bin("validator"))
             .arg("--config")
             .arg(self.config(i))
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -335,6 +357,29 @@ impl Mesh {
         for i in 0..self.nodes.len() {
             self.start(i);
         }
+    }
+
+    /// Waits up to `timeout` for validator `i` to exit on its own; returns
+    /// its exit status, or `None` if it is still running.
+    pub fn wait_exit(&mut self, i: usize, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.nodes[i].child.as_mut()?.try_wait().ok().flatten();
+            if let Some(status) = status {
+                self.nodes[i].child = None;
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Declares that validator `i` is made to panic on purpose, so the
+    /// check on drop does not fail the test for it.
+    pub fn expect_panic(&mut self, i: usize) {
+        self.expected_panics.push(i);
     }
 
     /// Sends SIGKILL to validator `i` and reaps it.
@@ -443,9 +488,21 @@ impl Mesh {
 }
 
 impl Drop for Mesh {
+    /// Stops every validator, then fails the test if any of them panicked
+    /// (a panic stops a validator, which a test might otherwise not notice)
+    /// unless the test said it would.
     fn drop(&mut self) {
         for i in 0..self.nodes.len() {
             self.kill9(i);
+        }
+        if std::thread::panicking() {
+            return;
+        }
+        for i in (0..self.nodes.len()).filter(|i| !self.expected_panics.contains(i)) {
+            let log = self.log(i);
+            if let Some(line) = log.lines().find(|l| l.contains("panicked")) {
+                panic!("validator-{} panicked during the test: {line}", i + 1);
+            }
         }
     }
 }

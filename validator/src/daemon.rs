@@ -547,6 +547,9 @@ pub async fn probe_loop(state: Arc<State>, interval: Duration) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        // Test builds: lets a test make this background loop panic.
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!(crate::failpoint::PROBE_ROUND);
         probe_round(&state).await;
     }
 }

@@ -44,10 +44,40 @@ struct Args {
 }
 
 fn main() {
+    stop_on_panic();
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     if let Err(e) = run() {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// A panic anywhere, a background loop included, stops the process with one
+/// log line: a detached task that died would otherwise leave a validator
+/// that answers `/readyz` but no longer probes, heals or checks custody.
+/// The orchestrator restarts it; the store is crash-safe (docs/decisions.md
+/// D23).
+fn stop_on_panic() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("unnamed");
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let payload = info.payload();
+        let what = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        let what = what.replace('\n', " ");
+        // One line, straight to stderr: the tracing subscriber may be what
+        // panicked.
+        eprintln!("validator panicked in thread {name} at {at}: {what}; stopping the process");
+        std::process::exit(101);
+    }));
 }
 
 fn run() -> Result<()> {
@@ -61,6 +91,10 @@ fn run() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    #[cfg(feature = "failpoints")]
+    tracing::warn!(
+        "built with crash points (the `failpoints` feature): a test build, not for production"
+    );
     let overrides = Overrides::from_env_then(Overrides {
         id: args.id,
         data_dir: args.data_dir,
