@@ -248,3 +248,72 @@ fn members_found_by_dns_discovery() {
         None
     );
 }
+
+/// The mesh speaks X25519MLKEM768 only: a client with a valid mesh
+/// certificate that offers only classical groups (what a downgrade would
+/// look like) gets no connection at all. The same client offering the
+/// hybrid group connects, so the refusal is about the group alone.
+#[tokio::test(flavor = "current_thread")]
+async fn a_client_offering_only_classical_groups_is_refused() {
+    use rustls::crypto::aws_lc_rs::{default_provider, kx_group};
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use std::sync::Arc;
+
+    let mut mesh = Mesh::new(2, 2);
+    mesh.start_all();
+    let tls_dir = mesh.nodes[0].dir.join("tls");
+    let ca = CertificateDer::from_pem_file(mesh.root.path().join("ca/mesh-ca.crt")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).unwrap();
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(tls_dir.join("validator-1.crt"))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+    let key = PrivateKeyDer::from_pem_file(tls_dir.join("validator-1.tls.key")).unwrap();
+    let offers = [
+        (vec![kx_group::X25519MLKEM768], true),
+        (vec![kx_group::X25519], false),
+        (
+            vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1],
+            false,
+        ),
+    ];
+    for (groups, accepted) in offers {
+        let names: Vec<_> = groups.iter().map(|g| format!("{:?}", g.name())).collect();
+        let mut provider = default_provider();
+        provider.kx_groups = groups;
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots.clone())
+            .with_client_auth_cert(chain.clone(), key.clone_key())
+            .unwrap();
+        let tcp = tokio::net::TcpStream::connect(mesh.nodes[1].peer)
+            .await
+            .unwrap();
+        let name = ServerName::try_from("validator-2").unwrap();
+        let result = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await;
+        match (result, accepted) {
+            (Ok(stream), true) => {
+                let group = stream.get_ref().1.negotiated_key_exchange_group();
+                assert_eq!(
+                    group.map(|g| format!("{:?}", g.name())),
+                    Some("X25519MLKEM768".to_string())
+                );
+            }
+            (Err(e), false) => {
+                assert!(
+                    e.to_string().contains("HandshakeFailure")
+                        || e.to_string().contains("handshake"),
+                    "offering {names:?}: {e}"
+                );
+            }
+            (Ok(_), false) => panic!("a client offering only {names:?} was accepted"),
+            (Err(e), true) => panic!("the hybrid group was refused: {e}"),
+        }
+    }
+}
