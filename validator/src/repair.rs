@@ -764,6 +764,49 @@ mod tests {
         }
     }
 
+    /// What a message's plaintext must never be: any helper's share, or a
+    /// helper's Lagrange contribution to the target (from which, with the
+    /// public coefficient, its share follows).
+    fn reveals_a_helper_share(w: &World, p: &Plan, value: &[u8]) -> bool {
+        p.helpers.iter().any(|&i| {
+            let share = &w.records[usize::from(i) - 1].share;
+            let c = vault::repair::contribution(share, &p.helpers, 4).unwrap();
+            value == &share.value[..] || value == &c[..]
+        })
+    }
+
+    /// Masking, checked on what is actually decrypted: every piece a helper
+    /// opens and every sum the replacement opens. The same check run on an
+    /// unmasked contribution (what a helper that skipped masking would
+    /// send) flags it, so this test fails if masking is skipped.
+    #[test]
+    fn decrypted_pieces_and_sums_reveal_no_helper_share() {
+        let w = world();
+        let p = plan(&w);
+        let (_, seen) = run(&w);
+        let mut opened = 0;
+        for (from, to, m) in &seen {
+            let (Message::Piece { sealed, .. } | Message::Sum { sealed, .. }) = m else {
+                continue;
+            };
+            let key = if *to == 6 {
+                &w.replacement
+            } else {
+                &w.keys[usize::from(*to) - 1]
+            };
+            let rec = open(sealed, key).unwrap();
+            assert!(
+                !reveals_a_helper_share(&w, &p, &rec.share.value),
+                "message from {from} to {to} reveals a helper's share"
+            );
+            opened += 1;
+        }
+        assert_eq!(opened, 9);
+        // The check is not vacuous: an unmasked contribution is caught.
+        let raw = vault::repair::contribution(&w.records[0].share, &p.helpers, 4).unwrap();
+        assert!(reveals_a_helper_share(&w, &p, &raw));
+    }
+
     #[test]
     fn bad_plans_are_refused() {
         let w = world();

@@ -295,15 +295,19 @@ mod tests {
     }
 
     fn setup() -> Setup {
+        setup_with(4, 3)
+    }
+
+    fn setup_with(n: usize, t: u8) -> Setup {
         let op = SecretIdentity::generate("op").unwrap();
-        let keys: Vec<SecretIdentity> = (0..4)
+        let keys: Vec<SecretIdentity> = (0..n)
             .map(|i| SecretIdentity::generate(&format!("v{i}")).unwrap())
             .collect();
         let pubs: Vec<_> = keys.iter().map(|k| k.public().clone()).collect();
         let v = create(&NewVault {
             secret: Some(b"s"),
             recipients: &pubs,
-            threshold: ThresholdSpec::Exact(3),
+            threshold: ThresholdSpec::Exact(t),
             signer: &op,
             created_unix: 1,
         })
@@ -440,5 +444,31 @@ mod tests {
         // Truncated certificate bytes are a format error.
         let enc = certify(&g, &m2, &three).encode();
         assert!(EpochCertificate::decode(&enc[..enc.len() - 1]).is_err());
+    }
+
+    /// A 2-of-5 vault: t signers are not enough (quorum is 3 > t), so two
+    /// disjoint groups of t holders cannot certify two different successors
+    /// of one epoch; a quorum can.
+    #[test]
+    fn a_low_threshold_vault_needs_a_majority_to_certify() {
+        let s = setup_with(5, 2);
+        let g = genesis(&s);
+        assert_eq!(quorum(2, 5), 3);
+        let a = next_manifest(g.body(), &s.keys[0], |_| {});
+        let b = next_manifest(g.body(), &s.keys[3], |b| b.created_unix = 7);
+        let ca = certify(&g, &a, &[&s.keys[0], &s.keys[1]]);
+        let cb = certify(&g, &b, &[&s.keys[3], &s.keys[4]]);
+        for (m, c) in [(&a, &ca), (&b, &cb)] {
+            assert!(matches!(
+                verify_step(&g, m, c, 1),
+                Err(EpochError::BelowThreshold {
+                    got: 2,
+                    needed: 3,
+                    ..
+                })
+            ));
+        }
+        let ca = certify(&g, &a, &[&s.keys[0], &s.keys[1], &s.keys[2]]);
+        assert_eq!(verify_step(&g, &a, &ca, 1).unwrap().body().epoch, 2);
     }
 }
