@@ -1,21 +1,14 @@
 //! Peer-API bodies: `PQVR` repair messages, `PQVX` re-share messages and
-//! `PQVC` proof chains (the first byte picks the parser).
+//! `PQVC` proof chains. Every input goes to all three decoders (each refuses
+//! a wrong magic at once), so every seed reaches the decoder of its kind.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((which, rest)) = data.split_first() else {
-        return;
-    };
-    match which % 3 {
-        0 => {
-            let _ = validator::repair::Message::decode(rest);
-        }
-        1 => {
-            let _ = validator::reshare::Message::decode(rest);
-        }
-        _ => {
-            let _ = validator::rounds::decode_proof(rest);
-        }
+    if let Ok(m) = validator::repair::Message::decode(data) {
+        // A decoded message re-encodes to exactly the input.
+        assert_eq!(m.encode(), data);
     }
+    let _ = validator::reshare::Message::decode(data);
+    let _ = validator::rounds::decode_proof(data);
 });
