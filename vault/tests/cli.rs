@@ -484,7 +484,15 @@ fn suite_1_identities_still_work_and_suites_do_not_mix() {
         p(d),
     ]);
     ok(&["keygen", "--name", "new", "--out", p(d)]);
-    let err = fails(&["keygen", "--name", "x", "--kem-suite", "rot13", "--out", p(d)]);
+    let err = fails(&[
+        "keygen",
+        "--name",
+        "x",
+        "--kem-suite",
+        "rot13",
+        "--out",
+        p(d),
+    ]);
     assert!(err.contains("unknown KEM suite"), "{err}");
     let v = d.join("v1");
     ok(&[
