@@ -150,14 +150,18 @@ fn main() {
     );
 
     drop(mesh);
-    autonomous_heal(&rt);
+    // Both KEM suites, one after the other in the same run.
+    for suite in ["x25519-mlkem768-hqc192v5", "x25519-mlkem768-hqc192r4"] {
+        autonomous_heal(&rt, suite);
+    }
 }
 
 /// Part B: 7 holders plus 3 spares, healing on with no grace period; three
 /// holders are SIGKILLed; time until the survivors declare them dead and
 /// until every survivor and spare holds a certified epoch 2.
-fn autonomous_heal(rt: &tokio::runtime::Runtime) {
-    let mut mesh = Mesh::with_spares(7, 4, 3);
+fn autonomous_heal(rt: &tokio::runtime::Runtime, suite: &str) {
+    println!("KEM suite {suite}:");
+    let mut mesh = Mesh::with_suite(7, 4, 3, Some(suite));
     mesh.set_heal_grace_ms(0);
     mesh.set_custody_interval_ms(10_000);
     mesh.start_all();
