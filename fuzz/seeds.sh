@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Fills DIR/<target>/ with the seed corpus of every fuzz target, from files
+# checked in to the repository (test vectors of both KEM suites, the PQVR
+# vector, the artifact vectors). Used by smoke.sh and run.sh.
+set -euo pipefail
+cd "$(dirname "$0")"
+out="$1"
+v=../vault/tests/vectors
+for t in $(bash targets.sh); do mkdir -p "$out/$t"; done
+for s in v1 v1-suite2; do
+    for f in "$v"/$s/vault/*.shard; do cp "$f" "$out/sealed_shard/$s-$(basename "$f")"; done
+    cp "$v"/$s/vault/manifest.pqvm "$out/manifest/$s-manifest.pqvm"
+    cp "$v"/$s/share-2.pqvu "$out/share_and_identity/$s-share-2.pqvu"
+    for f in "$v"/$s/keys/*; do cp "$f" "$out/share_and_identity/$s-$(basename "$f")"; done
+done
+python3 -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(open(sys.argv[1]).read().strip()))' \
+    ../validator/tests/vectors/pqvr-v2-plan.hex > "$out/peer_messages/pqvr-v2-plan"
+cp "$v"/artifact-v1/snn-int8/artifact.pqv* "$out/artifact_manifest/"
+cp "$v"/artifact-v1/snn-int4/payload.safetensors "$out/safetensors_header/"
