@@ -123,6 +123,10 @@ async fn serve(config: Config, state: std::sync::Arc<daemon::State>) -> Result<(
         .await
         .with_context(|| format!("cannot listen on {}", config.ops_listen))?;
     tracing::info!(id = %config.id, peer = %config.peer_listen, ops = %config.ops_listen, "validator listening");
+    #[cfg(feature = "failpoints")]
+    tracing::warn!(
+        "built with crash points (the `failpoints` feature): a test build, not for production"
+    );
     tokio::spawn(server::serve_peers(
         peer_listener,
         state.clone(),

@@ -132,9 +132,13 @@ proptest! {
     }
 }
 
+/// Genesis manifest, epoch-2 manifest, certificate bytes, and the byte
+/// ranges of the signers' display names in the certificate.
+type Certified = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<(usize, usize)>);
+
 /// A 2-of-3 genesis and a certified epoch 2 over it.
-fn certified() -> &'static (Vec<u8>, Vec<u8>, Vec<u8>, Vec<(usize, usize)>) {
-    static C: OnceLock<(Vec<u8>, Vec<u8>, Vec<u8>, Vec<(usize, usize)>)> = OnceLock::new();
+fn certified() -> &'static Certified {
+    static C: OnceLock<Certified> = OnceLock::new();
     C.get_or_init(|| {
         let (op, v) = ids();
         let g = body(3, 2, [7; 16], 1, 32, &[[1; 32], [2; 32], [3; 32]]);
