@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fills DIR/<target>/ with the seed corpus of every fuzz target, from files
-# checked in to the repository (test vectors of both KEM suites, the PQVR
-# vector, the artifact vectors). Used by smoke.sh and run.sh.
+# checked in to the repository (test vectors of both KEM suites with an
+# epoch-2 certificate and proof chain, the PQVR and PQVX vectors, the
+# artifact vectors). Used by smoke.sh and run.sh.
 set -euo pipefail
 cd "$(dirname "$0")"
 out="$1"
@@ -13,7 +14,12 @@ for s in v1 v1-suite2; do
     cp "$v"/$s/share-2.pqvu "$out/share_and_identity/$s-share-2.pqvu"
     for f in "$v"/$s/keys/*; do cp "$f" "$out/share_and_identity/$s-$(basename "$f")"; done
 done
-python3 -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(open(sys.argv[1]).read().strip()))' \
-    ../validator/tests/vectors/pqvr-v2-plan.hex > "$out/peer_messages/pqvr-v2-plan"
+cp "$v"/v1-suite2/epoch-2/step-2.pqve "$out/epoch_certificate/"
+cp "$v"/v1-suite2/epoch-2/proof.pqvc "$out/peer_messages/"
+cp "$v"/v1-suite2/epoch-2/manifest.pqvm "$out/manifest/v1-suite2-epoch-2.pqvm"
+for h in pqvr-v2-plan pqvx-v1-plan pqvx-v1-subshare; do
+    python3 -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(open(sys.argv[1]).read().strip()))' \
+        ../validator/tests/vectors/$h.hex > "$out/peer_messages/$h"
+done
 cp "$v"/artifact-v1/snn-int8/artifact.pqv* "$out/artifact_manifest/"
 cp "$v"/artifact-v1/snn-int4/payload.safetensors "$out/safetensors_header/"

@@ -185,3 +185,123 @@ fn documented_suite_2_layout_and_combiner_hold() {
         .expect("AES-256-GCM open with the documented key, nonce and AAD");
     assert_eq!(&plain[..], &read("share-2.pqvu")[..]);
 }
+
+/// Epoch 2 of the suite-2 vault (`v1-suite2/epoch-2/`): every share
+/// re-sealed under epoch 2 (what a repair's `prepare` does), the manifest
+/// signed by validator-1 as the round's leader, and a `PQVE` certificate
+/// signed by validators 1 and 2 (quorum(2, 3) = 2). Written once by
+/// [`generate_epoch_2_vectors`]; the certificate is checked both ways:
+/// fields at the offsets `docs/formats.md` gives, and re-encoding gives the
+/// same bytes; the chain verifies from the operator and recovers.
+#[test]
+fn epoch_2_certificate_both_ways_and_the_chain_recovers() {
+    use vault::epoch::{verify_chain, EpochCertificate};
+    let genesis_bytes = read("vault/manifest.pqvm");
+    let m2 = read("epoch-2/manifest.pqvm");
+    let ce = read("epoch-2/step-2.pqve");
+
+    // Decode: the documented layout.
+    assert_eq!(&ce[..6], b"PQVE\x00\x01");
+    assert_eq!(hex::encode(&ce[6..22]), VAULT_ID);
+    assert_eq!(u64::from_be_bytes(ce[22..30].try_into().unwrap()), 1);
+    assert_eq!(&ce[30..62], &sha256(&genesis_bytes)[..]);
+    assert_eq!(&ce[62..94], &sha256(&m2)[..]);
+    assert_eq!(ce[94], 2, "two signers");
+    let cert = EpochCertificate::decode(&ce).unwrap();
+    assert_eq!(cert.transition.from_epoch, 1);
+    assert_eq!(cert.transition.vault_id.to_string(), VAULT_ID);
+    let signers: Vec<String> = cert
+        .signatures
+        .iter()
+        .map(|(id, _)| id.fingerprint().to_hex())
+        .collect();
+    assert_eq!(signers, VALIDATOR_FINGERPRINTS[..2]);
+    let mut o = 95;
+    for (id, sig) in &cert.signatures {
+        let p = u32::from_be_bytes(ce[o..o + 4].try_into().unwrap()) as usize;
+        assert_eq!(&ce[o + 4..o + 4 + p], &id.encode()[..]);
+        assert_eq!(&ce[o + 4 + p..o + 4 + p + 64], &sig.ed25519[..]);
+        assert_eq!(&ce[o + 68 + p..o + 68 + p + 3309], &sig.mldsa[..]);
+        o += 4 + p + 64 + 3309;
+    }
+    assert_eq!(o, ce.len());
+    // Encode: the decoded certificate gives the same bytes.
+    assert_eq!(cert.encode(), ce);
+
+    // The chain from the pinned operator, and epoch 2 recovers the secret.
+    let latest = verify_chain(manifest(), &[(m2.clone(), cert)]).unwrap();
+    assert_eq!(latest.body().epoch, 2);
+    assert_eq!(
+        latest.signer().fingerprint().to_hex(),
+        VALIDATOR_FINGERPRINTS[0]
+    );
+    let keys: Vec<_> = (1..=3).map(key).collect();
+    let shards: Vec<_> = (1..=3u8)
+        .map(|i| read(&format!("epoch-2/shard-{i:03}-{}.shard", validator(i))))
+        .collect();
+    let cands = [
+        Candidate::Sealed {
+            source: "epoch-2 shard 2".into(),
+            bytes: &shards[1],
+        },
+        Candidate::Sealed {
+            source: "epoch-2 shard 3".into(),
+            bytes: &shards[2],
+        },
+    ];
+    assert_eq!(&recover(&latest, &cands, &keys).unwrap().secret[..], SECRET);
+    // An epoch-1 shard is stale under the epoch-2 manifest.
+    let old = [Candidate::Sealed {
+        source: "epoch-1 shard 1".into(),
+        bytes: &shard(1)[..],
+    }];
+    let err = recover(&latest, &old, &keys).err().unwrap().to_string();
+    assert!(err.contains("stale"), "{err}");
+}
+
+/// Writes `v1-suite2/epoch-2/` once (it refuses to overwrite): run with
+/// `cargo test -p vault --test vectors_suite2 -- --ignored`. Then
+/// `vault/tests/vectors/v1-suite2/make_pqvc.py` lays the `PQVC` proof out
+/// from the docs.
+#[test]
+#[ignore = "writes the epoch-2 vectors; run once, by hand"]
+fn generate_epoch_2_vectors() {
+    use vault::epoch::{EpochCertificate, Transition};
+    use vault::manifest::shard_hash;
+    use vault::share::ShareRecord;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/v1-suite2/epoch-2");
+    assert!(
+        !dir.exists(),
+        "the epoch-2 vectors exist: never regenerate them"
+    );
+    std::fs::create_dir_all(&dir).unwrap();
+    let g = manifest();
+    let keys: Vec<_> = (1..=3).map(key).collect();
+    let mut body = g.body().clone();
+    body.epoch = 2;
+    for i in 1..=3u8 {
+        let k = &keys[usize::from(i) - 1];
+        let old = SealedShard::parse(&shard(i)).unwrap().open(k).unwrap();
+        let next = ShareRecord {
+            vault_id: old.vault_id,
+            epoch: 2,
+            threshold: old.threshold,
+            n: old.n,
+            share: old.share.clone(),
+        };
+        let sealed = vault::seal::seal(&next, g.body().suite, k.public()).unwrap();
+        let e = &mut body.shards[usize::from(i) - 1];
+        e.blob_hash = shard_hash(&sealed);
+        e.share_commitment = next.commitment();
+        let name = format!("shard-{i:03}-{}.shard", validator(i));
+        std::fs::write(dir.join(name), &sealed).unwrap();
+    }
+    let m2 = Manifest::sign(&body, keys[0].public(), keys[0].signing_key()).unwrap();
+    let t = Transition::between(&g, &Manifest::decode(&m2).unwrap());
+    let cert = EpochCertificate {
+        signatures: vec![t.sign(&keys[0]).unwrap(), t.sign(&keys[1]).unwrap()],
+        transition: t,
+    };
+    std::fs::write(dir.join("manifest.pqvm"), &m2).unwrap();
+    std::fs::write(dir.join("step-2.pqve"), cert.encode()).unwrap();
+}
