@@ -34,6 +34,7 @@ use vault::manifest::{Manifest, VaultId, VerifiedManifest};
 use vault::recover::{check_record, check_sealed};
 
 use crate::crash_point;
+#[cfg(feature = "failpoints")]
 use crate::failpoint as fp;
 
 /// Largest manifest or shard file accepted.

@@ -37,6 +37,7 @@ use thiserror::Error;
 use vault::fsio::{self, Mode};
 
 use crate::crash_point;
+#[cfg(feature = "failpoints")]
 use crate::failpoint as fp;
 
 /// Largest signed manifest accepted.
