@@ -91,10 +91,6 @@ fn run() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    #[cfg(feature = "failpoints")]
-    tracing::warn!(
-        "built with crash points (the `failpoints` feature): a test build, not for production"
-    );
     let overrides = Overrides::from_env_then(Overrides {
         id: args.id,
         data_dir: args.data_dir,
