@@ -456,14 +456,36 @@ async fn certify_manifest(
             })
         })
         .collect();
+    // A quorum of the current epoch is enough: a signer that fails (died
+    // mid-answer, say) must not sink an attempt whose other votes are
+    // already cast, or every later attempt would meet "already signed
+    // another successor" and the epoch would never move.
+    let needed = {
+        let (m, _) = crate::rounds::current_manifest(state, &id).map_err(|f| fail("quorum", f))?;
+        usize::from(vault::epoch::quorum(m.body().threshold, m.body().n))
+    };
     let mut cert: Option<EpochCertificate> = None;
+    let mut failures = Vec::new();
     for ask in asks {
-        let one = ask.await.map_err(|e| e.to_string())??;
-        let one = EpochCertificate::decode(&one).map_err(|e| e.to_string())?;
-        match &mut cert {
-            None => cert = Some(one),
-            Some(c) => c.signatures.extend(one.signatures),
+        let one = match ask.await.map_err(|e| e.to_string()) {
+            Ok(Ok(bytes)) => EpochCertificate::decode(&bytes).map_err(|e| e.to_string()),
+            Ok(Err(e)) | Err(e) => Err(e),
+        };
+        match (one, &mut cert) {
+            (Ok(one), None) => cert = Some(one),
+            (Ok(one), Some(c)) => c.signatures.extend(one.signatures),
+            (Err(e), _) => failures.push(e),
         }
+    }
+    let got = cert.as_ref().map_or(0, |c| c.signatures.len());
+    if got < needed {
+        return Err(format!(
+            "{got} of the {needed} signatures needed; failed: {}",
+            failures.join("; ")
+        ));
+    }
+    for e in &failures {
+        tracing::warn!(vault = %id, from, "certified without one signer: {e}");
     }
     let cert = cert.ok_or("no signatures")?.encode();
     if let Some(c) = log {
