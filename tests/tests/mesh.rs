@@ -13,6 +13,10 @@ async fn mutual_tls_negotiates_hybrid_pq_and_serves_custody() {
     let mut mesh = Mesh::new(3, 2);
     mesh.start_all();
     let client = mesh.client_as(0);
+    // Logs written to a file carry no terminal colour codes.
+    let log = mesh.log(0);
+    assert!(log.contains("validator listening"), "{log}");
+    assert!(!log.contains('\x1b'), "colour codes in a log file: {log:?}");
 
     let r = client
         .get(&mesh.member(1), "/v1/hello", 1 << 16)
@@ -218,6 +222,65 @@ fn kill9_restart_and_corruption() {
     // hold the data directory lock, so a second instance is refused.
     let out = mesh.run_once(0, &["--check"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another validator"));
+
+    // Stopped, a node passes it, and --check reads only: its data
+    // directory is byte-for-byte the same afterwards.
+    mesh.kill9(1);
+    let data = mesh.nodes[1].dir.join("data");
+    let before = snapshot(&data);
+    let out = mesh.run_once(1, &["--check"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("epoch 1 (share 2) verified"), "{said}");
+    assert!(said.contains("import:"), "{said}");
+    assert_eq!(
+        snapshot(&data),
+        before,
+        "--check changed the data directory"
+    );
+}
+
+/// --check on a node never started: nothing is created, not even the data
+/// directory, although its import bundle is valid.
+#[test]
+fn check_before_the_first_start_creates_nothing() {
+    let mesh = Mesh::new(2, 2);
+    let data = mesh.nodes[0].dir.join("data");
+    assert!(!data.exists());
+    let out = mesh.run_once(0, &["--check"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("is valid (vault"), "{said}");
+    assert!(!data.exists(), "--check created {}", data.display());
+}
+
+/// Every file under `dir` (relative path, bytes), sorted.
+fn snapshot(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push((
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    fs::read(&p).unwrap(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 #[test]

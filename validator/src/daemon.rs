@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use mesh_agent::detector::{Detector, Indirect, State as MemberState, Transition};
 use mesh_agent::health::{HealthConfig, PeerHealth};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -327,61 +327,142 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
     }))
 }
 
-/// Imports `dir/manifest.pqvm` and the `*.shard` in `dir` addressed to us.
-fn import_dir(store: &mut Store, dir: &Path, key: &SecretIdentity) -> Result<()> {
+/// The import bundle in `dir`: its manifest and the `*.shard` files in it
+/// addressed to `me`; `None` without a manifest.
+type Bundle = (Vec<u8>, Vec<(PathBuf, Vec<u8>)>);
+
+fn read_bundle(dir: &Path, me: &vault::identity::Fingerprint) -> Result<Option<Bundle>> {
     let manifest_path = dir.join("manifest.pqvm");
     if !manifest_path.exists() {
-        tracing::info!("nothing to import in {}", dir.display());
-        return Ok(());
+        return Ok(None);
     }
     let manifest = vault::fsio::read_limited(&manifest_path, 2 << 20)?;
-    let me = key.public().fingerprint();
-    let mut found = false;
+    let mut ours = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
         let path = entry?.path();
         if path.extension().is_none_or(|e| e != "shard") {
             continue;
         }
         let bytes = vault::fsio::read_limited(&path, 2 << 20)?;
-        let ours = vault::seal::SealedShard::parse(&bytes).is_ok_and(|s| s.header.recipient == me);
-        if ours {
-            // The mesh may have moved on since this bundle was mounted: a
-            // restart must not fail on the stale genesis import.
-            let stale = vault::manifest::Manifest::decode(&manifest)
-                .ok()
-                .and_then(|m| {
-                    let b = m.body();
-                    store
-                        .get(&b.vault_id)
-                        .map(|h| (h.epoch, b.epoch))
-                        .filter(|(held, import)| held > import)
-                });
-            if let Some((held, import)) = stale {
-                tracing::warn!(
-                    held,
-                    import,
-                    "{}: the store is already at a later epoch; not importing",
-                    path.display()
-                );
-                found = true;
-                continue;
-            }
-            let held = store
-                .import(&manifest, &bytes, key)
-                .with_context(|| format!("importing {}", path.display()))?;
-            tracing::info!(
-                epoch = held.epoch,
-                index = held.index,
-                "imported {}",
-                path.display()
-            );
-            found = true;
+        if vault::seal::SealedShard::parse(&bytes).is_ok_and(|s| s.header.recipient == *me) {
+            ours.push((path, bytes));
         }
     }
-    if !found {
+    Ok(Some((manifest, ours)))
+}
+
+/// (held, bundle) epochs when the store already holds the bundle's vault at
+/// a later epoch: the mesh moved on since the bundle was mounted, and a
+/// restart must not fail on (or go back to) the stale genesis import.
+fn stale_bundle(store: &Store, manifest: &[u8]) -> Option<(u64, u64)> {
+    let m = vault::manifest::Manifest::decode(manifest).ok()?;
+    let b = m.body();
+    store
+        .get(&b.vault_id)
+        .map(|h| (h.epoch, b.epoch))
+        .filter(|(held, import)| held > import)
+}
+
+/// Imports `dir/manifest.pqvm` and the `*.shard` in `dir` addressed to us.
+fn import_dir(store: &mut Store, dir: &Path, key: &SecretIdentity) -> Result<()> {
+    let Some((manifest, ours)) = read_bundle(dir, &key.public().fingerprint())? else {
+        tracing::info!("nothing to import in {}", dir.display());
+        return Ok(());
+    };
+    if ours.is_empty() {
         tracing::warn!("no shard addressed to this validator in {}", dir.display());
     }
+    for (path, bytes) in ours {
+        if let Some((held, import)) = stale_bundle(store, &manifest) {
+            tracing::warn!(
+                held,
+                import,
+                "{}: the store is already at a later epoch; not importing",
+                path.display()
+            );
+            continue;
+        }
+        let held = store
+            .import(&manifest, &bytes, key)
+            .with_context(|| format!("importing {}", path.display()))?;
+        tracing::info!(
+            epoch = held.epoch,
+            index = held.index,
+            "imported {}",
+            path.display()
+        );
+    }
     Ok(())
+}
+
+/// `validator --check`: loads and verifies everything [`prepare`] would
+/// (keys, trusted signer, TLS material, every stored epoch from its anchor,
+/// the import bundle, the artifact trust policy) and changes nothing on
+/// disk: no directory or lock file is created, nothing is imported, and the
+/// artifact store is not opened (opening it repairs and prunes it).
+/// Returns what it found, a line each.
+pub fn check(config: &Config) -> Result<Vec<String>> {
+    let identity = load_key(&config.identity_key)?;
+    let signer = load_public(&config.trusted_signer)?;
+    tls::load(
+        &config.tls_ca,
+        &config.tls_cert,
+        &config.tls_key,
+        &config.id,
+    )?;
+    let me = identity.public().fingerprint();
+    let store = Store::open_read_only(&config.data_dir, signer.fingerprint(), me)?;
+    let mut report = vec![format!(
+        "identity {} ({}), trusted signer {} and TLS material as {} are valid",
+        identity.public().name(),
+        me.short(),
+        signer.fingerprint().short(),
+        config.id
+    )];
+    for (id, held) in store.vaults() {
+        report.push(format!(
+            "vault {id}: epoch {} (share {}) verified from its operator-signed anchor",
+            held.epoch, held.index
+        ));
+    }
+    if let Some(dir) = &config.import_dir {
+        match read_bundle(dir, &me)? {
+            None => report.push(format!("import: nothing to import in {}", dir.display())),
+            Some((_, ours)) if ours.is_empty() => report.push(format!(
+                "import: no shard addressed to this validator in {}",
+                dir.display()
+            )),
+            Some((manifest, ours)) => {
+                for (path, bytes) in ours {
+                    let line = match stale_bundle(&store, &manifest) {
+                        Some((held, import)) => format!(
+                            "import: {} is epoch {import}, the store is at {held}: would not import",
+                            path.display()
+                        ),
+                        None => {
+                            let (id, epoch, index) = store
+                                .check_import(&manifest, &bytes, &identity)
+                                .with_context(|| format!("import of {}", path.display()))?;
+                            format!(
+                                "import: {} is valid (vault {id}, epoch {epoch}, share {index}); a start would import it if not held",
+                                path.display()
+                            )
+                        }
+                    };
+                    report.push(line);
+                }
+            }
+        }
+    }
+    if let Some(policy) = &config.artifacts.policy {
+        vault::artifact::TrustPolicy::load(policy)
+            .with_context(|| format!("artifacts.policy {}", policy.display()))?;
+        report.push(format!(
+            "artifacts: trust policy {} loads (the artifact store is verified when the validator starts)",
+            policy.display()
+        ));
+    }
+    Ok(report)
 }
 
 /// What a helper said about an indirect probe.

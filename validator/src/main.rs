@@ -38,7 +38,8 @@ struct Args {
     /// Env: PQVAULT_APP_LISTEN.
     #[arg(long)]
     app_listen: Option<SocketAddr>,
-    /// Load and verify everything, then exit without serving.
+    /// Load and verify everything, then exit without serving. Reads only:
+    /// nothing is imported, created or changed on disk.
     #[arg(long)]
     check: bool,
 }
@@ -90,6 +91,12 @@ fn run() -> Result<()> {
                 .unwrap_or_else(|_| "info,openraft=off".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal: log files and collectors
+        // get plain text (and NO_COLOR is honoured, https://no-color.org).
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         .init();
     let overrides = Overrides::from_env_then(Overrides {
         id: args.id,
@@ -99,11 +106,15 @@ fn run() -> Result<()> {
         app_listen: args.app_listen,
     })?;
     let config = Config::load(args.config.as_deref(), overrides)?;
-    let state = daemon::prepare(&config)?;
     if args.check {
+        // Reads only: nothing under the data directory is created or changed.
+        for line in daemon::check(&config)? {
+            println!("{line}");
+        }
         println!("configuration, keys, TLS material and store are valid");
         return Ok(());
     }
+    let state = daemon::prepare(&config)?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

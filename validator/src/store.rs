@@ -85,7 +85,8 @@ pub struct Held {
 /// The on-disk store.
 pub struct Store {
     root: PathBuf,
-    _lock: File,
+    /// The data directory's lock; `None` only for a read-only check.
+    _lock: Option<File>,
     trusted: Fingerprint,
     vaults: BTreeMap<VaultId, Held>,
 }
@@ -110,6 +111,37 @@ impl Store {
             .map_err(|e| corrupt(&lock_path, e))?;
         lock.try_lock()
             .map_err(|_| StoreError::Locked(root.to_path_buf()))?;
+        Self::load(root, Some(lock), trusted, me)
+    }
+
+    /// Opens and verifies the store without creating or changing anything
+    /// (`validator --check`); a missing data directory is an empty store.
+    /// It takes a shared lock on an existing `LOCK` (an advisory lock,
+    /// nothing is written), so a running validator's store is refused
+    /// rather than read in the middle of a commit. Never write through it.
+    pub fn open_read_only(
+        root: &Path,
+        trusted: Fingerprint,
+        me: Fingerprint,
+    ) -> Result<Store, StoreError> {
+        let lock_path = root.join("LOCK");
+        let lock = match File::open(&lock_path) {
+            Ok(f) => {
+                f.try_lock_shared()
+                    .map_err(|_| StoreError::Locked(root.to_path_buf()))?;
+                Some(f)
+            }
+            Err(_) => None,
+        };
+        Self::load(root, lock, trusted, me)
+    }
+
+    fn load(
+        root: &Path,
+        lock: Option<File>,
+        trusted: Fingerprint,
+        me: Fingerprint,
+    ) -> Result<Store, StoreError> {
         let mut store = Store {
             root: root.to_path_buf(),
             _lock: lock,
@@ -117,6 +149,9 @@ impl Store {
             vaults: BTreeMap::new(),
         };
         let dir = root.join("vaults");
+        if !dir.exists() {
+            return Ok(store);
+        }
         let entries = fs::read_dir(&dir).map_err(|e| corrupt(&dir, e))?;
         for entry in entries {
             let path = entry.map_err(|e| corrupt(&dir, e))?.path();
@@ -336,19 +371,7 @@ impl Store {
         shard: &[u8],
         key: &SecretIdentity,
     ) -> Result<&Held, StoreError> {
-        let m = self
-            .verify_manifest(manifest)
-            .map_err(StoreError::Rejected)?;
-        let index = Self::check_ours(&m, shard, key)?;
-        let (id, epoch) = (m.body().vault_id, m.body().epoch);
-        if let Some(h) = self.vaults.get(&id) {
-            if h.epoch > epoch || (h.epoch == epoch && h.shard != shard) {
-                return Err(StoreError::Rejected(format!(
-                    "vault {id} is already at epoch {} here; refusing epoch {epoch}",
-                    h.epoch
-                )));
-            }
-        }
+        let (id, epoch, index) = self.check_import(manifest, shard, key)?;
         if self.vaults.get(&id).is_some_and(|h| h.epoch == epoch) {
             // Re-importing what is held changes nothing.
             return self
@@ -365,6 +388,30 @@ impl Store {
             steps: Vec::new(),
         };
         self.commit(id, held)
+    }
+
+    /// Every check [`Store::import`] makes, without storing anything:
+    /// returns the vault id, epoch and our share index. Slow (unseals).
+    pub fn check_import(
+        &self,
+        manifest: &[u8],
+        shard: &[u8],
+        key: &SecretIdentity,
+    ) -> Result<(VaultId, u64, u8), StoreError> {
+        let m = self
+            .verify_manifest(manifest)
+            .map_err(StoreError::Rejected)?;
+        let index = Self::check_ours(&m, shard, key)?;
+        let (id, epoch) = (m.body().vault_id, m.body().epoch);
+        if let Some(h) = self.vaults.get(&id) {
+            if h.epoch > epoch || (h.epoch == epoch && h.shard != shard) {
+                return Err(StoreError::Rejected(format!(
+                    "vault {id} is already at epoch {} here; refusing epoch {epoch}",
+                    h.epoch
+                )));
+            }
+        }
+        Ok((id, epoch, index))
     }
 
     /// Takes up a vault this validator did not hold (a repair replacement):
