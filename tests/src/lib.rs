@@ -259,6 +259,17 @@ impl Mesh {
         );
     }
 
+    /// Sets every validator's per-port connection cap and header/idle
+    /// timeout (`[listen]`).
+    pub fn set_listen_limits(&self, max_connections: usize, header_timeout_ms: u64) {
+        self.edit_configs(
+            "[listen]\n",
+            &format!(
+                "[listen]\nmax_connections = {max_connections}\nheader_timeout_ms = {header_timeout_ms}\n"
+            ),
+        );
+    }
+
     /// Turns on the refresh after every repair (off by default here, so
     /// tests see the repair epoch itself).
     pub fn enable_refresh(&self) {

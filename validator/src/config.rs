@@ -60,8 +60,8 @@ pub struct TlsConfig {
     pub key: Option<PathBuf>,
 }
 
-/// Listening addresses.
-#[derive(Debug, Clone, Deserialize, Default)]
+/// Listening addresses and the limits every listener applies.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenConfig {
     /// Mutual-TLS peer and operator API.
@@ -70,6 +70,34 @@ pub struct ListenConfig {
     pub ops: Option<SocketAddr>,
     /// Plain-HTTP artifact API for the local application.
     pub app: Option<SocketAddr>,
+    /// Open connections allowed per port; more are closed on accept.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Milliseconds a client has to send a request's headers, and to start
+    /// its next request on a kept-alive connection (so also the idle
+    /// timeout); then the connection is closed.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_ms: u64,
+}
+
+fn default_max_connections() -> usize {
+    256
+}
+
+fn default_header_timeout() -> u64 {
+    10_000
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        ListenConfig {
+            peer: None,
+            ops: None,
+            app: None,
+            max_connections: default_max_connections(),
+            header_timeout_ms: default_header_timeout(),
+        }
+    }
 }
 
 /// Artifact carriage (`[artifacts]`); off unless `policy` is set.
@@ -412,6 +440,8 @@ pub struct Config {
     pub ops_listen: SocketAddr,
     /// Local application artifact API address.
     pub app_listen: SocketAddr,
+    /// Connection cap and header/idle timeout of every listener.
+    pub listen_limits: crate::listener::Limits,
     /// Static members (excluding self).
     pub members: Vec<Member>,
     /// DNS discovery.
@@ -572,6 +602,10 @@ impl Config {
                 None => DEFAULT_APP_LISTEN
                     .parse()
                     .map_err(|e| invalid("listen.app", format!("{e}")))?,
+            },
+            listen_limits: crate::listener::Limits {
+                max_connections: f.listen.max_connections.max(1),
+                header_timeout: std::time::Duration::from_millis(f.listen.header_timeout_ms.max(1)),
             },
             artifacts: f.artifacts,
             consensus: f.consensus,

@@ -117,7 +117,15 @@ impl State {
         true
     }
 
-    /// Counts an inbound connection by result.
+    /// Counts a connection closed on accept at `port`'s connection cap.
+    pub fn refused(&self, port: &str) {
+        self.metrics
+            .connections_refused
+            .with_label_values(&[port])
+            .inc();
+    }
+
+    /// Counts an inbound peer connection by result.
     pub fn connection(&self, result: &str) {
         self.metrics
             .peer_connections

@@ -6,6 +6,7 @@
 //! - [`tls`]: the one rustls configuration (aws-lc-rs, X25519MLKEM768).
 //! - [`store`]: crash-safe shard custody.
 //! - [`server`], [`api`]: the mutual-TLS peer API.
+//! - [`listener`]: connection cap and header/idle timeout of every port.
 //! - [`peer`]: the mesh client.
 //! - [`ops`], [`metrics`]: health, readiness and Prometheus metrics.
 //! - [`daemon`]: shared state, start-up and probing.
@@ -31,6 +32,7 @@ pub mod discovery;
 pub mod epochs;
 pub mod failpoint;
 pub mod heal;
+pub mod listener;
 pub mod metrics;
 pub mod ops;
 pub mod peer;

@@ -134,10 +134,16 @@ async fn serve(config: Config, state: std::sync::Arc<daemon::State>) -> Result<(
     tracing::warn!(
         "built with crash points (the `failpoints` feature): a test build, not for production"
     );
+    let limits = config.listen_limits;
+    let refused: std::sync::Arc<dyn Fn(&'static str) + Send + Sync> = {
+        let state = state.clone();
+        std::sync::Arc::new(move |port| state.refused(port))
+    };
     tokio::spawn(server::serve_peers(
         peer_listener,
         state.clone(),
         api::router(state.clone()),
+        limits,
     ));
     if config.consensus.enabled {
         let log = validator::consensus::Consensus::start(&state, &config)
@@ -169,17 +175,25 @@ async fn serve(config: Config, state: std::sync::Arc<daemon::State>) -> Result<(
             .with_context(|| format!("cannot listen on {} (listen.app)", config.app_listen))?;
         tracing::info!(app = %config.app_listen, "artifact API listening");
         let app = validator::artifacts::api::app_router(state.clone());
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(app_listener, app).await {
-                tracing::error!("artifact API failed: {e}");
-            }
-        });
+        tokio::spawn(validator::listener::serve_http(
+            app_listener,
+            app,
+            limits,
+            "app",
+            refused.clone(),
+        ));
         tokio::spawn(validator::artifacts::sync::sync_loop(state.clone(), art));
     }
-    let ops = axum::serve(ops_listener, ops::router(state.clone()));
+    let ops = validator::listener::serve_http(
+        ops_listener,
+        ops::router(state.clone()),
+        limits,
+        "ops",
+        refused,
+    );
     daemon::set_ready(&state);
     tokio::select! {
-        r = ops => r.context("ops server failed")?,
+        _ = ops => {}
         _ = shutdown() => tracing::info!("shutting down"),
     }
     Ok(())

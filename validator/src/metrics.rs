@@ -18,6 +18,8 @@ pub struct Metrics {
     pub vault_epoch: IntGaugeVec,
     /// Inbound peer connections by result.
     pub peer_connections: IntCounterVec,
+    /// Connections closed on accept because their port was at its cap.
+    pub connections_refused: IntCounterVec,
     /// Peer API requests by endpoint and status code.
     pub peer_requests: IntCounterVec,
     /// Seconds until our TLS certificate expires.
@@ -105,6 +107,13 @@ impl Metrics {
                 "Inbound peer connections by result.",
             ),
             &["result"],
+        )?;
+        let connections_refused = IntCounterVec::new(
+            Opts::new(
+                "pqvault_connections_refused_total",
+                "Connections closed on accept because the port's connection cap was reached.",
+            ),
+            &["port"],
         )?;
         let peer_requests = IntCounterVec::new(
             Opts::new(
@@ -258,6 +267,7 @@ impl Metrics {
             Box::new(shards_held.clone()),
             Box::new(vault_epoch.clone()),
             Box::new(peer_connections.clone()),
+            Box::new(connections_refused.clone()),
             Box::new(peer_requests.clone()),
             Box::new(cert_expiry.clone()),
             Box::new(peer_health.clone()),
@@ -293,6 +303,9 @@ impl Metrics {
         for result in ["accepted", "not_member", "tls_refused", "tls_timeout"] {
             peer_connections.with_label_values(&[result]);
         }
+        for port in ["peer", "ops", "app"] {
+            connections_refused.with_label_values(&[port]);
+        }
         for outcome in ["completed", "failed"] {
             repairs.with_label_values(&[outcome]);
         }
@@ -302,6 +315,7 @@ impl Metrics {
             shards_held,
             vault_epoch,
             peer_connections,
+            connections_refused,
             peer_requests,
             cert_expiry,
             peer_health,

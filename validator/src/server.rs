@@ -2,8 +2,9 @@
 
 use crate::api::PeerInfo;
 use crate::daemon::State;
+use crate::listener::{self, Gate, Limits};
 use axum::{Extension, Router};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,26 +13,19 @@ use tokio_rustls::TlsAcceptor;
 
 /// Time allowed for a TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Time allowed to receive request headers.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves the peer API on `listener` until the task is dropped.
-pub async fn serve_peers(listener: TcpListener, state: Arc<State>, router: Router) {
+/// Serves the peer API on `listener` under `limits` until the task is
+/// dropped.
+pub async fn serve_peers(listener: TcpListener, state: Arc<State>, router: Router, limits: Limits) {
     let acceptor = TlsAcceptor::from(state.tls.server.clone());
+    let gate = Gate::new(listener, &limits, "peer");
+    let refused = |port: &'static str| state.refused(port);
     loop {
-        let (tcp, addr) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        // Responses go out in several writes: without this, Nagle plus the
-        // peer's delayed ACK adds about 40 ms to every request.
-        let _ = tcp.set_nodelay(true);
+        let (tcp, permit) = gate.accept(&refused).await;
+        let addr = tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default();
         let (acceptor, state, router) = (acceptor.clone(), state.clone(), router.clone());
         tokio::spawn(async move {
+            let _permit = permit;
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
@@ -60,9 +54,7 @@ pub async fn serve_peers(listener: TcpListener, state: Arc<State>, router: Route
                 .unwrap_or_default();
             state.connection("accepted");
             let svc = TowerToHyperService::new(router.layer(Extension(PeerInfo { id, kx_group })));
-            let result = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
+            let result = listener::http1(&limits)
                 .serve_connection(TokioIo::new(tls), svc)
                 .await;
             if let Err(e) = result {
