@@ -124,17 +124,7 @@ pub async fn prepare(
     })
     .await?;
     if adopt.is_none() {
-        // Write-ahead: the manifest will commit to these exact bytes.
-        let st = state.clone();
-        let bytes = sealed.clone();
-        blocking(move || {
-            st.store
-                .lock()
-                .map_err(|_| bad(500, "poisoned"))?
-                .save_pending(&vault, &bytes)
-                .map_err(|e| bad(500, e))
-        })
-        .await?;
+        save_pending(&state, vault, &sealed).await?;
     }
     let reply = PrepareReply {
         index: record.share.index,
@@ -157,6 +147,25 @@ pub async fn prepare(
             },
         );
     Ok(reply)
+}
+
+/// Writes our re-sealed share of `vault` for the next epoch to disk before
+/// anyone is told of it (write-ahead): the next manifest commits to these
+/// exact bytes, so they must survive a restart before the commit.
+pub async fn save_pending(
+    state: &Arc<State>,
+    vault: VaultId,
+    sealed: &[u8],
+) -> Result<(), Failure> {
+    let (st, bytes) = (state.clone(), sealed.to_vec());
+    blocking(move || {
+        st.store
+            .lock()
+            .map_err(|_| bad(500, "poisoned"))?
+            .save_pending(&vault, &bytes)
+            .map_err(|e| bad(500, e))
+    })
+    .await
 }
 
 /// Our prepared share of `vault`: from memory, or else (after a restart

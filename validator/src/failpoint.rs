@@ -74,3 +74,22 @@ macro_rules! crash_point {
         fail::fail_point!($name, |_| $crate::failpoint::die($name));
     };
 }
+
+/// Test side of a crash walk: re-runs this test binary as the victim, only
+/// the test `child_test` (which reads `PQVAULT_CRASH_DIR` and arms
+/// `PQVAULT_CRASH_AT`), and returns how it ended.
+#[cfg(all(test, feature = "failpoints"))]
+pub(crate) fn run_crash_child(
+    child_test: &str,
+    dir: &std::path::Path,
+    point: &str,
+) -> std::process::ExitStatus {
+    std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", child_test, "--test-threads=1"])
+        .env("PQVAULT_CRASH_DIR", dir)
+        .env("PQVAULT_CRASH_AT", point)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run the crash child")
+}

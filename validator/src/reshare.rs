@@ -500,18 +500,7 @@ async fn finish(
         blob_hash: hex::encode(shard_hash(&sealed)),
         share_commitment: hex::encode(record.commitment()),
     };
-    // Write-ahead, as for a repair's prepare: the manifest will commit to
-    // these exact bytes, so they must survive a restart before the commit.
-    let st = state.clone();
-    let (id, bytes) = (plan.vault_id, sealed.clone());
-    blocking(move || {
-        st.store
-            .lock()
-            .map_err(|_| bad(500, "poisoned"))?
-            .save_pending(&id, &bytes)
-            .map_err(|e| bad(500, e))
-    })
-    .await?;
+    crate::epochs::save_pending(&state, plan.vault_id, &sealed).await?;
     state
         .pending
         .lock()

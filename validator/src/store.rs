@@ -838,14 +838,7 @@ mod tests {
                 .unwrap()
                 .import(&w.manifest, &w.shards[0], &w.keys[0])
                 .unwrap();
-            let status = std::process::Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", "store::tests::crash_child", "--test-threads=1"])
-                .env("PQVAULT_CRASH_DIR", d)
-                .env("PQVAULT_CRASH_AT", point)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status()
-                .unwrap();
+            let status = crate::failpoint::run_crash_child("store::tests::crash_child", d, point);
             assert_eq!(status.code(), Some(137), "{point} was not reached");
 
             // Restart: the store opens (every epoch re-verified) and holds

@@ -1023,18 +1023,11 @@ mod tests {
         assert_eq!(points.len(), 4);
         for point in points {
             let dir = tempfile::tempdir().unwrap();
-            let status = std::process::Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "--exact",
-                    "artifacts::store::tests::crash_child",
-                    "--test-threads=1",
-                ])
-                .env("PQVAULT_CRASH_DIR", dir.path())
-                .env("PQVAULT_CRASH_AT", point)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status()
-                .unwrap();
+            let status = crate::failpoint::run_crash_child(
+                "artifacts::store::tests::crash_child",
+                dir.path(),
+                point,
+            );
             assert_eq!(status.code(), Some(137), "{point} was not reached");
             let (mut s, skipped) = Store::open(dir.path(), limits(), &TestChecker(false))
                 .unwrap_or_else(|e| panic!("after a crash at {point}: {e}"));
