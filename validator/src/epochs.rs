@@ -187,7 +187,7 @@ fn prepared(state: &State, vault: &VaultId) -> Result<Prepared, Failure> {
     let held = store.get(vault).ok_or_else(nothing)?;
     let sealed = store.pending(vault).ok_or_else(nothing)?;
     let header = SealedShard::parse(&sealed).map_err(|_| nothing())?.header;
-    if header.epoch != held.epoch + 1 || header.vault_id != *vault {
+    if Some(header.epoch) != held.epoch.checked_add(1) || header.vault_id != *vault {
         return Err(nothing());
     }
     Ok(Prepared {

@@ -477,7 +477,14 @@ async fn certify_manifest(
             (Err(e), _) => failures.push(e),
         }
     }
-    let got = cert.as_ref().map_or(0, |c| c.signatures.len());
+    // Distinct signers, as verify_step counts them.
+    let got = cert.as_ref().map_or(0, |c| {
+        c.signatures
+            .iter()
+            .map(|(id, _)| id.fingerprint())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    });
     if got < needed {
         return Err(format!(
             "{got} of the {needed} signatures needed; failed: {}",
