@@ -477,3 +477,100 @@ fn a_peer_serving_a_manifest_that_is_not_the_digest_asked_for_is_refused() {
     assert_eq!(c.get(2, "/v1/artifacts/snn-swap/1.0.0", &[]).status, 404);
     assert!(mesh.log(2).contains("artifact from peer refused"));
 }
+
+/// Expiry is checked at every request, not only at admission: an artifact
+/// admitted and served while valid is refused (410, reason "expired") on
+/// the application API, and no longer listed or offered to peers, once its
+/// signed expiry passes, and each refusal is counted.
+#[test]
+fn an_artifact_is_never_served_after_its_expiry() {
+    let mut mesh = Mesh::new(2, 2);
+    let c = artifacts::enable(&mesh, FAST);
+    mesh.start_all();
+    let net = testnet::small(8);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expires = now + 6;
+    let dir = c.pack(
+        &net,
+        "snn-expiring",
+        "1.0.0",
+        &format!("expires = {expires}\n"),
+        65536,
+        &c.publisher,
+    );
+    push_ok(&c, 0, &dir);
+    let etag = sha256_hex(&net.safetensors);
+    for i in 0..2 {
+        wait_served(
+            &c,
+            i,
+            "snn-expiring",
+            "1.0.0",
+            &etag,
+            Duration::from_secs(5),
+        );
+    }
+    let digest = manifest_digest(&dir);
+    let client = mesh.client_as(1);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let peer_get = |path: String| {
+        rt.block_on(client.get(&mesh.member(0), &path, 1 << 20))
+            .unwrap()
+    };
+    assert_eq!(
+        peer_get(format!("/v1/artifacts/{digest}/manifest")).status,
+        200
+    );
+
+    // Past the expiry (a second of margin for clock granularity).
+    while std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        < expires + 1
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for i in 0..2 {
+        for path in [
+            "/v1/artifacts/snn-expiring/1.0.0",
+            "/v1/artifacts/snn-expiring/latest",
+            "/v1/artifacts/snn-expiring/latest/manifest",
+        ] {
+            let r = c.get(i, path, &[]);
+            assert_eq!(r.status, 410, "validator-{} {path}", i + 1);
+            assert_eq!(r.header("x-pqvault-refusal"), Some("expired"));
+        }
+        let list = c.get(i, "/v1/artifacts", &[]);
+        assert!(
+            !String::from_utf8_lossy(&list.body).contains("snn-expiring"),
+            "still listed"
+        );
+    }
+    assert_eq!(
+        peer_get(format!("/v1/artifacts/{digest}/manifest")).status,
+        410
+    );
+    assert_eq!(
+        peer_get(format!("/v1/artifacts/{digest}/chunks/0")).status,
+        410
+    );
+    let listed = peer_get("/v1/artifacts".to_string());
+    assert!(!String::from_utf8_lossy(&listed.body).contains(&digest));
+    let m = mesh.metrics(0);
+    let count = |api: &str| {
+        sample(
+            &m,
+            "pqvault_artifact_expired_requests_total",
+            &format!("api=\"{api}\""),
+        )
+        .unwrap_or(0.0)
+    };
+    assert!(count("app") >= 3.0 && count("peer") >= 2.0, "{m}");
+}

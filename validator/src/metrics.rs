@@ -20,6 +20,8 @@ pub struct Metrics {
     pub peer_connections: IntCounterVec,
     /// Connections closed on accept because their port was at its cap.
     pub connections_refused: IntCounterVec,
+    /// Artifact requests refused because the manifest had expired.
+    pub artifact_expired_requests: IntCounterVec,
     /// Peer API requests by endpoint and status code.
     pub peer_requests: IntCounterVec,
     /// Seconds until our TLS certificate expires.
@@ -114,6 +116,13 @@ impl Metrics {
                 "Connections closed on accept because the port's connection cap was reached.",
             ),
             &["port"],
+        )?;
+        let artifact_expired_requests = IntCounterVec::new(
+            Opts::new(
+                "pqvault_artifact_expired_requests_total",
+                "Artifact requests refused because the artifact's signed manifest had expired, by API (app, peer).",
+            ),
+            &["api"],
         )?;
         let peer_requests = IntCounterVec::new(
             Opts::new(
@@ -268,6 +277,7 @@ impl Metrics {
             Box::new(vault_epoch.clone()),
             Box::new(peer_connections.clone()),
             Box::new(connections_refused.clone()),
+            Box::new(artifact_expired_requests.clone()),
             Box::new(peer_requests.clone()),
             Box::new(cert_expiry.clone()),
             Box::new(peer_health.clone()),
@@ -306,6 +316,9 @@ impl Metrics {
         for port in ["peer", "ops", "app"] {
             connections_refused.with_label_values(&[port]);
         }
+        for api in ["app", "peer"] {
+            artifact_expired_requests.with_label_values(&[api]);
+        }
         for outcome in ["completed", "failed"] {
             repairs.with_label_values(&[outcome]);
         }
@@ -316,6 +329,7 @@ impl Metrics {
             vault_epoch,
             peer_connections,
             connections_refused,
+            artifact_expired_requests,
             peer_requests,
             cert_expiry,
             peer_health,

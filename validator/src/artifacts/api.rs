@@ -146,7 +146,13 @@ async fn list(AxState(state): AxState<Arc<State>>) -> Response {
     let Some(art) = state.artifacts.as_ref() else {
         return disabled();
     };
-    let artifacts = art.lock().complete().map(held).collect();
+    let now = super::now_unix();
+    let artifacts = art
+        .lock()
+        .complete()
+        .filter(|o| !o.expired(now))
+        .map(held)
+        .collect();
     Json(HeldList { artifacts }).into_response()
 }
 
@@ -155,7 +161,13 @@ async fn peer_list(AxState(state): AxState<Arc<State>>) -> Response {
     let Some(art) = state.artifacts.as_ref() else {
         return disabled();
     };
-    let artifacts = art.lock().objects().map(held).collect();
+    let now = super::now_unix();
+    let artifacts = art
+        .lock()
+        .objects()
+        .filter(|o| !o.expired(now))
+        .map(held)
+        .collect();
     state.count("artifacts", 200);
     Json(HeldList { artifacts }).into_response()
 }
@@ -218,9 +230,18 @@ async fn peer_manifest(
         state.count("artifact_manifest", 400);
         return text(400, "digest must be 64 hex digits");
     };
-    let path = art.lock().get(&d).map(|o| o.manifest_path());
-    match path {
-        Some(p) => {
+    let now = super::now_unix();
+    let found = art
+        .lock()
+        .get(&d)
+        .map(|o| (o.manifest_path(), o.expired(now).then(|| o.meta.clone())));
+    match found {
+        Some((_, Some(meta))) => {
+            art.count_expired("peer");
+            state.count("artifact_manifest", 410);
+            refusal(expired(&meta))
+        }
+        Some((p, None)) => {
             state.count("artifact_manifest", 200);
             manifest_response(&p, &d)
         }
@@ -244,6 +265,17 @@ async fn peer_chunk(
     };
     // Any chunk whose hash matched the signed manifest is verified data,
     // whether or not the rest of the artifact has arrived.
+    let now = super::now_unix();
+    let gone = art
+        .lock()
+        .get(&d)
+        .filter(|o| o.expired(now))
+        .map(|o| o.meta.clone());
+    if let Some(meta) = gone {
+        art.count_expired("peer");
+        state.count("artifact_chunk", 410);
+        return refusal(expired(&meta));
+    }
     let found = art.lock().get(&d).map(|o| {
         (
             o.payload_path(),
@@ -360,15 +392,40 @@ fn parse_range_inner(h: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, ()
     Ok(Some(range))
 }
 
-/// Which stored object the application asks for.
-fn resolve(art: &Artifacts, name: &str, version: &str) -> Option<super::store::Object> {
+/// Which stored object the application asks for; a refusal if there is
+/// none, or if its signed manifest has expired by now (checked at every
+/// request: an artifact admitted before its expiry is never served after).
+fn resolve(art: &Artifacts, name: &str, version: &str) -> Result<super::store::Object, Refusal> {
     let store = art.lock();
     let o = if version == "latest" {
         store.newest(name)
     } else {
         store.find(name, version)
-    }?;
-    Some(o.clone())
+    }
+    .ok_or_else(|| Refusal {
+        status: 404,
+        reason: None,
+        message: format!("no verified artifact {name} {version} here"),
+    })?;
+    if o.expired(super::now_unix()) {
+        art.count_expired("app");
+        return Err(expired(&o.meta));
+    }
+    Ok(o.clone())
+}
+
+/// 410 Gone for an artifact whose signed manifest has expired.
+fn expired(m: &super::store::Meta) -> Refusal {
+    Refusal {
+        status: 410,
+        reason: Some("expired"),
+        message: format!(
+            "{} {} expired at {} (Unix seconds): it is no longer served",
+            m.name,
+            m.version,
+            m.expires_unix.unwrap_or(0)
+        ),
+    }
 }
 
 async fn app_payload(
@@ -379,8 +436,9 @@ async fn app_payload(
     let Some(art) = state.artifacts.as_ref() else {
         return disabled();
     };
-    let Some(o) = resolve(art, &name, &version) else {
-        return text(404, format!("no verified artifact {name} {version} here"));
+    let o = match resolve(art, &name, &version) {
+        Ok(o) => o,
+        Err(r) => return refusal(r),
     };
     let len = o.meta.payload_len;
     let range = headers
@@ -438,8 +496,8 @@ async fn app_manifest(
         return disabled();
     };
     match resolve(art, &name, &version) {
-        Some(o) => manifest_response(&o.manifest_path(), &o.meta.digest),
-        None => text(404, format!("no verified artifact {name} {version} here")),
+        Ok(o) => manifest_response(&o.manifest_path(), &o.meta.digest),
+        Err(r) => refusal(r),
     }
 }
 

@@ -129,6 +129,7 @@ struct Pending {
 #[derive(Clone)]
 struct ArtMetrics {
     held: prometheus::IntGauge,
+    expired: prometheus::IntCounterVec,
     replicated: prometheus::IntCounter,
     failures: prometheus::IntCounterVec,
     lag: prometheus::GaugeVec,
@@ -137,6 +138,14 @@ struct ArtMetrics {
 impl ArtMetrics {
     fn fail(&self, reason: &'static str) {
         self.failures.with_label_values(&[reason]).inc();
+    }
+}
+
+impl Artifacts {
+    /// Counts a request refused because the artifact's manifest expired
+    /// (`api`: "app" or "peer").
+    pub fn count_expired(&self, api: &'static str) {
+        self.m.expired.with_label_values(&[api]).inc();
     }
 }
 
@@ -171,6 +180,7 @@ pub fn meta_of(v: &VerifiedArtifact) -> Meta {
         chunk_size: u64::from(v.chunk_size()),
         chunks: v.chunks().to_vec(),
         payload_digest: v.payload_digest(),
+        expires_unix: v.expires(),
         digest: v.manifest_digest(),
     }
 }
@@ -249,6 +259,7 @@ impl Artifacts {
             Store::open(&data_dir.join("artifacts"), limits, &PolicyChecker(&policy))?;
         let m = ArtMetrics {
             held: metrics.artifacts_held.clone(),
+            expired: metrics.artifact_expired_requests.clone(),
             replicated: metrics.artifact_bytes_replicated.clone(),
             failures: metrics.artifact_verification_failures.clone(),
             lag: metrics.artifact_replication_lag.clone(),

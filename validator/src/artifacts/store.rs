@@ -67,6 +67,9 @@ pub struct Meta {
     pub chunks: Vec<[u8; 32]>,
     /// Digest of the whole payload (the ETag).
     pub payload_digest: [u8; 32],
+    /// Expiry of the signed manifest (Unix seconds), if any: checked again
+    /// at every request, not only when the manifest was admitted.
+    pub expires_unix: Option<u64>,
     /// Digest of the signed manifest: the object's address.
     pub digest: [u8; 32],
 }
@@ -200,6 +203,12 @@ pub struct Object {
 }
 
 impl Object {
+    /// Path of the payload file.
+    /// Whether the signed manifest has expired at `now` (Unix seconds).
+    pub fn expired(&self, now: u64) -> bool {
+        self.meta.expires_unix.is_some_and(|e| now >= e)
+    }
+
     /// Path of the payload file.
     pub fn payload_path(&self) -> PathBuf {
         self.dir.join(PAYLOAD)
@@ -747,6 +756,7 @@ mod tests {
                 chunk_size: chunk,
                 chunks: payload.chunks(chunk as usize).map(sha256).collect(),
                 payload_digest: sha256(payload),
+                expires_unix: None,
                 digest: sha256(encoded),
             })
         }
