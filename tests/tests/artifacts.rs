@@ -291,14 +291,13 @@ fn tampering_is_refused_at_push_and_replication_and_never_served() {
     let d = c.pack(&net, "other-model", "1.0.0", "", 65536, &c.publisher);
     let err = push_refused(&c, 0, &d);
     assert!(err.contains("refused (policy)"), "{err}");
-    let d = c.pack(
-        &net,
-        "snn-tamper",
-        "1.0.6",
-        "expires = 1767225700\n",
-        65536,
-        &c.publisher,
-    );
+    // (`pack --sign` refuses a past expiry, so the publisher's key signs an
+    // expired body directly.)
+    let d = case("1.0.6");
+    resign(&d, &c.publisher, |b| {
+        b.created_unix = 1_767_225_600;
+        b.expires_unix = Some(1_767_225_700);
+    });
     expect_refused(&d, "expired", "1.0.6");
     // A good version, then an older one.
     let good = case("2.0.0");

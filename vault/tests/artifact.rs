@@ -649,6 +649,32 @@ mod cli {
         assert!(err.contains("tensor \"fc1.weight\": zero_point"), "{err}");
         assert!(!d.join("refused").exists(), "a refused pack wrote files");
 
+        // `pack --sign` refuses an expiry that has already passed, and
+        // writes nothing.
+        let stale = net.meta_toml.replacen(
+            "created = 1767225600\n",
+            "created = 1767225600\nexpires = 1767225700\n",
+            1,
+        );
+        std::fs::write(d.join("stale.toml"), stale).unwrap();
+        let err = fails(&vault(
+            &[
+                "artifact",
+                "pack",
+                "--tensors",
+                "model.safetensors",
+                "--meta",
+                "stale.toml",
+                "--sign",
+                "keys/TEST-ONLY-pub.key",
+                "--out",
+                "stale",
+            ],
+            d,
+        ));
+        assert!(err.contains("is not in the future"), "{err}");
+        assert!(!d.join("stale").exists(), "a refused pack wrote files");
+
         let out = ok(&pack("meta.toml", "art"));
         assert!(out.contains("golden check passes"), "{out}");
         assert!(d.join("art/payload.safetensors").exists());

@@ -167,6 +167,9 @@ fn run_pack(a: PackArgs) -> Result<()> {
     let body = pack(open(&a.tensors)?, &meta, a.chunk_size, now_unix())
         .with_context(|| format!("{} with {}", a.tensors.display(), a.meta.display()))?;
     let key = a.sign.as_deref().map(load_key).transpose()?;
+    if key.is_some() {
+        refuse_expired(&body)?;
+    }
     fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
     let payload = a.out.join(PAYLOAD_FILE);
     copy_atomic(&a.tensors, &payload)?;
@@ -211,6 +214,21 @@ fn run_pack(a: PackArgs) -> Result<()> {
     Ok(())
 }
 
+/// Refuses to sign a manifest whose expiry has already passed: every
+/// validator would refuse it, and it would only look like a valid release.
+fn refuse_expired(body: &ArtifactBody) -> Result<()> {
+    let now = now_unix();
+    match body.expires_unix {
+        Some(e) if e <= now => anyhow::bail!(
+            "{} {}: expires = {e} is not in the future (now {now}); a manifest signed \
+             already expired is refused by every validator: set a later expiry",
+            body.name,
+            body.version
+        ),
+        _ => Ok(()),
+    }
+}
+
 fn run_sign(a: SignArgs) -> Result<()> {
     let draft_path = a.dir.join(DRAFT_FILE);
     let body = ArtifactBody::decode_draft(&read(&draft_path, MAX_MANIFEST_LEN as u64)?)
@@ -219,6 +237,7 @@ fn run_sign(a: SignArgs) -> Result<()> {
     check_payload_body(&body, open(&payload)?)
         .with_context(|| format!("{} does not match the draft", payload.display()))?;
     let key = load_key(&a.key)?;
+    refuse_expired(&body)?;
     let signed = SignedArtifact::sign(&body, &key)?;
     fsio::write_atomic(
         &a.dir.join(MANIFEST_FILE),
