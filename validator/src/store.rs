@@ -91,6 +91,20 @@ pub struct Store {
     vaults: BTreeMap<VaultId, Held>,
 }
 
+/// Releases the data directory's lock explicitly when the store goes away.
+/// Closing the file alone is not enough: a process being spawned at that
+/// moment (the crash-walk tests spawn their victims from the same test
+/// binary) briefly holds a copy of the descriptor until it execs, and an
+/// `flock` lasts while any copy is open, so a store reopened right then
+/// would find its own directory "in use".
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some(lock) = &self._lock {
+            let _ = lock.unlock();
+        }
+    }
+}
+
 fn corrupt(path: &Path, reason: impl ToString) -> StoreError {
     StoreError::Corrupt {
         path: path.to_path_buf(),
