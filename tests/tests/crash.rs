@@ -79,11 +79,7 @@ async fn holder_killed_at(point: &str) {
 /// Every store crash point (vote and commit), each in a live mesh.
 #[tokio::test(flavor = "current_thread")]
 async fn a_holder_killed_at_every_store_step_comes_back_whole_and_catches_up() {
-    let points: Vec<&str> = fp::ALL
-        .iter()
-        .copied()
-        .filter(|p| p.starts_with("store."))
-        .collect();
+    let points = fp::points("store.");
     assert_eq!(points.len(), 8);
     for point in points {
         holder_killed_at(point).await;

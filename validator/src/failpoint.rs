@@ -29,6 +29,15 @@ pub const ALL: &[&str] = &[
     ARTIFACT_COMPLETE_MARKED,
 ];
 
+/// The crash points whose names start with `prefix` (`"store."`,
+/// `"artifact."`), in [`ALL`]'s order: what one walk covers.
+pub fn points(prefix: &str) -> Vec<&'static str> {
+    ALL.iter()
+        .copied()
+        .filter(|p| p.starts_with(prefix))
+        .collect()
+}
+
 /// Epoch commit: the new epoch's directory exists, nothing in it yet.
 pub const STORE_COMMIT_DIR: &str = "store.commit.dir-created";
 /// Epoch commit: the sealed shard is written.
