@@ -12,10 +12,10 @@
 //! from the bytes with aws-lc-rs primitives, so `docs/formats.md` and the
 //! code cannot drift apart silently.
 
-use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
-use aws_lc_rs::digest::{digest, SHA256};
-use aws_lc_rs::hmac;
+mod common;
+
 use aws_lc_rs::signature::{UnparsedPublicKey, ED25519, ML_DSA_65};
+use common::sha256;
 use std::path::PathBuf;
 use vault::identity::{PublicIdentity, SecretIdentity};
 use vault::kem::hqc_r4::Hqc192R4;
@@ -86,10 +86,6 @@ fn expected_secret() -> Vec<u8> {
     let s = read("expected-secret.txt");
     assert_eq!(s, SECRET, "expected-secret.txt changed");
     s
-}
-
-fn sha256(data: &[u8]) -> [u8; 32] {
-    digest(&SHA256, data).as_ref().try_into().unwrap()
 }
 
 #[test]
@@ -338,28 +334,6 @@ fn documented_layout_and_constructions_hold() {
     let ss_h = Hqc192R4::decapsulate(&v2.kem().hqc, &s[1187..10165]).unwrap();
     assert_eq!((ss_x.len(), ss_m.len(), ss_h.len()), (32, 32, 64));
     let label: &[u8] = b"pqvault/v1 hybrid-kem x25519-mlkem768-hqc192r4";
-    let mut t = label.to_vec();
-    t.extend_from_slice(&1u16.to_be_bytes());
-    t.extend_from_slice(&s[67..10165]); // ct_x25519 || ct_mlkem || ct_hqc
-    t.extend_from_slice(&s[35..67]); // recipient fingerprint
-    let transcript = sha256(&t);
-    let mut ikm = label.to_vec();
-    ikm.extend_from_slice(&ss_m);
-    ikm.extend_from_slice(&ss_h);
-    ikm.extend_from_slice(&ss_x);
-    let prk = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &transcript), &ikm);
-    let okm = hmac::sign(
-        &hmac::Key::new(hmac::HMAC_SHA256, prk.as_ref()),
-        b"pqvault/v1 aead-key\x01",
-    );
-    let aead = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, okm.as_ref()).unwrap());
-    let mut payload = s[10169..].to_vec();
-    let plain = aead
-        .open_in_place(
-            Nonce::assume_unique_for_key([0; 12]),
-            Aad::from(&s[..67]),
-            &mut payload,
-        )
-        .expect("AES-256-GCM open with the documented key, nonce and AAD");
+    let plain = common::open_as_documented(label, 1, &s, &ss_x, &ss_m, &ss_h);
     assert_eq!(&plain[..], &share[..]);
 }

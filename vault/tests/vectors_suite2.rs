@@ -7,9 +7,9 @@
 //! re-derives the documented layout and the combiner from the bytes with
 //! plain aws-lc-rs primitives and the HQC v5 component alone.
 
-use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
-use aws_lc_rs::digest::{digest, SHA256};
-use aws_lc_rs::hmac;
+mod common;
+
+use common::sha256;
 use std::path::PathBuf;
 use vault::identity::{PublicIdentity, SecretIdentity};
 use vault::kem::hqc_v5::Hqc192V5;
@@ -55,10 +55,6 @@ fn manifest() -> VerifiedManifest {
         .unwrap()
         .verify(Some(&op.fingerprint()))
         .unwrap()
-}
-
-fn sha256(data: &[u8]) -> [u8; 32] {
-    digest(&SHA256, data).as_ref().try_into().unwrap()
 }
 
 #[test]
@@ -160,29 +156,7 @@ fn documented_suite_2_layout_and_combiner_hold() {
     let ss_h = Hqc192V5::decapsulate(sk_h, &s[1187..10165]).unwrap();
     assert_eq!((ss_x.len(), ss_m.len(), ss_h.len()), (32, 32, 32));
     let label: &[u8] = b"pqvault/v1 hybrid-kem x25519-mlkem768-hqc192v5";
-    let mut t = label.to_vec();
-    t.extend_from_slice(&2u16.to_be_bytes());
-    t.extend_from_slice(&s[67..10165]);
-    t.extend_from_slice(&s[35..67]);
-    let transcript = sha256(&t);
-    let mut ikm = label.to_vec();
-    ikm.extend_from_slice(&ss_m);
-    ikm.extend_from_slice(&ss_h);
-    ikm.extend_from_slice(&ss_x);
-    let prk = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &transcript), &ikm);
-    let okm = hmac::sign(
-        &hmac::Key::new(hmac::HMAC_SHA256, prk.as_ref()),
-        b"pqvault/v1 aead-key\x01",
-    );
-    let aead = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, okm.as_ref()).unwrap());
-    let mut payload = s[10169..].to_vec();
-    let plain = aead
-        .open_in_place(
-            Nonce::assume_unique_for_key([0; 12]),
-            Aad::from(&s[..67]),
-            &mut payload,
-        )
-        .expect("AES-256-GCM open with the documented key, nonce and AAD");
+    let plain = common::open_as_documented(label, 2, &s, &ss_x, &ss_m, &ss_h);
     assert_eq!(&plain[..], &read("share-2.pqvu")[..]);
 }
 
