@@ -401,6 +401,27 @@ impl Mesh {
         }
     }
 
+    /// Sends SIGSTOP to validator `i`: a pause (a GC stall, CPU throttling,
+    /// a debugger) that its peers cannot tell from a death at first.
+    pub fn pause(&self, i: usize) {
+        self.signal(i, "STOP");
+    }
+
+    /// Sends SIGCONT to validator `i` after [`Mesh::pause`].
+    pub fn resume(&self, i: usize) {
+        self.signal(i, "CONT");
+    }
+
+    fn signal(&self, i: usize, sig: &str) {
+        let pid = self.pid(i).expect("validator running");
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(ok.success(), "kill -{sig} {pid} failed");
+    }
+
     /// A mesh client trusting this mesh's CA and presenting the certificate
     /// `<cert_dir>/<id>.crt` with key `<cert_dir>/<id>.tls.key`.
     pub fn client_with_cert(&self, cert_dir: &Path, id: &str) -> validator::peer::PeerClient {

@@ -182,11 +182,9 @@ async fn shard(AxState(state): AxState<Arc<State>>, Path(vault): Path<String>) -
 
 async fn identity(AxState(state): AxState<Arc<State>>) -> Response {
     state.count("identity", 200);
-    (
-        [(header::CONTENT_TYPE, "application/octet-stream")],
-        state.identity.public().encode(),
-    )
-        .into_response()
+    let body =
+        crate::byzantine::claimed_identity().unwrap_or_else(|| state.identity.public().encode());
+    ([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response()
 }
 
 async fn proof(AxState(state): AxState<Arc<State>>, Path(vault): Path<String>) -> Response {

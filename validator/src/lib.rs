@@ -24,6 +24,7 @@
 
 pub mod api;
 pub mod artifacts;
+pub mod byzantine;
 pub mod config;
 pub mod consensus;
 pub mod custody;

@@ -134,6 +134,9 @@ async fn serve(config: Config, state: std::sync::Arc<daemon::State>) -> Result<(
     tracing::warn!(
         "built with crash points (the `failpoints` feature): a test build, not for production"
     );
+    if validator::byzantine::ENABLED {
+        tracing::warn!("built to misbehave on request (the `byzantine` feature): a test build, not for production");
+    }
     let limits = config.listen_limits;
     let refused: std::sync::Arc<dyn Fn(&'static str) + Send + Sync> = {
         let state = state.clone();

@@ -1,0 +1,130 @@
+//! Members that lie: each attack of docs/threat-model.md, performed by a
+//! member with a valid mesh certificate against real validator processes.
+//! Each test performs the attack and asserts that it is refused; each
+//! succeeded against the code before the fix it names.
+
+use pqvault_tests::{wait_epoch, Mesh};
+use std::time::Duration;
+use validator::repair::{Message as Repair, Plan as RepairPlan};
+use validator::reshare::{Message as Reshare, Plan as ResharePlan};
+use vault::manifest::VaultId;
+
+fn vault_id(mesh: &Mesh) -> VaultId {
+    VaultId::from_bytes(hex::decode(&mesh.vault_id).unwrap().try_into().unwrap())
+}
+
+fn round() -> [u8; 16] {
+    let mut r = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut r).unwrap();
+    r
+}
+
+/// Attack 1, harvest: a spare with a valid certificate names itself the
+/// replacement of a holder that is only paused, and asks t holders to help.
+/// Before certified proposals every helper accepted (202) once its one
+/// probe of the paused holder failed; t such rounds over rolling restarts
+/// gave the spare t shares of one polynomial.
+#[tokio::test(flavor = "current_thread")]
+async fn a_spare_cannot_plan_its_own_repair_of_a_paused_holder() {
+    let mut mesh = Mesh::with_spares(5, 3, 1);
+    mesh.start_all();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let spare = mesh.client_as(5);
+    let plan = RepairPlan::single(
+        round(),
+        vault_id(&mesh),
+        1,
+        5,
+        vec![1, 2, 3],
+        mesh.public_identity(5).fingerprint(),
+    );
+    mesh.pause(4); // validator-5 holds share 5
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut accepted = Vec::new();
+    for i in [0, 1, 2] {
+        let r = spare
+            .post(
+                &mesh.member(i),
+                "/v1/repair",
+                Repair::Plan(plan.clone()).encode(),
+                4096,
+            )
+            .await
+            .unwrap();
+        if r.status < 300 {
+            accepted.push(i + 1);
+        }
+    }
+    mesh.resume(4);
+    assert!(
+        accepted.is_empty(),
+        "holders {accepted:?} agreed to help a spare's own plan to take share 5"
+    );
+}
+
+/// Attack 2, threshold lowering: t - 1 insiders (validator-1 and -2 of a
+/// 3-of-5 vault) pause the two other holders and ask the one honest live
+/// holder to re-share among the three of them at t' = 2, which the
+/// insiders alone would meet. Before the fix the honest holder dealt.
+#[tokio::test(flavor = "current_thread")]
+async fn insiders_cannot_make_an_honest_holder_deal_a_lower_threshold() {
+    let mut mesh = Mesh::new(5, 3);
+    mesh.disable_auto_heal();
+    mesh.start_all();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let insider = mesh.client_as(0);
+    let plan = ResharePlan {
+        round: round(),
+        vault_id: vault_id(&mesh),
+        epoch: 1,
+        t_new: 2,
+        dealers: vec![1, 2, 3],
+        recipients: (0..3)
+            .map(|i| mesh.public_identity(i).fingerprint())
+            .collect(),
+    };
+    mesh.pause(3);
+    mesh.pause(4);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = insider
+        .post(
+            &mesh.member(2),
+            "/v1/reshare",
+            Reshare::Plan(plan).encode(),
+            4096,
+        )
+        .await
+        .unwrap();
+    mesh.resume(3);
+    mesh.resume(4);
+    assert!(
+        r.status >= 400,
+        "the honest holder accepted a shrink to t' = 2 from an insider: {} {}",
+        r.status,
+        String::from_utf8_lossy(&r.body)
+    );
+}
+
+/// Attack 3, impersonation: a spare answers `GET /v1/identity` with holder
+/// 1's public identity. When holder 1 dies, the mesh must still see share 1
+/// as lost and heal it onto the honest spare. Before identities came from
+/// certificates, the liar made holder 1 look alive and nothing healed.
+#[tokio::test(flavor = "current_thread")]
+async fn a_member_claiming_a_holders_identity_is_not_believed() {
+    let mut mesh = Mesh::with_spares(5, 3, 2);
+    let holder1 = mesh.nodes[0]
+        .dir
+        .join(format!("identity/{}.pub", mesh.nodes[0].id));
+    for i in 0..7 {
+        if i == 5 {
+            let claim = holder1.to_str().unwrap().to_string();
+            mesh.start_with_env(5, &[("PQVAULT_BYZANTINE_CLAIM_IDENTITY", &claim)]);
+        } else {
+            mesh.start(i);
+        }
+    }
+    mesh.kill9(0);
+    let via = mesh.client_as(1);
+    wait_epoch(&mesh, &via, 1, 2).await;
+    wait_epoch(&mesh, &via, 6, 2).await;
+}
