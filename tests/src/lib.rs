@@ -144,6 +144,8 @@ impl Mesh {
                 p(&r.join("ca")),
                 "--id",
                 &id,
+                "--identity",
+                p(&out.join(format!("{id}.pub"))),
                 "--ip",
                 "127.0.0.1",
                 "--out",

@@ -124,7 +124,18 @@ async fn a_member_claiming_a_holders_identity_is_not_believed() {
         }
     }
     mesh.kill9(0);
-    let via = mesh.client_as(1);
+    let via = mesh.client_as(2);
     wait_epoch(&mesh, &via, 1, 2).await;
     wait_epoch(&mesh, &via, 6, 2).await;
+    // The liar was seen for what it is, and got nothing.
+    let m = mesh.metrics(1);
+    assert!(
+        pqvault_tests::sample(
+            &m,
+            "pqvault_transition_refusals_total",
+            "reason=\"identity_mismatch\""
+        )
+        .is_some_and(|v| v >= 1.0),
+        "no identity mismatch counted"
+    );
 }

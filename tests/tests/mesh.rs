@@ -109,6 +109,10 @@ async fn foreign_ca_and_non_members_are_refused() {
         r.join("evil-ca").to_str().unwrap(),
         "--id",
         "validator-1",
+        "--identity",
+        r.join("validator-1/identity/validator-1.pub")
+            .to_str()
+            .unwrap(),
         "--out",
         r.join("evil").to_str().unwrap(),
     ]);
@@ -135,6 +139,10 @@ async fn foreign_ca_and_non_members_are_refused() {
         r.join("ca").to_str().unwrap(),
         "--id",
         "validator-9",
+        "--identity",
+        r.join("validator-1/identity/validator-1.pub")
+            .to_str()
+            .unwrap(),
         "--out",
         r.join("stranger").to_str().unwrap(),
     ]);
@@ -379,4 +387,39 @@ async fn a_client_offering_only_classical_groups_is_refused() {
             (Err(e), true) => panic!("the hybrid group was refused: {e}"),
         }
     }
+}
+
+/// A certificate binds its member's identity: a validator whose certificate
+/// names another identity than its key's refuses to start, saying so.
+#[test]
+fn a_certificate_bound_to_another_identity_is_refused_at_start() {
+    let mesh = Mesh::new(2, 2);
+    let r = mesh.root.path();
+    let tls2 = r.join("validator-1/tls2");
+    vault(&[
+        "mesh-ca",
+        "issue",
+        "--ca",
+        r.join("ca").to_str().unwrap(),
+        "--id",
+        "validator-1",
+        "--identity",
+        r.join("validator-2/identity/validator-2.pub")
+            .to_str()
+            .unwrap(),
+        "--ip",
+        "127.0.0.1",
+        "--out",
+        tls2.to_str().unwrap(),
+    ]);
+    for f in ["validator-1.crt", "validator-1.tls.key"] {
+        std::fs::copy(tls2.join(f), r.join("validator-1/tls").join(f)).unwrap();
+    }
+    let out = mesh.run_once(0, &["--check"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("certificate binds identity") && err.contains("--identity"),
+        "{err}"
+    );
 }

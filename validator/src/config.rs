@@ -58,6 +58,10 @@ pub struct TlsConfig {
     pub cert: Option<PathBuf>,
     /// This validator's TLS private key (PEM, PKCS#8).
     pub key: Option<PathBuf>,
+    /// Refuse certificates (ours and peers') that do not bind a pqvault
+    /// identity and role (default true). `false` only while an existing
+    /// mesh re-issues its certificates (docs/deploy.md).
+    pub require_identity: Option<bool>,
 }
 
 /// Listening addresses and the limits every listener applies.
@@ -434,6 +438,8 @@ pub struct Config {
     pub tls_cert: PathBuf,
     /// Own TLS key.
     pub tls_key: PathBuf,
+    /// Whether certificates must bind identity and role (`tls.require_identity`).
+    pub require_identity: bool,
     /// Peer API address.
     pub peer_listen: SocketAddr,
     /// Ops address.
@@ -584,6 +590,7 @@ impl Config {
             tls_ca: need(f.tls.ca, "tls.ca")?,
             tls_cert: need(f.tls.cert, "tls.cert")?,
             tls_key: need(f.tls.key, "tls.key")?,
+            require_identity: f.tls.require_identity.unwrap_or(true),
             peer_listen: o
                 .peer_listen
                 .or(f.listen.peer)

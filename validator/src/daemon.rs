@@ -57,6 +57,8 @@ pub struct State {
     pub reshare_after: Duration,
     /// Refresh after every repair (`heal.refresh`).
     pub refresh: bool,
+    /// Peers' certificates must bind identity and role (`tls.require_identity`).
+    pub require_identity: bool,
     /// Certified transitions we lead that some holder has not committed
     /// yet: (epoch left, commit body, holders of the next epoch).
     #[allow(clippy::type_complexity)]
@@ -270,6 +272,11 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         &config.tls_key,
         &config.id,
     )?;
+    tls::check_own_binding(
+        &tls.own_cert,
+        &identity.public().fingerprint(),
+        config.require_identity,
+    )?;
     let mut store = Store::open(
         &config.data_dir,
         signer.fingerprint(),
@@ -326,6 +333,7 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         policy: config.heal.policy,
         reshare_after: Duration::from_millis(config.heal.reshare_after_ms),
         refresh: config.heal.refresh,
+        require_identity: config.require_identity,
         lost_since: Mutex::new(BTreeMap::new()),
         unfinished: Mutex::new(BTreeMap::new()),
         reshares: Mutex::new(BTreeMap::new()),
@@ -412,13 +420,14 @@ fn import_dir(store: &mut Store, dir: &Path, key: &SecretIdentity) -> Result<()>
 pub fn check(config: &Config) -> Result<Vec<String>> {
     let identity = load_key(&config.identity_key)?;
     let signer = load_public(&config.trusted_signer)?;
-    tls::load(
+    let tls = tls::load(
         &config.tls_ca,
         &config.tls_cert,
         &config.tls_key,
         &config.id,
     )?;
     let me = identity.public().fingerprint();
+    tls::check_own_binding(&tls.own_cert, &me, config.require_identity)?;
     let store = Store::open_read_only(&config.data_dir, signer.fingerprint(), me)?;
     let mut report = vec![format!(
         "identity {} ({}), trusted signer {} and TLS material as {} are valid",

@@ -112,8 +112,15 @@ async fn live_view(
     for m in &state.members() {
         let alive = state.detector.lock().ok()?.state(&m.id) == Some(MemberState::Alive);
         if alive {
-            let p = rounds::identity_of(state, &m.id).await.ok()?;
-            view.insert(p.fingerprint(), Some(m.clone()));
+            match rounds::identity_of(state, &m.id).await {
+                Ok(p) => {
+                    view.insert(p.fingerprint(), Some(m.clone()));
+                }
+                // A member that lies about its identity holds nothing in
+                // our view and is no spare; it cannot stall healing.
+                Err((rounds::IMPOSTOR, _)) => {}
+                Err(_) => return None,
+            }
         }
     }
     Some(view)

@@ -40,6 +40,9 @@ pub struct Metrics {
     pub peer_deaths: IntCounterVec,
     /// Repairs led by this validator, by outcome.
     pub repairs: IntCounterVec,
+    /// Inputs from members refused as misbehaviour, by reason
+    /// ([`REFUSAL_REASONS`]): what a lying member tried.
+    pub refusals: IntCounterVec,
     /// Custody checks by peer (our own id for our own shard) and result.
     pub custody_checks: IntCounterVec,
     /// Threshold t of the current epoch per vault held.
@@ -85,6 +88,18 @@ pub const ARTIFACT_FAILURE_REASONS: [&str; 9] = [
     "metadata",
     "golden",
     "format",
+];
+
+/// Every `reason` label of `pqvault_transition_refusals_total`.
+pub const REFUSAL_REASONS: &[&str] = &[
+    "identity_mismatch",
+    "uncertified",
+    "bad_certificate",
+    "stale",
+    "plan_mismatch",
+    "replacement_reused",
+    "vote_refused",
+    "policy",
 ];
 
 impl Metrics {
@@ -191,6 +206,16 @@ impl Metrics {
             ),
             &["outcome"],
         )?;
+        let refusals = IntCounterVec::new(
+            Opts::new(
+                "pqvault_transition_refusals_total",
+                "Inputs from members refused as misbehaviour (a member lying, replaying or acting without a certified proposal), by reason.",
+            ),
+            &["reason"],
+        )?;
+        for r in REFUSAL_REASONS {
+            refusals.with_label_values(&[r]);
+        }
         let vault_threshold = IntGaugeVec::new(
             Opts::new(
                 "pqvault_vault_threshold",
@@ -287,6 +312,7 @@ impl Metrics {
             Box::new(peer_state.clone()),
             Box::new(peer_deaths.clone()),
             Box::new(repairs.clone()),
+            Box::new(refusals.clone()),
             Box::new(custody_checks.clone()),
             Box::new(vault_threshold.clone()),
             Box::new(vault_shares.clone()),
@@ -339,6 +365,7 @@ impl Metrics {
             peer_state,
             peer_deaths,
             repairs,
+            refusals,
             custody_checks,
             vault_threshold,
             vault_shares,

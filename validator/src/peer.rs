@@ -59,6 +59,9 @@ pub struct Response {
     pub body: Bytes,
     /// The key-exchange group the TLS session negotiated.
     pub kx_group: Option<String>,
+    /// The identity fingerprint the peer's certificate binds, if any: a
+    /// peer's identity is the one its certificate names (docs/formats.md).
+    pub identity: Option<vault::identity::Fingerprint>,
 }
 
 /// Longest a kept-alive connection is reused (then a fresh handshake
@@ -69,6 +72,7 @@ pub const KEEPALIVE_MAX_AGE: Duration = Duration::from_secs(60);
 struct Kept {
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
     kx_group: Option<String>,
+    identity: Option<vault::identity::Fingerprint>,
     opened: Instant,
 }
 
@@ -206,6 +210,7 @@ impl PeerClient {
                         status: r.0,
                         body: r.1,
                         kx_group: k.kx_group.clone(),
+                        identity: k.identity,
                     };
                     keep(pool, key, k);
                     return Ok(resp);
@@ -214,7 +219,7 @@ impl PeerClient {
             // The kept connection failed (peer restarted, or it timed the
             // connection out): fall through to a fresh one.
         }
-        let (mut sender, kx_group) = self.connect(peer).await?;
+        let (mut sender, kx_group, identity) = self.connect(peer).await?;
         let req = build(peer, method, path, body)?;
         let (status, body) = exchange(peer, &mut sender, req, max_body).await?;
         keep(
@@ -223,6 +228,7 @@ impl PeerClient {
             Kept {
                 sender,
                 kx_group: kx_group.clone(),
+                identity,
                 opened: Instant::now(),
             },
         );
@@ -230,6 +236,7 @@ impl PeerClient {
             status,
             body,
             kx_group,
+            identity,
         })
     }
 
@@ -241,6 +248,7 @@ impl PeerClient {
         (
             hyper::client::conn::http1::SendRequest<Full<Bytes>>,
             Option<String>,
+            Option<vault::identity::Fingerprint>,
         ),
         PeerError,
     > {
@@ -260,11 +268,11 @@ impl PeerClient {
             .await
             .map_err(|e| fail(format!("tls: {e}")))?;
         let (_, conn) = tls.get_ref();
-        let found = conn
+        let name = conn
             .peer_certificates()
             .and_then(|c| c.first())
-            .map(|c| vault::meshca::validator_id(c).unwrap_or_default())
-            .unwrap_or_default();
+            .and_then(|c| vault::meshca::mesh_name(c).ok());
+        let found = name.as_ref().map(|n| n.id.clone()).unwrap_or_default();
         if found != peer.id {
             return Err(PeerError::WrongPeer {
                 addr: peer.addr.clone(),
@@ -279,7 +287,7 @@ impl PeerClient {
             .await
             .map_err(|e| fail(format!("http: {e}")))?;
         tokio::spawn(connection);
-        Ok((sender, kx_group))
+        Ok((sender, kx_group, name.and_then(|n| n.identity)))
     }
 }
 

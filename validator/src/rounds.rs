@@ -90,7 +90,12 @@ pub fn bad(code: u16, why: impl ToString) -> Failure {
     (code, why.to_string())
 }
 
-/// The identity of member `id`, fetched over mTLS once and cached.
+/// The status [`identity_of`] fails with when a member's answer contradicts
+/// its certificate: proof of a lie, not a transient failure.
+pub const IMPOSTOR: u16 = 421;
+
+/// The identity of member `id`, fetched over mTLS once and cached, and
+/// checked against the fingerprint its certificate binds.
 pub async fn identity_of(state: &Arc<State>, id: &str) -> Result<PublicIdentity, Failure> {
     if id == state.id {
         return Ok(state.identity.public().clone());
@@ -115,6 +120,34 @@ pub async fn identity_of(state: &Arc<State>, id: &str) -> Result<PublicIdentity,
         .map_err(|e| bad(502, e))?;
     let p =
         PublicIdentity::decode(&r.body).map_err(|e| bad(502, format!("identity of {id}: {e}")))?;
+    // The identity is the one the member's certificate binds, never just
+    // what the member answers: a member claiming another's identity would
+    // make a dead holder look alive, or inject pieces in its name.
+    match r.identity {
+        Some(bound) if bound != p.fingerprint() => {
+            tracing::warn!(peer = %id, claimed = %p.fingerprint().short(), bound = %bound.short(), "a member claimed an identity its certificate does not bind");
+            state
+                .metrics
+                .refusals
+                .with_label_values(&["identity_mismatch"])
+                .inc();
+            return Err(bad(
+                IMPOSTOR,
+                format!(
+                    "{id} answered identity {} but its certificate binds {}",
+                    p.fingerprint().short(),
+                    bound.short()
+                ),
+            ));
+        }
+        None if state.require_identity => {
+            return Err(bad(
+                IMPOSTOR,
+                format!("{id}'s certificate binds no identity"),
+            ))
+        }
+        _ => {}
+    }
     if let Ok(mut c) = state.identities.lock() {
         c.insert(id.to_string(), p.clone());
     }

@@ -39,15 +39,21 @@ pub async fn serve_peers(listener: TcpListener, state: Arc<State>, router: Route
                 }
             };
             let (_, conn) = tls.get_ref();
-            let id = conn
+            let name = conn
                 .peer_certificates()
                 .and_then(|c| c.first())
-                .and_then(|c| vault::meshca::validator_id(c).ok());
-            let Some(id) = id.filter(|id| state.is_member(id)) else {
+                .and_then(|c| vault::meshca::mesh_name(c).ok());
+            let Some(name) = name.filter(|n| state.is_member(&n.id)) else {
                 tracing::warn!(%addr, "refused a mesh certificate that is not a member");
                 state.connection("not_member");
                 return;
             };
+            if let Err(why) = crate::tls::check_peer_binding(&name, state.require_identity) {
+                tracing::warn!(%addr, peer = %name.id, "refused a member's certificate: {why}");
+                state.connection("unbound_certificate");
+                return;
+            }
+            let id = name.id;
             let kx_group = conn
                 .negotiated_key_exchange_group()
                 .map(|g| format!("{:?}", g.name()))

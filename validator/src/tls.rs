@@ -15,6 +15,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::Path;
 use std::sync::Arc;
 use thiserror::Error;
+use vault::identity::Fingerprint;
+use vault::meshca::{MeshName, Role};
 
 /// The key-exchange group the mesh requires, as rustls names it.
 pub const MESH_KX_GROUP: &str = "X25519MLKEM768";
@@ -130,6 +132,44 @@ fn certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>
     Ok(certs)
 }
 
+/// Checks what a peer's certificate binds: a member acts on the mesh only
+/// as a validator, and (with `require`, the default) only under the
+/// identity fingerprint its certificate names.
+pub fn check_peer_binding(name: &MeshName, require: bool) -> Result<(), String> {
+    match (name.role, name.identity) {
+        (Some(Role::Operator), _) => {
+            Err("its certificate is for the operator role, which is never a validator".into())
+        }
+        (Some(Role::Validator), Some(_)) => Ok(()),
+        _ if !require => Ok(()),
+        _ => Err(
+            "its certificate binds no pqvault identity and role: re-issue it with \
+             `vault mesh-ca issue --identity` (docs/deploy.md, \"Re-issuing certificates\")"
+                .into(),
+        ),
+    }
+}
+
+/// Checks that our own certificate binds our identity `me` in the
+/// validator role; with `require` false, a certificate that binds nothing
+/// is accepted (while an older mesh re-issues), but a wrong binding never.
+pub fn check_own_binding(own_cert: &[u8], me: &Fingerprint, require: bool) -> Result<(), TlsError> {
+    let name = vault::meshca::mesh_name(own_cert).map_err(|e| TlsError::OwnId(e.to_string()))?;
+    if let Some(fp) = name.identity {
+        if fp != *me {
+            return Err(TlsError::OwnId(format!(
+                "certificate binds identity {}, but identity_key is {}: issue the certificate \
+                 for this key (`vault mesh-ca issue --identity`)",
+                fp.short(),
+                me.short()
+            )));
+        }
+    }
+    check_peer_binding(&name, require).map_err(|why| {
+        TlsError::OwnId(why.replace("its certificate", "this validator's certificate"))
+    })
+}
+
 /// Loads CA, certificate and key and builds both configurations; checks
 /// that our certificate carries `expected_id`.
 pub fn load(ca: &Path, cert: &Path, key: &Path, expected_id: &str) -> Result<MeshTls, TlsError> {
@@ -180,4 +220,61 @@ pub fn load(ca: &Path, cert: &Path, key: &Path, expected_id: &str) -> Result<Mes
         discover: Arc::new(discover),
         own_cert,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(identity: Option<[u8; 32]>, role: Option<Role>) -> MeshName {
+        MeshName {
+            id: "validator-1".into(),
+            identity: identity.map(Fingerprint::from_bytes),
+            role,
+        }
+    }
+
+    #[test]
+    fn only_bound_validator_certificates_act_on_the_mesh() {
+        let bound = name(Some([1; 32]), Some(Role::Validator));
+        assert!(check_peer_binding(&bound, true).is_ok());
+        // Issued before identities were bound: refused unless re-issuing.
+        let legacy = name(None, None);
+        assert!(check_peer_binding(&legacy, true)
+            .unwrap_err()
+            .contains("vault mesh-ca issue --identity"));
+        assert!(check_peer_binding(&legacy, false).is_ok());
+        // The operator's certificate is never a validator, even re-issuing.
+        let op = name(Some([1; 32]), Some(Role::Operator));
+        assert!(check_peer_binding(&op, true).is_err());
+        assert!(check_peer_binding(&op, false).is_err());
+    }
+
+    #[test]
+    fn our_own_certificate_must_bind_our_own_identity() {
+        let ca = vault::meshca::init("test", 1).unwrap();
+        let der = |pem: &str| {
+            CertificateDer::from_pem_slice(pem.as_bytes())
+                .unwrap()
+                .to_vec()
+        };
+        let me = Fingerprint::from_bytes([3; 32]);
+        let mine = vault::meshca::issue(
+            &ca.cert_pem,
+            &ca.key_pem,
+            "validator-1",
+            &me,
+            Role::Validator,
+            &[],
+            &[],
+            1,
+        )
+        .unwrap();
+        assert!(check_own_binding(&der(&mine.cert_pem), &me, true).is_ok());
+        let other = Fingerprint::from_bytes([4; 32]);
+        let err = check_own_binding(&der(&mine.cert_pem), &other, false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("certificate binds identity"), "{err}");
+    }
 }

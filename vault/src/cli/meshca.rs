@@ -28,7 +28,7 @@ enum Command {
         #[arg(long, default_value_t = 3650)]
         days: u32,
     },
-    /// Issue a validator's TLS certificate: OUT/ID.crt and OUT/ID.tls.key (0600).
+    /// Issue a member's TLS certificate, bound to its pqvault identity: OUT/ID.crt and OUT/ID.tls.key (0600).
     Issue {
         /// Directory holding mesh-ca.crt and mesh-ca.key.
         #[arg(long)]
@@ -36,6 +36,12 @@ enum Command {
         /// Validator id (a DNS label: a-z 0-9 -), carried in the SAN as urn:pqvault:validator:ID.
         #[arg(long)]
         id: String,
+        /// The member's public identity (ID.pub from `vault keygen`); its fingerprint goes into the SAN as urn:pqvault:identity:FP, and peers believe no other.
+        #[arg(long)]
+        identity: PathBuf,
+        /// validator (holds shards, votes, helps) or operator (read-only status and recovery requests).
+        #[arg(long, default_value = "validator")]
+        role: meshca::Role,
         /// Extra DNS names peers dial (repeatable), e.g. pod DNS in Kubernetes.
         #[arg(long = "dns")]
         dns: Vec<String>,
@@ -81,27 +87,35 @@ pub fn run(a: Args) -> Result<()> {
         Command::Issue {
             ca,
             id,
+            identity,
+            role,
             dns,
             ips,
             days,
             out,
         } => {
+            let public = vault::identity::PublicIdentity::decode(&read(&identity, 1 << 20)?)
+                .with_context(|| format!("{} is not a public identity", identity.display()))?;
+            let fp = public.fingerprint();
             let ca_cert = String::from_utf8(read(&ca.join("mesh-ca.crt"), 1 << 20)?)
                 .context("mesh-ca.crt is not text")?;
             let ca_key = zeroize::Zeroizing::new(
                 String::from_utf8(read(&ca.join("mesh-ca.key"), 1 << 20)?)
                     .context("mesh-ca.key is not text")?,
             );
-            let issued = meshca::issue(&ca_cert, &ca_key, &id, &dns, &ips, days)?;
+            let issued = meshca::issue(&ca_cert, &ca_key, &id, &fp, role, &dns, &ips, days)?;
             fsio::create_private_dir(&out)?;
             let key = out.join(format!("{id}.tls.key"));
             let crt = out.join(format!("{id}.crt"));
             fsio::write_atomic(&key, issued.key_pem.as_bytes(), Mode::Secret, false)?;
             fsio::write_atomic(&crt, issued.cert_pem.as_bytes(), Mode::Public, false)?;
             println!(
-                "certificate  {} (SAN {}{id}, valid {days} days)",
+                "certificate  {} (SAN {}{id}, {} {}, identity {}, valid {days} days)",
                 crt.display(),
-                meshca::VALIDATOR_URI_PREFIX
+                meshca::VALIDATOR_URI_PREFIX,
+                meshca::ROLE_URI_PREFIX,
+                role.name(),
+                fp.short()
             );
             println!("TLS key      {} (mode 0600)", key.display());
         }
