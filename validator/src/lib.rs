@@ -43,4 +43,5 @@ pub mod rounds;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod transition;
 pub mod unsealed;

@@ -1,0 +1,767 @@
+//! Whether an input may act: the one place that decides.
+//!
+//! [`authorize`] decides whether a certified proposal may make this
+//! validator help, deal or receive; [`judge`] decides whether this
+//! validator votes for a proposal. Both are pure: the chain, the rules and
+//! this validator's own view come in as values, a decision comes out. The
+//! drivers (`crate::proposals`) fetch those values and carry the decision
+//! out; unit tests feed every attack in directly.
+
+use super::proposal::{Action, CertifiedProposal, Proposal, VOTE_DOMAIN};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+use thiserror::Error;
+use vault::identity::Fingerprint;
+use vault::manifest::ManifestBody;
+use vault::policy::Policy;
+
+/// How long a vote for one attempt blocks a vote for another attempt of
+/// the same epoch: longer than a leader spends on an attempt's rounds
+/// (15 to 20 s) before it gives up on it.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// The verified chain of the vault a proposal is about.
+#[derive(Debug, Clone, Copy)]
+pub struct Chain<'a> {
+    /// Every manifest body from genesis to the current epoch, in order
+    /// (the last one is the current epoch's). Verified by the caller.
+    pub history: &'a [ManifestBody],
+}
+
+impl Chain<'_> {
+    /// The current epoch's manifest body.
+    pub fn current(&self) -> Option<&ManifestBody> {
+        self.history.last()
+    }
+}
+
+/// Rules the operator or the configuration sets.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    /// How a shrink chooses t' for n' holders.
+    pub policy: Policy,
+}
+
+/// Why an input may not act. Each maps to a status and a bounded metric
+/// reason (`pqvault_transition_refusals_total{reason}`).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Refusal {
+    /// The proposal is for another vault or epoch than ours.
+    #[error("proposal is for epoch {found}, this vault is at epoch {current}")]
+    Stale {
+        /// Epoch proposed from.
+        found: u64,
+        /// Our current epoch.
+        current: u64,
+    },
+    /// We hold no verified chain of this vault.
+    #[error("no verified chain of this vault here")]
+    NoChain,
+    /// Too few valid votes of distinct holders.
+    #[error("not certified: {valid} valid votes of distinct holders, {needed} needed")]
+    Uncertified {
+        /// Valid votes.
+        valid: usize,
+        /// Quorum.
+        needed: usize,
+    },
+    /// A vote is not a holder's or its signature does not verify.
+    #[error("bad vote: {0}")]
+    BadVote(String),
+    /// The plans are malformed for this epoch.
+    #[error("plan refused: {0}")]
+    Plan(String),
+    /// The plan would give a member a second share of one polynomial.
+    #[error(
+        "replacement {replacement} already held or was given share {had} of this vault; it may never receive share {asked} too"
+    )]
+    ReplacementReused {
+        /// Replacement (short fingerprint).
+        replacement: String,
+        /// Index it held or was named for.
+        had: u8,
+        /// Index asked for.
+        asked: u8,
+    },
+    /// The new threshold breaks the rules.
+    #[error("policy: {0}")]
+    Policy(String),
+    /// A target or left-out holder is not lost in our own view.
+    #[error("share {0} is not lost in this validator's own view (alive, or not dead for the grace period)")]
+    NotLost(u8),
+    /// A shrink before its holders were lost for long enough.
+    #[error("holders left out have been lost for {waited_ms} ms, a shrink waits {needed_ms} ms for spares")]
+    TooEarly {
+        /// Waited so far.
+        waited_ms: u64,
+        /// Needed.
+        needed_ms: u64,
+    },
+    /// We voted for another proposal of this epoch recently.
+    #[error("already voted for attempt {attempt} of this epoch {age_ms} ms ago; a new attempt waits {timeout_ms} ms")]
+    AlreadyVoted {
+        /// Attempt voted for.
+        attempt: u32,
+        /// How long ago.
+        age_ms: u64,
+        /// [`ATTEMPT_TIMEOUT`].
+        timeout_ms: u64,
+    },
+}
+
+impl Refusal {
+    /// The metric reason label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::Stale { .. } | Refusal::NoChain => "stale",
+            Refusal::Uncertified { .. } => "uncertified",
+            Refusal::BadVote(_) => "bad_certificate",
+            Refusal::Plan(_) => "plan_mismatch",
+            Refusal::ReplacementReused { .. } => "replacement_reused",
+            Refusal::Policy(_) => "policy",
+            Refusal::NotLost(_) | Refusal::TooEarly { .. } | Refusal::AlreadyVoted { .. } => {
+                "vote_refused"
+            }
+        }
+    }
+
+    /// The HTTP status a driver answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Refusal::Stale { .. } | Refusal::AlreadyVoted { .. } | Refusal::NotLost(_) => 409,
+            Refusal::TooEarly { .. } => 409,
+            Refusal::NoChain => 404,
+            Refusal::Plan(_) | Refusal::Policy(_) => 422,
+            Refusal::Uncertified { .. }
+            | Refusal::BadVote(_)
+            | Refusal::ReplacementReused { .. } => 403,
+        }
+    }
+}
+
+/// Votes a proposal of an epoch with threshold `t` among `n` holders needs.
+pub fn quorum(t: u8, n: u8) -> usize {
+    usize::from(vault::epoch::quorum(t, n))
+}
+
+fn plan(why: impl Into<String>) -> Refusal {
+    Refusal::Plan(why.into())
+}
+
+fn current<'a>(chain: &Chain<'a>, p: &Proposal) -> Result<&'a ManifestBody, Refusal> {
+    let c = chain.history.last().ok_or(Refusal::NoChain)?;
+    if p.vault_id != c.vault_id {
+        return Err(Refusal::NoChain);
+    }
+    if p.from_epoch != c.epoch {
+        return Err(Refusal::Stale {
+            found: p.from_epoch,
+            current: c.epoch,
+        });
+    }
+    Ok(c)
+}
+
+/// Strictly increasing, distinct, every index in the manifest.
+fn indices_ok(xs: &[u8], c: &ManifestBody) -> bool {
+    xs.windows(2).all(|w| w[0] < w[1]) && xs.iter().all(|i| c.entry(*i).is_some())
+}
+
+/// Checks the proposal's plans against the chain: who may help, deal or
+/// receive, and what t' may be. Says nothing about votes or views.
+pub fn check_action(chain: &Chain, rules: &Rules, p: &Proposal) -> Result<(), Refusal> {
+    let c = current(chain, p)?;
+    match &p.action {
+        Action::Repair(plans) => check_repair(chain, c, plans),
+        Action::Reshare(x) => check_reshare(c, rules, x),
+    }
+}
+
+fn check_repair(
+    chain: &Chain,
+    c: &ManifestBody,
+    plans: &[crate::repair::Plan],
+) -> Result<(), Refusal> {
+    if plans.is_empty() {
+        return Err(plan("a repair proposal needs at least one plan"));
+    }
+    let (mut targets, mut replacements, mut rounds) =
+        (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    for x in plans {
+        if !rounds.insert(x.round) {
+            return Err(plan("two plans share a round id"));
+        }
+        if x.helpers.len() != usize::from(c.threshold) || !indices_ok(&x.helpers, c) {
+            return Err(plan("helpers must be t distinct share indices, sorted"));
+        }
+        let idx = x.indices();
+        if idx.is_empty() || !indices_ok(&idx, c) {
+            return Err(plan(
+                "targets must be distinct share indices of the manifest, sorted",
+            ));
+        }
+        for t in &x.targets {
+            if x.helpers.contains(&t.index) {
+                return Err(plan(format!("share {} is both target and helper", t.index)));
+            }
+            if !targets.insert(t.index) || !replacements.insert(t.replacement) {
+                return Err(plan("a target or replacement appears twice"));
+            }
+            // A current holder receives no second share, except its own
+            // index back (a holder returning with an empty disk).
+            let own = c.entry(t.index).map(|e| e.recipient) == Some(t.replacement);
+            if let Some(e) = c.shards.iter().find(|e| e.recipient == t.replacement) {
+                if !own {
+                    return Err(Refusal::ReplacementReused {
+                        replacement: t.replacement.short(),
+                        had: e.index,
+                        asked: t.index,
+                    });
+                }
+            }
+            check_once(chain, c, &t.replacement, t.index)?;
+        }
+    }
+    Ok(())
+}
+
+/// Every member receives at most one share of a polynomial: a replacement
+/// may not appear at another index in any manifest since the polynomial's
+/// (t, n) was last set (conservative: a refresh keeps (t, n) but changes
+/// the polynomial, so this also refuses some safe cases; see
+/// docs/decisions.md D26).
+pub fn check_once(
+    chain: &Chain,
+    c: &ManifestBody,
+    replacement: &Fingerprint,
+    index: u8,
+) -> Result<(), Refusal> {
+    for body in chain
+        .history
+        .iter()
+        .rev()
+        .take_while(|b| (b.threshold, b.n) == (c.threshold, c.n))
+    {
+        if let Some(e) = body.shards.iter().find(|e| e.recipient == *replacement) {
+            if e.index != index {
+                return Err(Refusal::ReplacementReused {
+                    replacement: replacement.short(),
+                    had: e.index,
+                    asked: index,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_reshare(c: &ManifestBody, rules: &Rules, x: &crate::reshare::Plan) -> Result<(), Refusal> {
+    if x.dealers.len() != usize::from(c.threshold) || !indices_ok(&x.dealers, c) {
+        return Err(plan("dealers must be t distinct share indices, sorted"));
+    }
+    let mut seen = BTreeSet::new();
+    for r in &x.recipients {
+        if !seen.insert(*r) || c.shards.iter().all(|e| e.recipient != *r) {
+            return Err(plan(
+                "recipients must be distinct holders of the current epoch",
+            ));
+        }
+    }
+    let n_new = x.recipients.len();
+    let refresh = (x.t_new, n_new) == (c.threshold, usize::from(c.n));
+    let shrink = n_new < usize::from(c.n)
+        && u8::try_from(n_new)
+            .ok()
+            .and_then(|n| rules.policy.threshold_for(n).ok())
+            == Some(x.t_new);
+    if !refresh && !shrink {
+        return Err(Refusal::Policy(format!(
+            "({}, {n_new}) is neither a refresh of ({}, {}) nor the {} policy's threshold for {n_new}",
+            x.t_new,
+            c.threshold,
+            c.n,
+            rules.policy.name()
+        )));
+    }
+    Ok(())
+}
+
+/// Counts the valid votes of distinct holders of the current epoch.
+pub fn valid_votes(c: &ManifestBody, cert: &CertifiedProposal) -> Result<usize, Refusal> {
+    let digest = cert.proposal.digest();
+    let mut signers = BTreeSet::new();
+    for v in &cert.votes {
+        let fp = v.signer.fingerprint();
+        if c.shards.iter().all(|e| e.recipient != fp) {
+            return Err(Refusal::BadVote(format!(
+                "{} holds no share of epoch {}",
+                fp.short(),
+                c.epoch
+            )));
+        }
+        v.signer
+            .verifying_key()
+            .verify(VOTE_DOMAIN, &digest, &v.signature)
+            .map_err(|e| Refusal::BadVote(format!("vote of {}: {e}", fp.short())))?;
+        signers.insert(fp);
+    }
+    Ok(signers.len())
+}
+
+/// Decides whether a certified proposal may act at this validator: it is
+/// for the current epoch of the verified chain, its plans are well formed
+/// for that epoch (and give no member a second share of the polynomial),
+/// and a quorum of the epoch's holders signed it. Returns the proposal.
+pub fn authorize<'c>(
+    chain: &Chain,
+    rules: &Rules,
+    cert: &'c CertifiedProposal,
+) -> Result<&'c Proposal, Refusal> {
+    let c = current(chain, &cert.proposal)?;
+    check_action(chain, rules, &cert.proposal)?;
+    let valid = valid_votes(c, cert)?;
+    let needed = quorum(c.threshold, c.n);
+    if valid < needed {
+        return Err(Refusal::Uncertified { valid, needed });
+    }
+    Ok(&cert.proposal)
+}
+
+/// Our last vote for an epoch: (attempt, proposal digest, age).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PastVote {
+    /// Attempt voted for.
+    pub attempt: u32,
+    /// Digest voted for.
+    pub digest: [u8; 32],
+    /// Time since the vote.
+    pub age: Duration,
+}
+
+/// What this validator's own view says, for its vote.
+#[derive(Debug, Clone, Default)]
+pub struct OwnView {
+    /// Share indices lost in our own settled view: holders dead for the
+    /// grace period, failing custody, or answering without their shard.
+    /// `None` while the view is not settled (someone suspect, dead for less
+    /// than the grace period, ourselves just started).
+    pub lost: Option<BTreeSet<u8>>,
+    /// How long the vault has had lost shares in our view.
+    pub lost_for: Duration,
+    /// How long lost shares wait for spares before a shrink.
+    pub reshare_after: Duration,
+    /// Our last vote for this epoch, if any.
+    pub voted: Option<PastVote>,
+    /// Replacements we voted for in this vault, with the index each was
+    /// named for.
+    pub named: BTreeMap<Fingerprint, u8>,
+}
+
+/// Decides whether we vote for `p`: its plans are well formed; every share
+/// it replaces or leaves out is lost in our own settled view (a shrink also
+/// only after `reshare_after`); it names no replacement we already voted
+/// to give another index; and it is the one proposal we vote for in this
+/// (epoch, attempt), or a new attempt after the previous one timed out.
+pub fn judge(chain: &Chain, rules: &Rules, view: &OwnView, p: &Proposal) -> Result<(), Refusal> {
+    let c = current(chain, p)?;
+    check_action(chain, rules, p)?;
+    if let Some(v) = view.voted {
+        if v.digest == p.digest() {
+            return Ok(()); // the same proposal again: the same vote
+        }
+        if v.attempt == p.attempt || v.age < ATTEMPT_TIMEOUT {
+            return Err(Refusal::AlreadyVoted {
+                attempt: v.attempt,
+                age_ms: v.age.as_millis() as u64,
+                timeout_ms: ATTEMPT_TIMEOUT.as_millis() as u64,
+            });
+        }
+    }
+    let lost = |i: u8| -> Result<(), Refusal> {
+        match &view.lost {
+            Some(l) if l.contains(&i) => Ok(()),
+            _ => Err(Refusal::NotLost(i)),
+        }
+    };
+    match &p.action {
+        Action::Repair(plans) => {
+            for t in plans.iter().flat_map(|x| &x.targets) {
+                lost(t.index)?;
+                if let Some(had) = view.named.get(&t.replacement) {
+                    if *had != t.index {
+                        return Err(Refusal::ReplacementReused {
+                            replacement: t.replacement.short(),
+                            had: *had,
+                            asked: t.index,
+                        });
+                    }
+                }
+            }
+        }
+        Action::Reshare(x) => {
+            let left_out: Vec<u8> = c
+                .shards
+                .iter()
+                .filter(|e| !x.recipients.contains(&e.recipient))
+                .map(|e| e.index)
+                .collect();
+            for i in &left_out {
+                lost(*i)?;
+            }
+            if !left_out.is_empty() && view.lost_for < view.reshare_after {
+                return Err(Refusal::TooEarly {
+                    waited_ms: view.lost_for.as_millis() as u64,
+                    needed_ms: view.reshare_after.as_millis() as u64,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every refusal path of the transition core, fed directly.
+    use super::*;
+    use crate::repair::{Plan as RepairPlan, Target};
+    use crate::reshare::Plan as ResharePlan;
+    use crate::transition::proposal::{CertifiedProposal, Vote};
+    use std::sync::OnceLock;
+    use vault::identity::SecretIdentity;
+    use vault::manifest::{ShardEntry, VaultId};
+
+    /// Seven members: 1..=5 hold a 3-of-5 vault, 6 and 7 are spares.
+    fn keys() -> &'static Vec<SecretIdentity> {
+        static K: OnceLock<Vec<SecretIdentity>> = OnceLock::new();
+        K.get_or_init(|| {
+            (1..=7)
+                .map(|i| SecretIdentity::generate(&format!("validator-{i}")).unwrap())
+                .collect()
+        })
+    }
+
+    fn fp(i: usize) -> Fingerprint {
+        keys()[i - 1].public().fingerprint()
+    }
+
+    fn body(epoch: u64, holders: &[usize], t: u8) -> ManifestBody {
+        ManifestBody {
+            suite: vault::kem::hybrid::Suite::DEFAULT,
+            vault_id: VaultId::from_bytes([9; 16]),
+            epoch,
+            created_unix: 0,
+            threshold: t,
+            n: holders.len() as u8,
+            secret_len: 32,
+            secret_commitment: [0; 32],
+            shards: holders
+                .iter()
+                .enumerate()
+                .map(|(k, h)| ShardEntry {
+                    index: k as u8 + 1,
+                    recipient: fp(*h),
+                    recipient_name: format!("validator-{h}"),
+                    blob_hash: [0; 32],
+                    share_commitment: [0; 32],
+                })
+                .collect(),
+        }
+    }
+
+    fn genesis() -> Vec<ManifestBody> {
+        vec![body(1, &[1, 2, 3, 4, 5], 3)]
+    }
+
+    const RULES: Rules = Rules {
+        policy: Policy::Majority,
+    };
+
+    fn repair(epoch: u64, target: u8, replacement: usize, helpers: Vec<u8>) -> Proposal {
+        Proposal {
+            vault_id: VaultId::from_bytes([9; 16]),
+            from_epoch: epoch,
+            attempt: 0,
+            action: Action::Repair(vec![RepairPlan {
+                round: [target; 16],
+                vault_id: VaultId::from_bytes([9; 16]),
+                epoch,
+                targets: vec![Target {
+                    index: target,
+                    replacement: fp(replacement),
+                }],
+                helpers,
+            }]),
+        }
+    }
+
+    fn shrink(t_new: u8, recipients: &[usize]) -> Proposal {
+        Proposal {
+            vault_id: VaultId::from_bytes([9; 16]),
+            from_epoch: 1,
+            attempt: 0,
+            action: Action::Reshare(ResharePlan {
+                round: [7; 16],
+                vault_id: VaultId::from_bytes([9; 16]),
+                epoch: 1,
+                t_new,
+                dealers: vec![1, 2, 3],
+                recipients: recipients.iter().map(|i| fp(*i)).collect(),
+            }),
+        }
+    }
+
+    fn certify(p: &Proposal, voters: &[usize]) -> CertifiedProposal {
+        CertifiedProposal {
+            proposal: p.clone(),
+            votes: voters
+                .iter()
+                .map(|i| Vote::sign(p, &keys()[i - 1]).unwrap())
+                .collect(),
+        }
+    }
+
+    fn view(lost: &[u8]) -> OwnView {
+        OwnView {
+            lost: Some(lost.iter().copied().collect()),
+            lost_for: Duration::from_secs(60),
+            reshare_after: Duration::from_secs(30),
+            ..OwnView::default()
+        }
+    }
+
+    #[test]
+    fn a_quorum_certified_repair_is_authorized() {
+        let h = genesis();
+        let chain = Chain { history: &h };
+        let p = repair(1, 5, 6, vec![1, 2, 3]);
+        assert!(authorize(&chain, &RULES, &certify(&p, &[1, 2, 3])).is_ok());
+        // Votes are checked in any order; duplicates count once.
+        let mut c = certify(&p, &[1, 2, 3]);
+        c.votes.reverse();
+        assert!(authorize(&chain, &RULES, &c).is_ok());
+    }
+
+    /// Attack 1 at the core: a plan without a quorum of holders' votes, or
+    /// with votes of non-holders or repeated votes, never acts.
+    #[test]
+    fn an_uncertified_or_padded_proposal_is_refused() {
+        let h = genesis();
+        let chain = Chain { history: &h };
+        let p = repair(1, 5, 6, vec![1, 2, 3]);
+        for voters in [&[][..], &[1], &[1, 2], &[2, 2, 2]] {
+            let e = authorize(&chain, &RULES, &certify(&p, voters)).unwrap_err();
+            assert!(matches!(e, Refusal::Uncertified { needed: 3, .. }), "{e}");
+        }
+        // The spare votes for itself: not a holder.
+        let e = authorize(&chain, &RULES, &certify(&p, &[1, 2, 6])).unwrap_err();
+        assert_eq!(e.reason(), "bad_certificate");
+        // A vote for another proposal does not transfer.
+        let mut c = certify(&p, &[1, 2, 3]);
+        c.votes[2] = Vote::sign(&repair(1, 4, 6, vec![1, 2, 3]), &keys()[2]).unwrap();
+        assert_eq!(
+            authorize(&chain, &RULES, &c).unwrap_err().reason(),
+            "bad_certificate"
+        );
+    }
+
+    /// Replay: a certificate of epoch 1 does nothing at epoch 2.
+    #[test]
+    fn a_replayed_certificate_of_an_older_epoch_is_refused() {
+        let mut h = genesis();
+        h.push(body(2, &[1, 2, 3, 4, 6], 3));
+        let chain = Chain { history: &h };
+        let c = certify(&repair(1, 5, 7, vec![1, 2, 3]), &[1, 2, 3]);
+        assert_eq!(
+            authorize(&chain, &RULES, &c).unwrap_err(),
+            Refusal::Stale {
+                found: 1,
+                current: 2
+            }
+        );
+    }
+
+    /// Harvest across rounds: a member that held or received one index of
+    /// the polynomial never receives another, even with a full quorum.
+    #[test]
+    fn no_member_receives_a_second_share_of_one_polynomial() {
+        let mut h = genesis();
+        h.push(body(2, &[1, 2, 3, 4, 6], 3)); // 6 replaced 5
+        let chain = Chain { history: &h };
+        // 6 holds share 5 now: it may not also take share 4...
+        let e = authorize(
+            &chain,
+            &RULES,
+            &certify(&repair(2, 4, 6, vec![1, 2, 3]), &[1, 2, 3]),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Refusal::ReplacementReused {
+                    had: 5,
+                    asked: 4,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // ...and 5, which held share 5 of this polynomial, may not take 4.
+        let e = authorize(
+            &chain,
+            &RULES,
+            &certify(&repair(2, 4, 5, vec![1, 2, 3]), &[1, 2, 3]),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Refusal::ReplacementReused {
+                    had: 5,
+                    asked: 4,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // 5 may take its own share 5 back (an empty disk), if lost again.
+        let mut h2 = genesis();
+        h2.push(body(2, &[1, 2, 3, 4, 5], 3));
+        let chain2 = Chain { history: &h2 };
+        assert!(authorize(
+            &chain2,
+            &RULES,
+            &certify(&repair(2, 5, 5, vec![1, 2, 3]), &[1, 2, 3])
+        )
+        .is_ok());
+        // A current holder is never the replacement of another index.
+        let e = authorize(
+            &chain2,
+            &RULES,
+            &certify(&repair(2, 5, 4, vec![1, 2, 3]), &[1, 2, 3]),
+        )
+        .unwrap_err();
+        assert_eq!(e.reason(), "replacement_reused");
+    }
+
+    /// Malformed plans: a target that helps, too few helpers, two plans
+    /// naming one replacement.
+    #[test]
+    fn malformed_repair_plans_are_refused() {
+        let h = genesis();
+        let chain = Chain { history: &h };
+        for p in [
+            repair(1, 3, 6, vec![1, 2, 3]),
+            repair(1, 5, 6, vec![1, 2]),
+            repair(1, 5, 6, vec![2, 1, 3]),
+            repair(1, 9, 6, vec![1, 2, 3]),
+        ] {
+            let e = authorize(&chain, &RULES, &certify(&p, &[1, 2, 3])).unwrap_err();
+            assert_eq!(e.reason(), "plan_mismatch", "{e}");
+        }
+        let mut p = repair(1, 5, 6, vec![1, 2, 3]);
+        if let Action::Repair(plans) = &mut p.action {
+            let mut second = plans[0].clone();
+            second.round = [1; 16];
+            second.targets[0].index = 4;
+            plans.push(second);
+        }
+        let e = authorize(&chain, &RULES, &certify(&p, &[1, 2, 3])).unwrap_err();
+        assert_eq!(e.reason(), "plan_mismatch", "{e}");
+    }
+
+    /// Attack 2 at the core: t' below the policy's, or a shrink whose left
+    /// out holders are not lost (for long enough) in the voter's own view.
+    #[test]
+    fn a_threshold_lowering_shrink_gets_no_vote() {
+        let h = genesis();
+        let chain = Chain { history: &h };
+        // Policy: t' = 2 for n' = 3 (majority). t' = 1 is never allowed.
+        let e = judge(&chain, &RULES, &view(&[4, 5]), &shrink(1, &[1, 2, 3])).unwrap_err();
+        assert_eq!(e.reason(), "policy");
+        // Holders 4 and 5 only paused: not lost in our view.
+        let e = judge(&chain, &RULES, &view(&[]), &shrink(2, &[1, 2, 3])).unwrap_err();
+        assert_eq!(e, Refusal::NotLost(4));
+        // Lost, but not yet for reshare_after.
+        let mut v = view(&[4, 5]);
+        v.lost_for = Duration::from_secs(5);
+        let e = judge(&chain, &RULES, &v, &shrink(2, &[1, 2, 3])).unwrap_err();
+        assert!(matches!(e, Refusal::TooEarly { .. }), "{e}");
+        // Unsettled view: no vote at all.
+        let mut v = view(&[4, 5]);
+        v.lost = None;
+        assert!(judge(&chain, &RULES, &v, &shrink(2, &[1, 2, 3])).is_err());
+        // Really lost for long enough: the vote is given.
+        assert!(judge(&chain, &RULES, &view(&[4, 5]), &shrink(2, &[1, 2, 3])).is_ok());
+        // A refresh leaves no one out and needs nobody lost.
+        assert!(judge(&chain, &RULES, &view(&[]), &shrink(3, &[1, 2, 3, 4, 5])).is_ok());
+    }
+
+    /// Attack 1 at the voter: a target that is alive in our view gets no
+    /// vote, nor does a replacement we voted to give another index.
+    #[test]
+    fn a_voter_judges_targets_on_its_own_view() {
+        let h = genesis();
+        let chain = Chain { history: &h };
+        let p = repair(1, 5, 6, vec![1, 2, 3]);
+        assert_eq!(
+            judge(&chain, &RULES, &view(&[4]), &p).unwrap_err(),
+            Refusal::NotLost(5)
+        );
+        assert!(judge(&chain, &RULES, &view(&[5]), &p).is_ok());
+        let mut v = view(&[4, 5]);
+        v.named.insert(fp(6), 4);
+        assert_eq!(
+            judge(&chain, &RULES, &v, &p).unwrap_err().reason(),
+            "replacement_reused"
+        );
+    }
+
+    /// One vote per (epoch, attempt); a new attempt only after the last
+    /// one timed out; the same proposal again gets the same vote.
+    #[test]
+    fn a_voter_votes_once_per_attempt() {
+        let h = genesis();
+        let chain = Chain { history: &h };
+        let p = repair(1, 5, 6, vec![1, 2, 3]);
+        let mut v = view(&[4, 5]);
+        v.voted = Some(PastVote {
+            attempt: 0,
+            digest: p.digest(),
+            age: Duration::from_secs(1),
+        });
+        assert!(judge(&chain, &RULES, &v, &p).is_ok());
+        let rival = repair(1, 4, 6, vec![1, 2, 3]);
+        assert!(matches!(
+            judge(&chain, &RULES, &v, &rival).unwrap_err(),
+            Refusal::AlreadyVoted { attempt: 0, .. }
+        ));
+        let mut next = rival.clone();
+        next.attempt = 1;
+        assert!(judge(&chain, &RULES, &v, &next).is_err(), "too soon");
+        v.voted = Some(PastVote {
+            attempt: 0,
+            digest: p.digest(),
+            age: ATTEMPT_TIMEOUT,
+        });
+        assert!(judge(&chain, &RULES, &v, &next).is_ok());
+        // Never two proposals under one attempt number, however late.
+        assert!(judge(&chain, &RULES, &v, &rival).is_err());
+    }
+
+    #[test]
+    fn proposals_round_trip_and_truncations_are_refused() {
+        for p in [repair(1, 5, 6, vec![1, 2, 3]), shrink(2, &[1, 2, 3])] {
+            let c = certify(&p, &[1, 2, 3]);
+            let bytes = c.encode();
+            assert_eq!(CertifiedProposal::decode(&bytes).unwrap(), c);
+            assert_eq!(Proposal::decode(&p.encode()).unwrap(), p);
+            for cut in [0, 6, 20, bytes.len() / 2, bytes.len() - 1] {
+                assert!(CertifiedProposal::decode(&bytes[..cut]).is_err(), "{cut}");
+            }
+        }
+        // A plan for another epoch inside a proposal is refused on decode.
+        let mut p = repair(1, 5, 6, vec![1, 2, 3]);
+        p.from_epoch = 2;
+        assert!(Proposal::decode(&p.encode()).is_err());
+    }
+}

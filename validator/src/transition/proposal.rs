@@ -1,0 +1,261 @@
+//! Transition proposals, votes and certified proposals: the wire formats
+//! (`PQVP`, `PQVV`, `PQVQ`; docs/formats.md) and nothing else.
+//!
+//! A proposal names one transition of one epoch: the repair plans (targets,
+//! replacements, helpers) or the re-share plan (dealers, recipients, new
+//! threshold), each with its round id. A vote is a holder's hybrid
+//! signature over the proposal's digest. A certified proposal carries a
+//! proposal and the votes of a quorum of the epoch's holders: the only
+//! thing a helper, dealer or replacement acts on.
+
+use crate::repair;
+use crate::reshare;
+use aws_lc_rs::digest::{Context, SHA256};
+use vault::codec::{FormatError, Kind, Reader, Writer};
+use vault::identity::{PublicIdentity, SecretIdentity};
+use vault::manifest::VaultId;
+use vault::sign::{HybridSignature, ED25519_SIG_LEN, MLDSA65_SIG_LEN};
+
+/// Wire kind of a proposal.
+pub const PROPOSAL_KIND: Kind = Kind {
+    magic: *b"PQVP",
+    name: "pqvault transition proposal",
+    version: 1,
+};
+
+/// Wire kind of one holder's vote.
+pub const VOTE_KIND: Kind = Kind {
+    magic: *b"PQVV",
+    name: "pqvault proposal vote",
+    version: 1,
+};
+
+/// Wire kind of a certified proposal.
+pub const CERTIFIED_KIND: Kind = Kind {
+    magic: *b"PQVQ",
+    name: "pqvault certified proposal",
+    version: 1,
+};
+
+/// Signature domain of votes.
+pub const VOTE_DOMAIN: &str = "pqvault/v1 proposal-vote";
+
+/// Largest encoded plan inside a proposal.
+const MAX_PLAN: usize = 64 << 10;
+/// Largest encoded proposal inside a certificate.
+const MAX_PROPOSAL: usize = 1 << 20;
+/// Largest public identity inside a vote.
+const MAX_IDENTITY: usize = 16 << 10;
+/// Most repair plans one proposal carries (one per round of a heal).
+pub const MAX_PLANS: usize = 64;
+
+/// What a proposal asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Rebuild lost shares at replacements: one plan per round.
+    Repair(Vec<repair::Plan>),
+    /// Re-share among holders (a refresh, or a shrink to the policy's t').
+    Reshare(reshare::Plan),
+}
+
+/// One transition of one epoch, as a holder proposes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proposal {
+    /// Vault.
+    pub vault_id: VaultId,
+    /// Epoch the transition leaves.
+    pub from_epoch: u64,
+    /// Attempt number: a holder votes for one proposal per (epoch, attempt).
+    pub attempt: u32,
+    /// The plans.
+    pub action: Action,
+}
+
+impl Proposal {
+    /// Canonical encoding: `"PQVP" u16 vault_id:[16] from_epoch:u64
+    /// attempt:u32 action:u8`, then for a repair `count:u8` and each plan as
+    /// a `var` `PQVR` plan message, for a re-share one `var` `PQVX` plan
+    /// message.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new(PROPOSAL_KIND);
+        w.bytes(self.vault_id.as_bytes())
+            .u64(self.from_epoch)
+            .u32(self.attempt);
+        match &self.action {
+            Action::Repair(plans) => {
+                w.u8(1).u8(u8::try_from(plans.len()).unwrap_or(u8::MAX));
+                for p in plans.iter().take(usize::from(u8::MAX)) {
+                    w.var_bytes(&repair::Message::Plan(p.clone()).encode());
+                }
+            }
+            Action::Reshare(p) => {
+                w.u8(2)
+                    .var_bytes(&reshare::Message::Plan(p.clone()).encode());
+            }
+        }
+        w.finish()
+    }
+
+    /// Decodes untrusted bytes. Every plan must be for the proposal's vault
+    /// and epoch.
+    pub fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
+        let mut r = Reader::open(bytes, PROPOSAL_KIND)?;
+        let vault_id = VaultId::from_bytes(r.array("vault id")?);
+        let from_epoch = r.u64("from epoch")?;
+        let attempt = r.u32("attempt")?;
+        let action = match r.u8("action")? {
+            1 => {
+                let count = usize::from(r.u8("plan count")?);
+                if count == 0 || count > MAX_PLANS {
+                    return Err(FormatError::invalid(
+                        "plan count",
+                        format!("{count} plans (1 to {MAX_PLANS})"),
+                    ));
+                }
+                let mut plans = Vec::with_capacity(count);
+                for _ in 0..count {
+                    match repair::Message::decode(r.var_bytes("repair plan", MAX_PLAN)?)? {
+                        repair::Message::Plan(p) => plans.push(p),
+                        _ => return Err(FormatError::invalid("repair plan", "not a plan")),
+                    }
+                }
+                Action::Repair(plans)
+            }
+            2 => match reshare::Message::decode(r.var_bytes("re-share plan", MAX_PLAN)?)? {
+                reshare::Message::Plan(p) => Action::Reshare(p),
+                _ => return Err(FormatError::invalid("re-share plan", "not a plan")),
+            },
+            other => {
+                return Err(FormatError::invalid(
+                    "action",
+                    format!("unknown action {other}"),
+                ))
+            }
+        };
+        r.finish()?;
+        let p = Proposal {
+            vault_id,
+            from_epoch,
+            attempt,
+            action,
+        };
+        let consistent = match &p.action {
+            Action::Repair(plans) => plans
+                .iter()
+                .all(|x| (x.vault_id, x.epoch) == (vault_id, from_epoch)),
+            Action::Reshare(x) => (x.vault_id, x.epoch) == (vault_id, from_epoch),
+        };
+        if !consistent {
+            return Err(FormatError::invalid(
+                "plan",
+                "a plan names another vault or epoch than its proposal",
+            ));
+        }
+        Ok(p)
+    }
+
+    /// SHA-256 over a label and the encoding: what votes sign.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut h = Context::new(&SHA256);
+        h.update(b"pqvault/v1 proposal");
+        h.update(&self.encode());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(h.finish().as_ref());
+        out
+    }
+
+    /// Round ids of the proposal's plans.
+    pub fn rounds(&self) -> Vec<[u8; 16]> {
+        match &self.action {
+            Action::Repair(plans) => plans.iter().map(|p| p.round).collect(),
+            Action::Reshare(p) => vec![p.round],
+        }
+    }
+}
+
+/// One holder's signature over a proposal's digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vote {
+    /// The signer (checked against the epoch's manifest by fingerprint).
+    pub signer: PublicIdentity,
+    /// Hybrid signature over [`Proposal::digest`] under [`VOTE_DOMAIN`].
+    pub signature: HybridSignature,
+}
+
+impl Vote {
+    /// Signs `proposal` with `key`.
+    pub fn sign(proposal: &Proposal, key: &SecretIdentity) -> Result<Vote, vault::sign::SignError> {
+        Ok(Vote {
+            signer: key.public().clone(),
+            signature: key.signing_key().sign(VOTE_DOMAIN, &proposal.digest())?,
+        })
+    }
+
+    fn write(&self, w: &mut Writer) {
+        w.var_bytes(&self.signer.encode())
+            .bytes(&self.signature.ed25519)
+            .bytes(&self.signature.mldsa);
+    }
+
+    fn read(r: &mut Reader) -> Result<Vote, FormatError> {
+        let signer = PublicIdentity::decode(r.var_bytes("signer identity", MAX_IDENTITY)?)
+            .map_err(|e| FormatError::invalid("signer identity", e.to_string()))?;
+        let signature = HybridSignature {
+            ed25519: r.array::<ED25519_SIG_LEN>("ed25519 signature")?,
+            mldsa: r.take(MLDSA65_SIG_LEN, "ml-dsa-65 signature")?.to_vec(),
+        };
+        Ok(Vote { signer, signature })
+    }
+
+    /// `"PQVV" u16 signer:var ed25519:[64] mldsa:[3309]`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new(VOTE_KIND);
+        self.write(&mut w);
+        w.finish()
+    }
+
+    /// Decodes untrusted bytes (the signature is checked by
+    /// [`super::authorize`]).
+    pub fn decode(bytes: &[u8]) -> Result<Vote, FormatError> {
+        let mut r = Reader::open(bytes, VOTE_KIND)?;
+        let v = Vote::read(&mut r)?;
+        r.finish()?;
+        Ok(v)
+    }
+}
+
+/// A proposal and the votes collected for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertifiedProposal {
+    /// The proposal.
+    pub proposal: Proposal,
+    /// Votes; [`super::authorize`] counts the valid ones of distinct holders.
+    pub votes: Vec<Vote>,
+}
+
+impl CertifiedProposal {
+    /// `"PQVQ" u16 proposal:var count:u8 count×(signer:var ed25519:[64]
+    /// mldsa:[3309])`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new(CERTIFIED_KIND);
+        w.var_bytes(&self.proposal.encode())
+            .u8(u8::try_from(self.votes.len()).unwrap_or(u8::MAX));
+        for v in self.votes.iter().take(usize::from(u8::MAX)) {
+            v.write(&mut w);
+        }
+        w.finish()
+    }
+
+    /// Decodes untrusted bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
+        let mut r = Reader::open(bytes, CERTIFIED_KIND)?;
+        let proposal = Proposal::decode(r.var_bytes("proposal", MAX_PROPOSAL)?)?;
+        let count = r.u8("vote count")?;
+        let mut votes = Vec::with_capacity(usize::from(count));
+        for _ in 0..count {
+            votes.push(Vote::read(&mut r)?);
+        }
+        r.finish()?;
+        Ok(CertifiedProposal { proposal, votes })
+    }
+}
