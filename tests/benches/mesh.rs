@@ -113,11 +113,34 @@ fn main() {
         spare_pub.fingerprint(),
     );
     let leader = mesh.client_as(4);
-    let msg = validator::repair::Message::Plan(plan.clone()).encode();
+    let proposal = validator::transition::Proposal {
+        vault_id,
+        from_epoch: 1,
+        attempt: 0,
+        action: validator::transition::Action::Repair(vec![plan.clone()]),
+    };
+    // Votes come once every holder has seen validator-7 dead for the grace
+    // period; the round is timed from the certified proposal.
+    let cert = loop {
+        match rt.block_on(pqvault_tests::try_certify(
+            &mesh,
+            4,
+            &proposal,
+            &[0, 1, 2, 3, 4, 5],
+        )) {
+            Ok(c) => break c,
+            Err(e) if t0.elapsed() < Duration::from_secs(30) => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let msg = cert.encode();
     let t0 = Instant::now();
     for i in [7, 0, 1, 2, 3] {
         let r = rt
-            .block_on(leader.post(&mesh.member(i), "/v1/repair", msg.clone(), 4096))
+            .block_on(leader.post(&mesh.member(i), "/v1/transition", msg.clone(), 4096))
             .expect("plan");
         assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
     }

@@ -681,3 +681,50 @@ pub fn recover_from(mesh: &Mesh, holders: &[usize], epoch: u64, t: usize) {
     let original = vault::recover::recover(&genesis, &c1, &keys).unwrap();
     assert_eq!(&now.secret[..], &original.secret[..]);
 }
+
+/// Asks each of `voters` (validator indices) for its vote on `p`, speaking
+/// as validator `as_i` (a validator is not its own member, so another's
+/// certificate reaches `as_i` itself), and returns the certified proposal.
+/// Panics naming the first refusal.
+pub async fn certify(
+    mesh: &Mesh,
+    as_i: usize,
+    p: &validator::transition::Proposal,
+    voters: &[usize],
+) -> validator::transition::CertifiedProposal {
+    match try_certify(mesh, as_i, p, voters).await {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Like [`certify`], returning the first refusal instead of panicking.
+pub async fn try_certify(
+    mesh: &Mesh,
+    as_i: usize,
+    p: &validator::transition::Proposal,
+    voters: &[usize],
+) -> Result<validator::transition::CertifiedProposal, String> {
+    let me = mesh.client_as(as_i);
+    let other = mesh.client_as(if as_i == 0 { 1 } else { 0 });
+    let mut votes = Vec::new();
+    for &i in voters {
+        let via = if i == as_i { &other } else { &me };
+        let r = via
+            .post(&mesh.member(i), "/v1/vote", p.encode(), 1 << 16)
+            .await
+            .map_err(|e| e.to_string())?;
+        if r.status != 200 {
+            return Err(format!(
+                "validator-{} refused its vote: {}",
+                i + 1,
+                String::from_utf8_lossy(&r.body)
+            ));
+        }
+        votes.push(validator::transition::Vote::decode(&r.body).map_err(|e| e.to_string())?);
+    }
+    Ok(validator::transition::CertifiedProposal {
+        proposal: p.clone(),
+        votes,
+    })
+}

@@ -7,6 +7,7 @@ use pqvault_tests::{wait_epoch, Mesh};
 use std::time::Duration;
 use validator::repair::{Message as Repair, Plan as RepairPlan};
 use validator::reshare::{Message as Reshare, Plan as ResharePlan};
+use validator::transition::{Action, CertifiedProposal, Proposal, Vote};
 use vault::manifest::VaultId;
 
 fn vault_id(mesh: &Mesh) -> VaultId {
@@ -55,10 +56,32 @@ async fn a_spare_cannot_plan_its_own_repair_of_a_paused_holder() {
             accepted.push(i + 1);
         }
     }
+    // The certified path: no holder votes for it, since none has seen
+    // holder 5 dead for the grace period (it is only paused).
+    let proposal = Proposal {
+        vault_id: vault_id(&mesh),
+        from_epoch: 1,
+        attempt: u32::MAX,
+        action: Action::Repair(vec![plan.clone()]),
+    };
+    let mut voted = Vec::new();
+    for i in [0, 1, 2, 3] {
+        let r = spare
+            .post(&mesh.member(i), "/v1/vote", proposal.encode(), 1 << 16)
+            .await
+            .unwrap();
+        if r.status == 200 {
+            voted.push(i + 1);
+        }
+    }
     mesh.resume(4);
     assert!(
         accepted.is_empty(),
         "holders {accepted:?} agreed to help a spare's own plan to take share 5"
+    );
+    assert!(
+        voted.is_empty(),
+        "holders {voted:?} voted for a spare's plan to take a paused holder's share"
     );
 }
 
@@ -90,9 +113,33 @@ async fn insiders_cannot_make_an_honest_holder_deal_a_lower_threshold() {
         .post(
             &mesh.member(2),
             "/v1/reshare",
-            Reshare::Plan(plan).encode(),
+            Reshare::Plan(plan.clone()).encode(),
             4096,
         )
+        .await
+        .unwrap();
+    // The certified path: the two insiders sign the shrink themselves; the
+    // honest holder refuses to vote (holders 4 and 5 are not lost in its
+    // view); two votes are below the quorum of 3, so nothing acts.
+    let proposal = Proposal {
+        vault_id: vault_id(&mesh),
+        from_epoch: 1,
+        attempt: u32::MAX,
+        action: Action::Reshare(plan),
+    };
+    let honest_vote = insider
+        .post(&mesh.member(2), "/v1/vote", proposal.encode(), 1 << 16)
+        .await
+        .unwrap();
+    let cert = CertifiedProposal {
+        proposal: proposal.clone(),
+        votes: [0, 1]
+            .iter()
+            .map(|i| Vote::sign(&proposal, &mesh.secret_key(*i)).unwrap())
+            .collect(),
+    };
+    let t = insider
+        .post(&mesh.member(2), "/v1/transition", cert.encode(), 1 << 16)
         .await
         .unwrap();
     mesh.resume(3);
@@ -103,6 +150,17 @@ async fn insiders_cannot_make_an_honest_holder_deal_a_lower_threshold() {
         r.status,
         String::from_utf8_lossy(&r.body)
     );
+    assert_ne!(
+        honest_vote.status, 200,
+        "the honest holder voted for the shrink"
+    );
+    assert_eq!(
+        t.status,
+        403,
+        "a shrink with the insiders' votes only: {}",
+        String::from_utf8_lossy(&t.body)
+    );
+    assert!(String::from_utf8_lossy(&t.body).contains("not certified"));
 }
 
 /// Attack 3, impersonation: a spare answers `GET /v1/identity` with holder

@@ -5,6 +5,7 @@
 use pqvault_tests::Mesh;
 use std::fs;
 use validator::reshare::{Message as Reshare, Plan as ResharePlan};
+use validator::transition::{Action, Proposal};
 use vault::manifest::VaultId;
 
 fn text(r: &validator::peer::Response) -> String {
@@ -58,12 +59,24 @@ async fn bad_peer_messages_are_refused_and_change_nothing() {
     let r = post("/v1/reshare", vec![0u8; 5 << 20]).await;
     assert_eq!(r.status, 413, "{}", text(&r));
 
-    // Another vault, another epoch.
+    // A bare plan acts on nothing: plans act only inside a certified
+    // proposal (docs/protocol.md, "Certified proposals").
+    let r = post("/v1/reshare", Reshare::Plan(plan(2, vault_id, 1)).encode()).await;
+    assert_eq!(r.status, 403, "{}", text(&r));
+    assert!(text(&r).contains("certified proposal"), "{}", text(&r));
+
+    // Proposals for another vault or epoch get no vote.
+    let propose = |p: ResharePlan| Proposal {
+        vault_id: p.vault_id,
+        from_epoch: p.epoch,
+        attempt: 0,
+        action: Action::Reshare(p),
+    };
     let other = VaultId::from_bytes([0xee; 16]);
-    let r = post("/v1/reshare", Reshare::Plan(plan(2, other, 1)).encode()).await;
+    let r = post("/v1/vote", propose(plan(2, other, 1)).encode()).await;
     assert_eq!(r.status, 404, "{}", text(&r));
-    assert!(text(&r).contains("no shard of that vault"), "{}", text(&r));
-    let r = post("/v1/reshare", Reshare::Plan(plan(3, vault_id, 7)).encode()).await;
+    assert!(text(&r).contains("no verified chain"), "{}", text(&r));
+    let r = post("/v1/vote", propose(plan(3, vault_id, 7)).encode()).await;
     assert_eq!(r.status, 409, "{}", text(&r));
     assert!(text(&r).contains("epoch 7"), "{}", text(&r));
     let r = me
@@ -78,18 +91,18 @@ async fn bad_peer_messages_are_refused_and_change_nothing() {
     assert_eq!(r.status, 409, "{}", text(&r));
     assert!(text(&r).contains("not 5"), "{}", text(&r));
 
-    // A plan that is not the policy's: refused by the receiver itself.
+    // A plan that is not the policy's: no vote.
     let mut odd = plan(4, vault_id, 1);
     odd.recipients.truncate(2);
     odd.t_new = 1;
-    let r = post("/v1/reshare", Reshare::Plan(odd).encode()).await;
+    let r = post("/v1/vote", propose(odd).encode()).await;
     assert_eq!(r.status, 422, "{}", text(&r));
-    // Leaving out a holder that is alive and keeps its shard: refused.
+    // Leaving out a holder that is alive and keeps its shard: no vote.
     let mut shrink = plan(5, vault_id, 1);
     shrink.recipients.truncate(2);
-    let r = post("/v1/reshare", Reshare::Plan(shrink).encode()).await;
+    let r = post("/v1/vote", propose(shrink).encode()).await;
     assert_eq!(r.status, 409, "{}", text(&r));
-    assert!(text(&r).contains("still keeps it"), "{}", text(&r));
+    assert!(text(&r).contains("not lost"), "{}", text(&r));
 
     // A sub-share claiming to come from a share its sender does not hold.
     let r = post(
@@ -139,11 +152,13 @@ async fn bad_peer_messages_are_refused_and_change_nothing() {
         fs::read(vdir.join("epoch-1/shard.pqvs")).unwrap(),
         shard_before
     );
-    let votes = mesh.nodes[0].dir.join("data/votes");
-    assert!(
-        !votes.exists() || fs::read_dir(&votes).unwrap().next().is_none(),
-        "a vote was cast"
-    );
+    for dir in ["data/votes", "data/proposals", "data/named"] {
+        let votes = mesh.nodes[0].dir.join(dir);
+        assert!(
+            !votes.exists() || fs::read_dir(&votes).unwrap().next().is_none(),
+            "a vote was cast ({dir})"
+        );
+    }
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -1,11 +1,12 @@
 //! A lost share rebuilt at a replacement by real validator processes, over
 //! mutual TLS, without any process ever holding the secret or t shares.
 
-use pqvault_tests::{sample, Mesh};
+use pqvault_tests::{sample, try_certify, Mesh};
 use std::fs;
 use std::time::{Duration, Instant};
 use validator::epochs::{encode_commit, PrepareReply};
 use validator::repair::{Message, Plan};
+use validator::transition::{Action, Proposal};
 use vault::epoch::{verify_chain, EpochCertificate};
 use vault::identity::{Fingerprint, PublicIdentity, SecretIdentity};
 use vault::manifest::{Manifest, VaultId};
@@ -42,16 +43,28 @@ async fn lost_share_is_rebuilt_at_a_replacement() {
         vec![1, 2, 3],
         mesh.public_identity(5).fingerprint(),
     );
-    // validator-5 leads: it tells the replacement, then the helpers.
+    // validator-5 leads: the live holders certify the proposal (each saw
+    // validator-4 dead), then it goes to the replacement and the helpers.
     let leader = mesh.client_as(4);
+    let proposal = Proposal {
+        vault_id,
+        from_epoch: 1,
+        attempt: 0,
+        action: Action::Repair(vec![plan.clone()]),
+    };
+    // Each holder votes once it has seen validator-4 dead for the grace
+    // period.
+    let t0 = Instant::now();
+    let cert = loop {
+        match try_certify(&mesh, 4, &proposal, &[0, 1, 2, 4]).await {
+            Ok(c) => break c,
+            Err(e) => assert!(t0.elapsed() < Duration::from_secs(10), "{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     for i in [5, 0, 1, 2] {
         let r = leader
-            .post(
-                &mesh.member(i),
-                "/v1/repair",
-                Message::Plan(plan.clone()).encode(),
-                4096,
-            )
+            .post(&mesh.member(i), "/v1/transition", cert.encode(), 4096)
             .await
             .unwrap();
         assert_eq!(
@@ -101,7 +114,13 @@ async fn lost_share_is_rebuilt_at_a_replacement() {
         "the lost share, exactly"
     );
 
-    // A replayed plan and a plan against a live holder are refused.
+    // A replayed certificate, a bare plan and a proposal against a live
+    // holder are refused.
+    let r = leader
+        .post(&mesh.member(0), "/v1/transition", cert.encode(), 4096)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 409, "{}", String::from_utf8_lossy(&r.body));
     let r = leader
         .post(
             &mesh.member(0),
@@ -111,24 +130,25 @@ async fn lost_share_is_rebuilt_at_a_replacement() {
         )
         .await
         .unwrap();
-    assert_eq!(r.status, 409, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
     let mut live = Plan {
         round: [0x43; 16],
         helpers: vec![1, 2, 3],
         ..plan.clone()
     };
     live.targets[0].index = 5;
+    let live = Proposal {
+        vault_id,
+        from_epoch: 1,
+        attempt: 1,
+        action: Action::Repair(vec![live]),
+    };
     let r = leader
-        .post(
-            &mesh.member(1),
-            "/v1/repair",
-            Message::Plan(live).encode(),
-            4096,
-        )
+        .post(&mesh.member(1), "/v1/vote", live.encode(), 4096)
         .await
         .unwrap();
     assert_eq!(r.status, 409);
-    assert!(String::from_utf8_lossy(&r.body).contains("still answers and keeps its shard"));
+    assert!(String::from_utf8_lossy(&r.body).contains("not lost"));
     // Garbage is a clear 400.
     let r = leader
         .post(&mesh.member(1), "/v1/repair", b"PQVR".to_vec(), 4096)

@@ -10,6 +10,9 @@
 //!   by the mTLS certificate it is served under.
 //! * `GET /v1/vaults/{vault}/proof`: the anchor and certified steps of the
 //!   epoch we hold (`PQVC`), so a replacement can verify the manifest.
+//! * `POST /v1/vote` (`PQVP` in, `PQVV` out): our vote on a transition
+//!   proposal, judged on our own view ([`crate::proposals`])
+//! * `POST /v1/transition` (`PQVQ`): a certified proposal; starts our part
 //! * `POST /v1/repair`, `GET /v1/repair/{round}`: repair rounds
 //!   ([`crate::rounds`]).
 //! * `POST /v1/reshare`, `GET /v1/reshare/{round}`: re-share rounds
@@ -82,6 +85,8 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/probe/{member}", get(probe))
         .route("/v1/identity", get(identity))
         .route("/v1/vaults/{vault}/proof", get(proof))
+        .route("/v1/vote", post(vote))
+        .route("/v1/transition", post(transition))
         .route("/v1/repair", post(repair))
         .route("/v1/repair/{round}", get(repair_status))
         .route("/v1/reshare", post(reshare))
@@ -202,6 +207,30 @@ async fn proof(AxState(state): AxState<Arc<State>>, Path(vault): Path<String>) -
             state.count("proof", 404);
             (StatusCode::NOT_FOUND, "no shard of that vault here\n").into_response()
         }
+    }
+}
+
+async fn vote(AxState(state): AxState<Arc<State>>, body: Bytes) -> Response {
+    match crate::proposals::vote(state.clone(), &body).await {
+        Ok(v) => {
+            state.count("vote", 200);
+            ([(header::CONTENT_TYPE, "application/octet-stream")], v).into_response()
+        }
+        Err(f) => failure(&state, "vote", f),
+    }
+}
+
+async fn transition(
+    AxState(state): AxState<Arc<State>>,
+    Extension(peer): Extension<PeerInfo>,
+    body: Bytes,
+) -> Response {
+    match crate::proposals::transition(state.clone(), peer.id, &body).await {
+        Ok(msg) => {
+            state.count("transition", 202);
+            (StatusCode::ACCEPTED, msg).into_response()
+        }
+        Err(f) => failure(&state, "transition", f),
     }
 }
 

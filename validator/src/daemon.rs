@@ -59,6 +59,18 @@ pub struct State {
     pub refresh: bool,
     /// Peers' certificates must bind identity and role (`tls.require_identity`).
     pub require_identity: bool,
+    /// How long a member must be dead before its shares count as lost
+    /// (`heal.grace_ms`): for healing and for our votes alike.
+    pub heal_grace: Duration,
+    /// Serializes our votes on transition proposals (judge, then record,
+    /// then sign: one decision at a time).
+    pub voting: Mutex<()>,
+    /// The proposal we lead per (vault, epoch): (proposal, since, whether
+    /// it was certified and announced, so the next one is a new attempt).
+    #[allow(clippy::type_complexity)]
+    pub proposing: Mutex<
+        BTreeMap<(vault::manifest::VaultId, u64), (crate::transition::Proposal, Instant, bool)>,
+    >,
     /// Certified transitions we lead that some holder has not committed
     /// yet: (epoch left, commit body, holders of the next epoch).
     #[allow(clippy::type_complexity)]
@@ -334,6 +346,9 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         reshare_after: Duration::from_millis(config.heal.reshare_after_ms),
         refresh: config.heal.refresh,
         require_identity: config.require_identity,
+        heal_grace: Duration::from_millis(config.heal.grace_ms),
+        voting: Mutex::new(()),
+        proposing: Mutex::new(BTreeMap::new()),
         lost_since: Mutex::new(BTreeMap::new()),
         unfinished: Mutex::new(BTreeMap::new()),
         reshares: Mutex::new(BTreeMap::new()),

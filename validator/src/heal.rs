@@ -17,13 +17,15 @@
 //! lowest-id rule picks the leader from each validator's own view.
 
 use crate::config::Member;
-use crate::consensus::record::{manifest_digest, Certified, Proposal};
+use crate::consensus::record::{manifest_digest, Certified, Proposal as LogProposal};
 use crate::consensus::ProposalOutcome;
 use crate::daemon::State;
 use crate::epochs::{self, encode_commit, PrepareReply};
-use crate::repair::{Message, Plan, Target};
+use crate::proposals;
+use crate::repair::{Plan, Target};
 use crate::reshare;
 use crate::rounds;
+use crate::transition::{authorize, Action, Proposal};
 use mesh_agent::detector::State as MemberState;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -126,6 +128,58 @@ async fn live_view(
     Some(view)
 }
 
+/// What our own view says about the holders of one vault.
+pub struct Assessment {
+    /// Live members by identity fingerprint (`None` is ourselves), without
+    /// holders that failed custody.
+    pub view: BTreeMap<Fingerprint, Option<Member>>,
+    /// Holders that answer without any shard (a fresh disk, same key),
+    /// which take their own share back: index -> (fingerprint, member).
+    pub returning: BTreeMap<u8, (Fingerprint, Member)>,
+    /// Share indices lost: held by no member in `view`.
+    pub lost: Vec<u8>,
+}
+
+/// Judges, on our own view only, which shares of the epoch `b` are lost;
+/// `None` while the view is not settled (see [`live_view`]). Healing
+/// proposes from this, and a holder votes for a proposal only if this
+/// agrees (`crate::proposals`).
+pub async fn assess(
+    state: &Arc<State>,
+    id: &VaultId,
+    b: &ManifestBody,
+    grace: Duration,
+) -> Option<Assessment> {
+    let mut view = live_view(state, grace).await?;
+    let returning: BTreeMap<u8, (Fingerprint, Member)> = b
+        .shards
+        .iter()
+        .filter_map(|e| match view.get(&e.recipient) {
+            Some(Some(mem)) if crate::custody::missing(state, id, &mem.id) => {
+                Some((e.index, (e.recipient, mem.clone())))
+            }
+            _ => None,
+        })
+        .collect();
+    // A holder that failed custody counts as lost, ourselves included.
+    let own_corrupt = state.own_corrupt.lock().is_ok_and(|c| c.contains(id));
+    view.retain(|_, m| match m {
+        None => !own_corrupt,
+        Some(m) => !crate::custody::failed(state, id, &m.id),
+    });
+    let lost: Vec<u8> = b
+        .shards
+        .iter()
+        .filter(|e| !view.contains_key(&e.recipient))
+        .map(|e| e.index)
+        .collect();
+    Some(Assessment {
+        view,
+        returning,
+        lost,
+    })
+}
+
 fn fail(what: &str, (code, why): (u16, String)) -> String {
     format!("{what}: {code} {why}")
 }
@@ -162,35 +216,15 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
             u.remove(&id);
         }
     }
-    let Some(mut view) = live_view(state, grace).await else {
+    let Some(Assessment {
+        view,
+        returning,
+        lost,
+    }) = assess(state, &id, m.body(), grace).await
+    else {
         return Ok(());
     };
-    // A holder that answers but has no shard at all (a fresh disk, same
-    // key) takes its own share back by repair.
-    let returning: BTreeMap<u8, (Fingerprint, Member)> = m
-        .body()
-        .shards
-        .iter()
-        .filter_map(|e| match view.get(&e.recipient) {
-            Some(Some(mem)) if crate::custody::missing(state, &id, &mem.id) => {
-                Some((e.index, (e.recipient, mem.clone())))
-            }
-            _ => None,
-        })
-        .collect();
-    // A holder that failed custody counts as lost, ourselves included.
-    let own_corrupt = state.own_corrupt.lock().is_ok_and(|c| c.contains(&id));
-    view.retain(|_, m| match m {
-        None => !own_corrupt,
-        Some(m) => !crate::custody::failed(state, &id, &m.id),
-    });
     let b = m.body().clone();
-    let lost: Vec<u8> = b
-        .shards
-        .iter()
-        .filter(|e| !view.contains_key(&e.recipient))
-        .map(|e| e.index)
-        .collect();
     let spare_count = view
         .iter()
         .filter(|(fp, m)| m.is_some() && !b.shards.iter().any(|e| e.recipient == **fp))
@@ -319,30 +353,62 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
     tracing::info!(vault = %id, lost = ?lost, "leading a repair");
 
     // 1. One repair round for every lost share (as many as one sealed
-    //    record per helper pair can carry; rounds of a split run at once).
-    //    `assignments` follows the manifest, which lists indices in order,
-    //    as plans require.
+    //    record per helper pair can carry; rounds of a split run at once),
+    //    all in one proposal that a quorum of holders must certify before
+    //    anyone acts on it. `assignments` follows the manifest, which lists
+    //    indices in order, as plans require.
     let share_len = own_share_len(state, &id).await?;
     let per_round = (MAX_SHARE_LEN / share_len.max(1)).max(1);
-    let rounds: Vec<_> = assignments
-        .chunks(per_round)
-        .map(|group| {
-            let plan = Plan {
-                round: [0u8; 16],
-                vault_id: id,
-                epoch: b.epoch,
-                targets: group
-                    .iter()
-                    .map(|(index, (fp, _))| Target {
-                        index: *index,
-                        replacement: *fp,
-                    })
-                    .collect(),
-                helpers: helpers.iter().map(|(i, _)| *i).collect(),
-            };
-            let spares: Vec<Member> = group.iter().map(|(_, (_, m))| m.clone()).collect();
-            tokio::spawn(run_round(state.clone(), plan, spares, helpers.clone()))
-        })
+    let mut groups: Vec<(Plan, Vec<Member>)> = Vec::new();
+    for group in assignments.chunks(per_round) {
+        let mut round = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut round).map_err(|_| "rng failure".to_string())?;
+        let plan = Plan {
+            round,
+            vault_id: id,
+            epoch: b.epoch,
+            targets: group
+                .iter()
+                .map(|(index, (fp, _))| Target {
+                    index: *index,
+                    replacement: *fp,
+                })
+                .collect(),
+            helpers: helpers.iter().map(|(i, _)| *i).collect(),
+        };
+        groups.push((plan, group.iter().map(|(_, (_, m))| m.clone()).collect()));
+    }
+    let proposal = propose(
+        state,
+        id,
+        b.epoch,
+        Action::Repair(groups.iter().map(|(p, _)| p.clone()).collect()),
+    )?;
+    // A reused proposal carries its own round ids.
+    if let Action::Repair(plans) = &proposal.action {
+        for ((p, _), q) in groups.iter_mut().zip(plans) {
+            p.round = q.round;
+        }
+    }
+    let voters: Vec<Option<Member>> = holders.iter().map(|(_, m)| m.clone()).collect();
+    let cert = proposals::certify(
+        state,
+        &proposal,
+        &voters,
+        authorize::quorum(b.threshold, b.n),
+    )
+    .await?;
+    mark_used(state, id, b.epoch);
+    let spares: Vec<Option<Member>> = groups
+        .iter()
+        .flat_map(|(_, s)| s.iter().cloned().map(Some))
+        .collect();
+    proposals::announce(state, &cert, &spares).await?;
+    let helper_members: Vec<Option<Member>> = helpers.iter().map(|(_, m)| m.clone()).collect();
+    proposals::announce(state, &cert, &helper_members).await?;
+    let rounds: Vec<_> = groups
+        .into_iter()
+        .map(|(plan, spares)| tokio::spawn(wait_round(state.clone(), plan, spares)))
         .collect();
     for r in rounds {
         r.await.map_err(|e| e.to_string())??;
@@ -435,7 +501,7 @@ async fn certify_manifest(
     let log = state.consensus.get();
     if let Some(c) = log {
         let outcome = c
-            .propose(Proposal {
+            .propose(LogProposal {
                 vault: id,
                 from_epoch: from,
                 manifest: m2.clone(),
@@ -580,27 +646,30 @@ async fn run_reshare(
         .collect();
     let mut round = [0u8; 16];
     aws_lc_rs::rand::fill(&mut round).map_err(|_| "rng failure".to_string())?;
-    let msg = reshare::Message::Plan(reshare::Plan {
-        round,
-        vault_id: id,
-        epoch: b.epoch,
-        t_new,
-        dealers,
-        recipients,
-    })
-    .encode();
-    for (_, who) in holders {
-        match who {
-            None => {
-                reshare::handle(state.clone(), state.id.clone(), &msg)
-                    .await
-                    .map_err(|f| fail("local re-share plan", f))?;
-            }
-            Some(m) => {
-                post(state, m, "/v1/reshare", msg.clone(), 202).await?;
-            }
-        }
-    }
+    let proposal = propose(
+        state,
+        id,
+        b.epoch,
+        Action::Reshare(reshare::Plan {
+            round,
+            vault_id: id,
+            epoch: b.epoch,
+            t_new,
+            dealers,
+            recipients,
+        }),
+    )?;
+    let round = proposal.rounds().first().copied().ok_or("no round")?;
+    let voters: Vec<Option<Member>> = holders.iter().map(|(_, m)| m.clone()).collect();
+    let cert = proposals::certify(
+        state,
+        &proposal,
+        &voters,
+        authorize::quorum(b.threshold, b.n),
+    )
+    .await?;
+    mark_used(state, id, b.epoch);
+    proposals::announce(state, &cert, &voters).await?;
     let mut body = b.clone();
     body.epoch += 1;
     body.threshold = t_new;
@@ -680,47 +749,9 @@ async fn own_share_len(state: &Arc<State>, id: &VaultId) -> Result<usize, String
     .map_err(|e| e.to_string())?
 }
 
-/// Runs one repair round: the plan to every spare, then to every helper
-/// (ourselves locally), then waits for every spare to report its share.
-async fn run_round(
-    state: Arc<State>,
-    mut plan: Plan,
-    spares: Vec<Member>,
-    helpers: Vec<(u8, Option<Member>)>,
-) -> Result<(), String> {
-    aws_lc_rs::rand::fill(&mut plan.round).map_err(|_| "rng failure".to_string())?;
+/// Waits for every spare of a certified repair round to report its share.
+async fn wait_round(state: Arc<State>, plan: Plan, spares: Vec<Member>) -> Result<(), String> {
     let (round, targets) = (plan.round, plan.indices());
-    let msg = Message::Plan(plan).encode();
-    let joins: Vec<_> = spares
-        .iter()
-        .map(|spare| {
-            let (state, spare, msg) = (state.clone(), spare.clone(), msg.clone());
-            tokio::spawn(async move { post(&state, &spare, "/v1/repair", msg, 202).await })
-        })
-        .collect();
-    for j in joins {
-        j.await.map_err(|e| e.to_string())??;
-    }
-    // Every helper at once: a piece that reaches a helper before its plan
-    // is retried by the sender, so a slow start only delays the round.
-    let asks: Vec<_> = helpers
-        .iter()
-        .map(|(_, h)| {
-            let (state, h, msg) = (state.clone(), h.clone(), msg.clone());
-            tokio::spawn(async move {
-                match h {
-                    None => rounds::handle(state.clone(), state.id.clone(), &msg)
-                        .await
-                        .map(|_| ())
-                        .map_err(|f| fail("local plan", f)),
-                    Some(h) => post(&state, &h, "/v1/repair", msg, 202).await.map(|_| ()),
-                }
-            })
-        })
-        .collect();
-    for a in asks {
-        a.await.map_err(|e| e.to_string())??;
-    }
     let path = format!("/v1/repair/{}", hex::encode(round));
     let deadline = Instant::now() + Duration::from_secs(15);
     for (spare, target) in spares.iter().zip(&targets) {
@@ -745,6 +776,63 @@ async fn run_round(
         }
     }
     Ok(())
+}
+
+/// The proposal we lead for `epoch` of `id` with `action`: the one we
+/// already asked votes for, while it is uncertified and asks the same (so
+/// voters who voted for it vote again), otherwise a new attempt. Attempt
+/// numbers follow the clock in [`authorize::ATTEMPT_TIMEOUT`] steps, so a
+/// new leader never reuses an attempt number another leader had votes for.
+fn propose(
+    state: &Arc<State>,
+    id: VaultId,
+    epoch: u64,
+    action: Action,
+) -> Result<Proposal, String> {
+    let shape = |a: &Action| {
+        let mut a = a.clone();
+        match &mut a {
+            Action::Repair(plans) => plans.iter_mut().for_each(|p| p.round = [0; 16]),
+            Action::Reshare(p) => p.round = [0; 16],
+        }
+        a
+    };
+    let mut map = state.proposing.lock().map_err(|_| "poisoned".to_string())?;
+    map.retain(|(v, e), _| *v != id || *e >= epoch);
+    let prev = map.get(&(id, epoch));
+    if let Some((p, since, used)) = prev {
+        if !used
+            && since.elapsed() < 2 * authorize::ATTEMPT_TIMEOUT
+            && shape(&p.action) == shape(&action)
+        {
+            return Ok(p.clone());
+        }
+    }
+    let window = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() / authorize::ATTEMPT_TIMEOUT.as_secs().max(1))
+        .unwrap_or(0);
+    let attempt = prev
+        .map_or(0, |(p, _, _)| p.attempt.saturating_add(1))
+        .max(u32::try_from(window).unwrap_or(u32::MAX));
+    let p = Proposal {
+        vault_id: id,
+        from_epoch: epoch,
+        attempt,
+        action,
+    };
+    map.insert((id, epoch), (p.clone(), Instant::now(), false));
+    Ok(p)
+}
+
+/// Marks our proposal for `epoch` of `id` as certified and acted on: the
+/// next one is a new attempt.
+fn mark_used(state: &Arc<State>, id: VaultId, epoch: u64) {
+    if let Ok(mut map) = state.proposing.lock() {
+        if let Some(e) = map.get_mut(&(id, epoch)) {
+            e.2 = true;
+        }
+    }
 }
 
 /// POSTs and requires `expect` as the status; returns the body.

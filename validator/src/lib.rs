@@ -37,6 +37,7 @@ pub mod listener;
 pub mod metrics;
 pub mod ops;
 pub mod peer;
+pub mod proposals;
 pub mod repair;
 pub mod reshare;
 pub mod rounds;

@@ -40,7 +40,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use vault::codec::{FormatError, Kind, Reader, Writer};
 use vault::identity::{Fingerprint, PublicIdentity};
-use vault::manifest::{shard_hash, ManifestBody, VaultId};
+use vault::manifest::{shard_hash, VaultId};
 use vault::seal::SealedShard;
 use vault::share::{ShareRecord, MAX_SHARE_LEN};
 use zeroize::Zeroizing;
@@ -174,74 +174,6 @@ pub struct Round {
     done: Option<PrepareReply>,
 }
 
-impl Plan {
-    /// Checks the plan against the current manifest and this validator's
-    /// own view: dealers are `t` holders, recipients are distinct holders,
-    /// `(t', n')` is a refresh (unchanged) or the policy's for `n' < n`,
-    /// and every holder left out has been lost (it does not answer us, or
-    /// fails a custody check we make now).
-    async fn check(&self, state: &Arc<State>, b: &ManifestBody) -> Result<(), Failure> {
-        if self.vault_id != b.vault_id || self.epoch != b.epoch {
-            return Err(bad(
-                409,
-                format!(
-                    "plan is for epoch {}, this vault is at {}",
-                    self.epoch, b.epoch
-                ),
-            ));
-        }
-        let sorted = self.dealers.windows(2).all(|w| w[0] < w[1]);
-        if self.dealers.len() != usize::from(b.threshold)
-            || !sorted
-            || self.dealers.iter().any(|i| b.entry(*i).is_none())
-        {
-            return Err(bad(422, "dealers must be t distinct share indices, sorted"));
-        }
-        let n_new = self.recipients.len();
-        let mut seen = std::collections::BTreeSet::new();
-        for r in &self.recipients {
-            if !seen.insert(*r) || b.shards.iter().all(|e| e.recipient != *r) {
-                return Err(bad(
-                    422,
-                    "recipients must be distinct holders of the current epoch",
-                ));
-            }
-        }
-        let refresh = (self.t_new, n_new) == (b.threshold, usize::from(b.n));
-        let shrink = n_new < usize::from(b.n)
-            && u8::try_from(n_new)
-                .ok()
-                .and_then(|n| state.policy.threshold_for(n).ok())
-                == Some(self.t_new);
-        if !refresh && !shrink {
-            return Err(bad(
-                422,
-                format!(
-                    "({}, {n_new}) is neither a refresh of ({}, {}) nor the {} policy's threshold for {n_new}",
-                    self.t_new,
-                    b.threshold,
-                    b.n,
-                    state.policy.name()
-                ),
-            ));
-        }
-        for e in &b.shards {
-            if !self.recipients.contains(&e.recipient)
-                && !crate::custody::holder_replaceable(state, b, &e.recipient).await
-            {
-                return Err(bad(
-                    409,
-                    format!(
-                        "share {} is left out but its holder still keeps it",
-                        e.index
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Handles a message from member `caller` (authenticated by mTLS).
 pub async fn handle(
     state: Arc<State>,
@@ -249,7 +181,11 @@ pub async fn handle(
     body: &[u8],
 ) -> Result<&'static str, Failure> {
     match Message::decode(body).map_err(|e| bad(400, e))? {
-        Message::Plan(plan) => on_plan(state, plan).await,
+        // A plan acts only inside a certified proposal (POST /v1/transition).
+        Message::Plan(_) => Err(crate::proposals::refuse(
+            &state,
+            crate::transition::Refusal::BarePlan,
+        )),
         Message::Subshare {
             round,
             from,
@@ -258,7 +194,16 @@ pub async fn handle(
     }
 }
 
-async fn on_plan(state: Arc<State>, plan: Plan) -> Result<&'static str, Failure> {
+/// Starts our part (dealer, recipient or both) in re-share round `plan` of
+/// a certified proposal that [`crate::proposals::transition`] authorized
+/// against `chain`. The certificate decided that every holder left out is
+/// lost; nothing here re-decides it.
+pub async fn start(
+    state: &Arc<State>,
+    plan: Plan,
+    chain: &crate::proposals::HeldChain,
+) -> Result<(), Failure> {
+    let state = state.clone();
     if state
         .reshares
         .lock()
@@ -267,9 +212,11 @@ async fn on_plan(state: Arc<State>, plan: Plan) -> Result<&'static str, Failure>
     {
         return Err(bad(409, "round already known (replay?)"));
     }
-    let (manifest, shard) = rounds::current_manifest(&state, &plan.vault_id)?;
-    let b = manifest.body().clone();
-    plan.check(&state, &b).await?;
+    let shard = chain
+        .shard
+        .clone()
+        .ok_or_else(|| bad(409, "re-sharing is among holders; we hold no shard"))?;
+    let b = chain.manifest.body().clone();
     let me = state.identity.public().fingerprint();
     let my_index = plan
         .recipients
@@ -323,7 +270,7 @@ async fn on_plan(state: Arc<State>, plan: Plan) -> Result<&'static str, Failure>
                 done: None,
             },
         );
-    Ok("accepted\n")
+    Ok(())
 }
 
 /// Deals our share `from` to every recipient.

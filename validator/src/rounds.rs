@@ -1,11 +1,11 @@
 //! Driving repair rounds over the peer API.
 //!
-//! `POST /v1/repair` carries one `PQVR` message ([`crate::repair`]). The
-//! caller is authenticated by mTLS as a member id; its share index is found
-//! by fetching its identity (`GET /v1/identity`, over the same mTLS) and
-//! matching the fingerprint in the manifest, never from the message alone.
-//! Helpers also refuse a plan whose target is still alive in their own
-//! failure detector: the leader proposes, it does not decide alone.
+//! A round starts only from a certified proposal
+//! (`POST /v1/transition`, [`crate::proposals`]); a bare plan at
+//! `POST /v1/repair` is refused. `POST /v1/repair` then carries the round's
+//! pieces and sums (`PQVR`, [`crate::repair`]). The caller is authenticated
+//! by mTLS as a member id; its share index is found by its identity (the
+//! one its certificate binds) and the manifest, never from the message.
 //! Every seal and unseal (HQC: milliseconds) runs on a blocking thread.
 
 use crate::config::Member;
@@ -249,7 +249,11 @@ pub async fn handle(
 ) -> Result<&'static str, Failure> {
     let msg = Message::decode(body).map_err(|e| bad(400, e))?;
     match msg {
-        Message::Plan(plan) => on_plan(state, caller, plan).await,
+        // A plan acts only inside a certified proposal (POST /v1/transition).
+        Message::Plan(_) => Err(crate::proposals::refuse(
+            &state,
+            crate::transition::Refusal::BarePlan,
+        )),
         Message::Piece { round, .. } => {
             let cell = state
                 .round(&round)
@@ -337,36 +341,22 @@ pub async fn handle(
     }
 }
 
-async fn on_plan(state: Arc<State>, caller: String, plan: Plan) -> Result<&'static str, Failure> {
+/// Starts our part in repair round `plan` of a certified proposal that
+/// [`crate::proposals::transition`] authorized against `chain`: as the
+/// replacement, or as a helper. The certificate decided that every target
+/// is lost (a quorum of holders judged it on their own views); nothing here
+/// re-decides it.
+pub async fn start(
+    state: &Arc<State>,
+    plan: Plan,
+    chain: &crate::proposals::HeldChain,
+) -> Result<(), Failure> {
     if state.round(&plan.round).is_some() {
         return Err(bad(409, "round already started (replay?)"));
     }
     let me = state.identity.public().fingerprint();
+    let manifest = chain.manifest.clone();
     if let Some(target) = plan.target_of(&me) {
-        // We hold nothing of this vault: get the manifest and its proof
-        // from the leader and verify it against our trusted signer.
-        let leader = state
-            .members()
-            .into_iter()
-            .find(|m| m.id == caller)
-            .ok_or_else(|| bad(403, "caller is not a member"))?;
-        let r = state
-            .ctl
-            .get(
-                &leader,
-                &format!("/v1/vaults/{}/proof", plan.vault_id),
-                16 << 20,
-            )
-            .await
-            .map_err(|e| bad(502, e))?;
-        let (anchor, steps) = decode_proof(&r.body).map_err(|e| bad(502, e))?;
-        let proof = (anchor.clone(), steps.clone());
-        let manifest = {
-            let store = state.store.lock().map_err(|_| bad(500, "poisoned"))?;
-            store
-                .verify_chain(&anchor, &steps)
-                .map_err(|e| bad(422, e))?
-        };
         let rep = Replacement::new(plan.clone(), manifest.clone(), &state.identity)
             .map_err(|e| bad(422, e))?;
         state.insert_round(
@@ -374,31 +364,33 @@ async fn on_plan(state: Arc<State>, caller: String, plan: Plan) -> Result<&'stat
             Round::Replacement {
                 rep,
                 manifest,
-                proof,
+                proof: chain.proof.clone(),
                 done: None,
             },
         );
         tracing::info!(target, "repair: joined as a replacement");
-        return Ok("accepted\n");
+        return Ok(());
     }
-
-    let (manifest, shard) = current_manifest(&state, &plan.vault_id)?;
-    // Every target's holder must be lost in our own view too: it does not
-    // answer us, or it fails a custody check we make now.
-    for t in &plan.targets {
-        let target_fp = manifest
-            .body()
-            .entry(t.index)
-            .map(|e| e.recipient)
-            .ok_or_else(|| bad(422, format!("target {} not in manifest", t.index)))?;
-        if !crate::custody::holder_replaceable(&state, manifest.body(), &target_fp).await {
-            return Err(bad(
-                409,
-                format!(
-                    "the holder of share {} still answers and keeps its shard; refusing to repair it",
-                    t.index
-                ),
-            ));
+    let shard = chain
+        .shard
+        .clone()
+        .ok_or_else(|| bad(409, "we hold no shard of this vault to help with"))?;
+    // Helpers remember whom they helped: never a second index of this
+    // polynomial for one member, even under another certificate.
+    {
+        let names: Vec<_> = plan
+            .targets
+            .iter()
+            .map(|t| (t.replacement, t.index))
+            .collect();
+        let store = state.store.lock().map_err(|_| bad(500, "poisoned"))?;
+        if let Err(e) = store.add_named(&plan.vault_id, &names) {
+            state
+                .metrics
+                .refusals
+                .with_label_values(&["replacement_reused"])
+                .inc();
+            return Err(bad(403, e));
         }
     }
     // Identities of the other helpers, each checked against the manifest by the engine.
@@ -409,14 +401,14 @@ async fn on_plan(state: Arc<State>, caller: String, plan: Plan) -> Result<&'stat
             if e.recipient == me {
                 continue;
             }
-            let (m, p) = member_with(&state, &e.recipient).await?;
+            let (m, p) = member_with(state, &e.recipient).await?;
             identities.insert(j, p);
             members.insert(j, m);
         }
     }
     let (mut replacements, mut replacement_members) = (BTreeMap::new(), BTreeMap::new());
     for t in &plan.targets {
-        let (m, p) = member_with(&state, &t.replacement).await?;
+        let (m, p) = member_with(state, &t.replacement).await?;
         replacements.insert(t.index, p);
         replacement_members.insert(t.index, m);
     }
@@ -438,11 +430,11 @@ async fn on_plan(state: Arc<State>, caller: String, plan: Plan) -> Result<&'stat
     );
     for (j, msg) in out {
         if let Some(m) = members.get(&j) {
-            send(&state, m.clone(), msg);
+            send(state, m.clone(), msg);
         }
     }
     tracing::info!(targets = ?plan.indices(), "repair: helping; pieces sent");
-    Ok("accepted\n")
+    Ok(())
 }
 
 /// `GET /v1/repair/{round}` status: JSON with the role, whether the round is

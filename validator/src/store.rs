@@ -502,6 +502,121 @@ impl Store {
         }
     }
 
+    /// Our last vote on a transition proposal of epoch `epoch` of `id`:
+    /// (attempt, proposal digest, Unix milliseconds of the vote). A file
+    /// that does not parse is reported as corrupt, never as "no vote".
+    pub fn proposal_vote(
+        &self,
+        id: &VaultId,
+        epoch: u64,
+    ) -> Result<Option<(u32, [u8; 32], u64)>, StoreError> {
+        let path = self
+            .root
+            .join("proposals")
+            .join(format!("{id}-epoch-{epoch}"));
+        if !path.exists() {
+            return Ok(None);
+        }
+        let b = fsio::read_limited(&path, 64)?;
+        if b.len() != 44 {
+            return Err(corrupt(&path, "a proposal vote is 44 bytes"));
+        }
+        let attempt = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(&b[4..36]);
+        let mut at = [0u8; 8];
+        at.copy_from_slice(&b[36..44]);
+        Ok(Some((attempt, digest, u64::from_be_bytes(at))))
+    }
+
+    /// Records, durably and before the vote is answered, that we vote for
+    /// proposal `digest` (attempt `attempt`) of epoch `epoch` of `id`, and
+    /// forgets our votes on older epochs of `id`.
+    pub fn record_proposal_vote(
+        &self,
+        id: &VaultId,
+        epoch: u64,
+        attempt: u32,
+        digest: &[u8; 32],
+        unix_ms: u64,
+    ) -> Result<(), StoreError> {
+        let dir = self.root.join("proposals");
+        fsio::create_private_dir(&dir)?;
+        let mut b = Vec::with_capacity(44);
+        b.extend_from_slice(&attempt.to_be_bytes());
+        b.extend_from_slice(digest);
+        b.extend_from_slice(&unix_ms.to_be_bytes());
+        fsio::write_atomic(
+            &dir.join(format!("{id}-epoch-{epoch}")),
+            &b,
+            Mode::Public,
+            true,
+        )?;
+        if let Ok(entries) = fs::read_dir(&dir) {
+            let prefix = format!("{id}-epoch-");
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                let old = name
+                    .strip_prefix(&prefix)
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .is_some_and(|n| n < epoch);
+                if old {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Replacements named in transitions of `id` we voted for or helped,
+    /// with the share index each was named for.
+    pub fn named(&self, id: &VaultId) -> Result<BTreeMap<Fingerprint, u8>, StoreError> {
+        let path = self.root.join("named").join(id.to_string());
+        if !path.exists() {
+            return Ok(BTreeMap::new());
+        }
+        let b = fsio::read_limited(&path, 255 * 33 * 4)?;
+        if b.len() % 33 != 0 {
+            return Err(corrupt(&path, "entries are 33 bytes"));
+        }
+        Ok(b.chunks(33)
+            .map(|c| {
+                let mut fp = [0u8; 32];
+                fp.copy_from_slice(&c[..32]);
+                (Fingerprint::from_bytes(fp), c[32])
+            })
+            .collect())
+    }
+
+    /// Adds replacements named for `id` (durably). Refuses, changing
+    /// nothing, if one was already named for another index: a member
+    /// receives at most one share of a vault's polynomial.
+    pub fn add_named(&self, id: &VaultId, add: &[(Fingerprint, u8)]) -> Result<(), StoreError> {
+        let mut all = self.named(id)?;
+        for (fp, index) in add {
+            match all.get(fp) {
+                Some(had) if had != index => {
+                    return Err(StoreError::Rejected(format!(
+                        "{} was already named for share {had}, not {index}",
+                        fp.short()
+                    )))
+                }
+                _ => {
+                    all.insert(*fp, *index);
+                }
+            }
+        }
+        let dir = self.root.join("named");
+        fsio::create_private_dir(&dir)?;
+        let mut b = Vec::with_capacity(all.len() * 33);
+        for (fp, i) in &all {
+            b.extend_from_slice(fp.as_bytes());
+            b.push(*i);
+        }
+        fsio::write_atomic(&dir.join(id.to_string()), &b, Mode::Public, true)?;
+        Ok(())
+    }
+
     /// Keeps, durably, our share re-sealed for the epoch after `id`'s
     /// current one (a `prepare`), replacing any earlier one: the next
     /// epoch's manifest commits to these exact bytes, so a validator that

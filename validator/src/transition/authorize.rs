@@ -57,6 +57,9 @@ pub enum Refusal {
     /// We hold no verified chain of this vault.
     #[error("no verified chain of this vault here")]
     NoChain,
+    /// A plan sent on its own, outside a certified proposal.
+    #[error("a plan acts only inside a certified proposal (POST /v1/transition); refused")]
+    BarePlan,
     /// Too few valid votes of distinct holders.
     #[error("not certified: {valid} valid votes of distinct holders, {needed} needed")]
     Uncertified {
@@ -114,7 +117,7 @@ impl Refusal {
     pub fn reason(&self) -> &'static str {
         match self {
             Refusal::Stale { .. } | Refusal::NoChain => "stale",
-            Refusal::Uncertified { .. } => "uncertified",
+            Refusal::Uncertified { .. } | Refusal::BarePlan => "uncertified",
             Refusal::BadVote(_) => "bad_certificate",
             Refusal::Plan(_) => "plan_mismatch",
             Refusal::ReplacementReused { .. } => "replacement_reused",
@@ -133,6 +136,7 @@ impl Refusal {
             Refusal::NoChain => 404,
             Refusal::Plan(_) | Refusal::Policy(_) => 422,
             Refusal::Uncertified { .. }
+            | Refusal::BarePlan
             | Refusal::BadVote(_)
             | Refusal::ReplacementReused { .. } => 403,
         }
@@ -365,17 +369,8 @@ pub struct OwnView {
 pub fn judge(chain: &Chain, rules: &Rules, view: &OwnView, p: &Proposal) -> Result<(), Refusal> {
     let c = current(chain, p)?;
     check_action(chain, rules, p)?;
-    if let Some(v) = view.voted {
-        if v.digest == p.digest() {
-            return Ok(()); // the same proposal again: the same vote
-        }
-        if v.attempt == p.attempt || v.age < ATTEMPT_TIMEOUT {
-            return Err(Refusal::AlreadyVoted {
-                attempt: v.attempt,
-                age_ms: v.age.as_millis() as u64,
-                timeout_ms: ATTEMPT_TIMEOUT.as_millis() as u64,
-            });
-        }
+    if view.voted.is_some_and(|v| v.digest == p.digest()) {
+        return Ok(()); // the same proposal again: the same vote
     }
     let lost = |i: u8| -> Result<(), Refusal> {
         match &view.lost {
@@ -414,6 +409,15 @@ pub fn judge(chain: &Chain, rules: &Rules, view: &OwnView, p: &Proposal) -> Resu
                     needed_ms: view.reshare_after.as_millis() as u64,
                 });
             }
+        }
+    }
+    if let Some(v) = view.voted {
+        if p.attempt <= v.attempt || v.age < ATTEMPT_TIMEOUT {
+            return Err(Refusal::AlreadyVoted {
+                attempt: v.attempt,
+                age_ms: v.age.as_millis() as u64,
+                timeout_ms: ATTEMPT_TIMEOUT.as_millis() as u64,
+            });
         }
     }
     Ok(())
