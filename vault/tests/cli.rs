@@ -637,4 +637,21 @@ fn recover_corrects_and_names_a_lying_holder() {
         "{out}"
     );
     assert_eq!(fs::read(&rec).unwrap(), secret);
+
+    // Four shares (k = t + 1) see the lie but cannot tell who told it: one
+    // error line saying how many shares would, and nothing written.
+    let rec2 = d.join("recovered2.bin");
+    let paths: Vec<_> = (1..=4).map(share).collect();
+    let mut four: Vec<&str> = args[..5].to_vec();
+    four.extend(["--out", p(&rec2)]);
+    for path in &paths {
+        four.extend(["--share", p(path)]);
+    }
+    let err = fails(&four);
+    assert!(
+        err.contains("shares [1, 2, 3, 4] passed their own checks but do not decode")
+            && err.contains("correcting 1 wrong share(s) needs at least 5 shares"),
+        "{err}"
+    );
+    assert!(!rec2.exists());
 }

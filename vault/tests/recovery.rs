@@ -541,6 +541,8 @@ fn a_lying_holder_is_outvoted_and_named() {
             r.spare
         );
         assert_eq!(r.rejected.len(), 1, "{what}");
+        assert!(matches!(r.rejected[0].reason, Rejection::Inconsistent { index } if index == liar));
+        assert_eq!(r.corrected(), [liar]);
         assert_eq!(
             r.rejected[0].reason.to_string(),
             format!("share {liar} disagrees with the other shares (Berlekamp-Welch): its holder lied or its shard was corrupted")
@@ -548,6 +550,34 @@ fn a_lying_holder_is_outvoted_and_named() {
         assert_eq!(r.used, used, "{what}");
         assert_eq!(r.spare, vec![spare], "{what}");
     }
+}
+
+/// A liar may also report the commitment of a share of another length:
+/// it is refused on its own, before decoding, and the rest recover.
+#[test]
+fn a_share_of_the_wrong_length_is_refused_before_decoding() {
+    let keys = &pool()[..4];
+    let secret = b"lengths";
+    let p = payload(secret);
+    let id = VaultId::from_bytes([8; 16]);
+    let (m, _, recs) = lying_vault_at_epoch(id, 2, &p, secret.len(), keys, 2, |r| {
+        r[0].share.value.push(0);
+    });
+    let m = Manifest::decode(&m).unwrap().verify(None).unwrap();
+    let files = unsealed(&recs);
+    let r = recover(&m, &candidates(&files), &[]).unwrap();
+    assert_eq!(&r.secret[..], &secret[..]);
+    assert_eq!(r.rejected.len(), 1);
+    assert!(matches!(
+        r.rejected[0].reason,
+        Rejection::Length {
+            index: 1,
+            found,
+            expected
+        } if found == expected + 1 && expected == secret.len() + BLIND_LEN
+    ));
+    assert!(r.corrected().is_empty());
+    assert_eq!((r.used, r.spare), (vec![2, 3], vec![4]));
 }
 
 /// Up to floor((k - t) / 2) lying holders are corrected and named, for
@@ -600,6 +630,9 @@ fn liars_up_to_the_decoding_bound_are_corrected_and_one_more_is_refused() {
         expected.sort();
         assert_eq!(named_liars(&r.rejected), expected, "t={t} k={k}");
         assert_eq!(r.rejected.len(), e);
+        let mut sorted = liars.to_vec();
+        sorted.sort();
+        assert_eq!(r.corrected(), sorted);
 
         let liars = &spread[..e + 1];
         let (m, _, recs) = lying_vault_at_epoch(id, 3, &p, secret.len(), keys, t, lie(liars));
@@ -620,6 +653,15 @@ fn liars_up_to_the_decoding_bound_are_corrected_and_one_more_is_refused() {
                 assert!(
                     msg.contains(&format!("needs at least {needed} shares")),
                     "t={t} k={k}, liars {liars:?}: {msg}"
+                );
+                assert!(
+                    matches!(
+                        &err,
+                        RecoverError::TooManyWrong { shares, threshold, correctable, needed: n, rejected }
+                            if shares.len() == usize::from(k) && *threshold == t
+                                && *correctable == e && *n == needed && rejected.is_empty()
+                    ),
+                    "{err:?}"
                 );
             }
         }
