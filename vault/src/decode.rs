@@ -37,6 +37,11 @@
 //! the unique one; the result is the same as decoding each position alone
 //! and taking the union.
 //!
+//! **Beyond the bound** decoding usually fails, but it can return another
+//! polynomial within distance e of the shares (then the shares are closer
+//! to it than to the true one, and no decoder could tell). Callers must
+//! check the result: recovery checks the secret commitment.
+//!
 //! **Side channels.** Shares reaching this module have passed their
 //! commitment checks; which ones disagree, and where, is what it reports.
 //! Pivot choice and comparisons branch on share bytes, so decoding is not
