@@ -18,6 +18,11 @@
 //! - `shamir/*`: 4-of-7 split and combine of a 32-byte and a 1 MiB secret.
 //! - `vault/*`: `create` end to end for 7 recipients (threshold auto, so 4),
 //!   and `recover` from 4 of the 7 sealed shards, per suite.
+//! - `robust/*`: `recover` from all 7 unsealed shares of a 4-of-7 vault
+//!   (32-byte secret) with one liar, whose commitment the manifest lists:
+//!   Berlekamp-Welch decoding corrects and names it. Unsealed shares, so
+//!   the figure is the checks and the decoding, not HQC. Baselines: the
+//!   same recovery from 4 honest shares, and `decode` alone.
 //!
 //! All keys, ciphertexts and vaults are prepared once, outside the timed
 //! closures. Sample sizes and measurement times are kept small because HQC
@@ -39,12 +44,12 @@ use vault::kem::hybrid::{self, Suite};
 use vault::kem::mlkem::MlKem768;
 use vault::kem::x25519::X25519;
 use vault::kem::{Kem, KeyPair};
-use vault::manifest::{Manifest, VaultId};
+use vault::manifest::{Manifest, ManifestBody, ShardEntry, VaultId};
 use vault::policy::{Policy, ThresholdSpec};
 use vault::recover::{recover, Candidate};
 use vault::seal::{self, SealedShard};
 use vault::shamir;
-use vault::share::ShareRecord;
+use vault::share::{secret_commitment, ShareRecord, BLIND_LEN};
 use zeroize::Zeroizing;
 
 /// Shamir parameters used throughout: 4 of 7.
@@ -254,5 +259,94 @@ fn end_to_end_suite(g: &mut BenchmarkGroup<'_, WallTime>, suite: Suite) {
     });
 }
 
-criterion_group!(benches, keygen, kem_ops, seal_ops, shamir_ops, end_to_end);
+/// `recover` from 7 unsealed shares, t = 4, one of them a lie the manifest
+/// commits to (attack 7), 32-byte secret.
+fn robust(c: &mut Criterion) {
+    let operator = SecretIdentity::generate("operator").unwrap();
+    let holders: Vec<SecretIdentity> = (0..N)
+        .map(|i| SecretIdentity::generate(&format!("validator-{i}")).unwrap())
+        .collect();
+    let vault_id = VaultId::from_bytes([2; 16]);
+    let secret = [7u8; 32];
+    let mut payload = secret.to_vec();
+    payload.extend_from_slice(&[0x33; BLIND_LEN]);
+    let mut records: Vec<ShareRecord> = shamir::split(&payload, T, N)
+        .unwrap()
+        .into_iter()
+        .map(|share| ShareRecord {
+            vault_id,
+            epoch: 2,
+            threshold: T,
+            n: N,
+            share,
+        })
+        .collect();
+    records[1].share.value.iter_mut().for_each(|b| *b ^= 0x5a);
+    let body = ManifestBody {
+        suite: Suite::DEFAULT,
+        vault_id,
+        epoch: 2,
+        created_unix: 1,
+        threshold: T,
+        n: N,
+        secret_len: secret.len() as u32,
+        secret_commitment: secret_commitment(&vault_id, &secret, &payload[secret.len()..]),
+        shards: records
+            .iter()
+            .zip(&holders)
+            .map(|(r, h)| ShardEntry {
+                index: r.share.index,
+                recipient: h.public().fingerprint(),
+                recipient_name: h.public().name().to_string(),
+                blob_hash: [0; 32],
+                share_commitment: r.commitment(),
+            })
+            .collect(),
+    };
+    let manifest = Manifest::decode(
+        &Manifest::sign(&body, operator.public(), operator.signing_key()).unwrap(),
+    )
+    .unwrap()
+    .verify(None)
+    .unwrap();
+    let files: Vec<Zeroizing<Vec<u8>>> = records.iter().map(|r| r.encode()).collect();
+    let candidates: Vec<Candidate<'_>> = files
+        .iter()
+        .enumerate()
+        .map(|(i, bytes)| Candidate::Unsealed {
+            source: format!("share-{}", i + 1),
+            bytes,
+        })
+        .collect();
+    let r = recover(&manifest, &candidates, &[]).unwrap();
+    assert_eq!((&r.secret[..], r.corrected()), (&secret[..], vec![2]));
+
+    // Baselines: the same recovery from t honest shares (no decoding), and
+    // the decoding alone.
+    let honest: Vec<Candidate<'_>> = files
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != 1)
+        .take(usize::from(T))
+        .map(|(i, bytes)| Candidate::Unsealed {
+            source: format!("share-{}", i + 1),
+            bytes,
+        })
+        .collect();
+    let shares: Vec<shamir::Share> = records.iter().map(|r| r.share.clone()).collect();
+
+    let mut g = group(c, "robust");
+    g.bench_function("recover_7_shares_t4_1_liar_32B", |b| {
+        b.iter(|| recover(&manifest, black_box(&candidates), &[]).unwrap())
+    });
+    g.bench_function("recover_4_honest_shares_t4_32B", |b| {
+        b.iter(|| recover(&manifest, black_box(&honest), &[]).unwrap())
+    });
+    g.bench_function("decode_7_shares_t4_1_liar_32B", |b| {
+        b.iter(|| vault::decode::decode(black_box(&shares), T).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, keygen, kem_ops, seal_ops, shamir_ops, end_to_end, robust);
 criterion_main!(benches);

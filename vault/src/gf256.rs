@@ -21,6 +21,10 @@ use core::ops::{Add, Mul, Sub};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Gf256(pub u8);
 
+// Zeroized like a byte: buffers of field elements derived from shares
+// (decoding) are `Zeroizing<Vec<Gf256>>`.
+impl zeroize::DefaultIsZeroes for Gf256 {}
+
 // `add`/`sub`/`mul` are kept as inherent methods (callers need not import the
 // operator traits); the traits below delegate to them.
 #[allow(clippy::should_implement_trait)]

@@ -10,6 +10,8 @@
 //! - [`sign`]: hybrid Ed25519 + ML-DSA-65 signatures.
 //! - [`identity`]: validator/operator identities and fingerprints.
 //! - [`gf256`], [`shamir`]: constant-time field arithmetic and sharing.
+//! - [`decode`]: Berlekamp-Welch decoding, correcting and naming wrong
+//!   shares.
 //! - [`policy`]: adaptive threshold policies.
 //! - [`share`], [`seal`]: share records and sealed shards.
 //! - [`manifest`]: the signed record of a vault epoch.
@@ -24,6 +26,7 @@
 pub mod artifact;
 pub mod codec;
 pub mod create;
+pub mod decode;
 pub mod epoch;
 pub mod fsio;
 pub mod gf256;

@@ -3,12 +3,23 @@
 //! Each candidate (a sealed shard plus the keys that may open it, or an
 //! unsealed share file) is checked on its own against the verified manifest
 //! before anything is combined: vault id, epoch, index, sealed-file hash,
-//! recipient, share commitment, duplicates. Only shares that pass are
+//! recipient, share commitment, share length, duplicates. Only shares that pass are
 //! combined, and the result must match the manifest's secret commitment.
 //! With more than t candidates and some bad, recovery succeeds from the good
 //! ones and reports the bad.
+//!
+//! A share can pass its own checks and still be wrong: from epoch 2 on the
+//! manifest lists the commitments the holders reported, so a lying holder's
+//! commitment matches its lie. With exactly t shares such a lie is caught
+//! by the secret commitment only ([`RecoverError::SecretMismatch`]). With
+//! k > t shares recovery decodes ([`crate::decode`], Berlekamp-Welch): up
+//! to floor((k - t) / 2) wrong shares are corrected and named
+//! ([`Rejection::Inconsistent`]); with more, recovery refuses and says how
+//! many shares would be needed ([`RecoverError::TooManyWrong`]). The
+//! decoded secret must still match the secret commitment.
 
 use crate::codec::FormatError;
+use crate::decode::{self, DecodeError};
 use crate::identity::{Fingerprint, SecretIdentity};
 use crate::manifest::{shard_hash, ShardEntry, VaultId, VerifiedManifest};
 use crate::seal::{SealError, SealedShard};
@@ -85,12 +96,30 @@ pub enum Rejection {
     /// Unsealing failed.
     #[error("cannot unseal: {0}")]
     Unseal(#[from] SealError),
+    /// The share's length is not the manifest's secret length plus the
+    /// blinding (a holder can commit to a share of any length).
+    #[error("share {index} is {found} bytes, the manifest's secret needs {expected}")]
+    Length {
+        /// Index.
+        index: u8,
+        /// Length found.
+        found: usize,
+        /// Secret length plus blinding.
+        expected: usize,
+    },
     /// The plaintext share does not match the manifest's commitment.
     #[error("share {0} does not match its commitment in the manifest")]
     CommitmentMismatch(u8),
     /// Another candidate already supplied this index.
     #[error("duplicate of share {0}")]
     Duplicate(u8),
+    /// The share passed its own checks but decoding all the good shares
+    /// found it off their polynomial.
+    #[error("share {index} disagrees with the other shares (Berlekamp-Welch): its holder lied or its shard was corrupted")]
+    Inconsistent {
+        /// Index of the wrong share.
+        index: u8,
+    },
 }
 
 /// A candidate that was not used, and why.
@@ -118,10 +147,34 @@ pub enum RecoverError {
     /// Combining failed.
     #[error(transparent)]
     Shamir(#[from] ShamirError),
-    /// Good shares combined to something that is not the committed secret:
-    /// the manifest itself is inconsistent (its signer made it so).
-    #[error("shares {0:?} passed every check but do not combine to the committed secret: the manifest is inconsistent")]
+    /// Exactly t good shares combined to something that is not the
+    /// committed secret: one of them is wrong though its commitment matches
+    /// (its holder reported the commitment of a lie), or the manifest is
+    /// inconsistent (its signer made it so). t shares cannot tell which.
+    #[error("shares {0:?} passed every check but do not combine to the committed secret: one of them is wrong (its holder reported a false commitment) or the manifest is inconsistent; with more shares, recovery can find which")]
     SecretMismatch(Vec<u8>),
+    /// More than t shares passed their own checks but they do not decode
+    /// to the committed secret: more of them are wrong than they can
+    /// correct (or the manifest is inconsistent). No secret is returned.
+    #[error(
+        "shares {shares:?} passed their own checks but do not decode to the committed secret: \
+         more than {correctable} of them are wrong, or the manifest is inconsistent; with threshold {threshold}, \
+         correcting {} wrong share(s) needs at least {needed} shares{}",
+        .correctable + 1,
+        summary(.rejected)
+    )]
+    TooManyWrong {
+        /// Indices of the shares that passed their own checks.
+        shares: Vec<u8>,
+        /// Threshold.
+        threshold: u8,
+        /// Wrong shares these shares correct: floor((k - t) / 2).
+        correctable: usize,
+        /// Shares needed to correct one more: t + 2 (correctable + 1).
+        needed: usize,
+        /// Every candidate rejected before decoding.
+        rejected: Vec<Rejected>,
+    },
 }
 
 fn summary(rejected: &[Rejected]) -> String {
@@ -157,8 +210,21 @@ pub struct Recovered {
     pub used: Vec<u8>,
     /// Indices that were good but not needed.
     pub spare: Vec<u8>,
-    /// Candidates refused.
+    /// Candidates refused, including the shares decoding found wrong.
     pub rejected: Vec<Rejected>,
+}
+
+impl Recovered {
+    /// Indices of the shares decoding corrected ([`Rejection::Inconsistent`]).
+    pub fn corrected(&self) -> Vec<u8> {
+        self.rejected
+            .iter()
+            .filter_map(|r| match r.reason {
+                Rejection::Inconsistent { index } => Some(index),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 /// Checks a sealed shard against the manifest without opening it.
@@ -194,6 +260,14 @@ pub fn check_record(manifest: &VerifiedManifest, rec: &ShareRecord) -> Result<()
     )?;
     if !bool::from(rec.commitment().ct_eq(&entry.share_commitment)) {
         return Err(Rejection::CommitmentMismatch(rec.share.index));
+    }
+    let expected = manifest.body().secret_len as usize + BLIND_LEN;
+    if rec.share.value.len() != expected {
+        return Err(Rejection::Length {
+            index: rec.share.index,
+            found: rec.share.value.len(),
+            expected,
+        });
     }
     Ok(())
 }
@@ -301,18 +375,20 @@ pub fn recover(
     keys: &[SecretIdentity],
 ) -> Result<Recovered, RecoverError> {
     let body = manifest.body();
-    let mut good: Vec<Share> = Vec::new();
+    let mut good: Vec<(Share, String)> = Vec::new();
     let mut rejected = Vec::new();
     for (c, opened) in candidates.iter().zip(open_all(manifest, candidates, keys)) {
         let source = match c {
             Candidate::Sealed { source, .. } | Candidate::Unsealed { source, .. } => source.clone(),
         };
         match opened {
-            Ok(rec) if good.iter().any(|s| s.index == rec.share.index) => rejected.push(Rejected {
-                source,
-                reason: Rejection::Duplicate(rec.share.index),
-            }),
-            Ok(rec) => good.push(rec.share.clone()),
+            Ok(rec) if good.iter().any(|(s, _)| s.index == rec.share.index) => {
+                rejected.push(Rejected {
+                    source,
+                    reason: Rejection::Duplicate(rec.share.index),
+                })
+            }
+            Ok(rec) => good.push((rec.share.clone(), source)),
             Err(reason) => rejected.push(Rejected { source, reason }),
         }
     }
@@ -324,22 +400,53 @@ pub fn recover(
             rejected,
         });
     }
-    good.sort_by_key(|s| s.index);
-    let spare = good[t..].iter().map(|s| s.index).collect();
-    let used: Vec<u8> = good[..t].iter().map(|s| s.index).collect();
-    let mut payload = shamir::combine(&good[..t])?;
+    good.sort_by_key(|(s, _)| s.index);
     let secret_len = body.secret_len as usize;
-    if payload.len() != secret_len + BLIND_LEN {
-        return Err(RecoverError::SecretMismatch(used));
-    }
-    let commitment = secret_commitment(
-        &body.vault_id,
-        &payload[..secret_len],
-        &payload[secret_len..],
-    );
-    if !bool::from(commitment.ct_eq(&body.secret_commitment)) {
-        return Err(RecoverError::SecretMismatch(used));
-    }
+    let commits = |payload: &[u8]| {
+        payload.len() == secret_len + BLIND_LEN
+            && bool::from(
+                secret_commitment(
+                    &body.vault_id,
+                    &payload[..secret_len],
+                    &payload[secret_len..],
+                )
+                .ct_eq(&body.secret_commitment),
+            )
+    };
+
+    let shares: Vec<Share> = good.iter().map(|(s, _)| s.clone()).collect();
+    let (mut payload, used, spare) = if shares.len() == t {
+        let used: Vec<u8> = shares.iter().map(|s| s.index).collect();
+        let payload = shamir::combine(&shares)?;
+        if !commits(&payload) {
+            return Err(RecoverError::SecretMismatch(used));
+        }
+        (payload, used, Vec::new())
+    } else {
+        let indices: Vec<u8> = shares.iter().map(|s| s.index).collect();
+        let correctable = decode::correctable(shares.len(), t);
+        let too_many = |rejected| RecoverError::TooManyWrong {
+            shares: indices.clone(),
+            threshold: body.threshold,
+            correctable,
+            needed: decode::shares_needed(t, correctable + 1),
+            rejected,
+        };
+        let d = match decode::decode(&shares, body.threshold) {
+            Ok(d) if commits(&d.value) => d,
+            Ok(_) | Err(DecodeError::TooManyErrors { .. }) => return Err(too_many(rejected)),
+            Err(DecodeError::Shamir(e)) => return Err(e.into()),
+        };
+        for index in &d.wrong {
+            if let Some((_, source)) = good.iter().find(|(s, _)| s.index == *index) {
+                rejected.push(Rejected {
+                    source: source.clone(),
+                    reason: Rejection::Inconsistent { index: *index },
+                });
+            }
+        }
+        (d.value, d.basis, d.agreeing)
+    };
     payload.truncate(secret_len);
     Ok(Recovered {
         secret: payload,

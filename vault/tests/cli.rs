@@ -537,3 +537,121 @@ fn suite_1_identities_still_work_and_suites_do_not_mix() {
     ]);
     assert!(err.contains("different KEM suites"), "{err}");
 }
+
+/// Attack 7 through the binary: holder 2 of a 3-of-5 vault in epoch 2
+/// reported the commitment of a wrong share, so its share file passes its
+/// own checks. `vault recover` with all five (k = t + 2) corrects it,
+/// names it, and writes the right secret.
+#[test]
+fn recover_corrects_and_names_a_lying_holder() {
+    use vault::identity::SecretIdentity;
+    use vault::kem::hybrid::Suite;
+    use vault::manifest::{Manifest, ManifestBody, ShardEntry, VaultId};
+    use vault::share::{secret_commitment, ShareRecord, BLIND_LEN};
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let op = SecretIdentity::generate("op").unwrap();
+    let op_pub = d.join("op.pub");
+    fs::write(&op_pub, op.public().encode()).unwrap();
+    let holders: Vec<SecretIdentity> = (1..=5)
+        .map(|i| SecretIdentity::generate(&format!("v{i}")).unwrap())
+        .collect();
+
+    let secret = b"the liar is share 2";
+    let mut payload = secret.to_vec();
+    payload.extend_from_slice(&[0x42; BLIND_LEN]);
+    let vault_id = VaultId::from_bytes([0x74; 16]);
+    let mut records: Vec<ShareRecord> = vault::shamir::split(&payload, 3, 5)
+        .unwrap()
+        .into_iter()
+        .map(|share| ShareRecord {
+            vault_id,
+            epoch: 2,
+            threshold: 3,
+            n: 5,
+            share,
+        })
+        .collect();
+    records[1].share.value[0] ^= 0x5a; // the lie, and its reported commitment below
+    let body = ManifestBody {
+        suite: Suite::DEFAULT,
+        vault_id,
+        epoch: 2,
+        created_unix: 1,
+        threshold: 3,
+        n: 5,
+        secret_len: secret.len() as u32,
+        secret_commitment: secret_commitment(&vault_id, secret, &payload[secret.len()..]),
+        shards: records
+            .iter()
+            .zip(&holders)
+            .map(|(r, h)| ShardEntry {
+                index: r.share.index,
+                recipient: h.public().fingerprint(),
+                recipient_name: h.public().name().to_string(),
+                blob_hash: [0; 32],
+                share_commitment: r.commitment(),
+            })
+            .collect(),
+    };
+    let manifest = d.join("manifest.pqvm");
+    fs::write(
+        &manifest,
+        Manifest::sign(&body, op.public(), op.signing_key()).unwrap(),
+    )
+    .unwrap();
+    let share = |i: usize| d.join(format!("share-{i}.pqvu"));
+    for (i, r) in records.iter().enumerate() {
+        fs::write(share(i + 1), &r.encode()[..]).unwrap();
+    }
+
+    let rec = d.join("recovered.bin");
+    let mut args = vec![
+        "recover".to_string(),
+        "--manifest".into(),
+        p(&manifest).into(),
+        "--trust".into(),
+        p(&op_pub).into(),
+        "--out".into(),
+        p(&rec).into(),
+    ];
+    for i in 1..=5 {
+        args.extend(["--share".to_string(), p(&share(i)).to_string()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = ok(&args);
+    assert!(
+        out.contains(&format!(
+            "rejected {}: share 2 disagrees with the other shares",
+            p(&share(2))
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("corrected 1 wrong share(s) by decoding"),
+        "{out}"
+    );
+    assert!(
+        out.contains("from shares [1, 3, 4] (also good: [5])"),
+        "{out}"
+    );
+    assert_eq!(fs::read(&rec).unwrap(), secret);
+
+    // Four shares (k = t + 1) see the lie but cannot tell who told it: one
+    // error line saying how many shares would, and nothing written.
+    let rec2 = d.join("recovered2.bin");
+    let paths: Vec<_> = (1..=4).map(share).collect();
+    let mut four: Vec<&str> = args[..5].to_vec();
+    four.extend(["--out", p(&rec2)]);
+    for path in &paths {
+        four.extend(["--share", p(path)]);
+    }
+    let err = fails(&four);
+    assert!(
+        err.contains("shares [1, 2, 3, 4] passed their own checks but do not decode")
+            && err.contains("correcting 1 wrong share(s) needs at least 5 shares"),
+        "{err}"
+    );
+    assert!(!rec2.exists());
+}

@@ -212,3 +212,49 @@ fn fingerprint_is_what_names_a_signer() {
     assert_ne!(renamed.name(), p.name());
     let _: Fingerprint = renamed.fingerprint();
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Berlekamp-Welch decoding (`vault::decode`): for any secret, (t, n),
+    /// k in [t, n] of the shares in any order, and e <= (k - t) / 2 of
+    /// them corrupted (a whole-share xor or one byte, always a nonzero
+    /// change), decoding returns the secret and names exactly the
+    /// corrupted shares.
+    #[test]
+    fn decoding_corrects_up_to_the_bound_and_names_exactly_the_corrupted(
+        secret in proptest::collection::vec(any::<u8>(), 1..48),
+        (t, n, k, e) in (2u8..=8)
+            .prop_flat_map(|t| (Just(t), t..=14))
+            .prop_flat_map(|(t, n)| (Just(t), Just(n), t..=n))
+            .prop_flat_map(|(t, n, k)| (Just(t), Just(n), Just(k), 0..=usize::from(k - t) / 2)),
+        order in Just((0..14usize).collect::<Vec<_>>()).prop_shuffle(),
+        corruptions in proptest::collection::vec(
+            (any::<prop::sample::Index>(), 1u8..=255, any::<bool>()),
+            6,
+        ),
+    ) {
+        let shares = vault::shamir::split(&secret, t, n).unwrap();
+        let mut chosen: Vec<Share> = order
+            .into_iter()
+            .filter(|&i| i < usize::from(n))
+            .take(usize::from(k))
+            .map(|i| shares[i].clone())
+            .collect();
+        let mut corrupted = Vec::new();
+        for (share, (at, delta, whole)) in chosen.iter_mut().zip(&corruptions).take(e) {
+            if *whole {
+                share.value.iter_mut().for_each(|b| *b ^= delta);
+            } else {
+                let i = at.index(share.value.len());
+                share.value[i] ^= delta;
+            }
+            corrupted.push(share.index);
+        }
+        corrupted.sort();
+        let d = vault::decode::decode(&chosen, t).unwrap();
+        prop_assert_eq!(&d.value[..], &secret[..]);
+        prop_assert_eq!(d.wrong, corrupted);
+        prop_assert_eq!(d.basis.len() + d.agreeing.len() + e, usize::from(k));
+    }
+}

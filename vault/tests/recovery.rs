@@ -199,8 +199,24 @@ fn vault_at_epoch(
     keys: &[SecretIdentity],
     t: u8,
 ) -> (Vec<u8>, Vec<Vec<u8>>, Vec<ShareRecord>) {
+    lying_vault_at_epoch(vault_id, epoch, payload, secret_len, keys, t, |_| {})
+}
+
+/// [`vault_at_epoch`] where `lie` changes share values before anything is
+/// sealed or committed: the manifest then lists the lies' commitments and
+/// shard hashes, as a later epoch's manifest lists what holders reported
+/// (attack 7). Every lying share passes its own checks.
+fn lying_vault_at_epoch(
+    vault_id: VaultId,
+    epoch: u64,
+    payload: &[u8],
+    secret_len: usize,
+    keys: &[SecretIdentity],
+    t: u8,
+    lie: impl Fn(&mut [ShareRecord]),
+) -> (Vec<u8>, Vec<Vec<u8>>, Vec<ShareRecord>) {
     let n = keys.len() as u8;
-    let records: Vec<ShareRecord> = shamir::split(payload, t, n)
+    let mut records: Vec<ShareRecord> = shamir::split(payload, t, n)
         .unwrap()
         .into_iter()
         .map(|share| ShareRecord {
@@ -211,6 +227,7 @@ fn vault_at_epoch(
             share,
         })
         .collect();
+    lie(&mut records);
     let blobs: Vec<Vec<u8>> = records
         .iter()
         .zip(keys)
@@ -421,6 +438,269 @@ fn inconsistent_manifest_is_detected() {
         recover(&lying, &c, keys),
         Err(RecoverError::SecretMismatch(_))
     ));
+}
+
+/// Changes every byte of share `index` (a nonzero xor at each position).
+fn garble(records: &mut [ShareRecord], index: u8) {
+    let v = &mut records[usize::from(index) - 1].share.value;
+    for (pos, b) in v.iter_mut().enumerate() {
+        *b ^= (pos as u8).wrapping_mul(29) | 1;
+    }
+}
+
+/// Flips the low bit of byte `pos` of share `index`.
+fn flip(records: &mut [ShareRecord], index: u8, pos: usize) {
+    let v = &mut records[usize::from(index) - 1].share.value;
+    let pos = pos % v.len();
+    v[pos] ^= 1;
+}
+
+/// Every record as an unsealed share file, labelled "share i".
+fn unsealed(records: &[ShareRecord]) -> Vec<(String, zeroize::Zeroizing<Vec<u8>>)> {
+    records
+        .iter()
+        .map(|r| (format!("share {}", r.share.index), r.encode()))
+        .collect()
+}
+
+fn candidates(files: &[(String, zeroize::Zeroizing<Vec<u8>>)]) -> Vec<Candidate<'_>> {
+    files
+        .iter()
+        .map(|(source, bytes)| Candidate::Unsealed {
+            source: source.clone(),
+            bytes,
+        })
+        .collect()
+}
+
+/// The sources of the candidates recovery named as disagreeing with the
+/// others (decoded away), sorted.
+fn named_liars(rejected: &[vault::recover::Rejected]) -> Vec<String> {
+    let mut v: Vec<String> = rejected
+        .iter()
+        .filter(|x| {
+            x.reason
+                .to_string()
+                .contains("disagrees with the other shares")
+        })
+        .map(|x| x.source.clone())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Attack 7, "recovery gives up": a holder of a 3-of-5 vault in epoch 2
+/// reported the commitment (and shard hash) of a wrong share, so its shard
+/// passes every check of its own. With all five shards (k = t + 2)
+/// recovery must correct it and name it, whether the lie is the whole
+/// share or one bit of it, and whether or not the liar is among the first
+/// t shares (a liar outside them used to be reported as "also good").
+#[test]
+fn a_lying_holder_is_outvoted_and_named() {
+    let keys = &pool()[..5];
+    let secret = b"attack seven: recovery gives up";
+    let p = payload(secret);
+    let id = VaultId::from_bytes([7; 16]);
+    type Lie = fn(&mut [ShareRecord]);
+    let lies: [(&str, u8, Lie, [u8; 3], u8); 3] = [
+        ("every byte", 2, |r| garble(r, 2), [1, 3, 4], 5),
+        (
+            "one bit of the last byte",
+            2,
+            |r| flip(r, 2, usize::MAX),
+            [1, 3, 4],
+            5,
+        ),
+        (
+            "one bit of the first byte",
+            5,
+            |r| flip(r, 5, 0),
+            [1, 2, 3],
+            4,
+        ),
+    ];
+    for (what, liar, lie, used, spare) in lies {
+        let (m, blobs, _) = lying_vault_at_epoch(id, 2, &p, secret.len(), keys, 3, lie);
+        let m = Manifest::decode(&m).unwrap().verify(None).unwrap();
+        let c: Vec<Candidate<'_>> = blobs
+            .iter()
+            .enumerate()
+            .map(|(i, b)| Candidate::Sealed {
+                source: format!("shard {}", i + 1),
+                bytes: b,
+            })
+            .collect();
+        let r = recover(&m, &c, keys)
+            .unwrap_or_else(|e| panic!("share {liar} lied in {what}: recovery failed: {e:?}: {e}"));
+        assert_eq!(&r.secret[..], &secret[..], "{what}");
+        assert_eq!(
+            named_liars(&r.rejected),
+            [format!("shard {liar}")],
+            "share {liar} lied in {what}: used {:?}, also good {:?}",
+            r.used,
+            r.spare
+        );
+        assert_eq!(r.rejected.len(), 1, "{what}");
+        assert!(matches!(r.rejected[0].reason, Rejection::Inconsistent { index } if index == liar));
+        assert_eq!(r.corrected(), [liar]);
+        assert_eq!(
+            r.rejected[0].reason.to_string(),
+            format!("share {liar} disagrees with the other shares (Berlekamp-Welch): its holder lied or its shard was corrupted")
+        );
+        assert_eq!(r.used, used, "{what}");
+        assert_eq!(r.spare, vec![spare], "{what}");
+    }
+}
+
+/// A liar may also report the commitment of a share of another length:
+/// it is refused on its own, before decoding, and the rest recover.
+#[test]
+fn a_share_of_the_wrong_length_is_refused_before_decoding() {
+    let keys = &pool()[..4];
+    let secret = b"lengths";
+    let p = payload(secret);
+    let id = VaultId::from_bytes([8; 16]);
+    let (m, _, recs) = lying_vault_at_epoch(id, 2, &p, secret.len(), keys, 2, |r| {
+        r[0].share.value.push(0);
+    });
+    let m = Manifest::decode(&m).unwrap().verify(None).unwrap();
+    let files = unsealed(&recs);
+    let r = recover(&m, &candidates(&files), &[]).unwrap();
+    assert_eq!(&r.secret[..], &secret[..]);
+    assert_eq!(r.rejected.len(), 1);
+    assert!(matches!(
+        r.rejected[0].reason,
+        Rejection::Length {
+            index: 1,
+            found,
+            expected
+        } if found == expected + 1 && expected == secret.len() + BLIND_LEN
+    ));
+    assert!(r.corrected().is_empty());
+    assert_eq!((r.used, r.spare), (vec![2, 3], vec![4]));
+}
+
+/// Up to floor((k - t) / 2) lying holders are corrected and named, for
+/// several (t, k), the lies being whole shares or single bits at different
+/// positions; one liar more is an error saying how many shares would be
+/// needed, never a secret. Share 1 always lies when anyone does, so the
+/// first t shares are never all honest.
+#[test]
+fn liars_up_to_the_decoding_bound_are_corrected_and_one_more_is_refused() {
+    let secret = b"thirty-two bytes of secret here!";
+    let p = payload(secret);
+    for (t, k) in [
+        (2u8, 3u8),
+        (2, 4),
+        (2, 5),
+        (3, 5),
+        (3, 7),
+        (4, 7),
+        (4, 8),
+        (5, 9),
+        (2, 8),
+        (3, 9),
+        (4, 10),
+    ] {
+        let keys = &pool()[..usize::from(k)];
+        let e = usize::from(k - t) / 2;
+        let spread: Vec<u8> = (1..=k).step_by(2).chain((2..=k).step_by(2)).collect();
+        let id = VaultId::from_bytes([t ^ (k << 4); 16]);
+        let lie = |liars: &[u8]| {
+            let liars = liars.to_vec();
+            move |r: &mut [ShareRecord]| {
+                for (j, &i) in liars.iter().enumerate() {
+                    if j % 2 == 0 {
+                        garble(r, i);
+                    } else {
+                        flip(r, i, 11 * j);
+                    }
+                }
+            }
+        };
+
+        let liars = &spread[..e];
+        let (m, _, recs) = lying_vault_at_epoch(id, 3, &p, secret.len(), keys, t, lie(liars));
+        let m = Manifest::decode(&m).unwrap().verify(None).unwrap();
+        let files = unsealed(&recs);
+        let r = recover(&m, &candidates(&files), &[])
+            .unwrap_or_else(|err| panic!("t={t} k={k}, liars {liars:?}: {err}"));
+        assert_eq!(&r.secret[..], &secret[..], "t={t} k={k}");
+        let mut expected: Vec<String> = liars.iter().map(|i| format!("share {i}")).collect();
+        expected.sort();
+        assert_eq!(named_liars(&r.rejected), expected, "t={t} k={k}");
+        assert_eq!(r.rejected.len(), e);
+        let mut sorted = liars.to_vec();
+        sorted.sort();
+        assert_eq!(r.corrected(), sorted);
+
+        let liars = &spread[..e + 1];
+        let (m, _, recs) = lying_vault_at_epoch(id, 3, &p, secret.len(), keys, t, lie(liars));
+        let m = Manifest::decode(&m).unwrap().verify(None).unwrap();
+        let files = unsealed(&recs);
+        let needed = usize::from(t) + 2 * (e + 1);
+        match recover(&m, &candidates(&files), &[]) {
+            Ok(r) => panic!(
+                "t={t} k={k}, liars {liars:?}: recovered {} secret",
+                if &r.secret[..] == secret {
+                    "the"
+                } else {
+                    "a WRONG"
+                }
+            ),
+            Err(err) => {
+                let msg = err.to_string();
+                assert!(
+                    msg.contains(&format!("needs at least {needed} shares")),
+                    "t={t} k={k}, liars {liars:?}: {msg}"
+                );
+                assert!(
+                    matches!(
+                        &err,
+                        RecoverError::TooManyWrong { shares, threshold, correctable, needed: n, rejected }
+                            if shares.len() == usize::from(k) && *threshold == t
+                                && *correctable == e && *n == needed && rejected.is_empty()
+                    ),
+                    "{err:?}"
+                );
+            }
+        }
+    }
+}
+
+/// Two colluding liars where t = 2, k = 4 can correct only one: they lie
+/// consistently with share 3 on another line, so the word is one error
+/// away from a wrong polynomial that names honest share 4. The secret
+/// commitment refuses that polynomial: an error, never a wrong secret.
+#[test]
+fn colluding_liars_beyond_the_bound_never_yield_a_wrong_secret() {
+    let secret = b"collusion";
+    let p = payload(secret);
+    let keys = &pool()[..4];
+    let id = VaultId::from_bytes([9; 16]);
+    // D(x) = x + 3 vanishes at x = 3 only: adding D(1) = 2 to share 1 and
+    // D(2) = 1 to share 2 moves shares 1, 2, 3 onto the line f + D.
+    let (m, _, recs) = lying_vault_at_epoch(id, 2, &p, secret.len(), keys, 2, |r| {
+        r[0].share.value.iter_mut().for_each(|b| *b ^= 2);
+        r[1].share.value.iter_mut().for_each(|b| *b ^= 1);
+    });
+    let m = Manifest::decode(&m).unwrap().verify(None).unwrap();
+    let files = unsealed(&recs);
+    match recover(&m, &candidates(&files), &[]) {
+        Ok(r) => panic!(
+            "recovered {} secret, named {:?}",
+            if &r.secret[..] == secret {
+                "the"
+            } else {
+                "a WRONG"
+            },
+            named_liars(&r.rejected)
+        ),
+        Err(err) => {
+            let msg = err.to_string();
+            assert!(msg.contains("needs at least 6 shares"), "{msg}");
+        }
+    }
 }
 
 #[test]

@@ -85,6 +85,15 @@ pub fn run(a: Args) -> Result<()> {
     for bad in &r.rejected {
         writeln!(report, "rejected {}: {}", bad.source, bad.reason)?;
     }
+    let corrected = r.corrected();
+    if !corrected.is_empty() {
+        writeln!(
+            report,
+            "corrected {} wrong share(s) by decoding: {:?} (their holders lied or their shards were corrupted)",
+            corrected.len(),
+            corrected
+        )?;
+    }
     writeln!(
         report,
         "recovered {}-byte secret of vault {} epoch {} from shares {:?}{}; it matches the manifest's commitment",
