@@ -16,6 +16,31 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use vault::identity::{PublicIdentity, SecretIdentity};
 
+/// Most repair or re-share rounds a validator keeps at once: a heal has
+/// one or a few; every round needs a certified proposal.
+pub const MAX_ROUNDS: usize = 64;
+
+/// How long a round's state is kept: far longer than any round lasts
+/// (a leader gives up after 20 s), short enough that shares of abandoned
+/// rounds do not linger in memory.
+pub const ROUND_TTL: Duration = Duration::from_secs(600);
+
+/// Drops entries older than [`ROUND_TTL`] and, if still at [`MAX_ROUNDS`],
+/// the oldest, so that one more fits.
+pub fn prune<K: Ord + Clone, V>(map: &mut BTreeMap<K, V>, started: impl Fn(&V) -> Instant) {
+    map.retain(|_, v| started(v).elapsed() < ROUND_TTL);
+    while map.len() >= MAX_ROUNDS {
+        let Some(oldest) = map
+            .iter()
+            .min_by_key(|(_, v)| started(v))
+            .map(|(k, _)| k.clone())
+        else {
+            break;
+        };
+        map.remove(&oldest);
+    }
+}
+
 /// Everything the handlers and background tasks share.
 pub struct State {
     /// Our validator id.
@@ -50,7 +75,8 @@ pub struct State {
     /// Members' public identities, fetched over mTLS and cached.
     pub identities: Mutex<BTreeMap<String, PublicIdentity>>,
     /// Repair rounds this validator takes part in.
-    pub rounds: Mutex<BTreeMap<[u8; 16], crate::rounds::RoundCell>>,
+    /// Bounded: see [`MAX_ROUNDS`].
+    pub rounds: Mutex<BTreeMap<[u8; 16], (crate::rounds::RoundCell, Instant)>>,
     /// Shares re-sealed for a next epoch, waiting for its certificate.
     pub pending: Mutex<BTreeMap<vault::manifest::VaultId, crate::epochs::Prepared>>,
     /// Lost shares wait this long for spares before a re-share.
@@ -157,13 +183,18 @@ impl State {
 
     /// The repair round `id`, if we take part in it.
     pub fn round(&self, id: &[u8; 16]) -> Option<crate::rounds::RoundCell> {
-        self.rounds.lock().ok().and_then(|r| r.get(id).cloned())
+        self.rounds
+            .lock()
+            .ok()
+            .and_then(|r| r.get(id).map(|(c, _)| c.clone()))
     }
 
-    /// Records a round we take part in.
+    /// Records a round we take part in, forgetting rounds older than
+    /// [`ROUND_TTL`] and, past [`MAX_ROUNDS`], the oldest.
     pub fn insert_round(&self, id: [u8; 16], round: crate::rounds::Round) {
         if let Ok(mut r) = self.rounds.lock() {
-            r.insert(id, Arc::new(Mutex::new(round)));
+            prune(&mut r, |(_, at)| *at);
+            r.insert(id, (Arc::new(Mutex::new(round)), Instant::now()));
         }
     }
 

@@ -85,7 +85,7 @@ pub async fn prepare(
                 .lock()
                 .map_err(|_| bad(500, "poisoned"))?
                 .values()
-                .cloned()
+                .map(|(cell, _)| cell.clone())
                 .collect();
             let mut found = None;
             for cell in rounds {

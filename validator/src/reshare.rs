@@ -172,6 +172,8 @@ pub struct Round {
     subs: BTreeMap<u8, Zeroizing<Vec<u8>>>,
     /// Our entry in the next manifest, once our new share is sealed.
     done: Option<PrepareReply>,
+    /// When the round started here (rounds are pruned: `daemon::prune`).
+    started: std::time::Instant,
 }
 
 /// Handles a message from member `caller` (authenticated by mTLS).
@@ -257,19 +259,18 @@ pub async fn start(
             }
         });
     }
-    state
-        .reshares
-        .lock()
-        .map_err(|_| bad(500, "poisoned"))?
-        .insert(
-            plan.round,
-            Round {
-                plan,
-                my_index,
-                subs: BTreeMap::new(),
-                done: None,
-            },
-        );
+    let mut all = state.reshares.lock().map_err(|_| bad(500, "poisoned"))?;
+    crate::daemon::prune(&mut all, |r| r.started);
+    all.insert(
+        plan.round,
+        Round {
+            plan,
+            my_index,
+            subs: BTreeMap::new(),
+            done: None,
+            started: std::time::Instant::now(),
+        },
+    );
     Ok(())
 }
 
