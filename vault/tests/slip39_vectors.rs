@@ -13,7 +13,7 @@ fn expected(description: &str, e: &Slip39Error) -> bool {
     use MnemonicError as M;
     use Slip39Error as E;
     let d = description;
-    let share = |f: &dyn Fn(&M) -> bool| matches!(e, E::Share { source, .. } if f(source));
+    let share = |f: &dyn Fn(&M) -> bool| matches!(e, E::Share { problem, .. } if f(problem));
     let mismatch = |w: &str| matches!(e, E::Mismatch { what, .. } if what.starts_with(w));
     if d.contains("invalid checksum") {
         share(&|m| matches!(m, M::Checksum { .. }))

@@ -69,12 +69,13 @@ pub enum Slip39Error {
     #[error("no mnemonics given")]
     Empty,
     /// One mnemonic is malformed.
-    #[error("{share}: {source}")]
+    #[error("{share}: {problem}")]
     Share {
         /// Which share (as labelled by the caller).
         share: String,
-        /// What is wrong with it.
-        source: MnemonicError,
+        /// What is wrong with it (part of this error's message, so not a
+        /// `source`, which would print it twice).
+        problem: MnemonicError,
     },
     /// Two shares disagree on a parameter every share of a backup has in
     /// common.
@@ -397,9 +398,9 @@ pub fn combine(inputs: &[Input<'_>], passphrase: &[u8]) -> Result<Restored, Slip
     let shares = inputs
         .iter()
         .map(|i| {
-            Share::from_mnemonic(i.mnemonic).map_err(|source| Slip39Error::Share {
+            Share::from_mnemonic(i.mnemonic).map_err(|problem| Slip39Error::Share {
                 share: i.label.clone(),
-                source,
+                problem,
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -575,7 +576,7 @@ fn too_few(shares: &[Share], groups: &BTreeMap<u8, Vec<usize>>, complete: usize)
         // One group: the usual t-of-n backup.
         let (have, t, more) = groups.values().next().map(partial).unwrap_or((0, 0, 0));
         return format!(
-            "{have} of the {t} needed were given; {} needed",
+            "given {have} of the {t} shares needed: {} needed",
             plural(more, "share")
         );
     }
