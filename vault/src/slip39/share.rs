@@ -145,11 +145,14 @@ impl Share {
         if given.len() > MAX_WORDS {
             return Err(MnemonicError::TooLong(given.len()));
         }
-        let lower: Vec<String> = given
-            .iter()
-            .map(|w| w.chars().take(32).collect::<String>().to_lowercase())
-            .collect();
-        let indices: Vec<Option<u16>> = lower.iter().map(|w| wordlist::index(w)).collect();
+        let lower: Zeroizing<Vec<String>> = Zeroizing::new(
+            given
+                .iter()
+                .map(|w| w.chars().take(32).collect::<String>().to_lowercase())
+                .collect(),
+        );
+        let indices: Zeroizing<Vec<Option<u16>>> =
+            Zeroizing::new(lower.iter().map(|w| wordlist::index(w)).collect());
         let unknown: Vec<usize> = (0..indices.len())
             .filter(|&i| indices[i].is_none())
             .collect();
