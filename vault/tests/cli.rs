@@ -1128,6 +1128,23 @@ fn slip39_backup_at_create_and_rebuild_from_paper() {
         "{err}"
     );
     assert!(!v3.exists() && !paper3.exists());
+    // The vault's own files are checked before the backup is written.
+    let mut used = vec![
+        "create",
+        "--signer",
+        p(&op_key),
+        "--threshold",
+        "2",
+        "--out",
+        p(&v1),
+    ];
+    for pb in &pubs {
+        used.extend(["--recipient", pb.as_str()]);
+    }
+    used.extend(["--backup-slip39", "2-of-3", "--backup-out", p(&paper3)]);
+    let err = fails(&used);
+    assert!(err.contains("already exists"), "{err}");
+    assert!(!paper3.exists());
     let mut same = args.clone();
     same.extend(["--backup-slip39", "2-of-3", "--backup-out", p(&v3)]);
     let err = fails(&same);

@@ -94,6 +94,19 @@ pub fn run(a: Args) -> Result<()> {
         created_unix: now_unix(),
     })?;
     if let Some((b, dir, pass)) = &backup {
+        // A backup of a vault that then fails to be written would be
+        // confusing: check the vault's files are free first (write_vault
+        // still refuses to overwrite, whatever happens in between).
+        let targets = created
+            .shards
+            .iter()
+            .map(|s| shard_path(&a.out, s.index, &s.recipient_name))
+            .chain([a.out.join("manifest.pqvm")]);
+        for t in targets {
+            if t.exists() {
+                bail!("{} already exists; refusing to overwrite it", t.display());
+            }
+        }
         let files = backup::write_backup(b, dir)?;
         let pass = pass.as_ref().map_or(&[][..], |p| &p[..]);
         println!("{}", backup::summary(b, pass, Some(&files)));
