@@ -20,9 +20,9 @@ pub const MIN_WORDS: usize = METADATA_WORDS + 13;
 /// The longest mnemonic accepted (a secret of [`super::MAX_SECRET_LEN`] bytes).
 pub const MAX_WORDS: usize = METADATA_WORDS + (super::MAX_SECRET_LEN * 8).div_ceil(10);
 /// Mnemonics up to this many words get a single-wrong-word search when
-/// their checksum fails (covers secrets up to 64 bytes; the search is
-/// quadratic in the length).
-const LOCATE_MAX_WORDS: usize = 64;
+/// their checksum fails: all of them (the search is linear algebra, about
+/// a millisecond for the longest).
+const LOCATE_MAX_WORDS: usize = MAX_WORDS;
 
 /// What is wrong with one mnemonic. Word positions count from 1.
 #[derive(Debug, Error, PartialEq, Eq)]
