@@ -57,37 +57,43 @@ pub fn index(word: &str) -> Option<u16> {
 /// half the word's length.
 pub fn closest(word: &str) -> Option<&'static str> {
     let word: Vec<char> = word.chars().take(32).collect();
+    // One table for all 1024 comparisons: words are at most 8 letters.
+    let mut table = vec![0usize; (word.len() + 1) * 9];
     let (best, dist) = words()
         .iter()
-        .map(|w| (*w, edit_distance(&word, w)))
+        .map(|w| (*w, edit_distance(&word, w.as_bytes(), &mut table)))
         .min_by_key(|&(_, d)| d)?;
     (dist * 2 <= word.len().max(4)).then_some(best)
 }
 
 /// Levenshtein distance, where swapping two adjacent letters also costs 1
 /// (the optimal string alignment variant): the typos of copying by hand.
-fn edit_distance(a: &[char], b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
+/// `b` is a list word (ASCII, at most 8 letters); `d` has room for
+/// (a.len() + 1) × 9 cells.
+fn edit_distance(a: &[char], b: &[u8], d: &mut [usize]) -> usize {
+    let w = b.len() + 1;
+    let at = |i: usize, j: usize| i * w + j;
+    for i in 0..=a.len() {
+        d[at(i, 0)] = i;
     }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
+    for j in 0..=b.len() {
+        d[at(0, j)] = j;
     }
+    let b = |j: usize| char::from(b[j]);
+    let n = w - 1;
     for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                v = v.min(d[i - 2][j - 2] + 1);
+        for j in 1..=n {
+            let cost = usize::from(a[i - 1] != b(j - 1));
+            let mut v = (d[at(i - 1, j)] + 1)
+                .min(d[at(i, j - 1)] + 1)
+                .min(d[at(i - 1, j - 1)] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b(j - 2) && a[i - 2] == b(j - 1) {
+                v = v.min(d[at(i - 2, j - 2)] + 1);
             }
-            d[i][j] = v;
+            d[at(i, j)] = v;
         }
     }
-    d[a.len()][b.len()]
+    d[at(a.len(), n)]
 }
 
 #[cfg(test)]
