@@ -23,3 +23,10 @@ for h in pqvr-v2-plan pqvx-v1-plan pqvx-v1-subshare; do
 done
 cp "$v"/artifact-v1/snn-int8/artifact.pqv* "$out/artifact_manifest/"
 cp "$v"/artifact-v1/snn-int4/payload.safetensors "$out/safetensors_header/"
+# Every mnemonic of the official SLIP-39 vectors, one file each.
+python3 - "$v"/slip39/vectors.json "$out/slip39_mnemonic" <<'PY'
+import json, sys
+for i, (_, mnemonics, _, _) in enumerate(json.load(open(sys.argv[1]))):
+    for j, m in enumerate(mnemonics):
+        open(f"{sys.argv[2]}/vector-{i + 1}-{j + 1}.txt", "w").write(m)
+PY

@@ -105,6 +105,15 @@ pub struct CreatedVault {
     pub shards: Vec<SealedOutput>,
 }
 
+/// A fresh random master secret of [`GENERATED_SECRET_LEN`] bytes, what
+/// [`create`] makes when given none (for callers that need it first, such
+/// as a paper backup written before the vault).
+pub fn generate_secret() -> Result<Zeroizing<Vec<u8>>, CreateError> {
+    let mut s = Zeroizing::new(vec![0u8; GENERATED_SECRET_LEN]);
+    aws_lc_rs::rand::fill(&mut s[..]).map_err(|_| CreateError::Rng)?;
+    Ok(s)
+}
+
 /// Creates a vault: splits, seals to every recipient, signs the manifest.
 pub fn create(req: &NewVault<'_>) -> Result<CreatedVault, CreateError> {
     let threshold = req.threshold.resolve(req.recipients.len())?;

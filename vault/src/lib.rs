@@ -19,6 +19,7 @@
 //! - [`repair`]: share repair and re-sharing arithmetic for the mesh.
 //! - [`epoch`]: epoch certificates chaining manifests across repairs.
 //! - [`meshca`]: the mesh CA issuing validator TLS certificates.
+//! - [`slip39`]: SLIP-39 mnemonic paper backups of a secret.
 //! - [`fsio`]: atomic, permission-aware file writes.
 //! - [`inspect`]: describing any pqvault file.
 //! - [`artifact`]: signed, quantized spiking-network artifacts.
@@ -42,3 +43,4 @@ pub mod seal;
 pub mod shamir;
 pub mod share;
 pub mod sign;
+pub mod slip39;

@@ -35,6 +35,10 @@ enum Command {
     Unseal(cli::unseal::Args),
     /// Recover the secret from shards or share files.
     Recover(cli::recover::Args),
+    /// Paper backup of a secret: `slip39` splits it into SLIP-39 mnemonic shares.
+    Backup(cli::backup::Args),
+    /// Restore a secret from a paper backup: `slip39` combines SLIP-39 mnemonics.
+    Restore(cli::restore::Args),
     /// Mesh CA for validator mutual TLS: `init` a CA, `issue` validator certificates.
     MeshCa(cli::meshca::Args),
     /// Self-contained demo: 7 validators, a 4-of-7 vault, recovery from 4 shards.
@@ -52,6 +56,8 @@ fn main() -> ExitCode {
         Command::Verify(a) => cli::verify::run(a),
         Command::Unseal(a) => cli::unseal::run(a),
         Command::Recover(a) => cli::recover::run(a),
+        Command::Backup(a) => cli::backup::run(a),
+        Command::Restore(a) => cli::restore::run(a),
         Command::MeshCa(a) => cli::meshca::run(a),
         Command::Quickstart(a) => cli::quickstart::run(a),
         Command::Artifact(a) => cli::artifact::run(a),

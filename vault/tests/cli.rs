@@ -654,4 +654,622 @@ fn recover_corrects_and_names_a_lying_holder() {
         "{err}"
     );
     assert!(!rec2.exists());
+// --- SLIP-39 paper backups (vault backup slip39 / vault restore slip39) ---
+
+/// Runs vault with `stdin`; returns (success, stdout, stderr).
+fn vault_stdin(args: &[&str], stdin: &[u8]) -> (bool, Vec<u8>, String) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vault"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run vault");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let o = child.wait_with_output().unwrap();
+    (
+        o.status.success(),
+        o.stdout,
+        String::from_utf8(o.stderr).unwrap(),
+    )
+}
+
+/// `vault backup slip39 --threshold t --shares n` of `secret`: the mnemonics.
+fn slip39_backup(secret: &Path, t: u8, n: u8, extra: &[&str]) -> Vec<String> {
+    let (t, n) = (t.to_string(), n.to_string());
+    let mut args = vec![
+        "backup",
+        "slip39",
+        "--threshold",
+        &t,
+        "--shares",
+        &n,
+        "--secret-file",
+        p(secret),
+    ];
+    args.extend_from_slice(extra);
+    ok(&args).lines().map(String::from).collect()
+}
+
+#[test]
+fn help_lists_the_slip39_commands() {
+    let help = ok(&["--help"]);
+    assert!(
+        help.contains("backup") && help.contains("restore"),
+        "{help}"
+    );
+    assert!(ok(&["backup", "--help"]).contains("slip39"));
+    assert!(ok(&["restore", "--help"]).contains("slip39"));
+    let help = ok(&["create", "--help"]);
+    assert!(
+        help.contains("--backup-slip39") && help.contains("--backup-out"),
+        "{help}"
+    );
+}
+
+#[test]
+fn slip39_backup_restore_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let secret = d.join("secret.bin");
+    let bytes: Vec<u8> = (0u8..32).map(|i| i.wrapping_mul(91) ^ 0x5c).collect();
+    fs::write(&secret, &bytes).unwrap();
+
+    // stdout: one mnemonic per line, nothing else; the summary on stderr.
+    let (good, stdout, stderr) = vault_stdin(
+        &["backup", "slip39", "--threshold", "2", "--shares", "3", "-"],
+        &bytes,
+    );
+    assert!(good, "{stderr}");
+    let lines: Vec<&str> = std::str::from_utf8(&stdout).unwrap().lines().collect();
+    assert_eq!(lines.len(), 3);
+    assert!(
+        lines.iter().all(|l| l.split(' ').count() == 33),
+        "{lines:?}"
+    );
+    assert!(
+        stderr.contains("3 shares, any 2 restore the secret"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("extendable flag set"), "{stderr}");
+
+    // Any two restore it, written 0600.
+    let m = d.join("m.txt");
+    fs::write(
+        &m,
+        format!("# shares 1 and 3\n{}\n\n{}\n", lines[0], lines[2]),
+    )
+    .unwrap();
+    let out_file = d.join("restored.bin");
+    let out = ok(&[
+        "restore",
+        "slip39",
+        "--mnemonics",
+        p(&m),
+        "--out",
+        p(&out_file),
+    ]);
+    assert!(
+        out.contains("restored a 32-byte secret from 2 shares"),
+        "{out}"
+    );
+    assert!(out.contains("restored without a passphrase"), "{out}");
+    assert_eq!(fs::read(&out_file).unwrap(), bytes);
+    assert_eq!(mode(&out_file), 0o600);
+    // Never overwritten; printed only with --out -.
+    let err = fails(&[
+        "restore",
+        "slip39",
+        "--mnemonics",
+        p(&m),
+        "--out",
+        p(&out_file),
+    ]);
+    assert!(err.contains("already exists"), "{err}");
+    let (good, stdout, stderr) = vault_stdin(
+        &["restore", "slip39", "--out", "-"],
+        format!("{}\n{}\n", lines[1], lines[2]).as_bytes(),
+    );
+    assert!(good, "{stderr}");
+    assert_eq!(stdout, bytes);
+
+    // --out DIR: one 0600 file per share in a 0700 directory; restore reads
+    // the directory; a second backup into it is refused.
+    let paper = d.join("paper");
+    let out = ok(&[
+        "backup",
+        "slip39",
+        "--threshold",
+        "3",
+        "--shares",
+        "5",
+        "--secret-file",
+        p(&secret),
+        "--out",
+        p(&paper),
+    ]);
+    assert!(out.contains("5 shares, any 3 restore the secret"), "{out}");
+    assert_eq!(mode(&paper), 0o700);
+    for i in 1..=5 {
+        let f = paper.join(format!("slip39-share-{i:02}.txt"));
+        assert_eq!(mode(&f), 0o600, "{}", f.display());
+        assert!(out.contains(p(&f)), "{out}");
+        assert_eq!(fs::read_to_string(&f).unwrap().lines().count(), 1);
+    }
+    let r = d.join("from-dir.bin");
+    let out = ok(&[
+        "restore",
+        "slip39",
+        "--mnemonics",
+        p(&paper),
+        "--out",
+        p(&r),
+    ]);
+    assert!(out.contains("extra shares, checked to agree"), "{out}");
+    assert_eq!(fs::read(&r).unwrap(), bytes);
+    let err = fails(&[
+        "backup",
+        "slip39",
+        "--threshold",
+        "3",
+        "--shares",
+        "5",
+        "--secret-file",
+        p(&secret),
+        "--out",
+        p(&paper),
+    ]);
+    assert!(err.contains("already exists"), "{err}");
+
+    // Groups: 2 of 3 groups.
+    let out = ok(&[
+        "backup",
+        "slip39",
+        "--group-threshold",
+        "2",
+        "--group",
+        "1-of-1",
+        "--group",
+        "2-of-3",
+        "--group",
+        "3-of-5",
+        "--secret-file",
+        p(&secret),
+    ]);
+    let g: Vec<&str> = out.lines().collect();
+    assert_eq!(g.len(), 9);
+    let pick = d.join("groups.txt");
+    fs::write(&pick, [g[0], g[2], g[3]].join("\n")).unwrap();
+    let r = d.join("groups.bin");
+    let out = ok(&["restore", "slip39", "--mnemonics", p(&pick), "--out", p(&r)]);
+    assert!(out.contains("2 of 3 groups needed"), "{out}");
+    assert_eq!(fs::read(&r).unwrap(), bytes);
+}
+
+#[test]
+fn slip39_passphrase_wrong_gives_a_different_secret_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let secret = d.join("secret.bin");
+    fs::write(&secret, [7u8; 16]).unwrap();
+    let pass = d.join("pass.txt");
+    fs::write(&pass, "correct horse\n").unwrap();
+    let (good, stdout, stderr) = vault_stdin(
+        &[
+            "backup",
+            "slip39",
+            "--threshold",
+            "2",
+            "--shares",
+            "2",
+            "--passphrase-file",
+            p(&pass),
+            "--secret-file",
+            p(&secret),
+        ],
+        b"",
+    );
+    assert!(good, "{stderr}");
+    assert!(
+        stderr.contains("a wrong one gives a different secret"),
+        "{stderr}"
+    );
+    let m = d.join("m.txt");
+    fs::write(&m, &stdout).unwrap();
+
+    let right = d.join("right.bin");
+    let out = ok(&[
+        "restore",
+        "slip39",
+        "--mnemonics",
+        p(&m),
+        "--passphrase-file",
+        p(&pass),
+        "--out",
+        p(&right),
+    ]);
+    assert!(out.contains("does not check the passphrase"), "{out}");
+    assert_eq!(fs::read(&right).unwrap(), [7u8; 16]);
+
+    // A wrong passphrase is no error: a different secret, and a warning.
+    let wrong_pass = d.join("wrong.txt");
+    fs::write(&wrong_pass, "correct horse!").unwrap();
+    let wrong = d.join("wrong.bin");
+    let out = ok(&[
+        "restore",
+        "slip39",
+        "--mnemonics",
+        p(&m),
+        "--passphrase-file",
+        p(&wrong_pass),
+        "--out",
+        p(&wrong),
+    ]);
+    assert!(
+        out.contains("a wrong one restores a different secret"),
+        "{out}"
+    );
+    assert_ne!(fs::read(&wrong).unwrap(), [7u8; 16]);
+    assert_eq!(fs::read(&wrong).unwrap().len(), 16);
+    // No passphrase at all: also different, and said.
+    let none = d.join("none.bin");
+    let out = ok(&["restore", "slip39", "--mnemonics", p(&m), "--out", p(&none)]);
+    assert!(
+        out.contains("if the backup was made with one, this is a different secret"),
+        "{out}"
+    );
+    assert_ne!(fs::read(&none).unwrap(), [7u8; 16]);
+
+    // SLIP-39 passphrases are printable ASCII.
+    fs::write(&wrong_pass, "café").unwrap();
+    let err = fails(&[
+        "restore",
+        "slip39",
+        "--mnemonics",
+        p(&m),
+        "--passphrase-file",
+        p(&wrong_pass),
+        "--out",
+        p(&d.join("x.bin")),
+    ]);
+    assert!(
+        err.contains("passphrase character 4 is not printable ASCII"),
+        "{err}"
+    );
+}
+
+#[test]
+fn slip39_bad_input_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let secret = d.join("secret.bin");
+    fs::write(&secret, [0x42u8; 32]).unwrap();
+    let a = slip39_backup(&secret, 2, 3, &[]);
+    let b = slip39_backup(&secret, 2, 3, &[]);
+    let restore = |name: &str, lines: &[&str]| {
+        let m = d.join(name);
+        fs::write(&m, lines.join("\n")).unwrap();
+        fails(&[
+            "restore",
+            "slip39",
+            "--mnemonics",
+            p(&m),
+            "--out",
+            p(&d.join("out.bin")),
+        ])
+    };
+
+    // A typo: share, file, line and word position, and the closest word.
+    let words: Vec<&str> = a[1].split(' ').collect();
+    let mut typo: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+    let original = typo[9].clone();
+    let mut chars: Vec<char> = original.chars().collect();
+    chars[1] = if chars[1] == 'q' { 'x' } else { 'q' };
+    typo[9] = chars.into_iter().collect();
+    let err = restore("typo.txt", &[&a[0], &typo.join(" ")]);
+    assert!(
+        err.contains("share 2 (") && err.contains("typo.txt line 2)"),
+        "{err}"
+    );
+    assert!(err.contains("word 10"), "{err}");
+    assert!(
+        err.contains(&format!("did you mean {original:?}?")),
+        "{err}"
+    );
+
+    // A wrong but valid word: the checksum fails and names the word.
+    let mut swapped: Vec<&str> = words.clone();
+    swapped[14] = if words[14] == "zero" {
+        "academic"
+    } else {
+        "zero"
+    };
+    let err = restore("checksum.txt", &[&a[0], &swapped.join(" ")]);
+    assert!(
+        err.contains("share 2 (") && err.contains("checksum does not match"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "word 15 is wrong if only one word is: the only word that fits there is {:?}",
+            words[14]
+        )),
+        "{err}"
+    );
+
+    // Shares of two different backups.
+    let err = restore("mixed.txt", &[&a[0], &b[1]]);
+    assert!(
+        err.contains("share 2 (") && err.contains("does not belong with share 1"),
+        "{err}"
+    );
+    assert!(err.contains("identifiers differ"), "{err}");
+
+    // Too few.
+    let err = restore("few.txt", &[&a[2]]);
+    assert!(
+        err.contains("not enough shares: given 1 of the 2 shares needed: 1 more share needed"),
+        "{err}"
+    );
+
+    // The same share twice.
+    let err = restore("dup.txt", &[&a[0], &a[0]]);
+    assert!(
+        err.contains("share 2 (") && err.contains("repeats share 1"),
+        "{err}"
+    );
+
+    // A missing word.
+    let short: Vec<&str> = words[..32].to_vec();
+    let err = restore("short.txt", &[&a[0], &short.join(" ")]);
+    assert!(
+        err.contains("has 32 words, a length no SLIP-39 share has"),
+        "{err}"
+    );
+
+    // Secrets SLIP-39 cannot hold, and layouts it does not allow.
+    fs::write(&secret, [1u8; 33]).unwrap();
+    let err = fails(&[
+        "backup",
+        "slip39",
+        "--threshold",
+        "2",
+        "--shares",
+        "3",
+        "--secret-file",
+        p(&secret),
+    ]);
+    assert!(
+        err.contains("33 bytes; SLIP-39 needs an even number of bytes"),
+        "{err}"
+    );
+    assert!(err.contains("trailing newline"), "{err}");
+    fs::write(&secret, [1u8; 14]).unwrap();
+    let err = fails(&[
+        "backup",
+        "slip39",
+        "--threshold",
+        "2",
+        "--shares",
+        "3",
+        "--secret-file",
+        p(&secret),
+    ]);
+    assert!(err.contains("at least 16 bytes (128 bits)"), "{err}");
+    fs::write(&secret, [1u8; 16]).unwrap();
+    let err = fails(&[
+        "backup",
+        "slip39",
+        "--threshold",
+        "1",
+        "--shares",
+        "3",
+        "--secret-file",
+        p(&secret),
+    ]);
+    assert!(err.contains("threshold 1"), "{err}");
+    let err = fails(&[
+        "backup",
+        "slip39",
+        "--threshold",
+        "4",
+        "--shares",
+        "3",
+        "--secret-file",
+        p(&secret),
+    ]);
+    assert!(err.contains("between 1 and the number of shares"), "{err}");
+    let err = fails(&[
+        "backup",
+        "slip39",
+        "--threshold",
+        "2",
+        "--shares",
+        "17",
+        "--secret-file",
+        p(&secret),
+    ]);
+    assert!(err.contains("1 to 16 shares"), "{err}");
+    let err = fails(&[
+        "backup",
+        "slip39",
+        "--group",
+        "2-of-3",
+        "--group",
+        "2-of-3",
+        "--secret-file",
+        p(&secret),
+    ]);
+    assert!(err.contains("--group-threshold"), "{err}");
+    let err = fails(&[
+        "backup",
+        "slip39",
+        "--group",
+        "2of3",
+        "--secret-file",
+        p(&secret),
+    ]);
+    assert!(err.contains("is not T-of-N"), "{err}");
+    let err = fails(&["backup", "slip39", "--threshold", "2", "--shares", "3"]);
+    assert!(err.contains("no secret given"), "{err}");
+}
+
+#[test]
+fn slip39_backup_at_create_and_rebuild_from_paper() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let keys = d.join("keys");
+    ok(&["keygen", "--name", "op", "--out", p(&d.join("op"))]);
+    for i in 1..=3 {
+        ok(&["keygen", "--name", &format!("v{i}"), "--out", p(&keys)]);
+    }
+    let pubs: Vec<String> = (1..=3)
+        .map(|i| p(&keys.join(format!("v{i}.pub"))).to_string())
+        .collect();
+    let op_key = d.join("op/op.key");
+    let create = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "create",
+            "--signer",
+            p(&op_key),
+            "--threshold",
+            "2",
+            "--out",
+            p(out),
+        ];
+        for pb in &pubs {
+            args.extend(["--recipient", pb.as_str()]);
+        }
+        args.extend_from_slice(extra);
+        ok(&args)
+    };
+    let recover = |vault_dir: &Path, out: &Path| {
+        ok(&[
+            "recover",
+            "--manifest",
+            p(&vault_dir.join("manifest.pqvm")),
+            "--key",
+            p(&keys.join("v1.key")),
+            "--key",
+            p(&keys.join("v3.key")),
+            "--keys-dir",
+            p(&keys),
+            "--shard",
+            p(&vault_dir.join("shard-001-v1.shard")),
+            "--shard",
+            p(&vault_dir.join("shard-003-v3.shard")),
+            "--out",
+            p(out),
+        ])
+    };
+
+    // A generated secret, backed up on paper at creation.
+    let v1 = d.join("vault1");
+    let paper = d.join("paper");
+    let out = create(
+        &v1,
+        &["--backup-slip39", "2-of-3", "--backup-out", p(&paper)],
+    );
+    assert!(
+        out.contains("SLIP-39 backup: 3 shares, any 2 restore the secret"),
+        "{out}"
+    );
+    for i in 1..=3 {
+        assert_eq!(mode(&paper.join(format!("slip39-share-{i:02}.txt"))), 0o600);
+    }
+    // The paper backup holds the vault's secret.
+    let from_shards = d.join("from-shards.bin");
+    recover(&v1, &from_shards);
+    let pick = d.join("two.txt");
+    let two = [
+        fs::read_to_string(paper.join("slip39-share-01.txt")).unwrap(),
+        fs::read_to_string(paper.join("slip39-share-03.txt")).unwrap(),
+    ]
+    .concat();
+    fs::write(&pick, two).unwrap();
+    let from_paper = d.join("from-paper.bin");
+    ok(&[
+        "restore",
+        "slip39",
+        "--mnemonics",
+        p(&pick),
+        "--out",
+        p(&from_paper),
+    ]);
+    assert_eq!(
+        fs::read(&from_paper).unwrap(),
+        fs::read(&from_shards).unwrap()
+    );
+    assert_eq!(fs::read(&from_paper).unwrap().len(), 32);
+
+    // The mesh is gone: a new vault from the paper copy holds the same secret.
+    let v2 = d.join("vault2");
+    create(&v2, &["--secret-file", p(&from_paper)]);
+    let again = d.join("again.bin");
+    recover(&v2, &again);
+    assert_eq!(fs::read(&again).unwrap(), fs::read(&from_paper).unwrap());
+
+    // Refused before anything is written: a secret SLIP-39 cannot hold, the
+    // backup in the vault's own directory.
+    let odd = d.join("odd.bin");
+    fs::write(&odd, [9u8; 21]).unwrap();
+    let v3 = d.join("vault3");
+    let mut args = vec![
+        "create",
+        "--signer",
+        p(&op_key),
+        "--threshold",
+        "2",
+        "--out",
+        p(&v3),
+    ];
+    for pb in &pubs {
+        args.extend(["--recipient", pb.as_str()]);
+    }
+    let paper3 = d.join("paper3");
+    let mut odd_args = args.clone();
+    odd_args.extend([
+        "--secret-file",
+        p(&odd),
+        "--backup-slip39",
+        "2-of-3",
+        "--backup-out",
+        p(&paper3),
+    ]);
+    let err = fails(&odd_args);
+    assert!(
+        err.contains("--backup-slip39") && err.contains("even number of bytes"),
+        "{err}"
+    );
+    assert!(!v3.exists() && !paper3.exists());
+    // The vault's own files are checked before the backup is written.
+    let mut used = vec![
+        "create",
+        "--signer",
+        p(&op_key),
+        "--threshold",
+        "2",
+        "--out",
+        p(&v1),
+    ];
+    for pb in &pubs {
+        used.extend(["--recipient", pb.as_str()]);
+    }
+    used.extend(["--backup-slip39", "2-of-3", "--backup-out", p(&paper3)]);
+    let err = fails(&used);
+    assert!(err.contains("already exists"), "{err}");
+    assert!(!paper3.exists());
+    let mut same = args.clone();
+    same.extend(["--backup-slip39", "2-of-3", "--backup-out", p(&v3)]);
+    let err = fails(&same);
+    assert!(err.contains("--backup-out must differ from --out"), "{err}");
+    // --backup-slip39 without --backup-out is a usage error.
+    let mut alone = args.clone();
+    alone.extend(["--backup-slip39", "2-of-3"]);
+    let o = vault(&alone);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--backup-out <DIR>"), "{err}");
 }

@@ -1,14 +1,12 @@
 //! `vault create`.
 
-use super::{files_with_ext, load_key, load_public, now_unix, read};
+use super::{backup, files_with_ext, load_key, load_public, now_unix, read_secret};
 use anyhow::{bail, Context, Result};
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use vault::create::{create, CreatedVault, NewVault};
+use vault::create::{create, generate_secret, CreatedVault, NewVault};
 use vault::fsio::{self, Mode};
 use vault::policy::ThresholdSpec;
-use vault::share::MAX_SECRET_LEN;
-use zeroize::Zeroizing;
+use vault::slip39::{self, GroupSpec, SplitSpec};
 
 /// Arguments of `vault create`.
 #[derive(clap::Args)]
@@ -33,6 +31,18 @@ pub struct Args {
     /// Output directory for manifest.pqvm and the shard files.
     #[arg(long)]
     out: PathBuf,
+    /// Also make a SLIP-39 paper backup of the secret, T-of-N mnemonic
+    /// shares, written to --backup-out before the vault's files, so the
+    /// offline copy exists before the secret leaves this machine.
+    #[arg(long, value_name = "T-of-N", requires = "backup_out")]
+    backup_slip39: Option<GroupSpec>,
+    /// Directory for the SLIP-39 backup (created 0700, one 0600 file per
+    /// share, never overwritten); keep it apart from --out.
+    #[arg(long, value_name = "DIR", requires = "backup_slip39")]
+    backup_out: Option<PathBuf>,
+    /// Passphrase file for the SLIP-39 backup (see `vault backup slip39`).
+    #[arg(long, value_name = "FILE", requires = "backup_slip39")]
+    backup_passphrase_file: Option<PathBuf>,
 }
 
 /// Creates the vault and writes its files.
@@ -49,7 +59,32 @@ pub fn run(a: Args) -> Result<()> {
         .map(|p| load_public(p))
         .collect::<Result<Vec<_>>>()?;
     let signer = load_key(&a.signer)?;
-    let secret = a.secret_file.as_deref().map(read_secret).transpose()?;
+    let mut secret = a.secret_file.as_deref().map(read_secret).transpose()?;
+
+    // The paper backup needs the secret here, so a generated one is made
+    // now rather than inside `create`.
+    let backup = match (&a.backup_slip39, &a.backup_out) {
+        (Some(spec), Some(dir)) => {
+            if dir == &a.out {
+                bail!("--backup-out must differ from --out: keep the paper backup apart from the shards");
+            }
+            let s = match &secret {
+                Some(s) => s,
+                None => secret.insert(generate_secret()?),
+            };
+            slip39::check_secret_len(s.len()).context("--backup-slip39")?;
+            let pass = a
+                .backup_passphrase_file
+                .as_deref()
+                .map(backup::read_passphrase)
+                .transpose()?;
+            let split = SplitSpec::single(spec.threshold, spec.count);
+            split.validate().context("--backup-slip39")?;
+            let b = slip39::split(s, pass.as_ref().map_or(&[][..], |p| &p[..]), &split)?;
+            Some((b, dir, pass))
+        }
+        _ => None,
+    };
 
     let created = create(&NewVault {
         secret: secret.as_deref().map(|s| &s[..]),
@@ -58,6 +93,24 @@ pub fn run(a: Args) -> Result<()> {
         signer: &signer,
         created_unix: now_unix(),
     })?;
+    if let Some((b, dir, pass)) = &backup {
+        // A backup of a vault that then fails to be written would be
+        // confusing: check the vault's files are free first (write_vault
+        // still refuses to overwrite, whatever happens in between).
+        let targets = created
+            .shards
+            .iter()
+            .map(|s| shard_path(&a.out, s.index, &s.recipient_name))
+            .chain([a.out.join("manifest.pqvm")]);
+        for t in targets {
+            if t.exists() {
+                bail!("{} already exists; refusing to overwrite it", t.display());
+            }
+        }
+        let files = backup::write_backup(b, dir)?;
+        let pass = pass.as_ref().map_or(&[][..], |p| &p[..]);
+        println!("{}", backup::summary(b, pass, Some(&files)));
+    }
     write_vault(&created, &a.out)?;
     println!("vault        {}", created.vault_id);
     println!(
@@ -96,16 +149,4 @@ pub fn write_vault(v: &CreatedVault, dir: &Path) -> Result<()> {
     // The manifest last: its presence means the vault's files are complete.
     fsio::write_atomic(&dir.join("manifest.pqvm"), &v.manifest, Mode::Public, false)?;
     Ok(())
-}
-
-fn read_secret(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
-    if path.as_os_str() == "-" {
-        let mut buf = Zeroizing::new(Vec::new());
-        std::io::stdin()
-            .take(MAX_SECRET_LEN as u64 + 1)
-            .read_to_end(&mut buf)
-            .context("cannot read the secret from stdin")?;
-        return Ok(buf);
-    }
-    Ok(Zeroizing::new(read(path, MAX_SECRET_LEN as u64)?))
 }

@@ -2,16 +2,19 @@
 
 pub mod artifact;
 pub mod artifact_net;
+pub mod backup;
 pub mod create;
 pub mod inspect;
 pub mod keygen;
 pub mod meshca;
 pub mod quickstart;
 pub mod recover;
+pub mod restore;
 pub mod unseal;
 pub mod verify;
 
 use anyhow::{Context, Result};
+use std::io::Read;
 use std::path::Path;
 use vault::fsio;
 use vault::identity::{PublicIdentity, SecretIdentity};
@@ -25,6 +28,21 @@ pub const MAX_SHARD_FILE: u64 = (1 << 20) + (64 << 10);
 /// Reads a file of at most `max` bytes.
 pub fn read(path: &Path, max: u64) -> Result<Vec<u8>> {
     Ok(fsio::read_limited(path, max)?)
+}
+
+/// Reads a secret to share or back up from a file, or from stdin for "-";
+/// at most [`vault::share::MAX_SECRET_LEN`] bytes.
+pub fn read_secret(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    use vault::share::MAX_SECRET_LEN;
+    if path.as_os_str() == "-" {
+        let mut buf = zeroize::Zeroizing::new(Vec::new());
+        std::io::stdin()
+            .take(MAX_SECRET_LEN as u64 + 1)
+            .read_to_end(&mut buf)
+            .context("cannot read the secret from stdin")?;
+        return Ok(buf);
+    }
+    Ok(zeroize::Zeroizing::new(read(path, MAX_SECRET_LEN as u64)?))
 }
 
 /// Loads a secret key file.
