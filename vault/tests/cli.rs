@@ -654,6 +654,8 @@ fn recover_corrects_and_names_a_lying_holder() {
         "{err}"
     );
     assert!(!rec2.exists());
+}
+
 // --- SLIP-39 paper backups (vault backup slip39 / vault restore slip39) ---
 
 /// Runs vault with `stdin`; returns (success, stdout, stderr).
