@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fills DIR/<target>/ with the seed corpus of every fuzz target, from files
 # checked in to the repository (test vectors of both KEM suites with an
-# epoch-2 certificate and proof chain, the PQVR and PQVX vectors, the
+# epoch-2 certificate and proof chain, the PQVR, PQVX and PQVP vectors, the
 # artifact vectors). Used by smoke.sh and run.sh.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -17,7 +17,7 @@ done
 cp "$v"/v1-suite2/epoch-2/step-2.pqve "$out/epoch_certificate/"
 cp "$v"/v1-suite2/epoch-2/proof.pqvc "$out/peer_messages/"
 cp "$v"/v1-suite2/epoch-2/manifest.pqvm "$out/manifest/v1-suite2-epoch-2.pqvm"
-for h in pqvr-v2-plan pqvx-v1-plan pqvx-v1-subshare; do
+for h in pqvr-v2-plan pqvx-v1-plan pqvx-v1-subshare pqvp-v1-repair pqvp-v1-reshare; do
     python3 -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(open(sys.argv[1]).read().strip()))' \
         ../validator/tests/vectors/$h.hex > "$out/peer_messages/$h"
 done

@@ -7,10 +7,11 @@
 //! for at least `heal.grace_ms`, and ourselves up that long (so a restart
 //! or a rolling update never moves the vault to a new epoch). If the live holders still number at least t, spare members (alive,
 //! holding no share of the vault) exist for every lost share, and we are
-//! the live holder with the lowest member id, we lead: one repair round
-//! per lost share (`crate::rounds`), then prepare, sign and commit the next
-//! epoch (`crate::epochs`). Helpers and signers check everything again on
-//! their side: the leader proposes, it does not decide alone. Fewer than t
+//! the live holder with the lowest member id, we lead: one proposal with a
+//! repair round per lost share, certified by a quorum of holders that each
+//! judge it on their own view ([`assess`], `crate::proposals`), then the
+//! rounds (`crate::rounds`), then prepare, sign and commit the next epoch
+//! (`crate::epochs`). The leader proposes; it decides nothing alone. Fewer than t
 //! live holders cannot be healed here: the operator must act (docs).
 //!
 //! Interim until the replicated log exists (docs/decisions.md D12): the

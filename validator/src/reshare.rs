@@ -10,8 +10,9 @@
 //!   (including one on a stolen disk) becomes useless.
 //!
 //! Round (`POST /v1/reshare`, wire kind `PQVX`, docs/protocol.md):
-//! 1. The leader sends the [`ReshareRound`] plan to every recipient
-//!    (recipients are holders of epoch `E`; recipient `k` gets index `k`).
+//! 1. The leader has the plan certified by a quorum of holders and sends
+//!    the certified proposal to every recipient ([`crate::proposals`];
+//!    recipients are holders of epoch `E`; recipient `k` gets index `k`).
 //! 2. Each dealer (exactly `t` holders of `E`) checks the plan itself, opens
 //!    its share `s_i`, deals it with a fresh random polynomial of degree
 //!    `t' - 1` and sends sub-share `k` to recipient `k`, sealed to it as an

@@ -233,7 +233,7 @@ fn check_repair(
 /// may not appear at another index in any manifest since the polynomial's
 /// (t, n) was last set (conservative: a refresh keeps (t, n) but changes
 /// the polynomial, so this also refuses some safe cases; see
-/// docs/decisions.md D26).
+/// docs/decisions.md D27).
 pub fn check_once(
     chain: &Chain,
     c: &ManifestBody,

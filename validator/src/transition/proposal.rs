@@ -259,3 +259,49 @@ impl CertifiedProposal {
         Ok(CertifiedProposal { proposal, votes })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(hex_text: &str) -> Vec<u8> {
+        hex::decode(hex_text.trim()).unwrap()
+    }
+
+    /// `PQVP` both ways against proposals laid out by hand from
+    /// docs/formats.md (`validator/tests/vectors/make_pqvp.py`) around the
+    /// checked-in `PQVR` and `PQVX` plan vectors.
+    #[test]
+    fn proposals_match_the_checked_in_vectors() {
+        let repair_bytes = read(include_str!("../../tests/vectors/pqvp-v1-repair.hex"));
+        let p = Proposal::decode(&repair_bytes).unwrap();
+        assert_eq!(
+            (p.vault_id, p.from_epoch, p.attempt),
+            (VaultId::from_bytes([0x22; 16]), 7, 3)
+        );
+        let Action::Repair(plans) = &p.action else {
+            panic!("a repair")
+        };
+        assert_eq!(plans.len(), 1);
+        assert_eq!(plans[0].round, [0x11; 16]);
+        assert_eq!(p.encode(), repair_bytes);
+
+        let reshare_bytes = read(include_str!("../../tests/vectors/pqvp-v1-reshare.hex"));
+        let p = Proposal::decode(&reshare_bytes).unwrap();
+        let Action::Reshare(plan) = &p.action else {
+            panic!("a re-share")
+        };
+        assert_eq!((plan.t_new, plan.dealers.as_slice()), (3, &[1u8, 2, 5][..]));
+        assert_eq!(p.encode(), reshare_bytes);
+        for cut in [0, 5, 33, reshare_bytes.len() - 1] {
+            assert!(Proposal::decode(&reshare_bytes[..cut]).is_err(), "{cut}");
+        }
+        // Unknown action, and a plan of another epoch than the proposal's.
+        let mut bad = reshare_bytes.clone();
+        bad[34] = 9;
+        assert!(Proposal::decode(&bad).is_err());
+        let mut other = reshare_bytes.clone();
+        other[29] ^= 1; // from_epoch's last byte
+        assert!(Proposal::decode(&other).is_err());
+    }
+}
