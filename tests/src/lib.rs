@@ -117,6 +117,23 @@ impl Mesh {
     /// suite `kem_suite` (a `vault keygen --kem-suite` name; `None` is the
     /// default suite), so the vault is sealed with it.
     pub fn with_suite(n: usize, t: usize, spares: usize, kem_suite: Option<&str>) -> Mesh {
+        Mesh::build(n, t, spares, kem_suite, None)
+    }
+
+    /// Like [`Mesh::with_spares`], with the operator-signed transition
+    /// policy `vault create --byzantine F --floor FLOOR` writes, given to
+    /// every holder in its import bundle.
+    pub fn with_policy(n: usize, t: usize, spares: usize, f: u8, floor: u8) -> Mesh {
+        Mesh::build(n, t, spares, None, Some((f, floor)))
+    }
+
+    fn build(
+        n: usize,
+        t: usize,
+        spares: usize,
+        kem_suite: Option<&str>,
+        policy: Option<(u8, u8)>,
+    ) -> Mesh {
         let root = tempfile::tempdir().expect("tempdir");
         let r = root.path();
         vault(&["mesh-ca", "init", "--out", p(&r.join("ca"))]);
@@ -176,6 +193,16 @@ impl Mesh {
             "--out".into(),
             p(&r.join("vault")).into(),
         ]);
+        // Without a policy in their bundles the validators run the legacy
+        // rules (f = 0); the file `create` writes is then unused.
+        if let Some((f, floor)) = policy {
+            args.extend([
+                "--byzantine".into(),
+                f.to_string(),
+                "--floor".into(),
+                floor.to_string(),
+            ]);
+        }
         vault(&args.iter().map(String::as_str).collect::<Vec<_>>());
         let info = vault(&["inspect", "--json", p(&r.join("vault/manifest.pqvm"))]);
         let json: serde_json::Value = serde_json::from_str(&info).expect("inspect json");
@@ -191,6 +218,9 @@ impl Mesh {
             fs::copy(r.join("vault/manifest.pqvm"), import.join("manifest.pqvm")).expect("copy");
             let shard = format!("shard-{:03}-{}.shard", i + 1, node.id);
             fs::copy(r.join("vault").join(&shard), import.join(&shard)).expect("copy");
+            if policy.is_some() {
+                fs::copy(r.join("vault/policy.pqvl"), import.join("policy.pqvl")).expect("copy");
+            }
         }
         let mesh = Mesh {
             root,

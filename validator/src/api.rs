@@ -10,6 +10,8 @@
 //!   by the mTLS certificate it is served under.
 //! * `GET /v1/vaults/{vault}/proof`: the anchor and certified steps of the
 //!   epoch we hold (`PQVC`), so a replacement can verify the manifest.
+//! * `GET /v1/vaults/{vault}/policy`: the operator-signed transition policy
+//!   (`PQVL`) we hold, if any
 //! * `POST /v1/vote` (`PQVP` in, `PQVV` out): our vote on a transition
 //!   proposal, judged on our own view ([`crate::proposals`])
 //! * `POST /v1/transition` (`PQVQ`): a certified proposal; starts our part
@@ -85,6 +87,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/probe/{member}", get(probe))
         .route("/v1/identity", get(identity))
         .route("/v1/vaults/{vault}/proof", get(proof))
+        .route("/v1/vaults/{vault}/policy", get(policy))
         .route("/v1/vote", post(vote))
         .route("/v1/transition", post(transition))
         .route("/v1/repair", post(repair))
@@ -190,6 +193,27 @@ async fn identity(AxState(state): AxState<Arc<State>>) -> Response {
     let body =
         crate::byzantine::claimed_identity().unwrap_or_else(|| state.identity.public().encode());
     ([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response()
+}
+
+async fn policy(AxState(state): AxState<Arc<State>>, Path(vault): Path<String>) -> Response {
+    let Some(id) = parse_vault(&vault) else {
+        state.count("policy", 400);
+        return (StatusCode::BAD_REQUEST, "vault id must be 32 hex digits\n").into_response();
+    };
+    match state.store.lock().ok().and_then(|s| s.policy_bytes(&id)) {
+        Some(bytes) => {
+            state.count("policy", 200);
+            ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
+        }
+        None => {
+            state.count("policy", 404);
+            (
+                StatusCode::NOT_FOUND,
+                "no signed policy for that vault here\n",
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn proof(AxState(state): AxState<Arc<State>>, Path(vault): Path<String>) -> Response {

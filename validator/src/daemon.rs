@@ -454,6 +454,17 @@ fn import_dir(store: &mut Store, dir: &Path, key: &SecretIdentity) -> Result<()>
             path.display()
         );
     }
+    // The operator's transition policy, if the bundle has one.
+    let policy = dir.join("policy.pqvl");
+    if policy.exists() {
+        let bytes = vault::fsio::read_limited(&policy, 1 << 20)?;
+        if store
+            .adopt_policy(&bytes)
+            .with_context(|| format!("importing {}", policy.display()))?
+        {
+            tracing::info!("adopted the transition policy in {}", policy.display());
+        }
+    }
     Ok(())
 }
 

@@ -231,14 +231,15 @@ pub async fn sign(
     let reshaped = (n.threshold, n.n) != (c.threshold, c.n);
     if reshaped {
         let indices_ok = n.shards.iter().map(|e| e.index).eq(1..=n.n);
-        if n.n >= c.n || state.policy.threshold_for(n.n).ok() != Some(n.threshold) || !indices_ok {
+        let rules = crate::proposals::rules(&state, &vault);
+        if n.n >= c.n || rules.shrink_threshold(n.n) != Some(n.threshold) || !indices_ok {
             return Err(bad(
                 422,
                 format!(
                     "({}, {}) is not the {} policy's re-share of ({}, {})",
                     n.threshold,
                     n.n,
-                    state.policy.name(),
+                    rules.policy.name(),
                     c.threshold,
                     c.n
                 ),
@@ -322,8 +323,8 @@ pub async fn sign(
     // our own view must hold a quorum of live holders (a validator cut off
     // in a minority keeps its vote), and the proposer must be one of them.
     let live = crate::custody::live_holders(&state, c).await;
-    let quorum = vault::epoch::quorum(c.threshold, c.n);
-    if live.len() < usize::from(quorum) {
+    let quorum = crate::proposals::rules(&state, &vault).quorum(c.threshold, c.n);
+    if live.len() < quorum {
         return Err(bad(
             409,
             format!(

@@ -44,11 +44,24 @@ pub async fn heal_loop(state: Arc<State>, interval: Duration, grace: Duration) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seen = view_signature(&state);
+    let mut passes = 0u64;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = changed(&state, &mut seen) => {}
         }
+        // Now and then, a newer operator-signed policy from a peer.
+        if passes.is_multiple_of(10) {
+            let vaults: Vec<VaultId> = state
+                .store
+                .lock()
+                .map(|s| s.vaults().map(|(id, _)| *id).collect())
+                .unwrap_or_default();
+            for id in vaults {
+                proposals::sync_policy(&state, &id).await;
+            }
+        }
+        passes += 1;
         if let Err(e) = heal_once(&state, grace).await {
             tracing::warn!("healing: {e}");
             state.metrics.repairs.with_label_values(&["failed"]).inc();
@@ -253,7 +266,8 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
         .iter()
         .filter_map(|e| view.get(&e.recipient).map(|m| (e.index, m.clone())))
         .collect();
-    if holders.len() < usize::from(vault::epoch::quorum(b.threshold, b.n)) {
+    let rules = proposals::rules(state, &id);
+    if holders.len() < rules.quorum(b.threshold, b.n) {
         tracing::warn!(vault = %id, live = holders.len(), t = b.threshold, "too few live holders to repair; the operator must act");
         return Ok(());
     }
@@ -316,8 +330,8 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
             .map(|t| t.elapsed());
         if waited.is_some_and(|w| w >= state.reshare_after) {
             let n_new = u8::try_from(holders.len()).map_err(|_| "too many holders")?;
-            match state.policy.threshold_for(n_new) {
-                Ok(t_new) => {
+            match rules.shrink_threshold(n_new) {
+                Some(t_new) => {
                     tracing::info!(vault = %id, lost = ?lost, t = t_new, n = n_new, "no spares: leading a re-share among the live holders");
                     let mut holders = holders;
                     holders.sort_by_key(|(i, _)| *i);
@@ -328,8 +342,8 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
                         .with_label_values(&["completed"])
                         .inc();
                 }
-                Err(e) => {
-                    tracing::warn!(vault = %id, "cannot re-share: {e}; the operator must act")
+                None => {
+                    tracing::warn!(vault = %id, n = n_new, floor = rules.floor, "cannot re-share: {n_new} holders are fewer than the operator's floor allows; the operator must act")
                 }
             }
             return Ok(());
@@ -396,7 +410,7 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
         state,
         &proposal,
         &voters,
-        authorize::quorum(b.threshold, b.n),
+        proposals::rules(state, &id).quorum(b.threshold, b.n),
     )
     .await?;
     mark_used(state, id, b.epoch);
@@ -536,7 +550,7 @@ async fn certify_manifest(
     // another successor" and the epoch would never move.
     let needed = {
         let (m, _) = crate::rounds::current_manifest(state, &id).map_err(|f| fail("quorum", f))?;
-        usize::from(vault::epoch::quorum(m.body().threshold, m.body().n))
+        proposals::rules(state, &id).quorum(m.body().threshold, m.body().n)
     };
     let mut cert: Option<EpochCertificate> = None;
     let mut failures = Vec::new();
@@ -666,7 +680,7 @@ async fn run_reshare(
         state,
         &proposal,
         &voters,
-        authorize::quorum(b.threshold, b.n),
+        proposals::rules(state, &id).quorum(b.threshold, b.n),
     )
     .await?;
     mark_used(state, id, b.epoch);

@@ -38,12 +38,27 @@ pub struct HeldChain {
     pub shard: Option<Vec<u8>>,
     /// The proof (anchor and steps) of the current epoch.
     pub proof: (Vec<u8>, Steps),
+    /// The vault's transition rules (its operator-signed policy).
+    pub rules: Rules,
 }
 
-/// The transition rules this validator applies.
-pub fn rules(state: &State) -> Rules {
-    Rules {
-        policy: state.policy,
+/// The transition rules of `vault`: its operator-signed policy, or for a
+/// vault without one, f = 0, floor 2 and the configured shrink rule
+/// (`heal.policy`).
+pub fn rules(state: &State, vault: &VaultId) -> Rules {
+    let signed = state
+        .store
+        .lock()
+        .ok()
+        .and_then(|s| s.policy(vault).ok())
+        .filter(|p| p.version > 0);
+    match signed {
+        Some(p) => Rules::from_policy(&p),
+        None => Rules {
+            policy: state.policy,
+            f: 0,
+            floor: 2,
+        },
     }
 }
 
@@ -71,6 +86,7 @@ fn bodies(anchor: &[u8], steps: &Steps) -> Result<Vec<ManifestBody>, Failure> {
 
 /// The chain of `vault` as we hold it; `None` if we hold no shard of it.
 pub fn held_chain(state: &State, vault: &VaultId) -> Result<Option<HeldChain>, Failure> {
+    let rules = rules(state, vault);
     let store = state.store.lock().map_err(|_| bad(500, "poisoned"))?;
     let Some(held) = store.get(vault) else {
         return Ok(None);
@@ -83,6 +99,7 @@ pub fn held_chain(state: &State, vault: &VaultId) -> Result<Option<HeldChain>, F
         manifest,
         shard: Some(held.shard.clone()),
         proof: (held.anchor.clone(), held.steps.clone()),
+        rules,
     }))
 }
 
@@ -104,17 +121,42 @@ async fn fetched_chain(
         .await
         .map_err(|e| bad(502, e))?;
     let (anchor, steps) = rounds::decode_proof(&r.body).map_err(|e| bad(502, e))?;
-    let manifest = state
-        .store
-        .lock()
-        .map_err(|_| bad(500, "poisoned"))?
-        .verify_chain(&anchor, &steps)
-        .map_err(|e| bad(422, e))?;
+    let (manifest, trusted) = {
+        let store = state.store.lock().map_err(|_| bad(500, "poisoned"))?;
+        (
+            store
+                .verify_chain(&anchor, &steps)
+                .map_err(|e| bad(422, e))?,
+            store.trusted(),
+        )
+    };
+    // The operator's policy, if the caller has one; verified from the
+    // operator like the chain. Without it the legacy rules apply, which
+    // only decides what we accept to receive.
+    let mut rules = Rules {
+        policy: state.policy,
+        f: 0,
+        floor: 2,
+    };
+    if let Ok(r) = state
+        .ctl
+        .get(&leader, &format!("/v1/vaults/{vault}/policy"), 64 << 10)
+        .await
+    {
+        if r.status == 200 {
+            let p = vault::governance::TransitionPolicy::open(&r.body, &trusted)
+                .map_err(|e| bad(422, format!("the vault's policy: {e}")))?;
+            if p.vault_id == *vault {
+                rules = Rules::from_policy(&p);
+            }
+        }
+    }
     Ok(HeldChain {
         history: bodies(&anchor, &steps)?,
         manifest,
         shard: None,
         proof: (anchor, steps),
+        rules,
     })
 }
 
@@ -163,7 +205,7 @@ pub async fn vote(state: Arc<State>, body: &[u8]) -> Result<Vec<u8>, Failure> {
         &Chain {
             history: &chain.history,
         },
-        &rules(&state),
+        &chain.rules,
         &view,
         &p,
     )
@@ -207,7 +249,7 @@ pub async fn transition(
         &Chain {
             history: &chain.history,
         },
-        &rules(&state),
+        &chain.rules,
         &cert,
     )
     .map_err(|r| refuse(&state, r))?;
@@ -342,4 +384,47 @@ pub async fn announce(
         s.await.map_err(|e| e.to_string())??;
     }
     Ok(())
+}
+
+/// Adopts a newer operator-signed policy of `vault` from the first live
+/// member that has one: policies are signed by the operator, so any peer
+/// may carry them (a peer can withhold a newer one, never forge one).
+pub async fn sync_policy(state: &Arc<State>, vault: &VaultId) {
+    let alive: Vec<Member> = {
+        let Ok(d) = state.detector.lock() else {
+            return;
+        };
+        state
+            .members()
+            .into_iter()
+            .filter(|m| d.state(&m.id) == Some(mesh_agent::detector::State::Alive))
+            .collect()
+    };
+    for m in alive {
+        let Ok(r) = state
+            .ctl
+            .get(&m, &format!("/v1/vaults/{vault}/policy"), 64 << 10)
+            .await
+        else {
+            continue;
+        };
+        if r.status != 200 {
+            continue;
+        }
+        let adopted = state
+            .store
+            .lock()
+            .map_err(|_| "poisoned".to_string())
+            .and_then(|s| s.adopt_policy(&r.body).map_err(|e| e.to_string()));
+        match adopted {
+            Ok(true) => {
+                tracing::info!(vault = %vault, peer = %m.id, "adopted a newer transition policy")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(vault = %vault, peer = %m.id, "refused a transition policy: {e}")
+            }
+        }
+        return;
+    }
 }

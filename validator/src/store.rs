@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 use vault::epoch::{self, EpochCertificate};
 use vault::fsio::{self, FsError, Mode};
+use vault::governance::TransitionPolicy;
 use vault::identity::{Fingerprint, SecretIdentity};
 use vault::manifest::{Manifest, VaultId, VerifiedManifest};
 use vault::recover::{check_record, check_sealed};
@@ -502,6 +503,53 @@ impl Store {
         }
     }
 
+    /// The operator-signed transition policy of `id` we hold, verified
+    /// against the trusted signer; the legacy policy (f = 0) if none.
+    /// A stored policy that no longer verifies is reported as corrupt.
+    pub fn policy(&self, id: &VaultId) -> Result<TransitionPolicy, StoreError> {
+        match self.policy_bytes(id) {
+            None => Ok(TransitionPolicy::legacy(*id)),
+            Some(bytes) => {
+                let path = self.policy_path(id);
+                let p =
+                    TransitionPolicy::open(&bytes, &self.trusted).map_err(|e| corrupt(&path, e))?;
+                if p.vault_id != *id {
+                    return Err(corrupt(&path, "policy of another vault"));
+                }
+                Ok(p)
+            }
+        }
+    }
+
+    /// The stored signed policy of `id`, as bytes, if any.
+    pub fn policy_bytes(&self, id: &VaultId) -> Option<Vec<u8>> {
+        fsio::read_limited(&self.policy_path(id), MAX_FILE).ok()
+    }
+
+    fn policy_path(&self, id: &VaultId) -> PathBuf {
+        self.root.join("policies").join(format!("{id}.pqvl"))
+    }
+
+    /// Adopts the signed policy `bytes` if it verifies against the trusted
+    /// signer, is for a vault we hold, and has a higher version than the
+    /// one we hold (an older or equal one changes nothing: `Ok(false)`).
+    pub fn adopt_policy(&self, bytes: &[u8]) -> Result<bool, StoreError> {
+        let p = TransitionPolicy::open(bytes, &self.trusted)
+            .map_err(|e| StoreError::Rejected(format!("policy: {e}")))?;
+        if !self.vaults.contains_key(&p.vault_id) {
+            return Err(StoreError::Rejected(format!(
+                "policy for vault {}, which we do not hold",
+                p.vault_id
+            )));
+        }
+        if self.policy(&p.vault_id)?.version >= p.version {
+            return Ok(false);
+        }
+        fsio::create_private_dir(&self.root.join("policies"))?;
+        fsio::write_atomic(&self.policy_path(&p.vault_id), bytes, Mode::Public, true)?;
+        Ok(true)
+    }
+
     /// Our last vote on a transition proposal of epoch `epoch` of `id`:
     /// (attempt, proposal digest, Unix milliseconds of the vote). A file
     /// that does not parse is reported as corrupt, never as "no vote".
@@ -656,6 +704,12 @@ impl Store {
             .join(format!("epoch-{}", held.epoch))
             .join("shard.pqvs");
         Ok(fsio::read_limited(&path, MAX_FILE)?)
+    }
+
+    /// The operator fingerprint every manifest, chain and policy is
+    /// verified against.
+    pub fn trusted(&self) -> Fingerprint {
+        self.trusted
     }
 
     /// The shard held for `id`.

@@ -13,6 +13,7 @@
 //! - [`decode`]: Berlekamp-Welch decoding, correcting and naming wrong
 //!   shares.
 //! - [`policy`]: adaptive threshold policies.
+//! - [`governance`]: the operator-signed transition policy (f, floor, shrink).
 //! - [`share`], [`seal`]: share records and sealed shards.
 //! - [`manifest`]: the signed record of a vault epoch.
 //! - [`create`], [`recover`]: the two operations an operator runs.
@@ -31,6 +32,7 @@ pub mod decode;
 pub mod epoch;
 pub mod fsio;
 pub mod gf256;
+pub mod governance;
 pub mod identity;
 pub mod inspect;
 pub mod kem;

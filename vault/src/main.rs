@@ -35,6 +35,8 @@ enum Command {
     Unseal(cli::unseal::Args),
     /// Recover the secret from shards or share files.
     Recover(cli::recover::Args),
+    /// Transition policy: `sign` a newer one (f, floor, shrink rule) for an existing vault.
+    Policy(cli::policy::Args),
     /// Paper backup of a secret: `slip39` splits it into SLIP-39 mnemonic shares.
     Backup(cli::backup::Args),
     /// Restore a secret from a paper backup: `slip39` combines SLIP-39 mnemonics.
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Verify(a) => cli::verify::run(a),
         Command::Unseal(a) => cli::unseal::run(a),
         Command::Recover(a) => cli::recover::run(a),
+        Command::Policy(a) => cli::policy::run(a),
         Command::Backup(a) => cli::backup::run(a),
         Command::Restore(a) => cli::restore::run(a),
         Command::MeshCa(a) => cli::meshca::run(a),

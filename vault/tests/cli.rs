@@ -1275,3 +1275,70 @@ fn slip39_backup_at_create_and_rebuild_from_paper() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--backup-out <DIR>"), "{err}");
 }
+
+/// `vault create` signs the operator's transition policy and says what it
+/// survives; numbers that cannot hold are refused before anything is
+/// written; `vault policy sign` makes a newer version.
+#[test]
+fn create_signs_a_transition_policy_and_refuses_one_that_cannot_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&["keygen", "--name", "operator", "--out", p(&d.join("op"))]);
+    for i in 1..=7 {
+        let name = format!("v{i}");
+        ok(&["keygen", "--name", &name, "--out", p(&d.join("keys"))]);
+    }
+    let mut args: Vec<String> = vec![
+        "create".into(),
+        "--signer".into(),
+        p(&d.join("op/operator.key")).into(),
+    ];
+    for i in 1..=6 {
+        args.push("--recipient".into());
+        args.push(p(&d.join(format!("keys/v{i}.pub"))).into());
+    }
+    let with = |extra: &[&str], out: &str| {
+        let mut a = args.clone();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a.extend(["--out".to_string(), p(&d.join(out)).to_string()]);
+        a
+    };
+    // 6 holders cannot tolerate 2 liars (n >= 3f + 1 = 7).
+    let a = with(&["--byzantine", "2"], "bad");
+    let err = fails(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(err.contains("n >= 3f + 1"), "{err}");
+    assert!(!d.join("bad").exists(), "nothing written");
+    // A floor above t.
+    let a = with(&["--floor", "5"], "bad2");
+    let err = fails(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(err.contains("floor 5"), "{err}");
+    // The default: f = 1 for 6 holders, floor = t = 4, quorum 4.
+    let a = with(&[], "vault");
+    let out = ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        out.contains("f = 1 liar(s) tolerated, floor t >= 4"),
+        "{out}"
+    );
+    assert!(out.contains("need 4 of 6 holders' votes"), "{out}");
+    assert!(out.contains("heals 2 lost holder(s)"), "{out}");
+    assert!(d.join("vault/policy.pqvl").exists());
+    // A newer policy for the same vault: f = 0, floor 3.
+    let out = ok(&[
+        "policy",
+        "sign",
+        "--manifest",
+        p(&d.join("vault/manifest.pqvm")),
+        "--signer",
+        p(&d.join("op/operator.key")),
+        "--byzantine",
+        "0",
+        "--floor",
+        "3",
+        "--policy-version",
+        "2",
+        "--out",
+        p(&d.join("policy-2.pqvl")),
+    ]);
+    assert!(out.contains("version 2"), "{out}");
+    assert!(out.contains("crashes only"), "{out}");
+}

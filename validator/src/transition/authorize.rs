@@ -35,11 +35,40 @@ impl Chain<'_> {
     }
 }
 
-/// Rules the operator or the configuration sets.
+/// Rules the operator sets (`vault::governance`): how many members may
+/// lie, the threshold floor and the shrink rule. A vault without a signed
+/// policy runs with f = 0, floor 2 and the validator's configured rule.
 #[derive(Debug, Clone, Copy)]
 pub struct Rules {
-    /// How a shrink chooses t' for n' holders.
+    /// How a shrink chooses t' for n' holders (never below `floor`).
     pub policy: Policy,
+    /// Members that may lie.
+    pub f: u8,
+    /// Lowest threshold a transition may reach.
+    pub floor: u8,
+}
+
+impl Rules {
+    /// The rules of a signed transition policy.
+    pub fn from_policy(p: &vault::governance::TransitionPolicy) -> Self {
+        Rules {
+            policy: p.shrink,
+            f: p.f,
+            floor: p.floor,
+        }
+    }
+
+    /// Votes (and certificate signatures) a `t`-of-`n` epoch needs:
+    /// `max(t, ceil((n + f + 1) / 2))`.
+    pub fn quorum(&self, t: u8, n: u8) -> usize {
+        usize::from(vault::governance::quorum(t, n, self.f))
+    }
+
+    /// The threshold a shrink to `n_new` holders takes, if any.
+    pub fn shrink_threshold(&self, n_new: u8) -> Option<u8> {
+        let t = self.policy.threshold_for(n_new).ok()?.max(self.floor);
+        (t <= n_new).then_some(t)
+    }
 }
 
 /// Why an input may not act. Each maps to a status and a bounded metric
@@ -141,11 +170,6 @@ impl Refusal {
             | Refusal::ReplacementReused { .. } => 403,
         }
     }
-}
-
-/// Votes a proposal of an epoch with threshold `t` among `n` holders needs.
-pub fn quorum(t: u8, n: u8) -> usize {
-    usize::from(vault::epoch::quorum(t, n))
 }
 
 fn plan(why: impl Into<String>) -> Refusal {
@@ -276,15 +300,22 @@ fn check_reshare(c: &ManifestBody, rules: &Rules, x: &crate::reshare::Plan) -> R
     let shrink = n_new < usize::from(c.n)
         && u8::try_from(n_new)
             .ok()
-            .and_then(|n| rules.policy.threshold_for(n).ok())
+            .and_then(|n| rules.shrink_threshold(n))
             == Some(x.t_new);
     if !refresh && !shrink {
         return Err(Refusal::Policy(format!(
-            "({}, {n_new}) is neither a refresh of ({}, {}) nor the {} policy's threshold for {n_new}",
+            "({}, {n_new}) is neither a refresh of ({}, {}) nor the {} rule's threshold for {n_new} (floor {})",
             x.t_new,
             c.threshold,
             c.n,
-            rules.policy.name()
+            rules.policy.name(),
+            rules.floor
+        )));
+    }
+    if x.t_new < rules.floor {
+        return Err(Refusal::Policy(format!(
+            "t' = {} is below the operator's floor {}",
+            x.t_new, rules.floor
         )));
     }
     Ok(())
@@ -324,7 +355,7 @@ pub fn authorize<'c>(
     let c = current(chain, &cert.proposal)?;
     check_action(chain, rules, &cert.proposal)?;
     let valid = valid_votes(c, cert)?;
-    let needed = quorum(c.threshold, c.n);
+    let needed = rules.quorum(c.threshold, c.n);
     if valid < needed {
         return Err(Refusal::Uncertified { valid, needed });
     }
@@ -478,6 +509,8 @@ mod tests {
 
     const RULES: Rules = Rules {
         policy: Policy::Majority,
+        f: 0,
+        floor: 2,
     };
 
     fn repair(epoch: u64, target: u8, replacement: usize, helpers: Vec<u8>) -> Proposal {

@@ -31,6 +31,16 @@ pub struct Args {
     /// Output directory for manifest.pqvm and the shard files.
     #[arg(long)]
     out: PathBuf,
+    /// Members that may lie (Byzantine f). Default: 1 where n >= 4 (one
+    /// compromised sidecar is the everyday attacker), else 0. Needs
+    /// n >= 3f + 1 and t >= f + 1; transitions then need
+    /// max(t, ceil((n+f+1)/2)) holders' votes. Written, signed, to OUT/policy.pqvl.
+    #[arg(long = "byzantine", value_name = "F")]
+    byzantine: Option<u8>,
+    /// Lowest threshold any transition may reach (default: t, so a shrink
+    /// never lowers the threshold without a newer signed policy).
+    #[arg(long, value_name = "T")]
+    floor: Option<u8>,
     /// Also make a SLIP-39 paper backup of the secret, T-of-N mnemonic
     /// shares, written to --backup-out before the vault's files, so the
     /// offline copy exists before the secret leaves this machine.
@@ -93,6 +103,21 @@ pub fn run(a: Args) -> Result<()> {
         signer: &signer,
         created_unix: now_unix(),
     })?;
+    // The operator's transition policy; checked before anything is written.
+    let (policy, survives) = super::policy::genesis(
+        created.vault_id,
+        created.threshold,
+        created.n,
+        a.byzantine,
+        a.floor,
+    )?;
+    let policy_path = a.out.join("policy.pqvl");
+    if policy_path.exists() {
+        bail!(
+            "{} already exists; refusing to overwrite it",
+            policy_path.display()
+        );
+    }
     if let Some((b, dir, pass)) = &backup {
         // A backup of a vault that then fails to be written would be
         // confusing: check the vault's files are free first (write_vault
@@ -112,10 +137,18 @@ pub fn run(a: Args) -> Result<()> {
         println!("{}", backup::summary(b, pass, Some(&files)));
     }
     write_vault(&created, &a.out)?;
+    super::policy::write_policy(&policy, &signer, &policy_path)?;
     println!("vault        {}", created.vault_id);
     println!(
         "threshold    {} of {} (any {} shards recover the secret)",
         created.threshold, created.n, created.threshold
+    );
+    super::policy::print_policy(
+        &policy,
+        created.threshold,
+        created.n,
+        &survives,
+        &policy_path,
     );
     println!("manifest     {}", a.out.join("manifest.pqvm").display());
     for s in &created.shards {

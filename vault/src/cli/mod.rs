@@ -7,6 +7,7 @@ pub mod create;
 pub mod inspect;
 pub mod keygen;
 pub mod meshca;
+pub mod policy;
 pub mod quickstart;
 pub mod recover;
 pub mod restore;
