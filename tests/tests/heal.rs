@@ -283,3 +283,30 @@ async fn with_the_epoch_log_the_successor_is_decided_there_before_it_is_signed()
     let holders: Vec<usize> = alive.iter().copied().take(4).collect();
     recover_from(&mesh, &holders, 2, 4);
 }
+
+/// A holder restarted with an empty disk re-imports its epoch-1 bundle
+/// while the mesh is at epoch 2. Being the lowest id it would lead an
+/// epoch-1 repair every pass (issue 11 measured 325 failed repairs in
+/// 4.5 minutes); it must see that its peers moved on and never lead.
+#[tokio::test(flavor = "current_thread")]
+async fn a_holder_back_with_an_old_bundle_never_leads_a_stale_epoch() {
+    let mut mesh = Mesh::with_spares(5, 3, 1);
+    mesh.start_all();
+    mesh.kill9(4); // share 5 lost; healed onto the spare (epoch 2)
+    let via = mesh.client_as(2);
+    wait_epoch(&mesh, &via, 1, 2).await;
+    wait_epoch(&mesh, &via, 5, 2).await;
+    // validator-1 loses its disk and comes back with the epoch-1 bundle.
+    mesh.kill9(0);
+    fs::remove_dir_all(mesh.nodes[0].dir.join("data")).unwrap();
+    let log_before = mesh.log(0).len();
+    mesh.start(0);
+    // Long enough for several heal passes (300 ms) after the grace (600 ms).
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let log = mesh.log(0)[log_before..].to_string();
+    assert!(
+        !log.contains("leading a repair"),
+        "a stale holder led a repair:\n{log}"
+    );
+    assert!(log.contains("stale: a peer is at a later epoch"), "{log}");
+}

@@ -45,6 +45,8 @@ pub async fn heal_loop(state: Arc<State>, interval: Duration, grace: Duration) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seen = view_signature(&state);
     let mut passes = 0u64;
+    // Failed passes back off (see [`backoff`]); a success resets.
+    let (mut failures, mut not_before) = (0u32, Instant::now());
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -62,11 +64,40 @@ pub async fn heal_loop(state: Arc<State>, interval: Duration, grace: Duration) {
             }
         }
         passes += 1;
-        if let Err(e) = heal_once(&state, grace).await {
-            tracing::warn!("healing: {e}");
-            state.metrics.repairs.with_label_values(&["failed"]).inc();
+        if Instant::now() < not_before {
+            continue;
+        }
+        match heal_once(&state, grace).await {
+            Ok(()) => failures = 0,
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let wait = backoff(interval, failures);
+                not_before = Instant::now() + wait;
+                tracing::warn!(
+                    failures,
+                    next_try_ms = wait.as_millis() as u64,
+                    "healing: {e}"
+                );
+                state.metrics.repairs.with_label_values(&["failed"]).inc();
+            }
         }
     }
+}
+
+/// Longest wait between failed healing passes.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
+
+/// The wait after `failures` failed passes in a row: `interval · 2^k`,
+/// capped at [`BACKOFF_CAP`], with ±25 % jitter so that validators that
+/// failed together do not retry together.
+pub fn backoff(interval: Duration, failures: u32) -> Duration {
+    let base = interval
+        .saturating_mul(1u32 << failures.min(16))
+        .min(BACKOFF_CAP);
+    let mut r = [0u8; 2];
+    let _ = aws_lc_rs::rand::fill(&mut r);
+    let jitter = f64::from(u16::from_le_bytes(r)) / f64::from(u16::MAX); // 0..1
+    base.mul_f64(0.75 + 0.5 * jitter)
 }
 
 /// What healing reacts to: members not alive, and failed custody checks.
@@ -281,6 +312,12 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
     // proposes is decided there (a second proposer's rival is refused and
     // it finishes the decided one instead), so views may differ safely.
     if leader != state.id {
+        return Ok(());
+    }
+    // A validator that came back with an old bundle must never lead (or
+    // revive) an epoch its peers have left.
+    if let Some((peer, epoch)) = newer_epoch_at(state, &id, b.epoch, &holders).await {
+        tracing::warn!(vault = %id, ours = b.epoch, peer = %peer, theirs = epoch, "stale: a peer is at a later epoch; not leading");
         return Ok(());
     }
     // A successor the log decided (a previous leader's) is finished first:
@@ -764,6 +801,29 @@ async fn own_share_len(state: &Arc<State>, id: &VaultId) -> Result<usize, String
     .map_err(|e| e.to_string())?
 }
 
+/// The first live holder (of `holders`, `None` being ourselves) that
+/// reports a later epoch of `id` than `ours`, with that epoch.
+async fn newer_epoch_at(
+    state: &Arc<State>,
+    id: &VaultId,
+    ours: u64,
+    holders: &[(u8, Option<Member>)],
+) -> Option<(String, u64)> {
+    let vault = id.to_string();
+    for m in holders.iter().filter_map(|(_, m)| m.as_ref()) {
+        let Ok(r) = state.client.get(m, "/v1/hello", 64 << 10).await else {
+            continue;
+        };
+        let Ok(h) = serde_json::from_slice::<crate::api::Hello>(&r.body) else {
+            continue;
+        };
+        if let Some((_, e)) = h.vaults.iter().find(|(v, e)| *v == vault && *e > ours) {
+            return Some((m.id.clone(), *e));
+        }
+    }
+    None
+}
+
 /// Waits for every spare of a certified repair round to report its share.
 async fn wait_round(state: Arc<State>, plan: Plan, spares: Vec<Member>) -> Result<(), String> {
     let (round, targets) = (plan.round, plan.indices());
@@ -872,4 +932,25 @@ async fn post(
         ));
     }
     Ok(r.body.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_passes_back_off_exponentially_with_jitter_up_to_a_cap() {
+        let i = Duration::from_millis(300);
+        for (failures, base) in [(1u32, 600u64), (2, 1200), (3, 2400), (6, 19200)] {
+            let w = backoff(i, failures).as_millis() as u64;
+            assert!(w >= base * 3 / 4 && w <= base * 5 / 4, "{failures}: {w}");
+        }
+        for failures in [7, 20, u32::MAX] {
+            assert!(backoff(i, failures) <= BACKOFF_CAP.mul_f64(1.25));
+            assert!(backoff(i, failures) >= BACKOFF_CAP.mul_f64(0.75));
+        }
+        // Jitter: not every wait is the same.
+        let waits: std::collections::BTreeSet<_> = (0..20).map(|_| backoff(i, 3)).collect();
+        assert!(waits.len() > 1);
+    }
 }
