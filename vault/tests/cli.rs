@@ -1342,3 +1342,57 @@ fn create_signs_a_transition_policy_and_refuses_one_that_cannot_hold() {
     assert!(out.contains("version 2"), "{out}");
     assert!(out.contains("crashes only"), "{out}");
 }
+
+/// An oversized or missing shard file is one bad candidate, named and
+/// skipped; an error names its cause once.
+#[test]
+fn recover_skips_an_oversized_shard_and_errors_say_their_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&["keygen", "--name", "operator", "--out", p(&d.join("op"))]);
+    for i in 1..=3 {
+        ok(&[
+            "keygen",
+            "--name",
+            &format!("v{i}"),
+            "--out",
+            p(&d.join("keys")),
+        ]);
+    }
+    ok(&[
+        "create",
+        "--signer",
+        p(&d.join("op/operator.key")),
+        "--recipients-dir",
+        p(&d.join("keys")),
+        "--threshold",
+        "2",
+        "--out",
+        p(&d.join("vault")),
+    ]);
+    let big = d.join("huge.shard");
+    fs::write(&big, vec![0u8; 3 << 20]).unwrap();
+    let out = ok(&[
+        "recover",
+        "--manifest",
+        p(&d.join("vault/manifest.pqvm")),
+        "--keys-dir",
+        p(&d.join("keys")),
+        "--shard",
+        p(&big),
+        "--shard",
+        p(&d.join("vault/shard-001-v1.shard")),
+        "--shard",
+        p(&d.join("nowhere.shard")),
+        "--shard",
+        p(&d.join("vault/shard-002-v2.shard")),
+    ]);
+    assert!(
+        out.contains("rejected") && out.contains("huge.shard"),
+        "{out}"
+    );
+    assert!(out.contains("nowhere.shard"), "{out}");
+    assert!(out.contains("recovered 32-byte secret"), "{out}");
+    let err = fails(&["inspect", p(&d.join("missing.pqvm"))]);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}

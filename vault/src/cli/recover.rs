@@ -55,25 +55,31 @@ pub fn run(a: Args) -> Result<()> {
         .iter()
         .map(|p| load_key(p))
         .collect::<Result<Vec<_>>>()?;
-    let mut files = Vec::new();
-    for p in a.shards.iter().chain(&a.shares) {
-        files.push((p, Zeroizing::new(read(p, MAX_SHARD_FILE)?)));
+    if a.shards.is_empty() && a.shares.is_empty() {
+        bail!("no shards given: pass --shard FILE or --share FILE (repeatable)");
+    }
+    // A file that cannot be read (missing, or over the size limit) is one
+    // bad candidate, named and skipped like any other: it must not stop a
+    // recovery that has enough good shards.
+    let (mut files, mut unreadable) = (Vec::new(), Vec::new());
+    let sealed = a.shards.iter().map(|p| (p, true));
+    for (p, is_sealed) in sealed.chain(a.shares.iter().map(|p| (p, false))) {
+        match read(p, MAX_SHARD_FILE) {
+            Ok(bytes) => files.push((p, is_sealed, Zeroizing::new(bytes))),
+            Err(e) => unreadable.push((p, e)),
+        }
     }
     let candidates: Vec<Candidate<'_>> = files
         .iter()
-        .enumerate()
-        .map(|(i, (p, bytes))| {
+        .map(|(p, is_sealed, bytes)| {
             let source = p.display().to_string();
-            if i < a.shards.len() {
+            if *is_sealed {
                 Candidate::Sealed { source, bytes }
             } else {
                 Candidate::Unsealed { source, bytes }
             }
         })
         .collect();
-    if candidates.is_empty() {
-        bail!("no shards given: pass --shard FILE or --share FILE (repeatable)");
-    }
 
     let to_stdout = a.out.as_ref().is_some_and(|p| p.as_os_str() == "-");
     let mut report: Box<dyn Write> = if to_stdout {
@@ -81,6 +87,12 @@ pub fn run(a: Args) -> Result<()> {
     } else {
         Box::new(std::io::stdout())
     };
+    for (p, e) in &unreadable {
+        writeln!(report, "rejected {}: unreadable: {e}", p.display())?;
+    }
+    if candidates.is_empty() {
+        bail!("none of the given shard files could be read");
+    }
     let r = recover(&m, &candidates, &keys)?;
     for bad in &r.rejected {
         writeln!(report, "rejected {}: {}", bad.source, bad.reason)?;
