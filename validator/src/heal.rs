@@ -451,6 +451,7 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
     )
     .await?;
     mark_used(state, id, b.epoch);
+    let certified_ms = t0.elapsed().as_millis() as u64;
     let spares: Vec<Option<Member>> = groups
         .iter()
         .flat_map(|(_, s)| s.iter().cloned().map(Some))
@@ -507,7 +508,7 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
     }
     let prepared_ms = t0.elapsed().as_millis() as u64;
     certify(state, id, &body, &holders, &next).await?;
-    tracing::info!(vault = %id, rounds_ms, prepared_ms, "repair phases (ms since start)");
+    tracing::info!(vault = %id, certified_ms, rounds_ms, prepared_ms, "repair phases (ms since start)");
     tracing::info!(vault = %id, epoch = body.epoch, took_ms = t0.elapsed().as_millis() as u64, "healed: new epoch certified");
     state
         .metrics
