@@ -234,8 +234,12 @@ async fn proof(AxState(state): AxState<Arc<State>>, Path(vault): Path<String>) -
     }
 }
 
-async fn vote(AxState(state): AxState<Arc<State>>, body: Bytes) -> Response {
-    match crate::proposals::vote(state.clone(), &body).await {
+async fn vote(
+    AxState(state): AxState<Arc<State>>,
+    Extension(peer): Extension<PeerInfo>,
+    body: Bytes,
+) -> Response {
+    match crate::proposals::vote(state.clone(), &peer.id, &body).await {
         Ok(v) => {
             state.count("vote", 200);
             ([(header::CONTENT_TYPE, "application/octet-stream")], v).into_response()

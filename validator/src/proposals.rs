@@ -62,6 +62,18 @@ pub fn rules(state: &State, vault: &VaultId) -> Rules {
     }
 }
 
+/// Counts and logs a refusal of `caller`'s input, naming the member.
+pub fn refuse_from(state: &State, caller: &str, r: Refusal) -> Failure {
+    match r.reason() {
+        // Normal while views differ or after an epoch moved on.
+        "vote_refused" | "stale" => {
+            tracing::info!(peer = %caller, reason = r.reason(), "refused: {r}")
+        }
+        _ => tracing::warn!(peer = %caller, reason = r.reason(), "refused: {r}"),
+    }
+    refuse(state, r)
+}
+
 /// Counts a refusal and turns it into a failure to answer with.
 pub fn refuse(state: &State, r: Refusal) -> Failure {
     state
@@ -169,7 +181,7 @@ fn unix_ms() -> u64 {
 
 /// Handles `POST /v1/vote`: judges the proposal on our own view and, if
 /// it passes, records the vote durably and answers it signed.
-pub async fn vote(state: Arc<State>, body: &[u8]) -> Result<Vec<u8>, Failure> {
+pub async fn vote(state: Arc<State>, caller: &str, body: &[u8]) -> Result<Vec<u8>, Failure> {
     let p = Proposal::decode(body).map_err(|e| bad(400, e))?;
     let chain = held_chain(&state, &p.vault_id)?.ok_or_else(|| refuse(&state, Refusal::NoChain))?;
     let b = chain.manifest.body().clone();
@@ -209,7 +221,7 @@ pub async fn vote(state: Arc<State>, body: &[u8]) -> Result<Vec<u8>, Failure> {
         &view,
         &p,
     )
-    .map_err(|r| refuse(&state, r))?;
+    .map_err(|r| refuse_from(&state, caller, r))?;
     {
         let store = state.store.lock().map_err(|_| bad(500, "poisoned"))?;
         if let Action::Repair(plans) = &p.action {
@@ -252,7 +264,7 @@ pub async fn transition(
         &chain.rules,
         &cert,
     )
-    .map_err(|r| refuse(&state, r))?;
+    .map_err(|r| refuse_from(&state, &caller, r))?;
     let me = state.identity.public().fingerprint();
     let mut started = 0;
     match &p.action {
@@ -297,7 +309,7 @@ pub async fn certify(
             let (state, who, body) = (state.clone(), who.clone(), body.clone());
             tokio::spawn(async move {
                 match who {
-                    None => vote(state, &body)
+                    None => vote(state.clone(), &state.id, &body)
                         .await
                         .map_err(|(c, w)| format!("our own vote: {c} {w}")),
                     Some(m) => {

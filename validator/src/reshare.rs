@@ -185,8 +185,9 @@ pub async fn handle(
 ) -> Result<&'static str, Failure> {
     match Message::decode(body).map_err(|e| bad(400, e))? {
         // A plan acts only inside a certified proposal (POST /v1/transition).
-        Message::Plan(_) => Err(crate::proposals::refuse(
+        Message::Plan(_) => Err(crate::proposals::refuse_from(
             &state,
+            &caller,
             crate::transition::Refusal::BarePlan,
         )),
         Message::Subshare {
