@@ -282,9 +282,14 @@ fn autonomous_heal(rt: &tokio::runtime::Runtime, suite: &str) {
         "  leader (validator-1): repair rounds, prepare, signatures and commits took {took} ms"
     );
     if let Some(l) = log.lines().find(|l| l.contains("repair phases")) {
+        // Colour codes (if any) start with ESC and end with 'm'.
         let plain: String = l
             .split('\x1b')
-            .map(|p| p.split_once('m').map_or(p, |(_, r)| r))
+            .enumerate()
+            .map(|(k, p)| match k {
+                0 => p,
+                _ => p.split_once('m').map_or(p, |(_, r)| r),
+            })
             .collect();
         println!(
             "  {}",
