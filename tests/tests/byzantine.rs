@@ -181,6 +181,10 @@ async fn a_member_claiming_a_holders_identity_is_not_believed() {
             mesh.start(i);
         }
     }
+    assert!(
+        mesh.log(5).contains("built to misbehave"),
+        "validator-6 cannot lie: build the test binaries with `cargo build --workspace --all-targets`"
+    );
     mesh.kill9(0);
     let via = mesh.client_as(2);
     wait_epoch(&mesh, &via, 1, 2).await;

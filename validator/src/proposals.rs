@@ -427,7 +427,7 @@ pub async fn sync_policy(state: &Arc<State>, vault: &VaultId) {
             .store
             .lock()
             .map_err(|_| "poisoned".to_string())
-            .and_then(|s| s.adopt_policy(&r.body).map_err(|e| e.to_string()));
+            .and_then(|mut s| s.adopt_policy(&r.body).map_err(|e| e.to_string()));
         match adopted {
             Ok(true) => {
                 tracing::info!(vault = %vault, peer = %m.id, "adopted a newer transition policy")

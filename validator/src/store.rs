@@ -90,6 +90,8 @@ pub struct Store {
     _lock: Option<File>,
     trusted: Fingerprint,
     vaults: BTreeMap<VaultId, Held>,
+    /// Verified operator-signed policies, by vault (from `policies/`).
+    policies: BTreeMap<VaultId, TransitionPolicy>,
 }
 
 /// Releases the data directory's lock explicitly when the store goes away.
@@ -162,7 +164,23 @@ impl Store {
             _lock: lock,
             trusted,
             vaults: BTreeMap::new(),
+            policies: BTreeMap::new(),
         };
+        // Policies first: verifying a stored chain counts its certificates
+        // under the vault's policy.
+        let pdir = root.join("policies");
+        if pdir.exists() {
+            for entry in fs::read_dir(&pdir).map_err(|e| corrupt(&pdir, e))? {
+                let path = entry.map_err(|e| corrupt(&pdir, e))?.path();
+                let bytes = fsio::read_limited(&path, MAX_FILE)?;
+                let p = TransitionPolicy::open(&bytes, &store.trusted)
+                    .map_err(|e| corrupt(&path, e))?;
+                if path.file_name() != Some(std::ffi::OsStr::new(&format!("{}.pqvl", p.vault_id))) {
+                    return Err(corrupt(&path, "policy file named for another vault"));
+                }
+                store.policies.insert(p.vault_id, p);
+            }
+        }
         let dir = root.join("vaults");
         if !dir.exists() {
             return Ok(store);
@@ -259,7 +277,11 @@ impl Store {
             .map(|(m, c)| EpochCertificate::decode(c).map(|c| (m.clone(), c)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
-        epoch::verify_chain(start, &decoded).map_err(|e| e.to_string())
+        // Certificates count under the vault's policy from the epoch it
+        // took effect: with f liars tolerated, max(t, ceil((n+f+1)/2)).
+        let policy = self.policies.get(&start.body().vault_id).copied();
+        epoch::verify_chain_with(start, &decoded, |from| policy.map_or(0, |p| p.f_at(from)))
+            .map_err(|e| e.to_string())
     }
 
     /// Writes epoch `held.epoch` of vault `id` completely, then commits it
@@ -503,22 +525,14 @@ impl Store {
         }
     }
 
-    /// The operator-signed transition policy of `id` we hold, verified
-    /// against the trusted signer; the legacy policy (f = 0) if none.
-    /// A stored policy that no longer verifies is reported as corrupt.
+    /// The operator-signed transition policy of `id` we hold (verified
+    /// when it was stored or loaded); the legacy policy (f = 0) if none.
     pub fn policy(&self, id: &VaultId) -> Result<TransitionPolicy, StoreError> {
-        match self.policy_bytes(id) {
-            None => Ok(TransitionPolicy::legacy(*id)),
-            Some(bytes) => {
-                let path = self.policy_path(id);
-                let p =
-                    TransitionPolicy::open(&bytes, &self.trusted).map_err(|e| corrupt(&path, e))?;
-                if p.vault_id != *id {
-                    return Err(corrupt(&path, "policy of another vault"));
-                }
-                Ok(p)
-            }
-        }
+        Ok(self
+            .policies
+            .get(id)
+            .copied()
+            .unwrap_or_else(|| TransitionPolicy::legacy(*id)))
     }
 
     /// The stored signed policy of `id`, as bytes, if any.
@@ -533,7 +547,7 @@ impl Store {
     /// Adopts the signed policy `bytes` if it verifies against the trusted
     /// signer, is for a vault we hold, and has a higher version than the
     /// one we hold (an older or equal one changes nothing: `Ok(false)`).
-    pub fn adopt_policy(&self, bytes: &[u8]) -> Result<bool, StoreError> {
+    pub fn adopt_policy(&mut self, bytes: &[u8]) -> Result<bool, StoreError> {
         let p = TransitionPolicy::open(bytes, &self.trusted)
             .map_err(|e| StoreError::Rejected(format!("policy: {e}")))?;
         if !self.vaults.contains_key(&p.vault_id) {
@@ -545,8 +559,34 @@ impl Store {
         if self.policy(&p.vault_id)?.version >= p.version {
             return Ok(false);
         }
+        // The chain we hold must still verify under it (a policy made
+        // effective from an epoch already certified under weaker rules
+        // would make our own store unreadable).
+        let before = self.policies.insert(p.vault_id, p);
+        let check = self
+            .vaults
+            .get(&p.vault_id)
+            .map(|h| self.verify_chain(&h.anchor, &h.steps));
+        if let Some(Err(e)) = check {
+            match before {
+                Some(b) => self.policies.insert(p.vault_id, b),
+                None => self.policies.remove(&p.vault_id),
+            };
+            return Err(StoreError::Rejected(format!(
+                "policy version {}: the chain we hold does not meet it ({e}); sign it effective from the current epoch",
+                p.version
+            )));
+        }
         fsio::create_private_dir(&self.root.join("policies"))?;
-        fsio::write_atomic(&self.policy_path(&p.vault_id), bytes, Mode::Public, true)?;
+        if let Err(e) =
+            fsio::write_atomic(&self.policy_path(&p.vault_id), bytes, Mode::Public, true)
+        {
+            match before {
+                Some(b) => self.policies.insert(p.vault_id, b),
+                None => self.policies.remove(&p.vault_id),
+            };
+            return Err(e.into());
+        }
         Ok(true)
     }
 

@@ -206,12 +206,28 @@ pub fn quorum(t: u8, n: u8) -> u8 {
 }
 
 /// Verifies one step: `cert` moves `prev` to the manifest `next_bytes`.
-/// `step` is only used in error messages.
+/// `step` is only used in error messages. Counts signatures against the
+/// crash-only quorum; see [`verify_step_with`] for a vault whose operator
+/// tolerates liars.
 pub fn verify_step(
     prev: &VerifiedManifest,
     next_bytes: &[u8],
     cert: &EpochCertificate,
     step: usize,
+) -> Result<VerifiedManifest, EpochError> {
+    verify_step_with(prev, next_bytes, cert, step, 0)
+}
+
+/// Like [`verify_step`], requiring the quorum of a policy with up to `f`
+/// liars, `max(t, ceil((n + f + 1) / 2))` ([`crate::governance::quorum`]):
+/// two certified successors of one epoch then share `f + 1` signers, so
+/// `f` equivocating signers cannot fork the chain.
+pub fn verify_step_with(
+    prev: &VerifiedManifest,
+    next_bytes: &[u8],
+    cert: &EpochCertificate,
+    step: usize,
+    f: u8,
 ) -> Result<VerifiedManifest, EpochError> {
     let next =
         Manifest::decode(next_bytes).map_err(|source| EpochError::Manifest { step, source })?;
@@ -255,11 +271,12 @@ pub fn verify_step(
             })?;
         signers.insert(fp);
     }
-    if signers.len() < usize::from(quorum(p.threshold, p.n)) {
+    let needed = crate::governance::quorum(p.threshold, p.n, f);
+    if signers.len() < usize::from(needed) {
         return Err(EpochError::BelowThreshold {
             step,
             got: signers.len(),
-            needed: quorum(p.threshold, p.n),
+            needed,
         });
     }
     // The new manifest's own signature must hold too (its signer is the
@@ -274,9 +291,21 @@ pub fn verify_chain(
     genesis: VerifiedManifest,
     steps: &[(Vec<u8>, EpochCertificate)],
 ) -> Result<VerifiedManifest, EpochError> {
+    verify_chain_with(genesis, steps, |_| 0)
+}
+
+/// Like [`verify_chain`], with `f_at(from_epoch)` liars tolerated for the
+/// step leaving each epoch (the operator's policy, from the epoch it took
+/// effect).
+pub fn verify_chain_with(
+    genesis: VerifiedManifest,
+    steps: &[(Vec<u8>, EpochCertificate)],
+    f_at: impl Fn(u64) -> u8,
+) -> Result<VerifiedManifest, EpochError> {
     let mut current = genesis;
     for (i, (bytes, cert)) in steps.iter().enumerate() {
-        current = verify_step(&current, bytes, cert, i + 1)?;
+        let f = f_at(current.body().epoch);
+        current = verify_step_with(&current, bytes, cert, i + 1, f)?;
     }
     Ok(current)
 }
@@ -470,5 +499,48 @@ mod tests {
         }
         let ca = certify(&g, &a, &[&s.keys[0], &s.keys[1], &s.keys[2]]);
         assert_eq!(verify_step(&g, &a, &ca, 1).unwrap().body().epoch, 2);
+    }
+
+    /// Attack 6, equivocation: in a 4-of-7 vault two quorums of 4 share one
+    /// signer; if that one signs two successors, both certify and the chain
+    /// forks. Under a policy with f = 1 the quorum is 5, two certificates
+    /// would need two common signers, and the fork with one equivocator is
+    /// refused. (Before `verify_step_with`, both verified whatever f.)
+    #[test]
+    fn one_equivocating_signer_cannot_fork_a_vault_with_f_1() {
+        let s = setup_with(7, 4);
+        let g = genesis(&s);
+        let a = next_manifest(g.body(), &s.keys[0], |_| {});
+        let b = next_manifest(g.body(), &s.keys[6], |b| b.created_unix = 7);
+        let k = &s.keys;
+        // validator 3 signs both.
+        let ca = certify(&g, &a, &[&k[0], &k[1], &k[2], &k[3]]);
+        let cb = certify(&g, &b, &[&k[3], &k[4], &k[5], &k[6]]);
+        for (m, c) in [(&a, &ca), (&b, &cb)] {
+            assert!(
+                verify_step(&g, m, c, 1).is_ok(),
+                "f = 0: the fork certifies"
+            );
+            assert!(matches!(
+                verify_step_with(&g, m, c, 1, 1),
+                Err(EpochError::BelowThreshold {
+                    got: 4,
+                    needed: 5,
+                    ..
+                })
+            ));
+        }
+        // With 5 signers, two successors need two equivocators.
+        let ca = certify(&g, &a, &[&k[0], &k[1], &k[2], &k[3], &k[4]]);
+        assert!(verify_step_with(&g, &a, &ca, 1, 1).is_ok());
+        // The policy applies from the epoch it took effect.
+        let cb4 = certify(&g, &b, &[&k[3], &k[4], &k[5], &k[6]]);
+        assert!(
+            verify_chain_with(genesis(&s), &[(b.clone(), cb4.clone())], |e| u8::from(
+                e >= 2
+            ))
+            .is_ok()
+        );
+        assert!(verify_chain_with(genesis(&s), &[(b, cb4)], |e| u8::from(e >= 1)).is_err());
     }
 }

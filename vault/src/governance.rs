@@ -55,6 +55,10 @@ pub struct TransitionPolicy {
     pub vault_id: VaultId,
     /// Version: a higher one replaces a lower one.
     pub version: u32,
+    /// First epoch whose transitions this policy governs (certificates of
+    /// steps leaving earlier epochs are counted under the rules they were
+    /// made with).
+    pub effective_from: u64,
     /// Members that may lie (0: crashes only).
     pub f: u8,
     /// Lowest threshold any transition may reach.
@@ -90,6 +94,7 @@ impl TransitionPolicy {
         TransitionPolicy {
             vault_id,
             version: 0,
+            effective_from: 0,
             f: 0,
             floor: 2,
             shrink: Policy::Majority,
@@ -140,6 +145,15 @@ impl TransitionPolicy {
         })
     }
 
+    /// Liars tolerated for the step leaving epoch `from_epoch`.
+    pub fn f_at(&self, from_epoch: u64) -> u8 {
+        if from_epoch >= self.effective_from {
+            self.f
+        } else {
+            0
+        }
+    }
+
     /// The threshold a shrink to `n_new` holders takes: the shrink rule's,
     /// never below the floor (and never above `n_new`).
     pub fn shrink_threshold(&self, n_new: u8) -> Option<u8> {
@@ -154,13 +168,15 @@ impl TransitionPolicy {
         };
         w.bytes(self.vault_id.as_bytes())
             .u32(self.version)
+            .u64(self.effective_from)
             .u8(self.f)
             .u8(self.floor)
             .u8(shrink);
     }
 
-    /// Signs the policy: `"PQVL" u16 vault_id:[16] version:u32 f:u8
-    /// floor:u8 shrink:u8 signer:var ed25519:[64] mldsa:[3309]`.
+    /// Signs the policy: `"PQVL" u16 vault_id:[16] version:u32
+    /// effective_from:u64 f:u8 floor:u8 shrink:u8 signer:var ed25519:[64]
+    /// mldsa:[3309]`.
     pub fn sign(&self, key: &SecretIdentity) -> Result<Vec<u8>, GovernanceError> {
         let mut w = Writer::new(POLICY_KIND);
         self.write_body(&mut w);
@@ -175,6 +191,7 @@ impl TransitionPolicy {
         let mut r = Reader::open(bytes, POLICY_KIND)?;
         let vault_id = VaultId::from_bytes(r.array("vault id")?);
         let version = r.u32("version")?;
+        let effective_from = r.u64("effective from epoch")?;
         let f = r.u8("f")?;
         let floor = r.u8("floor")?;
         let shrink = match r.u8("shrink rule")? {
@@ -208,6 +225,7 @@ impl TransitionPolicy {
         Ok(TransitionPolicy {
             vault_id,
             version,
+            effective_from,
             f,
             floor,
             shrink,
@@ -223,6 +241,7 @@ mod tests {
         TransitionPolicy {
             vault_id: VaultId::from_bytes([5; 16]),
             version: 1,
+            effective_from: 1,
             f,
             floor,
             shrink: Policy::Majority,
@@ -283,7 +302,7 @@ mod tests {
         );
         assert!(TransitionPolicy::open(&bytes, &other.public().fingerprint()).is_err());
         let mut bad = bytes.clone();
-        bad[27] ^= 1; // f
+        bad[34] ^= 1; // f
         assert!(TransitionPolicy::open(&bad, &op.public().fingerprint()).is_err());
         for cut in [0, 10, bytes.len() - 1] {
             assert!(TransitionPolicy::open(&bytes[..cut], &op.public().fingerprint()).is_err());

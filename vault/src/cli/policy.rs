@@ -62,6 +62,7 @@ pub fn run(a: Args) -> Result<()> {
             let p = TransitionPolicy {
                 vault_id: b.vault_id,
                 version,
+                effective_from: b.epoch,
                 f,
                 floor: floor.unwrap_or(b.threshold),
                 shrink,
@@ -87,6 +88,7 @@ pub fn genesis(
     let p = TransitionPolicy {
         vault_id,
         version: 1,
+        effective_from: 1,
         f,
         floor: floor.unwrap_or(t),
         shrink: Policy::Majority,
