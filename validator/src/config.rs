@@ -122,6 +122,10 @@ pub struct ArtifactsConfig {
     /// Chunk requests in flight per download.
     #[serde(default = "default_fetch_concurrency")]
     pub fetch_concurrency: usize,
+    /// Seconds a partial artifact may go without a new verified chunk
+    /// before it is abandoned (its space released); 0 never abandons.
+    #[serde(default = "default_abandon_after")]
+    pub abandon_after_secs: u64,
 }
 
 fn default_max_artifact() -> u64 {
@@ -136,6 +140,9 @@ fn default_sync_interval() -> u64 {
 fn default_fetch_concurrency() -> usize {
     4
 }
+fn default_abandon_after() -> u64 {
+    3600
+}
 
 impl Default for ArtifactsConfig {
     fn default() -> Self {
@@ -145,6 +152,7 @@ impl Default for ArtifactsConfig {
             max_store_bytes: default_max_store(),
             sync_interval_ms: default_sync_interval(),
             fetch_concurrency: default_fetch_concurrency(),
+            abandon_after_secs: default_abandon_after(),
         }
     }
 }

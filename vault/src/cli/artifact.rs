@@ -52,6 +52,9 @@ enum Command {
     /// Download an artifact from a validator's application port and verify
     /// it against a trust policy before writing it.
     Pull(super::artifact_net::PullArgs),
+    /// Abandon a partial artifact on a validator (space released), with a
+    /// statement signed by the artifact's publisher.
+    Abandon(super::artifact_net::AbandonArgs),
 }
 
 /// Arguments of `vault artifact pack`.
@@ -119,6 +122,7 @@ pub fn run(a: Args) -> Result<()> {
         Command::Inspect(a) => run_inspect(a),
         Command::Push(a) => super::artifact_net::run_push(a),
         Command::Pull(a) => super::artifact_net::run_pull(a),
+        Command::Abandon(a) => super::artifact_net::run_abandon(a),
     }
 }
 

@@ -30,6 +30,11 @@ pub struct PushArgs {
     to: String,
     /// Artifact directory (artifact.pqva and payload.safetensors).
     dir: PathBuf,
+    /// Seconds to wait without progress for the validator to report the
+    /// artifact complete (chunks another transfer is receiving count as
+    /// sent).
+    #[arg(long = "wait", value_name = "SECONDS", default_value_t = 120)]
+    wait_secs: u64,
 }
 
 /// Arguments of `vault artifact pull`.
@@ -54,6 +59,23 @@ pub struct PullArgs {
     /// Also write the signed manifest here.
     #[arg(long, value_name = "FILE")]
     manifest_out: Option<PathBuf>,
+}
+
+/// Arguments of `vault artifact abandon`.
+#[derive(clap::Args)]
+#[command(disable_version_flag = true)]
+pub struct AbandonArgs {
+    /// The validator's application port (plain HTTP).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9465")]
+    to: String,
+    /// The publisher's secret key: the one that signed the artifact (the
+    /// validator refuses a statement signed by anyone else).
+    #[arg(long, value_name = "KEY")]
+    key: PathBuf,
+    /// Model name.
+    name: String,
+    /// Version.
+    version: String,
 }
 
 /// Largest response header block read.
@@ -114,26 +136,40 @@ fn request(
     stream.set_read_timeout(Some(Duration::from_secs(120)))?;
     stream.set_write_timeout(Some(Duration::from_secs(120)))?;
     let _ = stream.set_nodelay(true);
-    let mut w = io::BufWriter::with_capacity(64 << 10, stream.try_clone()?);
-    write!(
-        w,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n"
-    )?;
-    for (k, v) in extra {
-        write!(w, "{k}: {v}\r\n")?;
-    }
-    match body {
-        Some((r, len)) => {
-            write!(w, "Content-Length: {len}\r\n\r\n")?;
-            let sent = io::copy(&mut r.take(len), &mut w).context("sending the request body")?;
-            if sent != len {
-                bail!("request body ended after {sent} of {len} bytes");
-            }
+    // A server may answer (a refusal) before it has read the whole body
+    // and close: then sending fails, but its answer is what to report.
+    let sent = (|| -> Result<()> {
+        let mut w = io::BufWriter::with_capacity(64 << 10, stream.try_clone()?);
+        write!(
+            w,
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n"
+        )?;
+        for (k, v) in extra {
+            write!(w, "{k}: {v}\r\n")?;
         }
-        None => write!(w, "\r\n")?,
+        match body {
+            Some((r, len)) => {
+                write!(w, "Content-Length: {len}\r\n\r\n")?;
+                let sent =
+                    io::copy(&mut r.take(len), &mut w).context("sending the request body")?;
+                if sent != len {
+                    bail!("request body ended after {sent} of {len} bytes");
+                }
+            }
+            None => write!(w, "\r\n")?,
+        }
+        w.flush().with_context(|| format!("sending to {addr}"))?;
+        Ok(())
+    })();
+    match (sent, read_response(addr, stream)) {
+        (Ok(()), r) => r,
+        (Err(_), Ok(r)) if !(200..300).contains(&r.status) => Ok(r),
+        (Err(e), _) => Err(e),
     }
-    w.flush().with_context(|| format!("sending to {addr}"))?;
-    drop(w);
+}
+
+/// Reads a response's status line and headers; the body stays on the wire.
+fn read_response(addr: &str, stream: TcpStream) -> Result<Response> {
     let mut r = BufReader::with_capacity(64 << 10, stream);
     let mut status_line = String::new();
     r.read_line(&mut status_line)
@@ -203,53 +239,130 @@ pub fn run_push(a: PushArgs) -> Result<()> {
             body.payload_len
         );
     }
+    let want = hex::encode(signed.digest());
+    let chunk = u64::from(body.chunk_size);
+    let wait = Duration::from_secs(a.wait_secs);
+    let mut sent = 0usize;
+    // Rounds: post the manifest (idempotent: it answers what is still
+    // missing and what another transfer, e.g. the validator's own
+    // anti-entropy download, is receiving right now), send what is missing
+    // and not in flight, and wait while the rest arrives or the full check
+    // runs. Fails only when nothing progresses for `--wait` seconds.
+    let mut last_progress = std::time::Instant::now();
+    let mut best: Option<usize> = None;
+    loop {
+        let st = post_manifest(&a.to, &encoded, &want)?;
+        if st.complete {
+            break;
+        }
+        if best.is_none_or(|b| st.missing.len() < b) {
+            best = Some(st.missing.len());
+            last_progress = std::time::Instant::now();
+        }
+        let todo: Vec<u64> = st
+            .missing
+            .iter()
+            .copied()
+            .filter(|i| !st.in_flight.contains(i))
+            .collect();
+        if !todo.is_empty() {
+            sent += todo.len();
+            if send_chunks(&a.to, &want, &payload_path, &todo, chunk, len)? {
+                break;
+            }
+            last_progress = std::time::Instant::now();
+            continue;
+        }
+        if last_progress.elapsed() > wait {
+            bail!(
+                "the validator does not report the artifact complete after {}s without progress ({} chunks still missing, {} being received)",
+                a.wait_secs,
+                st.missing.len(),
+                st.in_flight.len()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!(
+        "pushed {} {} to {}: {} of {} chunks sent, verified and served; manifest digest {want}",
+        body.name,
+        body.version,
+        a.to,
+        sent.min(body.chunks.len()),
+        body.chunks.len()
+    );
+    Ok(())
+}
+
+/// What the validator holds of an artifact (its answer to the manifest).
+struct PushState {
+    complete: bool,
+    missing: Vec<u64>,
+    in_flight: Vec<u64>,
+}
+
+/// Posts the signed manifest; checks the digest admitted.
+fn post_manifest(to: &str, encoded: &[u8], want: &str) -> Result<PushState> {
     let resp = request(
-        &a.to,
+        to,
         "POST",
         "/v1/artifacts",
         &[("Content-Type", "application/octet-stream")],
-        Some((&mut encoded.as_slice(), encoded.len() as u64)),
+        Some((&mut &encoded[..], encoded.len() as u64)),
     )?
     .ok("manifest refused")?;
     let admitted: serde_json::Value = serde_json::from_slice(&resp.small_body()?)
         .context("the validator's answer to the manifest is not JSON")?;
     let digest = admitted["digest"]
         .as_str()
-        .ok_or_else(|| anyhow!("no digest in the validator's answer"))?
-        .to_string();
-    if digest != hex::encode(signed.digest()) {
-        bail!(
-            "the validator admitted digest {digest}, expected {}",
-            hex::encode(signed.digest())
-        );
+        .ok_or_else(|| anyhow!("no digest in the validator's answer"))?;
+    if digest != want {
+        bail!("the validator admitted digest {digest}, expected {want}");
     }
-    let missing: Vec<u64> = admitted["missing"]
-        .as_array()
-        .map(|v| v.iter().filter_map(|x| x.as_u64()).collect())
-        .unwrap_or_default();
-    let chunk = u64::from(body.chunk_size);
-    // A few chunks in flight (each PUT is verified on arrival, so the
-    // validator's hashing overlaps the next upload); each worker reads the
-    // payload through its own handle, one chunk at a time.
-    let complete = AtomicBool::new(admitted["complete"] == true);
+    let list = |k: &str| -> Vec<u64> {
+        admitted[k]
+            .as_array()
+            .map(|v| v.iter().filter_map(|x| x.as_u64()).collect())
+            .unwrap_or_default()
+    };
+    Ok(PushState {
+        complete: admitted["complete"] == true,
+        missing: list("missing"),
+        in_flight: list("in_flight"),
+    })
+}
+
+/// Sends chunks `todo` with a few uploads in flight (each PUT is verified
+/// on arrival, so the validator's hashing overlaps the next upload; each
+/// worker reads the payload through its own handle). A chunk the
+/// validator already has, or is receiving from elsewhere, is not an error.
+/// Returns true once the validator reports the artifact complete.
+fn send_chunks(
+    to: &str,
+    digest: &str,
+    payload_path: &Path,
+    todo: &[u64],
+    chunk: u64,
+    len: u64,
+) -> Result<bool> {
+    let complete = AtomicBool::new(false);
     let next = AtomicUsize::new(0);
-    let workers = PUSH_WORKERS.min(missing.len()).max(1);
-    drop(payload);
+    let workers = PUSH_WORKERS.min(todo.len()).max(1);
     std::thread::scope(|s| -> Result<()> {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 s.spawn(|| -> Result<()> {
-                    let mut payload = File::open(&payload_path)
+                    let mut payload = File::open(payload_path)
                         .with_context(|| format!("cannot open {}", payload_path.display()))?;
                     loop {
-                        let Some(&i) = missing.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                        let Some(&i) = todo.get(next.fetch_add(1, Ordering::Relaxed)) else {
                             return Ok(());
                         };
                         let off = i * chunk;
                         let n = chunk.min(len.saturating_sub(off));
                         payload.seek(SeekFrom::Start(off))?;
                         let resp = request(
-                            &a.to,
+                            to,
                             "PUT",
                             &format!("/v1/artifacts/{digest}/chunks/{i}"),
                             &[("Content-Type", "application/octet-stream")],
@@ -270,17 +383,31 @@ pub fn run_push(a: PushArgs) -> Result<()> {
         }
         Ok(())
     })?;
-    let complete = complete.load(Ordering::SeqCst);
-    if !complete {
-        bail!("all chunks sent but the validator does not report the artifact complete");
-    }
+    Ok(complete.load(Ordering::SeqCst))
+}
+
+/// `vault artifact abandon`: asks a validator to abandon a partial
+/// artifact, with a statement signed by its publisher.
+pub fn run_abandon(a: AbandonArgs) -> Result<()> {
+    let version = vault::artifact::manifest::parse_version(&a.version).context("VERSION")?;
+    vault::artifact::manifest::check_model_name(&a.name).context("NAME")?;
+    let key = super::load_key(&a.key)?;
+    let statement =
+        vault::artifact::abandon::AbandonStatement::sign(&a.name, &version, now_unix(), &key)?;
+    let resp = request(
+        &a.to,
+        "POST",
+        &format!("/v1/artifacts/{}/{version}/abandon", a.name),
+        &[("Content-Type", "application/octet-stream")],
+        Some((&mut statement.as_slice(), statement.len() as u64)),
+    )?
+    .ok("abandon refused")?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&resp.small_body()?).context("the answer is not JSON")?;
+    let n = v["abandoned"].as_array().map_or(0, Vec::len);
     println!(
-        "pushed {} {} to {}: {} of {} chunks sent, verified and served; manifest digest {digest}",
-        body.name,
-        body.version,
-        a.to,
-        missing.len(),
-        body.chunks.len()
+        "{} {version}: {n} partial artifact(s) abandoned on {}, space released",
+        a.name, a.to
     );
     Ok(())
 }
