@@ -53,6 +53,12 @@ fn push_ok(c: &Carriage, i: usize, dir: &Path) -> String {
         "push failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // stderr is a pipe here: no progress bar, no control characters.
+    assert!(
+        !out.stderr.iter().any(|&b| b == b'\r' || b == 0x1b),
+        "progress drawn to a pipe: {:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

@@ -3,10 +3,10 @@
 //! `127.0.0.1:9465`; see docs/protocol.md, "Artifact carriage").
 //!
 //! The vault *library* stays network-free; only this CLI module speaks
-//! HTTP, with the small HTTP/1.1 client below (requests with a
-//! `Content-Length`, responses delimited by `Content-Length` or the end of
-//! the connection) because the validator's app port is plain HTTP on
-//! localhost and that is all it needs (docs/decisions.md).
+//! HTTP, through `ureq` (plain HTTP only: the validator's app port is
+//! plain HTTP on localhost; decision D29 in docs/decisions.md, superseding
+//! the hand-written client of D17). Long pushes and pulls show a progress
+//! bar (`indicatif`) when stderr is a terminal, and nothing otherwise.
 //! Nothing is held in memory whole: chunks stream from the payload file,
 //! and a pulled payload streams to a temporary file that becomes `--out`
 //! only after the full check passes.
@@ -15,8 +15,7 @@ use super::artifact::{MANIFEST_FILE, PAYLOAD_FILE};
 use super::{now_unix, read};
 use anyhow::{anyhow, bail, Context, Result};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::net::TcpStream;
+use std::io::{self, BufReader, IsTerminal, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -78,24 +77,24 @@ pub struct AbandonArgs {
     version: String,
 }
 
-/// Largest response header block read.
-const MAX_HEADERS: usize = 64 << 10;
 /// Largest error or JSON body read.
 const MAX_SMALL_BODY: u64 = 1 << 20;
 
 /// A response whose body is still on the wire.
 struct Response {
     status: u16,
-    headers: Vec<(String, String)>,
-    body: io::Take<BufReader<TcpStream>>,
+    refusal: Option<String>,
+    manifest_digest: Option<String>,
+    body: ureq::BodyReader<'static>,
 }
 
 impl Response {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        match name {
+            "x-pqvault-manifest-digest" => self.manifest_digest.as_deref(),
+            "x-pqvault-refusal" => self.refusal.as_deref(),
+            _ => None,
+        }
     }
 
     fn small_body(mut self) -> Result<Vec<u8>> {
@@ -113,7 +112,7 @@ impl Response {
             return Ok(self);
         }
         let status = self.status;
-        let refusal = self.header("x-pqvault-refusal").map(str::to_string);
+        let refusal = self.refusal.clone();
         let text = String::from_utf8_lossy(&self.small_body().unwrap_or_default())
             .trim()
             .to_string();
@@ -124,98 +123,79 @@ impl Response {
     }
 }
 
-/// Sends one HTTP/1.1 request with `body_len` bytes from `body`.
+/// The HTTP client: statuses are answers, not errors (the refusal text is
+/// what to report); a connection or an answer that stalls fails.
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(10)))
+        .timeout_send_body(Some(Duration::from_secs(120)))
+        .timeout_recv_response(Some(Duration::from_secs(120)))
+        .build()
+        .into()
+}
+
+/// Sends one request with `len` bytes from `body`, if any.
 fn request(
+    agent: &ureq::Agent,
     addr: &str,
     method: &str,
     path: &str,
     extra: &[(&str, &str)],
     body: Option<(&mut dyn Read, u64)>,
 ) -> Result<Response> {
-    let stream = TcpStream::connect(addr).with_context(|| format!("cannot connect to {addr}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(120)))?;
-    let _ = stream.set_nodelay(true);
-    // A server may answer (a refusal) before it has read the whole body
-    // and close: then sending fails, but its answer is what to report.
-    let sent = (|| -> Result<()> {
-        let mut w = io::BufWriter::with_capacity(64 << 10, stream.try_clone()?);
-        write!(
-            w,
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n"
-        )?;
-        for (k, v) in extra {
-            write!(w, "{k}: {v}\r\n")?;
-        }
-        match body {
-            Some((r, len)) => {
-                write!(w, "Content-Length: {len}\r\n\r\n")?;
-                let sent =
-                    io::copy(&mut r.take(len), &mut w).context("sending the request body")?;
-                if sent != len {
-                    bail!("request body ended after {sent} of {len} bytes");
-                }
+    let url = format!("http://{addr}{path}");
+    let sent = match body {
+        None => {
+            let mut r = agent.get(&url);
+            for (k, v) in extra {
+                r = r.header(*k, *v);
             }
-            None => write!(w, "\r\n")?,
+            r.call()
         }
-        w.flush().with_context(|| format!("sending to {addr}"))?;
-        Ok(())
-    })();
-    match (sent, read_response(addr, stream)) {
-        (Ok(()), r) => r,
-        (Err(_), Ok(r)) if !(200..300).contains(&r.status) => Ok(r),
-        (Err(e), _) => Err(e),
-    }
+        Some((reader, len)) => {
+            let mut r = match method {
+                "PUT" => agent.put(&url),
+                _ => agent.post(&url),
+            };
+            for (k, v) in extra {
+                r = r.header(*k, *v);
+            }
+            let mut limited = reader.take(len);
+            r.header("Content-Length", len.to_string())
+                .send(ureq::SendBody::from_reader(&mut limited))
+        }
+    };
+    let resp = sent.map_err(|e| anyhow!("{method} {url}: {e}"))?;
+    let text = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (refusal, manifest_digest) = (text("x-pqvault-refusal"), text("x-pqvault-manifest-digest"));
+    Ok(Response {
+        status: resp.status().as_u16(),
+        refusal,
+        manifest_digest,
+        body: resp.into_body().into_with_config().limit(u64::MAX).reader(),
+    })
 }
 
-/// Reads a response's status line and headers; the body stays on the wire.
-fn read_response(addr: &str, stream: TcpStream) -> Result<Response> {
-    let mut r = BufReader::with_capacity(64 << 10, stream);
-    let mut status_line = String::new();
-    r.read_line(&mut status_line)
-        .with_context(|| format!("reading the response from {addr}"))?;
-    let status: u16 = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| anyhow!("{addr} answered {status_line:?}, not HTTP"))?;
-    let mut headers = Vec::new();
-    let mut total = status_line.len();
-    loop {
-        let mut line = String::new();
-        let n = r.read_line(&mut line)?;
-        total += n;
-        if total > MAX_HEADERS {
-            bail!("response headers from {addr} exceed {MAX_HEADERS} bytes");
-        }
-        let line = line.trim_end();
-        if n == 0 || line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
+/// A byte-count progress bar on stderr, drawn only when stderr is a
+/// terminal (hidden otherwise: logs and pipes get no control characters).
+fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
+    if !io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
     }
-    let find = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-    };
-    if find("transfer-encoding").is_some_and(|t| !t.eq_ignore_ascii_case("identity")) {
-        bail!("{addr} answered with a transfer encoding this client does not read");
+    let pb = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        pb.set_style(style.progress_chars("=> "));
     }
-    let len = match find("content-length") {
-        Some(v) => v
-            .parse::<u64>()
-            .map_err(|_| anyhow!("{addr}: bad Content-Length {v:?}"))?,
-        None => u64::MAX, // until the connection closes
-    };
-    Ok(Response {
-        status,
-        headers,
-        body: r.take(len),
-    })
+    pb.set_message(what.to_string());
+    pb
 }
 
 /// Chunk uploads in flight during a push.
@@ -250,8 +230,16 @@ pub fn run_push(a: PushArgs) -> Result<()> {
     // runs. Fails only when nothing progresses for `--wait` seconds.
     let mut last_progress = std::time::Instant::now();
     let mut best: Option<usize> = None;
+    let agent = agent();
+    let pb = progress(len, &format!("push {} {}", body.name, body.version));
     loop {
-        let st = post_manifest(&a.to, &encoded, &want)?;
+        let st = post_manifest(&agent, &a.to, &encoded, &want)?;
+        let missing_bytes: u64 = st
+            .missing
+            .iter()
+            .map(|&i| chunk.min(len.saturating_sub(i * chunk)))
+            .sum();
+        pb.set_position(len.saturating_sub(missing_bytes));
         if st.complete {
             break;
         }
@@ -267,7 +255,15 @@ pub fn run_push(a: PushArgs) -> Result<()> {
             .collect();
         if !todo.is_empty() {
             sent += todo.len();
-            if send_chunks(&a.to, &want, &payload_path, &todo, chunk, len)? {
+            if send_chunks(
+                &agent,
+                &a.to,
+                &want,
+                &payload_path,
+                &todo,
+                (chunk, len),
+                &pb,
+            )? {
                 break;
             }
             last_progress = std::time::Instant::now();
@@ -283,6 +279,7 @@ pub fn run_push(a: PushArgs) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    pb.finish_and_clear();
     println!(
         "pushed {} {} to {}: {} of {} chunks sent, verified and served; manifest digest {want}",
         body.name,
@@ -302,8 +299,9 @@ struct PushState {
 }
 
 /// Posts the signed manifest; checks the digest admitted.
-fn post_manifest(to: &str, encoded: &[u8], want: &str) -> Result<PushState> {
+fn post_manifest(agent: &ureq::Agent, to: &str, encoded: &[u8], want: &str) -> Result<PushState> {
     let resp = request(
+        agent,
         to,
         "POST",
         "/v1/artifacts",
@@ -338,12 +336,13 @@ fn post_manifest(to: &str, encoded: &[u8], want: &str) -> Result<PushState> {
 /// validator already has, or is receiving from elsewhere, is not an error.
 /// Returns true once the validator reports the artifact complete.
 fn send_chunks(
+    agent: &ureq::Agent,
     to: &str,
     digest: &str,
     payload_path: &Path,
     todo: &[u64],
-    chunk: u64,
-    len: u64,
+    (chunk, len): (u64, u64),
+    pb: &indicatif::ProgressBar,
 ) -> Result<bool> {
     let complete = AtomicBool::new(false);
     let next = AtomicUsize::new(0);
@@ -362,6 +361,7 @@ fn send_chunks(
                         let n = chunk.min(len.saturating_sub(off));
                         payload.seek(SeekFrom::Start(off))?;
                         let resp = request(
+                            agent,
                             to,
                             "PUT",
                             &format!("/v1/artifacts/{digest}/chunks/{i}"),
@@ -371,6 +371,7 @@ fn send_chunks(
                         .ok(&format!("chunk {i} refused"))?;
                         let v: serde_json::Value = serde_json::from_slice(&resp.small_body()?)
                             .context("chunk answer is not JSON")?;
+                        pb.inc(n);
                         if v["complete"] == true {
                             complete.store(true, Ordering::SeqCst);
                         }
@@ -395,6 +396,7 @@ pub fn run_abandon(a: AbandonArgs) -> Result<()> {
     let statement =
         vault::artifact::abandon::AbandonStatement::sign(&a.name, &version, now_unix(), &key)?;
     let resp = request(
+        &agent(),
         &a.to,
         "POST",
         &format!("/v1/artifacts/{}/{version}/abandon", a.name),
@@ -430,7 +432,9 @@ fn link_new(tmp: &Path, out: &Path) -> Result<()> {
 pub fn run_pull(a: PullArgs) -> Result<()> {
     let policy = TrustPolicy::load(&a.policy).with_context(|| format!("{}", a.policy.display()))?;
     let which = a.version.as_deref().unwrap_or("latest");
+    let agent = agent();
     let resp = request(
+        &agent,
         &a.from,
         "GET",
         &format!("/v1/artifacts/{}/{which}/manifest", a.name),
@@ -458,6 +462,7 @@ pub fn run_pull(a: PullArgs) -> Result<()> {
     }
     // Ask for the exact version verified, not "latest" again.
     let resp = request(
+        &agent,
         &a.from,
         "GET",
         &format!("/v1/artifacts/{}/{}", a.name, v.version()),
@@ -486,9 +491,14 @@ pub fn run_pull(a: PullArgs) -> Result<()> {
             .create_new(true)
             .open(&tmp)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
-        let mut body = resp.body;
+        let pb = progress(
+            v.payload_len(),
+            &format!("pull {} {}", v.name(), v.version()),
+        );
+        let mut body = pb.wrap_read(resp.body);
         let n = io::copy(&mut (&mut body).take(v.payload_len() + 1), &mut f)
             .context("downloading the payload")?;
+        pb.finish_and_clear();
         if n != v.payload_len() {
             bail!(
                 "payload is {n} bytes, the manifest says {}",
