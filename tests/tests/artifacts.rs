@@ -53,6 +53,12 @@ fn push_ok(c: &Carriage, i: usize, dir: &Path) -> String {
         "push failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // stderr is a pipe here: no progress bar, no control characters.
+    assert!(
+        !out.stderr.iter().any(|&b| b == b'\r' || b == 0x1b),
+        "progress drawn to a pipe: {:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -573,4 +579,220 @@ fn an_artifact_is_never_served_after_its_expiry() {
         .unwrap_or(0.0)
     };
     assert!(count("app") >= 3.0 && count("peer") >= 2.0, "{m}");
+}
+
+/// Iterations of the push-races-sync test: `PQVAULT_RACE_ITERATIONS`
+/// (default 20, the bar; CI may set fewer, a soak run more).
+fn race_iterations() -> usize {
+    std::env::var("PQVAULT_RACE_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20)
+}
+
+/// Pushing to a validator that is already fetching the same artifact from
+/// a peer (its own anti-entropy, hinted by the first push) shares that
+/// transfer: chunks in flight or already verified count as done for the
+/// pusher, who waits for the verified-and-served state. Before, this
+/// failed with `HTTP 409 ... being received by another transfer`, `all
+/// chunks sent but the validator does not report the artifact complete`,
+/// or `Broken pipe`.
+#[test]
+fn a_push_racing_the_targets_own_sync_succeeds_every_time() {
+    let mut mesh = Mesh::new(2, 2);
+    let c = artifacts::enable(&mesh, "sync_interval_ms = 200\nfetch_concurrency = 4");
+    mesh.start_all();
+    let net = testnet::large(2 << 20);
+    let etag = sha256_hex(&net.safetensors);
+    let n = race_iterations();
+    let dirs: Vec<_> = (0..n)
+        .map(|k| {
+            c.pack(
+                &net,
+                "snn-race",
+                &format!("1.0.{k}"),
+                "",
+                65536,
+                &c.publisher,
+            )
+        })
+        .collect();
+    for (k, dir) in dirs.iter().enumerate() {
+        // Validator 1 admits the manifest and hints validator 2, which
+        // starts fetching from it while the chunks arrive; the second push
+        // lands on validator 2 in the middle of that download.
+        let first = {
+            let (app, dir) = (c.apps[0].to_string(), dir.clone());
+            std::thread::spawn(move || {
+                std::process::Command::new(pqvault_tests::bin("vault"))
+                    .args(["artifact", "push", "--to", &app])
+                    .arg(&dir)
+                    .output()
+                    .expect("run vault")
+            })
+        };
+        let digest = manifest_digest(dir);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while artifacts::verified_chunks(&mesh, 1, &digest).unwrap_or(0) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "validator-2 never started its sync"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let second = c.push(1, dir);
+        let first = first.join().expect("push thread");
+        for (who, out) in [("validator-1", &first), ("validator-2", &second)] {
+            assert!(
+                out.status.success(),
+                "iteration {k}: push to {who} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let version = format!("1.0.{k}");
+        for i in 0..2 {
+            wait_served(&c, i, "snn-race", &version, &etag, Duration::from_secs(30));
+        }
+    }
+}
+
+/// Packs a correctly signed artifact and then spoils its payload file (the
+/// manifest still names the right chunk hashes): a push leaves a partial
+/// artifact that can never complete.
+fn spoiled(c: &Carriage, name: &str, version: &str) -> std::path::PathBuf {
+    let net = testnet::small(8);
+    let d = c.pack(&net, name, version, "", 65536, &c.publisher);
+    let p = d.join("payload.safetensors");
+    let mut b = fs::read(&p).unwrap();
+    let n = b.len();
+    b[n / 2] ^= 0x10;
+    fs::write(&p, b).unwrap();
+    d
+}
+
+fn abandoned(mesh: &Mesh, i: usize, reason: &str) -> f64 {
+    sample(
+        &mesh.metrics(i),
+        "pqvault_artifacts_abandoned_total",
+        &format!("reason=\"{reason}\""),
+    )
+    .unwrap_or(-1.0)
+}
+
+/// A partial artifact that gains no verified chunk for
+/// `abandon_after_secs` is abandoned on every validator: deleted (space
+/// released), counted, and not fetched back from a peer; a later push of
+/// the good payload is accepted and replicated again.
+#[test]
+fn stalled_partial_artifacts_are_abandoned_with_their_space_released() {
+    let mut mesh = Mesh::new(2, 2);
+    let c = artifacts::enable(&mesh, "sync_interval_ms = 200\nabandon_after_secs = 2");
+    mesh.start_all();
+    let d = spoiled(&c, "snn-stall", "1.0.0");
+    let digest = manifest_digest(&d);
+    let err = push_refused(&c, 0, &d);
+    assert!(err.contains("refused (chunk)"), "{err}");
+    // Both validators hold the verified manifest and reserved the space.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !artifacts::object_dir(&mesh, 1, &digest).exists() {
+        assert!(Instant::now() < deadline, "validator-2 never admitted it");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(artifacts::object_dir(&mesh, 0, &digest).exists());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for i in 0..2 {
+        while artifacts::object_dir(&mesh, i, &digest).exists() {
+            assert!(
+                Instant::now() < deadline,
+                "validator-{} never abandoned the stalled artifact",
+                i + 1
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(abandoned(&mesh, i, "stalled"), 1.0, "validator-{}", i + 1);
+    }
+    // Not fetched back from the other validator.
+    std::thread::sleep(Duration::from_millis(1500));
+    for i in 0..2 {
+        assert!(!artifacts::object_dir(&mesh, i, &digest).exists());
+        assert_eq!(abandoned(&mesh, i, "stalled"), 1.0);
+        assert!(mesh.log(i).contains("partial artifact abandoned"));
+    }
+    // The publisher fixes the payload: the same manifest is pushed again,
+    // completes, and replicates.
+    let net = testnet::small(8);
+    fs::write(d.join("payload.safetensors"), &net.safetensors).unwrap();
+    push_ok(&c, 0, &d);
+    let etag = sha256_hex(&net.safetensors);
+    for i in 0..2 {
+        wait_served(&c, i, "snn-stall", "1.0.0", &etag, Duration::from_secs(30));
+    }
+}
+
+/// `vault artifact abandon NAME VERSION --to HOST:PORT --key KEY` takes
+/// effect only with a statement signed by the publisher of the artifact:
+/// the application port is unauthenticated.
+#[test]
+fn abandon_takes_effect_only_when_signed_by_the_artifacts_publisher() {
+    let mut mesh = Mesh::new(2, 2);
+    let c = artifacts::enable(&mesh, FAST);
+    mesh.start(0);
+    let d = spoiled(&c, "snn-abandon", "1.0.0");
+    let digest = manifest_digest(&d);
+    push_refused(&c, 0, &d);
+    let obj = artifacts::object_dir(&mesh, 0, &digest);
+    assert!(obj.exists(), "partial artifact held");
+    let abandon = |key: &Path, version: &str| {
+        std::process::Command::new(pqvault_tests::bin("vault"))
+            .args(["artifact", "abandon", "--to", &c.apps[0].to_string()])
+            .arg("--key")
+            .arg(key)
+            .args(["snn-abandon", version])
+            .output()
+            .expect("run vault")
+    };
+    // No statement, garbage, a key the artifact was not signed by.
+    for body in [&b""[..], b"PQVF garbage"] {
+        let r = artifacts::http(
+            c.apps[0],
+            "POST",
+            "/v1/artifacts/snn-abandon/1.0.0/abandon",
+            &[],
+            body,
+        )
+        .unwrap();
+        assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+        assert!(obj.exists());
+    }
+    let out = abandon(&c.rogue, "1.0.0");
+    assert!(!out.status.success(), "a rogue statement was accepted");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("abandon refused") && err.contains("policy"),
+        "{err}"
+    );
+    assert!(obj.exists());
+    // Another artifact of the same name and version is not named: nothing.
+    let out = abandon(&c.publisher, "9.9.9");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HTTP 404"));
+    assert_eq!(abandoned(&mesh, 0, "publisher"), 0.0);
+    // The publisher's statement: abandoned, space released, counted.
+    let out = abandon(&c.publisher, "1.0.0");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 partial artifact(s) abandoned"));
+    assert!(!obj.exists());
+    assert_eq!(abandoned(&mesh, 0, "publisher"), 1.0);
+    // A complete artifact is never abandoned.
+    let net = testnet::small(8);
+    let good = c.pack(&net, "snn-abandon", "2.0.0", "", 65536, &c.publisher);
+    push_ok(&c, 0, &good);
+    let out = abandon(&c.publisher, "2.0.0");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HTTP 409"));
+    assert_eq!(c.get(0, "/v1/artifacts/snn-abandon/2.0.0", &[]).status, 200);
 }

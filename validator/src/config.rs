@@ -122,6 +122,10 @@ pub struct ArtifactsConfig {
     /// Chunk requests in flight per download.
     #[serde(default = "default_fetch_concurrency")]
     pub fetch_concurrency: usize,
+    /// Seconds a partial artifact may go without a new verified chunk
+    /// before it is abandoned (its space released); 0 never abandons.
+    #[serde(default = "default_abandon_after")]
+    pub abandon_after_secs: u64,
 }
 
 fn default_max_artifact() -> u64 {
@@ -136,6 +140,9 @@ fn default_sync_interval() -> u64 {
 fn default_fetch_concurrency() -> usize {
     4
 }
+fn default_abandon_after() -> u64 {
+    3600
+}
 
 impl Default for ArtifactsConfig {
     fn default() -> Self {
@@ -145,6 +152,7 @@ impl Default for ArtifactsConfig {
             max_store_bytes: default_max_store(),
             sync_interval_ms: default_sync_interval(),
             fetch_concurrency: default_fetch_concurrency(),
+            abandon_after_secs: default_abandon_after(),
         }
     }
 }
@@ -428,8 +436,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Identity key path.
     pub identity_key: PathBuf,
-    /// Operator public identity path.
-    pub trusted_signer: PathBuf,
+    /// Operator public identity path; `None` only on a validator that
+    /// carries artifacts alone (it holds no vault shard and refuses any).
+    pub trusted_signer: Option<PathBuf>,
     /// Import directory, if any.
     pub import_dir: Option<PathBuf>,
     /// Mesh CA certificate.
@@ -585,7 +594,17 @@ impl Config {
         Ok(Config {
             data_dir: need(o.data_dir.or(f.data_dir), "data_dir")?,
             identity_key: need(f.identity_key, "identity_key")?,
-            trusted_signer: need(f.trusted_signer, "trusted_signer")?,
+            trusted_signer: match f.trusted_signer {
+                Some(p) => Some(p),
+                None if f.artifacts.policy.is_some() && f.import_dir.is_none() => None,
+                None => {
+                    return Err(invalid(
+                        "trusted_signer",
+                        "missing (only a validator that carries artifacts alone, with \
+                         [artifacts] policy set and no import_dir, may omit it)",
+                    ))
+                }
+            },
             import_dir: f.import_dir,
             tls_ca: need(f.tls.ca, "tls.ca")?,
             tls_cert: need(f.tls.cert, "tls.cert")?,
@@ -694,6 +713,28 @@ mod tests {
         f.members[1].addr = "no port".into();
         let e = Config::resolve(f, Overrides::default()).unwrap_err();
         assert!(e.to_string().contains("validator-2"), "{e}");
+    }
+
+    /// A validator that only carries artifacts (an `[artifacts] policy`,
+    /// nothing to import) needs no vault `trusted_signer`; any other still
+    /// does.
+    #[test]
+    fn artifact_only_validators_need_no_trusted_signer() {
+        let without = FULL.replace("trusted_signer = \"/op.pub\"\n", "");
+        let f: FileConfig = toml::from_str(&without).unwrap();
+        let e = Config::resolve(f, Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("trusted_signer"), "{e}");
+        let carrier = format!("{without}\n[artifacts]\npolicy = \"/trust.toml\"\n");
+        let f: FileConfig = toml::from_str(&carrier).unwrap();
+        let c = Config::resolve(f.clone(), Overrides::default()).unwrap();
+        assert_eq!(c.trusted_signer, None);
+        let mut importing = f;
+        importing.import_dir = Some("/import".into());
+        let e = Config::resolve(importing, Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("trusted_signer"), "{e}");
+        let f: FileConfig = toml::from_str(FULL).unwrap();
+        let c = Config::resolve(f, Overrides::default()).unwrap();
+        assert_eq!(c.trusted_signer, Some(PathBuf::from("/op.pub")));
     }
 
     #[test]

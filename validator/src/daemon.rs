@@ -304,11 +304,30 @@ fn load_public(path: &Path) -> Result<PublicIdentity> {
     PublicIdentity::decode(&bytes).with_context(|| format!("trusted signer {}", path.display()))
 }
 
+/// The operator identity vault manifests must be signed by, and its
+/// fingerprint. Without `trusted_signer` (a validator that carries
+/// artifacts alone, config.rs) no fingerprint can match: every vault
+/// manifest and shard is refused.
+fn trusted(config: &Config) -> Result<(Option<PublicIdentity>, vault::identity::Fingerprint)> {
+    match &config.trusted_signer {
+        Some(p) => {
+            let signer = load_public(p)?;
+            let fp = signer.fingerprint();
+            Ok((Some(signer), fp))
+        }
+        // A SHA-256 over public keys that is all zero cannot be produced.
+        None => Ok((None, vault::identity::Fingerprint::from_bytes([0u8; 32]))),
+    }
+}
+
 /// Loads keys, TLS material and the store (verifying it), imports from the
 /// import directory if configured.
 pub fn prepare(config: &Config) -> Result<Arc<State>> {
     let identity = load_key(&config.identity_key)?;
-    let signer = load_public(&config.trusted_signer)?;
+    let (signer, signer_fp) = trusted(config)?;
+    if signer.is_none() {
+        tracing::info!("no trusted_signer configured: this validator carries artifacts only and refuses vault shards");
+    }
     let tls = tls::load(
         &config.tls_ca,
         &config.tls_cert,
@@ -320,11 +339,7 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         &identity.public().fingerprint(),
         config.require_identity,
     )?;
-    let mut store = Store::open(
-        &config.data_dir,
-        signer.fingerprint(),
-        identity.public().fingerprint(),
-    )?;
+    let mut store = Store::open(&config.data_dir, signer_fp, identity.public().fingerprint())?;
     // Probes and custody reads: kept-alive connections (see crate::peer).
     let client = crate::peer::PeerClient::new(
         tls.client.clone(),
@@ -476,7 +491,7 @@ fn import_dir(store: &mut Store, dir: &Path, key: &SecretIdentity) -> Result<()>
 /// Returns what it found, a line each.
 pub fn check(config: &Config) -> Result<Vec<String>> {
     let identity = load_key(&config.identity_key)?;
-    let signer = load_public(&config.trusted_signer)?;
+    let (signer, signer_fp) = trusted(config)?;
     let tls = tls::load(
         &config.tls_ca,
         &config.tls_cert,
@@ -485,12 +500,15 @@ pub fn check(config: &Config) -> Result<Vec<String>> {
     )?;
     let me = identity.public().fingerprint();
     tls::check_own_binding(&tls.own_cert, &me, config.require_identity)?;
-    let store = Store::open_read_only(&config.data_dir, signer.fingerprint(), me)?;
+    let store = Store::open_read_only(&config.data_dir, signer_fp, me)?;
     let mut report = vec![format!(
-        "identity {} ({}), trusted signer {} and TLS material as {} are valid",
+        "identity {} ({}), {} and TLS material as {} are valid",
         identity.public().name(),
         me.short(),
-        signer.fingerprint().short(),
+        match &signer {
+            Some(s) => format!("trusted signer {}", s.fingerprint().short()),
+            None => "no trusted signer (artifacts only)".to_string(),
+        },
         config.id
     )];
     for (id, held) in store.vaults() {

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub connections_refused: IntCounterVec,
     /// Artifact requests refused because the manifest had expired.
     pub artifact_expired_requests: IntCounterVec,
+    /// Partial artifacts abandoned (space released), by reason.
+    pub artifacts_abandoned: IntCounterVec,
     /// Peer API requests by endpoint and status code.
     pub peer_requests: IntCounterVec,
     /// Seconds until our TLS certificate expires.
@@ -138,6 +140,13 @@ impl Metrics {
                 "Artifact requests refused because the artifact's signed manifest had expired, by API (app, peer).",
             ),
             &["api"],
+        )?;
+        let artifacts_abandoned = IntCounterVec::new(
+            Opts::new(
+                "pqvault_artifacts_abandoned_total",
+                "Partial artifacts abandoned and their space released, by reason (stalled: no verified chunk for artifacts.abandon_after_secs; publisher: a statement signed by its publisher).",
+            ),
+            &["reason"],
         )?;
         let peer_requests = IntCounterVec::new(
             Opts::new(
@@ -303,6 +312,7 @@ impl Metrics {
             Box::new(peer_connections.clone()),
             Box::new(connections_refused.clone()),
             Box::new(artifact_expired_requests.clone()),
+            Box::new(artifacts_abandoned.clone()),
             Box::new(peer_requests.clone()),
             Box::new(cert_expiry.clone()),
             Box::new(peer_health.clone()),
@@ -345,6 +355,9 @@ impl Metrics {
         for api in ["app", "peer"] {
             artifact_expired_requests.with_label_values(&[api]);
         }
+        for reason in ["stalled", "publisher"] {
+            artifacts_abandoned.with_label_values(&[reason]);
+        }
         for outcome in ["completed", "failed"] {
             repairs.with_label_values(&[outcome]);
         }
@@ -356,6 +369,7 @@ impl Metrics {
             peer_connections,
             connections_refused,
             artifact_expired_requests,
+            artifacts_abandoned,
             peer_requests,
             cert_expiry,
             peer_health,

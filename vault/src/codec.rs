@@ -53,6 +53,19 @@ pub enum FormatError {
         /// Maximum allowed.
         max: usize,
     },
+    /// A list holds more items than allowed (a count, not a length in
+    /// bytes).
+    #[error("{field} has {count} {items}, over the limit of {max}")]
+    TooMany {
+        /// The list.
+        field: &'static str,
+        /// What it counts (plural noun, e.g. `layers`).
+        items: &'static str,
+        /// Declared count.
+        count: usize,
+        /// Maximum allowed.
+        max: usize,
+    },
     /// A field decoded but holds a value that is not allowed.
     #[error("invalid {field}: {reason}")]
     Invalid {

@@ -45,7 +45,7 @@ enum Command {
     MeshCa(cli::meshca::Args),
     /// Self-contained demo: 7 validators, a 4-of-7 vault, recovery from 4 shards.
     Quickstart(cli::quickstart::Args),
-    /// Model artifacts: pack, sign, verify, inspect (signed quantized SNN models).
+    /// Model artifacts (signed quantized SNN models): pack, meta, sign, verify, inspect, golden, push, pull, abandon.
     Artifact(cli::artifact::Args),
 }
 

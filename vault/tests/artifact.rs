@@ -747,4 +747,269 @@ mod cli {
         ));
         assert!(err.contains("chunk 0 (bytes 0..1640)"), "{err}");
     }
+
+    /// The names under "Commands:" in a help text (without `help`).
+    fn commands(help: &str) -> Vec<String> {
+        help.lines()
+            .skip_while(|l| !l.starts_with("Commands:"))
+            .skip(1)
+            .take_while(|l| l.starts_with("  "))
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|c| *c != "help")
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// `vault --help` and `vault artifact --help` summarise the artifact
+    /// subcommands: every one of them, push and pull included.
+    #[test]
+    fn help_lists_every_artifact_subcommand() {
+        let tmp = tempfile::tempdir().unwrap();
+        let top = ok(&vault(&["--help"], tmp.path()));
+        let sub = ok(&vault(&["artifact", "--help"], tmp.path()));
+        let names = commands(&sub);
+        for want in [
+            "pack", "sign", "verify", "inspect", "push", "pull", "abandon",
+        ] {
+            assert!(names.iter().any(|n| n == want), "{want} missing: {sub}");
+        }
+        let line = top
+            .lines()
+            .find(|l| l.trim_start().starts_with("artifact "))
+            .expect("artifact in vault --help");
+        let summary = sub.lines().next().unwrap_or_default();
+        for name in &names {
+            let word = |text: &str| {
+                text.split(|c: char| !c.is_ascii_alphanumeric())
+                    .any(|w| w == name)
+            };
+            assert!(word(line), "vault --help omits `{name}`: {line}");
+            assert!(
+                word(summary),
+                "vault artifact --help omits `{name}`: {summary}"
+            );
+        }
+    }
+
+    /// `verify --held` refuses an equal version too, and says so.
+    #[test]
+    fn verify_held_wording_matches_its_behaviour() {
+        let tmp = tempfile::tempdir().unwrap();
+        let help = ok(&vault(&["artifact", "verify", "--help"], tmp.path()));
+        let held = help
+            .split("--held <VERSION>")
+            .nth(1)
+            .expect("--held documented");
+        let held: String = held.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(held.contains("not newer than it"), "{help}");
+        assert!(held.contains("older, or equal"), "{help}");
+        assert!(!held.starts_with("Refuse versions older than"), "{help}");
+    }
+
+    /// `vault artifact golden` computes the counts the golden check
+    /// expects, from a packed artifact or from tensors + meta before
+    /// packing: the pinned counts of the test networks.
+    #[test]
+    fn golden_computes_the_expected_counts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        for bits in [8u8, 4] {
+            let net = testnet::small(bits);
+            let g = net.quant.golden.as_ref().unwrap();
+            let inputs = net.quant.inputs() as usize;
+            let sub = d.join(format!("int{bits}"));
+            std::fs::create_dir_all(&sub).unwrap();
+            std::fs::write(sub.join("model.safetensors"), &net.safetensors).unwrap();
+            // meta.toml without its [golden] table: packs, unchecked.
+            let meta = net.meta_toml.split("[golden]").next().unwrap().to_string();
+            std::fs::write(sub.join("meta.toml"), &meta).unwrap();
+            let spikes: String = g
+                .input
+                .chunks(inputs)
+                .map(|r| {
+                    r.iter()
+                        .map(|&b| if b { '1' } else { '0' })
+                        .collect::<String>()
+                        + "\n"
+                })
+                .collect();
+            std::fs::write(sub.join("spikes.txt"), format!("# TEST input\n{spikes}")).unwrap();
+            let want: Vec<String> = g.expected.iter().map(u32::to_string).collect();
+            let want = format!("expected = [{}]", want.join(", "));
+            let out = ok(&vault(
+                &[
+                    "artifact",
+                    "golden",
+                    "--input",
+                    "spikes.txt",
+                    "--tensors",
+                    "model.safetensors",
+                    "--meta",
+                    "meta.toml",
+                ],
+                &sub,
+            ));
+            assert!(out.contains(&want), "{bits}: {out}");
+            ok(&vault(
+                &[
+                    "artifact",
+                    "pack",
+                    "--tensors",
+                    "model.safetensors",
+                    "--meta",
+                    "meta.toml",
+                    "--out",
+                    "art",
+                ],
+                &sub,
+            ));
+            let table = ok(&vault(
+                &["artifact", "golden", "--input", "spikes.txt", "art"],
+                &sub,
+            ));
+            assert!(table.contains(&want), "{bits}: {table}");
+            // The printed table, appended to meta.toml, passes pack's check.
+            std::fs::write(sub.join("meta2.toml"), format!("{meta}{table}")).unwrap();
+            let packed = ok(&vault(
+                &[
+                    "artifact",
+                    "pack",
+                    "--tensors",
+                    "model.safetensors",
+                    "--meta",
+                    "meta2.toml",
+                    "--out",
+                    "art2",
+                ],
+                &sub,
+            ));
+            assert!(packed.contains("golden check passes"), "{packed}");
+            // A malformed spike file is refused with its line.
+            std::fs::write(sub.join("bad.txt"), "0101\n").unwrap();
+            let err = fails(&vault(
+                &["artifact", "golden", "--input", "bad.txt", "art"],
+                &sub,
+            ));
+            assert!(err.contains("line 1: 4 spikes"), "{err}");
+        }
+    }
+
+    /// `vault artifact meta init --tensors FILE` fills in every field the
+    /// tensors determine; with the rest given, the file packs as is.
+    #[test]
+    fn meta_init_fills_every_derivable_field() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let net = testnet::small(8);
+        std::fs::write(d.join("model.safetensors"), &net.safetensors).unwrap();
+        let out = ok(&vault(
+            &[
+                "artifact",
+                "meta",
+                "init",
+                "--tensors",
+                "model.safetensors",
+                "--name",
+                "snn-demo",
+                "--version",
+                "1.0.0",
+            ],
+            d,
+        ));
+        assert!(out.contains("fill in the fields marked REQUIRED"), "{out}");
+        let text = std::fs::read_to_string(d.join("meta.toml")).unwrap();
+        // Never overwritten.
+        let err = fails(&vault(
+            &[
+                "artifact",
+                "meta",
+                "init",
+                "--tensors",
+                "model.safetensors",
+                "--name",
+                "snn-demo",
+                "--version",
+                "1.0.0",
+            ],
+            d,
+        ));
+        assert!(err.contains("meta.toml"), "{err}");
+        // Fill the REQUIRED lines per layer with the network's values.
+        let mut filled = text.clone();
+        for l in &net.quant.layers {
+            for (key, v) in [
+                (
+                    "activation_scale",
+                    format!("{:?}", f64::from(l.activation_scale)),
+                ),
+                ("beta", format!("{:?}", f64::from(l.beta))),
+                ("threshold", format!("{:?}", f64::from(l.threshold))),
+                (
+                    "reset",
+                    match l.reset {
+                        vault::artifact::quant::Reset::Subtract => "\"subtract\"".into(),
+                        vault::artifact::quant::Reset::Zero => "\"zero\"".into(),
+                    },
+                ),
+            ] {
+                let at = filled.find(&format!("# {key} = REQUIRED")).unwrap();
+                let end = at + filled[at..].find('\n').unwrap();
+                filled.replace_range(at..end, &format!("{key} = {v}"));
+            }
+        }
+        let meta = MetaFile::parse(&filled).unwrap();
+        let q = meta.quant().unwrap();
+        assert_eq!(q.layers.len(), net.quant.layers.len());
+        for (a, b) in q.layers.iter().zip(&net.quant.layers) {
+            let mut a = a.clone();
+            for (x, y) in a.clip.iter().zip(&b.clip) {
+                assert!(((x - y) / y).abs() < 1e-6, "{}: clip {x} vs {y}", b.name);
+            }
+            a.clip = b.clip.clone();
+            assert_eq!(&a, b);
+        }
+        std::fs::write(d.join("filled.toml"), &filled).unwrap();
+        ok(&vault(
+            &[
+                "artifact",
+                "pack",
+                "--tensors",
+                "model.safetensors",
+                "--meta",
+                "filled.toml",
+                "--out",
+                "art",
+            ],
+            d,
+        ));
+        // All given on the command line: complete and checked at once.
+        let out = ok(&vault(
+            &[
+                "artifact",
+                "meta",
+                "init",
+                "--tensors",
+                "model.safetensors",
+                "--name",
+                "snn-demo",
+                "--version",
+                "1.0.0",
+                "--activation-scale",
+                "0.00390625",
+                "--beta",
+                "0.9",
+                "--threshold",
+                "1.0",
+                "--reset",
+                "zero",
+                "--out",
+                "all.toml",
+            ],
+            d,
+        ));
+        assert!(!out.contains("REQUIRED"), "{out}");
+        let all = std::fs::read_to_string(d.join("all.toml")).unwrap();
+        assert!(!all.contains("= REQUIRED"), "{all}");
+        MetaFile::parse(&all).unwrap().quant().unwrap();
+    }
 }

@@ -28,7 +28,14 @@
 //! * `POST /v1/artifacts`: push a signed manifest (verified before anything
 //!   is stored); answers the chunks still missing.
 //! * `PUT /v1/artifacts/{digest}/chunks/{i}`: push chunk `i`; verified as it
-//!   arrives. The last one triggers the full payload check.
+//!   arrives. The last one triggers the full payload check. A chunk already
+//!   verified, or being received by another transfer (anti-entropy shares
+//!   one transfer per artifact with pushes), is answered `"verified": true`
+//!   or `"in_flight": true` and its body dropped; the pusher then waits
+//!   (re-posting the manifest) until the artifact is complete.
+//! * `POST /v1/artifacts/{name}/{version}/abandon`: abandon a partial
+//!   artifact; the body is a statement signed by the artifact's own
+//!   publisher (`vault artifact abandon`), else it is refused.
 //!
 //! Push needs no authentication: an artifact is accepted only if its
 //! publisher's signature verifies and the trust policy delegates the name to
@@ -102,6 +109,7 @@ pub fn app_router(state: Arc<State>) -> Router {
         )
         .route("/v1/artifacts/{name}/{version}", get(app_payload))
         .route("/v1/artifacts/{name}/{version}/manifest", get(app_manifest))
+        .route("/v1/artifacts/{name}/{version}/abandon", post(abandon))
         .layer(DefaultBodyLimit::max(store_limit()))
         .with_state(state)
 }
@@ -537,17 +545,79 @@ async fn push_chunk(
     let Some(d) = parse_digest(&digest) else {
         return text(400, "digest must be 64 hex digits");
     };
-    match art.receive_chunk(d, index, body, false).await {
-        Ok(outcome) => {
-            let complete = outcome == ChunkOutcome::Completed
-                || art.lock().get(&d).is_some_and(|o| o.complete);
-            Json(serde_json::json!({ "index": index, "verified": true, "complete": complete }))
-                .into_response()
-        }
+    let mut body = body;
+    let outcome = art.receive_chunk(d, index, &mut body, false).await;
+    // A chunk already verified here, or being received right now by
+    // another transfer (the anti-entropy download, or another push), is
+    // done as far as this pusher is concerned: its body is read and
+    // dropped (so the pusher sees this answer, not a reset connection),
+    // and the answer says whether the whole artifact is complete yet.
+    let already = matches!(outcome, Ok(ChunkOutcome::AlreadyHad));
+    let (verified, in_flight) = match outcome {
+        Ok(_) => (true, false),
+        Err(r) if r.status == 409 && r.reason.is_none() => (false, true),
         Err(r) => {
             tracing::warn!(chunk = index, "artifact chunk push refused: {r}");
+            return refusal(r);
+        }
+    };
+    if already || in_flight {
+        let limit = art
+            .lock()
+            .get(&d)
+            .map_or(0, |o| o.meta.chunk_size)
+            .saturating_add(1);
+        drain(&mut body, limit).await;
+    }
+    let complete = art.lock().get(&d).is_some_and(|o| o.complete);
+    Json(serde_json::json!({
+        "index": index,
+        "verified": verified,
+        "in_flight": in_flight,
+        "complete": complete,
+    }))
+    .into_response()
+}
+
+/// Reads and drops at most `limit` bytes of `body` (30 s at most).
+async fn drain(body: &mut Body, limit: u64) {
+    use http_body_util::BodyExt;
+    let read = async {
+        let mut n = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                n += data.len() as u64;
+                if n > limit {
+                    break;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), read).await;
+}
+
+/// `POST /v1/artifacts/{name}/{version}/abandon`: the body is an abandon
+/// statement signed by the artifact's publisher (`vault artifact abandon`).
+async fn abandon(
+    AxState(state): AxState<Arc<State>>,
+    Path((name, version)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let Some(art) = state.artifacts.clone() else {
+        return disabled();
+    };
+    let result =
+        tokio::task::spawn_blocking(move || art.abandon_signed(&name, &version, &body)).await;
+    match result {
+        Ok(Ok(digests)) => Json(serde_json::json!({
+            "abandoned": digests.iter().map(hex::encode).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Ok(Err(r)) => {
+            tracing::warn!("artifact abandon refused: {r}");
             refusal(r)
         }
+        Err(e) => text(500, e.to_string()),
     }
 }
 

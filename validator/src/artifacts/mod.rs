@@ -102,6 +102,11 @@ pub struct Admitted {
     pub chunk_size: u64,
     /// Indices of chunks still missing.
     pub missing: Vec<usize>,
+    /// Of those, the chunks being received right now by another transfer
+    /// (a download from a peer, or another push): a pusher need not send
+    /// them, and waits for them instead.
+    #[serde(default)]
+    pub in_flight: Vec<usize>,
     /// True once the artifact is fully verified and served.
     pub complete: bool,
 }
@@ -133,6 +138,7 @@ struct ArtMetrics {
     replicated: prometheus::IntCounter,
     failures: prometheus::IntCounterVec,
     lag: prometheus::GaugeVec,
+    abandoned: prometheus::IntCounterVec,
 }
 
 impl ArtMetrics {
@@ -263,6 +269,7 @@ impl Artifacts {
             replicated: metrics.artifact_bytes_replicated.clone(),
             failures: metrics.artifact_verification_failures.clone(),
             lag: metrics.artifact_replication_lag.clone(),
+            abandoned: metrics.artifacts_abandoned.clone(),
         };
         for s in &skipped {
             m.fail(s.reason);
@@ -313,6 +320,11 @@ impl Artifacts {
             .unwrap_or(false)
     }
 
+    /// Why the manifest `digest` was refused or abandoned here, if it was.
+    pub fn refusal_reason(&self, digest: &[u8; 32]) -> Option<&'static str> {
+        self.refused.lock().ok()?.get(digest).copied()
+    }
+
     fn remember_refusal(&self, digest: [u8; 32], reason: &'static str) {
         if let Ok(mut r) = self.refused.lock() {
             if r.len() >= MAX_REFUSED {
@@ -340,6 +352,15 @@ impl Artifacts {
         let signed = SignedArtifact::decode(encoded)
             .map_err(|e| refuse(e.reason(), e.to_string(), expected.copied()))?;
         let digest = signed.digest();
+        if expected.is_none() {
+            // A push is an explicit request: an artifact abandoned here
+            // before may be received again.
+            if let Ok(mut r) = self.refused.lock() {
+                if r.get(&digest) == Some(&"abandoned") {
+                    r.remove(&digest);
+                }
+            }
+        }
         if let Some(want) = expected {
             if !vault::artifact::manifest::ct_eq(want, &digest) {
                 return Err(refuse(
@@ -396,6 +417,7 @@ impl Artifacts {
             chunks: meta.chunks.len(),
             chunk_size: meta.chunk_size,
             missing: obj.missing(),
+            in_flight: store.in_flight(&digest),
             complete: obj.complete,
         })
     }
@@ -596,6 +618,111 @@ impl Artifacts {
 }
 
 impl Artifacts {
+    /// Abandons partial artifact `digest`: deletes it (releasing its
+    /// reserved space), forgets its pending replication lag, and remembers
+    /// its digest so anti-entropy does not fetch it again from a peer (a
+    /// push of the same manifest still admits it again). `reason` is the
+    /// metric label: `stalled` or `publisher`. Complete artifacts are kept.
+    pub fn abandon(&self, digest: &[u8; 32], reason: &'static str) -> Result<bool, Refusal> {
+        let mut store = self.lock();
+        let Some(o) = store.get(digest) else {
+            return Ok(false);
+        };
+        if o.complete {
+            return Ok(false);
+        }
+        let (name, version) = (o.meta.name.clone(), o.meta.version.clone());
+        let (verified, chunks) = (o.verified_count(), o.meta.chunks.len());
+        store.remove(digest).map_err(Refusal::store)?;
+        drop(store);
+        self.remember_refusal(*digest, "abandoned");
+        let forgot = self.pending.lock().ok().is_some_and(|mut p| {
+            let ours = p.get(&name).is_some_and(|q| q.digest == *digest);
+            ours && p.remove(&name).is_some()
+        });
+        if forgot {
+            self.m.lag.with_label_values(&[&name]).set(0.0);
+        }
+        self.m.abandoned.with_label_values(&[reason]).inc();
+        tracing::warn!(name = %name, version = %version, digest = %hex::encode(digest), reason, "partial artifact abandoned ({verified} of {chunks} chunks verified); its space is released");
+        Ok(true)
+    }
+
+    /// Abandons every partial artifact that gained no verified chunk for
+    /// `abandon_after_secs` (0: never).
+    pub fn abandon_stalled(&self) {
+        let after = self.settings.abandon_after_secs;
+        if after == 0 {
+            return;
+        }
+        let stalled = self.lock().stalled(std::time::Duration::from_secs(after));
+        for d in stalled {
+            if let Err(r) = self.abandon(&d, "stalled") {
+                tracing::warn!(digest = %hex::encode(d), "cannot abandon stalled artifact: {r}");
+            }
+        }
+    }
+
+    /// Abandons partial artifact `name` `version` on the strength of
+    /// `statement`, an abandon statement signed by the publisher identity
+    /// that signed the artifact's manifest (the application port is
+    /// unauthenticated). Returns the digests abandoned.
+    pub fn abandon_signed(
+        &self,
+        name: &str,
+        version: &str,
+        statement: &[u8],
+    ) -> Result<Vec<[u8; 32]>, Refusal> {
+        use vault::artifact::abandon::AbandonStatement;
+        let refuse = |e: vault::artifact::ArtifactError| {
+            self.m.fail(e.reason());
+            Refusal::verification(e.reason(), format!("abandon statement refused: {e}"))
+        };
+        let st = AbandonStatement::decode(statement).map_err(refuse)?;
+        if st.name() != name || st.version().to_string() != version {
+            return Err(Refusal::other(
+                400,
+                format!(
+                    "the statement abandons {} {}, not {name} {version}",
+                    st.name(),
+                    st.version()
+                ),
+            ));
+        }
+        let matching: Vec<(bool, [u8; 32], std::path::PathBuf)> = self
+            .lock()
+            .objects()
+            .filter(|o| o.meta.name == name && o.meta.version.to_string() == version)
+            .map(|o| (o.complete, o.meta.digest, o.manifest_path()))
+            .collect();
+        if matching.is_empty() {
+            return Err(Refusal::other(
+                404,
+                format!("no artifact {name} {version} here"),
+            ));
+        }
+        let partial: Vec<_> = matching.iter().filter(|(c, _, _)| !c).collect();
+        if partial.is_empty() {
+            return Err(Refusal::other(
+                409,
+                format!("{name} {version} is complete here: only partial artifacts are abandoned"),
+            ));
+        }
+        let now = now_unix();
+        let mut done = Vec::new();
+        for (_, digest, path) in partial {
+            let encoded = vault::fsio::read_limited(path, store::MAX_MANIFEST_BYTES)
+                .map_err(|e| Refusal::other(500, e.to_string()))?;
+            let signed = SignedArtifact::decode(&encoded)
+                .map_err(|e| Refusal::other(500, format!("stored manifest: {e}")))?;
+            st.verify(signed.publisher(), now).map_err(refuse)?;
+            if self.abandon(digest, "publisher")? {
+                done.push(*digest);
+            }
+        }
+        Ok(done)
+    }
+
     /// Counts one verification failure under `reason`.
     pub fn count_failure(&self, reason: &'static str) {
         self.m.fail(reason);

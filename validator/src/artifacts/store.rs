@@ -200,6 +200,9 @@ pub struct Object {
     /// Every chunk and the whole payload verified: may be served.
     pub complete: bool,
     hint_written: Option<Instant>,
+    /// When it was admitted (or loaded at start), or last gained a
+    /// verified chunk.
+    progress: Instant,
 }
 
 impl Object {
@@ -465,6 +468,7 @@ impl Store {
             verified: vec![false; count],
             complete: false,
             hint_written: None,
+            progress: Instant::now(),
         };
         if dir.join(COMPLETE).exists() {
             match checker.check_payload(&encoded, &payload) {
@@ -614,6 +618,7 @@ impl Store {
                         verified: vec![false; count],
                         complete: false,
                         hint_written: None,
+                        progress: Instant::now(),
                     },
                 );
                 Ok(true)
@@ -658,6 +663,31 @@ impl Store {
         }))
     }
 
+    /// Chunks of `digest` being received right now (claimed by a push or a
+    /// download, not yet verified).
+    pub fn in_flight(&self, digest: &[u8; 32]) -> Vec<usize> {
+        let mut v: Vec<usize> = self
+            .claims
+            .iter()
+            .filter(|(d, _)| d == digest)
+            .map(|(_, i)| *i)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Partial objects with chunks missing and none in flight that gained
+    /// no verified chunk for `after` (since admission or start, if none).
+    pub fn stalled(&self, after: std::time::Duration) -> Vec<[u8; 32]> {
+        self.objects
+            .values()
+            .filter(|o| !o.complete && o.verified.iter().any(|v| !*v))
+            .filter(|o| o.progress.elapsed() >= after)
+            .filter(|o| !self.claims.iter().any(|(d, _)| *d == o.meta.digest))
+            .map(|o| o.meta.digest)
+            .collect()
+    }
+
     /// Releases a claim without marking the chunk (it failed).
     pub fn release(&mut self, claim: &Claim) {
         self.claims.remove(&(claim.digest, claim.index));
@@ -675,6 +705,7 @@ impl Store {
         if let Some(v) = obj.verified.get_mut(claim.index) {
             *v = true;
         }
+        obj.progress = Instant::now();
         let all = obj.verified.iter().all(|v| *v);
         obj.write_hint(all);
         Ok(all)

@@ -103,6 +103,10 @@ fn shuffle<T>(v: &mut [T]) {
 /// small); otherwise one random live peer, which bounds the TLS handshakes
 /// an idle mesh spends on anti-entropy.
 pub async fn round(state: &Arc<State>, art: &Arc<Artifacts>, hinted: bool) {
+    {
+        let a = art.clone();
+        let _ = tokio::task::spawn_blocking(move || a.abandon_stalled()).await;
+    }
     art.refresh_lag();
     let mut peers = alive_peers(state);
     if peers.is_empty() {
@@ -217,7 +221,7 @@ fn parse_digest(s: &str) -> Option<[u8; 32]> {
 /// and not refused before. (Hints are unauthenticated: the manifest is
 /// verified after fetching.)
 fn wanted(art: &Artifacts, list: &HeldList) -> Vec<[u8; 32]> {
-    let mut best: BTreeMap<&str, (semver::Version, [u8; 32])> = BTreeMap::new();
+    let mut best: BTreeMap<&str, (semver::Version, [u8; 32], bool)> = BTreeMap::new();
     for h in &list.artifacts {
         let (Ok(v), Some(d)) = (
             h.version.parse::<semver::Version>(),
@@ -225,21 +229,29 @@ fn wanted(art: &Artifacts, list: &HeldList) -> Vec<[u8; 32]> {
         ) else {
             continue;
         };
-        if best.get(h.name.as_str()).is_none_or(|(bv, _)| *bv < v) {
-            best.insert(&h.name, (v, d));
+        if best.get(h.name.as_str()).is_none_or(|(bv, _, _)| *bv < v) {
+            best.insert(&h.name, (v, d, h.complete));
         }
     }
     let store = art.lock();
     best.into_iter()
-        .filter(|(name, (v, d))| {
+        .filter(|(name, (v, d, complete))| {
+            // An artifact abandoned here (it made no progress) is fetched
+            // again only once a peer holds it complete: partial copies
+            // would otherwise bounce between validators forever.
+            let refused = match art.refusal_reason(d) {
+                None => false,
+                Some("abandoned") => !complete,
+                Some(_) => true,
+            };
             store.get(d).is_none()
-                && !art.was_refused(d)
+                && !refused
                 && store
                     .objects()
                     .filter(|o| o.meta.name == *name)
                     .all(|o| o.meta.version < *v)
         })
-        .map(|(_, (_, d))| d)
+        .map(|(_, (_, d, _))| d)
         .collect()
 }
 

@@ -229,9 +229,10 @@ impl ArtifactBody {
         let chunk_size = r.u32("chunk size")?;
         let count = r.u32("chunk count")? as usize;
         if count > MAX_CHUNKS {
-            return Err(FormatError::TooLong {
+            return Err(FormatError::TooMany {
                 field: "chunk list",
-                len: count,
+                items: "chunks",
+                count,
                 max: MAX_CHUNKS,
             }
             .into());
@@ -247,9 +248,10 @@ impl ArtifactBody {
             .collect();
         let layer_count = usize::from(r.u16("layer count")?);
         if layer_count > MAX_LAYERS {
-            return Err(FormatError::TooLong {
+            return Err(FormatError::TooMany {
                 field: "layer list",
-                len: layer_count,
+                items: "layers",
+                count: layer_count,
                 max: MAX_LAYERS,
             }
             .into());
@@ -282,9 +284,10 @@ impl ArtifactBody {
             let outputs = r.u32("layer outputs")?;
             channels = channels.saturating_add(outputs as usize);
             if channels > MAX_TOTAL_CHANNELS {
-                return Err(FormatError::TooLong {
+                return Err(FormatError::TooMany {
                     field: "clipping ranges",
-                    len: channels,
+                    items: "channels",
+                    count: channels,
                     max: MAX_TOTAL_CHANNELS,
                 }
                 .into());
@@ -618,5 +621,54 @@ impl VerifiedArtifact {
     /// The verified body (quantization metadata, golden check).
     pub fn body(&self) -> &ArtifactBody {
         &self.inner.body
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    /// A draft body up to (and including) its layer count.
+    fn prefix(chunks: u32, layers: u16) -> Vec<u8> {
+        let mut w = Writer::new(DRAFT_KIND);
+        w.var_bytes(b"snn-x")
+            .var_bytes(b"1.0.0")
+            .u64(1)
+            .u64(0)
+            .u64(65536)
+            .bytes(&[0u8; 32])
+            .u32(65536)
+            .u32(chunks);
+        if (chunks as usize) <= MAX_CHUNKS {
+            for _ in 0..chunks {
+                w.bytes(&[0u8; 32]);
+            }
+            w.u16(layers);
+        }
+        w.finish()
+    }
+
+    #[test]
+    fn limits_on_counts_are_reported_as_counts() {
+        let e = ArtifactBody::decode_draft(&prefix(1, 258))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!(
+                "layer list has 258 layers, over the limit of {MAX_LAYERS}"
+            )),
+            "{e}"
+        );
+        assert!(!e.contains("bytes"), "{e}");
+        let n = MAX_CHUNKS as u32 + 1;
+        let e = ArtifactBody::decode_draft(&prefix(n, 1))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!(
+                "chunk list has {n} chunks, over the limit of {MAX_CHUNKS}"
+            )),
+            "{e}"
+        );
     }
 }

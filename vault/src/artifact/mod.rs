@@ -17,6 +17,8 @@
 //!
 //! The byte layouts, the arithmetic and the files are in docs/artifacts.md.
 
+pub mod abandon;
+pub mod derive;
 pub mod lif;
 pub mod manifest;
 pub mod payload;

@@ -90,9 +90,10 @@ fn hash_chunks<R: Read>(
                 });
             }
         } else if chunks.len() >= MAX_CHUNKS {
-            return Err(FormatError::TooLong {
+            return Err(FormatError::TooMany {
                 field: "chunk list",
-                len: chunks.len() + 1,
+                items: "chunks",
+                count: chunks.len() + 1,
                 max: MAX_CHUNKS,
             }
             .into());

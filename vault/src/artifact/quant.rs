@@ -40,7 +40,7 @@ pub struct MetadataError {
 }
 
 impl MetadataError {
-    fn new(subject: String, field: &str, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(subject: String, field: &str, reason: impl Into<String>) -> Self {
         MetadataError {
             subject,
             field: field.to_string(),

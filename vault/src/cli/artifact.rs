@@ -39,6 +39,9 @@ enum Command {
     /// Build an artifact directory from a safetensors file and meta.toml
     /// (refuses metadata inconsistent with the tensors).
     Pack(PackArgs),
+    /// meta.toml helpers: `init` writes one with every field the tensors
+    /// determine filled in.
+    Meta(super::artifact_tools::MetaArgs),
     /// Sign the draft in an artifact directory with a publisher key.
     Sign(SignArgs),
     /// Verify an artifact directory: signature, trust policy, expiry,
@@ -46,12 +49,18 @@ enum Command {
     Verify(VerifyArgs),
     /// Describe an artifact directory, manifest or draft.
     Inspect(InspectArgs),
+    /// Compute the golden check's expected spike counts for an input (the
+    /// integer LIF pass the payload check runs); prints a [golden] table.
+    Golden(super::artifact_tools::GoldenArgs),
     /// Push an artifact directory to a validator's application port
     /// (manifest, then the chunks it lacks; each verified on arrival).
     Push(super::artifact_net::PushArgs),
     /// Download an artifact from a validator's application port and verify
     /// it against a trust policy before writing it.
     Pull(super::artifact_net::PullArgs),
+    /// Abandon a partial artifact on a validator (space released), with a
+    /// statement signed by the artifact's publisher.
+    Abandon(super::artifact_net::AbandonArgs),
 }
 
 /// Arguments of `vault artifact pack`.
@@ -93,7 +102,9 @@ struct VerifyArgs {
     /// Trust policy (trust.toml).
     #[arg(long, value_name = "FILE")]
     policy: PathBuf,
-    /// Refuse versions older than this one (rollback check).
+    /// The version held now: refuse any version that is not newer than it
+    /// (older, or equal: a version number alone cannot tell the same
+    /// artifact from other content under that version).
     #[arg(long, value_name = "VERSION")]
     held: Option<String>,
     /// Artifact directory.
@@ -114,11 +125,14 @@ struct InspectArgs {
 pub fn run(a: Args) -> Result<()> {
     match a.command {
         Command::Pack(a) => run_pack(a),
+        Command::Meta(a) => super::artifact_tools::run_meta(a),
+        Command::Golden(a) => super::artifact_tools::run_golden(a),
         Command::Sign(a) => run_sign(a),
         Command::Verify(a) => run_verify(a),
         Command::Inspect(a) => run_inspect(a),
         Command::Push(a) => super::artifact_net::run_push(a),
         Command::Pull(a) => super::artifact_net::run_pull(a),
+        Command::Abandon(a) => super::artifact_net::run_abandon(a),
     }
 }
 

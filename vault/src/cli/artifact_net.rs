@@ -3,10 +3,10 @@
 //! `127.0.0.1:9465`; see docs/protocol.md, "Artifact carriage").
 //!
 //! The vault *library* stays network-free; only this CLI module speaks
-//! HTTP, with the small HTTP/1.1 client below (requests with a
-//! `Content-Length`, responses delimited by `Content-Length` or the end of
-//! the connection) because the validator's app port is plain HTTP on
-//! localhost and that is all it needs (docs/decisions.md).
+//! HTTP, through `ureq` (plain HTTP only: the validator's app port is
+//! plain HTTP on localhost; decision D29 in docs/decisions.md, superseding
+//! the hand-written client of D17). Long pushes and pulls show a progress
+//! bar (`indicatif`) when stderr is a terminal, and nothing otherwise.
 //! Nothing is held in memory whole: chunks stream from the payload file,
 //! and a pulled payload streams to a temporary file that becomes `--out`
 //! only after the full check passes.
@@ -15,8 +15,7 @@ use super::artifact::{MANIFEST_FILE, PAYLOAD_FILE};
 use super::{now_unix, read};
 use anyhow::{anyhow, bail, Context, Result};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::net::TcpStream;
+use std::io::{self, BufReader, IsTerminal, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -30,6 +29,11 @@ pub struct PushArgs {
     to: String,
     /// Artifact directory (artifact.pqva and payload.safetensors).
     dir: PathBuf,
+    /// Seconds to wait without progress for the validator to report the
+    /// artifact complete (chunks another transfer is receiving count as
+    /// sent).
+    #[arg(long = "wait", value_name = "SECONDS", default_value_t = 120)]
+    wait_secs: u64,
 }
 
 /// Arguments of `vault artifact pull`.
@@ -56,24 +60,41 @@ pub struct PullArgs {
     manifest_out: Option<PathBuf>,
 }
 
-/// Largest response header block read.
-const MAX_HEADERS: usize = 64 << 10;
+/// Arguments of `vault artifact abandon`.
+#[derive(clap::Args)]
+#[command(disable_version_flag = true)]
+pub struct AbandonArgs {
+    /// The validator's application port (plain HTTP).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9465")]
+    to: String,
+    /// The publisher's secret key: the one that signed the artifact (the
+    /// validator refuses a statement signed by anyone else).
+    #[arg(long, value_name = "KEY")]
+    key: PathBuf,
+    /// Model name.
+    name: String,
+    /// Version.
+    version: String,
+}
+
 /// Largest error or JSON body read.
 const MAX_SMALL_BODY: u64 = 1 << 20;
 
 /// A response whose body is still on the wire.
 struct Response {
     status: u16,
-    headers: Vec<(String, String)>,
-    body: io::Take<BufReader<TcpStream>>,
+    refusal: Option<String>,
+    manifest_digest: Option<String>,
+    body: ureq::BodyReader<'static>,
 }
 
 impl Response {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        match name {
+            "x-pqvault-manifest-digest" => self.manifest_digest.as_deref(),
+            "x-pqvault-refusal" => self.refusal.as_deref(),
+            _ => None,
+        }
     }
 
     fn small_body(mut self) -> Result<Vec<u8>> {
@@ -91,7 +112,7 @@ impl Response {
             return Ok(self);
         }
         let status = self.status;
-        let refusal = self.header("x-pqvault-refusal").map(str::to_string);
+        let refusal = self.refusal.clone();
         let text = String::from_utf8_lossy(&self.small_body().unwrap_or_default())
             .trim()
             .to_string();
@@ -102,84 +123,79 @@ impl Response {
     }
 }
 
-/// Sends one HTTP/1.1 request with `body_len` bytes from `body`.
+/// The HTTP client: statuses are answers, not errors (the refusal text is
+/// what to report); a connection or an answer that stalls fails.
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(10)))
+        .timeout_send_body(Some(Duration::from_secs(120)))
+        .timeout_recv_response(Some(Duration::from_secs(120)))
+        .build()
+        .into()
+}
+
+/// Sends one request with `len` bytes from `body`, if any.
 fn request(
+    agent: &ureq::Agent,
     addr: &str,
     method: &str,
     path: &str,
     extra: &[(&str, &str)],
     body: Option<(&mut dyn Read, u64)>,
 ) -> Result<Response> {
-    let stream = TcpStream::connect(addr).with_context(|| format!("cannot connect to {addr}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(120)))?;
-    let _ = stream.set_nodelay(true);
-    let mut w = io::BufWriter::with_capacity(64 << 10, stream.try_clone()?);
-    write!(
-        w,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n"
-    )?;
-    for (k, v) in extra {
-        write!(w, "{k}: {v}\r\n")?;
-    }
-    match body {
-        Some((r, len)) => {
-            write!(w, "Content-Length: {len}\r\n\r\n")?;
-            let sent = io::copy(&mut r.take(len), &mut w).context("sending the request body")?;
-            if sent != len {
-                bail!("request body ended after {sent} of {len} bytes");
+    let url = format!("http://{addr}{path}");
+    let sent = match body {
+        None => {
+            let mut r = agent.get(&url);
+            for (k, v) in extra {
+                r = r.header(*k, *v);
             }
+            r.call()
         }
-        None => write!(w, "\r\n")?,
-    }
-    w.flush().with_context(|| format!("sending to {addr}"))?;
-    drop(w);
-    let mut r = BufReader::with_capacity(64 << 10, stream);
-    let mut status_line = String::new();
-    r.read_line(&mut status_line)
-        .with_context(|| format!("reading the response from {addr}"))?;
-    let status: u16 = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| anyhow!("{addr} answered {status_line:?}, not HTTP"))?;
-    let mut headers = Vec::new();
-    let mut total = status_line.len();
-    loop {
-        let mut line = String::new();
-        let n = r.read_line(&mut line)?;
-        total += n;
-        if total > MAX_HEADERS {
-            bail!("response headers from {addr} exceed {MAX_HEADERS} bytes");
+        Some((reader, len)) => {
+            let mut r = match method {
+                "PUT" => agent.put(&url),
+                _ => agent.post(&url),
+            };
+            for (k, v) in extra {
+                r = r.header(*k, *v);
+            }
+            let mut limited = reader.take(len);
+            r.header("Content-Length", len.to_string())
+                .send(ureq::SendBody::from_reader(&mut limited))
         }
-        let line = line.trim_end();
-        if n == 0 || line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    let find = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
     };
-    if find("transfer-encoding").is_some_and(|t| !t.eq_ignore_ascii_case("identity")) {
-        bail!("{addr} answered with a transfer encoding this client does not read");
-    }
-    let len = match find("content-length") {
-        Some(v) => v
-            .parse::<u64>()
-            .map_err(|_| anyhow!("{addr}: bad Content-Length {v:?}"))?,
-        None => u64::MAX, // until the connection closes
+    let resp = sent.map_err(|e| anyhow!("{method} {url}: {e}"))?;
+    let text = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     };
+    let (refusal, manifest_digest) = (text("x-pqvault-refusal"), text("x-pqvault-manifest-digest"));
     Ok(Response {
-        status,
-        headers,
-        body: r.take(len),
+        status: resp.status().as_u16(),
+        refusal,
+        manifest_digest,
+        body: resp.into_body().into_with_config().limit(u64::MAX).reader(),
     })
+}
+
+/// A byte-count progress bar on stderr, drawn only when stderr is a
+/// terminal (hidden otherwise: logs and pipes get no control characters).
+fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
+    if !io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.set_message(what.to_string());
+    pb
 }
 
 /// Chunk uploads in flight during a push.
@@ -203,53 +219,150 @@ pub fn run_push(a: PushArgs) -> Result<()> {
             body.payload_len
         );
     }
+    let want = hex::encode(signed.digest());
+    let chunk = u64::from(body.chunk_size);
+    let wait = Duration::from_secs(a.wait_secs);
+    let mut sent = 0usize;
+    // Rounds: post the manifest (idempotent: it answers what is still
+    // missing and what another transfer, e.g. the validator's own
+    // anti-entropy download, is receiving right now), send what is missing
+    // and not in flight, and wait while the rest arrives or the full check
+    // runs. Fails only when nothing progresses for `--wait` seconds.
+    let mut last_progress = std::time::Instant::now();
+    let mut best: Option<usize> = None;
+    let agent = agent();
+    let pb = progress(len, &format!("push {} {}", body.name, body.version));
+    loop {
+        let st = post_manifest(&agent, &a.to, &encoded, &want)?;
+        let missing_bytes: u64 = st
+            .missing
+            .iter()
+            .map(|&i| chunk.min(len.saturating_sub(i * chunk)))
+            .sum();
+        pb.set_position(len.saturating_sub(missing_bytes));
+        if st.complete {
+            break;
+        }
+        if best.is_none_or(|b| st.missing.len() < b) {
+            best = Some(st.missing.len());
+            last_progress = std::time::Instant::now();
+        }
+        let todo: Vec<u64> = st
+            .missing
+            .iter()
+            .copied()
+            .filter(|i| !st.in_flight.contains(i))
+            .collect();
+        if !todo.is_empty() {
+            sent += todo.len();
+            if send_chunks(
+                &agent,
+                &a.to,
+                &want,
+                &payload_path,
+                &todo,
+                (chunk, len),
+                &pb,
+            )? {
+                break;
+            }
+            last_progress = std::time::Instant::now();
+            continue;
+        }
+        if last_progress.elapsed() > wait {
+            bail!(
+                "the validator does not report the artifact complete after {}s without progress ({} chunks still missing, {} being received)",
+                a.wait_secs,
+                st.missing.len(),
+                st.in_flight.len()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    pb.finish_and_clear();
+    println!(
+        "pushed {} {} to {}: {} of {} chunks sent, verified and served; manifest digest {want}",
+        body.name,
+        body.version,
+        a.to,
+        sent.min(body.chunks.len()),
+        body.chunks.len()
+    );
+    Ok(())
+}
+
+/// What the validator holds of an artifact (its answer to the manifest).
+struct PushState {
+    complete: bool,
+    missing: Vec<u64>,
+    in_flight: Vec<u64>,
+}
+
+/// Posts the signed manifest; checks the digest admitted.
+fn post_manifest(agent: &ureq::Agent, to: &str, encoded: &[u8], want: &str) -> Result<PushState> {
     let resp = request(
-        &a.to,
+        agent,
+        to,
         "POST",
         "/v1/artifacts",
         &[("Content-Type", "application/octet-stream")],
-        Some((&mut encoded.as_slice(), encoded.len() as u64)),
+        Some((&mut &encoded[..], encoded.len() as u64)),
     )?
     .ok("manifest refused")?;
     let admitted: serde_json::Value = serde_json::from_slice(&resp.small_body()?)
         .context("the validator's answer to the manifest is not JSON")?;
     let digest = admitted["digest"]
         .as_str()
-        .ok_or_else(|| anyhow!("no digest in the validator's answer"))?
-        .to_string();
-    if digest != hex::encode(signed.digest()) {
-        bail!(
-            "the validator admitted digest {digest}, expected {}",
-            hex::encode(signed.digest())
-        );
+        .ok_or_else(|| anyhow!("no digest in the validator's answer"))?;
+    if digest != want {
+        bail!("the validator admitted digest {digest}, expected {want}");
     }
-    let missing: Vec<u64> = admitted["missing"]
-        .as_array()
-        .map(|v| v.iter().filter_map(|x| x.as_u64()).collect())
-        .unwrap_or_default();
-    let chunk = u64::from(body.chunk_size);
-    // A few chunks in flight (each PUT is verified on arrival, so the
-    // validator's hashing overlaps the next upload); each worker reads the
-    // payload through its own handle, one chunk at a time.
-    let complete = AtomicBool::new(admitted["complete"] == true);
+    let list = |k: &str| -> Vec<u64> {
+        admitted[k]
+            .as_array()
+            .map(|v| v.iter().filter_map(|x| x.as_u64()).collect())
+            .unwrap_or_default()
+    };
+    Ok(PushState {
+        complete: admitted["complete"] == true,
+        missing: list("missing"),
+        in_flight: list("in_flight"),
+    })
+}
+
+/// Sends chunks `todo` with a few uploads in flight (each PUT is verified
+/// on arrival, so the validator's hashing overlaps the next upload; each
+/// worker reads the payload through its own handle). A chunk the
+/// validator already has, or is receiving from elsewhere, is not an error.
+/// Returns true once the validator reports the artifact complete.
+fn send_chunks(
+    agent: &ureq::Agent,
+    to: &str,
+    digest: &str,
+    payload_path: &Path,
+    todo: &[u64],
+    (chunk, len): (u64, u64),
+    pb: &indicatif::ProgressBar,
+) -> Result<bool> {
+    let complete = AtomicBool::new(false);
     let next = AtomicUsize::new(0);
-    let workers = PUSH_WORKERS.min(missing.len()).max(1);
-    drop(payload);
+    let workers = PUSH_WORKERS.min(todo.len()).max(1);
     std::thread::scope(|s| -> Result<()> {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 s.spawn(|| -> Result<()> {
-                    let mut payload = File::open(&payload_path)
+                    let mut payload = File::open(payload_path)
                         .with_context(|| format!("cannot open {}", payload_path.display()))?;
                     loop {
-                        let Some(&i) = missing.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                        let Some(&i) = todo.get(next.fetch_add(1, Ordering::Relaxed)) else {
                             return Ok(());
                         };
                         let off = i * chunk;
                         let n = chunk.min(len.saturating_sub(off));
                         payload.seek(SeekFrom::Start(off))?;
                         let resp = request(
-                            &a.to,
+                            agent,
+                            to,
                             "PUT",
                             &format!("/v1/artifacts/{digest}/chunks/{i}"),
                             &[("Content-Type", "application/octet-stream")],
@@ -258,6 +371,7 @@ pub fn run_push(a: PushArgs) -> Result<()> {
                         .ok(&format!("chunk {i} refused"))?;
                         let v: serde_json::Value = serde_json::from_slice(&resp.small_body()?)
                             .context("chunk answer is not JSON")?;
+                        pb.inc(n);
                         if v["complete"] == true {
                             complete.store(true, Ordering::SeqCst);
                         }
@@ -270,17 +384,32 @@ pub fn run_push(a: PushArgs) -> Result<()> {
         }
         Ok(())
     })?;
-    let complete = complete.load(Ordering::SeqCst);
-    if !complete {
-        bail!("all chunks sent but the validator does not report the artifact complete");
-    }
+    Ok(complete.load(Ordering::SeqCst))
+}
+
+/// `vault artifact abandon`: asks a validator to abandon a partial
+/// artifact, with a statement signed by its publisher.
+pub fn run_abandon(a: AbandonArgs) -> Result<()> {
+    let version = vault::artifact::manifest::parse_version(&a.version).context("VERSION")?;
+    vault::artifact::manifest::check_model_name(&a.name).context("NAME")?;
+    let key = super::load_key(&a.key)?;
+    let statement =
+        vault::artifact::abandon::AbandonStatement::sign(&a.name, &version, now_unix(), &key)?;
+    let resp = request(
+        &agent(),
+        &a.to,
+        "POST",
+        &format!("/v1/artifacts/{}/{version}/abandon", a.name),
+        &[("Content-Type", "application/octet-stream")],
+        Some((&mut statement.as_slice(), statement.len() as u64)),
+    )?
+    .ok("abandon refused")?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&resp.small_body()?).context("the answer is not JSON")?;
+    let n = v["abandoned"].as_array().map_or(0, Vec::len);
     println!(
-        "pushed {} {} to {}: {} of {} chunks sent, verified and served; manifest digest {digest}",
-        body.name,
-        body.version,
-        a.to,
-        missing.len(),
-        body.chunks.len()
+        "{} {version}: {n} partial artifact(s) abandoned on {}, space released",
+        a.name, a.to
     );
     Ok(())
 }
@@ -303,7 +432,9 @@ fn link_new(tmp: &Path, out: &Path) -> Result<()> {
 pub fn run_pull(a: PullArgs) -> Result<()> {
     let policy = TrustPolicy::load(&a.policy).with_context(|| format!("{}", a.policy.display()))?;
     let which = a.version.as_deref().unwrap_or("latest");
+    let agent = agent();
     let resp = request(
+        &agent,
         &a.from,
         "GET",
         &format!("/v1/artifacts/{}/{which}/manifest", a.name),
@@ -331,6 +462,7 @@ pub fn run_pull(a: PullArgs) -> Result<()> {
     }
     // Ask for the exact version verified, not "latest" again.
     let resp = request(
+        &agent,
         &a.from,
         "GET",
         &format!("/v1/artifacts/{}/{}", a.name, v.version()),
@@ -359,9 +491,14 @@ pub fn run_pull(a: PullArgs) -> Result<()> {
             .create_new(true)
             .open(&tmp)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
-        let mut body = resp.body;
+        let pb = progress(
+            v.payload_len(),
+            &format!("pull {} {}", v.name(), v.version()),
+        );
+        let mut body = pb.wrap_read(resp.body);
         let n = io::copy(&mut (&mut body).take(v.payload_len() + 1), &mut f)
             .context("downloading the payload")?;
+        pb.finish_and_clear();
         if n != v.payload_len() {
             bail!(
                 "payload is {n} bytes, the manifest says {}",

@@ -2,6 +2,7 @@
 
 pub mod artifact;
 pub mod artifact_net;
+pub mod artifact_tools;
 pub mod backup;
 pub mod create;
 pub mod inspect;
