@@ -247,7 +247,10 @@ impl Mesh {
     /// 150 ms timeout) with the daemon's shipped defaults. Call before
     /// starting the validators.
     pub fn use_default_probe_settings(&self) {
-        self.edit_configs("[probe]\ninterval_ms = 200\ntimeout_ms = 150\n", "[probe]\n");
+        self.edit_configs(
+            "[probe]\ninterval_ms = 200\ntimeout_ms = 150\n",
+            "[probe]\n",
+        );
     }
 
     /// Turns Lifeguard off (plain SWIM, `probe.lifeguard = false`), for
