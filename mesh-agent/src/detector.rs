@@ -195,6 +195,8 @@ pub struct Detector {
     next: usize,
     /// xorshift64 state for shuffling the round-robin.
     rng: u64,
+    /// The first period (probes every member once) is behind us.
+    started: bool,
 }
 
 impl Detector {
@@ -214,6 +216,7 @@ impl Detector {
             order: Vec::new(),
             next: 0,
             rng: 0x9e37_79b9_7f4a_7c15,
+            started: false,
         }
     }
 
@@ -263,8 +266,14 @@ impl Detector {
     /// The members to probe this period: the next of the randomized
     /// round-robin (each member once per pass, a fresh order each pass),
     /// then every member we suspect and every member someone told us it
-    /// suspects (until our own probe settles it).
+    /// suspects (until our own probe settles it). The very first period
+    /// probes every member once, so that a validator that just started
+    /// has a first-hand view of all at once.
     pub fn probe_targets(&mut self) -> Vec<String> {
+        if !self.started {
+            self.started = true;
+            return self.members.keys().cloned().collect();
+        }
         let mut out = Vec::new();
         if self.next >= self.order.len() {
             self.order = self.members.keys().cloned().collect();
@@ -361,16 +370,17 @@ impl Detector {
         t
     }
 
-    /// News from member `from`. A higher incarnation than we know refutes
-    /// suspicion and death; a suspicion (or death) at the incarnation we
-    /// know confirms ours, or makes us probe the member ourselves. News
-    /// never makes anyone suspect or dead. News about unknown members, or
-    /// older than what we know, is ignored.
+    /// News from member `from`. A higher incarnation than we know, from
+    /// the member itself (refutations are first-hand, so that no member
+    /// can keep another alive), refutes suspicion and death; a suspicion
+    /// (or death) at the incarnation we know confirms ours, or makes us
+    /// probe the member ourselves. News never makes anyone suspect or dead.
+    /// News about unknown members, or older than what we know, is ignored.
     pub fn news(&mut self, from: &str, news: &News, now: Instant) -> Option<Transition> {
         let e = self.members.get_mut(&news.id)?;
         match news.state {
             State::Alive => {
-                if news.incarnation <= e.incarnation {
+                if from != news.id || news.incarnation <= e.incarnation {
                     return None;
                 }
                 e.incarnation = news.incarnation;
@@ -674,6 +684,7 @@ mod tests {
     #[test]
     fn news_refutes_with_a_higher_incarnation_and_never_kills() {
         let mut d = lifeguard();
+        d.probe_targets(); // the first period, which probes everyone
         let t0 = Instant::now();
         d.probe_ok("b", 5, t0);
         let suspect = News {
@@ -697,14 +708,15 @@ mod tests {
             incarnation: 5,
         };
         assert!(
-            d.news("c", &stale, t0).is_none(),
+            d.news("b", &stale, t0).is_none(),
             "not newer: no refutation"
         );
         let fresh = News {
             incarnation: 6,
             ..stale
         };
-        let t = d.news("c", &fresh, t0).expect("refuted");
+        assert!(d.news("c", &fresh, t0).is_none(), "only b may refute for b");
+        let t = d.news("b", &fresh, t0).expect("refuted");
         assert_eq!((t.from, t.to), (State::Suspect, State::Alive));
         assert_eq!(d.incarnation("b"), Some(6));
         assert!(
@@ -726,6 +738,7 @@ mod tests {
     #[test]
     fn round_robin_probes_each_member_once_per_pass_plus_suspects() {
         let mut d = lifeguard().with_seed(42);
+        assert_eq!(d.probe_targets().len(), 5, "the first period probes all");
         let mut pass: Vec<String> = (0..5).flat_map(|_| d.probe_targets()).collect();
         assert_eq!(pass.len(), 5, "one target per period");
         pass.sort();

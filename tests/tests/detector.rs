@@ -215,3 +215,68 @@ fn a_starved_validator_kills_nobody_short() {
 fn a_validator_starved_for_a_minute_kills_nobody() {
     starved(60);
 }
+
+/// Dead is not lost: a holder declared dead that comes back within the
+/// heal grace period is not healed (no repair, no new epoch, nothing
+/// pending), at the harness's fast probe settings.
+#[test]
+fn a_holder_back_within_the_grace_period_is_not_healed() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut mesh = Mesh::with_spares(4, 3, 1);
+    mesh.set_heal_grace_ms(6_000);
+    mesh.start_all();
+    let holder = 3;
+    let dead = format!("peer=\"validator-{}\",state=\"dead\"", holder + 1);
+    assert!(mesh.wait_metrics(0, Duration::from_secs(20), |m| all_alive_of(m, 0, 5)));
+    mesh.pause(holder);
+    let declared = mesh.wait_metrics(0, Duration::from_secs(10), |m| {
+        sample(m, "pqvault_peer_state", &dead) == Some(1.0)
+    });
+    mesh.resume(holder);
+    assert!(declared, "the paused holder was never declared dead");
+    let others = [0usize, 1, 2, 4];
+    let t0 = Instant::now();
+    let mut pending = 0.0f64;
+    while t0.elapsed() < Duration::from_secs(10) {
+        pending = pending.max(heal_pending(&mesh, &others));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        pending, 0.0,
+        "a heal was pending for a holder that came back"
+    );
+    for i in others {
+        let m = mesh.metrics(i);
+        let repairs: f64 = m
+            .lines()
+            .filter(|l| l.starts_with("pqvault_repairs_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        assert_eq!(repairs, 0.0, "validator-{} led a repair", i + 1);
+        assert!(
+            sample(&m, "pqvault_peer_state", &dead) != Some(1.0),
+            "validator-{} still thinks the holder dead",
+            i + 1
+        );
+    }
+    assert!(
+        !healing_started(&mesh),
+        "a heal started: {}",
+        pqvault_tests::healing_log(&mesh)
+    );
+}
+
+fn all_alive_of(metrics: &str, me: usize, n: usize) -> bool {
+    (0..n).filter(|&j| j != me).all(|j| {
+        sample(
+            metrics,
+            "pqvault_peer_state",
+            &format!("peer=\"validator-{}\",state=\"alive\"", j + 1),
+        ) == Some(1.0)
+    })
+}
+
+fn healing_started(mesh: &Mesh) -> bool {
+    (0..mesh.nodes.len())
+        .any(|i| sample(&mesh.metrics(i), "pqvault_vault_epoch", "").is_some_and(|e| e > 1.0))
+}

@@ -137,7 +137,6 @@ async fn hello(
     Extension(peer): Extension<PeerInfo>,
 ) -> Json<Hello> {
     state.count("hello", 200);
-    state.heard_from(&peer.id);
     let vaults = state
         .store
         .lock()
@@ -167,7 +166,6 @@ async fn news(
         state.count("news", 400);
         return (StatusCode::BAD_REQUEST, "not detector news\n").into_response();
     };
-    state.heard_from(&peer.id);
     state.absorb(&peer.id, &b.news);
     state.count("news", 200);
     Json(NewsBody {
@@ -185,13 +183,12 @@ async fn probe(
         state.count("probe", 404);
         return (StatusCode::NOT_FOUND, "not a member\n").into_response();
     };
-    state.heard_from(&peer.id);
     let incarnation = match state.probe_hello(&target).await {
         Probe::Ok(h, _) => {
             state.answered(&member, &h);
             Some(h.incarnation)
         }
-        Probe::Failed(_) => {
+        Probe::Failed(_) | Probe::Refused(_) => {
             // Our own probe failed too: our own evidence, confirmed by the
             // caller's.
             let report = Indirect {

@@ -53,8 +53,10 @@ const STALL_SLACK: Duration = Duration::from_millis(100);
 pub enum Probe {
     /// It answered: what it said and the round-trip time.
     Ok(Hello, Duration),
-    /// No usable answer within the timeout (or refused), after this long.
+    /// No usable answer within the timeout, after this long.
     Failed(Duration),
+    /// No connection could be opened: nobody listens there.
+    Refused(Duration),
     /// The probe failed long after its timeout: our own process stalled,
     /// so the failure says nothing about the target.
     Stalled,
@@ -234,7 +236,7 @@ impl State {
                 self.answered(&m.id, &h);
                 Some(h.incarnation)
             }
-            Probe::Failed(_) | Probe::Stalled => None,
+            Probe::Failed(_) | Probe::Refused(_) | Probe::Stalled => None,
         }
     }
 
@@ -252,6 +254,9 @@ impl State {
             .get(m, "/v1/hello", 64 << 10)
             .await;
         let rtt = t0.elapsed();
+        if r.as_ref().is_err_and(|e| e.refused()) {
+            return Probe::Refused(rtt);
+        }
         let hello = r
             .ok()
             .filter(|r| r.status == 200)
@@ -310,7 +315,9 @@ impl State {
                 continue;
             };
             if g.id == self.id {
-                if s != MemberState::Alive && g.incarnation >= self.incarnation() {
+                // Only a suspicion of our current incarnation: an older one
+                // is refuted already, a higher one is forged.
+                if s != MemberState::Alive && g.incarnation == self.incarnation() {
                     let inc = g.incarnation.saturating_add(1);
                     self.incarnation.fetch_max(inc, Ordering::AcqRel);
                     self.self_refuted.fetch_add(1, Ordering::AcqRel);
@@ -369,12 +376,14 @@ impl State {
     /// Asks `helper` to probe `target` for us.
     async fn probe_indirect(&self, helper: &Member, target: &str) -> IndirectAnswer {
         // The helper itself waits up to its probe timeout for the target.
-        let Ok(r) = self
+        let r = match self
             .ctl
             .get(helper, &format!("/v1/probe/{target}"), 4 << 10)
             .await
-        else {
-            return IndirectAnswer::Silent;
+        {
+            Ok(r) => r,
+            Err(e) if e.refused() => return IndirectAnswer::Gone,
+            Err(_) => return IndirectAnswer::Silent,
         };
         match serde_json::from_slice::<ProbeResult>(&r.body) {
             Ok(p) if r.status == 200 && p.target == target => {
@@ -713,8 +722,11 @@ enum IndirectAnswer {
     Ack(u64),
     /// It answered us but could not reach the target: a confirmation.
     Nack,
-    /// No usable answer: the helper is down, or we are in trouble.
+    /// No usable answer in time: the helper is stalled, or we are in
+    /// trouble.
     Silent,
+    /// The helper refused the connection: it is down, not us.
+    Gone,
 }
 
 /// One probe period: a direct probe of this period's targets (the next
@@ -741,11 +753,20 @@ pub async fn probe_round(state: &Arc<State>) {
     // Signs that we, not they, are in trouble (Lifeguard's local health).
     let mut worse = state.self_refuted.swap(0, Ordering::AcqRel);
     let mut acked = 0;
+    // Targets that refused the connection: nobody listens, not our fault.
+    let mut refused = std::collections::BTreeSet::new();
     for (m, outcome) in futures_join_all(direct).await {
         let labels = [m.id.as_str()];
         let (hello, rtt) = match outcome {
             Probe::Ok(h, rtt) => (Some(h), rtt),
             Probe::Failed(rtt) => (None, rtt),
+            Probe::Refused(rtt) => {
+                // A conclusive answer (nobody listens), not our trouble:
+                // counts towards healing local health like an ack.
+                acked += 1;
+                refused.insert(m.id.clone());
+                (None, rtt)
+            }
             Probe::Stalled => {
                 // Our own process stalled past the timeout: says nothing
                 // about the target.
@@ -821,8 +842,12 @@ pub async fn probe_round(state: &Arc<State>) {
                 _ => None,
             })
             .max();
+        // Helpers that refused the connection are down: they owed no nack.
         let report = Indirect {
-            asked: answers.len(),
+            asked: answers
+                .iter()
+                .filter(|(_, a)| *a != IndirectAnswer::Gone)
+                .count(),
             nacked_by: answers
                 .iter()
                 .filter(|(_, a)| *a == IndirectAnswer::Nack)
@@ -844,7 +869,9 @@ pub async fn probe_round(state: &Arc<State>) {
                     // about our own health: probing the dead fails by nature.
                     if d.state(&target.id) != Some(MemberState::Dead) {
                         worse += match report.asked {
-                            0 => 1,
+                            // Nobody to vouch for us: a timeout may be ours,
+                            // a refused connection is not.
+                            0 => usize::from(!refused.contains(&target.id)),
                             _ => report.missed(),
                         };
                     }
