@@ -1,39 +1,55 @@
-//! SWIM-style failure detection with Lifeguard-style suspicion, as a pure
-//! state machine (the validator drives it with probe results and time).
+//! SWIM failure detection with Lifeguard, as a pure state machine: it owns
+//! each member's state (alive, suspect, dead), incarnations, suspicion
+//! timers, the probe schedule and local health. The validator drives it
+//! with probe results, news and time; it answers with transitions.
 //!
-//! Each probe period the validator probes every member directly. When a
-//! direct probe fails it asks up to `k` other live members to probe the
+//! **Probing (SWIM).** Each probe period the validator probes *one* member,
+//! the next of a randomized round-robin ([`Detector::probe_targets`]), so
+//! the failure-detection load per member stays constant however large the
+//! mesh. Members we suspect, and members another member told us it
+//! suspects, are probed too, every period, until settled. When a direct
+//! probe fails the validator asks up to `k` other live members to probe the
 //! target for it (indirect probes), so one lossy link does not condemn a
-//! peer. If every probe fails the member becomes **suspect**; if no probe
-//! succeeds within the suspicion timeout it is declared **dead**. Any later
-//! successful probe refutes suspicion or death (a restarted validator
-//! rejoins with a higher incarnation, its boot time).
+//! peer. If every probe fails the member becomes **suspect**, dated when
+//! the failure was *observed*; if the suspicion is not refuted within the
+//! suspicion timeout it is declared **dead**.
 //!
-//! Two Lifeguard refinements (Dadgar et al., "Lifeguard: Local Health
-//! Awareness for More Accurate Failure Detection", 2018) keep a slow or
-//! overloaded validator from condemning healthy peers:
+//! **News.** What a validator suspects, and its own incarnation, travel
+//! piggybacked on probe answers and are pushed once when a suspicion starts
+//! or is refuted ([`News`]). News never declares anyone dead: a member is
+//! declared dead only on our own failed probes. News of a suspicion makes
+//! us probe the suspect ourselves and, if we suspect it too, counts as a
+//! confirmation; news of a higher incarnation refutes suspicion and death
+//! (a suspected member that hears of it raises its incarnation).
 //!
-//! * **Suspicion scaled by confirmations (LHA-Suspicion).** A helper that
-//!   reached us but not the target answers with a *nack*: an independent
-//!   confirmation. The suspicion timeout starts at `suspicion_max` and
-//!   falls towards `suspicion_min` as distinct helpers confirm, over
-//!   successive rounds: `max - (max - min) * ln(C + 1) / ln(K + 1)` with
-//!   `C` confirmations of the `K = k` expected. A dead peer in a healthy
-//!   mesh is confirmed by every helper at once and is declared dead after
-//!   `suspicion_min`; a suspicion nobody else shares takes `suspicion_max`.
-//! * **Local health awareness (LHA-Probe).** A score in `0..=awareness_max`
-//!   rises for each expected nack that never came (our own requests are
-//!   failing: probably us, not them) and falls by one after a round in
-//!   which every probe got an answer. The validator multiplies its probe
-//!   timeout by `awareness + 1` ([`Detector::scale`]), so a validator
-//!   starved of CPU or network waits longer before it blames anyone.
+//! **Lifeguard** (Dadgar et al., "Lifeguard: Local Health Awareness for
+//! More Accurate Failure Detection", 2018), on unless the configuration
+//! asks for plain SWIM (comparison only):
+//!
+//! * *LHA-Suspicion.* The suspicion timeout starts at `suspicion_max` and
+//!   falls towards `suspicion_min` as independent confirmations arrive:
+//!   `max - (max - min) * ln(C + 1) / ln(K + 1)` with `C` confirmations of
+//!   the `K = k` expected. A confirmation is a nack from a helper or news
+//!   from a member that suspects the same member on its own probes; it
+//!   counts only from a member not counted yet, and only one per
+//!   `window` (helpers that saw the same stall at the same moment are one
+//!   observation, not two).
+//! * *LHA-Probe.* A local health score in `0..=awareness_max` rises for
+//!   each failed probe that no helper confirmed, each missed nack, each
+//!   direct probe that failed while an indirect one reached the target, and
+//!   each suspicion of ourselves we had to refute; it falls by one after a
+//!   period in which every probe got an answer. The validator multiplies
+//!   both its probe interval and its probe timeout by `awareness + 1`
+//!   ([`Detector::scale`]), and while the score is above zero it declares
+//!   nobody dead on its own evidence alone: at least one confirmation from
+//!   another member is needed.
 //!
 //! Why not `foca`: foca implements SWIM over an unreliable datagram
 //! transport with its own gossip of membership. Here membership comes from
 //! configuration and discovery, every message is an authenticated mTLS
-//! request/response, and the detector only informs the leader; a local
-//! state machine this small is easier to audit than an adapter that
-//! tunnels foca's datagrams through HTTP.
+//! request/response, and only detector news is gossiped; a local state
+//! machine this small is easier to audit than an adapter that tunnels
+//! foca's datagrams through HTTP.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -50,13 +66,18 @@ pub enum State {
 }
 
 impl State {
-    /// Stable lower-case name (metric label).
+    /// Stable lower-case name (metric label, news).
     pub fn name(self) -> &'static str {
         match self {
             State::Alive => "alive",
             State::Suspect => "suspect",
             State::Dead => "dead",
         }
+    }
+
+    /// The state named `name` by [`State::name`].
+    pub fn from_name(name: &str) -> Option<State> {
+        State::ALL.into_iter().find(|s| s.name() == name)
     }
 
     /// Every state, for exporting one gauge per state.
@@ -77,7 +98,7 @@ pub struct Transition {
 /// Timing and fan-out of the detector.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Suspicion timeout once every expected helper has confirmed.
+    /// Suspicion timeout once every expected confirmation has come.
     pub suspicion_min: Duration,
     /// Suspicion timeout with no confirmation (at least `suspicion_min`).
     pub suspicion_max: Duration,
@@ -86,16 +107,23 @@ pub struct Config {
     pub indirect: usize,
     /// Highest local health awareness score.
     pub awareness_max: u32,
+    /// Confirmations count at most one per window (the probe interval).
+    pub window: Duration,
+    /// Lifeguard on; off is plain SWIM: one fixed suspicion timeout
+    /// (`suspicion_min`), no local health. For comparison only.
+    pub lifeguard: bool,
 }
 
 impl Config {
-    /// Plain SWIM timing: one fixed suspicion timeout, no awareness.
+    /// Plain SWIM timing: one fixed suspicion timeout, no local health.
     pub fn fixed(suspicion: Duration, indirect: usize) -> Self {
         Config {
             suspicion_min: suspicion,
             suspicion_max: suspicion,
             indirect,
             awareness_max: 0,
+            window: Duration::ZERO,
+            lifeguard: false,
         }
     }
 }
@@ -116,14 +144,29 @@ impl Indirect {
     }
 }
 
+/// One item of detector news: what a member says about a member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct News {
+    /// The member the news is about.
+    pub id: String,
+    /// Its state in the teller's view.
+    pub state: State,
+    /// Its incarnation in the teller's view.
+    pub incarnation: u64,
+}
+
 #[derive(Debug, Clone)]
 struct Entry {
     state: State,
     suspect_since: Option<Instant>,
     dead_since: Option<Instant>,
     incarnation: u64,
-    /// Distinct helpers that confirmed the current suspicion.
+    /// Distinct members that confirmed the current suspicion.
     confirmations: BTreeSet<String>,
+    /// When the latest confirmation was counted.
+    confirmed_at: Option<Instant>,
+    /// Someone told us it suspects this member: probe it ourselves.
+    verify: bool,
 }
 
 impl Entry {
@@ -134,6 +177,8 @@ impl Entry {
             dead_since: None,
             incarnation: 0,
             confirmations: BTreeSet::new(),
+            confirmed_at: None,
+            verify: false,
         }
     }
 }
@@ -145,18 +190,49 @@ pub struct Detector {
     config: Config,
     awareness: u32,
     rotation: usize,
+    /// The current round-robin order and our place in it.
+    order: Vec<String>,
+    next: usize,
+    /// xorshift64 state for shuffling the round-robin.
+    rng: u64,
+    /// The first period (probes every member once) is behind us.
+    started: bool,
 }
 
 impl Detector {
-    /// Starts with every member alive.
+    /// Starts with every member alive; `seed` shuffles the probe order
+    /// (give each validator its own, so that probes spread over the mesh).
     pub fn new<I: IntoIterator<Item = String>>(ids: I, mut config: Config) -> Self {
         config.suspicion_max = config.suspicion_max.max(config.suspicion_min);
+        if !config.lifeguard {
+            config.suspicion_max = config.suspicion_min;
+            config.awareness_max = 0;
+        }
         Detector {
             members: ids.into_iter().map(|id| (id, Entry::alive())).collect(),
             config,
             awareness: 0,
             rotation: 0,
+            order: Vec::new(),
+            next: 0,
+            rng: 0x9e37_79b9_7f4a_7c15,
+            started: false,
         }
+    }
+
+    /// Seeds the shuffle of the probe order (any value; 0 is replaced).
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.rng = if seed == 0 {
+            0x9e37_79b9_7f4a_7c15
+        } else {
+            seed
+        };
+        self
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// Adds a member (alive, as it just answered); false if already known.
@@ -178,6 +254,52 @@ impl Detector {
         self.members.iter().map(|(id, e)| (id.as_str(), e.state))
     }
 
+    fn random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+
+    /// The members to probe this period: the next of the randomized
+    /// round-robin (each member once per pass, a fresh order each pass),
+    /// then every member we suspect and every member someone told us it
+    /// suspects (until our own probe settles it). The very first period
+    /// probes every member once, so that a validator that just started
+    /// has a first-hand view of all at once.
+    pub fn probe_targets(&mut self) -> Vec<String> {
+        if !self.started {
+            self.started = true;
+            return self.members.keys().cloned().collect();
+        }
+        let mut out = Vec::new();
+        if self.next >= self.order.len() {
+            self.order = self.members.keys().cloned().collect();
+            for i in (1..self.order.len()).rev() {
+                let j = (self.random() % (i as u64 + 1)) as usize;
+                self.order.swap(i, j);
+            }
+            self.next = 0;
+        }
+        while self.next < self.order.len() {
+            let id = self.order[self.next].clone();
+            self.next += 1;
+            if self.members.contains_key(&id) {
+                out.push(id);
+                break;
+            }
+        }
+        for (id, e) in self.members.iter_mut() {
+            if (e.state == State::Suspect || e.verify) && !out.contains(id) {
+                out.push(id.clone());
+            }
+            e.verify = false;
+        }
+        out
+    }
+
     fn set(&mut self, id: &str, to: State, now: Instant) -> Option<Transition> {
         let e = self.members.get_mut(id)?;
         let from = e.state;
@@ -189,6 +311,7 @@ impl Detector {
         e.dead_since = (to == State::Dead).then_some(now);
         if to != State::Suspect {
             e.confirmations.clear();
+            e.confirmed_at = None;
         }
         Some(Transition {
             id: id.to_string(),
@@ -197,18 +320,40 @@ impl Detector {
         })
     }
 
-    /// A probe (direct or indirect) of `id` succeeded; `incarnation` is what
-    /// the member reported about itself.
+    /// Counts `by` as a confirmation of the suspicion of `id` if it is a
+    /// member not counted yet and no confirmation was counted in the
+    /// current window.
+    fn confirm(&mut self, id: &str, by: &str, now: Instant) {
+        let window = self.config.window;
+        let Some(e) = self.members.get_mut(id) else {
+            return;
+        };
+        if e.state != State::Suspect || by == id || e.confirmations.contains(by) {
+            return;
+        }
+        if e.confirmed_at
+            .is_some_and(|t| now.saturating_duration_since(t) < window)
+        {
+            return;
+        }
+        e.confirmations.insert(by.to_string());
+        e.confirmed_at = Some(now);
+    }
+
+    /// A probe (direct or indirect) of `id` succeeded, or `id` itself just
+    /// sent us an authenticated request; `incarnation` is what the member
+    /// reported about itself (0: unknown). Always refutes.
     pub fn probe_ok(&mut self, id: &str, incarnation: u64, now: Instant) -> Option<Transition> {
         if let Some(e) = self.members.get_mut(id) {
             e.incarnation = e.incarnation.max(incarnation);
+            e.verify = false;
         }
         self.set(id, State::Alive, now)
     }
 
-    /// The direct probe of `id` failed and so did every indirect probe:
-    /// an alive member becomes suspect, dated `now`. Helpers that nacked
-    /// confirm the suspicion (a member already suspect gathers them).
+    /// The direct probe of `id` failed and so did every indirect probe,
+    /// observed at `now`: an alive member becomes suspect, dated `now`.
+    /// Helpers that nacked confirm the suspicion (one per window).
     pub fn probes_failed(
         &mut self,
         id: &str,
@@ -219,13 +364,54 @@ impl Detector {
             State::Alive => self.set(id, State::Suspect, now),
             State::Suspect | State::Dead => None,
         };
-        if let Some(e) = self.members.get_mut(id) {
-            if e.state == State::Suspect {
-                e.confirmations
-                    .extend(indirect.nacked_by.iter().filter(|h| *h != id).cloned());
-            }
+        for h in &indirect.nacked_by {
+            self.confirm(id, h, now);
         }
         t
+    }
+
+    /// News from member `from`. A higher incarnation than we know, from
+    /// the member itself (refutations are first-hand, so that no member
+    /// can keep another alive), refutes suspicion and death; a suspicion
+    /// (or death) at the incarnation we know confirms ours, or makes us
+    /// probe the member ourselves. News never makes anyone suspect or dead.
+    /// News about unknown members, or older than what we know, is ignored.
+    pub fn news(&mut self, from: &str, news: &News, now: Instant) -> Option<Transition> {
+        let e = self.members.get_mut(&news.id)?;
+        match news.state {
+            State::Alive => {
+                if from != news.id || news.incarnation <= e.incarnation {
+                    return None;
+                }
+                e.incarnation = news.incarnation;
+                self.set(&news.id, State::Alive, now)
+            }
+            State::Suspect | State::Dead => {
+                if news.incarnation < e.incarnation {
+                    return None;
+                }
+                match e.state {
+                    State::Alive => e.verify = true,
+                    State::Suspect => self.confirm(&news.id, from, now),
+                    State::Dead => {}
+                }
+                None
+            }
+        }
+    }
+
+    /// What we would tell others: every member we suspect or declared
+    /// dead, with the incarnation we know.
+    pub fn gossip(&self) -> Vec<News> {
+        self.members
+            .iter()
+            .filter(|(_, e)| e.state != State::Alive)
+            .map(|(id, e)| News {
+                id: id.clone(),
+                state: e.state,
+                incarnation: e.incarnation,
+            })
+            .collect()
     }
 
     /// Independent confirmations of the suspicion of `id`.
@@ -252,12 +438,16 @@ impl Detector {
     }
 
     /// Declares dead every member suspect for longer than its timeout.
+    /// While our own health is impaired (awareness above zero), a
+    /// suspicion nobody else confirmed never expires.
     pub fn tick(&mut self, now: Instant) -> Vec<Transition> {
+        let impaired = self.awareness > 0;
         let expired: Vec<String> = self
             .members
             .iter()
             .filter(|(_, e)| {
                 e.state == State::Suspect
+                    && !(impaired && e.confirmations.is_empty())
                     && e.suspect_since.is_some_and(|t| {
                         now.saturating_duration_since(t)
                             >= self.suspicion_timeout(e.confirmations.len())
@@ -290,14 +480,15 @@ impl Detector {
             .collect()
     }
 
-    /// Updates local health after a probe round: `missed` expected nacks
-    /// never came (a failing member with no helper to ask counts one);
-    /// with none missed, a round in which `acked` probes succeeded lowers
-    /// awareness by one.
-    pub fn round_done(&mut self, missed: usize, acked: usize) {
+    /// Updates local health after a probe period: `worse` counts the
+    /// period's signs that we, not they, are in trouble (failed probes no
+    /// helper confirmed, missed nacks, direct probes that failed where an
+    /// indirect one succeeded, suspicions of ourselves refuted); with none,
+    /// a period in which `acked` probes succeeded lowers awareness by one.
+    pub fn round_done(&mut self, worse: usize, acked: usize) {
         let max = self.config.awareness_max;
-        if missed > 0 {
-            let up = u32::try_from(missed).unwrap_or(u32::MAX);
+        if worse > 0 {
+            let up = u32::try_from(worse).unwrap_or(u32::MAX);
             self.awareness = self.awareness.saturating_add(up).min(max);
         } else if acked > 0 {
             self.awareness = self.awareness.saturating_sub(1);
@@ -309,9 +500,10 @@ impl Detector {
         self.awareness
     }
 
-    /// `timeout` stretched by local health: `timeout * (awareness + 1)`.
-    pub fn scale(&self, timeout: Duration) -> Duration {
-        timeout.saturating_mul(self.awareness + 1)
+    /// `d` (the probe timeout or interval) stretched by local health:
+    /// `d * (awareness + 1)`.
+    pub fn scale(&self, d: Duration) -> Duration {
+        d.saturating_mul(self.awareness + 1)
     }
 
     /// How long `id` has been dead, if it is.
@@ -421,6 +613,8 @@ mod tests {
                 suspicion_max: Duration::from_millis(800),
                 indirect: 2,
                 awareness_max: 4,
+                window: Duration::from_millis(100),
+                lifeguard: true,
             },
         )
     }
@@ -450,15 +644,137 @@ mod tests {
     }
 
     #[test]
-    fn confirmed_suspicion_expires_at_the_minimum() {
+    fn confirmations_count_once_per_window_and_member() {
         let mut d = lifeguard();
         let t0 = Instant::now();
+        // Two helpers that saw the same stall at the same moment: one.
         d.probes_failed("b", &nacks(&["c", "d"]), t0);
+        assert_eq!(d.confirmations("b"), 1);
+        // Another member, in the same window: still one.
+        let e = News {
+            id: "b".into(),
+            state: State::Suspect,
+            incarnation: 0,
+        };
+        d.news("e", &e, t0 + Duration::from_millis(50));
+        assert_eq!(d.confirmations("b"), 1);
+        // A later window, a member already counted: still one.
+        d.probes_failed("b", &nacks(&["c"]), t0 + Duration::from_millis(150));
+        assert_eq!(d.confirmations("b"), 1);
+        d.news("e", &e, t0 + Duration::from_millis(150));
         assert_eq!(d.confirmations("b"), 2);
         assert!(d.tick(t0 + Duration::from_millis(199)).is_empty());
         assert_eq!(d.tick(t0 + Duration::from_millis(200)).len(), 1);
         assert_eq!(d.state("b"), Some(State::Dead));
         assert_eq!(d.confirmations("b"), 0, "confirmations end with suspicion");
+    }
+
+    #[test]
+    fn suspicion_is_dated_when_observed() {
+        let mut d = lifeguard();
+        let t0 = Instant::now();
+        // A round that started at t0 observed the failure 600 ms later: the
+        // suspicion lasts its full timeout from then.
+        let seen = t0 + Duration::from_millis(600);
+        d.probes_failed("b", &nacks(&[]), seen);
+        assert!(d.tick(seen + Duration::from_millis(799)).is_empty());
+        assert_eq!(d.tick(seen + Duration::from_millis(800)).len(), 1);
+    }
+
+    #[test]
+    fn news_refutes_with_a_higher_incarnation_and_never_kills() {
+        let mut d = lifeguard();
+        d.probe_targets(); // the first period, which probes everyone
+        let t0 = Instant::now();
+        d.probe_ok("b", 5, t0);
+        let suspect = News {
+            id: "b".into(),
+            state: State::Suspect,
+            incarnation: 5,
+        };
+        let dead = News {
+            state: State::Dead,
+            ..suspect.clone()
+        };
+        assert!(d.news("c", &suspect, t0).is_none());
+        assert!(d.news("d", &dead, t0).is_none());
+        assert_eq!(d.state("b"), Some(State::Alive), "news alone kills nobody");
+        // ... but makes us probe it ourselves, once.
+        assert!(d.probe_targets().contains(&"b".to_string()));
+        d.probes_failed("b", &nacks(&[]), t0);
+        let stale = News {
+            id: "b".into(),
+            state: State::Alive,
+            incarnation: 5,
+        };
+        assert!(
+            d.news("b", &stale, t0).is_none(),
+            "not newer: no refutation"
+        );
+        let fresh = News {
+            incarnation: 6,
+            ..stale
+        };
+        assert!(d.news("c", &fresh, t0).is_none(), "only b may refute for b");
+        let t = d.news("b", &fresh, t0).expect("refuted");
+        assert_eq!((t.from, t.to), (State::Suspect, State::Alive));
+        assert_eq!(d.incarnation("b"), Some(6));
+        assert!(
+            d.news("c", &suspect, t0).is_none(),
+            "stale suspicion ignored"
+        );
+        assert!(d.gossip().is_empty());
+        d.probes_failed("b", &nacks(&[]), t0);
+        assert_eq!(
+            d.gossip(),
+            vec![News {
+                id: "b".into(),
+                state: State::Suspect,
+                incarnation: 6
+            }]
+        );
+    }
+
+    #[test]
+    fn round_robin_probes_each_member_once_per_pass_plus_suspects() {
+        let mut d = lifeguard().with_seed(42);
+        assert_eq!(d.probe_targets().len(), 5, "the first period probes all");
+        let mut pass: Vec<String> = (0..5).flat_map(|_| d.probe_targets()).collect();
+        assert_eq!(pass.len(), 5, "one target per period");
+        pass.sort();
+        assert_eq!(pass, ["a", "b", "c", "d", "e"]);
+        d.probes_failed("c", &nacks(&[]), Instant::now());
+        for _ in 0..5 {
+            let t = d.probe_targets();
+            assert!(
+                t.contains(&"c".to_string()),
+                "a suspect is probed every period"
+            );
+            assert!(t.len() <= 2);
+        }
+        let orders: BTreeSet<Vec<String>> = (0..4)
+            .map(|_| {
+                (0..5)
+                    .flat_map(|_| d.probe_targets())
+                    .filter(|id| id != "c")
+                    .collect()
+            })
+            .collect();
+        assert!(orders.len() > 1, "each pass is shuffled afresh");
+    }
+
+    #[test]
+    fn impaired_validator_needs_a_confirmation() {
+        let mut d = lifeguard();
+        let t0 = Instant::now();
+        d.round_done(1, 0);
+        d.probes_failed("b", &nacks(&[]), t0);
+        assert!(
+            d.tick(t0 + Duration::from_secs(60)).is_empty(),
+            "our own evidence alone kills nobody while we are unhealthy"
+        );
+        d.probes_failed("b", &nacks(&["c"]), t0);
+        assert_eq!(d.tick(t0 + Duration::from_secs(60)).len(), 1);
     }
 
     #[test]
@@ -483,9 +799,9 @@ mod tests {
         let t0 = Instant::now();
         d.probes_failed("b", &nacks(&["c", "d"]), t0);
         d.probe_ok("b", 1, t0);
-        d.probes_failed("b", &nacks(&[]), t0);
+        d.probes_failed("b", &nacks(&[]), t0 + Duration::from_millis(300));
         assert_eq!(d.confirmations("b"), 0);
-        assert!(d.tick(t0 + Duration::from_millis(500)).is_empty());
+        assert!(d.tick(t0 + Duration::from_millis(800)).is_empty());
     }
 
     #[test]

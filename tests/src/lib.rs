@@ -273,6 +273,23 @@ impl Mesh {
         self.edit_configs("grace_ms = 600", &format!("grace_ms = {ms}"));
     }
 
+    /// Replaces the harness's fast `[probe]` settings (200 ms interval,
+    /// 150 ms timeout) with the daemon's shipped defaults. Call before
+    /// starting the validators.
+    pub fn use_default_probe_settings(&self) {
+        self.edit_configs(
+            "[probe]\ninterval_ms = 200\ntimeout_ms = 150\n",
+            "[probe]\n",
+        );
+    }
+
+    /// Turns Lifeguard off (plain SWIM, `probe.lifeguard = false`), for
+    /// comparison only. Call after [`Mesh::use_default_probe_settings`],
+    /// before starting the validators.
+    pub fn use_plain_swim(&self) {
+        self.edit_configs("[probe]\n", "[probe]\nlifeguard = false\n");
+    }
+
     /// Sets how long lost shares wait for spares before the survivors
     /// re-share (default 10 minutes here, so no test re-shares unasked).
     pub fn set_reshare_after_ms(&self, ms: u64) {

@@ -6,6 +6,8 @@
 //!   checks); it is encrypted to us, so serving it reveals nothing.
 //! * `GET /v1/probe/{member}`: probe another member on the caller's behalf
 //!   (SWIM indirect probe); only members may be named.
+//! * `POST /v1/news` (JSON [`NewsBody`] in and out): failure-detector news
+//!   pushed when a suspicion starts or is refuted; answered with ours.
 //! * `GET /v1/identity`: our public identity (`PQVI`), bound to our member id
 //!   by the mTLS certificate it is served under.
 //! * `GET /v1/vaults/{vault}/proof`: the anchor and certified steps of the
@@ -32,7 +34,7 @@
 //! Connections are accepted only from certificates of the mesh CA whose
 //! validator id is a member; see [`crate::server`].
 
-use crate::daemon::State;
+use crate::daemon::{Probe, State};
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, State as AxState};
@@ -40,8 +42,10 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
+use mesh_agent::detector::Indirect;
 use serde::Serialize;
 use std::sync::Arc;
+use std::time::Instant;
 use vault::manifest::VaultId;
 
 /// What the TLS layer learned about the caller.
@@ -64,8 +68,35 @@ pub struct Hello {
     pub kx_group: String,
     /// Vaults held: (vault id, epoch).
     pub vaults: Vec<(String, u64)>,
-    /// Our incarnation: boot time in Unix milliseconds (refutes old deaths).
+    /// Our incarnation: boot time in Unix milliseconds, raised by each
+    /// refutation of a suspicion of us (refutes old suspicions and deaths).
     pub incarnation: u64,
+    /// Our boot time in Unix milliseconds (0 from older validators).
+    #[serde(default)]
+    pub booted: u64,
+    /// Failure-detector news: the members we suspect or declared dead.
+    #[serde(default)]
+    pub news: Vec<Gossip>,
+}
+
+/// One item of failure-detector news (see `mesh_agent::detector`): never
+/// enough for the receiver to declare anyone dead.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Gossip {
+    /// Member the news is about.
+    pub id: String,
+    /// `alive`, `suspect` or `dead` in the teller's view.
+    pub state: String,
+    /// Its incarnation in the teller's view.
+    pub incarnation: u64,
+}
+
+/// `POST /v1/news` request and response body.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct NewsBody {
+    /// The news.
+    #[serde(default)]
+    pub news: Vec<Gossip>,
 }
 
 /// `GET /v1/probe/{member}` response.
@@ -85,6 +116,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/hello", get(hello))
         .route("/v1/vaults/{vault}/shard", get(shard))
         .route("/v1/probe/{member}", get(probe))
+        .route("/v1/news", post(news))
         .route("/v1/identity", get(identity))
         .route("/v1/vaults/{vault}/proof", get(proof))
         .route("/v1/vaults/{vault}/policy", get(policy))
@@ -122,16 +154,64 @@ async fn hello(
         peer: peer.id,
         kx_group: peer.kx_group,
         vaults,
-        incarnation: state.incarnation,
+        incarnation: state.incarnation(),
+        booted: state.booted,
+        news: state.gossip(),
     })
 }
 
-async fn probe(AxState(state): AxState<Arc<State>>, Path(member): Path<String>) -> Response {
+async fn news(
+    AxState(state): AxState<Arc<State>>,
+    Extension(peer): Extension<PeerInfo>,
+    body: Bytes,
+) -> Response {
+    let Ok(b) = serde_json::from_slice::<NewsBody>(&body) else {
+        state.count("news", 400);
+        return (StatusCode::BAD_REQUEST, "not detector news\n").into_response();
+    };
+    state.absorb(&peer.id, &b.news);
+    state.count("news", 200);
+    Json(NewsBody {
+        news: state.gossip(),
+    })
+    .into_response()
+}
+
+async fn probe(
+    AxState(state): AxState<Arc<State>>,
+    Extension(peer): Extension<PeerInfo>,
+    Path(member): Path<String>,
+) -> Response {
     let Some(target) = state.members().iter().find(|m| m.id == member).cloned() else {
         state.count("probe", 404);
         return (StatusCode::NOT_FOUND, "not a member\n").into_response();
     };
-    let incarnation = state.probe_direct(&target).await;
+    let incarnation = match state.probe_hello(&target).await {
+        Probe::Ok(h, _) => {
+            state.answered(&member, &h);
+            Some(h.incarnation)
+        }
+        Probe::Failed(_) | Probe::Refused(_) => {
+            // Our own probe failed too: our own evidence, confirmed by the
+            // caller's.
+            let report = Indirect {
+                asked: 0,
+                nacked_by: vec![peer.id.clone()],
+            };
+            let t = state
+                .detector
+                .lock()
+                .ok()
+                .and_then(|mut d| d.probes_failed(&member, &report, Instant::now()));
+            state.record(t.as_slice());
+            None
+        }
+        Probe::Stalled => {
+            // We stalled: no answer is better than a false nack.
+            state.count("probe", 503);
+            return (StatusCode::SERVICE_UNAVAILABLE, "stalled\n").into_response();
+        }
+    };
     state.count("probe", 200);
     Json(ProbeResult {
         target: member,

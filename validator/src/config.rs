@@ -198,21 +198,30 @@ pub struct ProbeConfig {
     /// Milliseconds before a probe counts as failed.
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
-    /// Milliseconds a member stays suspect before it is declared dead,
-    /// once every indirect helper has confirmed (default: one interval).
+    /// Milliseconds a member stays suspect, at least, before it is declared
+    /// dead: once `indirect` independent confirmations came (default:
+    /// three intervals). Counted from when the failure was observed.
     #[serde(default)]
     pub suspicion_ms: Option<u64>,
-    /// Milliseconds a suspicion no helper confirms lasts (Lifeguard;
-    /// default: three times `suspicion_ms`).
+    /// Milliseconds a suspicion nobody confirms lasts (Lifeguard;
+    /// default: four times `suspicion_ms`).
     #[serde(default)]
     pub suspicion_max_ms: Option<u64>,
     /// Members asked to probe a peer indirectly after a failed direct probe.
     #[serde(default = "default_indirect")]
     pub indirect: usize,
-    /// Highest local health awareness: the probe timeout stretches up to
-    /// `(1 + awareness_max)` times while our own requests fail (0: off).
+    /// Highest local health awareness: the probe interval and timeout
+    /// stretch up to `(1 + awareness_max)` times while we seem unhealthy.
     #[serde(default = "default_awareness_max")]
     pub awareness_max: u32,
+    /// Lifeguard (local health, suspicion scaled by confirmations). `false`
+    /// is plain SWIM, for comparison in tests and benchmarks only.
+    #[serde(default = "default_lifeguard")]
+    pub lifeguard: bool,
+}
+
+fn default_lifeguard() -> bool {
+    true
 }
 
 fn default_awareness_max() -> u32 {
@@ -239,6 +248,7 @@ impl Default for ProbeConfig {
             suspicion_max_ms: None,
             indirect: default_indirect(),
             awareness_max: default_awareness_max(),
+            lifeguard: default_lifeguard(),
         }
     }
 }
@@ -474,16 +484,19 @@ pub struct Config {
 }
 
 impl ProbeConfig {
-    /// Suspicion timeout once confirmed (defaults to one probe interval).
+    /// Suspicion timeout once confirmed (defaults to three probe intervals).
     pub fn suspicion(&self) -> std::time::Duration {
-        std::time::Duration::from_millis(self.suspicion_ms.unwrap_or(self.interval_ms))
+        std::time::Duration::from_millis(
+            self.suspicion_ms
+                .unwrap_or(self.interval_ms.saturating_mul(3)),
+        )
     }
 
-    /// Suspicion timeout unconfirmed (defaults to three times [`Self::suspicion`]).
+    /// Suspicion timeout unconfirmed (defaults to four times [`Self::suspicion`]).
     pub fn suspicion_max(&self) -> std::time::Duration {
         self.suspicion_max_ms
             .map(std::time::Duration::from_millis)
-            .unwrap_or_else(|| self.suspicion().saturating_mul(3))
+            .unwrap_or_else(|| self.suspicion().saturating_mul(4))
     }
 
     /// The failure detector's configuration.
@@ -493,6 +506,8 @@ impl ProbeConfig {
             suspicion_max: self.suspicion_max(),
             indirect: self.indirect,
             awareness_max: self.awareness_max,
+            window: std::time::Duration::from_millis(self.interval_ms),
+            lifeguard: self.lifeguard,
         }
     }
 }
@@ -845,7 +860,7 @@ mod tests {
         let parsed: FileConfig = toml::from_str(REFERENCE).expect("reference parses");
         assert_eq!(
             parsed.probe.suspicion_max(),
-            std::time::Duration::from_millis(1500)
+            std::time::Duration::from_millis(6000)
         );
         // Every key: each field of each section appears in it.
         let table: toml::Table = toml::from_str(REFERENCE).unwrap();

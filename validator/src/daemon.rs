@@ -1,17 +1,17 @@
 //! The running validator: shared state, start-up, and the probe loop.
 
-use crate::api::{Hello, ProbeResult};
+use crate::api::{Gossip, Hello, NewsBody, ProbeResult};
 use crate::config::{Config, Member};
 use crate::metrics::Metrics;
 use crate::peer::PeerClient;
 use crate::store::Store;
 use crate::tls::{self, MeshTls};
 use anyhow::{Context, Result};
-use mesh_agent::detector::{Detector, Indirect, State as MemberState, Transition};
+use mesh_agent::detector::{Detector, Indirect, News, State as MemberState, Transition};
 use mesh_agent::health::{HealthConfig, PeerHealth};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use vault::identity::{PublicIdentity, SecretIdentity};
@@ -41,6 +41,27 @@ pub fn prune<K: Ord + Clone, V>(map: &mut BTreeMap<K, V>, started: impl Fn(&V) -
     }
 }
 
+/// Most news items taken from one message (a mesh has fewer members).
+pub const MAX_NEWS: usize = 1024;
+
+/// A failed probe that took this much longer than twice its timeout says
+/// our own process stalled (paused, starved), not that the target failed.
+const STALL_SLACK: Duration = Duration::from_millis(100);
+
+/// How one direct probe went.
+#[derive(Debug)]
+pub enum Probe {
+    /// It answered: what it said and the round-trip time.
+    Ok(Hello, Duration),
+    /// No usable answer within the timeout, after this long.
+    Failed(Duration),
+    /// No connection could be opened: nobody listens there.
+    Refused(Duration),
+    /// The probe failed long after its timeout: our own process stalled,
+    /// so the failure says nothing about the target.
+    Stalled,
+}
+
 /// Everything the handlers and background tasks share.
 pub struct State {
     /// Our validator id.
@@ -61,8 +82,17 @@ pub struct State {
     pub health: Mutex<BTreeMap<String, PeerHealth>>,
     /// Set once the store is verified and the peer port listens.
     pub ready: AtomicBool,
-    /// Boot time in Unix milliseconds: our incarnation.
-    pub incarnation: u64,
+    /// Our incarnation: boot time in Unix milliseconds, raised by one each
+    /// time we refute a suspicion of ourselves.
+    incarnation: AtomicU64,
+    /// Boot time in Unix milliseconds (a new one means a new process).
+    pub booted: u64,
+    /// Boot time each member last reported.
+    booted_seen: Mutex<BTreeMap<String, u64>>,
+    /// Detector news to push to every member.
+    outbox: Mutex<Vec<Gossip>>,
+    /// Suspicions of ourselves refuted since the last probe period.
+    self_refuted: AtomicUsize,
     /// Mesh client for probes and custody reads (short timeout, kept-alive
     /// connections).
     pub client: PeerClient,
@@ -198,42 +228,171 @@ impl State {
         }
     }
 
-    /// Probes `m` directly with `GET /v1/hello`; its incarnation if it answered.
+    /// Probes `m` directly with `GET /v1/hello` and updates our view with
+    /// what it answered (liveness, incarnation, restart, its news).
     pub async fn probe_direct(&self, m: &Member) -> Option<u64> {
+        match self.probe_hello(m).await {
+            Probe::Ok(h, _) => {
+                self.answered(&m.id, &h);
+                Some(h.incarnation)
+            }
+            Probe::Failed(_) | Probe::Refused(_) | Probe::Stalled => None,
+        }
+    }
+
+    /// Probes `m` directly with `GET /v1/hello`, nothing more.
+    pub async fn probe_hello(&self, m: &Member) -> Probe {
         // Lifeguard: a validator whose own requests fail waits longer.
         let timeout = match self.detector.lock() {
             Ok(d) => d.scale(self.client.timeout()),
             Err(_) => self.client.timeout(),
         };
+        let t0 = Instant::now();
         let r = self
             .client
             .with_timeout(timeout)
             .get(m, "/v1/hello", 64 << 10)
-            .await
-            .ok()?;
-        if r.status != 200 {
-            return None;
+            .await;
+        let rtt = t0.elapsed();
+        if r.as_ref().is_err_and(|e| e.refused()) {
+            return Probe::Refused(rtt);
         }
-        serde_json::from_slice::<Hello>(&r.body)
+        let hello = r
             .ok()
-            .map(|h| h.incarnation)
+            .filter(|r| r.status == 200)
+            .and_then(|r| serde_json::from_slice::<Hello>(&r.body).ok());
+        match hello {
+            Some(h) => Probe::Ok(h, rtt),
+            None if rtt > timeout.saturating_mul(2) + STALL_SLACK => Probe::Stalled,
+            None => Probe::Failed(rtt),
+        }
+    }
+
+    /// `id` answered a probe with `h`: it is alive; a new boot time means a
+    /// new process (maybe a new key, maybe an empty disk); its news is
+    /// taken in.
+    pub fn answered(&self, id: &str, h: &Hello) {
+        let restarted = match self.booted_seen.lock() {
+            Ok(mut b) if h.booted != 0 => b
+                .insert(id.to_string(), h.booted)
+                .is_some_and(|p| p != h.booted),
+            _ => false,
+        };
+        if restarted {
+            tracing::info!(peer = %id, "peer restarted");
+            if let Ok(mut ids) = self.identities.lock() {
+                ids.remove(id);
+            }
+        }
+        let t = self
+            .detector
+            .lock()
+            .ok()
+            .and_then(|mut d| d.probe_ok(id, h.incarnation, Instant::now()));
+        self.record(t.as_slice());
+        self.absorb(id, &h.news);
+    }
+
+    /// Member `id` just sent us an authenticated request: first-hand
+    /// evidence that it is alive.
+    pub fn heard_from(&self, id: &str) {
+        let t = self
+            .detector
+            .lock()
+            .ok()
+            .and_then(|mut d| d.probe_ok(id, 0, Instant::now()));
+        self.record(t.as_slice());
+    }
+
+    /// Takes in detector news from member `from`. News of a suspicion of
+    /// ourselves is refuted: a higher incarnation, pushed to every member
+    /// (and a sign for our local health that we are slow).
+    pub fn absorb(&self, from: &str, news: &[Gossip]) {
+        let now = Instant::now();
+        let mut transitions = Vec::new();
+        for g in news.iter().take(MAX_NEWS) {
+            let Some(s) = MemberState::from_name(&g.state) else {
+                continue;
+            };
+            if g.id == self.id {
+                // Only a suspicion of our current incarnation: an older one
+                // is refuted already, a higher one is forged.
+                if s != MemberState::Alive && g.incarnation == self.incarnation() {
+                    let inc = g.incarnation.saturating_add(1);
+                    self.incarnation.fetch_max(inc, Ordering::AcqRel);
+                    self.self_refuted.fetch_add(1, Ordering::AcqRel);
+                    tracing::info!(by = %from, incarnation = inc, "refuting a suspicion of ourselves");
+                    self.tell(Gossip {
+                        id: self.id.clone(),
+                        state: MemberState::Alive.name().into(),
+                        incarnation: inc,
+                    });
+                }
+                continue;
+            }
+            let item = News {
+                id: g.id.clone(),
+                state: s,
+                incarnation: g.incarnation,
+            };
+            if let Ok(mut d) = self.detector.lock() {
+                transitions.extend(d.news(from, &item, now));
+            }
+        }
+        self.record(&transitions);
+    }
+
+    /// Queues news for every member (pushed within 50 ms).
+    fn tell(&self, g: Gossip) {
+        if let Ok(mut o) = self.outbox.lock() {
+            if !o.contains(&g) {
+                o.push(g);
+            }
+        }
+    }
+
+    /// Our current incarnation (boot time, raised by refutations).
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation.load(Ordering::Acquire)
+    }
+
+    /// What we tell others about members: those we suspect or declared dead.
+    pub fn gossip(&self) -> Vec<Gossip> {
+        self.detector
+            .lock()
+            .map(|d| {
+                d.gossip()
+                    .into_iter()
+                    .map(|n| Gossip {
+                        id: n.id,
+                        state: n.state.name().into(),
+                        incarnation: n.incarnation,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Asks `helper` to probe `target` for us.
     async fn probe_indirect(&self, helper: &Member, target: &str) -> IndirectAnswer {
         // The helper itself waits up to its probe timeout for the target.
-        let Ok(r) = self
+        let r = match self
             .ctl
             .get(helper, &format!("/v1/probe/{target}"), 4 << 10)
             .await
-        else {
-            return IndirectAnswer::Silent;
+        {
+            Ok(r) => r,
+            Err(e) if e.refused() => return IndirectAnswer::Gone,
+            Err(_) => return IndirectAnswer::Silent,
         };
         match serde_json::from_slice::<ProbeResult>(&r.body) {
-            Ok(p) if r.status == 200 && p.target == target => match p.ok {
-                true => IndirectAnswer::Ack(p.incarnation),
-                false => IndirectAnswer::Nack,
-            },
+            Ok(p) if r.status == 200 && p.target == target => {
+                self.heard_from(&helper.id);
+                match p.ok {
+                    true => IndirectAnswer::Ack(p.incarnation),
+                    false => IndirectAnswer::Nack,
+                }
+            }
             _ => IndirectAnswer::Silent,
         }
     }
@@ -245,14 +404,30 @@ impl State {
             .and_then(|m| m.iter().find(|m| m.id == id).cloned())
     }
 
-    fn record(&self, transitions: &[Transition]) {
+    /// Logs and exports detector transitions; a new suspicion is queued as
+    /// news for every member.
+    pub fn record(&self, transitions: &[Transition]) {
         for t in transitions {
             match t.to {
                 MemberState::Dead => {
                     tracing::warn!(peer = %t.id, "peer declared dead");
                     self.metrics.peer_deaths.with_label_values(&[&t.id]).inc();
                 }
-                MemberState::Suspect => tracing::info!(peer = %t.id, "peer suspected"),
+                MemberState::Suspect => {
+                    tracing::info!(peer = %t.id, "peer suspected");
+                    // Others probe it themselves; it refutes if alive.
+                    let incarnation = self
+                        .detector
+                        .lock()
+                        .ok()
+                        .and_then(|d| d.incarnation(&t.id))
+                        .unwrap_or(0);
+                    self.tell(Gossip {
+                        id: t.id.clone(),
+                        state: MemberState::Suspect.name().into(),
+                        incarnation,
+                    });
+                }
                 MemberState::Alive => {
                     tracing::info!(peer = %t.id, from = t.from.name(), "peer alive");
                     // It may have come back re-enrolled with a new key:
@@ -354,14 +529,22 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         tls.discover.clone(),
         Duration::from_millis(config.probe.timeout_ms.max(1000)),
     );
-    let detector = Detector::new(
-        config.members.iter().map(|m| m.id.clone()),
-        config.probe.detector(),
-    );
     let incarnation = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
+    // Each validator its own probe order: FNV-1a of its id and boot time.
+    let seed = config
+        .id
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64 ^ incarnation, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    let detector = Detector::new(
+        config.members.iter().map(|m| m.id.clone()),
+        config.probe.detector(),
+    )
+    .with_seed(seed);
     if let Some(dir) = &config.import_dir {
         import_dir(&mut store, dir, &identity)?;
     }
@@ -378,7 +561,11 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         discover,
         health: Mutex::new(BTreeMap::new()),
         ready: AtomicBool::new(false),
-        incarnation,
+        incarnation: AtomicU64::new(incarnation),
+        booted: incarnation,
+        booted_seen: Mutex::new(BTreeMap::new()),
+        outbox: Mutex::new(Vec::new()),
+        self_refuted: AtomicUsize::new(0),
         client,
         ctl,
         started: Instant::now(),
@@ -564,34 +751,63 @@ enum IndirectAnswer {
     Ack(u64),
     /// It answered us but could not reach the target: a confirmation.
     Nack,
-    /// No usable answer: the helper is down, or we are in trouble.
+    /// No usable answer in time: the helper is stalled, or we are in
+    /// trouble.
     Silent,
+    /// The helper refused the connection: it is down, not us.
+    Gone,
 }
 
-/// One probe period: direct probes of every member, indirect probes of
-/// those that failed, then suspicion timeouts and local health. Updates
-/// health, detector and metrics.
+/// One probe period: a direct probe of this period's targets (the next
+/// member of the randomized round-robin, plus members suspected by us or
+/// by others), indirect probes of those that failed, then suspicion
+/// timeouts and local health. Updates health, detector and metrics.
 pub async fn probe_round(state: &Arc<State>) {
-    // Suspicion is dated from the start of the round that raised it, so a
-    // timeout of one interval expires exactly one round later.
-    let round_start = Instant::now();
-    let members = state.members();
-    let direct = members.iter().map(|m| {
-        let (state, m) = (state.clone(), m.clone());
+    let targets: Vec<Member> = state
+        .detector
+        .lock()
+        .map(|mut d| d.probe_targets())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|id| state.member(id))
+        .collect();
+    let direct = targets.into_iter().map(|m| {
+        let state = state.clone();
         async move {
-            let t0 = Instant::now();
-            let inc = state.probe_direct(&m).await;
-            (m, inc, t0.elapsed())
+            let r = state.probe_hello(&m).await;
+            (m, r)
         }
     });
     let mut failed = Vec::new();
-    for (m, inc, rtt) in futures_join_all(direct).await {
+    // Signs that we, not they, are in trouble (Lifeguard's local health).
+    let mut worse = state.self_refuted.swap(0, Ordering::AcqRel);
+    let mut acked = 0;
+    // Targets that refused the connection: nobody listens, not our fault.
+    let mut refused = std::collections::BTreeSet::new();
+    for (m, outcome) in futures_join_all(direct).await {
         let labels = [m.id.as_str()];
+        let (hello, rtt) = match outcome {
+            Probe::Ok(h, rtt) => (Some(h), rtt),
+            Probe::Failed(rtt) => (None, rtt),
+            Probe::Refused(rtt) => {
+                // A conclusive answer (nobody listens), not our trouble:
+                // counts towards healing local health like an ack.
+                acked += 1;
+                refused.insert(m.id.clone());
+                (None, rtt)
+            }
+            Probe::Stalled => {
+                // Our own process stalled past the timeout: says nothing
+                // about the target.
+                worse += 1;
+                continue;
+            }
+        };
         if let Ok(mut health) = state.health.lock() {
             let h = health
                 .entry(m.id.clone())
                 .or_insert_with(|| PeerHealth::new(HealthConfig::default()));
-            if inc.is_some() {
+            if hello.is_some() {
                 h.probe_ok(rtt);
                 state
                     .metrics
@@ -611,37 +827,22 @@ pub async fn probe_round(state: &Arc<State>) {
             .metrics
             .peer_up
             .with_label_values(&labels)
-            .set(i64::from(inc.is_some()));
-        let result = if inc.is_some() { "ok" } else { "failed" };
+            .set(i64::from(hello.is_some()));
+        let result = if hello.is_some() { "ok" } else { "failed" };
         state
             .metrics
             .probes
             .with_label_values(&[&m.id, result])
             .inc();
-        match inc {
-            Some(inc) => {
-                let (t, restarted) = match state.detector.lock() {
-                    Ok(mut d) => {
-                        let before = d.incarnation(&m.id).unwrap_or(0);
-                        let t = d.probe_ok(&m.id, inc, Instant::now());
-                        (t, before != 0 && inc > before)
-                    }
-                    Err(_) => (None, false),
-                };
-                if restarted {
-                    // A new process: maybe a new key, maybe an empty disk.
-                    tracing::info!(peer = %m.id, "peer restarted");
-                    if let Ok(mut ids) = state.identities.lock() {
-                        ids.remove(&m.id);
-                    }
-                }
-                state.record(t.as_slice());
+        match hello {
+            Some(h) => {
+                acked += 1;
+                state.answered(&m.id, &h);
             }
             None => failed.push(m),
         }
     }
     // Indirect probes through up to k alive members before suspecting.
-    let acked = members.len().saturating_sub(failed.len());
     let indirect = failed.into_iter().map(|target| {
         let state = state.clone();
         async move {
@@ -662,7 +863,6 @@ pub async fn probe_round(state: &Arc<State>) {
             (target, answers)
         }
     });
-    let mut missed = 0;
     for (target, answers) in futures_join_all(indirect).await {
         let inc = answers
             .iter()
@@ -671,26 +871,41 @@ pub async fn probe_round(state: &Arc<State>) {
                 _ => None,
             })
             .max();
+        // Helpers that refused the connection are down: they owed no nack.
         let report = Indirect {
-            asked: answers.len(),
+            asked: answers
+                .iter()
+                .filter(|(_, a)| *a != IndirectAnswer::Gone)
+                .count(),
             nacked_by: answers
                 .iter()
                 .filter(|(_, a)| *a == IndirectAnswer::Nack)
                 .map(|(h, _)| h.clone())
                 .collect(),
         };
+        // The failure is observed now, after the indirect probes: the
+        // suspicion is dated from here.
+        let now = Instant::now();
         let t = state.detector.lock().ok().and_then(|mut d| {
-            // Only a member we still think alive or suspect tells about our
-            // own health: probing the long dead fails by nature.
-            if inc.is_none() && d.state(&target.id) != Some(MemberState::Dead) {
-                missed += match report.asked {
-                    0 => 1,
-                    _ => report.missed(),
-                };
-            }
             match inc {
-                Some(i) => d.probe_ok(&target.id, i, Instant::now()),
-                None => d.probes_failed(&target.id, &report, round_start),
+                Some(i) => {
+                    // Others reach it and we do not: probably us.
+                    worse += 1;
+                    d.probe_ok(&target.id, i, now)
+                }
+                None => {
+                    // Only a member we still think alive or suspect tells
+                    // about our own health: probing the dead fails by nature.
+                    if d.state(&target.id) != Some(MemberState::Dead) {
+                        worse += match report.asked {
+                            // Nobody to vouch for us: a timeout may be ours,
+                            // a refused connection is not.
+                            0 => usize::from(!refused.contains(&target.id)),
+                            _ => report.missed(),
+                        };
+                    }
+                    d.probes_failed(&target.id, &report, now)
+                }
             }
         });
         state.record(t.as_slice());
@@ -699,7 +914,7 @@ pub async fn probe_round(state: &Arc<State>) {
         .detector
         .lock()
         .map(|mut d| {
-            d.round_done(missed, acked);
+            d.round_done(worse, acked);
             state.metrics.local_health.set(i64::from(d.awareness()));
             d.tick(Instant::now())
         })
@@ -707,7 +922,8 @@ pub async fn probe_round(state: &Arc<State>) {
     state.record(&expired);
 }
 
-/// Runs [`probe_round`] once per `interval`, forever.
+/// Runs [`probe_round`] once per `interval` (stretched by local health),
+/// forever, and pushes detector news as it comes up.
 pub async fn probe_loop(state: Arc<State>, interval: Duration) {
     for m in &state.members() {
         state.record(&[Transition {
@@ -716,14 +932,49 @@ pub async fn probe_loop(state: Arc<State>, interval: Duration) {
             to: MemberState::Alive,
         }]);
     }
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::spawn(news_loop(state.clone()));
     loop {
-        tick.tick().await;
+        let period = match state.detector.lock() {
+            Ok(d) => d.scale(interval),
+            Err(_) => interval,
+        };
+        let next = tokio::time::Instant::now() + period;
         // Test builds: lets a test make this background loop panic.
         #[cfg(feature = "failpoints")]
         fail::fail_point!(crate::failpoint::PROBE_ROUND);
         probe_round(&state).await;
+        tokio::time::sleep_until(next).await;
+    }
+}
+
+/// Pushes queued detector news (a suspicion we started, a refutation of
+/// one about us) to every member, checking every 50 ms.
+async fn news_loop(state: Arc<State>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let news: Vec<Gossip> = match state.outbox.lock() {
+            Ok(mut o) => std::mem::take(&mut *o),
+            Err(_) => continue,
+        };
+        if news.is_empty() {
+            continue;
+        }
+        let Ok(body) = serde_json::to_vec(&NewsBody { news }) else {
+            continue;
+        };
+        for m in state.members() {
+            let (state, body) = (state.clone(), body.clone());
+            tokio::spawn(async move {
+                if let Ok(r) = state.ctl.post(&m, "/v1/news", body, 64 << 10).await {
+                    if r.status == 200 {
+                        if let Ok(back) = serde_json::from_slice::<NewsBody>(&r.body) {
+                            state.heard_from(&m.id);
+                            state.absorb(&m.id, &back.news);
+                        }
+                    }
+                }
+            });
+        }
     }
 }
 

@@ -50,6 +50,15 @@ pub enum PeerError {
     },
 }
 
+impl PeerError {
+    /// True if no connection could be opened at all (refused, unreachable):
+    /// nobody listens there. Unlike a timeout, this cannot be our own
+    /// process being slow.
+    pub fn refused(&self) -> bool {
+        matches!(self, PeerError::Transport { reason, .. } if reason.starts_with("connect:"))
+    }
+}
+
 /// A response from a peer.
 #[derive(Debug)]
 pub struct Response {

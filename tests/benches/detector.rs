@@ -1,0 +1,158 @@
+//! Failure-detection figures at the shipped `[probe]` defaults, Lifeguard
+//! and plain SWIM side by side (printed, not asserted): false deaths per
+//! minute while one of 7 validators is paused (SIGSTOP/SIGCONT) for 400,
+//! 800 and 1600 ms every 4 s; time from SIGKILL to dead on every survivor
+//! (p50, max); idle CPU per validator and probe messages per validator and
+//! probe period at n = 7, 15, 31.
+//!
+//! Run: `cargo build --workspace --release && cargo bench -p pqvault-tests --bench detector`
+//! (`DETECTOR_BENCH_SECS` sets the length of each pause run, default 60;
+//! `DETECTOR_BENCH_SIZES` the mesh sizes, default `7,15,31`).
+
+use pqvault_tests::{sample, Mesh};
+use std::time::{Duration, Instant};
+
+const INTERVAL: Duration = Duration::from_millis(500);
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+fn mesh(n: usize, lifeguard: bool) -> Mesh {
+    let mut mesh = Mesh::new(n, n / 2 + 1);
+    mesh.use_default_probe_settings();
+    if !lifeguard {
+        mesh.use_plain_swim();
+    }
+    mesh.set_heal_grace_ms(30_000);
+    mesh.disable_auto_heal();
+    mesh.start_all();
+    for i in 0..n {
+        let ok = mesh.wait_metrics(i, Duration::from_secs(60), |m| {
+            (0..n).filter(|&j| j != i).all(|j| {
+                sample(
+                    m,
+                    "pqvault_peer_state",
+                    &format!("peer=\"validator-{}\",state=\"alive\"", j + 1),
+                ) == Some(1.0)
+            })
+        });
+        assert!(ok, "validator-{} never saw every peer alive", i + 1);
+    }
+    mesh
+}
+
+fn total(mesh: &Mesh, n: usize, metric: &str, labels: &[&str]) -> f64 {
+    (0..n)
+        .map(|i| {
+            mesh.metrics(i)
+                .lines()
+                .filter(|l| l.starts_with(metric) && labels.iter().any(|s| l.contains(s)))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>()
+        })
+        .sum()
+}
+
+/// (false deaths per minute, kill-to-dead on every survivor in seconds).
+fn pauses(lifeguard: bool, pause: Duration, secs: u64) -> (f64, Vec<f64>) {
+    const N: usize = 7;
+    let mut mesh = mesh(N, lifeguard);
+    let victim = N - 1;
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(secs) {
+        let c = Instant::now();
+        mesh.pause(victim);
+        std::thread::sleep(pause);
+        mesh.resume(victim);
+        std::thread::sleep(Duration::from_secs(4).saturating_sub(c.elapsed()));
+    }
+    let minutes = t0.elapsed().as_secs_f64() / 60.0;
+    let deaths = total(&mesh, N, "pqvault_peer_deaths_total", &[""]);
+    // Let any suspicion settle, then kill.
+    std::thread::sleep(Duration::from_secs(3));
+    let dead = format!("peer=\"validator-{}\",state=\"dead\"", victim + 1);
+    let k = Instant::now();
+    mesh.kill9(victim);
+    let mut seen = [None; N - 1];
+    while seen.iter().any(Option::is_none) && k.elapsed() < Duration::from_secs(30) {
+        for (i, s) in seen.iter_mut().enumerate() {
+            if s.is_none() && sample(&mesh.metrics(i), "pqvault_peer_state", &dead) == Some(1.0) {
+                *s = Some(k.elapsed().as_secs_f64());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (
+        deaths / minutes,
+        seen.iter().map(|s| s.unwrap_or(f64::INFINITY)).collect(),
+    )
+}
+
+/// User plus system CPU seconds of validator `i` so far (Linux /proc).
+fn cpu_seconds(mesh: &Mesh, i: usize) -> f64 {
+    let Some(pid) = mesh.pid(i) else {
+        return 0.0;
+    };
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |k: usize| f.get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// (idle CPU-s/s per validator, probe messages per validator per period).
+fn idle(n: usize) -> (f64, f64) {
+    let mesh = mesh(n, true);
+    std::thread::sleep(Duration::from_secs(3));
+    let eps = [
+        "endpoint=\"hello\"",
+        "endpoint=\"probe\"",
+        "endpoint=\"news\"",
+    ];
+    let cpu0: f64 = (0..n).map(|i| cpu_seconds(&mesh, i)).sum();
+    let msg0 = total(&mesh, n, "pqvault_peer_requests_total", &eps);
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(20));
+    let dt = t0.elapsed().as_secs_f64();
+    let cpu = ((0..n).map(|i| cpu_seconds(&mesh, i)).sum::<f64>() - cpu0) / dt / n as f64;
+    let msgs = total(&mesh, n, "pqvault_peer_requests_total", &eps) - msg0;
+    let periods = dt / INTERVAL.as_secs_f64();
+    (cpu, msgs / periods / n as f64)
+}
+
+fn main() {
+    let secs: u64 = env_or("DETECTOR_BENCH_SECS", "60").parse().unwrap_or(60);
+    println!(
+        "7 validators, shipped [probe] defaults; one paused every 4 s for {secs} s, then SIGKILLed"
+    );
+    println!("mode       pause   false deaths/min   kill->dead on all 6 survivors: p50   max");
+    for lifeguard in [true, false] {
+        for ms in [400u64, 800, 1600] {
+            let (rate, mut kill) = pauses(lifeguard, Duration::from_millis(ms), secs);
+            kill.sort_by(f64::total_cmp);
+            let p50 = kill[kill.len() / 2];
+            let max = kill[kill.len() - 1];
+            println!(
+                "{:<10} {:>5} ms {:>10.1} {:>36.2} s {:>5.2} s",
+                if lifeguard { "lifeguard" } else { "plain SWIM" },
+                ms,
+                rate,
+                p50,
+                max
+            );
+        }
+    }
+    let sizes = env_or("DETECTOR_BENCH_SIZES", "7,15,31");
+    for n in sizes
+        .split(',')
+        .filter_map(|s| s.trim().parse::<usize>().ok())
+    {
+        let (cpu, msgs) = idle(n);
+        println!(
+            "n = {n:>2}: idle CPU {cpu:.4} CPU-s/s per validator, {msgs:.2} probe messages (hello, probe, news) received per validator per probe period"
+        );
+    }
+}
