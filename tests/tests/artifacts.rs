@@ -709,7 +709,16 @@ fn stalled_partial_artifacts_are_abandoned_with_their_space_released() {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        assert_eq!(abandoned(&mesh, i, "stalled"), 1.0, "validator-{}", i + 1);
+        // The directory goes first, the count follows: wait for it.
+        assert!(
+            mesh.wait_metrics(i, Duration::from_secs(5), |m| sample(
+                m,
+                "pqvault_artifacts_abandoned_total",
+                "reason=\"stalled\""
+            ) == Some(1.0)),
+            "validator-{} did not count the abandoned artifact",
+            i + 1
+        );
     }
     // Not fetched back from the other validator.
     std::thread::sleep(Duration::from_millis(1500));
