@@ -998,3 +998,28 @@ where
 pub fn set_ready(state: &State) {
     state.ready.store(true, Ordering::Release);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Attack 8 at the unit level: however many rounds a member starts,
+    /// at most MAX_ROUNDS are kept, the oldest go first, and none outlives
+    /// ROUND_TTL.
+    #[test]
+    fn round_state_is_bounded_in_number_and_age() {
+        let now = Instant::now();
+        let mut map: BTreeMap<u32, Instant> = BTreeMap::new();
+        for k in 0..1000u32 {
+            prune(&mut map, |at| *at);
+            map.insert(k, now + Duration::from_millis(u64::from(k)));
+        }
+        assert_eq!(map.len(), MAX_ROUNDS);
+        assert_eq!(map.keys().next(), Some(&(1000 - MAX_ROUNDS as u32)));
+        if let Some(old) = now.checked_sub(ROUND_TTL + Duration::from_secs(1)) {
+            let mut map = BTreeMap::from([(1u32, old), (2, now)]);
+            prune(&mut map, |at| *at);
+            assert_eq!(map.keys().collect::<Vec<_>>(), vec![&2]);
+        }
+    }
+}
