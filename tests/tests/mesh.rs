@@ -423,3 +423,32 @@ fn a_certificate_bound_to_another_identity_is_refused_at_start() {
         "{err}"
     );
 }
+
+/// A validator whose clock is two minutes ahead is seen so by its peers
+/// (`pqvault_peer_clock_skew_seconds`, alert `PqvaultClockSkew`): artifact
+/// expiry and signed statements are judged by local clocks.
+#[test]
+fn a_peer_clock_far_ahead_is_measured() {
+    let mut mesh = Mesh::new(2, 2);
+    mesh.start(0);
+    mesh.start_with_env(1, &[("PQVAULT_BYZANTINE_CLOCK_OFFSET_MS", "120000")]);
+    assert!(
+        mesh.log(1).contains("built to misbehave"),
+        "validator-2 cannot skew its clock: build with `cargo build --workspace --all-targets`"
+    );
+    let skewed = |m: &str| {
+        sample(m, "pqvault_peer_clock_skew_seconds", "peer=\"validator-2\"")
+            .is_some_and(|s| (s - 120.0).abs() < 5.0)
+    };
+    assert!(
+        mesh.wait_metrics(0, Duration::from_secs(15), skewed),
+        "validator-1 never measured validator-2's clock 120 s ahead:\n{}",
+        mesh.metrics(0)
+    );
+    // And the other way round: validator-1 looks 120 s behind.
+    let behind = |m: &str| {
+        sample(m, "pqvault_peer_clock_skew_seconds", "peer=\"validator-1\"")
+            .is_some_and(|s| (s + 120.0).abs() < 5.0)
+    };
+    assert!(mesh.wait_metrics(1, Duration::from_secs(15), behind));
+}

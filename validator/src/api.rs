@@ -77,6 +77,10 @@ pub struct Hello {
     /// Failure-detector news: the members we suspect or declared dead.
     #[serde(default)]
     pub news: Vec<Gossip>,
+    /// Our wall clock when answering, Unix milliseconds (0 from older
+    /// validators): lets the prober see a clock far behind or ahead.
+    #[serde(default)]
+    pub now_ms: u64,
 }
 
 /// One item of failure-detector news (see `mesh_agent::detector`): never
@@ -157,6 +161,7 @@ async fn hello(
         incarnation: state.incarnation(),
         booted: state.booted,
         news: state.gossip(),
+        now_ms: crate::byzantine::clock_now_ms(),
     })
 }
 

@@ -7,6 +7,9 @@
 //!
 //! * `PQVAULT_BYZANTINE_CLAIM_IDENTITY=FILE.pub`: answer `GET /v1/identity`
 //!   with another member's public identity (impersonation).
+//! * `PQVAULT_BYZANTINE_CLOCK_OFFSET_MS=N`: run with a wall clock `N` ms
+//!   ahead (negative: behind), as reported in `GET /v1/hello` and used to
+//!   measure peers' clocks (a skewed machine).
 //!
 //! Without the feature every function here is a constant "behave".
 
@@ -19,6 +22,24 @@ pub fn claimed_identity() -> Option<Vec<u8>> {
     }
     #[cfg(not(feature = "byzantine"))]
     None
+}
+
+/// Our wall clock in Unix milliseconds, as reported to peers and used to
+/// measure theirs (shifted by `PQVAULT_BYZANTINE_CLOCK_OFFSET_MS` in a test
+/// build told to).
+pub fn clock_now_ms() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    #[cfg(feature = "byzantine")]
+    if let Some(off) = std::env::var("PQVAULT_BYZANTINE_CLOCK_OFFSET_MS")
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+    {
+        return now.saturating_add_signed(off);
+    }
+    now
 }
 
 /// Whether this build can misbehave at all (logged at start).

@@ -16,6 +16,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use vault::identity::{PublicIdentity, SecretIdentity};
 
+/// A peer's clock minus ours, in seconds: it answered `peer_ms` to a
+/// request we sent at `sent_ms` that took `rtt` to come back (its answer
+/// is taken to be made half way through).
+pub fn clock_skew_seconds(peer_ms: u64, sent_ms: u64, rtt: Duration) -> f64 {
+    let mid = sent_ms as f64 + rtt.as_secs_f64() * 500.0;
+    (peer_ms as f64 - mid) / 1000.0
+}
+
 /// Most repair or re-share rounds a validator keeps at once: a heal has
 /// one or a few; every round needs a certified proposal.
 pub const MAX_ROUNDS: usize = 64;
@@ -248,6 +256,7 @@ impl State {
             Err(_) => self.client.timeout(),
         };
         let t0 = Instant::now();
+        let sent_ms = crate::byzantine::clock_now_ms();
         let r = self
             .client
             .with_timeout(timeout)
@@ -262,7 +271,16 @@ impl State {
             .filter(|r| r.status == 200)
             .and_then(|r| serde_json::from_slice::<Hello>(&r.body).ok());
         match hello {
-            Some(h) => Probe::Ok(h, rtt),
+            Some(h) => {
+                if h.now_ms != 0 {
+                    let skew = clock_skew_seconds(h.now_ms, sent_ms, rtt);
+                    self.metrics
+                        .clock_skew
+                        .with_label_values(&[&m.id])
+                        .set(skew);
+                }
+                Probe::Ok(h, rtt)
+            }
             None if rtt > timeout.saturating_mul(2) + STALL_SLACK => Probe::Stalled,
             None => Probe::Failed(rtt),
         }
@@ -1002,6 +1020,14 @@ pub fn set_ready(state: &State) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clock_skew_allows_half_the_round_trip() {
+        let rtt = Duration::from_millis(200);
+        assert!((clock_skew_seconds(10_100, 10_000, rtt)).abs() < 1e-9);
+        assert!((clock_skew_seconds(130_100, 10_000, rtt) - 120.0).abs() < 1e-9);
+        assert!((clock_skew_seconds(0, 60_000, Duration::ZERO) + 60.0).abs() < 1e-9);
+    }
 
     /// Attack 8 at the unit level: however many rounds a member starts,
     /// at most MAX_ROUNDS are kept, the oldest go first, and none outlives

@@ -30,6 +30,10 @@ pub struct Metrics {
     pub cert_expiry: IntGauge,
     /// Health score per peer, in [0, 1].
     pub peer_health: GaugeVec,
+    /// Each peer's wall clock minus ours, from its last probe answer
+    /// (half the round trip allowed for): expiry of artifacts and of signed
+    /// statements depends on clocks agreeing.
+    pub clock_skew: GaugeVec,
     /// 1 if the last probe of a peer succeeded.
     pub peer_up: IntGaugeVec,
     /// Probe round-trip time per peer.
@@ -154,6 +158,13 @@ impl Metrics {
                 "Peer API requests by endpoint and status code.",
             ),
             &["endpoint", "code"],
+        )?;
+        let clock_skew = GaugeVec::new(
+            Opts::new(
+                "pqvault_peer_clock_skew_seconds",
+                "Each peer's wall clock minus ours at its last probe answer, in seconds.",
+            ),
+            &["peer"],
         )?;
         let cert_expiry = IntGauge::new(
             "pqvault_tls_certificate_expiry_seconds",
@@ -315,6 +326,7 @@ impl Metrics {
             Box::new(artifacts_abandoned.clone()),
             Box::new(peer_requests.clone()),
             Box::new(cert_expiry.clone()),
+            Box::new(clock_skew.clone()),
             Box::new(peer_health.clone()),
             Box::new(peer_up.clone()),
             Box::new(probe_duration.clone()),
@@ -372,6 +384,7 @@ impl Metrics {
             artifacts_abandoned,
             peer_requests,
             cert_expiry,
+            clock_skew,
             peer_health,
             peer_up,
             probe_duration,
