@@ -28,10 +28,7 @@ pub fn claimed_identity() -> Option<Vec<u8>> {
 /// measure theirs (shifted by `PQVAULT_BYZANTINE_CLOCK_OFFSET_MS` in a test
 /// build told to).
 pub fn clock_now_ms() -> u64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let now = crate::daemon::unix_ms();
     #[cfg(feature = "byzantine")]
     if let Some(off) = std::env::var("PQVAULT_BYZANTINE_CLOCK_OFFSET_MS")
         .ok()

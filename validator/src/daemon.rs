@@ -16,6 +16,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use vault::identity::{PublicIdentity, SecretIdentity};
 
+/// The wall clock in Unix milliseconds (0 if it reads before 1970).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// A peer's clock minus ours, in seconds: it answered `peer_ms` to a
 /// request we sent at `sent_ms` that took `rtt` to come back (its answer
 /// is taken to be made half way through).
@@ -547,10 +555,7 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         tls.discover.clone(),
         Duration::from_millis(config.probe.timeout_ms.max(1000)),
     );
-    let incarnation = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let incarnation = unix_ms();
     // Each validator its own probe order: FNV-1a of its id and boot time.
     let seed = config
         .id

@@ -227,11 +227,11 @@ pub async fn sign(
     {
         return Err(bad(422, "a new epoch keeps the suite and the secret"));
     }
+    let rules = crate::proposals::rules(&state, &vault);
     // (t, n) changes only by re-sharing to fewer holders, as our policy says.
     let reshaped = (n.threshold, n.n) != (c.threshold, c.n);
     if reshaped {
         let indices_ok = n.shards.iter().map(|e| e.index).eq(1..=n.n);
-        let rules = crate::proposals::rules(&state, &vault);
         if n.n >= c.n || rules.shrink_threshold(n.n) != Some(n.threshold) || !indices_ok {
             return Err(bad(
                 422,
@@ -323,7 +323,7 @@ pub async fn sign(
     // our own view must hold a quorum of live holders (a validator cut off
     // in a minority keeps its vote), and the proposer must be one of them.
     let live = crate::custody::live_holders(&state, c).await;
-    let quorum = crate::proposals::rules(&state, &vault).quorum(c.threshold, c.n);
+    let quorum = rules.quorum(c.threshold, c.n);
     if live.len() < quorum {
         return Err(bad(
             409,

@@ -443,13 +443,8 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
         }
     }
     let voters: Vec<Option<Member>> = holders.iter().map(|(_, m)| m.clone()).collect();
-    let cert = proposals::certify(
-        state,
-        &proposal,
-        &voters,
-        proposals::rules(state, &id).quorum(b.threshold, b.n),
-    )
-    .await?;
+    let cert =
+        proposals::certify(state, &proposal, &voters, rules.quorum(b.threshold, b.n)).await?;
     mark_used(state, id, b.epoch);
     let certified_ms = t0.elapsed().as_millis() as u64;
     let spares: Vec<Option<Member>> = groups
@@ -884,10 +879,7 @@ fn propose(
             return Ok(p.clone());
         }
     }
-    let window = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() / authorize::ATTEMPT_TIMEOUT.as_secs().max(1))
-        .unwrap_or(0);
+    let window = crate::daemon::unix_ms() / 1000 / authorize::ATTEMPT_TIMEOUT.as_secs().max(1);
     let attempt = prev
         .map_or(0, |(p, _, _)| p.attempt.saturating_add(1))
         .max(u32::try_from(window).unwrap_or(u32::MAX));
@@ -911,7 +903,8 @@ fn mark_used(state: &Arc<State>, id: VaultId, epoch: u64) {
     }
 }
 
-/// POSTs and requires `expect` as the status; returns the body.
+/// POSTs and requires `expect` as the status; returns the body (at most
+/// 4 MiB: epoch steps carry manifests and certificates).
 async fn post(
     state: &Arc<State>,
     to: &Member,
@@ -919,20 +912,7 @@ async fn post(
     body: Vec<u8>,
     expect: u16,
 ) -> Result<Vec<u8>, String> {
-    let r = state
-        .ctl
-        .post(to, path, body, 4 << 20)
-        .await
-        .map_err(|e| format!("{path} on {}: {e}", to.id))?;
-    if r.status != expect {
-        return Err(format!(
-            "{path} on {}: {} {}",
-            to.id,
-            r.status,
-            String::from_utf8_lossy(&r.body).trim()
-        ));
-    }
-    Ok(r.body.to_vec())
+    rounds::post_expecting(state, to, path, body, expect, 4 << 20).await
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 //! Every refusal is counted in `pqvault_transition_refusals_total{reason}`.
 
 use crate::config::Member;
-use crate::daemon::State;
+use crate::daemon::{unix_ms, State};
 use crate::rounds::{self, bad, Failure};
 use crate::store::Steps;
 use crate::transition::{
@@ -50,15 +50,11 @@ pub fn rules(state: &State, vault: &VaultId) -> Rules {
         .store
         .lock()
         .ok()
-        .and_then(|s| s.policy(vault).ok())
+        .map(|s| s.policy(vault))
         .filter(|p| p.version > 0);
     match signed {
         Some(p) => Rules::from_policy(&p),
-        None => Rules {
-            policy: state.policy,
-            f: 0,
-            floor: 2,
-        },
+        None => Rules::legacy(state.policy),
     }
 }
 
@@ -145,11 +141,7 @@ async fn fetched_chain(
     // The operator's policy, if the caller has one; verified from the
     // operator like the chain. Without it the legacy rules apply, which
     // only decides what we accept to receive.
-    let mut rules = Rules {
-        policy: state.policy,
-        f: 0,
-        floor: 2,
-    };
+    let mut rules = Rules::legacy(state.policy);
     if let Ok(r) = state
         .ctl
         .get(&leader, &format!("/v1/vaults/{vault}/policy"), 64 << 10)
@@ -170,13 +162,6 @@ async fn fetched_chain(
         proof: (anchor, steps),
         rules,
     })
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Handles `POST /v1/vote`: judges the proposal on our own view and, if
@@ -313,20 +298,7 @@ pub async fn certify(
                         .await
                         .map_err(|(c, w)| format!("our own vote: {c} {w}")),
                     Some(m) => {
-                        let r = state
-                            .ctl
-                            .post(&m, VOTE_PATH, body, 64 << 10)
-                            .await
-                            .map_err(|e| format!("vote of {}: {e}", m.id))?;
-                        if r.status != 200 {
-                            return Err(format!(
-                                "{} did not vote: {} {}",
-                                m.id,
-                                r.status,
-                                String::from_utf8_lossy(&r.body).trim()
-                            ));
-                        }
-                        Ok(r.body.to_vec())
+                        rounds::post_expecting(&state, &m, VOTE_PATH, body, 200, 64 << 10).await
                     }
                 }
             })
@@ -373,20 +345,9 @@ pub async fn announce(
                         .map(|_| ())
                         .map_err(|(c, w)| format!("our own part: {c} {w}")),
                     Some(m) => {
-                        let r = state
-                            .ctl
-                            .post(&m, TRANSITION_PATH, body, 64 << 10)
+                        rounds::post_expecting(&state, &m, TRANSITION_PATH, body, 202, 64 << 10)
                             .await
-                            .map_err(|e| format!("{TRANSITION_PATH} on {}: {e}", m.id))?;
-                        if r.status != 202 {
-                            return Err(format!(
-                                "{} refused the certified proposal: {} {}",
-                                m.id,
-                                r.status,
-                                String::from_utf8_lossy(&r.body).trim()
-                            ));
-                        }
-                        Ok(())
+                            .map(|_| ())
                     }
                 }
             })

@@ -241,6 +241,33 @@ pub fn deliver(state: &Arc<State>, to: Member, path: &'static str, body: Vec<u8>
     });
 }
 
+/// POSTs `body` to `path` on `to`, requires `expect` as the status and
+/// returns the body (at most `max_body` bytes); an error names the path,
+/// the member, and its status and answer.
+pub async fn post_expecting(
+    state: &Arc<State>,
+    to: &Member,
+    path: &str,
+    body: Vec<u8>,
+    expect: u16,
+    max_body: usize,
+) -> Result<Vec<u8>, String> {
+    let r = state
+        .ctl
+        .post(to, path, body, max_body)
+        .await
+        .map_err(|e| format!("{path} on {}: {e}", to.id))?;
+    if r.status != expect {
+        return Err(format!(
+            "{path} on {}: {} {}",
+            to.id,
+            r.status,
+            String::from_utf8_lossy(&r.body).trim()
+        ));
+    }
+    Ok(r.body.to_vec())
+}
+
 /// Handles one `POST /v1/repair` from the authenticated `caller`.
 pub async fn handle(
     state: Arc<State>,

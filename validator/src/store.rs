@@ -527,12 +527,11 @@ impl Store {
 
     /// The operator-signed transition policy of `id` we hold (verified
     /// when it was stored or loaded); the legacy policy (f = 0) if none.
-    pub fn policy(&self, id: &VaultId) -> Result<TransitionPolicy, StoreError> {
-        Ok(self
-            .policies
+    pub fn policy(&self, id: &VaultId) -> TransitionPolicy {
+        self.policies
             .get(id)
             .copied()
-            .unwrap_or_else(|| TransitionPolicy::legacy(*id)))
+            .unwrap_or_else(|| TransitionPolicy::legacy(*id))
     }
 
     /// The stored signed policy of `id`, as bytes, if any.
@@ -556,7 +555,7 @@ impl Store {
                 p.vault_id
             )));
         }
-        if self.policy(&p.vault_id)?.version >= p.version {
+        if self.policy(&p.vault_id).version >= p.version {
             return Ok(false);
         }
         // The chain we hold must still verify under it (a policy made

@@ -74,6 +74,14 @@ pub fn quorum(t: u8, n: u8, f: u8) -> u8 {
     t.max(u8::try_from(need).unwrap_or(u8::MAX))
 }
 
+/// The threshold a shrink to `n_new` holders takes under `rule` and
+/// `floor`: the rule's, never below the floor; `None` if that exceeds
+/// `n_new` (the operator must act).
+pub fn shrink_threshold(rule: Policy, floor: u8, n_new: u8) -> Option<u8> {
+    let t = rule.threshold_for(n_new).ok()?.max(floor);
+    (t <= n_new).then_some(t)
+}
+
 /// What a `t`-of-`n` vault under `f` survives, for `vault create` to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Survives {
@@ -154,11 +162,10 @@ impl TransitionPolicy {
         }
     }
 
-    /// The threshold a shrink to `n_new` holders takes: the shrink rule's,
-    /// never below the floor (and never above `n_new`).
+    /// The threshold a shrink to `n_new` holders takes (see
+    /// [`shrink_threshold`]).
     pub fn shrink_threshold(&self, n_new: u8) -> Option<u8> {
-        let t = self.shrink.threshold_for(n_new).ok()?.max(self.floor);
-        (t <= n_new).then_some(t)
+        shrink_threshold(self.shrink, self.floor, n_new)
     }
 
     fn write_body(&self, w: &mut Writer) {

@@ -49,6 +49,16 @@ pub struct Rules {
 }
 
 impl Rules {
+    /// The rules of a vault without a signed policy: f = 0, floor 2, and
+    /// the validator's configured shrink rule (`heal.policy`).
+    pub fn legacy(shrink: Policy) -> Self {
+        Rules {
+            policy: shrink,
+            f: 0,
+            floor: 2,
+        }
+    }
+
     /// The rules of a signed transition policy.
     pub fn from_policy(p: &vault::governance::TransitionPolicy) -> Self {
         Rules {
@@ -66,8 +76,7 @@ impl Rules {
 
     /// The threshold a shrink to `n_new` holders takes, if any.
     pub fn shrink_threshold(&self, n_new: u8) -> Option<u8> {
-        let t = self.policy.threshold_for(n_new).ok()?.max(self.floor);
-        (t <= n_new).then_some(t)
+        vault::governance::shrink_threshold(self.policy, self.floor, n_new)
     }
 }
 
