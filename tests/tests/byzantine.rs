@@ -201,3 +201,62 @@ async fn a_member_claiming_a_holders_identity_is_not_believed() {
         "no identity mismatch counted"
     );
 }
+
+/// Attack 4, destruction: a dealer adds a constant to the share it deals in
+/// a re-share. 3 of 7 under f = 1, no spares: one holder dies, the six
+/// survivors re-share, and validator-2 (share 2) deals badly. The mesh must
+/// never commit an epoch whose shares do not recover the secret, must keep
+/// epoch 1 while it has no good successor, and must name the dealer. Before
+/// the dealing check the survivors committed epoch 2 with a sharing of a
+/// different secret and deleted epoch 1: the vault was gone.
+#[tokio::test(flavor = "current_thread")]
+async fn a_bad_dealer_is_named_and_no_holder_leaves_a_recoverable_epoch() {
+    let mut mesh = Mesh::with_policy(7, 3, 0, 1, 3);
+    mesh.set_reshare_after_ms(300);
+    for i in 0..7 {
+        if i == 1 {
+            mesh.start_with_env(i, &[("PQVAULT_BYZANTINE_BAD_DEAL", "1")]);
+        } else {
+            mesh.start(i);
+        }
+    }
+    mesh.kill9(6);
+    let epoch_dir = |i: usize, e: u64| {
+        mesh.nodes[i]
+            .dir
+            .join(format!("data/vaults/{}/epoch-{e}", mesh.vault_id))
+    };
+    // Long enough for several attempts: death declared (~2 s), then the
+    // re-share wait, then rounds that either commit or fail their check.
+    let deadline = std::time::Instant::now() + Duration::from_secs(25);
+    let named = |mesh: &Mesh| (0..6).any(|i| mesh.log(i).contains("bad dealing: dealer share 2"));
+    while std::time::Instant::now() < deadline && !named(&mesh) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Whatever was committed recovers the secret.
+    let at_2: Vec<usize> = (0..6)
+        .filter(|&i| epoch_dir(i, 2).join("manifest.pqvm").exists())
+        .collect();
+    if let Some(&first) = at_2.first() {
+        let m2 = vault::manifest::Manifest::decode(
+            &std::fs::read(epoch_dir(first, 2).join("manifest.pqvm")).unwrap(),
+        )
+        .unwrap();
+        let t2 = usize::from(m2.body().threshold);
+        let ok = std::panic::catch_unwind(|| {
+            pqvault_tests::recover_from(&mesh, &at_2[..t2.min(at_2.len())], 2, 3)
+        });
+        assert!(
+            ok.is_ok(),
+            "epoch 2 was committed by {at_2:?} but its shares do not recover the secret"
+        );
+    } else {
+        // Nothing committed: epoch 1 is intact on the survivors.
+        pqvault_tests::recover_from(&mesh, &[0, 2, 3], 1, 3);
+    }
+    assert!(
+        named(&mesh),
+        "no validator named share 2's holder as a bad dealer"
+    );
+}

@@ -10,6 +10,9 @@
 //! * `PQVAULT_BYZANTINE_CLOCK_OFFSET_MS=N`: run with a wall clock `N` ms
 //!   ahead (negative: behind), as reported in `GET /v1/hello` and used to
 //!   measure peers' clocks (a skewed machine).
+//! * `PQVAULT_BYZANTINE_BAD_DEAL=1`: deal a re-share from our share plus a
+//!   constant (a bad dealer: without a check, no t shares of the next
+//!   epoch recover the secret).
 //!
 //! Without the feature every function here is a constant "behave".
 
@@ -37,6 +40,19 @@ pub fn clock_now_ms() -> u64 {
         return now.saturating_add_signed(off);
     }
     now
+}
+
+/// Changes the share we are about to deal, if told to deal badly.
+pub fn corrupt_deal(value: &mut [u8]) {
+    #[cfg(feature = "byzantine")]
+    if std::env::var_os("PQVAULT_BYZANTINE_BAD_DEAL").is_some() {
+        if let Some(b) = value.first_mut() {
+            *b ^= 0x5a;
+        }
+        tracing::warn!("byzantine test build: dealing a wrong share");
+    }
+    #[cfg(not(feature = "byzantine"))]
+    let _ = value;
 }
 
 /// Whether this build can misbehave at all (logged at start).

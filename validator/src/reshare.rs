@@ -297,7 +297,9 @@ async fn deal(state: Arc<State>, plan: Plan, from: u8, shard: Vec<u8>) -> Result
         let parsed = SealedShard::parse(&shard).map_err(|e| bad(500, e))?;
         let suite = parsed.header.suite;
         let record = crate::unsealed::open(&shard, &key).map_err(|e| bad(500, e))?;
-        let subs = vault::repair::deal(&record.share, t_new, n_new).map_err(|e| bad(500, e))?;
+        let mut share = record.share.clone();
+        crate::byzantine::corrupt_deal(&mut share.value);
+        let subs = vault::repair::deal(&share, t_new, n_new).map_err(|e| bad(500, e))?;
         subs.into_iter()
             .zip(&ids)
             .map(|(share, id)| {
