@@ -28,6 +28,7 @@
 pub mod artifact;
 pub mod codec;
 pub mod create;
+pub mod dealing;
 pub mod decode;
 pub mod epoch;
 pub mod fsio;

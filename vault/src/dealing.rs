@@ -1,0 +1,523 @@
+//! Verify before delete: checking a re-share's dealing without learning
+//! any share.
+//!
+//! This module owns the arithmetic of the check (docs/protocol.md,
+//! "Checking a re-share"). In a re-share, dealer `i` (a holder of epoch
+//! `e` with share `s_i`, one of `d` dealers at evaluation points `x_i`)
+//! deals a polynomial `g_i` of degree `< t'` with `g_i(0) = s_i`, and
+//! recipient `k` receives `g_i(k)` from every dealer. A dealer that lies
+//! (adds a constant, or sends points of no low-degree polynomial) leaves a
+//! next epoch that recovers nothing; once epoch `e` is deleted the secret
+//! is gone. The check catches this before anyone deletes.
+//!
+//! **Redundancy.** The old shares `s_i` are a Reed-Solomon codeword: with
+//! `d > t` dealers they satisfy `d - t` parity checks. The parity-check
+//! matrix of that code (a generalized Reed-Solomon code) has rows
+//! `μ_m[i] = v_i · x_i^m` for `m < d - t`, with `v_i = 1 / Π_{j≠i}(x_i -
+//! x_j)`: `Σ_i μ_m[i] p(x_i) = 0` for every `p` of degree `< t`.
+//!
+//! **What a recipient publishes.** Recipient `k` publishes, for every `m`,
+//! `P_m(k) = Σ_i μ_m[i] · g_i(k)` ([`check_values`]). If every dealer is
+//! honest, `P_m(x) = Σ_i μ_m[i] g_i(x)` is a polynomial of degree `< t'`
+//! whose constant term `Σ_i μ_m[i] s_i` is zero.
+//!
+//! **What that reveals.** The published values are combinations of the
+//! dealers' random polynomials in the parity directions only; the secret
+//! enters each through `Σ μ_m[i] s_i = 0`. A recipient's new share is the
+//! combination `Σ λ_i g_i(k)` with the Lagrange weights `λ` (`Σ λ_i = 1`,
+//! while `Σ μ_m[i] = 0` for every parity row), which is outside the span
+//! of the parity rows even restricted to the honest dealers (at most `t -
+//! 1` are corrupt, and no vector on fewer than `t` points interpolates to
+//! 0), so the new share stays uniformly random given everything published.
+//!
+//! **What the verifier checks** ([`verify`]): for each parity combination,
+//! the published points `(k, P(k))` lie on a polynomial of degree `< t'`
+//! through `(0, 0)`. A lying recipient changes only its own points (a
+//! "column"); Berlekamp-Welch ([`crate::decode`]) corrects and names up to
+//! `(n' - t' + 1) / 2` such columns. A dealer that adds a constant makes
+//! the constant term nonzero in every combination that weighs it, which no
+//! set of that many columns can explain. To name bad dealers, the verifier
+//! tries sets `L` of at most `f` dealers, smallest first: the parity
+//! combinations that vanish on `L` (`q(x) = x^j · Π_{l∈L}(x - x_l)`) must
+//! then all pass. With `d - t >= f` dealers beyond the threshold, no `f`
+//! bad dealers pass unnoticed (the parity matrix is MDS); with `d - t >=
+//! 2f`, the set found is the one that lied.
+//!
+//! Only public values pass through here; sub-shares given to
+//! [`check_values`] are read, never copied.
+
+use crate::decode::{self, correctable};
+use crate::gf256::{mul_acc, Gf256};
+use crate::shamir::Share;
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+/// Why a check could not be computed at all (malformed inputs; a dealing
+/// that fails the check is a [`Verdict`], not an error).
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum CheckError {
+    /// The check needs more dealers than the old threshold.
+    #[error(
+        "a re-share with {dealers} dealers at threshold {t} has no redundancy to check; \
+         it needs at least {} dealers",
+        usize::from(*.t) + 1
+    )]
+    NoRedundancy {
+        /// Dealers in the plan.
+        dealers: usize,
+        /// Threshold of the epoch being left.
+        t: u8,
+    },
+    /// Dealer or recipient indices are zero, repeated or unsorted.
+    #[error("{0} indices must be nonzero, distinct and ascending")]
+    BadIndices(&'static str),
+    /// The new threshold is below 2 or above the number of recipients.
+    #[error("new threshold {t_new} does not fit {recipients} recipients")]
+    BadThreshold {
+        /// t'.
+        t_new: u8,
+        /// n'.
+        recipients: usize,
+    },
+    /// One sub-share per dealer is needed.
+    #[error("{got} sub-shares for {expected} dealers")]
+    SubshareCount {
+        /// Dealers.
+        expected: usize,
+        /// Sub-shares given.
+        got: usize,
+    },
+    /// A recipient published the wrong number of values.
+    #[error("recipient {index} published {got} check values; the plan needs {expected}")]
+    ValueCount {
+        /// Recipient index.
+        index: u8,
+        /// d - t.
+        expected: usize,
+        /// Values given.
+        got: usize,
+    },
+    /// Values (or sub-shares) of different lengths.
+    #[error("check values of {a} and {b} bytes: every value has the share length")]
+    LengthMismatch {
+        /// One length.
+        a: usize,
+        /// Another.
+        b: usize,
+    },
+}
+
+/// The outcome of [`verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The new shares are a sharing of the old secret at threshold t'.
+    Consistent,
+    /// They are not; nothing may be deleted. Named culprits, where the
+    /// numbers allow (both empty: more liars than the check can place).
+    Inconsistent {
+        /// Old share indices of the dealers whose dealing explains it.
+        dealers: Vec<u8>,
+        /// New indices of recipients whose published values disagree
+        /// (the recipient lied, or a dealer sent it a bad point).
+        recipients: Vec<u8>,
+    },
+}
+
+/// `v_i = 1 / Π_{j≠i}(x_i - x_j)`: the parity-check weights of the points.
+fn weights(xs: &[u8]) -> Vec<Gf256> {
+    xs.iter()
+        .map(|&xi| {
+            let prod = xs
+                .iter()
+                .filter(|&&xj| xj != xi)
+                .fold(Gf256::ONE, |acc, &xj| acc.mul(Gf256(xi).sub(Gf256(xj))));
+            // Nonzero: the points are distinct (checked by callers).
+            prod.inv().unwrap_or(Gf256::ZERO)
+        })
+        .collect()
+}
+
+fn ascending(xs: &[u8]) -> bool {
+    xs.first().is_none_or(|&x| x != 0) && xs.windows(2).all(|w| w[0] < w[1])
+}
+
+/// Parity row `m`: `μ_m[i] = v_i · x_i^m`.
+fn parity_row(xs: &[u8], v: &[Gf256], m: usize) -> Vec<Gf256> {
+    xs.iter()
+        .zip(v)
+        .map(|(&x, &w)| (0..m).fold(w, |acc, _| acc.mul(Gf256(x))))
+        .collect()
+}
+
+/// Recipient side: the `d - t` check values from our sub-shares, one per
+/// dealer in the plan's order (`dealers` ascending, `t` the old threshold).
+pub fn check_values<P: AsRef<[u8]>>(
+    dealers: &[u8],
+    t: u8,
+    subshares: &[P],
+) -> Result<Vec<Vec<u8>>, CheckError> {
+    let d = dealers.len();
+    if !ascending(dealers) {
+        return Err(CheckError::BadIndices("dealer"));
+    }
+    if d <= usize::from(t) {
+        return Err(CheckError::NoRedundancy { dealers: d, t });
+    }
+    if subshares.len() != d {
+        return Err(CheckError::SubshareCount {
+            expected: d,
+            got: subshares.len(),
+        });
+    }
+    let len = subshares[0].as_ref().len();
+    if let Some(s) = subshares.iter().find(|s| s.as_ref().len() != len) {
+        return Err(CheckError::LengthMismatch {
+            a: len,
+            b: s.as_ref().len(),
+        });
+    }
+    let v = weights(dealers);
+    Ok((0..d - usize::from(t))
+        .map(|m| {
+            let mut out = vec![0u8; len];
+            for (sub, mu) in subshares.iter().zip(parity_row(dealers, &v, m)) {
+                mul_acc(&mut out, sub.as_ref(), mu);
+            }
+            out
+        })
+        .collect())
+}
+
+/// Coefficients (lowest first) of `x^j · Π_{l∈L}(x - x_l)`.
+fn vanishing(j: usize, on: &[u8]) -> Vec<Gf256> {
+    let mut c = vec![Gf256::ZERO; j];
+    c.push(Gf256::ONE);
+    for &l in on {
+        // Multiply by (x + l): in characteristic 2, minus is plus.
+        let mut next = vec![Gf256::ZERO; c.len() + 1];
+        for (k, &a) in c.iter().enumerate() {
+            next[k] = next[k].add(a.mul(Gf256(l)));
+            next[k + 1] = next[k + 1].add(a);
+        }
+        c = next;
+    }
+    c
+}
+
+/// Columns (recipient indices) whose points are off the polynomial of
+/// degree `< t_new` through `(0, 0)` that the others agree on, or `None`
+/// if no such polynomial is within the correctable distance.
+fn off_columns(points: &[(u8, Vec<u8>)], t_new: u8) -> Option<Vec<u8>> {
+    // P(x) = x · R(x) with deg R < t' - 1: decode R from (k, P(k) / k).
+    let r: Vec<Share> = points
+        .iter()
+        .map(|(k, p)| {
+            let mut value = Zeroizing::new(p.clone());
+            crate::gf256::scale_in_place(&mut value, Gf256(*k).inv().unwrap_or(Gf256::ZERO));
+            Share { index: *k, value }
+        })
+        .collect();
+    if t_new >= 3 {
+        return decode::decode(&r, t_new - 1).ok().map(|d| d.wrong);
+    }
+    // t' = 2: R is a constant; the columns off the value most of them
+    // share, if at most the correctable number are.
+    let votes = |v: &[u8]| r.iter().filter(|s| &s.value[..] == v).count();
+    let best = r.iter().max_by_key(|s| votes(&s.value))?;
+    let wrong: Vec<u8> = r
+        .iter()
+        .filter(|s| s.value != best.value)
+        .map(|s| s.index)
+        .collect();
+    (wrong.len() <= correctable(r.len(), 1)).then_some(wrong)
+}
+
+/// Subsets of `items` of size `k`, in lexicographic order.
+fn subsets(items: &[u8], k: usize) -> Vec<Vec<u8>> {
+    if k == 0 {
+        return vec![Vec::new()];
+    }
+    let mut out = Vec::new();
+    for (i, &x) in items.iter().enumerate() {
+        for mut rest in subsets(&items[i + 1..], k - 1) {
+            rest.insert(0, x);
+            out.push(rest);
+        }
+    }
+    out
+}
+
+/// Whether the dealers outside `excluded` pass: every parity combination
+/// vanishing on `excluded` decodes. Returns the off columns if so.
+fn passes(
+    values: &[(u8, Vec<Vec<u8>>)],
+    spare: usize,
+    excluded: &[u8],
+    t_new: u8,
+) -> Option<Vec<u8>> {
+    let mut off = std::collections::BTreeSet::new();
+    for j in 0..spare - excluded.len() {
+        let q = vanishing(j, excluded);
+        let points: Vec<(u8, Vec<u8>)> = values
+            .iter()
+            .map(|(k, p)| {
+                let mut out = vec![0u8; p[0].len()];
+                for (pm, &qm) in p.iter().zip(&q) {
+                    mul_acc(&mut out, pm, qm);
+                }
+                (*k, out)
+            })
+            .collect();
+        off.extend(off_columns(&points, t_new)?);
+    }
+    Some(off.into_iter().collect())
+}
+
+/// Verifier side: checks the values every recipient published (`values`:
+/// new index and its `d - t` values, every recipient of the plan once,
+/// ascending) for a re-share from `dealers` at old threshold `t` to `t_new`,
+/// naming up to `f` bad dealers. See the module docs for what it proves.
+pub fn verify(
+    dealers: &[u8],
+    t: u8,
+    t_new: u8,
+    f: u8,
+    values: &[(u8, Vec<Vec<u8>>)],
+) -> Result<Verdict, CheckError> {
+    let d = dealers.len();
+    if !ascending(dealers) {
+        return Err(CheckError::BadIndices("dealer"));
+    }
+    if d <= usize::from(t) {
+        return Err(CheckError::NoRedundancy { dealers: d, t });
+    }
+    let spare = d - usize::from(t);
+    let recipients: Vec<u8> = values.iter().map(|(k, _)| *k).collect();
+    if !ascending(&recipients) {
+        return Err(CheckError::BadIndices("recipient"));
+    }
+    if t_new < 2 || usize::from(t_new) > values.len() {
+        return Err(CheckError::BadThreshold {
+            t_new,
+            recipients: values.len(),
+        });
+    }
+    let len = values[0].1.first().map_or(0, Vec::len);
+    for (k, p) in values {
+        if p.len() != spare {
+            return Err(CheckError::ValueCount {
+                index: *k,
+                expected: spare,
+                got: p.len(),
+            });
+        }
+        if let Some(v) = p.iter().find(|v| v.len() != len) {
+            return Err(CheckError::LengthMismatch { a: len, b: v.len() });
+        }
+    }
+    if let Some(off) = passes(values, spare, &[], t_new) {
+        return Ok(if off.is_empty() {
+            Verdict::Consistent
+        } else {
+            Verdict::Inconsistent {
+                dealers: Vec::new(),
+                recipients: off,
+            }
+        });
+    }
+    // Not explained by recipients alone: find the fewest dealers that
+    // explain it, if exactly one set of that size does.
+    for size in 1..=usize::from(f).min(spare - 1) {
+        let found: Vec<(Vec<u8>, Vec<u8>)> = subsets(dealers, size)
+            .into_iter()
+            .filter_map(|l| passes(values, spare, &l, t_new).map(|off| (l, off)))
+            .collect();
+        match found.as_slice() {
+            [] => continue,
+            [(l, off)] => {
+                return Ok(Verdict::Inconsistent {
+                    dealers: l.clone(),
+                    recipients: off.clone(),
+                })
+            }
+            _ => break,
+        }
+    }
+    Ok(Verdict::Inconsistent {
+        dealers: Vec::new(),
+        recipients: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repair::{combine_subshares, deal};
+    use crate::shamir::{combine, split};
+
+    /// A re-share of a `t`-of-`n` sharing of `secret` by `dealers` to
+    /// `n_new` recipients at `t_new`: sub-shares `[dealer][recipient]`.
+    fn dealing(
+        secret: &[u8],
+        t: u8,
+        n: u8,
+        dealers: &[u8],
+        t_new: u8,
+        n_new: u8,
+    ) -> Vec<Vec<Share>> {
+        let old = split(secret, t, n).unwrap();
+        dealers
+            .iter()
+            .map(|&i| deal(&old[usize::from(i) - 1], t_new, n_new).unwrap())
+            .collect()
+    }
+
+    fn publish(dealers: &[u8], t: u8, subs: &[Vec<Share>]) -> Vec<(u8, Vec<Vec<u8>>)> {
+        (0..subs[0].len())
+            .map(|k| {
+                let mine: Vec<&[u8]> = subs.iter().map(|d| &d[k].value[..]).collect();
+                (k as u8 + 1, check_values(dealers, t, &mine).unwrap())
+            })
+            .collect()
+    }
+
+    const SECRET: &[u8] = b"thirty-two bytes of vault secret";
+
+    #[test]
+    fn an_honest_dealing_passes_and_recombines() {
+        for (t, n, dealers, t_new, n_new) in [
+            (3u8, 7u8, vec![1u8, 2, 3, 4, 5, 6], 3u8, 6u8),
+            (4, 7, vec![1, 2, 3, 4, 5, 6, 7], 4, 7),
+            (2, 3, vec![1, 2, 3], 2, 3),
+            (3, 5, vec![1, 2, 3, 5], 2, 4),
+        ] {
+            let subs = dealing(SECRET, t, n, &dealers, t_new, n_new);
+            let v = publish(&dealers, t, &subs);
+            assert_eq!(verify(&dealers, t, t_new, 1, &v), Ok(Verdict::Consistent));
+            // The new shares recover the secret.
+            let new: Vec<Share> = (0..usize::from(t_new))
+                .map(|k| {
+                    let mine: Vec<&[u8]> = subs.iter().map(|d| &d[k].value[..]).collect();
+                    combine_subshares(&dealers, &mine, k as u8 + 1).unwrap()
+                })
+                .collect();
+            assert_eq!(&combine(&new).unwrap()[..], SECRET);
+        }
+    }
+
+    #[test]
+    fn a_dealer_adding_a_constant_is_caught_and_named() {
+        let dealers = [1u8, 2, 3, 4, 5, 6];
+        for bad in dealers {
+            let old = split(SECRET, 3, 7).unwrap();
+            let subs: Vec<Vec<Share>> = dealers
+                .iter()
+                .map(|&i| {
+                    let mut s = Share {
+                        index: i,
+                        value: old[usize::from(i) - 1].value.clone(),
+                    };
+                    if i == bad {
+                        s.value[0] ^= 0x5a;
+                    }
+                    deal(&s, 3, 6).unwrap()
+                })
+                .collect();
+            let v = publish(&dealers, 3, &subs);
+            assert_eq!(
+                verify(&dealers, 3, 3, 1, &v),
+                Ok(Verdict::Inconsistent {
+                    dealers: vec![bad],
+                    recipients: vec![]
+                }),
+                "bad dealer {bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn with_one_spare_dealer_a_bad_one_is_caught_but_not_named() {
+        // 4 of 7, five survivors deal: d - t = 1 detects, cannot place.
+        let dealers = [1u8, 2, 3, 4, 5];
+        let old = split(SECRET, 4, 7).unwrap();
+        let subs: Vec<Vec<Share>> = dealers
+            .iter()
+            .map(|&i| {
+                let mut s = Share {
+                    index: i,
+                    value: old[usize::from(i) - 1].value.clone(),
+                };
+                if i == 3 {
+                    s.value[5] ^= 1;
+                }
+                deal(&s, 4, 5).unwrap()
+            })
+            .collect();
+        let v = publish(&dealers, 4, &subs);
+        assert_eq!(
+            verify(&dealers, 4, 4, 1, &v),
+            Ok(Verdict::Inconsistent {
+                dealers: vec![],
+                recipients: vec![]
+            })
+        );
+    }
+
+    #[test]
+    fn a_dealer_sending_points_of_no_polynomial_is_caught() {
+        let dealers = [1u8, 2, 3, 4, 5, 6];
+        let mut subs = dealing(SECRET, 3, 7, &dealers, 3, 6);
+        // Dealer 4 sends three recipients values of another polynomial.
+        for sub in &mut subs[3][..3] {
+            sub.value[1] ^= 0x33;
+        }
+        let v = publish(&dealers, 3, &subs);
+        match verify(&dealers, 3, 3, 1, &v).unwrap() {
+            Verdict::Inconsistent { dealers, .. } => assert_eq!(dealers, vec![4]),
+            Verdict::Consistent => panic!("a high-degree dealing passed"),
+        }
+    }
+
+    #[test]
+    fn a_lying_recipient_is_named_and_frames_no_dealer() {
+        let dealers = [1u8, 2, 3, 4, 5, 6];
+        let subs = dealing(SECRET, 3, 7, &dealers, 3, 6);
+        let mut v = publish(&dealers, 3, &subs);
+        v[4].1[1][0] ^= 9;
+        assert_eq!(
+            verify(&dealers, 3, 3, 1, &v),
+            Ok(Verdict::Inconsistent {
+                dealers: vec![],
+                recipients: vec![5]
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_inputs_are_errors_not_panics() {
+        let v = vec![(1u8, vec![vec![0u8; 4]]), (2, vec![vec![0u8; 4]])];
+        assert!(matches!(
+            verify(&[1, 2], 2, 2, 1, &v),
+            Err(CheckError::NoRedundancy { .. })
+        ));
+        assert!(matches!(
+            verify(&[2, 1, 3], 2, 2, 1, &v),
+            Err(CheckError::BadIndices(_))
+        ));
+        assert!(matches!(
+            verify(&[1, 2, 3], 2, 3, 1, &v),
+            Err(CheckError::BadThreshold { .. })
+        ));
+        let short = vec![(1u8, vec![vec![0u8; 4]]), (2, vec![vec![0u8; 3]])];
+        assert!(matches!(
+            verify(&[1, 2, 3], 2, 2, 1, &short),
+            Err(CheckError::LengthMismatch { .. })
+        ));
+        let many = vec![(1u8, vec![vec![0u8; 4]; 2]), (2, vec![vec![0u8; 4]])];
+        assert!(matches!(
+            verify(&[1, 2, 3], 2, 2, 1, &many),
+            Err(CheckError::ValueCount { .. })
+        ));
+        assert!(check_values(&[1, 2, 3], 2, &[vec![0u8; 4]]).is_err());
+    }
+}
