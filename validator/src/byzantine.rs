@@ -13,6 +13,9 @@
 //! * `PQVAULT_BYZANTINE_BAD_DEAL=1`: deal a re-share from our share plus a
 //!   constant (a bad dealer: without a check, no t shares of the next
 //!   epoch recover the secret).
+//! * `PQVAULT_BYZANTINE_BAD_CHECK_ONCE=1`: publish wrong dealing-check
+//!   values in the first re-share we receive, then behave (a recipient
+//!   that lies once).
 //!
 //! Without the feature every function here is a constant "behave".
 
@@ -53,6 +56,23 @@ pub fn corrupt_deal(value: &mut [u8]) {
     }
     #[cfg(not(feature = "byzantine"))]
     let _ = value;
+}
+
+/// Changes the dealing-check values we are about to publish, the first
+/// time only, if told to.
+pub fn corrupt_check_once(values: &mut [Vec<u8>]) {
+    #[cfg(feature = "byzantine")]
+    if std::env::var_os("PQVAULT_BYZANTINE_BAD_CHECK_ONCE").is_some() {
+        static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !DONE.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            if let Some(b) = values.first_mut().and_then(|v| v.first_mut()) {
+                *b ^= 0x5a;
+            }
+            tracing::warn!("byzantine test build: publishing wrong check values");
+        }
+    }
+    #[cfg(not(feature = "byzantine"))]
+    let _ = values;
 }
 
 /// Whether this build can misbehave at all (logged at start).

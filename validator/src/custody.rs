@@ -63,22 +63,33 @@ impl Verdict {
     }
 }
 
-/// Runs [`check_all`] every `interval`, forever.
+/// Every `interval`, checks our own shards and one peer's, forever: peers
+/// in turn, so the load per validator is the same at any mesh size (SWIM's
+/// constant load per member), while every holder is still checked by the
+/// mesh about once per interval.
 pub async fn custody_loop(state: Arc<State>, interval: Duration) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Start at a different peer on each validator.
+    let mut turn = state
+        .id
+        .bytes()
+        .fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b.into()));
     loop {
         tick.tick().await;
-        check_all(&state).await;
+        check_turn(&state, turn).await;
+        turn = turn.wrapping_add(1);
     }
 }
 
-/// Checks our own shard of every vault, then every live peer's.
-pub async fn check_all(state: &Arc<State>) {
+/// Checks our own shard of every vault, then the `turn`-th (modulo their
+/// number) live peer holding a share of a vault we hold.
+pub async fn check_turn(state: &Arc<State>, turn: usize) {
     let vaults: Vec<VaultId> = match state.store.lock() {
         Ok(s) => s.vaults().map(|(id, _)| *id).collect(),
         Err(_) => return,
     };
+    let mut peers: Vec<(ManifestBody, Member, Fingerprint)> = Vec::new();
     for id in vaults {
         let Ok((manifest, _)) = rounds::current_manifest(state, &id) else {
             continue;
@@ -98,13 +109,17 @@ pub async fn check_all(state: &Arc<State>) {
             let Ok(p) = rounds::identity_of(state, &m.id).await else {
                 continue;
             };
-            if body.shards.iter().all(|e| e.recipient != p.fingerprint()) {
-                continue; // holds no share of this vault
+            if body.shards.iter().any(|e| e.recipient == p.fingerprint()) {
+                peers.push((body.clone(), m, p.fingerprint()));
             }
-            let v = check_peer(state, &m, &body, &p.fingerprint()).await;
-            record(state, &id, &m.id, v);
         }
     }
+    if peers.is_empty() {
+        return;
+    }
+    let (body, m, fp) = &peers[turn % peers.len()];
+    let v = check_peer(state, m, body, fp).await;
+    record(state, &body.vault_id, &m.id, v);
 }
 
 fn check_own(state: &Arc<State>, body: &ManifestBody) {
@@ -203,12 +218,12 @@ fn record(state: &Arc<State>, vault: &VaultId, peer: &str, v: Verdict) {
     }
 }
 
-/// True if `peer`'s latest custody check of `vault` failed.
+/// True if `peer`'s latest custody check of `vault` failed, or a dealing
+/// check named it a bad dealer: either way its share counts as lost.
 pub fn failed(state: &State, vault: &VaultId, peer: &str) -> bool {
-    state
-        .custody
-        .lock()
-        .is_ok_and(|c| c.contains_key(&(*vault, peer.to_string())))
+    let key = (*vault, peer.to_string());
+    state.custody.lock().is_ok_and(|c| c.contains_key(&key))
+        || state.bad_dealers.lock().is_ok_and(|b| b.contains(&key))
 }
 
 /// True if `peer` answers but holds no shard of `vault` at all (a fresh
@@ -275,6 +290,13 @@ pub async fn holder_replaceable(state: &Arc<State>, body: &ManifestBody, fp: &Fi
     let Ok((member, _)) = rounds::member_with(state, fp).await else {
         return true; // not a member we can reach at all
     };
+    if state
+        .bad_dealers
+        .lock()
+        .is_ok_and(|b| b.contains(&(body.vault_id, member.id.clone())))
+    {
+        return true; // a dealing check named it: lost, like failed custody
+    }
     if state.probe_direct(&member).await.is_none() {
         return true;
     }

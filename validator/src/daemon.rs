@@ -160,6 +160,10 @@ pub struct State {
     pub dealt: Mutex<BTreeMap<(vault::manifest::VaultId, u64), ([u8; 16], Instant)>>,
     /// (vault, peer id) whose latest custody check failed.
     pub custody: Mutex<BTreeMap<(vault::manifest::VaultId, String), crate::custody::Verdict>>,
+    /// (vault, peer id) of holders a failed dealing check named as bad
+    /// dealers: their shares count as lost, like failed custody
+    /// (`crate::reshare::check_dealing`).
+    pub bad_dealers: Mutex<std::collections::BTreeSet<(vault::manifest::VaultId, String)>>,
     /// Vaults whose shard on our own disk no longer matches its manifest.
     pub own_corrupt: Mutex<std::collections::BTreeSet<vault::manifest::VaultId>>,
     /// Artifact carriage, if `[artifacts] policy` is configured.
@@ -598,6 +602,7 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         pending: Mutex::new(BTreeMap::new()),
         artifacts,
         custody: Mutex::new(Default::default()),
+        bad_dealers: Mutex::new(Default::default()),
         policy: config.heal.policy,
         reshare_after: Duration::from_millis(config.heal.reshare_after_ms),
         refresh: config.heal.refresh,

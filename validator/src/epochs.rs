@@ -41,6 +41,22 @@ pub struct Prepared {
     pub sealed: Vec<u8>,
     /// For a replacement: the proof of epoch `from_epoch`, to adopt the vault.
     pub adopt: Option<(Vec<u8>, Steps)>,
+    /// How the share was made, which decides what signing must check.
+    pub origin: Origin,
+}
+
+/// Where a prepared share came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Re-sealed or repaired: the same polynomial, checked against the
+    /// chain's share commitments.
+    SamePolynomial,
+    /// Combined from the sub-shares of this re-share round: signing runs
+    /// the dealing check first ([`crate::reshare::check_dealing`]).
+    Reshare([u8; 16]),
+    /// Read back from disk after a restart: enough to commit a certified
+    /// successor, never to sign one (the round's check state is gone).
+    Restored,
 }
 
 /// Answer to `prepare`.
@@ -144,6 +160,7 @@ pub async fn prepare(
                 index: record.share.index,
                 sealed,
                 adopt,
+                origin: Origin::SamePolynomial,
             },
         );
     Ok(reply)
@@ -195,6 +212,7 @@ fn prepared(state: &State, vault: &VaultId) -> Result<Prepared, Failure> {
         index: header.index,
         sealed,
         adopt: None,
+        origin: Origin::Restored,
     })
 }
 
@@ -257,6 +275,20 @@ pub async fn sign(
         || mine.blob_hash != shard_hash(&pending.sealed)
     {
         return Err(bad(422, "our entry is not the shard we prepared"));
+    }
+    // Verify before delete: the epoch we sign away must have a successor
+    // that is a sharing of the same secret.
+    match pending.origin {
+        Origin::SamePolynomial => {}
+        Origin::Reshare(round) => {
+            crate::reshare::check_dealing(&state, round, c, &rules).await?
+        }
+        Origin::Restored => {
+            return Err(bad(
+                409,
+                "we restarted since preparing our share; not signing a successor we can no longer check",
+            ))
+        }
     }
     // Only holders that are lost to us (no answer, or failed custody) may
     // be replaced or left out.
@@ -417,6 +449,9 @@ pub async fn commit(state: Arc<State>, vault: VaultId, body: &[u8]) -> Result<u6
         }
     }
     let st = state.clone();
+    // A repaired (or restored, so unknown) share keeps the polynomial: the
+    // epoch owes a refresh until a re-share replaces it.
+    let owes_refresh = !matches!(pending.origin, Origin::Reshare(_));
     let epoch = blocking(move || {
         let mut store = st.store.lock().map_err(|_| bad(500, "poisoned"))?;
         let held = match &pending.adopt {
@@ -430,8 +465,12 @@ pub async fn commit(state: Arc<State>, vault: VaultId, body: &[u8]) -> Result<u6
             ),
             None => store.advance(&vault, &manifest, &cert, &pending.sealed, &st.identity),
         }
-        .map_err(|e| bad(422, e))?;
-        Ok(held.epoch)
+        .map_err(|e| bad(422, e))?
+        .epoch;
+        if let Err(e) = store.set_refresh_owed(&vault, owes_refresh) {
+            tracing::warn!(%vault, "could not record whether a refresh is owed: {e}");
+        }
+        Ok(held)
     })
     .await?;
     if let Ok(mut p) = state.pending.lock() {

@@ -289,7 +289,7 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
         }
     }
     if lost.is_empty() {
-        return Ok(());
+        return refresh_if_owed(state, id, &b, &view).await;
     }
     // Live holders: (index, member or None for ourselves).
     let holders: Vec<(u8, Option<Member>)> = b
@@ -671,6 +671,45 @@ async fn finish_commit(
     Ok(())
 }
 
+/// Retries a refresh the current epoch still owes (it was made by a repair
+/// and the refresh after it failed, or its leader died): led by the same
+/// rule as healing, with every holder live, and backed off by the heal
+/// loop like any failed pass.
+async fn refresh_if_owed(
+    state: &Arc<State>,
+    id: VaultId,
+    b: &ManifestBody,
+    view: &BTreeMap<Fingerprint, Option<Member>>,
+) -> Result<(), String> {
+    let owed = state
+        .store
+        .lock()
+        .map_err(|_| "store lock poisoned".to_string())?
+        .refresh_owed(&id);
+    if !state.refresh || !owed {
+        return Ok(());
+    }
+    let holders: Vec<(u8, Option<Member>)> = b
+        .shards
+        .iter()
+        .filter_map(|e| view.get(&e.recipient).map(|m| (e.index, m.clone())))
+        .collect();
+    let name = |m: &Option<Member>| m.as_ref().map_or(state.id.clone(), |m| m.id.clone());
+    if holders.len() != b.shards.len()
+        || holders.iter().map(|(_, m)| name(m)).min().as_ref() != Some(&state.id)
+    {
+        return Ok(());
+    }
+    if newer_epoch_at(state, &id, b.epoch, &holders)
+        .await
+        .is_some()
+    {
+        return Ok(());
+    }
+    tracing::info!(vault = %id, epoch = b.epoch, "the current epoch owes a refresh: leading it");
+    run_reshare(state, id, b, &holders, b.threshold, "refreshed").await
+}
+
 /// Leads a re-share round among `holders` (sorted by index; recipient k is
 /// the k-th) to threshold `t_new`, then certifies and commits the result.
 async fn run_reshare(
@@ -687,11 +726,9 @@ async fn run_reshare(
         .map(|(i, _)| b.entry(*i).map(|e| e.recipient))
         .collect::<Option<_>>()
         .ok_or("a holder's index is not in the manifest")?;
-    let dealers: Vec<u8> = holders
-        .iter()
-        .take(usize::from(b.threshold))
-        .map(|(i, _)| *i)
-        .collect();
+    // Every live holder deals: those beyond t are what the dealing check
+    // (verify before delete, `reshare::check_dealing`) checks against.
+    let dealers: Vec<u8> = holders.iter().map(|(i, _)| *i).collect();
     let mut round = [0u8; 16];
     aws_lc_rs::rand::fill(&mut round).map_err(|_| "rng failure".to_string())?;
     let proposal = propose(

@@ -49,6 +49,9 @@ pub struct Metrics {
     /// Inputs from members refused as misbehaviour, by reason
     /// ([`REFUSAL_REASONS`]): what a lying member tried.
     pub refusals: IntCounterVec,
+    /// Re-share dealings that failed the dealing check, by who the check
+    /// named (`dealer`, `recipient` or `unknown`).
+    pub bad_dealings: IntCounterVec,
     /// Custody checks by peer (our own id for our own shard) and result.
     pub custody_checks: IntCounterVec,
     /// Threshold t of the current epoch per vault held.
@@ -236,6 +239,16 @@ impl Metrics {
         for r in REFUSAL_REASONS {
             refusals.with_label_values(&[r]);
         }
+        let bad_dealings = IntCounterVec::new(
+            Opts::new(
+                "pqvault_bad_dealings_total",
+                "Re-share dealings that failed the dealing check before any epoch was deleted, by who the check named (dealer, recipient, unknown).",
+            ),
+            &["culprit"],
+        )?;
+        for c in ["dealer", "recipient", "unknown"] {
+            bad_dealings.with_label_values(&[c]);
+        }
         let vault_threshold = IntGaugeVec::new(
             Opts::new(
                 "pqvault_vault_threshold",
@@ -335,6 +348,7 @@ impl Metrics {
             Box::new(peer_deaths.clone()),
             Box::new(repairs.clone()),
             Box::new(refusals.clone()),
+            Box::new(bad_dealings.clone()),
             Box::new(custody_checks.clone()),
             Box::new(vault_threshold.clone()),
             Box::new(vault_shares.clone()),
@@ -393,6 +407,7 @@ impl Metrics {
             peer_deaths,
             repairs,
             refusals,
+            bad_dealings,
             custody_checks,
             vault_threshold,
             vault_shares,
@@ -463,6 +478,11 @@ impl Metrics {
                 .map_or(0, |d| d.as_secs() as i64);
             since.set(now);
         }
+    }
+
+    /// Counts a dealing that failed its check, by who it named.
+    pub fn bad_dealing(&self, culprit: &str) {
+        self.bad_dealings.with_label_values(&[culprit]).inc();
     }
 
     /// The text exposition format.

@@ -35,7 +35,7 @@
 
 use crate::config::Member;
 use crate::daemon::State;
-use crate::epochs::{PrepareReply, Prepared};
+use crate::epochs::{Origin, PrepareReply, Prepared};
 use crate::rounds::{self, bad, blocking, Failure};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -173,6 +173,8 @@ pub struct Round {
     subs: BTreeMap<u8, Zeroizing<Vec<u8>>>,
     /// Our entry in the next manifest, once our new share is sealed.
     done: Option<PrepareReply>,
+    /// Our public dealing-check values (`vault::dealing`), once computed.
+    check: Option<Vec<Vec<u8>>>,
     /// When the round started here (rounds are pruned: `daemon::prune`).
     started: std::time::Instant,
 }
@@ -270,6 +272,7 @@ pub async fn start(
             my_index,
             subs: BTreeMap::new(),
             done: None,
+            check: None,
             started: std::time::Instant::now(),
         },
     );
@@ -422,13 +425,24 @@ async fn finish(
     my_index: u8,
     subs: Vec<Zeroizing<Vec<u8>>>,
 ) -> Result<(), Failure> {
-    let (_, shard) = rounds::current_manifest(&state, &plan.vault_id)?;
+    let (manifest, shard) = rounds::current_manifest(&state, &plan.vault_id)?;
+    let t_old = manifest.body().threshold;
     let key = state.identity.clone();
     let n_new = plan.recipients.len() as u8;
     let p = plan.clone();
-    let (record, sealed) = blocking(move || {
+    let (record, sealed, check) = blocking(move || {
         let share = vault::repair::combine_subshares(&p.dealers, &subs, my_index)
             .map_err(|e| bad(422, e))?;
+        // Public values for the dealing check, when there are more
+        // dealers than the threshold to check against.
+        let check = (p.dealers.len() > usize::from(t_old))
+            .then(|| vault::dealing::check_values(&p.dealers, t_old, &subs))
+            .transpose()
+            .map_err(|e| bad(422, e))?
+            .map(|mut c| {
+                crate::byzantine::corrupt_check_once(&mut c);
+                c
+            });
         let suite = SealedShard::parse(&shard)
             .map_err(|e| bad(500, e))?
             .header
@@ -442,7 +456,7 @@ async fn finish(
         };
         let sealed = vault::seal::seal(&record, suite, key.public()).map_err(|e| bad(500, e))?;
         crate::unsealed::remember(&sealed, &key, &record);
-        Ok((record, sealed))
+        Ok((record, sealed, check))
     })
     .await?;
     let reply = PrepareReply {
@@ -464,6 +478,7 @@ async fn finish(
                 index: my_index,
                 sealed,
                 adopt: None,
+                origin: Origin::Reshare(plan.round),
             },
         );
     if let Some(r) = state
@@ -473,6 +488,7 @@ async fn finish(
         .get_mut(&plan.round)
     {
         r.done = Some(reply);
+        r.check = check;
         r.subs.clear();
     }
     tracing::info!(round = %hex::encode(plan.round), index = my_index, "re-share: new share ready");
@@ -487,7 +503,173 @@ pub fn status(state: &State, round: &[u8; 16]) -> Option<serde_json::Value> {
         "complete": r.done.is_some(),
         "received": r.subs.len(),
         "entry": r.done,
+        "check": r.check.as_ref().map(|c| c.iter().map(hex::encode).collect::<Vec<_>>()),
     }))
+}
+
+/// Our own check values of `round`, once our new share is made.
+fn own_check(state: &State, round: &[u8; 16]) -> Option<Vec<Vec<u8>>> {
+    state.reshares.lock().ok()?.get(round)?.check.clone()
+}
+
+/// Check values a recipient published (`GET /v1/reshare/{round}`):
+/// untrusted, so bounded and parsed strictly.
+fn parse_check(v: &serde_json::Value, count: usize, len: usize) -> Option<Vec<Vec<u8>>> {
+    let list = v.get("check")?.as_array()?;
+    if list.len() != count {
+        return None;
+    }
+    list.iter()
+        .map(|h| hex::decode(h.as_str()?).ok().filter(|b| b.len() == len))
+        .collect()
+}
+
+/// Verify before delete: before we sign away the epoch a re-share leaves,
+/// every recipient's published check values must show that the dealers
+/// dealt a sharing of the same secret (`vault::dealing`). We ask each
+/// recipient ourselves, over mTLS, so no leader can stand in for them. A
+/// failed check names the dealers or recipients it can, counts them, and
+/// refuses: the attempt fails and the old epoch stays.
+pub async fn check_dealing(
+    state: &Arc<State>,
+    round: [u8; 16],
+    current: &vault::manifest::ManifestBody,
+    rules: &crate::transition::Rules,
+) -> Result<(), Failure> {
+    let t_old = current.threshold;
+    let plan = state
+        .reshares
+        .lock()
+        .map_err(|_| bad(500, "poisoned"))?
+        .get(&round)
+        .map(|r| r.plan.clone())
+        .ok_or_else(|| {
+            bad(
+                409,
+                "the re-share round is gone here; cannot check its dealing",
+            )
+        })?;
+    let spare = plan.dealers.len().saturating_sub(usize::from(t_old));
+    if spare == 0 {
+        // Nothing to check against. A vault whose policy expects liars
+        // never gets here (authorize asks for t + f dealers).
+        return if rules.f == 0 {
+            Ok(())
+        } else {
+            Err(bad(
+                409,
+                "a re-share under f >= 1 needs more dealers than t",
+            ))
+        };
+    }
+    let me = state.identity.public().fingerprint();
+    let path = format!("/v1/reshare/{}", hex::encode(round));
+    let mine =
+        own_check(state, &round).ok_or_else(|| bad(409, "our own check values are not ready"))?;
+    let len = mine.first().map_or(0, Vec::len);
+    let asks = plan.recipients.iter().enumerate().map(|(k, fp)| {
+        let (state, path, mine) = (state.clone(), path.clone(), mine.clone());
+        let fp = *fp;
+        async move {
+            let k = k as u8 + 1;
+            if fp == me {
+                return Ok((k, mine));
+            }
+            let (m, _) = rounds::member_with(&state, &fp).await?;
+            let r = state
+                .ctl
+                .get(&m, &path, 1 << 16)
+                .await
+                .map_err(|e| bad(409, format!("recipient {k} ({}): {e}", m.id)))?;
+            serde_json::from_slice::<serde_json::Value>(&r.body)
+                .ok()
+                .and_then(|v| parse_check(&v, spare, len))
+                .map(|c| (k, c))
+                .ok_or_else(|| {
+                    bad(
+                        409,
+                        format!("recipient {k} ({}) published no valid check values", m.id),
+                    )
+                })
+        }
+    });
+    let values: Vec<(u8, Vec<Vec<u8>>)> = futures_util::future::try_join_all(asks).await?;
+    let verdict = vault::dealing::verify(&plan.dealers, t_old, plan.t_new, rules.f, &values)
+        .map_err(|e| bad(422, e))?;
+    match verdict {
+        vault::dealing::Verdict::Consistent => Ok(()),
+        vault::dealing::Verdict::Inconsistent {
+            dealers,
+            recipients,
+        } => {
+            let culprit = if !dealers.is_empty() {
+                "dealer"
+            } else if !recipients.is_empty() {
+                "recipient"
+            } else {
+                "unknown"
+            };
+            state.metrics.bad_dealing(culprit);
+            let named = |what: &str, xs: &[u8]| {
+                xs.iter()
+                    .map(|x| format!("{what} {x}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let why = format!(
+                "bad dealing in re-share round {} of epoch {}: {}{}{}",
+                hex::encode(round),
+                plan.epoch,
+                named("dealer share", &dealers),
+                if !dealers.is_empty() && !recipients.is_empty() {
+                    "; "
+                } else {
+                    ""
+                },
+                named("values of new share", &recipients),
+            );
+            let why = if culprit == "unknown" {
+                format!("{why}more liars than the check can place")
+            } else {
+                why
+            };
+            tracing::error!(vault = %plan.vault_id, culprit, "{why}; keeping epoch {}", plan.epoch);
+            // We saw this attempt fail ourselves: it can never get our
+            // signature (the check is deterministic), so our vote for it is
+            // released, and our dealing with it, and the next attempt need
+            // not wait for the timeouts. (Dealing a share again is safe: no
+            // t' points of one polynomial reach anyone.)
+            if let Ok(mut dealt) = state.dealt.lock() {
+                if dealt
+                    .get(&(plan.vault_id, plan.epoch))
+                    .is_some_and(|(r, _)| *r == round)
+                {
+                    dealt.remove(&(plan.vault_id, plan.epoch));
+                }
+            }
+            if let Ok(store) = state.store.lock() {
+                if let Err(e) = store.release_proposal_vote(&plan.vault_id, plan.epoch) {
+                    tracing::warn!("could not release our vote after a bad dealing: {e}");
+                }
+            }
+            // A named dealer's share counts as lost from now on, like a
+            // failed custody check: the next attempt leaves it out.
+            for d in &dealers {
+                let Some(fp) = current.entry(*d).map(|e| e.recipient) else {
+                    continue;
+                };
+                if fp == me {
+                    continue;
+                }
+                if let Ok((m, _)) = rounds::member_with(state, &fp).await {
+                    if let Ok(mut b) = state.bad_dealers.lock() {
+                        b.insert((plan.vault_id, m.id));
+                    }
+                }
+            }
+            Err(bad(422, why))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -655,6 +655,17 @@ impl Store {
         Ok(())
     }
 
+    /// Releases our proposal vote on `epoch` of `id` because we saw its
+    /// attempt fail ourselves (its dealing check failed here): the vote
+    /// keeps its attempt number, so that attempt and older ones stay
+    /// refused, but a newer attempt need not wait for the attempt timeout.
+    pub fn release_proposal_vote(&self, id: &VaultId, epoch: u64) -> Result<(), StoreError> {
+        if let Some((attempt, digest, _)) = self.proposal_vote(id, epoch)? {
+            self.record_proposal_vote(id, epoch, attempt, &digest, 0)?;
+        }
+        Ok(())
+    }
+
     /// Replacements named in transitions of `id` we voted for or helped,
     /// with the share index each was named for.
     pub fn named(&self, id: &VaultId) -> Result<BTreeMap<Fingerprint, u8>, StoreError> {
@@ -714,6 +725,25 @@ impl Store {
         fsio::create_private_dir(&dir)?;
         fsio::write_atomic(&dir.join(id.to_string()), sealed, Mode::Public, true)?;
         Ok(())
+    }
+
+    /// Records, durably, whether `id`'s current epoch still owes a refresh:
+    /// it was made by a repair, which keeps the polynomial, so a lost
+    /// holder's old share still counts towards t until the holders re-share
+    /// (`refresh/<vault>`: `1` owed, `0` not; docs/formats.md).
+    pub fn set_refresh_owed(&self, id: &VaultId, owed: bool) -> Result<(), StoreError> {
+        let dir = self.root.join("refresh");
+        fsio::create_private_dir(&dir)?;
+        let flag: &[u8] = if owed { b"1" } else { b"0" };
+        fsio::write_atomic(&dir.join(id.to_string()), flag, Mode::Public, true)?;
+        Ok(())
+    }
+
+    /// Whether `id`'s current epoch owes a refresh ([`Store::set_refresh_owed`]);
+    /// false when never recorded (epoch 1 is dealt fresh).
+    pub fn refresh_owed(&self, id: &VaultId) -> bool {
+        fsio::read_limited(&self.root.join("refresh").join(id.to_string()), 8)
+            .is_ok_and(|b| b == b"1")
     }
 
     /// The share kept by [`Store::save_pending`] for `id`, if any. Not

@@ -293,8 +293,21 @@ pub fn check_once(
 }
 
 fn check_reshare(c: &ManifestBody, rules: &Rules, x: &crate::reshare::Plan) -> Result<(), Refusal> {
-    if x.dealers.len() != usize::from(c.threshold) || !indices_ok(&x.dealers, c) {
-        return Err(plan("dealers must be t distinct share indices, sorted"));
+    if x.dealers.len() < usize::from(c.threshold) || !indices_ok(&x.dealers, c) {
+        return Err(plan(
+            "dealers must be at least t distinct share indices, sorted",
+        ));
+    }
+    // Verify before delete: the dealing check needs dealers beyond t, f of
+    // them to catch f liars (vault::dealing).
+    if rules.f > 0 && x.dealers.len() < usize::from(c.threshold) + usize::from(rules.f) {
+        return Err(Refusal::Policy(format!(
+            "{} dealers at threshold {} cannot check for {} lying dealer(s); a re-share needs {}",
+            x.dealers.len(),
+            c.threshold,
+            rules.f,
+            usize::from(c.threshold) + usize::from(rules.f)
+        )));
     }
     let mut seen = BTreeSet::new();
     for r in &x.recipients {
@@ -325,6 +338,14 @@ fn check_reshare(c: &ManifestBody, rules: &Rules, x: &crate::reshare::Plan) -> R
         return Err(Refusal::Policy(format!(
             "t' = {} is below the operator's floor {}",
             x.t_new, rules.floor
+        )));
+    }
+    // f lying recipients must not be able to pass a bad dealing: the
+    // honest recipients' values alone must pin the polynomial.
+    if rules.f > 0 && n_new < usize::from(x.t_new) + usize::from(rules.f) {
+        return Err(Refusal::Policy(format!(
+            "{n_new} recipients at t' = {} cannot check a dealing against {} lying recipient(s)",
+            x.t_new, rules.f
         )));
     }
     Ok(())
@@ -740,6 +761,65 @@ mod tests {
         assert!(judge(&chain, &RULES, &view(&[4, 5]), &shrink(2, &[1, 2, 3])).is_ok());
         // A refresh leaves no one out and needs nobody lost.
         assert!(judge(&chain, &RULES, &view(&[]), &shrink(3, &[1, 2, 3, 4, 5])).is_ok());
+    }
+
+    /// Attack 4 at the voter: under f = 1 a re-share must bring the dealers
+    /// (t + f) and recipients (t' + f) its dealing check needs, or a liar
+    /// could deal or report badly unseen.
+    #[test]
+    fn a_reshare_without_room_for_the_dealing_check_gets_no_vote() {
+        let h = genesis();
+        let chain = Chain { history: &h };
+        let rules = Rules { f: 1, ..RULES };
+        let with_dealers = |t_new: u8, recipients: &[usize], dealers: Vec<u8>| {
+            let mut p = shrink(t_new, recipients);
+            if let Action::Reshare(x) = &mut p.action {
+                x.dealers = dealers;
+            }
+            p
+        };
+        let refresh = [1, 2, 3, 4, 5];
+        let e = judge(
+            &chain,
+            &rules,
+            &view(&[]),
+            &with_dealers(3, &refresh, vec![1, 2, 3]),
+        )
+        .unwrap_err();
+        assert_eq!(e.reason(), "policy", "{e}");
+        assert!(judge(
+            &chain,
+            &rules,
+            &view(&[]),
+            &with_dealers(3, &refresh, vec![1, 2, 3, 4])
+        )
+        .is_ok());
+        // Fewer than t dealers are malformed at any f.
+        let e = judge(
+            &chain,
+            &RULES,
+            &view(&[]),
+            &with_dealers(3, &refresh, vec![1, 2]),
+        )
+        .unwrap_err();
+        assert_eq!(e.reason(), "plan_mismatch", "{e}");
+        // Two recipients at t' = 2 leave no room for one lying recipient.
+        let e = judge(
+            &chain,
+            &rules,
+            &view(&[3, 4, 5]),
+            &with_dealers(2, &[1, 2], vec![1, 2, 3, 4]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("lying recipient"), "{e}");
+        let e = judge(
+            &chain,
+            &rules,
+            &view(&[]),
+            &with_dealers(3, &refresh, vec![1, 2, 3]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("lying dealer"), "{e}");
     }
 
     /// Attack 1 at the voter: a target that is alive in our view gets no
