@@ -298,7 +298,8 @@ fn require_checkov() {
 /// kustomizations `names`, rendered from `base` into `work`.
 fn checkov_scan(mode: &[&str], base: &Path, work: &Path, names: &[&str]) -> (bool, String) {
     let mut py = tool("python3");
-    py.arg(root().join("tests/tools/checkov_scan.py")).args(mode);
+    py.arg(root().join("tests/tools/checkov_scan.py"))
+        .args(mode);
     for name in names {
         let out = work.join(format!("{}.yaml", name.replace('/', "-")));
         render(&base.join(name), &out).unwrap_or_else(|e| panic!("kustomize {name}: {e}"));
@@ -324,7 +325,10 @@ fn checkov_finds_only_the_baselined_findings() {
     assert!(ok, "checkov:\n{text}");
     // Every kustomization was scanned (a file checkov skipped would show no line).
     for k in KUSTOMIZATIONS {
-        assert!(text.contains(&format!("{k}: passed ")), "{k} not scanned:\n{text}");
+        assert!(
+            text.contains(&format!("{k}: passed ")),
+            "{k} not scanned:\n{text}"
+        );
     }
 }
 
@@ -407,7 +411,9 @@ fn prod_images_are_pinned_by_digest_and_pin_digests_fills_them() {
     let script = dir.path().join("manifests/pin-digests");
     let digest = format!("sha256:{}", "ab".repeat(32));
     let mut pin = tool(script.to_str().expect("path"));
-    pin.arg(format!("registry.example.invalid/pqvault/validator={digest}"));
+    pin.arg(format!(
+        "registry.example.invalid/pqvault/validator={digest}"
+    ));
     let (ok, text) = run(pin);
     assert!(ok, "{text}");
     let mut check = tool(script.to_str().expect("path"));
@@ -415,7 +421,9 @@ fn prod_images_are_pinned_by_digest_and_pin_digests_fills_them() {
     let (ok, text) = run(check);
     assert!(ok, "{text}");
     assert!(
-        text.contains(&format!("registry.example.invalid/pqvault/validator:0.1.0@{digest}")),
+        text.contains(&format!(
+            "registry.example.invalid/pqvault/validator:0.1.0@{digest}"
+        )),
         "{text}"
     );
 }

@@ -48,11 +48,12 @@ fn prod() -> Deployment {
     let spec = &sts["spec"]["template"]["spec"];
 
     // One pod per node: losing a node loses one pod.
-    let required = &spec["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
+    let required =
+        &spec["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
     assert!(
-        required
-            .as_array()
-            .is_some_and(|terms| terms.iter().any(|t| t["topologyKey"] == "kubernetes.io/hostname")),
+        required.as_array().is_some_and(|terms| terms
+            .iter()
+            .any(|t| t["topologyKey"] == "kubernetes.io/hostname")),
         "prod must require one validator per node"
     );
     // Zones: maxSkew 1, refusing to schedule otherwise, over at least
@@ -98,11 +99,10 @@ fn prod() -> Deployment {
     // Every voter is a pod of this StatefulSet (a voter that is never
     // scheduled would count as lost from the start).
     for m in &config.members {
-        let ordinal: usize = m
-            .id
-            .strip_prefix("validator-")
-            .and_then(|o| o.parse().ok())
-            .expect("validator-N");
+        let ordinal: usize =
+            m.id.strip_prefix("validator-")
+                .and_then(|o| o.parse().ok())
+                .expect("validator-N");
         assert!(ordinal < pods, "{} is a voter but no pod runs it", m.id);
     }
     assert_eq!(voters, pods, "one voter per pod");
@@ -290,7 +290,8 @@ fn the_documented_loss_table_holds_for_the_prod_overlay() {
     let unhealed = first(&|k| d.worst(k).1);
     for k in 1..=unrecoverable {
         assert!(
-            rows.iter().any(|(r, ..)| r == &format!("{k} pod") || r == &format!("{k} pods")),
+            rows.iter()
+                .any(|(r, ..)| r == &format!("{k} pod") || r == &format!("{k} pods")),
             "the table lacks the row for {k} pods"
         );
     }
@@ -298,10 +299,20 @@ fn the_documented_loss_table_holds_for_the_prod_overlay() {
         .find(|&z| !d.worst(d.pods_in_zones(z)).0)
         .unwrap_or(d.zones.len());
     for z in 1..=zones {
-        let name = if z == 1 { "1 zone".to_string() } else { format!("{z} zones") };
-        assert!(rows.iter().any(|(r, ..)| r == &name), "the table lacks {name:?}");
+        let name = if z == 1 {
+            "1 zone".to_string()
+        } else {
+            format!("{z} zones")
+        };
+        assert!(
+            rows.iter().any(|(r, ..)| r == &name),
+            "the table lacks {name:?}"
+        );
     }
-    let drain_rows = rows.iter().filter(|(r, ..)| r.starts_with("drain + ")).count();
+    let drain_rows = rows
+        .iter()
+        .filter(|(r, ..)| r.starts_with("drain + "))
+        .count();
     assert!(
         drain_rows >= unhealed - d.drain,
         "the table needs drain + 1 .. drain + {} pods",
@@ -316,7 +327,11 @@ fn the_documented_loss_table_holds_for_the_prod_overlay() {
 fn the_worst_case_arithmetic_can_fail() {
     let d = prod();
     assert_eq!(d.worst(2), (true, true));
-    assert_eq!(d.worst(3), (true, false), "3 holders lost leave 4 < quorum 5");
+    assert_eq!(
+        d.worst(3),
+        (true, false),
+        "3 holders lost leave 4 < quorum 5"
+    );
     assert_eq!(d.worst(4), (false, false), "4 holders lost leave 3 < t");
     // Packed into two zones (what minDomains 3 prevents), one zone could
     // hold 4 pods, all of them holders: below t.
