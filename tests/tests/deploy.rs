@@ -6,7 +6,7 @@
 //! parser, and a typo'd field is rejected. The tools come from
 //! `bash .ci/install-tools`; a missing tool fails the test, it never skips.
 
-use pqvault_tests::deploy::{render, root, run, tool, INSTALL_HINT};
+use pqvault_tests::deploy::{render, render_objects, root, run, tool, INSTALL_HINT};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use validator::config::{Config, Overrides};
@@ -425,5 +425,47 @@ fn prod_images_are_pinned_by_digest_and_pin_digests_fills_them() {
             "registry.example.invalid/pqvault/validator:0.1.0@{digest}"
         )),
         "{text}"
+    );
+}
+
+/// The enrolment Job (it reads the raw identity key) has no network in or
+/// out, no Istio sidecar, and does not re-permission its volume on every
+/// run.
+#[test]
+fn the_enrolment_job_is_isolated() {
+    require_tools();
+    let objects = render_objects(&root().join("manifests/enroll"));
+    let job = objects
+        .iter()
+        .find(|o| o["kind"] == "Job")
+        .expect("the Job");
+    let pod = &job["spec"]["template"];
+    assert_eq!(
+        pod["metadata"]["labels"]["sidecar.istio.io/inject"], "false",
+        "no sidecar"
+    );
+    assert_eq!(
+        pod["spec"]["securityContext"]["fsGroupChangePolicy"],
+        "OnRootMismatch"
+    );
+    let policies: Vec<_> = objects
+        .iter()
+        .filter(|o| o["kind"] == "NetworkPolicy")
+        .collect();
+    assert_eq!(policies.len(), 1, "one NetworkPolicy");
+    let np = &policies[0]["spec"];
+    let selected = np["podSelector"]["matchLabels"]
+        .as_object()
+        .expect("matchLabels");
+    assert!(
+        selected
+            .iter()
+            .all(|(k, v)| &pod["metadata"]["labels"][k] == v),
+        "the policy selects the Job's pod"
+    );
+    assert_eq!(np["policyTypes"], serde_json::json!(["Ingress", "Egress"]));
+    assert!(
+        np.get("ingress").is_none() && np.get("egress").is_none(),
+        "deny-all: no rule at all"
     );
 }
