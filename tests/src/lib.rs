@@ -10,6 +10,7 @@
 //! to the test executable (`cargo test --workspace` builds them).
 
 pub mod artifacts;
+pub mod deploy;
 pub mod observability;
 
 use std::fs;

@@ -11,10 +11,12 @@ Prints every problem; exits 1 if there is any.
 import ipaddress
 import sys
 import tomllib
+from pathlib import Path
 
 import yaml
 
 problems = []
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def check(cond, message):
@@ -33,6 +35,18 @@ def one(objs, kind):
     return found[0] if found else {}
 
 
+def documented_settings():
+    """The "Settings" table of docs/deploy.md: setting -> its `value`."""
+    text = (ROOT / "docs/deploy.md").read_text(encoding="utf-8")
+    section = text.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    settings = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and cells[1].startswith("`"):
+            settings[cells[0]] = cells[1].strip("`")
+    return settings
+
+
 def main():
     with open(sys.argv[1], encoding="utf-8") as f:
         objs = [o for o in yaml.safe_load_all(f) if o]
@@ -46,6 +60,9 @@ def main():
     app_host, app = port_of(config["listen"]["app"])
     check(ipaddress.ip_address(app_host).is_loopback, "listen.app must be a loopback address")
 
+    namespace = one(objs, "Namespace")
+    injected = namespace["metadata"].get("labels", {}).get("istio-injection") == "enabled"
+
     svc = one(objs, "Service")
     sts = one(objs, "StatefulSet")
     ns = sts["metadata"]["namespace"]
@@ -58,7 +75,12 @@ def main():
     )
     check(config["discovery"]["port"] == peer, "[discovery] port != listen.peer")
     check([p["port"] for p in svc["spec"]["ports"]] == [peer], "Service must expose only the peer port")
-    check(sts["spec"]["replicas"] == 7, "7 validators expected")
+    # One pod per static member: every member is an epoch-log voter.
+    members = sorted(m["id"] for m in config["members"])
+    check(
+        members == [f"validator-{i}" for i in range(sts["spec"]["replicas"])],
+        f"replicas {sts['spec']['replicas']} != static members {members}",
+    )
 
     pod = sts["spec"]["template"]
     spec = pod["spec"]
@@ -113,10 +135,27 @@ def main():
     secrets = {v["secret"]["secretName"] for v in volumes.values() if "secret" in v}
     check(secrets == {"pqvault-trust", "pqvault-vault"}, f"pod template secrets {secrets}: no per-pod key")
 
-    np = one(objs, "NetworkPolicy")
+    policies = [o for o in objs if o["kind"] == "NetworkPolicy"]
+    np = next((o for o in policies if o["metadata"]["name"] == "pqvault"), {})
     admitted = sorted(p["port"] for rule in np["spec"]["ingress"] for p in rule["ports"])
     check(admitted == sorted([peer, ops]), f"NetworkPolicy admits {admitted}, expected peer and ops only")
-    check(np["spec"]["policyTypes"] == ["Ingress"], "NetworkPolicy must govern ingress")
+    check(np["spec"]["policyTypes"] == ["Ingress", "Egress"], "NetworkPolicy must govern ingress and egress")
+    # Egress, over every policy that selects the validators: the peer port
+    # to validator pods, DNS, and under Istio istiod's 15012; nothing else.
+    egress = sorted(
+        (p["protocol"], p["port"])
+        for pol in policies
+        if pol["spec"]["podSelector"] == np["spec"]["podSelector"]
+        for rule in pol["spec"].get("egress", [])
+        for p in rule["ports"]
+    )
+    expected = [("TCP", 53), ("TCP", peer), ("UDP", 53)]
+    if injected:
+        expected = sorted(expected + [("TCP", 15012)])
+    check(egress == expected, f"egress allows {egress}, expected {expected}")
+    for pol in policies:
+        for rule in pol["spec"].get("egress", []):
+            check(rule.get("to"), f"NetworkPolicy/{pol['metadata']['name']}: an egress rule without 'to' opens every destination")
 
     pdb = one(objs, "PodDisruptionBudget")
     check(pdb["spec"].get("maxUnavailable") == 1, "PodDisruptionBudget must allow one validator down")
@@ -134,6 +173,39 @@ def main():
     check(allowed == sorted([peer, ops]), f"AuthorizationPolicy allows ports {allowed}")
     for pol in istio:
         check(pol["metadata"].get("namespace") == ns, f"{pol['kind']}/{pol['metadata']['name']} not in {ns}")
+
+    # The scraper: the settings docs/deploy.md names are the ones the
+    # NetworkPolicy admits and the AuthorizationPolicy's principal says.
+    settings = documented_settings()
+    scraper_ns = settings.get("scraper namespace")
+    scraper_sa = settings.get("scraper service account")
+    (ops_rule,) = [r for r in np["spec"]["ingress"] if [p["port"] for p in r["ports"]] == [ops]] or [{}]
+    selectors = [peer.get("namespaceSelector", {}).get("matchLabels", {}) for peer in ops_rule.get("from", [])]
+    check(
+        selectors == [{"kubernetes.io/metadata.name": scraper_ns}],
+        f"NetworkPolicy admits the ops port from namespaces {selectors}, docs/deploy.md says {scraper_ns!r}",
+    )
+    principals = [
+        p
+        for pol in istio
+        if pol["kind"] == "AuthorizationPolicy"
+        for rule in pol["spec"].get("rules", [])
+        if [p for to in rule.get("to", []) for p in to["operation"].get("ports", [])] == [str(ops)]
+        for src in rule.get("from", [])
+        for p in src["source"].get("principals", [])
+    ]
+    check(
+        principals == [f"cluster.local/ns/{scraper_ns}/sa/{scraper_sa}"],
+        f"ops port principals {principals} != the documented scraper {scraper_ns}/{scraper_sa}",
+    )
+
+    # Injected pods stay within Pod Security "restricted" only with the
+    # Istio CNI plugin (no istio-init container with NET_ADMIN and NET_RAW).
+    if injected:
+        with open(ROOT / "istio/install/istio-pqc.yaml", encoding="utf-8") as f:
+            install = yaml.safe_load(f)["spec"]
+        check(install.get("components", {}).get("cni", {}).get("enabled") is True, "Istio install: components.cni.enabled must be true")
+        check(install["values"]["pilot"].get("cni", {}).get("enabled") is True, "Istio install: values.pilot.cni.enabled must be true")
 
     for p in problems:
         print("ERROR", p)
