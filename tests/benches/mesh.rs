@@ -173,18 +173,28 @@ fn main() {
     );
 
     drop(mesh);
-    // Both KEM suites, one after the other in the same run.
+    // Both KEM suites at f = 0 (3 of 7 lost), one after the other in the
+    // same run; then the default policy, f = 1 (2 of 7 lost: its quorum is
+    // 5), with the refresh after the repair timed on its own.
     for suite in ["x25519-mlkem768-hqc192v5", "x25519-mlkem768-hqc192r4"] {
-        autonomous_heal(&rt, suite);
+        println!("KEM suite {suite}, no signed policy (f = 0):");
+        autonomous_heal(
+            &rt,
+            Mesh::with_suite(7, 4, 3, Some(suite)),
+            &[4, 5, 6],
+            false,
+        );
     }
+    println!("default KEM suite, signed policy f = 1, floor 4, refresh on:");
+    let mesh = Mesh::with_policy(7, 4, 3, 1, 4);
+    mesh.enable_refresh();
+    autonomous_heal(&rt, mesh, &[5, 6], true);
 }
 
 /// Part B: 7 holders plus 3 spares, healing on with no grace period; three
 /// holders are SIGKILLed; time until the survivors declare them dead and
 /// until every survivor and spare holds a certified epoch 2.
-fn autonomous_heal(rt: &tokio::runtime::Runtime, suite: &str) {
-    println!("KEM suite {suite}:");
-    let mut mesh = Mesh::with_suite(7, 4, 3, Some(suite));
+fn autonomous_heal(rt: &tokio::runtime::Runtime, mut mesh: Mesh, kills: &[usize], refresh: bool) {
     mesh.set_heal_grace_ms(0);
     mesh.set_custody_interval_ms(10_000);
     mesh.start_all();
@@ -202,7 +212,7 @@ fn autonomous_heal(rt: &tokio::runtime::Runtime, suite: &str) {
         "mesh never converged"
     );
     let (client, other) = (mesh.client_as(1), mesh.client_as(0));
-    let survivors = [0usize, 1, 2, 3, 7, 8, 9];
+    let survivors: Vec<usize> = (0..10).filter(|i| !kills.contains(i)).collect();
     // Idle baseline: what probing alone costs these seven, per second.
     let idle0: f64 = survivors.iter().map(|&i| cpu_seconds(&mesh, i)).sum();
     let ti = Instant::now();
@@ -215,11 +225,11 @@ fn autonomous_heal(rt: &tokio::runtime::Runtime, suite: &str) {
         / ti.elapsed().as_secs_f64();
     let cpu_before: Vec<f64> = survivors.iter().map(|&i| cpu_seconds(&mesh, i)).collect();
     let t0 = Instant::now();
-    for i in [4, 5, 6] {
+    for &i in kills {
         mesh.kill9(i);
     }
     let dead = |m: &str| {
-        (5..=7).all(|i| {
+        kills.iter().map(|k| k + 1).all(|i| {
             sample(
                 m,
                 "pqvault_peer_state",
@@ -232,25 +242,40 @@ fn autonomous_heal(rt: &tokio::runtime::Runtime, suite: &str) {
         "deaths not declared"
     );
     let declared = t0.elapsed();
-    for i in [0usize, 1, 2, 3, 7, 8, 9] {
-        let via = if i == 1 { &other } else { &client };
-        loop {
-            let r = rt
-                .block_on(via.get(&mesh.member(i), "/v1/hello", 1 << 16))
-                .expect("hello");
-            let h: validator::api::Hello = serde_json::from_slice(&r.body).expect("json");
-            if h.vaults.first().is_some_and(|(_, e)| *e == 2) {
-                break;
+    // Every survivor and spare that holds a share of `epoch` reaches it
+    // (the spares left over hold nothing).
+    let reach = |epoch: u64| {
+        let mut holders = 0;
+        for &i in &survivors {
+            let via = if i == 1 { &other } else { &client };
+            loop {
+                let r = rt
+                    .block_on(via.get(&mesh.member(i), "/v1/hello", 1 << 16))
+                    .expect("hello");
+                let h: validator::api::Hello = serde_json::from_slice(&r.body).expect("json");
+                if h.vaults.first().is_some_and(|(_, e)| *e >= epoch) {
+                    holders += 1;
+                    break;
+                }
+                // A spare not chosen never holds the vault.
+                if i >= 7 && h.vaults.is_empty() && holders >= 7 {
+                    break;
+                }
+                assert!(
+                    t0.elapsed() < Duration::from_secs(60),
+                    "no certified epoch {epoch} on validator-{}",
+                    i + 1
+                );
+                std::thread::sleep(Duration::from_millis(5));
             }
-            assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "no certified epoch 2 on validator-{}",
-                i + 1
-            );
-            std::thread::sleep(Duration::from_millis(5));
         }
-    }
+    };
+    reach(2);
     let healed = t0.elapsed();
+    let refreshed = refresh.then(|| {
+        reach(3);
+        t0.elapsed()
+    });
     let cpu: Vec<f64> = survivors
         .iter()
         .zip(&cpu_before)
@@ -301,11 +326,34 @@ fn autonomous_heal(rt: &tokio::runtime::Runtime, suite: &str) {
         );
     }
     println!(
-        "autonomous heal, 3 of 7 holders SIGKILLed, 3 spares, grace 0: deaths declared after {:.0} ms; every survivor and spare on a certified epoch 2 after {:.0} ms ({:.0} ms after the deaths were declared)",
+        "autonomous heal, {} of 7 holders SIGKILLed, 3 spares, grace 0: deaths declared after {:.0} ms; every holder of epoch 2 on it after {:.0} ms ({:.0} ms after the deaths were declared)",
+        kills.len(),
         declared.as_secs_f64() * 1e3,
         healed.as_secs_f64() * 1e3,
         (healed - declared).as_secs_f64() * 1e3
     );
+    if let Some(r) = refreshed {
+        println!(
+            "  refresh (re-share of all 7 holders, dealing checked): epoch 3 everywhere {:.0} ms after epoch 2",
+            (r - healed).as_secs_f64() * 1e3
+        );
+    }
+    let messages: f64 = survivors
+        .iter()
+        .map(|&i| {
+            let m = mesh.metrics(i);
+            m.lines()
+                .filter(|l| l.starts_with("pqvault_peer_requests_total{"))
+                .filter(|l| {
+                    ["repair", "reshare", "vote", "transition", "epoch"]
+                        .iter()
+                        .any(|e| l.contains(&format!("endpoint=\"{e}")))
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>()
+        })
+        .sum();
+    println!("  transition requests received by the survivors and spares (repair, reshare, vote, transition, epoch): {messages:.0}");
     let total: f64 = cpu.iter().sum();
     let busiest = cpu.iter().cloned().fold(0.0, f64::max);
     println!(
