@@ -291,3 +291,89 @@ async fn a_failed_refresh_is_retried_and_a_lying_recipient_frames_no_dealer() {
     );
     pqvault_tests::recover_from(&mesh, &[5, 1, 3], 3, 3);
 }
+
+/// A holder that leads without a certified proposal: holder 5 is dead, and
+/// insider holder 1 has the others prepare epoch 2, writes a manifest that
+/// gives share 5 to its accomplice (the spare, which never received a
+/// share: the entry's hashes are made up) and asks for signatures. Before
+/// signers checked that a share changes hands only as a certified repair
+/// they voted for or helped with, every one signed (the dead holder is
+/// replaceable in its own view): a quorum certified an epoch in which
+/// share 5 is gone, and an insider could repeat it for every dead holder.
+#[tokio::test(flavor = "current_thread")]
+async fn a_share_changes_hands_only_by_a_certified_repair() {
+    let mut mesh = Mesh::with_spares(5, 3, 1);
+    mesh.disable_auto_heal();
+    mesh.start_all();
+    mesh.kill9(4);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let insider = mesh.client_as(0);
+    let id = mesh.vault_id.clone();
+    let dir = mesh.nodes[0].dir.join(format!("data/vaults/{id}/epoch-1"));
+    let m1 = vault::manifest::Manifest::decode(&std::fs::read(dir.join("manifest.pqvm")).unwrap())
+        .unwrap();
+    let mut body = m1.body().clone();
+    body.epoch = 2;
+    let peer = mesh.client_as(1);
+    for i in 0..4 {
+        let via = if i == 0 { &peer } else { &insider };
+        let r = via
+            .post(
+                &mesh.member(i),
+                &format!("/v1/epoch/{id}/prepare?from=1"),
+                Vec::new(),
+                1 << 16,
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let reply: validator::epochs::PrepareReply = serde_json::from_slice(&r.body).unwrap();
+        let e = body
+            .shards
+            .iter_mut()
+            .find(|e| e.index == reply.index)
+            .unwrap();
+        e.blob_hash = hex::decode(&reply.blob_hash).unwrap().try_into().unwrap();
+        e.share_commitment = hex::decode(&reply.share_commitment)
+            .unwrap()
+            .try_into()
+            .unwrap();
+    }
+    let spare = mesh.public_identity(5);
+    let e5 = body.shards.iter_mut().find(|e| e.index == 5).unwrap();
+    e5.recipient = spare.fingerprint();
+    e5.recipient_name = spare.name().to_string();
+    e5.blob_hash = [0xab; 32];
+    e5.share_commitment = [0xcd; 32];
+    let key = mesh.secret_key(0);
+    let m2 = vault::manifest::Manifest::sign(&body, key.public(), key.signing_key()).unwrap();
+    let mut signed = 0;
+    let mut answers = Vec::new();
+    for i in 1..4 {
+        let r = insider
+            .post(
+                &mesh.member(i),
+                &format!("/v1/epoch/{id}/sign"),
+                m2.clone(),
+                1 << 16,
+            )
+            .await
+            .unwrap();
+        if r.status == 200 {
+            signed += 1;
+        }
+        answers.push(if r.status == 200 {
+            "200 (signed)".to_string()
+        } else {
+            format!("{} {}", r.status, String::from_utf8_lossy(&r.body))
+        });
+    }
+    assert_eq!(
+        signed, 0,
+        "honest holders signed a manifest that hands share 5 to a spare without a certified repair: {answers:?}"
+    );
+    assert!(
+        answers.iter().all(|a| a.contains("certified repair")),
+        "{answers:?}"
+    );
+}

@@ -315,9 +315,33 @@ pub async fn sign(
             }
         }
     }
+    // A share changes hands only as a certified repair we voted for or
+    // took part in (we recorded its replacement and index then), never on
+    // a leader's word: else an insider could hand a dead holder's index to
+    // an accomplice that holds nothing, and the share would be gone.
+    let named = if reshaped {
+        Default::default()
+    } else {
+        state
+            .store
+            .lock()
+            .map_err(|_| bad(500, "poisoned"))?
+            .named(&vault)
+            .map_err(|e| bad(500, e))?
+    };
     for e in n.shards.iter().filter(|_| !reshaped) {
         let old = c.entry(e.index).map(|o| o.recipient);
         if let Some(old) = old.filter(|old| *old != e.recipient) {
+            if named.get(&e.recipient) != Some(&e.index) {
+                return Err(bad(
+                    409,
+                    format!(
+                        "share {} changes hands to {} without a certified repair we voted for or helped",
+                        e.index,
+                        e.recipient.short()
+                    ),
+                ));
+            }
             if !crate::custody::holder_replaceable(&state, c, &old).await {
                 return Err(bad(
                     409,
