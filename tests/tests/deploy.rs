@@ -284,6 +284,35 @@ fn the_dockerfile_passes_hadolint() {
     );
 }
 
+/// The image built as CI builds it: Debian's buildah from scratch, no base
+/// image pulled, the binaries under test and the libraries they link; both
+/// binaries run inside it (`manifests/build-image --check`).
+#[test]
+fn the_image_builds_from_scratch_and_runs() {
+    let bins = pqvault_tests::bin("validator")
+        .parent()
+        .expect("binary directory")
+        .to_path_buf();
+    let storage = tempfile::tempdir().expect("tempdir");
+    let mut b = tool("bash");
+    b.arg(root().join("manifests/build-image"))
+        .args([
+            "--bin-dir",
+            &bins.to_string_lossy(),
+            "--tag",
+            "pqvault:test",
+            "--check",
+        ])
+        .env("BUILDAH_ROOT", storage.path());
+    let (ok, text) = run(b);
+    assert!(
+        ok && text.contains("validator ")
+            && text.contains("vault ")
+            && text.contains("checked pqvault:test"),
+        "manifests/build-image ({INSTALL_HINT} if buildah is missing; it needs root):\n{text}"
+    );
+}
+
 fn require_checkov() {
     let mut c = tool("checkov");
     c.arg("--version");
