@@ -263,8 +263,14 @@ fn autonomous_heal(rt: &tokio::runtime::Runtime, mut mesh: Mesh, kills: &[usize]
                 }
                 assert!(
                     t0.elapsed() < Duration::from_secs(60),
-                    "no certified epoch {epoch} on validator-{}",
-                    i + 1
+                    "no certified epoch {epoch} on validator-{}; the leader's log ends:\n{}",
+                    i + 1,
+                    mesh.log(0)
+                        .lines()
+                        .rev()
+                        .take(15)
+                        .collect::<Vec<_>>()
+                        .join("\n")
                 );
                 std::thread::sleep(Duration::from_millis(5));
             }

@@ -356,6 +356,16 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
         .filter_map(|(fp, m)| m.clone().map(|m| (*fp, m)))
         .collect();
     spares.sort_by(|a, b| a.1.id.cmp(&b.1.id));
+    // A spare named for a share in an earlier attempt may only ever get
+    // that share (once per polynomial, `authorize::check_once`): keep it
+    // for that index, and never offer it another.
+    let named = state
+        .store
+        .lock()
+        .map_err(|_| "store lock poisoned".to_string())?
+        .named(&id)
+        .map_err(|e| e.to_string())?;
+    spares.retain(|(fp, _)| named.get(fp).is_none_or(|i| lost.contains(i)));
     if spares.len() + returning.len() < lost.len() {
         // No replacements (yet): after `reshare_after`, the live holders
         // re-share among themselves to the policy's (t', n').
@@ -394,11 +404,22 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
         .take(usize::from(b.threshold))
         .cloned()
         .collect();
-    let mut spares = spares.into_iter();
+    let (mut kept, free): (Vec<_>, Vec<_>) = spares
+        .into_iter()
+        .partition(|(fp, _)| named.contains_key(fp));
+    let mut free = free.into_iter();
     let assignments: Vec<(u8, (Fingerprint, Member))> = lost
         .iter()
         .filter_map(|i| {
-            let to = returning.get(i).cloned().or_else(|| spares.next())?;
+            let again = kept
+                .iter()
+                .position(|(fp, _)| named.get(fp) == Some(i))
+                .map(|k| kept.remove(k));
+            let to = returning
+                .get(i)
+                .cloned()
+                .or(again)
+                .or_else(|| free.next())?;
             Some((*i, to))
         })
         .collect();
