@@ -142,9 +142,9 @@ pub fn run(a: Args) -> Result<()> {
         for n in &survivors {
             let m = http.metrics(n);
             let dead = names.iter().all(|v| {
-                m.as_ref().and_then(|m| {
-                    m.get("pqvault_peer_state", &[("peer", v), ("state", "dead")])
-                }) == Some(1.0)
+                m.as_ref()
+                    .and_then(|m| m.get("pqvault_peer_state", &[("peer", v), ("state", "dead")]))
+                    == Some(1.0)
             });
             if dead && first_detect.is_none() {
                 first_detect = Some((t_kill.elapsed(), n.id.clone()));
@@ -270,7 +270,9 @@ fn watch_healing(
         check_interrupt()?;
         let (views, _) = observe::views(http, survivors, &g.vault_id);
         for v in views.iter().filter(|v| v.holder) {
-            first_seen.entry(v.epoch).or_insert_with(|| t_kill.elapsed());
+            first_seen
+                .entry(v.epoch)
+                .or_insert_with(|| t_kill.elapsed());
         }
         if let Some(h) = settled(g, survivors, &views, settings, &first_seen) {
             return Ok(Healed {
@@ -328,7 +330,8 @@ fn settled(
             "repair"
         };
         let what = if last_kind == "refresh" {
-            "refresh: the same holders re-shared to a fresh polynomial, so older shares are useless".to_string()
+            "refresh: the same holders re-shared to a fresh polynomial, so older shares are useless"
+                .to_string()
         } else {
             format!(
                 "repair: the shares of {} rebuilt on spare(s) {} without the secret being rebuilt",
@@ -372,9 +375,12 @@ fn epoch_dir(node: &Node, vault: &str, epoch: u64) -> PathBuf {
     node.dir.join(format!("data/vaults/{vault}/epoch-{epoch}"))
 }
 
+/// One epoch of the chain: its (t, n) and its holders' names.
+type EpochHolders = ((u8, u8), BTreeSet<String>);
+
 /// Each epoch's (t, n) and holder names, from the anchor and the steps
 /// in an epoch directory (decoded for display; recovery verifies them).
-fn read_chain(dir: &Path, epoch: u64) -> Result<BTreeMap<u64, ((u8, u8), BTreeSet<String>)>> {
+fn read_chain(dir: &Path, epoch: u64) -> Result<BTreeMap<u64, EpochHolders>> {
     let mut out = BTreeMap::new();
     let mut files = vec![dir.join("anchor.pqvm")];
     files.extend((2..=epoch).map(|k| dir.join(format!("step-{k}.pqvm"))));
@@ -468,7 +474,10 @@ fn recover_new_epoch(
         shown(&args, root)
     );
     if !equal {
-        bail!("the secret recovered from epoch {} differs from the original", heal.epoch);
+        bail!(
+            "the secret recovered from epoch {} differs from the original",
+            heal.epoch
+        );
     }
     println!("   it equals the original secret (compared in constant time; never printed)");
     Ok(())
@@ -560,6 +569,9 @@ fn carry_artifact(root: &Path, http: &Http, running: &[Node]) -> Result<()> {
     if served.values().any(|s| s != &want) {
         bail!("validators serve different bytes for {name} {version}");
     }
-    println!("   identical on all {} (the payload's sha256)", served.len());
+    println!(
+        "   identical on all {} (the payload's sha256)",
+        served.len()
+    );
     Ok(())
 }

@@ -51,7 +51,8 @@ impl Http {
 
     /// Whether `node` answers 200 on `/readyz`.
     pub fn ready(&self, node: &Node) -> bool {
-        self.get(node.ops, "/readyz").is_some_and(|r| r.status == 200)
+        self.get(node.ops, "/readyz")
+            .is_some_and(|r| r.status == 200)
     }
 
     /// `node`'s metrics, if it answers.
@@ -69,7 +70,11 @@ impl Metrics {
     /// pair, e.g. `[("peer", "validator-2")]`.
     pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         self.samples(name)
-            .find(|(l, _)| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+            .find(|(l, _)| {
+                labels
+                    .iter()
+                    .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+            })
             .map(|(_, v)| v)
     }
 
@@ -179,7 +184,11 @@ pub fn print_table(nodes: &[Node], views: &[View], scores: &[Option<f64>]) {
             n.id,
             if v.up { "running" } else { "down" },
             role,
-            if v.holder { v.epoch.to_string() } else { "-".into() },
+            if v.holder {
+                v.epoch.to_string()
+            } else {
+                "-".into()
+            },
             t_n,
             if v.up {
                 format!("{}/{}", v.sees_alive, nodes.len())

@@ -175,15 +175,16 @@ impl Supervisor {
             vault::fsio::Mode::Public,
             true,
         )?;
-        self.children.push((node.id.clone(), child, node.pid_file()));
+        self.children
+            .push((node.id.clone(), child, node.pid_file()));
         Ok(())
     }
 
     /// The first child that exited on its own: (id, status).
     pub fn exited(&mut self) -> Option<(String, std::process::ExitStatus)> {
-        self.children.iter_mut().find_map(|(id, c, _)| {
-            c.try_wait().ok().flatten().map(|s| (id.clone(), s))
-        })
+        self.children
+            .iter_mut()
+            .find_map(|(id, c, _)| c.try_wait().ok().flatten().map(|s| (id.clone(), s)))
     }
 
     /// SIGKILLs `id`'s validator and reaps it; removes its pid file.
