@@ -9,6 +9,7 @@
 //! - [`listener`]: connection cap and header/idle timeout of every port.
 //! - [`peer`]: the mesh client.
 //! - [`ops`], [`metrics`]: health, readiness and Prometheus metrics.
+//! - [`role`]: holder, spare, stale or syncing, as readiness and metrics say.
 //! - [`daemon`]: shared state, start-up and probing.
 //! - [`artifacts`]: signed model artifacts: store, anti-entropy, APIs.
 //! - [`custody`]: checking that every holder still has its committed shard.
@@ -40,6 +41,7 @@ pub mod peer;
 pub mod proposals;
 pub mod repair;
 pub mod reshare;
+pub mod role;
 pub mod rounds;
 pub mod server;
 pub mod store;

@@ -14,6 +14,8 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
     /// Vaults this validator holds a shard of.
     pub shards_held: IntGauge,
+    /// 1 for this validator's current role ([`crate::role::Role`]).
+    pub role: IntGaugeVec,
     /// Current epoch per vault held.
     pub vault_epoch: IntGaugeVec,
     /// Inbound peer connections by result.
@@ -120,6 +122,16 @@ impl Metrics {
             "pqvault_shards_held",
             "Vaults this validator holds a shard of.",
         )?;
+        let role = IntGaugeVec::new(
+            Opts::new(
+                "pqvault_role",
+                "1 for this validator's current role: holder (a share at the newest epoch), spare (no share), stale (a share of an epoch older than f+1 peers report), syncing (no member answered yet).",
+            ),
+            &["role"],
+        )?;
+        for r in crate::role::Role::ALL {
+            role.with_label_values(&[r.name()]);
+        }
         let vault_epoch = IntGaugeVec::new(
             Opts::new("pqvault_vault_epoch", "Current epoch of each vault held."),
             &["vault"],
@@ -319,6 +331,7 @@ impl Metrics {
         for c in [
             Box::new(build_info.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(shards_held.clone()),
+            Box::new(role.clone()),
             Box::new(vault_epoch.clone()),
             Box::new(peer_connections.clone()),
             Box::new(connections_refused.clone()),
@@ -377,6 +390,7 @@ impl Metrics {
             registry,
             build_info,
             shards_held,
+            role,
             vault_epoch,
             peer_connections,
             connections_refused,
@@ -409,6 +423,15 @@ impl Metrics {
             consensus_term,
             consensus_commit_index,
         })
+    }
+
+    /// Sets `pqvault_role`: 1 for `current`, 0 for the other roles.
+    pub fn set_role(&self, current: crate::role::Role) {
+        for r in crate::role::Role::ALL {
+            self.role
+                .with_label_values(&[r.name()])
+                .set(i64::from(r == current));
+        }
     }
 
     /// Exports peer `peer`'s counters at 0 (deaths, probes by result), so
