@@ -4,6 +4,7 @@
 
 use crate::cli::create::{shard_path, write_vault};
 use crate::cli::keygen::write_identity;
+use crate::cli::meshca::{write_ca, write_issued};
 use crate::cli::now_unix;
 use crate::cli::policy::{genesis, write_policy};
 use anyhow::{bail, Context, Result};
@@ -172,20 +173,7 @@ pub fn generate(
     write_identity(&publisher, &keys, false)?;
 
     let ca = meshca::init("pqvault local mesh CA", 3650)?;
-    let ca_dir = dir.join("ca");
-    fsio::create_private_dir(&ca_dir)?;
-    fsio::write_atomic(
-        &ca_dir.join("mesh-ca.key"),
-        ca.key_pem.as_bytes(),
-        Mode::Secret,
-        false,
-    )?;
-    fsio::write_atomic(
-        &ca_dir.join("mesh-ca.crt"),
-        ca.cert_pem.as_bytes(),
-        Mode::Public,
-        false,
-    )?;
+    write_ca(&ca, &dir.join("ca"))?;
 
     let mut ports = PortPicker::new();
     let mut nodes = Vec::with_capacity(total);
@@ -205,20 +193,7 @@ pub fn generate(
             &["127.0.0.1".parse()?],
             365,
         )?;
-        let tls = node_dir.join("tls");
-        fsio::create_private_dir(&tls)?;
-        fsio::write_atomic(
-            &tls.join(format!("{id}.tls.key")),
-            issued.key_pem.as_bytes(),
-            Mode::Secret,
-            false,
-        )?;
-        fsio::write_atomic(
-            &tls.join(format!("{id}.crt")),
-            issued.cert_pem.as_bytes(),
-            Mode::Public,
-            false,
-        )?;
+        write_issued(&issued, &node_dir.join("tls"), &id)?;
         fsio::create_private_dir(&node_dir.join("import"))?;
         nodes.push(Node {
             id,
@@ -250,18 +225,18 @@ pub fn generate(
     // Each holder's import bundle: the manifest, the policy, its own shard.
     for (s, node) in created.shards.iter().zip(&nodes) {
         let import = node.dir.join("import");
-        for (from, name) in [
-            (vault_dir.join("manifest.pqvm"), "manifest.pqvm".to_string()),
-            (vault_dir.join("policy.pqvl"), "policy.pqvl".to_string()),
+        for (from, to) in [
+            (
+                vault_dir.join("manifest.pqvm"),
+                import.join("manifest.pqvm"),
+            ),
+            (vault_dir.join("policy.pqvl"), import.join("policy.pqvl")),
             (
                 shard_path(&vault_dir, s.index, &s.recipient_name),
-                shard_path(Path::new(""), s.index, &s.recipient_name)
-                    .display()
-                    .to_string(),
+                shard_path(&import, s.index, &s.recipient_name),
             ),
         ] {
-            std::fs::copy(&from, import.join(&name))
-                .with_context(|| format!("cannot copy {}", from.display()))?;
+            std::fs::copy(&from, &to).with_context(|| format!("cannot copy {}", from.display()))?;
         }
     }
 
