@@ -210,6 +210,27 @@ fn mesh_up_serves_ready_validators_until_mesh_down_stops_them_all() {
             .join(format!("validator-{}/validator.pid", k + 1))
             .exists());
     }
+    // The operator's client over the peer port sees 4 holders and a spare,
+    // each over X25519MLKEM768 (a role is "syncing" until a member answered).
+    let t0 = Instant::now();
+    loop {
+        let st = vault_out(&["mesh", "status", d, "--json"]);
+        assert!(st.status.success(), "mesh status failed:\n{}", text(&st));
+        let docs: serde_json::Value = serde_json::from_slice(&st.stdout).expect("json");
+        let docs = docs.as_array().expect("array");
+        assert_eq!(docs.len(), 5, "{}", text(&st));
+        assert!(docs.iter().all(|v| v["kx_group"] == "X25519MLKEM768"));
+        let roles: Vec<&str> = docs
+            .iter()
+            .map(|v| v["role"].as_str().unwrap_or("?"))
+            .collect();
+        if roles == ["holder", "holder", "holder", "holder", "spare"] {
+            assert!(docs[..4].iter().all(|v| v["vaults"][0]["epoch"] == 1));
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "roles {roles:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // A second `up` into the same directory is refused, not merged.
     let again = vault_out(&["mesh", "up", d]);
     assert!(!again.status.success());

@@ -6,6 +6,7 @@
 //! - [`tls`]: the one rustls configuration (aws-lc-rs, X25519MLKEM768).
 //! - [`store`]: crash-safe shard custody.
 //! - [`server`], [`api`]: the mutual-TLS peer API.
+//! - [`status`]: `GET /v1/status`, the operator's read-only view.
 //! - [`listener`]: connection cap and header/idle timeout of every port.
 //! - [`peer`]: the mesh client.
 //! - [`ops`], [`metrics`]: health, readiness and Prometheus metrics.
@@ -44,6 +45,7 @@ pub mod reshare;
 pub mod role;
 pub mod rounds;
 pub mod server;
+pub mod status;
 pub mod store;
 pub mod tls;
 pub mod transition;

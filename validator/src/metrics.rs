@@ -371,7 +371,13 @@ impl Metrics {
             .set(1);
         // Fixed label values are exported from the start, so dashboards and
         // alerts see 0 rather than nothing.
-        for result in ["accepted", "not_member", "tls_refused", "tls_timeout"] {
+        for result in [
+            "accepted",
+            "operator",
+            "not_member",
+            "tls_refused",
+            "tls_timeout",
+        ] {
             peer_connections.with_label_values(&[result]);
         }
         for port in ["peer", "ops", "app"] {

@@ -43,6 +43,26 @@ pub async fn serve_peers(listener: TcpListener, state: Arc<State>, router: Route
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .and_then(|c| vault::meshca::mesh_name(c).ok());
+            // The operator's client: read-only status, nothing else.
+            if let Some(op) = name
+                .as_ref()
+                .filter(|n| n.role == Some(vault::meshca::Role::Operator))
+            {
+                let (id, kx_group) = (op.id.clone(), kx_group(conn));
+                tracing::info!(%addr, operator = %id, "operator connected");
+                state.connection("operator");
+                let svc = TowerToHyperService::new(
+                    crate::status::router(state.clone())
+                        .layer(Extension(PeerInfo { id, kx_group })),
+                );
+                let result = listener::http1(&limits)
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+                if let Err(e) = result {
+                    tracing::debug!(%addr, "operator connection ended: {e}");
+                }
+                return;
+            }
             let Some(name) = name.filter(|n| state.is_member(&n.id)) else {
                 tracing::warn!(%addr, "refused a mesh certificate that is not a member");
                 state.connection("not_member");
@@ -54,10 +74,7 @@ pub async fn serve_peers(listener: TcpListener, state: Arc<State>, router: Route
                 return;
             }
             let id = name.id;
-            let kx_group = conn
-                .negotiated_key_exchange_group()
-                .map(|g| format!("{:?}", g.name()))
-                .unwrap_or_default();
+            let kx_group = kx_group(conn);
             state.connection("accepted");
             let svc = TowerToHyperService::new(router.layer(Extension(PeerInfo { id, kx_group })));
             let result = listener::http1(&limits)
@@ -68,4 +85,11 @@ pub async fn serve_peers(listener: TcpListener, state: Arc<State>, router: Route
             }
         });
     }
+}
+
+/// The key-exchange group a connection negotiated, as rustls names it.
+fn kx_group(conn: &rustls::ServerConnection) -> String {
+    conn.negotiated_key_exchange_group()
+        .map(|g| format!("{:?}", g.name()))
+        .unwrap_or_default()
 }

@@ -174,6 +174,18 @@ pub fn generate(
 
     let ca = meshca::init("pqvault local mesh CA", 3650)?;
     write_ca(&ca, &dir.join("ca"))?;
+    // The operator's client certificate (`vault mesh status`): read-only.
+    let op_tls = meshca::issue(
+        &ca.cert_pem,
+        &ca.key_pem,
+        "operator",
+        &operator.public().fingerprint(),
+        Role::Operator,
+        &[],
+        &[],
+        365,
+    )?;
+    write_issued(&op_tls, &dir.join("operator-tls"), "operator")?;
 
     let mut ports = PortPicker::new();
     let mut nodes = Vec::with_capacity(total);

@@ -2,9 +2,12 @@
 //! on loopback, and the parts `vault demo` shares with it (file
 //! generation in [`layout`], process supervision in [`supervise`], ops-port
 //! reads in [`observe`]). docs/local-mesh.md explains the files.
+//! `vault mesh status` ([`status`]) is the operator's client on the peer
+//! port of any mesh.
 
 pub mod layout;
 pub mod observe;
+pub mod status;
 pub mod supervise;
 
 use anyhow::{bail, Result};
@@ -38,6 +41,9 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         validator_bin: Option<PathBuf>,
     },
+    /// Ask validators over the peer API (post-quantum mutual TLS, operator
+    /// certificate) for their role, epochs, members and pending transitions.
+    Status(status::StatusArgs),
     /// Stop the validators of the mesh in DIR (SIGTERM, then SIGKILL after
     /// --timeout-secs); nothing running is not an error.
     Down {
@@ -58,6 +64,7 @@ pub fn run(a: Args) -> Result<()> {
             spares,
             validator_bin,
         } => up(&dir, holders, spares, validator_bin.as_deref()),
+        Command::Status(a) => status::run(a),
         Command::Down { dir, timeout_secs } => {
             let stopped = supervise::down(&dir, Duration::from_secs(timeout_secs))?;
             if stopped.is_empty() {
@@ -96,6 +103,10 @@ fn up(dir: &Path, holders: u8, spares: u8, bin: Option<&Path>) -> Result<()> {
         "logs: {}/validator-K/validator.log   metrics: curl http://{}/metrics",
         root.display(),
         g.nodes[0].ops
+    );
+    println!(
+        "status over the peer API (operator certificate): vault mesh status {}",
+        root.display()
     );
     println!("stop: vault mesh down {}", root.display());
     Ok(())
