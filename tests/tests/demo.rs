@@ -252,3 +252,20 @@ fn mesh_up_serves_ready_validators_until_mesh_down_stops_them_all() {
     assert!(twice.status.success(), "{}", text(&twice));
     assert!(text(&twice).contains("no validator"), "{}", text(&twice));
 }
+
+#[test]
+fn a_missing_validator_binary_is_named_with_how_to_build_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let out = Command::new(bin("vault"))
+        .arg("demo")
+        .arg(&dir)
+        .env("PQVAULT_VALIDATOR", tmp.path().join("no-such-validator"))
+        .output()
+        .expect("run vault demo");
+    assert!(!out.status.success());
+    let all = text(&out);
+    assert!(all.contains("cargo build -p validator"), "{all}");
+    assert!(all.contains("no-such-validator"), "{all}");
+    assert!(!dir.exists(), "nothing is generated without a validator");
+}
