@@ -269,3 +269,32 @@ fn a_missing_validator_binary_is_named_with_how_to_build_it() {
     assert!(all.contains("no-such-validator"), "{all}");
     assert!(!dir.exists(), "nothing is generated without a validator");
 }
+
+/// `--keep` leaves the healed mesh running; `mesh down` stops it, and a
+/// validator that ignores SIGTERM (stopped with SIGSTOP: the signal stays
+/// pending) is SIGKILLed after the timeout.
+#[test]
+fn demo_keep_leaves_the_mesh_for_mesh_down_which_escalates_to_sigkill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let out = demo(&dir).arg("--keep").output().expect("run vault demo");
+    let all = text(&out);
+    assert!(out.status.success(), "demo failed:\n{all}");
+    assert!(all.contains("vault mesh down"), "{all}");
+    // The two killed holders stay dead; the other eight run on.
+    assert_eq!(processes_under(&dir).len(), 8, "{all}");
+    let pid = std::fs::read_to_string(dir.join("validator-3/validator.pid")).expect("pid file");
+    let ok = Command::new("kill")
+        .args(["-STOP", pid.trim()])
+        .status()
+        .expect("run kill");
+    assert!(ok.success());
+    let t0 = Instant::now();
+    let down = vault_out(&["mesh", "down", dir.to_str().unwrap(), "--timeout-secs", "1"]);
+    assert!(down.status.success(), "{}", text(&down));
+    assert!(
+        t0.elapsed() >= Duration::from_secs(1),
+        "down waited for SIGTERM"
+    );
+    assert_none_left(&dir);
+}
