@@ -24,6 +24,10 @@
 //! * `POST /v1/epoch/{vault}/prepare?from=E`, `.../sign`, `.../commit`: the
 //!   new epoch after a repair ([`crate::epochs`]).
 //!
+//! * `GET /v1/status`: a read-only JSON view (role, vaults and epochs,
+//!   members with state and health, pending transitions), the only route an
+//!   operator-role certificate reaches ([`crate::status`]).
+//!
 //! * `POST /v1/raft/{append,vote,snapshot,propose}`, `GET /v1/raft/status`,
 //!   `GET /v1/raft/decision/{vault}/{from_epoch}`: the replicated epoch log
 //!   ([`crate::consensus::http`]).

@@ -60,6 +60,9 @@ pub fn prune<K: Ord + Clone, V>(map: &mut BTreeMap<K, V>, started: impl Fn(&V) -
 /// Most news items taken from one message (a mesh has fewer members).
 pub const MAX_NEWS: usize = 1024;
 
+/// Vaults per member kept from its hello, for [`State::role`].
+pub const MAX_REPORTED_VAULTS: usize = 1024;
+
 /// A failed probe that took this much longer than twice its timeout says
 /// our own process stalled (paused, starved), not that the target failed.
 const STALL_SLACK: Duration = Duration::from_millis(100);
@@ -105,6 +108,9 @@ pub struct State {
     pub booted: u64,
     /// Boot time each member last reported.
     booted_seen: Mutex<BTreeMap<String, u64>>,
+    /// Vaults and epochs each member last reported in its hello (at most
+    /// [`MAX_REPORTED_VAULTS`] each): what [`State::role`] compares ours with.
+    peer_vaults: Mutex<BTreeMap<String, Vec<(String, u64)>>>,
     /// Detector news to push to every member.
     outbox: Mutex<Vec<Gossip>>,
     /// Suspicions of ourselves refuted since the last probe period.
@@ -308,6 +314,10 @@ impl State {
                 .is_some_and(|p| p != h.booted),
             _ => false,
         };
+        if let Ok(mut p) = self.peer_vaults.lock() {
+            let vaults = h.vaults.iter().take(MAX_REPORTED_VAULTS).cloned().collect();
+            p.insert(id.to_string(), vaults);
+        }
         if restarted {
             tracing::info!(peer = %id, "peer restarted");
             if let Ok(mut ids) = self.identities.lock() {
@@ -479,6 +489,7 @@ impl State {
 
     /// Updates gauges derived from state before a scrape.
     pub fn refresh_gauges(&self) {
+        self.metrics.set_role(self.role().0);
         if let Ok(store) = self.store.lock() {
             self.metrics.shards_held.set(store.vaults().count() as i64);
             for (id, h) in store.vaults() {
@@ -496,6 +507,35 @@ impl State {
         if let Ok(secs) = vault::meshca::seconds_to_expiry(&self.tls.own_cert) {
             self.metrics.cert_expiry.set(secs);
         }
+    }
+}
+
+impl State {
+    /// Our role (holder, spare, stale, syncing) from what we hold and what
+    /// the members last reported; for a stale holder, which vault is behind.
+    pub fn role(&self) -> (crate::role::Role, Option<String>) {
+        let held: Vec<crate::role::HeldVault> = match self.store.lock() {
+            Ok(store) => store
+                .vaults()
+                .map(|(id, h)| crate::role::HeldVault {
+                    vault: id.to_string(),
+                    epoch: h.epoch,
+                    f: store.policy(id).f,
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let reports = self
+            .peer_vaults
+            .lock()
+            .map(|p| p.clone())
+            .unwrap_or_default();
+        crate::role::role(
+            !self.members().is_empty(),
+            !reports.is_empty(),
+            &held,
+            &reports,
+        )
     }
 }
 
@@ -591,6 +631,7 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         incarnation: AtomicU64::new(incarnation),
         booted: incarnation,
         booted_seen: Mutex::new(BTreeMap::new()),
+        peer_vaults: Mutex::new(BTreeMap::new()),
         outbox: Mutex::new(Vec::new()),
         self_refuted: AtomicUsize::new(0),
         client,

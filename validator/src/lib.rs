@@ -6,9 +6,11 @@
 //! - [`tls`]: the one rustls configuration (aws-lc-rs, X25519MLKEM768).
 //! - [`store`]: crash-safe shard custody.
 //! - [`server`], [`api`]: the mutual-TLS peer API.
+//! - [`status`]: `GET /v1/status`, the operator's read-only view.
 //! - [`listener`]: connection cap and header/idle timeout of every port.
 //! - [`peer`]: the mesh client.
 //! - [`ops`], [`metrics`]: health, readiness and Prometheus metrics.
+//! - [`role`]: holder, spare, stale or syncing, as readiness and metrics say.
 //! - [`daemon`]: shared state, start-up and probing.
 //! - [`artifacts`]: signed model artifacts: store, anti-entropy, APIs.
 //! - [`custody`]: checking that every holder still has its committed shard.
@@ -40,8 +42,10 @@ pub mod peer;
 pub mod proposals;
 pub mod repair;
 pub mod reshare;
+pub mod role;
 pub mod rounds;
 pub mod server;
+pub mod status;
 pub mod store;
 pub mod tls;
 pub mod transition;

@@ -14,6 +14,8 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
     /// Vaults this validator holds a shard of.
     pub shards_held: IntGauge,
+    /// 1 for this validator's current role ([`crate::role::Role`]).
+    pub role: IntGaugeVec,
     /// Current epoch per vault held.
     pub vault_epoch: IntGaugeVec,
     /// Inbound peer connections by result.
@@ -123,6 +125,16 @@ impl Metrics {
             "pqvault_shards_held",
             "Vaults this validator holds a shard of.",
         )?;
+        let role = IntGaugeVec::new(
+            Opts::new(
+                "pqvault_role",
+                "1 for this validator's current role: holder (a share at the newest epoch), spare (no share), stale (a share of an epoch older than f+1 peers report), syncing (no member answered yet).",
+            ),
+            &["role"],
+        )?;
+        for r in crate::role::Role::ALL {
+            role.with_label_values(&[r.name()]);
+        }
         let vault_epoch = IntGaugeVec::new(
             Opts::new("pqvault_vault_epoch", "Current epoch of each vault held."),
             &["vault"],
@@ -332,6 +344,7 @@ impl Metrics {
         for c in [
             Box::new(build_info.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(shards_held.clone()),
+            Box::new(role.clone()),
             Box::new(vault_epoch.clone()),
             Box::new(peer_connections.clone()),
             Box::new(connections_refused.clone()),
@@ -372,7 +385,13 @@ impl Metrics {
             .set(1);
         // Fixed label values are exported from the start, so dashboards and
         // alerts see 0 rather than nothing.
-        for result in ["accepted", "not_member", "tls_refused", "tls_timeout"] {
+        for result in [
+            "accepted",
+            "operator",
+            "not_member",
+            "tls_refused",
+            "tls_timeout",
+        ] {
             peer_connections.with_label_values(&[result]);
         }
         for port in ["peer", "ops", "app"] {
@@ -391,6 +410,7 @@ impl Metrics {
             registry,
             build_info,
             shards_held,
+            role,
             vault_epoch,
             peer_connections,
             connections_refused,
@@ -424,6 +444,15 @@ impl Metrics {
             consensus_term,
             consensus_commit_index,
         })
+    }
+
+    /// Sets `pqvault_role`: 1 for `current`, 0 for the other roles.
+    pub fn set_role(&self, current: crate::role::Role) {
+        for r in crate::role::Role::ALL {
+            self.role
+                .with_label_values(&[r.name()])
+                .set(i64::from(r == current));
+        }
     }
 
     /// Exports peer `peer`'s counters at 0 (deaths, probes by result), so

@@ -1,6 +1,8 @@
 //! The local operations port (plain HTTP, bind it to localhost or the pod
 //! network for the scraper): `/healthz` (the process is alive), `/readyz`
-//! (store verified and peer port listening), `/metrics` (Prometheus).
+//! (store verified and peer port listening; the body names the role:
+//! `ready: holder`, `ready: spare`, `ready: stale (...)`, `ready: syncing`),
+//! `/metrics` (Prometheus).
 
 use crate::daemon::State;
 use axum::extract::State as AxState;
@@ -21,11 +23,17 @@ pub fn router(state: Arc<State>) -> Router {
 }
 
 async fn readyz(AxState(state): AxState<Arc<State>>) -> impl IntoResponse {
-    if state.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+    if !state.ready.load(Ordering::Acquire) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "starting\n".to_string());
     }
+    // Serving in every role: a spare takes over lost shares, a stale or
+    // syncing holder still serves artifacts; the role says which.
+    let (role, why) = state.role();
+    let body = match why {
+        Some(why) => format!("ready: {} ({why})\n", role.name()),
+        None => format!("ready: {}\n", role.name()),
+    };
+    (StatusCode::OK, body)
 }
 
 async fn metrics(AxState(state): AxState<Arc<State>>) -> impl IntoResponse {

@@ -1,4 +1,5 @@
-//! Accepting peer connections: TLS handshake, membership check, HTTP.
+//! Accepting peer connections: TLS handshake, membership check (or the
+//! operator role, which reaches only [`crate::status`]), HTTP.
 
 use crate::api::PeerInfo;
 use crate::daemon::State;
@@ -20,10 +21,13 @@ pub async fn serve_peers(listener: TcpListener, state: Arc<State>, router: Route
     let acceptor = TlsAcceptor::from(state.tls.server.clone());
     let gate = Gate::new(listener, &limits, "peer");
     let refused = |port: &'static str| state.refused(port);
+    // What an operator-role certificate reaches (crate::status).
+    let operator_router = crate::status::router(state.clone());
     loop {
         let (tcp, permit) = gate.accept(&refused).await;
         let addr = tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default();
         let (acceptor, state, router) = (acceptor.clone(), state.clone(), router.clone());
+        let operator = operator_router.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -43,22 +47,30 @@ pub async fn serve_peers(listener: TcpListener, state: Arc<State>, router: Route
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .and_then(|c| vault::meshca::mesh_name(c).ok());
-            let Some(name) = name.filter(|n| state.is_member(&n.id)) else {
-                tracing::warn!(%addr, "refused a mesh certificate that is not a member");
-                state.connection("not_member");
-                return;
+            let kx_group = kx_group(conn);
+            let (id, router) = match name {
+                // The operator's client: read-only status, nothing else.
+                Some(op) if op.role == Some(vault::meshca::Role::Operator) => {
+                    tracing::info!(%addr, operator = %op.id, "operator connected");
+                    state.connection("operator");
+                    (op.id, operator)
+                }
+                Some(name) if state.is_member(&name.id) => {
+                    if let Err(why) = crate::tls::check_peer_binding(&name, state.require_identity)
+                    {
+                        tracing::warn!(%addr, peer = %name.id, "refused a member's certificate: {why}");
+                        state.connection("unbound_certificate");
+                        return;
+                    }
+                    state.connection("accepted");
+                    (name.id, router)
+                }
+                _ => {
+                    tracing::warn!(%addr, "refused a mesh certificate that is not a member");
+                    state.connection("not_member");
+                    return;
+                }
             };
-            if let Err(why) = crate::tls::check_peer_binding(&name, state.require_identity) {
-                tracing::warn!(%addr, peer = %name.id, "refused a member's certificate: {why}");
-                state.connection("unbound_certificate");
-                return;
-            }
-            let id = name.id;
-            let kx_group = conn
-                .negotiated_key_exchange_group()
-                .map(|g| format!("{:?}", g.name()))
-                .unwrap_or_default();
-            state.connection("accepted");
             let svc = TowerToHyperService::new(router.layer(Extension(PeerInfo { id, kx_group })));
             let result = listener::http1(&limits)
                 .serve_connection(TokioIo::new(tls), svc)
@@ -68,4 +80,11 @@ pub async fn serve_peers(listener: TcpListener, state: Arc<State>, router: Route
             }
         });
     }
+}
+
+/// The key-exchange group a connection negotiated, as rustls names it.
+fn kx_group(conn: &rustls::ServerConnection) -> String {
+    conn.negotiated_key_exchange_group()
+        .map(|g| format!("{:?}", g.name()))
+        .unwrap_or_default()
 }

@@ -43,7 +43,12 @@ enum Command {
     Restore(cli::restore::Args),
     /// Mesh CA for validator mutual TLS: `init` a CA, `issue` validator certificates.
     MeshCa(cli::meshca::Args),
-    /// Self-contained demo: 7 validators, a 4-of-7 vault, recovery from 4 shards.
+    /// The whole mission: a live local mesh of validator processes detects two
+    /// killed holders, heals to a new epoch, recovers the secret and carries an artifact.
+    Demo(cli::demo::Args),
+    /// A local development mesh: `up` generates and starts validators, `down` stops them.
+    Mesh(cli::mesh::Args),
+    /// Files only, in-process: 7 identities, a 4-of-7 vault, recovery from 4 shards.
     Quickstart(cli::quickstart::Args),
     /// Model artifacts (signed quantized SNN models): pack, meta, sign, verify, inspect, golden, push, pull, abandon.
     Artifact(cli::artifact::Args),
@@ -62,6 +67,8 @@ fn main() -> ExitCode {
         Command::Backup(a) => cli::backup::run(a),
         Command::Restore(a) => cli::restore::run(a),
         Command::MeshCa(a) => cli::meshca::run(a),
+        Command::Demo(a) => cli::demo::run(a),
+        Command::Mesh(a) => cli::mesh::run(a),
         Command::Quickstart(a) => cli::quickstart::run(a),
         Command::Artifact(a) => cli::artifact::run(a),
     };

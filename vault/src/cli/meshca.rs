@@ -3,7 +3,7 @@
 use super::read;
 use anyhow::{Context, Result};
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use vault::fsio::{self, Mode};
 use vault::meshca;
 
@@ -62,19 +62,7 @@ pub fn run(a: Args) -> Result<()> {
     match a.command {
         Command::Init { out, name, days } => {
             let ca = meshca::init(&name, days)?;
-            fsio::create_private_dir(&out)?;
-            fsio::write_atomic(
-                &out.join("mesh-ca.key"),
-                ca.key_pem.as_bytes(),
-                Mode::Secret,
-                false,
-            )?;
-            fsio::write_atomic(
-                &out.join("mesh-ca.crt"),
-                ca.cert_pem.as_bytes(),
-                Mode::Public,
-                false,
-            )?;
+            write_ca(&ca, &out)?;
             println!(
                 "mesh CA      {} (valid {days} days)",
                 out.join("mesh-ca.crt").display()
@@ -104,11 +92,7 @@ pub fn run(a: Args) -> Result<()> {
                     .context("mesh-ca.key is not text")?,
             );
             let issued = meshca::issue(&ca_cert, &ca_key, &id, &fp, role, &dns, &ips, days)?;
-            fsio::create_private_dir(&out)?;
-            let key = out.join(format!("{id}.tls.key"));
-            let crt = out.join(format!("{id}.crt"));
-            fsio::write_atomic(&key, issued.key_pem.as_bytes(), Mode::Secret, false)?;
-            fsio::write_atomic(&crt, issued.cert_pem.as_bytes(), Mode::Public, false)?;
+            let (crt, key) = write_issued(&issued, &out, &id)?;
             println!(
                 "certificate  {} (SAN {}{id}, {} {}, identity {}, valid {days} days)",
                 crt.display(),
@@ -121,4 +105,37 @@ pub fn run(a: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Writes a new mesh CA into `dir`: `mesh-ca.crt` and `mesh-ca.key` (0600).
+pub fn write_ca(ca: &meshca::CertAndKey, dir: &Path) -> Result<()> {
+    fsio::create_private_dir(dir)?;
+    fsio::write_atomic(
+        &dir.join("mesh-ca.key"),
+        ca.key_pem.as_bytes(),
+        Mode::Secret,
+        false,
+    )?;
+    fsio::write_atomic(
+        &dir.join("mesh-ca.crt"),
+        ca.cert_pem.as_bytes(),
+        Mode::Public,
+        false,
+    )?;
+    Ok(())
+}
+
+/// Writes member `id`'s certificate and TLS key into `dir`: `ID.crt` and
+/// `ID.tls.key` (0600); returns their paths.
+pub fn write_issued(
+    issued: &meshca::CertAndKey,
+    dir: &Path,
+    id: &str,
+) -> Result<(PathBuf, PathBuf)> {
+    fsio::create_private_dir(dir)?;
+    let key = dir.join(format!("{id}.tls.key"));
+    let crt = dir.join(format!("{id}.crt"));
+    fsio::write_atomic(&key, issued.key_pem.as_bytes(), Mode::Secret, false)?;
+    fsio::write_atomic(&crt, issued.cert_pem.as_bytes(), Mode::Public, false)?;
+    Ok((crt, key))
 }

@@ -1,0 +1,147 @@
+//! `GET /v1/status` on the peer port: a read-only view of this validator
+//! for the operator's client (`vault mesh status`). A connection whose
+//! mesh certificate has the operator role reaches this route and no other
+//! (see [`crate::server`]); members reach it too.
+
+use crate::api::PeerInfo;
+use crate::daemon::State;
+use axum::extract::State as AxState;
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use serde::Serialize;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Version of the [`Status`] document.
+pub const STATUS_VERSION: u32 = 1;
+
+/// What `GET /v1/status` answers (JSON).
+#[derive(Debug, Serialize)]
+pub struct Status {
+    /// [`STATUS_VERSION`].
+    pub version: u32,
+    /// This validator's id.
+    pub id: String,
+    /// Store verified and peer port listening (what `/readyz` says).
+    pub ready: bool,
+    /// Its role: holder, spare, stale or syncing ([`crate::role`]).
+    pub role: String,
+    /// For a stale holder, which vault is behind.
+    pub role_detail: Option<String>,
+    /// Vaults it holds a share of.
+    pub vaults: Vec<VaultStatus>,
+    /// Its members (itself excluded) as its failure detector sees them.
+    pub members: Vec<MemberStatus>,
+    /// Vaults for which it keeps a share re-sealed for the next epoch,
+    /// waiting for that epoch's certificate (a transition under way).
+    pub pending_transitions: Vec<String>,
+    /// The key-exchange group of the caller's connection.
+    pub kx_group: String,
+}
+
+/// One vault held.
+#[derive(Debug, Serialize)]
+pub struct VaultStatus {
+    /// Vault id (hex).
+    pub vault: String,
+    /// Current epoch here.
+    pub epoch: u64,
+    /// Threshold t of that epoch.
+    pub threshold: u8,
+    /// Share count n of that epoch.
+    pub shares: u8,
+    /// Shares whose holder is not alive, as of the last settled view.
+    pub heal_pending: i64,
+}
+
+/// One member.
+#[derive(Debug, Serialize)]
+pub struct MemberStatus {
+    /// Member id.
+    pub id: String,
+    /// Its peer address.
+    pub addr: String,
+    /// alive, suspect or dead (the failure detector's view).
+    pub state: String,
+    /// Its health score in [0, 1], once probed.
+    pub health: Option<f64>,
+}
+
+/// The status route, for operator connections and members alike.
+pub fn router(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/v1/status", get(status))
+        .with_state(state)
+}
+
+async fn status(
+    AxState(state): AxState<Arc<State>>,
+    Extension(peer): Extension<PeerInfo>,
+) -> Json<Status> {
+    let (role, role_detail) = state.role();
+    let vaults = match state.store.lock() {
+        Ok(store) => store
+            .vaults()
+            .map(|(id, h)| {
+                let (threshold, shares) = vault::manifest::Manifest::decode(&h.manifest)
+                    .map(|m| (m.body().threshold, m.body().n))
+                    .unwrap_or((0, 0));
+                VaultStatus {
+                    vault: id.to_string(),
+                    epoch: h.epoch,
+                    threshold,
+                    shares,
+                    heal_pending: state
+                        .metrics
+                        .heal_pending
+                        .with_label_values(&[&id.to_string()])
+                        .get(),
+                }
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let states: std::collections::BTreeMap<String, String> = state
+        .detector
+        .lock()
+        .map(|d| {
+            d.states()
+                .map(|(id, s)| (id.to_string(), s.name().to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let health = state.health.lock().ok();
+    let members = state
+        .members()
+        .into_iter()
+        .map(|m| MemberStatus {
+            state: states
+                .get(&m.id)
+                .cloned()
+                .unwrap_or_else(|| "unknown".into()),
+            health: health
+                .as_ref()
+                .and_then(|h| h.get(&m.id))
+                .map(|h| h.score()),
+            id: m.id,
+            addr: m.addr,
+        })
+        .collect();
+    drop(health);
+    let pending_transitions = state
+        .pending
+        .lock()
+        .map(|p| p.keys().map(|id| id.to_string()).collect())
+        .unwrap_or_default();
+    Json(Status {
+        version: STATUS_VERSION,
+        id: state.id.clone(),
+        ready: state.ready.load(Ordering::Acquire),
+        role: role.name().to_string(),
+        role_detail,
+        vaults,
+        members,
+        pending_transitions,
+        kx_group: peer.kx_group,
+    })
+}
