@@ -7,7 +7,9 @@
 //!
 //! Run: `cargo build --workspace --release && cargo bench -p pqvault-tests --bench detector`
 //! (`DETECTOR_BENCH_SECS` sets the length of each pause run, default 60;
-//! `DETECTOR_BENCH_SIZES` the mesh sizes, default `7,15,31`).
+//! `DETECTOR_BENCH_SIZES` the mesh sizes, default `7,15,31`;
+//! `DETECTOR_BENCH_HEAL_SIZES` the sizes of the heal run, default `31`).
+//! Also: false deaths during a heal (2 of n - 3 holders SIGKILLed).
 
 use pqvault_tests::{sample, Mesh};
 use std::time::{Duration, Instant};
@@ -123,6 +125,62 @@ fn idle(n: usize) -> (f64, f64) {
     (cpu, msgs / periods / n as f64)
 }
 
+/// False deaths while the mesh heals: `n` validators (3 of them spares)
+/// at the shipped probe defaults, healing on, two holders SIGKILLed; counts
+/// deaths declared of live validators from the kill until every survivor
+/// holding the vault is on epoch 2, plus 5 s. Returns (false deaths,
+/// seconds to epoch 2 everywhere).
+fn heal_at(n: usize) -> (f64, f64) {
+    let holders = n - 3;
+    let mut mesh = Mesh::with_spares(holders, holders / 2 + 1, 3);
+    mesh.use_default_probe_settings();
+    mesh.start_all();
+    for i in 0..n {
+        let ok = mesh.wait_metrics(i, Duration::from_secs(120), |m| {
+            (0..n).filter(|&j| j != i).all(|j| {
+                sample(
+                    m,
+                    "pqvault_peer_state",
+                    &format!("peer=\"validator-{}\",state=\"alive\"", j + 1),
+                ) == Some(1.0)
+            })
+        });
+        assert!(ok, "validator-{} never saw every peer alive", i + 1);
+    }
+    let killed = [holders - 2, holders - 1];
+    let live: Vec<usize> = (0..n).filter(|i| !killed.contains(i)).collect();
+    let deaths_of_live = |mesh: &Mesh| {
+        let labels: Vec<String> = live
+            .iter()
+            .map(|j| format!("peer=\"validator-{}\"", j + 1))
+            .collect();
+        let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+        live.iter()
+            .map(|&i| {
+                mesh.metrics(i)
+                    .lines()
+                    .filter(|l| {
+                        l.starts_with("pqvault_peer_deaths_total")
+                            && refs.iter().any(|s| l.contains(&format!("{s}}}")))
+                    })
+                    .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                    .sum::<f64>()
+            })
+            .sum::<f64>()
+    };
+    let before = deaths_of_live(&mesh);
+    let t0 = Instant::now();
+    for &k in &killed {
+        mesh.kill9(k);
+    }
+    let epoch2 = |m: &str| sample(m, "pqvault_vault_epoch", "") == Some(2.0);
+    let healed = (0..holders - 2).all(|i| mesh.wait_metrics(i, Duration::from_secs(180), epoch2));
+    let took = t0.elapsed().as_secs_f64();
+    assert!(healed, "no epoch 2 everywhere within 3 minutes at n = {n}");
+    std::thread::sleep(Duration::from_secs(5));
+    (deaths_of_live(&mesh) - before, took)
+}
+
 fn main() {
     let secs: u64 = env_or("DETECTOR_BENCH_SECS", "60").parse().unwrap_or(60);
     println!(
@@ -153,6 +211,15 @@ fn main() {
         let (cpu, msgs) = idle(n);
         println!(
             "n = {n:>2}: idle CPU {cpu:.4} CPU-s/s per validator, {msgs:.2} probe messages (hello, probe, news) received per validator per probe period"
+        );
+    }
+    for n in env_or("DETECTOR_BENCH_HEAL_SIZES", "31")
+        .split(',')
+        .filter_map(|s| s.trim().parse::<usize>().ok())
+    {
+        let (false_deaths, took) = heal_at(n);
+        println!(
+            "n = {n:>2}, 2 holders SIGKILLed, healing on: {false_deaths:.0} false deaths (live validators declared dead) from the kill to epoch 2 everywhere ({took:.1} s) plus 5 s"
         );
     }
 }
