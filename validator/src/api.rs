@@ -3,7 +3,9 @@
 //! * `GET /v1/hello`: who we are, who the caller is, the TLS group
 //!   negotiated, and the (vault, epoch) pairs held: the probe target.
 //! * `GET /v1/vaults/{vault}/shard`: the sealed shard we hold (custody
-//!   checks); it is encrypted to us, so serving it reveals nothing.
+//!   checks); it is encrypted to us, so serving it reveals nothing. With
+//!   `?challenge=<64 hex>`: `{"epoch", "mac"}`, a keyed hash of it under the
+//!   checker's nonce (`crate::custody::challenge_mac`).
 //! * `GET /v1/probe/{member}`: probe another member on the caller's behalf
 //!   (SWIM indirect probe); only members may be named.
 //! * `POST /v1/news` (JSON [`NewsBody`] in and out): failure-detector news
@@ -235,10 +237,28 @@ fn parse_vault(s: &str) -> Option<VaultId> {
     Some(VaultId::from_bytes(bytes))
 }
 
-async fn shard(AxState(state): AxState<Arc<State>>, Path(vault): Path<String>) -> Response {
+/// `?challenge=<64 hex digits>` on `GET /v1/vaults/{vault}/shard`.
+#[derive(serde::Deserialize)]
+struct ShardQuery {
+    challenge: Option<String>,
+}
+
+async fn shard(
+    AxState(state): AxState<Arc<State>>,
+    Path(vault): Path<String>,
+    Query(q): Query<ShardQuery>,
+) -> Response {
     let Some(id) = parse_vault(&vault) else {
         state.count("shard", 400);
         return (StatusCode::BAD_REQUEST, "vault id must be 32 hex digits\n").into_response();
+    };
+    let nonce = match q.challenge.as_deref().map(hex::decode) {
+        None => None,
+        Some(Ok(n)) if n.len() == 32 => Some(n),
+        Some(_) => {
+            state.count("shard", 400);
+            return (StatusCode::BAD_REQUEST, "challenge must be 64 hex digits\n").into_response();
+        }
     };
     // What is on disk now, not the copy verified at start: custody checks
     // must see a shard that rotted.
@@ -255,6 +275,13 @@ async fn shard(AxState(state): AxState<Arc<State>>, Path(vault): Path<String>) -
                 "stored shard unreadable\n",
             )
                 .into_response()
+        }
+        Some((epoch, Ok(shard))) if nonce.is_some() => {
+            // Custody by challenge: a keyed hash of what is on disk under
+            // the checker's fresh nonce, instead of the whole shard.
+            state.count("shard", 200);
+            let mac = crate::custody::challenge_mac(nonce.as_deref().unwrap_or_default(), &shard);
+            Json(serde_json::json!({ "epoch": epoch, "mac": hex::encode(mac) })).into_response()
         }
         Some((epoch, Ok(shard))) => {
             state.count("shard", 200);

@@ -166,6 +166,12 @@ pub struct State {
     pub dealt: Mutex<BTreeMap<(vault::manifest::VaultId, u64), ([u8; 16], Instant)>>,
     /// (vault, peer id) whose latest custody check failed.
     pub custody: Mutex<BTreeMap<(vault::manifest::VaultId, String), crate::custody::Verdict>>,
+    /// Each peer's sealed shard of each vault, as fetched and verified
+    /// against its manifest entry for the epoch kept with it: custody
+    /// checks then ask for a keyed hash instead of the whole shard.
+    #[allow(clippy::type_complexity)]
+    pub custody_copies:
+        Mutex<BTreeMap<(vault::manifest::VaultId, vault::identity::Fingerprint), (u64, Vec<u8>)>>,
     /// (vault, peer id) of holders a failed dealing check named as bad
     /// dealers: their shares count as lost, like failed custody
     /// (`crate::reshare::check_dealing`).
@@ -644,6 +650,7 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         artifacts,
         custody: Mutex::new(Default::default()),
         bad_dealers: Mutex::new(Default::default()),
+        custody_copies: Mutex::new(Default::default()),
         policy: config.heal.policy,
         reshare_after: Duration::from_millis(config.heal.reshare_after_ms),
         refresh: config.heal.refresh,
