@@ -33,6 +33,8 @@ use vault::artifact::{check_not_rollback_held, SignedArtifact, TrustPolicy, Veri
 /// Most manifest digests remembered as refused (so a bad manifest offered
 /// again by a peer is neither refetched nor counted twice).
 const MAX_REFUSED: usize = 4096;
+/// Refusal reason of an abandoned artifact (persisted in the store).
+pub(crate) const ABANDONED: &str = "abandoned";
 /// Bytes of a chunk buffered before each write to the payload file.
 const WRITE_BUF: usize = 256 << 10;
 
@@ -72,7 +74,7 @@ impl Refusal {
             StoreError::Unknown(_) => 404,
             StoreError::ChunkIndex { .. } => 400,
             StoreError::Busy(_) => 409,
-            StoreError::Io { .. } => 500,
+            StoreError::Io { .. } | StoreError::Format { .. } => 500,
         };
         Refusal::other(status, e.to_string())
     }
@@ -167,6 +169,8 @@ pub struct Artifacts {
     refused: Mutex<BTreeMap<[u8; 32], &'static str>>,
     /// Wakes the anti-entropy loop (a peer hinted at a new artifact).
     pub wake: tokio::sync::Notify,
+    /// The store's directory (for the list of abandoned artifacts).
+    root: std::path::PathBuf,
 }
 
 /// Seconds since the Unix epoch.
@@ -274,14 +278,30 @@ impl Artifacts {
         for s in &skipped {
             m.fail(s.reason);
         }
+        let mut store = store;
+        let mut refused = BTreeMap::new();
+        match store::read_abandoned(store.root()) {
+            Ok(list) => {
+                for d in list {
+                    // Listed, then a crash before its directory went.
+                    if store.get(&d).is_some_and(|o| !o.complete) {
+                        store.remove(&d)?;
+                    }
+                    refused.insert(d, ABANDONED);
+                }
+            }
+            Err(e) => tracing::warn!("abandoned artifacts may be fetched again: {e}"),
+        }
+        let root = store.root().to_path_buf();
         let art = Arc::new(Artifacts {
             m,
             policy,
             settings: settings.clone(),
             store: Mutex::new(store),
             pending: Mutex::new(BTreeMap::new()),
-            refused: Mutex::new(BTreeMap::new()),
+            refused: Mutex::new(refused),
             wake: tokio::sync::Notify::new(),
+            root,
         });
         let unfinished: Vec<[u8; 32]> = art
             .lock()
@@ -334,6 +354,36 @@ impl Artifacts {
         }
     }
 
+    /// Adds `digest` to the abandoned artifacts (`true`) or takes it off
+    /// (`false`), and writes the list when it changed, so that a restart
+    /// does not fetch an abandoned artifact back from a peer.
+    fn set_abandoned(&self, digest: [u8; 32], abandoned: bool) {
+        let Ok(mut r) = self.refused.lock() else {
+            return;
+        };
+        let was = r.get(&digest) == Some(&ABANDONED);
+        if was == abandoned {
+            return;
+        }
+        if abandoned {
+            if r.len() >= MAX_REFUSED {
+                r.pop_first();
+            }
+            r.insert(digest, ABANDONED);
+        } else {
+            r.remove(&digest);
+        }
+        let list: Vec<[u8; 32]> = r
+            .iter()
+            .filter(|(_, why)| **why == ABANDONED)
+            .map(|(d, _)| *d)
+            .collect();
+        // Written under the lock: two changes cannot land out of order.
+        if let Err(e) = store::write_abandoned(&self.root, &list) {
+            tracing::warn!("cannot record the abandoned artifacts; a restart may fetch them again: {e}");
+        }
+    }
+
     fn refresh_held(&self) {
         self.m.held.set(self.lock().complete().count() as i64);
     }
@@ -355,11 +405,7 @@ impl Artifacts {
         if expected.is_none() {
             // A push is an explicit request: an artifact abandoned here
             // before may be received again.
-            if let Ok(mut r) = self.refused.lock() {
-                if r.get(&digest) == Some(&"abandoned") {
-                    r.remove(&digest);
-                }
-            }
+            self.set_abandoned(digest, false);
         }
         if let Some(want) = expected {
             if !vault::artifact::manifest::ct_eq(want, &digest) {
@@ -633,9 +679,11 @@ impl Artifacts {
         }
         let (name, version) = (o.meta.name.clone(), o.meta.version.clone());
         let (verified, chunks) = (o.verified_count(), o.meta.chunks.len());
+        // Recorded first: a crash before the removal leaves an object
+        // that the next start removes, not one fetched again.
+        self.set_abandoned(*digest, true);
         store.remove(digest).map_err(Refusal::store)?;
         drop(store);
-        self.remember_refusal(*digest, "abandoned");
         let forgot = self.pending.lock().ok().is_some_and(|mut p| {
             let ours = p.get(&name).is_some_and(|q| q.digest == *digest);
             ours && p.remove(&name).is_some()

@@ -241,7 +241,7 @@ fn wanted(art: &Artifacts, list: &HeldList) -> Vec<[u8; 32]> {
             // would otherwise bounce between validators forever.
             let refused = match art.refusal_reason(d) {
                 None => false,
-                Some("abandoned") => !complete,
+                Some(super::ABANDONED) => !complete,
                 Some(_) => true,
             };
             store.get(d).is_none()
