@@ -9,6 +9,7 @@
 //! checks. Submodules, one concept each:
 //!
 //! - [`store`]: content-addressed objects on disk, crash-safe, resumable.
+//! - [`check`]: the full payload check, run as the chunks arrive.
 //! - [`sync`]: pull-based anti-entropy between validators.
 //! - [`api`]: the peer routes (mutual TLS) and the local application API
 //!   (plain HTTP, `[listen] app`), including push.
@@ -17,6 +18,7 @@
 //! docs/artifact-carriage.md.
 
 pub mod api;
+pub mod check;
 pub mod store;
 pub mod sync;
 
@@ -171,6 +173,8 @@ pub struct Artifacts {
     pub wake: tokio::sync::Notify,
     /// The store's directory (for the list of abandoned artifacts).
     root: std::path::PathBuf,
+    /// Payload checks running while their chunks arrive.
+    early: check::EarlyChecks,
 }
 
 /// Seconds since the Unix epoch.
@@ -302,6 +306,7 @@ impl Artifacts {
             refused: Mutex::new(refused),
             wake: tokio::sync::Notify::new(),
             root,
+            early: check::EarlyChecks::new(settings.early_checks),
         });
         let unfinished: Vec<[u8; 32]> = art
             .lock()
@@ -313,6 +318,15 @@ impl Artifacts {
             if let Err(r) = art.finalize(&d) {
                 tracing::warn!(digest = %hex::encode(d), "stored artifact refused: {r}");
             }
+        }
+        let partial: Vec<[u8; 32]> = art
+            .lock()
+            .objects()
+            .filter(|o| !o.complete)
+            .map(|o| o.meta.digest)
+            .collect();
+        for d in partial {
+            art.start_early(&d, None);
         }
         for o in art.lock().objects().filter(|o| !o.complete) {
             tracing::info!(
@@ -380,7 +394,9 @@ impl Artifacts {
             .collect();
         // Written under the lock: two changes cannot land out of order.
         if let Err(e) = store::write_abandoned(&self.root, &list) {
-            tracing::warn!("cannot record the abandoned artifacts; a restart may fetch them again: {e}");
+            tracing::warn!(
+                "cannot record the abandoned artifacts; a restart may fetch them again: {e}"
+            );
         }
     }
 
@@ -436,6 +452,9 @@ impl Artifacts {
             check_not_rollback_held(&verified, newest.as_ref().map(|(v, d)| (v, d)))
                 .map_err(|e| refuse(e.reason(), e.to_string(), Some(digest)))?;
             store.admit(meta.clone(), encoded).map_err(Refusal::store)?;
+            // Under the store lock: no chunk is verified before the check
+            // knows of it.
+            self.start_early_in(&store, &digest, &verified);
             tracing::info!(name = %meta.name, version = %meta.version, digest = %hex::encode(digest), bytes = meta.payload_len, "artifact manifest verified and admitted");
             if let Ok(mut p) = self.pending.lock() {
                 let newer = p
@@ -590,7 +609,14 @@ impl Artifacts {
         drop(file);
         let claim = guard.1.take().expect("claim held");
         // In memory (and a small hint file at most every 10 ms): no thread hop.
-        let all = self.lock().mark_verified(&claim).map_err(Refusal::store)?;
+        let all = {
+            let mut store = self.lock();
+            let all = store.mark_verified(&claim).map_err(Refusal::store)?;
+            // Under the store lock, like the check's start: the check
+            // learns of every chunk before the last one finalizes it.
+            self.early.verified(&digest, index);
+            all
+        };
         if from_peer {
             self.m.replicated.inc_by(received);
         }
@@ -621,9 +647,16 @@ impl Artifacts {
         std::fs::File::open(&payload)
             .and_then(|f| f.sync_all())
             .map_err(|e| Refusal::other(500, format!("artifact store: fsync payload: {e}")))?;
-        if let Err((reason, message)) =
-            PolicyChecker(&self.policy).check_received(&encoded, &payload)
-        {
+        let checker = PolicyChecker(&self.policy);
+        let t = Instant::now();
+        // The check that ran as the chunks arrived, if one did (the
+        // manifest is verified again: policy and expiry as of now).
+        let outcome = match self.early.finish(digest) {
+            Some(early) => checker.verified(&encoded).and(early),
+            None => checker.check_received(&encoded, &payload),
+        };
+        let check_ms = t.elapsed().as_secs_f64() * 1e3;
+        if let Err((reason, message)) = outcome {
             self.m.fail(reason);
             self.remember_refusal(*digest, reason);
             let _ = self.lock().remove(digest);
@@ -642,11 +675,42 @@ impl Artifacts {
             done.then(|| p.remove(&name)).flatten()
         });
         if let Some(p) = &lag {
-            tracing::info!(name = %name, version = %version, digest = %hex::encode(p.digest), seconds = p.since.elapsed().as_secs_f64(), "artifact verified in full and served");
+            tracing::info!(name = %name, version = %version, digest = %hex::encode(p.digest), seconds = p.since.elapsed().as_secs_f64(), check_ms, "artifact verified in full and served");
         }
         self.m.lag.with_label_values(&[&name]).set(0.0);
         self.refresh_held();
         Ok(())
+    }
+
+    /// Starts the payload check of partial object `digest` as its chunks
+    /// arrive (see [`check`]), verifying its stored manifest unless
+    /// `verified` is given.
+    fn start_early(&self, digest: &[u8; 32], verified: Option<VerifiedArtifact>) {
+        let v = match verified {
+            Some(v) => v,
+            None => {
+                let Some(path) = self.lock().get(digest).map(|o| o.manifest_path()) else {
+                    return;
+                };
+                let Ok(encoded) = vault::fsio::read_limited(&path, store::MAX_MANIFEST_BYTES)
+                else {
+                    return;
+                };
+                let Ok(v) = PolicyChecker(&self.policy).verified(&encoded) else {
+                    return;
+                };
+                v
+            }
+        };
+        self.start_early_in(&self.lock(), digest, &v);
+    }
+
+    /// [`Artifacts::start_early`] with the store locked by the caller, so
+    /// that no chunk is verified before the check knows of it.
+    fn start_early_in(&self, store: &Store, digest: &[u8; 32], v: &VerifiedArtifact) {
+        if let Some(o) = store.get(digest).filter(|o| !o.complete) {
+            self.early.start(v, &o.payload_path(), o.verified_bits());
+        }
     }
 
     /// Sets the replication lag of every name with a newer version learned
@@ -684,6 +748,7 @@ impl Artifacts {
         self.set_abandoned(*digest, true);
         store.remove(digest).map_err(Refusal::store)?;
         drop(store);
+        self.early.cancel(digest);
         let forgot = self.pending.lock().ok().is_some_and(|mut p| {
             let ours = p.get(&name).is_some_and(|q| q.digest == *digest);
             ours && p.remove(&name).is_some()

@@ -252,6 +252,10 @@ impl Object {
             .filter(|&i| !self.verified[i])
             .collect()
     }
+    /// Which chunks are verified, by index.
+    pub fn verified_bits(&self) -> Vec<bool> {
+        self.verified.clone()
+    }
     /// True if chunk `i` is verified.
     pub fn is_verified(&self, i: usize) -> bool {
         self.verified.get(i).copied().unwrap_or(false)
@@ -1085,7 +1089,11 @@ mod tests {
         let text = fs::read_to_string(dir.path().join(ABANDONED)).unwrap();
         assert_eq!(
             text,
-            format!("{ABANDONED_HEADER}\n{}\n{}\n", "ab".repeat(32), "01".repeat(32))
+            format!(
+                "{ABANDONED_HEADER}\n{}\n{}\n",
+                "ab".repeat(32),
+                "01".repeat(32)
+            )
         );
         write_abandoned(dir.path(), &[]).unwrap();
         assert!(read_abandoned(dir.path()).unwrap().is_empty());

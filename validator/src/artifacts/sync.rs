@@ -42,6 +42,9 @@ const PATIENCE: Duration = Duration::from_secs(2);
 /// How long a worker waits when no source holds any chunk still missing
 /// (the peers are still receiving them).
 const IDLE_WAIT: Duration = Duration::from_millis(25);
+/// Chunks are fetched in order by windows of this many, shuffled within
+/// each window.
+const ORDER_WINDOW: usize = 8;
 /// A partial source's bitmap is asked again when older than this.
 const HELD_REFRESH: Duration = Duration::from_millis(50);
 
@@ -388,9 +391,13 @@ pub async fn download(
     if missing.is_empty() || sources.is_empty() {
         return;
     }
-    // A random order per validator, so that replicas hold different chunks
-    // early and can serve them to each other.
-    shuffle(&mut missing);
+    // Nearly in order, so that the payload check, which reads the payload
+    // as the chunks are verified (`check`), keeps up with the transfer;
+    // shuffled within windows per validator, so that replicas hold
+    // different chunks early and can serve them to each other.
+    for w in missing.chunks_mut(ORDER_WINDOW) {
+        shuffle(w);
+    }
     let workers = art.settings.fetch_concurrency.min(missing.len()).max(1);
     let job = Arc::new(Job {
         digest,
