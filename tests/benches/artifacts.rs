@@ -7,7 +7,11 @@
 //!   manifest to serving the verified artifact) against a plain loopback
 //!   HTTP download of the same file (std TCP server, written to disk and
 //!   fsynced once), and their ratio,
-//! * RSS growth of each validator during the carriage (peak minus idle).
+//! * RSS growth of each validator during the carriage (peak minus idle),
+//! * one validator re-fetching the artifact alone from its 6 peers, twice
+//!   in the same run: with the payload check after the last chunk
+//!   (`early_checks = 0`) and while the chunks arrive (the default), with
+//!   its CPU time (robust to the machine's load, unlike the wall times).
 //!
 //! Run: `cargo build --workspace --release && cargo bench -p pqvault-tests --bench artifacts`
 //! (the harness runs the validator binary of the same profile).

@@ -319,12 +319,7 @@ impl Artifacts {
                 tracing::warn!(digest = %hex::encode(d), "stored artifact refused: {r}");
             }
         }
-        let partial: Vec<[u8; 32]> = art
-            .lock()
-            .objects()
-            .filter(|o| !o.complete)
-            .map(|o| o.meta.digest)
-            .collect();
+        let partial = art.lock().partial();
         for d in partial {
             art.start_early(&d, None);
         }

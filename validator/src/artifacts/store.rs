@@ -614,6 +614,15 @@ impl Store {
         self.objects.values()
     }
 
+    /// Manifest digests of the partial objects (admitted, not complete).
+    pub fn partial(&self) -> Vec<[u8; 32]> {
+        self.objects
+            .values()
+            .filter(|o| !o.complete)
+            .map(|o| o.meta.digest)
+            .collect()
+    }
+
     /// Complete objects: the only ones served to the application.
     pub fn complete(&self) -> impl Iterator<Item = &Object> {
         self.objects.values().filter(|o| o.complete)

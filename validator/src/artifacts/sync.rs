@@ -154,12 +154,7 @@ pub async fn round(state: &Arc<State>, art: &Arc<Artifacts>, hinted: bool) {
         }
     }
     // (3) Fetch what is missing of every partial object from all live peers.
-    let partial: Vec<[u8; 32]> = art
-        .lock()
-        .objects()
-        .filter(|o| !o.complete)
-        .map(|o| o.meta.digest)
-        .collect();
+    let partial = art.lock().partial();
     for d in partial {
         download(state, art, d, peers.clone()).await;
     }
