@@ -321,7 +321,7 @@ impl Artifacts {
         }
         let partial = art.lock().partial();
         for d in partial {
-            art.start_early(&d, None);
+            art.start_early(&d);
         }
         for o in art.lock().objects().filter(|o| !o.complete) {
             tracing::info!(
@@ -677,25 +677,18 @@ impl Artifacts {
         Ok(())
     }
 
-    /// Starts the payload check of partial object `digest` as its chunks
-    /// arrive (see [`check`]), verifying its stored manifest unless
-    /// `verified` is given.
-    fn start_early(&self, digest: &[u8; 32], verified: Option<VerifiedArtifact>) {
-        let v = match verified {
-            Some(v) => v,
-            None => {
-                let Some(path) = self.lock().get(digest).map(|o| o.manifest_path()) else {
-                    return;
-                };
-                let Ok(encoded) = vault::fsio::read_limited(&path, store::MAX_MANIFEST_BYTES)
-                else {
-                    return;
-                };
-                let Ok(v) = PolicyChecker(&self.policy).verified(&encoded) else {
-                    return;
-                };
-                v
-            }
+    /// Starts the payload check of partial object `digest` (found at
+    /// start) as its chunks arrive (see [`check`]), verifying its stored
+    /// manifest first.
+    fn start_early(&self, digest: &[u8; 32]) {
+        let Some(path) = self.lock().get(digest).map(|o| o.manifest_path()) else {
+            return;
+        };
+        let Ok(encoded) = vault::fsio::read_limited(&path, store::MAX_MANIFEST_BYTES) else {
+            return;
+        };
+        let Ok(v) = PolicyChecker(&self.policy).verified(&encoded) else {
+            return;
         };
         self.start_early_in(&self.lock(), digest, &v);
     }
