@@ -825,18 +825,16 @@ fn an_abandoned_artifact_is_not_fetched_back_after_a_restart() {
         assert!(Instant::now() < deadline, "validator-2 never admitted it");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let out = std::process::Command::new(pqvault_tests::bin("vault"))
-        .args(["artifact", "abandon", "--to", &c.apps[0].to_string()])
-        .arg("--key")
-        .arg(&c.publisher)
-        .args(["snn-gone", "1.0.0"])
-        .output()
-        .expect("run vault");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pqvault_tests::vault(&[
+        "artifact",
+        "abandon",
+        "--to",
+        &c.apps[0].to_string(),
+        "--key",
+        c.publisher.to_str().expect("utf-8 path"),
+        "snn-gone",
+        "1.0.0",
+    ]);
     let obj = artifacts::object_dir(&mesh, 0, &digest);
     assert!(!obj.exists());
     mesh.kill9(0);
