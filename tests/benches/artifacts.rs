@@ -7,7 +7,11 @@
 //!   manifest to serving the verified artifact) against a plain loopback
 //!   HTTP download of the same file (std TCP server, written to disk and
 //!   fsynced once), and their ratio,
-//! * RSS growth of each validator during the carriage (peak minus idle).
+//! * RSS growth of each validator during the carriage (peak minus idle),
+//! * one validator re-fetching the artifact alone from its 6 peers, twice
+//!   in the same run: with the payload check after the last chunk
+//!   (`early_checks = 0`) and while the chunks arrive (the default), with
+//!   its CPU time (robust to the machine's load, unlike the wall times).
 //!
 //! Run: `cargo build --workspace --release && cargo bench -p pqvault-tests --bench artifacts`
 //! (the harness runs the validator binary of the same profile).
@@ -80,6 +84,24 @@ fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
+}
+
+/// CPU time (user + system) validator `i` has used so far, in ms.
+fn cpu_ms(mesh: &Mesh, i: usize) -> f64 {
+    let stat = mesh
+        .pid(i)
+        .and_then(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+        .unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime is
+    // the 14th field, stime the 15th, in clock ticks (100 per second).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    f.iter().sum::<f64>() * 10.0
 }
 
 fn mib_s(bps: f64) -> f64 {
@@ -267,7 +289,20 @@ fn main() {
         "  largest RSS growth while chunks arrived (before the full payload check): {:.1} MiB",
         max_transfer as f64 / 1024.0
     );
-    alone(&mut mesh, &c, &digest, &etag, len, plain, chunks);
+    // Same run, same peers: the payload check after the last chunk (as
+    // before), then while the chunks arrive (the default).
+    let config = std::fs::read_to_string(mesh.config(N - 1)).expect("config");
+    for (label, extra) in [
+        (
+            "payload check after the last chunk (early_checks = 0)",
+            "early_checks = 0\n",
+        ),
+        ("payload check while chunks arrive (default)", ""),
+    ] {
+        std::fs::write(mesh.config(N - 1), format!("{config}{extra}")).expect("config");
+        println!("  {label}:");
+        alone(&mut mesh, &c, &digest, &etag, len, plain, chunks);
+    }
     println!(
         "  load average before the run: {load_before}; after: {} (2 cores; other work on the machine slows every figure)",
         loadavg()
@@ -289,6 +324,7 @@ fn alone(
     mesh.kill9(v);
     std::fs::remove_dir_all(object_dir(mesh, v, digest)).expect("remove copy");
     mesh.start(v);
+    let cpu0 = cpu_ms(mesh, v);
     let idle = mesh.rss_kib(v).unwrap_or(0);
     let (mut peak, mut peak_transfer) = (idle, idle);
     let t0 = Instant::now();
@@ -317,12 +353,13 @@ fn alone(
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+    let cpu = cpu_ms(mesh, v) - cpu0;
     let d = t0.elapsed() - started.unwrap_or_default();
     let bps = len as f64 / d.as_secs_f64();
     let transfer = chunks_done.unwrap_or(t0.elapsed()) - started.unwrap_or_default();
     let tbps = len as f64 / transfer.as_secs_f64();
     println!(
-        "  one validator alone re-fetching from 6 peers (copy deleted, restarted; the fair per-validator comparison with one plain download): {:.0} ms from manifest to served, {:.0} MiB/s ({:.2} of plain HTTP); RSS growth {} KiB ({} KiB while chunks arrived)",
+        "    one validator alone re-fetching from 6 peers (copy deleted, restarted; the fair per-validator comparison with one plain download): {:.0} ms from manifest to served, {:.0} MiB/s ({:.2} of plain HTTP); RSS growth {} KiB ({} KiB while chunks arrived); its CPU time from start to served {cpu:.0} ms",
         d.as_secs_f64() * 1e3,
         mib_s(bps),
         bps / plain,
@@ -330,7 +367,7 @@ fn alone(
         peak_transfer.saturating_sub(idle)
     );
     println!(
-        "    of which chunk transfer (manifest to every chunk verified on disk): {:.0} ms, {:.0} MiB/s ({:.2} of plain HTTP)",
+        "      of which chunk transfer (manifest to every chunk verified on disk): {:.0} ms, {:.0} MiB/s ({:.2} of plain HTTP)",
         transfer.as_secs_f64() * 1e3,
         mib_s(tbps),
         tbps / plain

@@ -805,3 +805,55 @@ fn abandon_takes_effect_only_when_signed_by_the_artifacts_publisher() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("HTTP 409"));
     assert_eq!(c.get(0, "/v1/artifacts/snn-abandon/2.0.0", &[]).status, 200);
 }
+
+/// The list of abandoned artifacts survives a restart: a validator that
+/// abandoned a partial artifact (here on its publisher's statement) does
+/// not fetch it back after a kill -9 from a peer still holding a partial
+/// copy, while anti-entropy goes on carrying everything else.
+#[test]
+fn an_abandoned_artifact_is_not_fetched_back_after_a_restart() {
+    let mut mesh = Mesh::new(2, 2);
+    let c = artifacts::enable(&mesh, FAST);
+    mesh.start_all();
+    let d = spoiled(&c, "snn-gone", "1.0.0");
+    let digest = manifest_digest(&d);
+    push_refused(&c, 0, &d);
+    // Validator 2 holds its own partial copy (the default abandon timeout
+    // is an hour): the source validator 1 would fetch it back from.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !artifacts::object_dir(&mesh, 1, &digest).exists() {
+        assert!(Instant::now() < deadline, "validator-2 never admitted it");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    pqvault_tests::vault(&[
+        "artifact",
+        "abandon",
+        "--to",
+        &c.apps[0].to_string(),
+        "--key",
+        c.publisher.to_str().expect("utf-8 path"),
+        "snn-gone",
+        "1.0.0",
+    ]);
+    let obj = artifacts::object_dir(&mesh, 0, &digest);
+    assert!(!obj.exists());
+    mesh.kill9(0);
+    mesh.start(0);
+    // Anti-entropy runs after the restart: a new artifact pushed to
+    // validator 2 reaches validator 1, over the rounds that would have
+    // fetched the abandoned one back.
+    let net = testnet::small(8);
+    let good = c.pack(&net, "snn-kept", "1.0.0", "", 65536, &c.publisher);
+    push_ok(&c, 1, &good);
+    let etag = sha256_hex(&net.safetensors);
+    wait_served(&c, 0, "snn-kept", "1.0.0", &etag, Duration::from_secs(30));
+    let until = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < until {
+        assert!(
+            !obj.exists(),
+            "the abandoned artifact was fetched back after a restart"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(artifacts::object_dir(&mesh, 1, &digest).exists());
+}

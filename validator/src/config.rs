@@ -126,6 +126,11 @@ pub struct ArtifactsConfig {
     /// before it is abandoned (its space released); 0 never abandons.
     #[serde(default = "default_abandon_after")]
     pub abandon_after_secs: u64,
+    /// Partial artifacts whose payload check runs while their chunks
+    /// arrive (two threads each); 0 checks each payload only once its
+    /// last chunk arrived.
+    #[serde(default = "default_early_checks")]
+    pub early_checks: usize,
 }
 
 fn default_max_artifact() -> u64 {
@@ -143,6 +148,9 @@ fn default_fetch_concurrency() -> usize {
 fn default_abandon_after() -> u64 {
     3600
 }
+fn default_early_checks() -> usize {
+    4
+}
 
 impl Default for ArtifactsConfig {
     fn default() -> Self {
@@ -153,6 +161,7 @@ impl Default for ArtifactsConfig {
             sync_interval_ms: default_sync_interval(),
             fetch_concurrency: default_fetch_concurrency(),
             abandon_after_secs: default_abandon_after(),
+            early_checks: default_early_checks(),
         }
     }
 }
@@ -577,11 +586,12 @@ impl Config {
             || !(1..=64).contains(&a.fetch_concurrency)
             || a.max_artifact_bytes == 0
             || a.max_store_bytes < a.max_artifact_bytes
+            || a.early_checks > 64
         {
             return Err(invalid(
                 "artifacts",
                 "sync_interval_ms must be positive, fetch_concurrency 1..=64, \
-                 0 < max_artifact_bytes <= max_store_bytes",
+                 early_checks 0..=64, 0 < max_artifact_bytes <= max_store_bytes",
             ));
         }
         if f.probe.interval_ms == 0 || f.probe.timeout_ms == 0 || f.probe.suspicion_ms == Some(0) {

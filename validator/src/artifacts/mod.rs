@@ -9,6 +9,7 @@
 //! checks. Submodules, one concept each:
 //!
 //! - [`store`]: content-addressed objects on disk, crash-safe, resumable.
+//! - [`check`]: the full payload check, run as the chunks arrive.
 //! - [`sync`]: pull-based anti-entropy between validators.
 //! - [`api`]: the peer routes (mutual TLS) and the local application API
 //!   (plain HTTP, `[listen] app`), including push.
@@ -17,6 +18,7 @@
 //! docs/artifact-carriage.md.
 
 pub mod api;
+pub mod check;
 pub mod store;
 pub mod sync;
 
@@ -33,6 +35,8 @@ use vault::artifact::{check_not_rollback_held, SignedArtifact, TrustPolicy, Veri
 /// Most manifest digests remembered as refused (so a bad manifest offered
 /// again by a peer is neither refetched nor counted twice).
 const MAX_REFUSED: usize = 4096;
+/// Refusal reason of an abandoned artifact (persisted in the store).
+pub(crate) const ABANDONED: &str = "abandoned";
 /// Bytes of a chunk buffered before each write to the payload file.
 const WRITE_BUF: usize = 256 << 10;
 
@@ -72,7 +76,7 @@ impl Refusal {
             StoreError::Unknown(_) => 404,
             StoreError::ChunkIndex { .. } => 400,
             StoreError::Busy(_) => 409,
-            StoreError::Io { .. } => 500,
+            StoreError::Io { .. } | StoreError::Format { .. } => 500,
         };
         Refusal::other(status, e.to_string())
     }
@@ -167,6 +171,10 @@ pub struct Artifacts {
     refused: Mutex<BTreeMap<[u8; 32], &'static str>>,
     /// Wakes the anti-entropy loop (a peer hinted at a new artifact).
     pub wake: tokio::sync::Notify,
+    /// The store's directory (for the list of abandoned artifacts).
+    root: std::path::PathBuf,
+    /// Payload checks running while their chunks arrive.
+    early: check::EarlyChecks,
 }
 
 /// Seconds since the Unix epoch.
@@ -274,14 +282,31 @@ impl Artifacts {
         for s in &skipped {
             m.fail(s.reason);
         }
+        let mut store = store;
+        let mut refused = BTreeMap::new();
+        match store::read_abandoned(store.root()) {
+            Ok(list) => {
+                for d in list {
+                    // Listed, then a crash before its directory went.
+                    if store.get(&d).is_some_and(|o| !o.complete) {
+                        store.remove(&d)?;
+                    }
+                    refused.insert(d, ABANDONED);
+                }
+            }
+            Err(e) => tracing::warn!("abandoned artifacts may be fetched again: {e}"),
+        }
+        let root = store.root().to_path_buf();
         let art = Arc::new(Artifacts {
             m,
             policy,
             settings: settings.clone(),
             store: Mutex::new(store),
             pending: Mutex::new(BTreeMap::new()),
-            refused: Mutex::new(BTreeMap::new()),
+            refused: Mutex::new(refused),
             wake: tokio::sync::Notify::new(),
+            root,
+            early: check::EarlyChecks::new(settings.early_checks),
         });
         let unfinished: Vec<[u8; 32]> = art
             .lock()
@@ -293,6 +318,10 @@ impl Artifacts {
             if let Err(r) = art.finalize(&d) {
                 tracing::warn!(digest = %hex::encode(d), "stored artifact refused: {r}");
             }
+        }
+        let partial = art.lock().partial();
+        for d in partial {
+            art.start_early(&d);
         }
         for o in art.lock().objects().filter(|o| !o.complete) {
             tracing::info!(
@@ -334,6 +363,38 @@ impl Artifacts {
         }
     }
 
+    /// Adds `digest` to the abandoned artifacts (`true`) or takes it off
+    /// (`false`), and writes the list when it changed, so that a restart
+    /// does not fetch an abandoned artifact back from a peer.
+    fn set_abandoned(&self, digest: [u8; 32], abandoned: bool) {
+        let Ok(mut r) = self.refused.lock() else {
+            return;
+        };
+        let was = r.get(&digest) == Some(&ABANDONED);
+        if was == abandoned {
+            return;
+        }
+        if abandoned {
+            if r.len() >= MAX_REFUSED {
+                r.pop_first();
+            }
+            r.insert(digest, ABANDONED);
+        } else {
+            r.remove(&digest);
+        }
+        let list: Vec<[u8; 32]> = r
+            .iter()
+            .filter(|(_, why)| **why == ABANDONED)
+            .map(|(d, _)| *d)
+            .collect();
+        // Written under the lock: two changes cannot land out of order.
+        if let Err(e) = store::write_abandoned(&self.root, &list) {
+            tracing::warn!(
+                "cannot record the abandoned artifacts; a restart may fetch them again: {e}"
+            );
+        }
+    }
+
     fn refresh_held(&self) {
         self.m.held.set(self.lock().complete().count() as i64);
     }
@@ -355,11 +416,7 @@ impl Artifacts {
         if expected.is_none() {
             // A push is an explicit request: an artifact abandoned here
             // before may be received again.
-            if let Ok(mut r) = self.refused.lock() {
-                if r.get(&digest) == Some(&"abandoned") {
-                    r.remove(&digest);
-                }
-            }
+            self.set_abandoned(digest, false);
         }
         if let Some(want) = expected {
             if !vault::artifact::manifest::ct_eq(want, &digest) {
@@ -390,6 +447,9 @@ impl Artifacts {
             check_not_rollback_held(&verified, newest.as_ref().map(|(v, d)| (v, d)))
                 .map_err(|e| refuse(e.reason(), e.to_string(), Some(digest)))?;
             store.admit(meta.clone(), encoded).map_err(Refusal::store)?;
+            // Under the store lock: no chunk is verified before the check
+            // knows of it.
+            self.start_early_in(&store, &digest, &verified);
             tracing::info!(name = %meta.name, version = %meta.version, digest = %hex::encode(digest), bytes = meta.payload_len, "artifact manifest verified and admitted");
             if let Ok(mut p) = self.pending.lock() {
                 let newer = p
@@ -544,7 +604,14 @@ impl Artifacts {
         drop(file);
         let claim = guard.1.take().expect("claim held");
         // In memory (and a small hint file at most every 10 ms): no thread hop.
-        let all = self.lock().mark_verified(&claim).map_err(Refusal::store)?;
+        let all = {
+            let mut store = self.lock();
+            let all = store.mark_verified(&claim).map_err(Refusal::store)?;
+            // Under the store lock, like the check's start: the check
+            // learns of every chunk before the last one finalizes it.
+            self.early.verified(&digest, index);
+            all
+        };
         if from_peer {
             self.m.replicated.inc_by(received);
         }
@@ -575,9 +642,16 @@ impl Artifacts {
         std::fs::File::open(&payload)
             .and_then(|f| f.sync_all())
             .map_err(|e| Refusal::other(500, format!("artifact store: fsync payload: {e}")))?;
-        if let Err((reason, message)) =
-            PolicyChecker(&self.policy).check_received(&encoded, &payload)
-        {
+        let checker = PolicyChecker(&self.policy);
+        let t = Instant::now();
+        // The check that ran as the chunks arrived, if one did (the
+        // manifest is verified again: policy and expiry as of now).
+        let outcome = match self.early.finish(digest) {
+            Some(early) => checker.verified(&encoded).and(early),
+            None => checker.check_received(&encoded, &payload),
+        };
+        let check_ms = t.elapsed().as_secs_f64() * 1e3;
+        if let Err((reason, message)) = outcome {
             self.m.fail(reason);
             self.remember_refusal(*digest, reason);
             let _ = self.lock().remove(digest);
@@ -596,11 +670,35 @@ impl Artifacts {
             done.then(|| p.remove(&name)).flatten()
         });
         if let Some(p) = &lag {
-            tracing::info!(name = %name, version = %version, digest = %hex::encode(p.digest), seconds = p.since.elapsed().as_secs_f64(), "artifact verified in full and served");
+            tracing::info!(name = %name, version = %version, digest = %hex::encode(p.digest), seconds = p.since.elapsed().as_secs_f64(), check_ms, "artifact verified in full and served");
         }
         self.m.lag.with_label_values(&[&name]).set(0.0);
         self.refresh_held();
         Ok(())
+    }
+
+    /// Starts the payload check of partial object `digest` (found at
+    /// start) as its chunks arrive (see [`check`]), verifying its stored
+    /// manifest first.
+    fn start_early(&self, digest: &[u8; 32]) {
+        let Some(path) = self.lock().get(digest).map(|o| o.manifest_path()) else {
+            return;
+        };
+        let Ok(encoded) = vault::fsio::read_limited(&path, store::MAX_MANIFEST_BYTES) else {
+            return;
+        };
+        let Ok(v) = PolicyChecker(&self.policy).verified(&encoded) else {
+            return;
+        };
+        self.start_early_in(&self.lock(), digest, &v);
+    }
+
+    /// [`Artifacts::start_early`] with the store locked by the caller, so
+    /// that no chunk is verified before the check knows of it.
+    fn start_early_in(&self, store: &Store, digest: &[u8; 32], v: &VerifiedArtifact) {
+        if let Some(o) = store.get(digest).filter(|o| !o.complete) {
+            self.early.start(v, &o.payload_path(), o.verified_bits());
+        }
     }
 
     /// Sets the replication lag of every name with a newer version learned
@@ -633,9 +731,12 @@ impl Artifacts {
         }
         let (name, version) = (o.meta.name.clone(), o.meta.version.clone());
         let (verified, chunks) = (o.verified_count(), o.meta.chunks.len());
+        // Recorded first: a crash before the removal leaves an object
+        // that the next start removes, not one fetched again.
+        self.set_abandoned(*digest, true);
         store.remove(digest).map_err(Refusal::store)?;
         drop(store);
-        self.remember_refusal(*digest, "abandoned");
+        self.early.cancel(digest);
         let forgot = self.pending.lock().ok().is_some_and(|mut p| {
             let ours = p.get(&name).is_some_and(|q| q.digest == *digest);
             ours && p.remove(&name).is_some()

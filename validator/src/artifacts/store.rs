@@ -12,6 +12,8 @@
 //!                     the only objects served to the application
 //!   staging/          objects being created; emptied at start
 //!   quarantine/       objects that failed their checks at start (not expired)
+//!   abandoned         digests of abandoned partial artifacts, one per line:
+//!                     not fetched back from peers after a restart
 //! ```
 //!
 //! An object directory appears (by rename) only once its manifest and fully
@@ -51,6 +53,9 @@ const COMPLETE: &str = "complete";
 const HINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
 const BITMAP_MAGIC: &[u8; 4] = b"PQAB";
 const BITMAP_VERSION: u8 = 1;
+const ABANDONED: &str = "abandoned";
+/// First line of the `abandoned` list (format and version).
+const ABANDONED_HEADER: &str = "pqvault abandoned artifacts v1";
 
 /// What the store needs to know of a verified manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +146,16 @@ pub enum StoreError {
     /// Another transfer is writing that chunk right now.
     #[error("chunk {0} is being received by another transfer")]
     Busy(usize),
+    /// A file of the store is not in its documented format.
+    #[error("artifact store: {} is not a valid {what}: {message}", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What it should be.
+        what: &'static str,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
@@ -236,6 +251,10 @@ impl Object {
         (0..self.verified.len())
             .filter(|&i| !self.verified[i])
             .collect()
+    }
+    /// Which chunks are verified, by index.
+    pub fn verified_bits(&self) -> Vec<bool> {
+        self.verified.clone()
     }
     /// True if chunk `i` is verified.
     pub fn is_verified(&self, i: usize) -> bool {
@@ -355,6 +374,55 @@ pub fn bitmap_decode(bytes: &[u8], count: usize) -> Result<Vec<bool>, String> {
     Ok((0..count)
         .map(|i| bytes[9 + i / 8] & (1 << (i % 8)) != 0)
         .collect())
+}
+
+/// Reads the list of abandoned manifest digests under the store `root`
+/// (empty if there is none). Format (docs/artifact-carriage.md): the line
+/// `pqvault abandoned artifacts v1`, then one lower-case hex digest per
+/// line.
+pub fn read_abandoned(root: &Path) -> Result<Vec<[u8; 32]>, StoreError> {
+    let path = root.join(ABANDONED);
+    let bytes = match fsio::read_limited(&path, 1 << 20) {
+        Ok(b) => b,
+        Err(fsio::FsError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            return Ok(Vec::new())
+        }
+        Err(e) => return Err(fs_err(e)),
+    };
+    let bad = |message: String| StoreError::Format {
+        path: path.clone(),
+        what: "list of abandoned artifacts",
+        message,
+    };
+    let text = std::str::from_utf8(&bytes).map_err(|e| bad(e.to_string()))?;
+    let mut lines = text.lines();
+    match lines.next() {
+        Some(ABANDONED_HEADER) => {}
+        Some(other) if other.starts_with("pqvault abandoned artifacts ") => {
+            return Err(bad(format!("unsupported version {other:?}")))
+        }
+        _ => return Err(bad(format!("first line is not {ABANDONED_HEADER:?}"))),
+    }
+    lines
+        .enumerate()
+        .map(|(n, l)| {
+            hex::decode(l)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| bad(format!("line {} is not a 64-digit hex digest", n + 2)))
+        })
+        .collect()
+}
+
+/// Replaces the list of abandoned manifest digests under `root`,
+/// atomically and durably (format in [`read_abandoned`]).
+pub fn write_abandoned(root: &Path, digests: &[[u8; 32]]) -> Result<(), StoreError> {
+    let mut text = format!("{ABANDONED_HEADER}\n");
+    for d in digests {
+        text.push_str(&hex::encode(d));
+        text.push('\n');
+    }
+    fsio::write_atomic(&root.join(ABANDONED), text.as_bytes(), Mode::Public, true).map_err(fs_err)
 }
 
 /// Reserves `len` bytes for `f` (ENOSPC now rather than half-way through).
@@ -526,6 +594,11 @@ impl Store {
         }
     }
 
+    /// The store's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// Bytes of payload held or reserved (complete and partial objects).
     pub fn used_bytes(&self) -> u64 {
         self.objects.values().map(|o| o.meta.payload_len).sum()
@@ -539,6 +612,15 @@ impl Store {
     /// Every object (complete or not).
     pub fn objects(&self) -> impl Iterator<Item = &Object> {
         self.objects.values()
+    }
+
+    /// Manifest digests of the partial objects (admitted, not complete).
+    pub fn partial(&self) -> Vec<[u8; 32]> {
+        self.objects
+            .values()
+            .filter(|o| !o.complete)
+            .map(|o| o.meta.digest)
+            .collect()
     }
 
     /// Complete objects: the only ones served to the application.
@@ -1004,6 +1086,35 @@ mod tests {
             0,
             "no debris"
         );
+    }
+
+    #[test]
+    fn the_abandoned_list_round_trips_and_refuses_junk() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_abandoned(dir.path()).unwrap().is_empty(), "no file");
+        let list = [[0xAB; 32], [0x01; 32]];
+        write_abandoned(dir.path(), &list).unwrap();
+        assert_eq!(read_abandoned(dir.path()).unwrap(), list);
+        let text = fs::read_to_string(dir.path().join(ABANDONED)).unwrap();
+        assert_eq!(
+            text,
+            format!(
+                "{ABANDONED_HEADER}\n{}\n{}\n",
+                "ab".repeat(32),
+                "01".repeat(32)
+            )
+        );
+        write_abandoned(dir.path(), &[]).unwrap();
+        assert!(read_abandoned(dir.path()).unwrap().is_empty());
+        for (junk, says) in [
+            ("pqvault abandoned artifacts v2\n", "unsupported version"),
+            ("something else\n", "first line"),
+            ("pqvault abandoned artifacts v1\nabcd\n", "line 2"),
+        ] {
+            fs::write(dir.path().join(ABANDONED), junk).unwrap();
+            let e = read_abandoned(dir.path()).unwrap_err().to_string();
+            assert!(e.contains(says), "{e}");
+        }
     }
 
     #[test]

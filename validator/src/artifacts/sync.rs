@@ -42,6 +42,9 @@ const PATIENCE: Duration = Duration::from_secs(2);
 /// How long a worker waits when no source holds any chunk still missing
 /// (the peers are still receiving them).
 const IDLE_WAIT: Duration = Duration::from_millis(25);
+/// Chunks are fetched in order by windows of this many, shuffled within
+/// each window.
+const ORDER_WINDOW: usize = 8;
 /// A partial source's bitmap is asked again when older than this.
 const HELD_REFRESH: Duration = Duration::from_millis(50);
 
@@ -151,12 +154,7 @@ pub async fn round(state: &Arc<State>, art: &Arc<Artifacts>, hinted: bool) {
         }
     }
     // (3) Fetch what is missing of every partial object from all live peers.
-    let partial: Vec<[u8; 32]> = art
-        .lock()
-        .objects()
-        .filter(|o| !o.complete)
-        .map(|o| o.meta.digest)
-        .collect();
+    let partial = art.lock().partial();
     for d in partial {
         download(state, art, d, peers.clone()).await;
     }
@@ -241,7 +239,7 @@ fn wanted(art: &Artifacts, list: &HeldList) -> Vec<[u8; 32]> {
             // would otherwise bounce between validators forever.
             let refused = match art.refusal_reason(d) {
                 None => false,
-                Some("abandoned") => !complete,
+                Some(super::ABANDONED) => !complete,
                 Some(_) => true,
             };
             store.get(d).is_none()
@@ -388,9 +386,13 @@ pub async fn download(
     if missing.is_empty() || sources.is_empty() {
         return;
     }
-    // A random order per validator, so that replicas hold different chunks
-    // early and can serve them to each other.
-    shuffle(&mut missing);
+    // Nearly in order, so that the payload check, which reads the payload
+    // as the chunks are verified (`check`), keeps up with the transfer;
+    // shuffled within windows per validator, so that replicas hold
+    // different chunks early and can serve them to each other.
+    for w in missing.chunks_mut(ORDER_WINDOW) {
+        shuffle(w);
+    }
     let workers = art.settings.fetch_concurrency.min(missing.len()).max(1);
     let job = Arc::new(Job {
         digest,
