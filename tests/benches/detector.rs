@@ -30,8 +30,14 @@ fn mesh(n: usize, lifeguard: bool) -> Mesh {
     mesh.set_heal_grace_ms(30_000);
     mesh.disable_auto_heal();
     mesh.start_all();
+    wait_all_alive(&mesh, n, Duration::from_secs(60));
+    mesh
+}
+
+/// Waits until each of the `n` validators sees every other one alive.
+fn wait_all_alive(mesh: &Mesh, n: usize, limit: Duration) {
     for i in 0..n {
-        let ok = mesh.wait_metrics(i, Duration::from_secs(60), |m| {
+        let ok = mesh.wait_metrics(i, limit, |m| {
             (0..n).filter(|&j| j != i).all(|j| {
                 sample(
                     m,
@@ -42,7 +48,6 @@ fn mesh(n: usize, lifeguard: bool) -> Mesh {
         });
         assert!(ok, "validator-{} never saw every peer alive", i + 1);
     }
-    mesh
 }
 
 fn total(mesh: &Mesh, n: usize, metric: &str, labels: &[&str]) -> f64 {
@@ -136,18 +141,7 @@ fn heal_at(n: usize) -> (f64, f64) {
     let mut mesh = Mesh::with_spares(holders, holders / 2 + 1, 3);
     mesh.use_default_probe_settings();
     mesh.start_all();
-    for i in 0..n {
-        let ok = mesh.wait_metrics(i, Duration::from_secs(120), |m| {
-            (0..n).filter(|&j| j != i).all(|j| {
-                sample(
-                    m,
-                    "pqvault_peer_state",
-                    &format!("peer=\"validator-{}\",state=\"alive\"", j + 1),
-                ) == Some(1.0)
-            })
-        });
-        assert!(ok, "validator-{} never saw every peer alive", i + 1);
-    }
+    wait_all_alive(&mesh, n, Duration::from_secs(120));
     let killed = [holders - 2, holders - 1];
     let live: Vec<usize> = (0..n).filter(|i| !killed.contains(i)).collect();
     let deaths_of_live = |mesh: &Mesh| {

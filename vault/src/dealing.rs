@@ -372,6 +372,34 @@ mod tests {
             .collect()
     }
 
+    /// Like [`dealing`], but dealer `bad` deals its share with byte `at`
+    /// changed (a constant added to its polynomial).
+    #[allow(clippy::too_many_arguments)]
+    fn bad_dealing(
+        t: u8,
+        n: u8,
+        dealers: &[u8],
+        bad: u8,
+        at: usize,
+        t_new: u8,
+        n_new: u8,
+    ) -> Vec<Vec<Share>> {
+        let old = split(SECRET, t, n).unwrap();
+        dealers
+            .iter()
+            .map(|&i| {
+                let mut s = Share {
+                    index: i,
+                    value: old[usize::from(i) - 1].value.clone(),
+                };
+                if i == bad {
+                    s.value[at] ^= 0x5a;
+                }
+                deal(&s, t_new, n_new).unwrap()
+            })
+            .collect()
+    }
+
     fn publish(dealers: &[u8], t: u8, subs: &[Vec<Share>]) -> Vec<(u8, Vec<Vec<u8>>)> {
         (0..subs[0].len())
             .map(|k| {
@@ -409,20 +437,7 @@ mod tests {
     fn a_dealer_adding_a_constant_is_caught_and_named() {
         let dealers = [1u8, 2, 3, 4, 5, 6];
         for bad in dealers {
-            let old = split(SECRET, 3, 7).unwrap();
-            let subs: Vec<Vec<Share>> = dealers
-                .iter()
-                .map(|&i| {
-                    let mut s = Share {
-                        index: i,
-                        value: old[usize::from(i) - 1].value.clone(),
-                    };
-                    if i == bad {
-                        s.value[0] ^= 0x5a;
-                    }
-                    deal(&s, 3, 6).unwrap()
-                })
-                .collect();
+            let subs = bad_dealing(3, 7, &dealers, bad, 0, 3, 6);
             let v = publish(&dealers, 3, &subs);
             assert_eq!(
                 verify(&dealers, 3, 3, 1, &v),
@@ -439,20 +454,7 @@ mod tests {
     fn with_one_spare_dealer_a_bad_one_is_caught_but_not_named() {
         // 4 of 7, five survivors deal: d - t = 1 detects, cannot place.
         let dealers = [1u8, 2, 3, 4, 5];
-        let old = split(SECRET, 4, 7).unwrap();
-        let subs: Vec<Vec<Share>> = dealers
-            .iter()
-            .map(|&i| {
-                let mut s = Share {
-                    index: i,
-                    value: old[usize::from(i) - 1].value.clone(),
-                };
-                if i == 3 {
-                    s.value[5] ^= 1;
-                }
-                deal(&s, 4, 5).unwrap()
-            })
-            .collect();
+        let subs = bad_dealing(4, 7, &dealers, 3, 5, 4, 5);
         let v = publish(&dealers, 4, &subs);
         assert_eq!(
             verify(&dealers, 4, 4, 1, &v),
