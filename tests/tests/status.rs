@@ -63,3 +63,72 @@ async fn an_operator_certificate_reads_status_and_nothing_else() {
         .unwrap();
     assert_eq!(v2.status, 200);
 }
+
+/// `vault mesh fetch`: after a heal to epoch 2, the operator's client
+/// fetches the vault's chain over its operator certificate, verifies it
+/// from the operator's signature, and writes the files `vault recover
+/// --chain` reads; a validator that does not answer is named and skipped.
+#[tokio::test(flavor = "current_thread")]
+async fn the_operator_fetches_the_verified_chain_of_a_healed_vault() {
+    let mut mesh = Mesh::with_spares(4, 3, 1);
+    mesh.start_all();
+    mesh.kill9(3);
+    let (via, other) = (mesh.client_as(1), mesh.client_as(0));
+    for i in [0usize, 1, 2, 4] {
+        pqvault_tests::wait_epoch(&mesh, if i == 1 { &other } else { &via }, i, 2).await;
+    }
+    let r = mesh.root.path();
+    let s = |p: std::path::PathBuf| p.to_str().unwrap().to_string();
+    let tls = r.join("operator-tls");
+    vault(&[
+        "mesh-ca",
+        "issue",
+        "--ca",
+        &s(r.join("ca")),
+        "--id",
+        "operator",
+        "--identity",
+        &s(r.join("operator/operator.pub")),
+        "--role",
+        "operator",
+        "--out",
+        &s(tls.clone()),
+    ]);
+    let out = r.join("fetched");
+    let dead = format!("validator-4@{}", mesh.member(3).addr);
+    let live = format!("validator-2@{}", mesh.member(1).addr);
+    let text = vault(&[
+        "mesh",
+        "fetch",
+        "--ca",
+        &s(r.join("ca/mesh-ca.crt")),
+        "--cert",
+        &s(tls.join("operator.crt")),
+        "--key",
+        &s(tls.join("operator.tls.key")),
+        "--validator",
+        &dead,
+        "--validator",
+        &live,
+        "--vault",
+        &mesh.vault_id,
+        "--trust",
+        &s(r.join("operator/operator.pub")),
+        "--out",
+        &s(out.clone()),
+    ]);
+    assert!(
+        text.contains("validator-4") && text.contains("no verified chain"),
+        "{text}"
+    );
+    assert!(text.contains("epoch 2"), "{text}");
+    let held = std::fs::read(mesh.nodes[1].dir.join(format!(
+        "data/vaults/{}/epoch-2/manifest.pqvm",
+        mesh.vault_id
+    )))
+    .unwrap();
+    assert_eq!(std::fs::read(out.join("manifest.pqvm")).unwrap(), held);
+    for f in ["anchor.pqvm", "step-2.pqvm", "step-2.pqve"] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+}

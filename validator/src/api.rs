@@ -13,7 +13,8 @@
 //! * `GET /v1/identity`: our public identity (`PQVI`), bound to our member id
 //!   by the mTLS certificate it is served under.
 //! * `GET /v1/vaults/{vault}/proof`: the anchor and certified steps of the
-//!   epoch we hold (`PQVC`), so a replacement can verify the manifest.
+//!   epoch we hold (`PQVC`), so a replacement can verify the manifest
+//!   (served by `crate::status`: the operator reaches it too).
 //! * `GET /v1/vaults/{vault}/policy`: the operator-signed transition policy
 //!   (`PQVL`) we hold, if any
 //! * `POST /v1/vote` (`PQVP` in, `PQVV` out): our vote on a transition
@@ -128,7 +129,6 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/probe/{member}", get(probe))
         .route("/v1/news", post(news))
         .route("/v1/identity", get(identity))
-        .route("/v1/vaults/{vault}/proof", get(proof))
         .route("/v1/vaults/{vault}/policy", get(policy))
         .route("/v1/vote", post(vote))
         .route("/v1/transition", post(transition))
@@ -232,7 +232,7 @@ async fn probe(
     .into_response()
 }
 
-fn parse_vault(s: &str) -> Option<VaultId> {
+pub(crate) fn parse_vault(s: &str) -> Option<VaultId> {
     let bytes: [u8; 16] = hex::decode(s).ok()?.try_into().ok()?;
     Some(VaultId::from_bytes(bytes))
 }
@@ -328,24 +328,6 @@ async fn policy(AxState(state): AxState<Arc<State>>, Path(vault): Path<String>) 
                 "no signed policy for that vault here\n",
             )
                 .into_response()
-        }
-    }
-}
-
-async fn proof(AxState(state): AxState<Arc<State>>, Path(vault): Path<String>) -> Response {
-    let Some(id) = parse_vault(&vault) else {
-        state.count("proof", 400);
-        return (StatusCode::BAD_REQUEST, "vault id must be 32 hex digits\n").into_response();
-    };
-    let held = state.store.lock().ok().and_then(|s| s.get(&id).cloned());
-    match held {
-        Some(h) => {
-            state.count("proof", 200);
-            crate::rounds::encode_proof(&h.anchor, &h.steps).into_response()
-        }
-        None => {
-            state.count("proof", 404);
-            (StatusCode::NOT_FOUND, "no shard of that vault here\n").into_response()
         }
     }
 }

@@ -14,42 +14,12 @@ use crate::repair::{Helper, Message, Plan, Replacement};
 use crate::store::Steps;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use vault::codec::{FormatError, Kind, Reader, Writer};
 use vault::identity::{Fingerprint, PublicIdentity};
 use vault::manifest::{VaultId, VerifiedManifest};
 
-/// Wire kind of a proof chain (anchor and certified steps).
-pub const PROOF_KIND: Kind = Kind {
-    magic: *b"PQVC",
-    name: "pqvault proof chain",
-    version: 1,
-};
-
-/// Encodes an anchor and its certified steps.
-pub fn encode_proof(anchor: &[u8], steps: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
-    let mut w = Writer::new(PROOF_KIND);
-    w.var_bytes(anchor)
-        .u16(u16::try_from(steps.len()).unwrap_or(u16::MAX));
-    for (m, c) in steps.iter().take(usize::from(u16::MAX)) {
-        w.var_bytes(m).var_bytes(c);
-    }
-    w.finish()
-}
-
-/// Decodes a proof chain.
-pub fn decode_proof(bytes: &[u8]) -> Result<(Vec<u8>, Steps), FormatError> {
-    let mut r = Reader::open(bytes, PROOF_KIND)?;
-    let anchor = r.var_bytes("anchor manifest", 4 << 20)?.to_vec();
-    let count = r.u16("step count")?;
-    let mut steps = Vec::with_capacity(usize::from(count).min(1024));
-    for _ in 0..count {
-        let m = r.var_bytes("step manifest", 4 << 20)?.to_vec();
-        let c = r.var_bytes("step certificate", 4 << 20)?.to_vec();
-        steps.push((m, c));
-    }
-    r.finish()?;
-    Ok((anchor, steps))
-}
+// The proof chain's format lives with the other formats in the vault
+// crate (the operator's `vault mesh fetch` reads it too).
+pub use vault::chain::{decode_proof, encode_proof, PROOF_KIND};
 
 /// One round this validator takes part in.
 // Only a handful of rounds exist at once; boxing variants would buy nothing.

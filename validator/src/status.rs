@@ -1,11 +1,15 @@
-//! `GET /v1/status` on the peer port: a read-only view of this validator
-//! for the operator's client (`vault mesh status`). A connection whose
-//! mesh certificate has the operator role reaches this route and no other
-//! (see [`crate::server`]); members reach it too.
+//! What an operator-role certificate reaches on the peer port (see
+//! [`crate::server`]), read-only; members reach these routes too:
+//! * `GET /v1/status`: this validator's view, for `vault mesh status`;
+//! * `GET /v1/vaults/{vault}/proof`: the vault's public chain (`PQVC`:
+//!   anchor and certified steps), for `vault mesh fetch` and for members
+//!   adopting a vault.
 
 use crate::api::PeerInfo;
 use crate::daemon::State;
-use axum::extract::State as AxState;
+use axum::extract::{Path, State as AxState};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde::Serialize;
@@ -71,7 +75,26 @@ pub struct MemberStatus {
 pub fn router(state: Arc<State>) -> Router {
     Router::new()
         .route("/v1/status", get(status))
+        .route("/v1/vaults/{vault}/proof", get(proof))
         .with_state(state)
+}
+
+async fn proof(AxState(state): AxState<Arc<State>>, Path(vault): Path<String>) -> Response {
+    let Some(id) = crate::api::parse_vault(&vault) else {
+        state.count("proof", 400);
+        return (StatusCode::BAD_REQUEST, "vault id must be 32 hex digits\n").into_response();
+    };
+    let held = state.store.lock().ok().and_then(|s| s.get(&id).cloned());
+    match held {
+        Some(h) => {
+            state.count("proof", 200);
+            crate::rounds::encode_proof(&h.anchor, &h.steps).into_response()
+        }
+        None => {
+            state.count("proof", 404);
+            (StatusCode::NOT_FOUND, "no shard of that vault here\n").into_response()
+        }
+    }
 }
 
 async fn status(

@@ -26,6 +26,7 @@
 //! - [`artifact`]: signed, quantized spiking-network artifacts.
 
 pub mod artifact;
+pub mod chain;
 pub mod codec;
 pub mod create;
 pub mod dealing;

@@ -5,6 +5,8 @@
 //! `vault mesh status` ([`status`]) is the operator's client on the peer
 //! port of any mesh.
 
+pub mod client;
+pub mod fetch;
 pub mod layout;
 pub mod observe;
 pub mod status;
@@ -44,6 +46,10 @@ enum Command {
     /// Ask validators over the peer API (post-quantum mutual TLS, operator
     /// certificate) for their role, epochs, members and pending transitions.
     Status(status::StatusArgs),
+    /// Fetch a vault's public chain (anchor and certified epochs) from the
+    /// validators, verify it from the operator's signature, and write the
+    /// files `vault recover --chain` reads.
+    Fetch(fetch::FetchArgs),
     /// Stop the validators of the mesh in DIR (SIGTERM, then SIGKILL after
     /// --timeout-secs); nothing running is not an error.
     Down {
@@ -65,6 +71,7 @@ pub fn run(a: Args) -> Result<()> {
             validator_bin,
         } => up(&dir, holders, spares, validator_bin.as_deref()),
         Command::Status(a) => status::run(a),
+        Command::Fetch(a) => fetch::run(a),
         Command::Down { dir, timeout_secs } => {
             let stopped = supervise::down(&dir, Duration::from_secs(timeout_secs))?;
             if stopped.is_empty() {
