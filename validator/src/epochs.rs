@@ -494,6 +494,13 @@ pub async fn commit(state: Arc<State>, vault: VaultId, body: &[u8]) -> Result<u6
         if let Err(e) = store.set_refresh_owed(&vault, owes_refresh) {
             tracing::warn!(%vault, "could not record whether a refresh is owed: {e}");
         }
+        // A fresh polynomial: the replacements named for the old one may
+        // each receive one share of the new one.
+        if !owes_refresh {
+            if let Err(e) = store.clear_named(&vault) {
+                tracing::warn!(%vault, "could not forget the old polynomial's replacements: {e}");
+            }
+        }
         Ok(held)
     })
     .await?;

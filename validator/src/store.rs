@@ -715,6 +715,18 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets the replacements named for `id`: called when an epoch made
+    /// by a re-share (a fresh polynomial) is committed, since "one share
+    /// per member" is per polynomial. A spare named in an attempt that
+    /// never completed is usable again once the polynomial changes.
+    pub fn clear_named(&self, id: &VaultId) -> Result<(), StoreError> {
+        let path = self.root.join("named").join(id.to_string());
+        if path.exists() {
+            fsio::write_atomic(&path, &[], Mode::Public, true)?;
+        }
+        Ok(())
+    }
+
     /// Keeps, durably, our share re-sealed for the epoch after `id`'s
     /// current one (a `prepare`), replacing any earlier one: the next
     /// epoch's manifest commits to these exact bytes, so a validator that
@@ -842,6 +854,30 @@ mod tests {
         let err = s.vote(&id, 3, &[0xcc; 32]).unwrap_err();
         assert!(err.to_string().contains("another successor"), "{err}");
         s.vote(&id, 3, &[0xaa; 32]).unwrap();
+    }
+
+    /// One share per member per polynomial: a second index is refused
+    /// across restarts, until a fresh polynomial clears the names; the
+    /// refresh-owed flag survives restarts too.
+    #[test]
+    fn names_hold_until_the_polynomial_changes_and_refresh_owed_persists() {
+        let dir = tempfile::tempdir().unwrap();
+        let fp = |b| Fingerprint::from_bytes([b; 32]);
+        let id = VaultId::from_bytes([5; 16]);
+        {
+            let s = Store::open(dir.path(), fp(1), fp(2)).unwrap();
+            s.add_named(&id, &[(fp(9), 4)]).unwrap();
+            assert!(!s.refresh_owed(&id));
+            s.set_refresh_owed(&id, true).unwrap();
+        }
+        let s = Store::open(dir.path(), fp(1), fp(2)).unwrap();
+        assert!(s.add_named(&id, &[(fp(9), 5)]).is_err());
+        assert!(s.refresh_owed(&id));
+        s.clear_named(&id).unwrap();
+        s.set_refresh_owed(&id, false).unwrap();
+        s.add_named(&id, &[(fp(9), 5)]).unwrap();
+        assert_eq!(s.named(&id).unwrap().get(&fp(9)), Some(&5));
+        assert!(!s.refresh_owed(&id));
     }
 
     #[test]
