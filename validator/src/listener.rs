@@ -11,6 +11,7 @@
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -37,8 +38,47 @@ impl Default for Limits {
 /// Accepts connections on one port within the connection cap.
 pub struct Gate {
     listener: TcpListener,
-    slots: Arc<Semaphore>,
+    spell: Arc<Spell>,
     port: &'static str,
+}
+
+/// A port's connection slots, and whether many were taken at once since
+/// the port was last idle.
+struct Spell {
+    slots: Arc<Semaphore>,
+    cap: usize,
+    busy: AtomicBool,
+}
+
+/// One connection's slot under the cap, held until the connection ends.
+/// When the last connection of a busy spell (a quarter of the cap or more
+/// open at once: a flood) closes, the heap's free pages go back to the
+/// system, so a slow-client flood leaves no lasting growth.
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
+    spell: Arc<Spell>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // Our own permit is released right after this body.
+        let last = self.spell.slots.available_permits() + 1 >= self.spell.cap;
+        if last && self.spell.busy.swap(false, Ordering::AcqRel) {
+            release_free_heap();
+        }
+    }
+}
+
+/// Returns the allocator's free pages to the system (glibc's
+/// `malloc_trim`; other allocators return memory on their own or not at
+/// all, and are left alone).
+fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; it
+    // takes no pointers and is safe to call from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 impl Gate {
@@ -46,18 +86,19 @@ impl Gate {
     pub fn new(listener: TcpListener, limits: &Limits, port: &'static str) -> Self {
         Gate {
             listener,
-            slots: Arc::new(Semaphore::new(limits.max_connections)),
+            spell: Arc::new(Spell {
+                slots: Arc::new(Semaphore::new(limits.max_connections)),
+                cap: limits.max_connections,
+                busy: AtomicBool::new(false),
+            }),
             port,
         }
     }
 
-    /// The next connection within the cap, with the permit that holds its
-    /// slot (drop it when the connection ends). Connections over the cap
+    /// The next connection within the cap, with the slot that holds its
+    /// place (drop it when the connection ends). Connections over the cap
     /// are closed at once and reported to `refused`.
-    pub async fn accept(
-        &self,
-        refused: &(dyn Fn(&'static str) + Sync),
-    ) -> (TcpStream, OwnedSemaphorePermit) {
+    pub async fn accept(&self, refused: &(dyn Fn(&'static str) + Sync)) -> (TcpStream, Slot) {
         loop {
             let (tcp, addr) = match self.listener.accept().await {
                 Ok(c) => c,
@@ -67,12 +108,20 @@ impl Gate {
                     continue;
                 }
             };
-            match self.slots.clone().try_acquire_owned() {
+            match self.spell.slots.clone().try_acquire_owned() {
                 Ok(permit) => {
                     // Responses go out in several writes: without this, Nagle
                     // plus the client's delayed ACK adds about 40 ms.
                     let _ = tcp.set_nodelay(true);
-                    return (tcp, permit);
+                    let open = self.spell.cap - self.spell.slots.available_permits();
+                    if open >= (self.spell.cap / 4).max(16) {
+                        self.spell.busy.store(true, Ordering::Release);
+                    }
+                    let slot = Slot {
+                        _permit: permit,
+                        spell: self.spell.clone(),
+                    };
+                    return (tcp, slot);
                 }
                 Err(_) => {
                     tracing::debug!(port = self.port, %addr, "connection cap reached; closed");
