@@ -291,9 +291,20 @@ fn record(state: &Arc<State>, vault: &VaultId, peer: &str, v: Verdict) {
 /// True if `peer`'s latest custody check of `vault` failed, or a dealing
 /// check named it a bad dealer: either way its share counts as lost.
 pub fn failed(state: &State, vault: &VaultId, peer: &str) -> bool {
-    let key = (*vault, peer.to_string());
-    state.custody.lock().is_ok_and(|c| c.contains_key(&key))
-        || state.bad_dealers.lock().is_ok_and(|b| b.contains(&key))
+    state
+        .custody
+        .lock()
+        .is_ok_and(|c| c.contains_key(&(*vault, peer.to_string())))
+        || bad_dealer(state, vault, peer)
+}
+
+/// True if a failed dealing check named `peer` a bad dealer of `vault`
+/// (`crate::reshare::check_dealing`).
+fn bad_dealer(state: &State, vault: &VaultId, peer: &str) -> bool {
+    state
+        .bad_dealers
+        .lock()
+        .is_ok_and(|b| b.contains(&(*vault, peer.to_string())))
 }
 
 /// True if `peer` answers but holds no shard of `vault` at all (a fresh
@@ -360,11 +371,7 @@ pub async fn holder_replaceable(state: &Arc<State>, body: &ManifestBody, fp: &Fi
     let Ok((member, _)) = rounds::member_with(state, fp).await else {
         return true; // not a member we can reach at all
     };
-    if state
-        .bad_dealers
-        .lock()
-        .is_ok_and(|b| b.contains(&(body.vault_id, member.id.clone())))
-    {
+    if bad_dealer(state, &body.vault_id, &member.id) {
         return true; // a dealing check named it: lost, like failed custody
     }
     if state.probe_direct(&member).await.is_none() {

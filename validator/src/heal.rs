@@ -288,9 +288,6 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
             since.entry(id).or_insert_with(Instant::now);
         }
     }
-    if lost.is_empty() {
-        return refresh_if_owed(state, id, &b, &view).await;
-    }
     // Live holders: (index, member or None for ourselves).
     let holders: Vec<(u8, Option<Member>)> = b
         .shards
@@ -313,6 +310,9 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
     // it finishes the decided one instead), so views may differ safely.
     if leader != state.id {
         return Ok(());
+    }
+    if lost.is_empty() {
+        return refresh_if_owed(state, id, &b, &holders).await;
     }
     // A validator that came back with an old bundle must never lead (or
     // revive) an epoch its peers have left.
@@ -693,14 +693,14 @@ async fn finish_commit(
 }
 
 /// Retries a refresh the current epoch still owes (it was made by a repair
-/// and the refresh after it failed, or its leader died): led by the same
-/// rule as healing, with every holder live, and backed off by the heal
-/// loop like any failed pass.
+/// and the refresh after it failed, or its leader died). Called by the
+/// healing leader when nothing is lost, so `holders` are all the holders,
+/// sorted by index; backed off by the heal loop like any failed pass.
 async fn refresh_if_owed(
     state: &Arc<State>,
     id: VaultId,
     b: &ManifestBody,
-    view: &BTreeMap<Fingerprint, Option<Member>>,
+    holders: &[(u8, Option<Member>)],
 ) -> Result<(), String> {
     let owed = state
         .store
@@ -710,25 +710,12 @@ async fn refresh_if_owed(
     if !state.refresh || !owed {
         return Ok(());
     }
-    let holders: Vec<(u8, Option<Member>)> = b
-        .shards
-        .iter()
-        .filter_map(|e| view.get(&e.recipient).map(|m| (e.index, m.clone())))
-        .collect();
-    let name = |m: &Option<Member>| m.as_ref().map_or(state.id.clone(), |m| m.id.clone());
-    if holders.len() != b.shards.len()
-        || holders.iter().map(|(_, m)| name(m)).min().as_ref() != Some(&state.id)
-    {
-        return Ok(());
-    }
-    if newer_epoch_at(state, &id, b.epoch, &holders)
-        .await
-        .is_some()
-    {
+    // Never refresh an epoch our peers have left (a stale leader).
+    if newer_epoch_at(state, &id, b.epoch, holders).await.is_some() {
         return Ok(());
     }
     tracing::info!(vault = %id, epoch = b.epoch, "the current epoch owes a refresh: leading it");
-    run_reshare(state, id, b, &holders, b.threshold, "refreshed").await
+    run_reshare(state, id, b, holders, b.threshold, "refreshed").await
 }
 
 /// Leads a re-share round among `holders` (sorted by index; recipient k is

@@ -562,10 +562,35 @@ pub async fn check_dealing(
             ))
         };
     }
+    let values = gather_check_values(state, &plan, spare).await?;
+    let verdict = vault::dealing::verify(&plan.dealers, t_old, plan.t_new, rules.f, &values)
+        .map_err(|e| bad(422, e))?;
+    let vault::dealing::Verdict::Inconsistent {
+        dealers,
+        recipients,
+    } = verdict
+    else {
+        return Ok(());
+    };
+    let (culprit, why) = describe_bad_dealing(&plan, &dealers, &recipients);
+    state.metrics.bad_dealing(culprit);
+    tracing::error!(vault = %plan.vault_id, culprit, "{why}; keeping epoch {}", plan.epoch);
+    after_bad_dealing(state, &plan, current, &dealers).await;
+    Err(bad(422, why))
+}
+
+/// Every recipient's check values for `plan`, in recipient order: ours
+/// from memory, the others' asked of each over mTLS (`spare` = d - t
+/// values each, of our own values' length).
+async fn gather_check_values(
+    state: &Arc<State>,
+    plan: &Plan,
+    spare: usize,
+) -> Result<Vec<(u8, Vec<Vec<u8>>)>, Failure> {
     let me = state.identity.public().fingerprint();
-    let path = format!("/v1/reshare/{}", hex::encode(round));
-    let mine =
-        own_check(state, &round).ok_or_else(|| bad(409, "our own check values are not ready"))?;
+    let path = format!("/v1/reshare/{}", hex::encode(plan.round));
+    let mine = own_check(state, &plan.round)
+        .ok_or_else(|| bad(409, "our own check values are not ready"))?;
     let len = mine.first().map_or(0, Vec::len);
     let asks = plan.recipients.iter().enumerate().map(|(k, fp)| {
         let (state, path, mine) = (state.clone(), path.clone(), mine.clone());
@@ -593,81 +618,76 @@ pub async fn check_dealing(
                 })
         }
     });
-    let values: Vec<(u8, Vec<Vec<u8>>)> = futures_util::future::try_join_all(asks).await?;
-    let verdict = vault::dealing::verify(&plan.dealers, t_old, plan.t_new, rules.f, &values)
-        .map_err(|e| bad(422, e))?;
-    match verdict {
-        vault::dealing::Verdict::Consistent => Ok(()),
-        vault::dealing::Verdict::Inconsistent {
-            dealers,
-            recipients,
-        } => {
-            let culprit = if !dealers.is_empty() {
-                "dealer"
-            } else if !recipients.is_empty() {
-                "recipient"
-            } else {
-                "unknown"
-            };
-            state.metrics.bad_dealing(culprit);
-            let named = |what: &str, xs: &[u8]| {
-                xs.iter()
-                    .map(|x| format!("{what} {x}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let why = format!(
-                "bad dealing in re-share round {} of epoch {}: {}{}{}",
-                hex::encode(round),
-                plan.epoch,
-                named("dealer share", &dealers),
-                if !dealers.is_empty() && !recipients.is_empty() {
-                    "; "
-                } else {
-                    ""
-                },
-                named("values of new share", &recipients),
-            );
-            let why = if culprit == "unknown" {
-                format!("{why}more liars than the check can place")
-            } else {
-                why
-            };
-            tracing::error!(vault = %plan.vault_id, culprit, "{why}; keeping epoch {}", plan.epoch);
-            // We saw this attempt fail ourselves: it can never get our
-            // signature (the check is deterministic), so our vote for it is
-            // released, and our dealing with it, and the next attempt need
-            // not wait for the timeouts. (Dealing a share again is safe: no
-            // t' points of one polynomial reach anyone.)
-            if let Ok(mut dealt) = state.dealt.lock() {
-                if dealt
-                    .get(&(plan.vault_id, plan.epoch))
-                    .is_some_and(|(r, _)| *r == round)
-                {
-                    dealt.remove(&(plan.vault_id, plan.epoch));
-                }
+    futures_util::future::try_join_all(asks).await
+}
+
+/// The metric label and the message for a failed dealing check that named
+/// `dealers` (old share indices) and `recipients` (new indices).
+fn describe_bad_dealing(plan: &Plan, dealers: &[u8], recipients: &[u8]) -> (&'static str, String) {
+    let culprit = match (dealers.is_empty(), recipients.is_empty()) {
+        (false, _) => "dealer",
+        (true, false) => "recipient",
+        (true, true) => "unknown",
+    };
+    let mut named: Vec<String> = dealers
+        .iter()
+        .map(|d| format!("dealer share {d}"))
+        .collect();
+    named.extend(
+        recipients
+            .iter()
+            .map(|k| format!("values of new share {k}")),
+    );
+    let named = if named.is_empty() {
+        "more liars than the check can place".to_string()
+    } else {
+        named.join(", ")
+    };
+    let why = format!(
+        "bad dealing in re-share round {} of epoch {}: {named}",
+        hex::encode(plan.round),
+        plan.epoch
+    );
+    (culprit, why)
+}
+
+/// What we do once we saw `plan`'s dealing fail. The attempt can never get
+/// our signature (the check is deterministic on the values we fetched), so
+/// our vote for it is released, and our dealing with it, and the next
+/// attempt need not wait for the timeouts (dealing a share again is safe:
+/// no t' points of one polynomial reach anyone). A named dealer's share
+/// counts as lost from now on, like a failed custody check: the next
+/// attempt leaves it out.
+async fn after_bad_dealing(
+    state: &Arc<State>,
+    plan: &Plan,
+    current: &vault::manifest::ManifestBody,
+    dealers: &[u8],
+) {
+    let key = (plan.vault_id, plan.epoch);
+    if let Ok(mut dealt) = state.dealt.lock() {
+        if dealt.get(&key).is_some_and(|(r, _)| *r == plan.round) {
+            dealt.remove(&key);
+        }
+    }
+    if let Ok(store) = state.store.lock() {
+        if let Err(e) = store.release_proposal_vote(&plan.vault_id, plan.epoch) {
+            tracing::warn!("could not release our vote after a bad dealing: {e}");
+        }
+    }
+    let me = state.identity.public().fingerprint();
+    for d in dealers {
+        let Some(fp) = current
+            .entry(*d)
+            .map(|e| e.recipient)
+            .filter(|fp| *fp != me)
+        else {
+            continue;
+        };
+        if let Ok((m, _)) = rounds::member_with(state, &fp).await {
+            if let Ok(mut b) = state.bad_dealers.lock() {
+                b.insert((plan.vault_id, m.id));
             }
-            if let Ok(store) = state.store.lock() {
-                if let Err(e) = store.release_proposal_vote(&plan.vault_id, plan.epoch) {
-                    tracing::warn!("could not release our vote after a bad dealing: {e}");
-                }
-            }
-            // A named dealer's share counts as lost from now on, like a
-            // failed custody check: the next attempt leaves it out.
-            for d in &dealers {
-                let Some(fp) = current.entry(*d).map(|e| e.recipient) else {
-                    continue;
-                };
-                if fp == me {
-                    continue;
-                }
-                if let Ok((m, _)) = rounds::member_with(state, &fp).await {
-                    if let Ok(mut b) = state.bad_dealers.lock() {
-                        b.insert((plan.vault_id, m.id));
-                    }
-                }
-            }
-            Err(bad(422, why))
         }
     }
 }
