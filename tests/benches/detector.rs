@@ -97,20 +97,6 @@ fn pauses(lifeguard: bool, pause: Duration, secs: u64) -> (f64, Vec<f64>) {
     )
 }
 
-/// User plus system CPU seconds of validator `i` so far (Linux /proc).
-fn cpu_seconds(mesh: &Mesh, i: usize) -> f64 {
-    let Some(pid) = mesh.pid(i) else {
-        return 0.0;
-    };
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |k: usize| f.get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 /// (idle CPU-s/s per validator, probe messages per validator per period).
 fn idle(n: usize) -> (f64, f64) {
     let mesh = mesh(n, true);
@@ -120,12 +106,12 @@ fn idle(n: usize) -> (f64, f64) {
         "endpoint=\"probe\"",
         "endpoint=\"news\"",
     ];
-    let cpu0: f64 = (0..n).map(|i| cpu_seconds(&mesh, i)).sum();
+    let cpu0: f64 = (0..n).map(|i| mesh.cpu_seconds(i)).sum();
     let msg0 = total(&mesh, n, "pqvault_peer_requests_total", &eps);
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs(20));
     let dt = t0.elapsed().as_secs_f64();
-    let cpu = ((0..n).map(|i| cpu_seconds(&mesh, i)).sum::<f64>() - cpu0) / dt / n as f64;
+    let cpu = ((0..n).map(|i| mesh.cpu_seconds(i)).sum::<f64>() - cpu0) / dt / n as f64;
     let msgs = total(&mesh, n, "pqvault_peer_requests_total", &eps) - msg0;
     let periods = dt / INTERVAL.as_secs_f64();
     (cpu, msgs / periods / n as f64)

@@ -214,16 +214,12 @@ fn autonomous_heal(rt: &tokio::runtime::Runtime, mut mesh: Mesh, kills: &[usize]
     let (client, other) = (mesh.client_as(1), mesh.client_as(0));
     let survivors: Vec<usize> = (0..10).filter(|i| !kills.contains(i)).collect();
     // Idle baseline: what probing alone costs these seven, per second.
-    let idle0: f64 = survivors.iter().map(|&i| cpu_seconds(&mesh, i)).sum();
+    let idle0: f64 = survivors.iter().map(|&i| mesh.cpu_seconds(i)).sum();
     let ti = Instant::now();
     std::thread::sleep(Duration::from_secs(2));
-    let idle_rate = (survivors
-        .iter()
-        .map(|&i| cpu_seconds(&mesh, i))
-        .sum::<f64>()
-        - idle0)
+    let idle_rate = (survivors.iter().map(|&i| mesh.cpu_seconds(i)).sum::<f64>() - idle0)
         / ti.elapsed().as_secs_f64();
-    let cpu_before: Vec<f64> = survivors.iter().map(|&i| cpu_seconds(&mesh, i)).collect();
+    let cpu_before: Vec<f64> = survivors.iter().map(|&i| mesh.cpu_seconds(i)).collect();
     let t0 = Instant::now();
     for &i in kills {
         mesh.kill9(i);
@@ -278,7 +274,7 @@ fn autonomous_heal(rt: &tokio::runtime::Runtime, mut mesh: Mesh, kills: &[usize]
     let cpu: Vec<f64> = survivors
         .iter()
         .zip(&cpu_before)
-        .map(|(&i, b)| cpu_seconds(&mesh, i) - b)
+        .map(|(&i, b)| mesh.cpu_seconds(i) - b)
         .collect();
     // The leader's own account: repair rounds to certified commit.
     let log = mesh.log(0);
@@ -363,20 +359,4 @@ fn autonomous_heal(rt: &tokio::runtime::Runtime, mut mesh: Mesh, kills: &[usize]
         idle_rate,
         busiest
     );
-}
-
-/// User plus system CPU seconds of validator `i` so far (Linux /proc).
-fn cpu_seconds(mesh: &Mesh, i: usize) -> f64 {
-    let Some(pid) = mesh.pid(i) else {
-        return 0.0;
-    };
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    // Fields after the parenthesised command name; utime and stime are the
-    // 14th and 15th fields of the whole line, in clock ticks (100 per s).
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |k: usize| f.get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
 }

@@ -522,6 +522,24 @@ impl Mesh {
         self.nodes[i].child.as_ref().map(Child::id)
     }
 
+    /// User plus system CPU seconds validator `i` has used so far (from
+    /// /proc; 0 if it is not running).
+    pub fn cpu_seconds(&self, i: usize) -> f64 {
+        let Some(pid) = self.pid(i) else {
+            return 0.0;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return 0.0;
+        };
+        // Fields after the parenthesised command name; utime and stime are
+        // the 14th and 15th fields of the whole line, in clock ticks (100
+        // per s).
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |k: usize| f.get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        (ticks(11) + ticks(12)) / 100.0
+    }
+
     /// Resident set size of running validator `i`, in KiB (from /proc).
     pub fn rss_kib(&self, i: usize) -> Option<u64> {
         let status = fs::read_to_string(format!("/proc/{}/status", self.pid(i)?)).ok()?;
@@ -655,6 +673,17 @@ pub async fn wait_epoch(mesh: &Mesh, via: &validator::peer::PeerClient, i: usize
             healing_log(mesh)
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until each validator of `nodes` (at least two) holds the vault at
+/// `epoch`, asking as the first of them, or as the second when asking the
+/// first (a validator does not answer a client with its own name).
+pub async fn wait_epoch_all(mesh: &Mesh, nodes: &[usize], epoch: u64) {
+    let (first, second) = (nodes[0], nodes[1]);
+    let (via, other) = (mesh.client_as(first), mesh.client_as(second));
+    for &i in nodes {
+        wait_epoch(mesh, if i == first { &other } else { &via }, i, epoch).await;
     }
 }
 

@@ -222,11 +222,7 @@ async fn a_bad_dealer_is_named_and_the_vault_heals_without_it() {
     }
     mesh.kill9(6);
     let honest = [0usize, 2, 3, 4, 5];
-    let via = mesh.client_as(0);
-    let other = mesh.client_as(2);
-    for &i in &honest {
-        wait_epoch(&mesh, if i == 0 { &other } else { &via }, i, 2).await;
-    }
+    pqvault_tests::wait_epoch_all(&mesh, &honest, 2).await;
     let named = |i: usize| {
         let log = mesh.log(i);
         log.contains("bad dealing in re-share") && log.contains("dealer share 2")
@@ -274,11 +270,7 @@ async fn a_failed_refresh_is_retried_and_a_lying_recipient_frames_no_dealer() {
         }
     }
     mesh.kill9(4);
-    let via = mesh.client_as(0);
-    let other = mesh.client_as(2);
-    for i in [0usize, 1, 2, 3, 5] {
-        wait_epoch(&mesh, if i == 0 { &other } else { &via }, i, 3).await;
-    }
+    pqvault_tests::wait_epoch_all(&mesh, &[0, 1, 2, 3, 5], 3).await;
     let logs: Vec<String> = [0usize, 2, 3, 5].iter().map(|&i| mesh.log(i)).collect();
     assert!(
         logs.iter()

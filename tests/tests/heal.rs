@@ -163,11 +163,7 @@ async fn replacement_killed_mid_repair_then_restarted_stays_recoverable() {
 
     // Restarted, the spare is taken again and the mesh reaches epoch 2.
     mesh.start(5);
-    let via = mesh.client_as(1);
-    let other = mesh.client_as(0);
-    for i in [0usize, 1, 2, 3, 5] {
-        wait_epoch(&mesh, if i == 1 { &other } else { &via }, i, 2).await;
-    }
+    pqvault_tests::wait_epoch_all(&mesh, &[0, 1, 2, 3, 5], 2).await;
     recover_from(&mesh, &[5, 1, 3], 2, 3);
 }
 
@@ -181,11 +177,7 @@ async fn five_survivors_without_spares_reshare_to_three_of_five() {
     mesh.start_all();
     mesh.kill9(5);
     mesh.kill9(6);
-    let via = mesh.client_as(1);
-    let other = mesh.client_as(0);
-    for i in 0..5 {
-        wait_epoch(&mesh, if i == 1 { &other } else { &via }, i, 2).await;
-    }
+    pqvault_tests::wait_epoch_all(&mesh, &[0, 1, 2, 3, 4], 2).await;
     let dir = mesh.nodes[0]
         .dir
         .join(format!("data/vaults/{}/epoch-2", mesh.vault_id));
@@ -205,11 +197,7 @@ async fn repair_is_followed_by_a_refresh_that_retires_older_shares() {
     mesh.enable_refresh();
     mesh.start_all();
     mesh.kill9(4);
-    let via = mesh.client_as(1);
-    let other = mesh.client_as(0);
-    for i in [0usize, 1, 2, 3, 5] {
-        wait_epoch(&mesh, if i == 1 { &other } else { &via }, i, 3).await;
-    }
+    pqvault_tests::wait_epoch_all(&mesh, &[0, 1, 2, 3, 5], 3).await;
     recover_from(&mesh, &[5, 1, 3], 3, 3);
     // The refreshed shares are new values: an epoch-3 share is not the
     // epoch-1 share of the same index re-sealed.

@@ -2,7 +2,7 @@
 //! configuration: the floor holds a shrink at the threshold, and the
 //! quorum follows f.
 
-use pqvault_tests::{recover_from, wait_epoch, Mesh};
+use pqvault_tests::{recover_from, Mesh};
 use std::fs;
 use vault::manifest::Manifest;
 
@@ -17,11 +17,7 @@ async fn a_signed_floor_keeps_a_shrink_at_the_threshold() {
     mesh.start_all();
     mesh.kill9(5);
     mesh.kill9(6);
-    let via = mesh.client_as(1);
-    let other = mesh.client_as(0);
-    for i in 0..5 {
-        wait_epoch(&mesh, if i == 1 { &other } else { &via }, i, 2).await;
-    }
+    pqvault_tests::wait_epoch_all(&mesh, &[0, 1, 2, 3, 4], 2).await;
     let dir = mesh.nodes[0]
         .dir
         .join(format!("data/vaults/{}/epoch-2", mesh.vault_id));

@@ -81,10 +81,7 @@ async fn the_operator_fetches_the_verified_chain_of_a_healed_vault() {
     let mut mesh = Mesh::with_spares(4, 3, 1);
     mesh.start_all();
     mesh.kill9(3);
-    let (via, other) = (mesh.client_as(1), mesh.client_as(0));
-    for i in [0usize, 1, 2, 4] {
-        pqvault_tests::wait_epoch(&mesh, if i == 1 { &other } else { &via }, i, 2).await;
-    }
+    pqvault_tests::wait_epoch_all(&mesh, &[0, 1, 2, 4], 2).await;
     let r = mesh.root.path();
     let s = |p: std::path::PathBuf| p.to_str().unwrap().to_string();
     let tls = operator_tls(&mesh);
