@@ -132,6 +132,18 @@ impl Carriage {
             .expect("run vault")
     }
 
+    /// [`Carriage::push`] on a thread of its own, for tests that act while
+    /// the push is under way.
+    pub fn push_in_background(&self, i: usize, dir: &Path) -> std::thread::JoinHandle<Output> {
+        let (app, dir) = (self.apps[i].to_string(), dir.to_path_buf());
+        std::thread::spawn(move || {
+            Command::new(crate::bin("vault"))
+                .args(["artifact", "push", "--to", &app, s(&dir)])
+                .output()
+                .expect("run vault")
+        })
+    }
+
     /// `GET path` on validator `i`'s application port.
     pub fn get(&self, i: usize, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
         http(self.apps[i], "GET", path, headers, &[]).expect("app port answers")

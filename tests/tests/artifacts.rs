@@ -367,16 +367,7 @@ fn restart_after_kill9_mid_transfer_does_not_refetch_verified_chunks() {
     let victim = 6;
     // Replicas fetch verified chunks from each other while the push is
     // still going on: watch validator 7 from the start.
-    let pusher = {
-        let (app, dir) = (c.apps[0].to_string(), dir.clone());
-        std::thread::spawn(move || {
-            std::process::Command::new(pqvault_tests::bin("vault"))
-                .args(["artifact", "push", "--to", &app])
-                .arg(&dir)
-                .output()
-                .expect("run vault")
-        })
-    };
+    let pusher = c.push_in_background(0, &dir);
     // Kill validator 7 as soon as it holds some, but not all, chunks.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -621,16 +612,7 @@ fn a_push_racing_the_targets_own_sync_succeeds_every_time() {
         // Validator 1 admits the manifest and hints validator 2, which
         // starts fetching from it while the chunks arrive; the second push
         // lands on validator 2 in the middle of that download.
-        let first = {
-            let (app, dir) = (c.apps[0].to_string(), dir.clone());
-            std::thread::spawn(move || {
-                std::process::Command::new(pqvault_tests::bin("vault"))
-                    .args(["artifact", "push", "--to", &app])
-                    .arg(&dir)
-                    .output()
-                    .expect("run vault")
-            })
-        };
+        let first = c.push_in_background(0, dir);
         let digest = manifest_digest(dir);
         let deadline = Instant::now() + Duration::from_secs(30);
         while artifacts::verified_chunks(&mesh, 1, &digest).unwrap_or(0) == 0 {
