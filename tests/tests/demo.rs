@@ -284,17 +284,41 @@ fn demo_keep_leaves_the_mesh_for_mesh_down_which_escalates_to_sigkill() {
     // The two killed holders stay dead; the other eight run on.
     assert_eq!(processes_under(&dir).len(), 8, "{all}");
     let pid = std::fs::read_to_string(dir.join("validator-3/validator.pid")).expect("pid file");
+    let pid = pid.trim().to_string();
     let ok = Command::new("kill")
-        .args(["-STOP", pid.trim()])
+        .args(["-STOP", &pid])
         .status()
         .expect("run kill");
     assert!(ok.success());
+    // kill(2) returns before the target stops: wait until it has.
+    let t_stop = Instant::now();
+    while process_state(&pid) != Some('T') {
+        assert!(
+            t_stop.elapsed() < Duration::from_secs(5),
+            "validator-3 never stopped: state {:?}",
+            process_state(&pid)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let t0 = Instant::now();
     let down = vault_out(&["mesh", "down", dir.to_str().unwrap(), "--timeout-secs", "1"]);
-    assert!(down.status.success(), "{}", text(&down));
+    let said = text(&down);
+    assert!(down.status.success(), "{said}");
+    assert!(
+        said.contains("killed validator-3: still running 1 s after SIGTERM"),
+        "validator-3 (pid {pid}, now {:?}) was not SIGKILLed:\n{said}",
+        process_state(&pid)
+    );
+    assert!(said.contains("stopped validator-1\n"), "{said}");
     assert!(
         t0.elapsed() >= Duration::from_secs(1),
         "down waited for SIGTERM"
     );
     assert_none_left(&dir);
+}
+
+/// The state letter of process `pid` (`R`, `S`, `T`, `Z`, ...), if it exists.
+fn process_state(pid: &str) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
 }

@@ -76,8 +76,14 @@ pub fn run(a: Args) -> Result<()> {
             let stopped = supervise::down(&dir, Duration::from_secs(timeout_secs))?;
             if stopped.is_empty() {
                 println!("no validator of {} is running", dir.display());
-            } else {
-                println!("stopped {}", stopped.join(", "));
+            }
+            for (id, how) in stopped {
+                match how {
+                    supervise::Stopped::Terminated => println!("stopped {id}"),
+                    supervise::Stopped::Killed => {
+                        println!("killed {id}: still running {timeout_secs} s after SIGTERM")
+                    }
+                }
             }
             Ok(())
         }

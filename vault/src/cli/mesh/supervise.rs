@@ -1,13 +1,15 @@
 //! Running a local mesh's validators as child processes: finding the
-//! binary, starting them in one process group with pid files, stopping
-//! them (SIGTERM, then SIGKILL), and Ctrl-C.
+//! binary, starting them with pid files, stopping them (SIGTERM, then
+//! SIGKILL), and Ctrl-C.
 //!
 //! A demo's children die with it: the [`Supervisor`] kills the group when
 //! dropped, SIGINT and SIGTERM only raise a flag the demo checks
 //! ([`interrupted`]) so it unwinds through that drop, and each child asks
 //! the kernel for SIGKILL if its parent dies anyway (`PR_SET_PDEATHSIG`,
-//! e.g. after a SIGKILL of the demo). `vault mesh up` starts detached
-//! children instead, which `vault mesh down` stops through the pid files.
+//! e.g. after a SIGKILL of the demo); they share one process group. `vault
+//! mesh up` and `vault demo --keep` start detached children instead, each
+//! in its own session like any daemon, which `vault mesh down` stops
+//! through the pid files.
 
 use super::layout::Node;
 use anyhow::{anyhow, bail, Context, Result};
@@ -114,7 +116,8 @@ pub enum Lifetime {
 pub struct Supervisor {
     binary: PathBuf,
     lifetime: Lifetime,
-    /// Process group of every child (the first child's pid).
+    /// Process group of every attached child (the first child's pid);
+    /// detached children each lead their own session.
     pgid: Option<i32>,
     children: Vec<(String, Child, PathBuf)>,
 }
@@ -143,10 +146,28 @@ impl Supervisor {
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(log);
+        if self.lifetime == Lifetime::Detached {
+            // SAFETY: runs in the forked child before exec and calls only
+            // setsid, which is async-signal-safe.
+            unsafe {
+                cmd.pre_exec(|| {
+                    // Its own session, as a daemon: no terminal's hangup
+                    // reaches it, and once we exit its group is not an
+                    // orphaned group shared with the others, which the
+                    // kernel would SIGHUP and SIGCONT as soon as one member
+                    // exits while another is stopped.
+                    if libc::setsid() < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        } else {
             // One group for the mesh, away from the terminal's: a Ctrl-C
             // reaches only us, and we stop the children in order.
-            .process_group(self.pgid.unwrap_or(0));
+            cmd.process_group(self.pgid.unwrap_or(0));
+        }
         if self.lifetime == Lifetime::Attached {
             let parent = std::process::id() as libc::pid_t;
             // SAFETY: runs in the forked child before exec and calls only
@@ -168,7 +189,9 @@ impl Supervisor {
             .spawn()
             .with_context(|| format!("cannot start {}", self.binary.display()))?;
         let pid = child.id();
-        self.pgid.get_or_insert(pid as i32);
+        if self.lifetime == Lifetime::Attached {
+            self.pgid.get_or_insert(pid as i32);
+        }
         vault::fsio::write_atomic(
             &node.pid_file(),
             format!("{pid}\n").as_bytes(),
@@ -298,10 +321,19 @@ pub fn running(dir: &Path) -> Result<Vec<(String, i32, PathBuf)>> {
     Ok(out)
 }
 
+/// How [`down`] stopped one validator.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Stopped {
+    /// It exited after SIGTERM, within the grace time.
+    Terminated,
+    /// Still running after the grace time: SIGKILLed.
+    Killed,
+}
+
 /// Stops every validator of the mesh in `dir`: SIGTERM, SIGKILL after
 /// `grace`. Idempotent: nothing running is not an error. Returns the ids
-/// stopped.
-pub fn down(dir: &Path, grace: Duration) -> Result<Vec<String>> {
+/// stopped and how.
+pub fn down(dir: &Path, grace: Duration) -> Result<Vec<(String, Stopped)>> {
     let dir = dir
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", dir.display()))?;
@@ -314,15 +346,18 @@ pub fn down(dir: &Path, grace: Duration) -> Result<Vec<String>> {
     while Instant::now() < end && procs.iter().any(|(_, p, _)| alive(*p)) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    for (_, pid, _) in &procs {
-        if alive(*pid) {
-            signal(*pid, libc::SIGKILL);
-        }
-    }
-    for (_, _, pid_file) in &procs {
+    let mut out = Vec::new();
+    for (id, pid, pid_file) in procs {
+        let how = if alive(pid) {
+            signal(pid, libc::SIGKILL);
+            Stopped::Killed
+        } else {
+            Stopped::Terminated
+        };
         let _ = std::fs::remove_file(pid_file);
+        out.push((id, how));
     }
-    Ok(procs.into_iter().map(|(id, _, _)| id).collect())
+    Ok(out)
 }
 
 /// A zombie (exited, not yet reaped by its parent) counts as stopped.
