@@ -595,6 +595,23 @@ impl Drop for Mesh {
         for i in 0..self.nodes.len() {
             self.kill9(i);
         }
+        // PQVAULT_TEST_LOGS=DIR keeps every validator's log for reading
+        // after the run: DIR/<test thread>/validator-K.log.
+        if let Some(dir) = std::env::var_os("PQVAULT_TEST_LOGS") {
+            let name = std::thread::current()
+                .name()
+                .unwrap_or("mesh")
+                .replace("::", "-");
+            let to = Path::new(&dir).join(name);
+            if fs::create_dir_all(&to).is_ok() {
+                for (i, n) in self.nodes.iter().enumerate() {
+                    let _ = fs::copy(
+                        n.dir.join("validator.log"),
+                        to.join(format!("validator-{}.log", i + 1)),
+                    );
+                }
+            }
+        }
         if std::thread::panicking() {
             return;
         }

@@ -168,6 +168,36 @@ async fn replacement_killed_mid_repair_then_restarted_stays_recoverable() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn an_attempt_that_fails_after_certification_is_aborted_so_the_next_need_not_wait() {
+    // 3 of 5 on validator-1..5, validator-6 spare, which fails the first
+    // certified proposal it is sent. The leader asks the attempt's voters
+    // to abort it; each that signs binds itself never to act on it and
+    // releases its vote, so the next attempt is certified at once instead
+    // of meeting "already voted" until the 25 s attempt timeout.
+    let mut mesh = Mesh::with_spares(5, 3, 1);
+    for i in 0..5 {
+        mesh.start(i);
+    }
+    mesh.start_with_env(5, &[("PQVAULT_BYZANTINE_DROP_TRANSITION_ONCE", "1")]);
+    mesh.kill9(4);
+    pqvault_tests::wait_epoch_all(&mesh, &[0, 1, 2, 3, 5], 2).await;
+    assert!(
+        mesh.log(5).contains("failing a certified proposal"),
+        "the first attempt did not fail:\n{}",
+        mesh.log(5)
+    );
+    let log = pqvault_tests::healing_log(&mesh);
+    assert!(
+        !(0..4).any(|i| mesh.log(i).contains("refused: already voted")),
+        "a voter was still bound to the failed attempt:\n{log}"
+    );
+    assert!(log.contains("aborted attempt"), "{log}");
+    let aborted = pqvault_tests::sample(&mesh.metrics(0), "pqvault_attempts_aborted_total", "");
+    assert!(aborted.is_some_and(|n| n >= 1.0), "{}", mesh.metrics(0));
+    recover_from(&mesh, &[5, 1, 3], 2, 3);
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn five_survivors_without_spares_reshare_to_three_of_five() {
     // 4 of 7, no spares. Two holders die; after the wait for replacements
     // the five survivors re-share among themselves to the majority

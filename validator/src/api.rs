@@ -132,6 +132,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/vaults/{vault}/policy", get(policy))
         .route("/v1/vote", post(vote))
         .route("/v1/transition", post(transition))
+        .route("/v1/abort", post(abort))
         .route("/v1/repair", post(repair))
         .route("/v1/repair/{round}", get(repair_status))
         .route("/v1/reshare", post(reshare))
@@ -357,6 +358,20 @@ async fn transition(
             (StatusCode::ACCEPTED, msg).into_response()
         }
         Err(f) => failure(&state, "transition", f),
+    }
+}
+
+async fn abort(
+    AxState(state): AxState<Arc<State>>,
+    Extension(peer): Extension<PeerInfo>,
+    body: Bytes,
+) -> Response {
+    match crate::proposals::abort(state.clone(), &peer.id, &body).await {
+        Ok(v) => {
+            state.count("abort", 200);
+            ([(header::CONTENT_TYPE, "application/octet-stream")], v).into_response()
+        }
+        Err(f) => failure(&state, "abort", f),
     }
 }
 

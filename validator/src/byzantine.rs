@@ -16,6 +16,9 @@
 //! * `PQVAULT_BYZANTINE_BAD_CHECK_ONCE=1`: publish wrong dealing-check
 //!   values in the first re-share we receive, then behave (a recipient
 //!   that lies once).
+//! * `PQVAULT_BYZANTINE_DROP_TRANSITION_ONCE=1`: fail the first certified
+//!   proposal we are sent (`POST /v1/transition`) as if we had crashed
+//!   there, then behave (an attempt that fails after certification).
 //!
 //! Without the feature every function here is a constant "behave".
 
@@ -73,6 +76,19 @@ pub fn corrupt_check_once(values: &mut [Vec<u8>]) {
     }
     #[cfg(not(feature = "byzantine"))]
     let _ = values;
+}
+
+/// Whether to fail this certified proposal: the first one only, if told to.
+pub fn drop_transition_once() -> bool {
+    #[cfg(feature = "byzantine")]
+    if std::env::var_os("PQVAULT_BYZANTINE_DROP_TRANSITION_ONCE").is_some() {
+        static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !DONE.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            tracing::warn!("byzantine test build: failing a certified proposal");
+            return true;
+        }
+    }
+    false
 }
 
 /// Whether this build can misbehave at all (logged at start).

@@ -464,64 +464,78 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
         }
     }
     let voters: Vec<Option<Member>> = holders.iter().map(|(_, m)| m.clone()).collect();
-    let cert =
-        proposals::certify(state, &proposal, &voters, rules.quorum(b.threshold, b.n)).await?;
+    let quorum = rules.quorum(b.threshold, b.n);
+    let cert = proposals::certify(state, &proposal, &voters, quorum).await?;
     mark_used(state, id, b.epoch);
     let certified_ms = t0.elapsed().as_millis() as u64;
-    let spares: Vec<Option<Member>> = groups
-        .iter()
-        .flat_map(|(_, s)| s.iter().cloned().map(Some))
-        .collect();
-    proposals::announce(state, &cert, &spares).await?;
-    let helper_members: Vec<Option<Member>> = helpers.iter().map(|(_, m)| m.clone()).collect();
-    proposals::announce(state, &cert, &helper_members).await?;
-    let rounds: Vec<_> = groups
-        .into_iter()
-        .map(|(plan, spares)| tokio::spawn(wait_round(state.clone(), plan, spares)))
-        .collect();
-    for r in rounds {
-        r.await.map_err(|e| e.to_string())??;
-    }
+    // Rounds and prepare: a failure before the successor goes to be signed
+    // (and to the epoch log) aborts the attempt, so that the next one need
+    // not wait for the attempt timeout.
+    let carried: Result<_, String> = async {
+        let spares: Vec<Option<Member>> = groups
+            .iter()
+            .flat_map(|(_, s)| s.iter().cloned().map(Some))
+            .collect();
+        proposals::announce(state, &cert, &spares).await?;
+        let helper_members: Vec<Option<Member>> = helpers.iter().map(|(_, m)| m.clone()).collect();
+        proposals::announce(state, &cert, &helper_members).await?;
+        let rounds: Vec<_> = groups
+            .into_iter()
+            .map(|(plan, spares)| tokio::spawn(wait_round(state.clone(), plan, spares)))
+            .collect();
+        for r in rounds {
+            r.await.map_err(|e| e.to_string())??;
+        }
 
-    let rounds_ms = t0.elapsed().as_millis() as u64;
-    // 2. Prepare: every holder of the next epoch re-seals its share.
-    let mut next: Vec<(u8, Option<Member>)> = holders.clone();
-    next.extend(assignments.iter().map(|(i, (_, m))| (*i, Some(m.clone()))));
-    let mut body = b.clone();
-    body.epoch += 1;
-    let prepares: Vec<_> = next
-        .iter()
-        .map(|(_, who)| {
-            let (state, who, from) = (state.clone(), who.clone(), b.epoch);
-            tokio::spawn(async move {
-                match who {
-                    None => epochs::prepare(state.clone(), id, from)
-                        .await
-                        .map_err(|f| fail("local prepare", f)),
-                    Some(m) => {
-                        let r = post(
-                            &state,
-                            &m,
-                            &format!("/v1/epoch/{id}/prepare?from={from}"),
-                            Vec::new(),
-                            200,
-                        )
-                        .await?;
-                        serde_json::from_slice::<PrepareReply>(&r).map_err(|e| e.to_string())
+        let rounds_ms = t0.elapsed().as_millis() as u64;
+        // 2. Prepare: every holder of the next epoch re-seals its share.
+        let mut next: Vec<(u8, Option<Member>)> = holders.clone();
+        next.extend(assignments.iter().map(|(i, (_, m))| (*i, Some(m.clone()))));
+        let mut body = b.clone();
+        body.epoch += 1;
+        let prepares: Vec<_> = next
+            .iter()
+            .map(|(_, who)| {
+                let (state, who, from) = (state.clone(), who.clone(), b.epoch);
+                tokio::spawn(async move {
+                    match who {
+                        None => epochs::prepare(state.clone(), id, from)
+                            .await
+                            .map_err(|f| fail("local prepare", f)),
+                        Some(m) => {
+                            let r = post(
+                                &state,
+                                &m,
+                                &format!("/v1/epoch/{id}/prepare?from={from}"),
+                                Vec::new(),
+                                200,
+                            )
+                            .await?;
+                            serde_json::from_slice::<PrepareReply>(&r).map_err(|e| e.to_string())
+                        }
                     }
-                }
+                })
             })
-        })
-        .collect();
-    for p in prepares {
-        let reply = p.await.map_err(|e| e.to_string())??;
-        let e = body
-            .shards
-            .iter_mut()
-            .find(|e| e.index == reply.index)
-            .ok_or_else(|| format!("prepare answered unknown index {}", reply.index))?;
-        *e = entry_of(reply)?;
+            .collect();
+        for p in prepares {
+            let reply = p.await.map_err(|e| e.to_string())??;
+            let e = body
+                .shards
+                .iter_mut()
+                .find(|e| e.index == reply.index)
+                .ok_or_else(|| format!("prepare answered unknown index {}", reply.index))?;
+            *e = entry_of(reply)?;
+        }
+        Ok((body, next, rounds_ms))
     }
+    .await;
+    let (body, next, rounds_ms) = match carried {
+        Ok(c) => c,
+        Err(e) => {
+            proposals::abort_attempt(state, &proposal, &voters, quorum).await;
+            return Err(e);
+        }
+    };
     let prepared_ms = t0.elapsed().as_millis() as u64;
     certify(state, id, &body, &holders, &next).await?;
     tracing::info!(vault = %id, certified_ms, rounds_ms, prepared_ms, "repair phases (ms since start)");
@@ -754,15 +768,36 @@ async fn run_reshare(
     )?;
     let round = proposal.rounds().first().copied().ok_or("no round")?;
     let voters: Vec<Option<Member>> = holders.iter().map(|(_, m)| m.clone()).collect();
-    let cert = proposals::certify(
-        state,
-        &proposal,
-        &voters,
-        proposals::rules(state, &id).quorum(b.threshold, b.n),
-    )
-    .await?;
+    let quorum = proposals::rules(state, &id).quorum(b.threshold, b.n);
+    let cert = proposals::certify(state, &proposal, &voters, quorum).await?;
     mark_used(state, id, b.epoch);
-    proposals::announce(state, &cert, &voters).await?;
+    // Dealing and receiving: a failure before the successor goes to be
+    // signed aborts the attempt (see `heal_vault`).
+    let dealt = deal_and_gather(state, &cert, b, holders, t_new, round).await;
+    let body = match dealt {
+        Ok(body) => body,
+        Err(e) => {
+            proposals::abort_attempt(state, &proposal, &voters, quorum).await;
+            return Err(e);
+        }
+    };
+    certify(state, id, &body, holders, holders).await?;
+    tracing::info!(vault = %id, epoch = body.epoch, t = body.threshold, n = body.n, took_ms = t0.elapsed().as_millis() as u64, "{what}: new epoch certified");
+    Ok(())
+}
+
+/// Announces a certified re-share to its holders and gathers the next
+/// manifest body from their new shares' entries.
+async fn deal_and_gather(
+    state: &Arc<State>,
+    cert: &crate::transition::CertifiedProposal,
+    b: &ManifestBody,
+    holders: &[(u8, Option<Member>)],
+    t_new: u8,
+    round: [u8; 16],
+) -> Result<ManifestBody, String> {
+    let voters: Vec<Option<Member>> = holders.iter().map(|(_, m)| m.clone()).collect();
+    proposals::announce(state, cert, &voters).await?;
     let mut body = b.clone();
     body.epoch += 1;
     body.threshold = t_new;
@@ -800,9 +835,7 @@ async fn run_reshare(
         }
         body.shards.push(entry_of(reply)?);
     }
-    certify(state, id, &body, holders, holders).await?;
-    tracing::info!(vault = %id, epoch = body.epoch, t = body.threshold, n = body.n, took_ms = t0.elapsed().as_millis() as u64, "{what}: new epoch certified");
-    Ok(())
+    Ok(body)
 }
 
 /// A manifest entry from a holder's answer.

@@ -54,6 +54,10 @@ pub struct Metrics {
     /// Re-share dealings that failed the dealing check, by who the check
     /// named (`dealer`, `recipient` or `unknown`).
     pub bad_dealings: IntCounterVec,
+    /// Certified attempts this validator led that failed and were aborted,
+    /// by outcome (`certified`: a quorum signed the abort; `short`: fewer,
+    /// so the votes wait for the attempt timeout).
+    pub attempts_aborted: IntCounterVec,
     /// Custody checks by peer (our own id for our own shard) and result.
     pub custody_checks: IntCounterVec,
     /// Threshold t of the current epoch per vault held.
@@ -111,6 +115,8 @@ pub const REFUSAL_REASONS: &[&str] = &[
     "replacement_reused",
     "vote_refused",
     "policy",
+    "aborted",
+    "abort_refused",
 ];
 
 impl Metrics {
@@ -261,6 +267,16 @@ impl Metrics {
         for c in ["dealer", "recipient", "unknown"] {
             bad_dealings.with_label_values(&[c]);
         }
+        let attempts_aborted = IntCounterVec::new(
+            Opts::new(
+                "pqvault_attempts_aborted_total",
+                "Certified transition attempts this validator led that failed and were aborted, by outcome (certified: a quorum of holders signed the abort and the next attempt need not wait; short: fewer signed).",
+            ),
+            &["outcome"],
+        )?;
+        for o in ["certified", "short"] {
+            attempts_aborted.with_label_values(&[o]);
+        }
         let vault_threshold = IntGaugeVec::new(
             Opts::new(
                 "pqvault_vault_threshold",
@@ -362,6 +378,7 @@ impl Metrics {
             Box::new(repairs.clone()),
             Box::new(refusals.clone()),
             Box::new(bad_dealings.clone()),
+            Box::new(attempts_aborted.clone()),
             Box::new(custody_checks.clone()),
             Box::new(vault_threshold.clone()),
             Box::new(vault_shares.clone()),
@@ -428,6 +445,7 @@ impl Metrics {
             repairs,
             refusals,
             bad_dealings,
+            attempts_aborted,
             custody_checks,
             vault_threshold,
             vault_shares,

@@ -8,7 +8,11 @@
 //!   against our verified chain (a replacement, holding nothing yet, gets
 //!   the chain from the caller and verifies it from the operator), then
 //!   start our part in its rounds.
-//! * [`certify`] and [`announce`]: the leader's side.
+//! * `POST /v1/abort` (a `PQVB` abort, from the attempt's proposer): we
+//!   judge it ([`transition::judge_abort`]), give the attempt up (release
+//!   our vote durably, forget its rounds) and answer a signed abort vote;
+//!   or a `PQVW` certified abort from anyone, which releases us too.
+//! * [`certify`], [`announce`] and [`abort_attempt`]: the leader's side.
 //!
 //! Every refusal is counted in `pqvault_transition_refusals_total{reason}`.
 
@@ -17,7 +21,8 @@ use crate::daemon::{unix_ms, State};
 use crate::rounds::{self, bad, Failure};
 use crate::store::Steps;
 use crate::transition::{
-    self, Action, CertifiedProposal, Chain, OwnView, PastVote, Proposal, Refusal, Rules, Vote,
+    self, Abort, AbortView, Action, CertifiedAbort, CertifiedProposal, Chain, OwnView, PastVote,
+    Proposal, Refusal, Rules, Vote,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +32,8 @@ use vault::manifest::{Manifest, ManifestBody, VaultId, VerifiedManifest};
 pub const VOTE_PATH: &str = "/v1/vote";
 /// Path of certified proposals.
 pub const TRANSITION_PATH: &str = "/v1/transition";
+/// Path of aborts and certified aborts.
+pub const ABORT_PATH: &str = "/v1/abort";
 
 /// A verified chain as the drivers need it.
 pub struct HeldChain {
@@ -224,6 +231,10 @@ pub async fn vote(state: Arc<State>, caller: &str, body: &[u8]) -> Result<Vec<u8
                 .map_err(|e| bad(500, e))?;
         }
     }
+    if let Ok(mut who) = state.proposers.lock() {
+        who.retain(|(v, e), _| *v != p.vault_id || *e >= p.from_epoch);
+        who.insert((p.vault_id, p.from_epoch), (p.attempt, caller.to_string()));
+    }
     let vote = Vote::sign(&p, &state.identity).map_err(|e| bad(500, e))?;
     tracing::info!(vault = %p.vault_id, epoch = p.from_epoch, attempt = p.attempt, "voted for a transition proposal");
     Ok(vote.encode())
@@ -237,6 +248,9 @@ pub async fn transition(
     body: &[u8],
 ) -> Result<&'static str, Failure> {
     let cert = CertifiedProposal::decode(body).map_err(|e| bad(400, e))?;
+    if crate::byzantine::drop_transition_once() {
+        return Err(bad(503, "byzantine test build: dropped"));
+    }
     let vault = cert.proposal.vault_id;
     let chain = match held_chain(&state, &vault)? {
         Some(c) => c,
@@ -250,6 +264,8 @@ pub async fn transition(
         &cert,
     )
     .map_err(|r| refuse_from(&state, &caller, r))?;
+    transition::not_aborted(released_attempt(&state, &vault, p.from_epoch)?, p)
+        .map_err(|r| refuse_from(&state, &caller, r))?;
     let me = state.identity.public().fingerprint();
     let mut started = 0;
     match &p.action {
@@ -357,6 +373,196 @@ pub async fn announce(
         s.await.map_err(|e| e.to_string())??;
     }
     Ok(())
+}
+
+/// The attempt of our released vote on `epoch` of `vault` (we gave it
+/// up: [`give_up`], or a failed dealing check), if our vote is released.
+fn released_attempt(state: &State, vault: &VaultId, epoch: u64) -> Result<Option<u32>, Failure> {
+    let store = state.store.lock().map_err(|_| bad(500, "poisoned"))?;
+    Ok(store
+        .proposal_vote(vault, epoch)
+        .map_err(|e| bad(500, e))?
+        .filter(|(_, _, at)| *at == 0)
+        .map(|(attempt, _, _)| attempt))
+}
+
+/// Handles `POST /v1/abort` from `caller`: a `PQVB` abort from the
+/// attempt's proposer, answered with our signed abort vote once we gave
+/// the attempt up; or a `PQVW` certified abort, answered with `released`.
+pub async fn abort(state: Arc<State>, caller: &str, body: &[u8]) -> Result<Vec<u8>, Failure> {
+    if body.starts_with(&transition::proposal::CERTIFIED_ABORT_KIND.magic) {
+        return certified_abort(&state, caller, body);
+    }
+    let a = Abort::decode(body).map_err(|e| bad(400, e))?;
+    let chain = held_chain(&state, &a.vault_id)?.ok_or_else(|| refuse(&state, Refusal::NoChain))?;
+    let _one_at_a_time = state.voting.lock().map_err(|_| bad(500, "poisoned"))?;
+    let view = abort_view(&state, &a.vault_id, a.from_epoch, caller, a.attempt)?;
+    transition::judge_abort(
+        &Chain {
+            history: &chain.history,
+        },
+        &view,
+        &a,
+    )
+    .map_err(|r| refuse_from(&state, caller, r))?;
+    give_up(&state, &a)?;
+    let vote = Vote::sign_abort(&a, &state.identity).map_err(|e| bad(500, e))?;
+    tracing::info!(vault = %a.vault_id, epoch = a.from_epoch, attempt = a.attempt, peer = %caller, "signed the abort of a failed attempt");
+    Ok(vote.encode())
+}
+
+/// A certified abort: a quorum of the epoch's holders gave the attempt up,
+/// so it can never complete, and our vote for it is released too (unless
+/// we signed a successor of the epoch, which stays what it is).
+fn certified_abort(state: &Arc<State>, caller: &str, body: &[u8]) -> Result<Vec<u8>, Failure> {
+    let cert = CertifiedAbort::decode(body).map_err(|e| bad(400, e))?;
+    let vault = cert.abort.vault_id;
+    let chain = held_chain(state, &vault)?.ok_or_else(|| refuse(state, Refusal::NoChain))?;
+    let a = transition::authorize_abort(
+        &Chain {
+            history: &chain.history,
+        },
+        &chain.rules,
+        &cert,
+    )
+    .map_err(|r| refuse_from(state, caller, r))?;
+    let _one_at_a_time = state.voting.lock().map_err(|_| bad(500, "poisoned"))?;
+    let view = abort_view(state, &vault, a.from_epoch, caller, a.attempt)?;
+    let ours = view
+        .voted
+        .is_some_and(|v| v.attempt == a.attempt && v.digest == a.proposal);
+    if ours && !view.successor {
+        give_up(state, a)?;
+        tracing::info!(vault = %vault, epoch = a.from_epoch, attempt = a.attempt, "released by a certified abort");
+    }
+    Ok(b"released\n".to_vec())
+}
+
+/// What we know about attempt `attempt` of `epoch` of `vault` when
+/// `caller` asks us to abort it.
+fn abort_view(
+    state: &State,
+    vault: &VaultId,
+    epoch: u64,
+    caller: &str,
+    attempt: u32,
+) -> Result<AbortView, Failure> {
+    let (voted, signed) = {
+        let store = state.store.lock().map_err(|_| bad(500, "poisoned"))?;
+        let now = unix_ms();
+        let voted = store
+            .proposal_vote(vault, epoch)
+            .map_err(|e| bad(500, e))?
+            .map(|(attempt, digest, at)| PastVote {
+                attempt,
+                digest,
+                age: Duration::from_millis(now.saturating_sub(at)),
+            });
+        (voted, store.signed_successor(vault, epoch))
+    };
+    let decided = state
+        .consensus
+        .get()
+        .is_some_and(|c| c.decision(vault, epoch).is_some());
+    let from_proposer = state
+        .proposers
+        .lock()
+        .ok()
+        .and_then(|p| p.get(&(*vault, epoch)).cloned())
+        .is_some_and(|(at, who)| at == attempt && who == caller);
+    Ok(AbortView {
+        voted,
+        from_proposer,
+        successor: signed || decided,
+    })
+}
+
+/// Gives attempt `a` up, before we answer: our vote is released durably
+/// (so the attempt never acts here again, `transition::not_aborted`, and
+/// the next attempt need not wait), and its rounds are forgotten, with
+/// our dealing in it (a re-share successor of it then never gets our
+/// signature: `reshare::check_dealing` needs the round).
+fn give_up(state: &State, a: &Abort) -> Result<(), Failure> {
+    state
+        .store
+        .lock()
+        .map_err(|_| bad(500, "poisoned"))?
+        .release_proposal_vote(&a.vault_id, a.from_epoch)
+        .map_err(|e| bad(500, e))?;
+    if let Ok(mut r) = state.rounds.lock() {
+        r.retain(|id, _| !a.rounds.contains(id));
+    }
+    if let Ok(mut r) = state.reshares.lock() {
+        r.retain(|id, _| !a.rounds.contains(id));
+    }
+    if let Ok(mut d) = state.dealt.lock() {
+        if d.get(&(a.vault_id, a.from_epoch))
+            .is_some_and(|(r, _)| a.rounds.contains(r))
+        {
+            d.remove(&(a.vault_id, a.from_epoch));
+        }
+    }
+    Ok(())
+}
+
+/// The leader's side of a failed attempt: asks each of `voters` (`None`
+/// is ourselves) to sign the abort of `p`. With a quorum, the certified
+/// abort goes to those that did not sign, so their votes are released
+/// too. Returns whether the abort was certified; either way the attempt
+/// is over for us (the next is a new attempt).
+pub async fn abort_attempt(
+    state: &Arc<State>,
+    p: &Proposal,
+    voters: &[Option<Member>],
+    quorum: usize,
+) -> bool {
+    let a = Abort::of(p);
+    let body = a.encode();
+    let asks: Vec<_> = voters
+        .iter()
+        .map(|who| {
+            let (state, who, body) = (state.clone(), who.clone(), body.clone());
+            tokio::spawn(async move {
+                let r = match &who {
+                    None => abort(state.clone(), &state.id, &body)
+                        .await
+                        .map_err(|(c, w)| format!("our own abort: {c} {w}")),
+                    Some(m) => {
+                        rounds::post_expecting(&state, m, ABORT_PATH, body, 200, 64 << 10).await
+                    }
+                };
+                (who, r)
+            })
+        })
+        .collect();
+    let (mut votes, mut missing, mut why) = (Vec::new(), Vec::new(), Vec::new());
+    for ask in asks {
+        let Ok((who, r)) = ask.await else { continue };
+        match r.and_then(|b| Vote::decode(&b).map_err(|e| e.to_string())) {
+            Ok(v) => votes.push(v),
+            Err(e) => {
+                why.push(e);
+                missing.extend(who);
+            }
+        }
+    }
+    let signed = votes.len();
+    let certified = signed >= quorum;
+    state
+        .metrics
+        .attempts_aborted
+        .with_label_values(&[if certified { "certified" } else { "short" }])
+        .inc();
+    if certified {
+        let cert = CertifiedAbort { abort: a, votes }.encode();
+        for m in missing {
+            let _ = rounds::post_expecting(state, &m, ABORT_PATH, cert.clone(), 200, 1 << 10).await;
+        }
+        tracing::info!(vault = %p.vault_id, epoch = p.from_epoch, attempt = p.attempt, signed, quorum, "aborted attempt: certified, the next attempt need not wait");
+    } else {
+        tracing::warn!(vault = %p.vault_id, epoch = p.from_epoch, attempt = p.attempt, signed, quorum, "aborted attempt without a quorum; votes wait for the attempt timeout: {}", why.join("; "));
+    }
+    certified
 }
 
 /// Adopts a newer operator-signed policy of `vault` from the first live

@@ -525,6 +525,14 @@ impl Store {
         }
     }
 
+    /// Whether we signed a successor of epoch `epoch` of `id` ([`Store::vote`]).
+    pub fn signed_successor(&self, id: &VaultId, epoch: u64) -> bool {
+        self.root
+            .join("votes")
+            .join(format!("{id}-epoch-{epoch}"))
+            .exists()
+    }
+
     /// The operator-signed transition policy of `id` we hold (verified
     /// when it was stored or loaded); the legacy policy (f = 0) if none.
     pub fn policy(&self, id: &VaultId) -> TransitionPolicy {
@@ -655,10 +663,12 @@ impl Store {
         Ok(())
     }
 
-    /// Releases our proposal vote on `epoch` of `id` because we saw its
-    /// attempt fail ourselves (its dealing check failed here): the vote
-    /// keeps its attempt number, so that attempt and older ones stay
-    /// refused, but a newer attempt need not wait for the attempt timeout.
+    /// Releases our proposal vote on `epoch` of `id` because its attempt
+    /// failed (its dealing check failed here, or we signed its abort): the
+    /// vote keeps its attempt number, so that attempt and older ones stay
+    /// refused (voted for and acted on: `transition::not_aborted`), but a
+    /// newer attempt need not wait for the attempt timeout. A released
+    /// vote reads back with time 0.
     pub fn release_proposal_vote(&self, id: &VaultId, epoch: u64) -> Result<(), StoreError> {
         if let Some((attempt, digest, _)) = self.proposal_vote(id, epoch)? {
             self.record_proposal_vote(id, epoch, attempt, &digest, 0)?;

@@ -2,12 +2,15 @@
 //!
 //! [`authorize`] decides whether a certified proposal may make this
 //! validator help, deal or receive; [`judge`] decides whether this
-//! validator votes for a proposal. Both are pure: the chain, the rules and
+//! validator votes for a proposal; [`judge_abort`] and [`authorize_abort`]
+//! whether it gives up an attempt. Both are pure: the chain, the rules and
 //! this validator's own view come in as values, a decision comes out. The
 //! drivers (`crate::proposals`) fetch those values and carry the decision
 //! out; unit tests feed every attack in directly.
 
-use super::proposal::{Action, CertifiedProposal, Proposal, VOTE_DOMAIN};
+use super::proposal::{
+    Abort, Action, CertifiedAbort, CertifiedProposal, Proposal, Vote, ABORT_DOMAIN, VOTE_DOMAIN,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use thiserror::Error;
@@ -148,6 +151,13 @@ pub enum Refusal {
         /// [`ATTEMPT_TIMEOUT`].
         timeout_ms: u64,
     },
+    /// We gave this attempt up (signed its abort, or saw it fail): its
+    /// proposal never acts here again.
+    #[error("attempt {0} of this epoch was aborted here; its proposal may not act")]
+    Aborted(u32),
+    /// We do not sign this abort.
+    #[error("abort refused: {0}")]
+    AbortRefused(String),
 }
 
 impl Refusal {
@@ -163,6 +173,8 @@ impl Refusal {
             Refusal::NotLost(_) | Refusal::TooEarly { .. } | Refusal::AlreadyVoted { .. } => {
                 "vote_refused"
             }
+            Refusal::Aborted(_) => "aborted",
+            Refusal::AbortRefused(_) => "abort_refused",
         }
     }
 
@@ -170,7 +182,7 @@ impl Refusal {
     pub fn status(&self) -> u16 {
         match self {
             Refusal::Stale { .. } | Refusal::AlreadyVoted { .. } | Refusal::NotLost(_) => 409,
-            Refusal::TooEarly { .. } => 409,
+            Refusal::TooEarly { .. } | Refusal::Aborted(_) | Refusal::AbortRefused(_) => 409,
             Refusal::NoChain => 404,
             Refusal::Plan(_) | Refusal::Policy(_) => 422,
             Refusal::Uncertified { .. }
@@ -186,13 +198,21 @@ fn plan(why: impl Into<String>) -> Refusal {
 }
 
 fn current<'a>(chain: &Chain<'a>, p: &Proposal) -> Result<&'a ManifestBody, Refusal> {
+    current_of(chain, &p.vault_id, p.from_epoch)
+}
+
+fn current_of<'a>(
+    chain: &Chain<'a>,
+    vault: &vault::manifest::VaultId,
+    epoch: u64,
+) -> Result<&'a ManifestBody, Refusal> {
     let c = chain.history.last().ok_or(Refusal::NoChain)?;
-    if p.vault_id != c.vault_id {
+    if *vault != c.vault_id {
         return Err(Refusal::NoChain);
     }
-    if p.from_epoch != c.epoch {
+    if epoch != c.epoch {
         return Err(Refusal::Stale {
-            found: p.from_epoch,
+            found: epoch,
             current: c.epoch,
         });
     }
@@ -353,9 +373,19 @@ fn check_reshare(c: &ManifestBody, rules: &Rules, x: &crate::reshare::Plan) -> R
 
 /// Counts the valid votes of distinct holders of the current epoch.
 pub fn valid_votes(c: &ManifestBody, cert: &CertifiedProposal) -> Result<usize, Refusal> {
-    let digest = cert.proposal.digest();
+    count_votes(c, &cert.votes, VOTE_DOMAIN, &cert.proposal.digest())
+}
+
+/// Counts the votes of distinct holders of `c` over `digest` under
+/// `domain`; any vote by a non-holder or that does not verify refuses all.
+fn count_votes(
+    c: &ManifestBody,
+    votes: &[Vote],
+    domain: &str,
+    digest: &[u8; 32],
+) -> Result<usize, Refusal> {
     let mut signers = BTreeSet::new();
-    for v in &cert.votes {
+    for v in votes {
         let fp = v.signer.fingerprint();
         if c.shards.iter().all(|e| e.recipient != fp) {
             return Err(Refusal::BadVote(format!(
@@ -366,7 +396,7 @@ pub fn valid_votes(c: &ManifestBody, cert: &CertifiedProposal) -> Result<usize, 
         }
         v.signer
             .verifying_key()
-            .verify(VOTE_DOMAIN, &digest, &v.signature)
+            .verify(domain, digest, &v.signature)
             .map_err(|e| Refusal::BadVote(format!("vote of {}: {e}", fp.short())))?;
         signers.insert(fp);
     }
@@ -482,6 +512,78 @@ pub fn judge(chain: &Chain, rules: &Rules, view: &OwnView, p: &Proposal) -> Resu
         }
     }
     Ok(())
+}
+
+/// Refuses a certified proposal of an attempt we gave up: `released` is the
+/// attempt of our released vote on its epoch (we signed its abort, or saw
+/// its dealing fail), which binds us never to act on it or an older one.
+pub fn not_aborted(released: Option<u32>, p: &Proposal) -> Result<(), Refusal> {
+    match released {
+        Some(a) if p.attempt <= a => Err(Refusal::Aborted(p.attempt)),
+        _ => Ok(()),
+    }
+}
+
+/// What this validator knows when asked to abort an attempt.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AbortView {
+    /// Our vote on the abort's epoch, if any.
+    pub voted: Option<PastVote>,
+    /// Whether the member asking is the one that asked us for that vote:
+    /// only an attempt's proposer ends it (anyone else could abort every
+    /// attempt, and a certified abort needs no asker).
+    pub from_proposer: bool,
+    /// Whether we signed a successor of the epoch, or the epoch log decided
+    /// one: that attempt may already be certified, and an abort signed now
+    /// could be the vote that lets a quorum both certify and abort it.
+    pub successor: bool,
+}
+
+/// Decides whether we sign the abort of `a`: it is for our current epoch,
+/// the attempt and proposal we voted for, asked by their proposer, and we
+/// signed no successor of the epoch. Signing binds us ([`not_aborted`]):
+/// any quorum that could certify the attempt's successor shares an honest
+/// holder with a quorum that signed its abort, so a certified abort proves
+/// the attempt can never complete, and the votes may move on at once.
+pub fn judge_abort(chain: &Chain, view: &AbortView, a: &Abort) -> Result<(), Refusal> {
+    current_of(chain, &a.vault_id, a.from_epoch)?;
+    if view.successor {
+        return Err(Refusal::AbortRefused(
+            "this holder signed a successor of the epoch (or the epoch log decided one)".into(),
+        ));
+    }
+    match view.voted {
+        Some(v) if v.attempt == a.attempt && v.digest == a.proposal => {}
+        _ => {
+            return Err(Refusal::AbortRefused(format!(
+                "this holder did not vote for attempt {}'s proposal",
+                a.attempt
+            )))
+        }
+    }
+    if !view.from_proposer {
+        return Err(Refusal::AbortRefused(
+            "only the member that proposed an attempt asks to abort it".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Decides whether a certified abort may release us: it is for our current
+/// epoch and a quorum of the epoch's holders signed it. Returns the abort.
+pub fn authorize_abort<'c>(
+    chain: &Chain,
+    rules: &Rules,
+    cert: &'c CertifiedAbort,
+) -> Result<&'c Abort, Refusal> {
+    let a = &cert.abort;
+    let c = current_of(chain, &a.vault_id, a.from_epoch)?;
+    let valid = count_votes(c, &cert.votes, ABORT_DOMAIN, &a.digest())?;
+    let needed = rules.quorum(c.threshold, c.n);
+    if valid < needed {
+        return Err(Refusal::Uncertified { valid, needed });
+    }
+    Ok(a)
 }
 
 #[cfg(test)]
@@ -865,6 +967,129 @@ mod tests {
         assert!(judge(&chain, &RULES, &v, &next).is_ok());
         // Never two proposals under one attempt number, however late.
         assert!(judge(&chain, &RULES, &v, &rival).is_err());
+    }
+
+    /// Only the proposer ends an attempt, only a voter of exactly that
+    /// proposal signs its end, and never a holder that signed a successor.
+    #[test]
+    fn an_abort_is_signed_only_by_a_voter_of_the_attempt_asked_by_its_proposer() {
+        let h = genesis();
+        let chain = Chain { history: &h };
+        let p = repair(1, 5, 6, vec![1, 2, 3]);
+        let a = Abort::of(&p);
+        let voted = Some(PastVote {
+            attempt: 0,
+            digest: p.digest(),
+            age: Duration::from_secs(1),
+        });
+        let ok = AbortView {
+            voted,
+            from_proposer: true,
+            successor: false,
+        };
+        assert!(judge_abort(&chain, &ok, &a).is_ok());
+        for (why, view) in [
+            (
+                "not the proposer",
+                AbortView {
+                    from_proposer: false,
+                    ..ok
+                },
+            ),
+            (
+                "signed a successor",
+                AbortView {
+                    successor: true,
+                    ..ok
+                },
+            ),
+            ("never voted", AbortView { voted: None, ..ok }),
+        ] {
+            assert!(
+                matches!(
+                    judge_abort(&chain, &view, &a),
+                    Err(Refusal::AbortRefused(_))
+                ),
+                "{why}"
+            );
+        }
+        // Another proposal under the same attempt number, another attempt,
+        // another epoch: nothing of ours to give up.
+        let rival = Abort::of(&repair(1, 4, 6, vec![1, 2, 3]));
+        assert!(judge_abort(&chain, &ok, &rival).is_err());
+        let later = Abort {
+            attempt: 1,
+            ..a.clone()
+        };
+        assert!(judge_abort(&chain, &ok, &later).is_err());
+        let old = Abort {
+            from_epoch: 2,
+            ..a.clone()
+        };
+        assert!(matches!(
+            judge_abort(&chain, &ok, &old),
+            Err(Refusal::Stale { .. })
+        ));
+    }
+
+    /// A certified abort needs a quorum of holders' abort votes: votes on
+    /// the proposal itself, a non-holder's, or too few do not release.
+    #[test]
+    fn a_certified_abort_needs_a_quorum_of_holders_abort_votes() {
+        let h = genesis();
+        let chain = Chain { history: &h };
+        let p = repair(1, 5, 6, vec![1, 2, 3]);
+        let a = Abort::of(&p);
+        let cert = |voters: &[usize]| CertifiedAbort {
+            abort: a.clone(),
+            votes: voters
+                .iter()
+                .map(|i| Vote::sign_abort(&a, &keys()[i - 1]).unwrap())
+                .collect(),
+        };
+        assert_eq!(
+            authorize_abort(&chain, &RULES, &cert(&[1, 2, 3])).unwrap(),
+            &a
+        );
+        assert!(matches!(
+            authorize_abort(&chain, &RULES, &cert(&[1, 2, 2])),
+            Err(Refusal::Uncertified {
+                valid: 2,
+                needed: 3
+            })
+        ));
+        assert!(matches!(
+            authorize_abort(&chain, &RULES, &cert(&[1, 2, 6])),
+            Err(Refusal::BadVote(_))
+        ));
+        // Proposal votes are not abort votes (another signature domain).
+        let proposal_votes = CertifiedAbort {
+            abort: a.clone(),
+            votes: certify(&p, &[1, 2, 3]).votes,
+        };
+        assert!(matches!(
+            authorize_abort(&chain, &RULES, &proposal_votes),
+            Err(Refusal::BadVote(_))
+        ));
+        // Round trip, and every truncation is an error.
+        let c = cert(&[1, 2, 3]);
+        let bytes = c.encode();
+        assert!(CertifiedAbort::decode(&bytes).unwrap() == c);
+        for cut in [0, 6, 30, bytes.len() / 2, bytes.len() - 1] {
+            assert!(CertifiedAbort::decode(&bytes[..cut]).is_err(), "{cut}");
+        }
+    }
+
+    /// Once we gave an attempt up, its certified proposal (and any older
+    /// one) never acts here; a newer attempt does.
+    #[test]
+    fn a_given_up_attempt_never_acts_again() {
+        let mut p = repair(1, 5, 6, vec![1, 2, 3]);
+        p.attempt = 4;
+        assert!(not_aborted(None, &p).is_ok());
+        assert_eq!(not_aborted(Some(4), &p), Err(Refusal::Aborted(4)));
+        assert!(not_aborted(Some(5), &p).is_err());
+        assert!(not_aborted(Some(3), &p).is_ok());
     }
 
     #[test]

@@ -1,12 +1,16 @@
-//! Transition proposals, votes and certified proposals: the wire formats
-//! (`PQVP`, `PQVV`, `PQVQ`; docs/formats.md) and nothing else.
+//! Transition proposals, votes, certified proposals and aborts: the wire
+//! formats (`PQVP`, `PQVV`, `PQVQ`, `PQVB`, `PQVW`; docs/formats.md) and
+//! nothing else.
 //!
 //! A proposal names one transition of one epoch: the repair plans (targets,
 //! replacements, helpers) or the re-share plan (dealers, recipients, new
 //! threshold), each with its round id. A vote is a holder's hybrid
 //! signature over the proposal's digest. A certified proposal carries a
 //! proposal and the votes of a quorum of the epoch's holders: the only
-//! thing a helper, dealer or replacement acts on.
+//! thing a helper, dealer or replacement acts on. An abort names one
+//! certified attempt that failed; a holder's vote on it binds that holder
+//! never to act on the attempt again, and a quorum of such votes (a
+//! certified abort) proves the attempt can never complete.
 
 use crate::repair;
 use crate::reshare;
@@ -37,8 +41,25 @@ pub const CERTIFIED_KIND: Kind = Kind {
     version: 1,
 };
 
+/// Wire kind of an abort of one attempt.
+pub const ABORT_KIND: Kind = Kind {
+    magic: *b"PQVB",
+    name: "pqvault attempt abort",
+    version: 1,
+};
+
+/// Wire kind of a certified abort.
+pub const CERTIFIED_ABORT_KIND: Kind = Kind {
+    magic: *b"PQVW",
+    name: "pqvault certified abort",
+    version: 1,
+};
+
 /// Signature domain of votes.
 pub const VOTE_DOMAIN: &str = "pqvault/v1 proposal-vote";
+
+/// Signature domain of abort votes.
+pub const ABORT_DOMAIN: &str = "pqvault/v1 abort-vote";
 
 /// Largest encoded plan inside a proposal.
 const MAX_PLAN: usize = 64 << 10;
@@ -173,6 +194,129 @@ impl Proposal {
     }
 }
 
+/// The end of one certified attempt that failed: which proposal, and the
+/// rounds it started (what a holder forgets when it signs the abort).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Abort {
+    /// Vault.
+    pub vault_id: VaultId,
+    /// Epoch the attempt would have left.
+    pub from_epoch: u64,
+    /// The attempt aborted.
+    pub attempt: u32,
+    /// Digest of the attempt's proposal ([`Proposal::digest`]).
+    pub proposal: [u8; 32],
+    /// Round ids of the proposal's plans.
+    pub rounds: Vec<[u8; 16]>,
+}
+
+impl Abort {
+    /// The abort of `p`.
+    pub fn of(p: &Proposal) -> Abort {
+        Abort {
+            vault_id: p.vault_id,
+            from_epoch: p.from_epoch,
+            attempt: p.attempt,
+            proposal: p.digest(),
+            rounds: p.rounds(),
+        }
+    }
+
+    /// `"PQVB" u16 vault_id:[16] from_epoch:u64 attempt:u32
+    /// proposal:[32] count:u8 count×round:[16]`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new(ABORT_KIND);
+        w.bytes(self.vault_id.as_bytes())
+            .u64(self.from_epoch)
+            .u32(self.attempt)
+            .bytes(&self.proposal)
+            .u8(u8::try_from(self.rounds.len()).unwrap_or(u8::MAX));
+        for r in self.rounds.iter().take(usize::from(u8::MAX)) {
+            w.bytes(r);
+        }
+        w.finish()
+    }
+
+    /// Decodes untrusted bytes: 1 to [`MAX_PLANS`] rounds.
+    pub fn decode(bytes: &[u8]) -> Result<Abort, FormatError> {
+        let mut r = Reader::open(bytes, ABORT_KIND)?;
+        let a = Abort::read(&mut r)?;
+        r.finish()?;
+        Ok(a)
+    }
+
+    fn read(r: &mut Reader) -> Result<Abort, FormatError> {
+        let vault_id = VaultId::from_bytes(r.array("vault id")?);
+        let from_epoch = r.u64("from epoch")?;
+        let attempt = r.u32("attempt")?;
+        let proposal = r.array("proposal digest")?;
+        let count = usize::from(r.u8("round count")?);
+        if count == 0 || count > MAX_PLANS {
+            return Err(FormatError::invalid(
+                "round count",
+                format!("{count} rounds (1 to {MAX_PLANS})"),
+            ));
+        }
+        let rounds = (0..count)
+            .map(|_| r.array("round id"))
+            .collect::<Result<_, _>>()?;
+        Ok(Abort {
+            vault_id,
+            from_epoch,
+            attempt,
+            proposal,
+            rounds,
+        })
+    }
+
+    /// SHA-256 over a label and the encoding: what abort votes sign.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut h = Context::new(&SHA256);
+        h.update(b"pqvault/v1 abort");
+        h.update(&self.encode());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(h.finish().as_ref());
+        out
+    }
+}
+
+/// An abort and the abort votes collected for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertifiedAbort {
+    /// The abort.
+    pub abort: Abort,
+    /// Abort votes ([`Vote::sign_abort`]); [`super::authorize`] counts the
+    /// valid ones of distinct holders.
+    pub votes: Vec<Vote>,
+}
+
+impl CertifiedAbort {
+    /// `"PQVW" u16 abort:var count:u8 count×(signer:var ed25519:[64]
+    /// mldsa:[3309])`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new(CERTIFIED_ABORT_KIND);
+        w.var_bytes(&self.abort.encode())
+            .u8(u8::try_from(self.votes.len()).unwrap_or(u8::MAX));
+        for v in self.votes.iter().take(usize::from(u8::MAX)) {
+            v.write(&mut w);
+        }
+        w.finish()
+    }
+
+    /// Decodes untrusted bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
+        let mut r = Reader::open(bytes, CERTIFIED_ABORT_KIND)?;
+        let abort = Abort::decode(r.var_bytes("abort", 4096)?)?;
+        let count = r.u8("vote count")?;
+        let mut votes = Vec::with_capacity(usize::from(count));
+        for _ in 0..count {
+            votes.push(Vote::read(&mut r)?);
+        }
+        r.finish()?;
+        Ok(CertifiedAbort { abort, votes })
+    }
+}
+
 /// One holder's signature over a proposal's digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vote {
@@ -188,6 +332,15 @@ impl Vote {
         Ok(Vote {
             signer: key.public().clone(),
             signature: key.signing_key().sign(VOTE_DOMAIN, &proposal.digest())?,
+        })
+    }
+
+    /// Signs `abort` with `key`: from now on the signer never acts on the
+    /// aborted attempt (the caller makes that true before answering).
+    pub fn sign_abort(abort: &Abort, key: &SecretIdentity) -> Result<Vote, vault::sign::SignError> {
+        Ok(Vote {
+            signer: key.public().clone(),
+            signature: key.signing_key().sign(ABORT_DOMAIN, &abort.digest())?,
         })
     }
 
@@ -303,5 +456,33 @@ mod tests {
         let mut other = reshare_bytes.clone();
         other[29] ^= 1; // from_epoch's last byte
         assert!(Proposal::decode(&other).is_err());
+    }
+
+    /// `PQVB` both ways against the abort laid out by hand from
+    /// docs/formats.md (`validator/tests/vectors/make_pqvb.py`).
+    #[test]
+    fn aborts_match_the_checked_in_vector() {
+        let bytes = read(include_str!("../../tests/vectors/pqvb-v1-abort.hex"));
+        let a = Abort::decode(&bytes).unwrap();
+        assert_eq!(
+            a,
+            Abort {
+                vault_id: VaultId::from_bytes([0x22; 16]),
+                from_epoch: 7,
+                attempt: 3,
+                proposal: [0x33; 32],
+                rounds: vec![[0x11; 16], [0x44; 16]],
+            }
+        );
+        assert_eq!(a.encode(), bytes);
+        for cut in 0..bytes.len() {
+            assert!(Abort::decode(&bytes[..cut]).is_err(), "{cut}");
+        }
+        let mut none = bytes[..66].to_vec();
+        none.push(0);
+        assert!(Abort::decode(&none).is_err(), "no rounds");
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(Abort::decode(&long).is_err(), "trailing bytes");
     }
 }
