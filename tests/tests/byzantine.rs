@@ -369,3 +369,139 @@ async fn a_share_changes_hands_only_by_a_certified_repair() {
         "{answers:?}"
     );
 }
+
+/// Attack 6, equivocation, with real processes: an insider (validator-1,
+/// its own key and certificate) prepares every holder of a 4-of-7 vault
+/// under the operator's f = 1 policy, signs two different successors of
+/// epoch 1, and splits the six honest holders three and three between
+/// them, adding its own signature to both. Each honest holder signs the
+/// first successor it is asked for and refuses a second; each fork then
+/// has 4 signatures, which is a quorum at f = 0 (`max(t, n/2 + 1)` = 4, so
+/// a vault without a policy would fork) but not the policy's 5. Every
+/// honest holder refuses to commit either, and stays at epoch 1.
+#[tokio::test(flavor = "current_thread")]
+async fn an_equivocating_insider_cannot_fork_a_vault_under_f_1() {
+    let mut mesh = Mesh::with_policy(7, 4, 0, 1, 4);
+    mesh.disable_auto_heal();
+    mesh.start_all();
+    let insider = mesh.client_as(0);
+    let peer = mesh.client_as(1);
+    let id = mesh.vault_id.clone();
+    let dir = mesh.nodes[0].dir.join(format!("data/vaults/{id}/epoch-1"));
+    let m1 = vault::manifest::Manifest::decode(&std::fs::read(dir.join("manifest.pqvm")).unwrap())
+        .unwrap();
+    let operator = vault::identity::PublicIdentity::decode(
+        &std::fs::read(mesh.root.path().join("operator/operator.pub")).unwrap(),
+    )
+    .unwrap();
+    let g = m1.clone().verify(Some(&operator.fingerprint())).unwrap();
+    let mut body = m1.body().clone();
+    body.epoch = 2;
+    for i in 0..7 {
+        let via = if i == 0 { &peer } else { &insider };
+        let r = via
+            .post(
+                &mesh.member(i),
+                &format!("/v1/epoch/{id}/prepare?from=1"),
+                Vec::new(),
+                1 << 16,
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let reply: validator::epochs::PrepareReply = serde_json::from_slice(&r.body).unwrap();
+        let e = body
+            .shards
+            .iter_mut()
+            .find(|e| e.index == reply.index)
+            .unwrap();
+        e.blob_hash = hex::decode(&reply.blob_hash).unwrap().try_into().unwrap();
+        e.share_commitment = hex::decode(&reply.share_commitment)
+            .unwrap()
+            .try_into()
+            .unwrap();
+    }
+    let key = mesh.secret_key(0);
+    let fork = |created: u64| {
+        let mut b = body.clone();
+        b.created_unix = b.created_unix.wrapping_add(created);
+        let bytes = vault::manifest::Manifest::sign(&b, key.public(), key.signing_key()).unwrap();
+        let m = vault::manifest::Manifest::decode(&bytes).unwrap();
+        (bytes, m)
+    };
+    let forks = [fork(1), fork(2)];
+    let halves: [&[usize]; 2] = [&[1, 2, 3], &[4, 5, 6]];
+    let mut certs = Vec::new();
+    for ((bytes, m), half) in forks.iter().zip(halves) {
+        let mut cert = vault::epoch::EpochCertificate {
+            transition: vault::epoch::Transition::between(&g, m),
+            signatures: vec![vault::epoch::Transition::between(&g, m).sign(&key).unwrap()],
+        };
+        for &i in half {
+            let r = insider
+                .post(
+                    &mesh.member(i),
+                    &format!("/v1/epoch/{id}/sign"),
+                    bytes.clone(),
+                    1 << 16,
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                r.status,
+                200,
+                "validator-{} would not sign its first successor: {}",
+                i + 1,
+                String::from_utf8_lossy(&r.body)
+            );
+            let one = vault::epoch::EpochCertificate::decode(&r.body).unwrap();
+            cert.signatures.extend(one.signatures);
+        }
+        // The attack's certificate is exactly what f = 0 accepts.
+        assert!(vault::epoch::verify_step(&g, bytes, &cert, 1).is_ok());
+        certs.push(cert);
+    }
+    // One successor per epoch: a holder of the first half refuses the other.
+    let again = insider
+        .post(
+            &mesh.member(1),
+            &format!("/v1/epoch/{id}/sign"),
+            forks[1].0.clone(),
+            1 << 16,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        again.status,
+        409,
+        "{}",
+        String::from_utf8_lossy(&again.body)
+    );
+    assert!(String::from_utf8_lossy(&again.body).contains("already signed another successor"));
+    // Neither fork commits anywhere.
+    for ((bytes, _), cert) in forks.iter().zip(&certs) {
+        let commit = validator::epochs::encode_commit(bytes, &cert.encode());
+        for i in 1..7 {
+            let r = insider
+                .post(
+                    &mesh.member(i),
+                    &format!("/v1/epoch/{id}/commit"),
+                    commit.clone(),
+                    1 << 16,
+                )
+                .await
+                .unwrap();
+            let said = String::from_utf8_lossy(&r.body).to_string();
+            assert_ne!(
+                r.status,
+                200,
+                "validator-{} committed a fork: {said}",
+                i + 1
+            );
+            assert!(said.contains("4 distinct signer(s), need 5"), "{said}");
+        }
+    }
+    for i in 1..7 {
+        wait_epoch(&mesh, &insider, i, 1).await;
+    }
+}

@@ -83,7 +83,7 @@ pub enum EpochError {
         source: SignError,
     },
     /// Too few distinct valid signers.
-    #[error("step {step}: {got} distinct signer(s), need {needed} (the previous epoch's threshold and a majority of its holders)")]
+    #[error("step {step}: {got} distinct signer(s), need {needed} (the previous epoch's quorum: its threshold, a majority of its holders, and f + 1 in common with any other quorum)")]
     BelowThreshold {
         /// Position in the chain.
         step: usize,
