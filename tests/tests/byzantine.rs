@@ -372,13 +372,14 @@ async fn a_share_changes_hands_only_by_a_certified_repair() {
 
 /// Attack 6, equivocation, with real processes: an insider (validator-1,
 /// its own key and certificate) prepares every holder of a 4-of-7 vault
-/// under the operator's f = 1 policy, signs two different successors of
-/// epoch 1, and splits the six honest holders three and three between
-/// them, adding its own signature to both. Each honest holder signs the
-/// first successor it is asked for and refuses a second; each fork then
-/// has 4 signatures, which is a quorum at f = 0 (`max(t, n/2 + 1)` = 4, so
-/// a vault without a policy would fork) but not the policy's 5. Every
-/// honest holder refuses to commit either, and stays at epoch 1.
+/// under the operator's f = 1 policy and signs two different successors of
+/// epoch 1. The honest holders refuse to sign either (a successor that
+/// keeps the polynomial is signed only as a repair they voted for; see
+/// the next test). Had three of them signed each (the test signs with
+/// their keys), each fork would have 4 signatures: a quorum at f = 0
+/// (`max(t, n/2 + 1)` = 4, so a vault without a policy would fork) but not
+/// the policy's 5. Every honest holder refuses to commit either, and stays
+/// at epoch 1.
 #[tokio::test(flavor = "current_thread")]
 async fn an_equivocating_insider_cannot_fork_a_vault_under_f_1() {
     let mut mesh = Mesh::with_policy(7, 4, 0, 1, 4);
@@ -433,9 +434,10 @@ async fn an_equivocating_insider_cannot_fork_a_vault_under_f_1() {
     let halves: [&[usize]; 2] = [&[1, 2, 3], &[4, 5, 6]];
     let mut certs = Vec::new();
     for ((bytes, m), half) in forks.iter().zip(halves) {
+        let t = vault::epoch::Transition::between(&g, m);
         let mut cert = vault::epoch::EpochCertificate {
-            transition: vault::epoch::Transition::between(&g, m),
-            signatures: vec![vault::epoch::Transition::between(&g, m).sign(&key).unwrap()],
+            transition: t.clone(),
+            signatures: vec![t.sign(&key).unwrap()],
         };
         for &i in half {
             let r = insider
@@ -447,37 +449,15 @@ async fn an_equivocating_insider_cannot_fork_a_vault_under_f_1() {
                 )
                 .await
                 .unwrap();
-            assert_eq!(
-                r.status,
-                200,
-                "validator-{} would not sign its first successor: {}",
-                i + 1,
-                String::from_utf8_lossy(&r.body)
-            );
-            let one = vault::epoch::EpochCertificate::decode(&r.body).unwrap();
-            cert.signatures.extend(one.signatures);
+            let said = String::from_utf8_lossy(&r.body).to_string();
+            assert_eq!(r.status, 409, "validator-{} signed a fork: {said}", i + 1);
+            assert!(said.contains("certified repair we voted for"), "{said}");
+            cert.signatures.push(t.sign(&mesh.secret_key(i)).unwrap());
         }
-        // The attack's certificate is exactly what f = 0 accepts.
+        // The fork's certificate is exactly what f = 0 accepts.
         assert!(vault::epoch::verify_step(&g, bytes, &cert, 1).is_ok());
         certs.push(cert);
     }
-    // One successor per epoch: a holder of the first half refuses the other.
-    let again = insider
-        .post(
-            &mesh.member(1),
-            &format!("/v1/epoch/{id}/sign"),
-            forks[1].0.clone(),
-            1 << 16,
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        again.status,
-        409,
-        "{}",
-        String::from_utf8_lossy(&again.body)
-    );
-    assert!(String::from_utf8_lossy(&again.body).contains("already signed another successor"));
     // Neither fork commits anywhere.
     for ((bytes, _), cert) in forks.iter().zip(&certs) {
         let commit = validator::epochs::encode_commit(bytes, &cert.encode());
@@ -504,4 +484,78 @@ async fn an_equivocating_insider_cannot_fork_a_vault_under_f_1() {
     for i in 1..7 {
         wait_epoch(&mesh, &insider, i, 1).await;
     }
+}
+
+/// Attack 6b, locking an epoch: an insider needs no loss and no vote to
+/// make every honest holder spend its one successor signature of the
+/// epoch. It prepares every holder of a 3-of-5 vault and asks two of them
+/// to sign one re-sealed copy of epoch 1 and the other two another copy;
+/// neither gathers a quorum, and if the holders signed, no successor of
+/// epoch 1 could ever be certified: the next real loss never heals. A
+/// successor that keeps the polynomial is signed only as the repair its
+/// signer voted for.
+#[tokio::test(flavor = "current_thread")]
+async fn an_insider_cannot_spend_the_holders_successor_votes_on_empty_epochs() {
+    let mut mesh = Mesh::with_spares(5, 3, 1);
+    mesh.start_all();
+    let insider = mesh.client_as(0);
+    let peer = mesh.client_as(1);
+    let id = mesh.vault_id.clone();
+    let dir = mesh.nodes[0].dir.join(format!("data/vaults/{id}/epoch-1"));
+    let m1 = vault::manifest::Manifest::decode(&std::fs::read(dir.join("manifest.pqvm")).unwrap())
+        .unwrap();
+    let mut body = m1.body().clone();
+    body.epoch = 2;
+    for i in 0..5 {
+        let via = if i == 0 { &peer } else { &insider };
+        let r = via
+            .post(
+                &mesh.member(i),
+                &format!("/v1/epoch/{id}/prepare?from=1"),
+                Vec::new(),
+                1 << 16,
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let reply: validator::epochs::PrepareReply = serde_json::from_slice(&r.body).unwrap();
+        let e = body
+            .shards
+            .iter_mut()
+            .find(|e| e.index == reply.index)
+            .unwrap();
+        e.blob_hash = hex::decode(&reply.blob_hash).unwrap().try_into().unwrap();
+        e.share_commitment = hex::decode(&reply.share_commitment)
+            .unwrap()
+            .try_into()
+            .unwrap();
+    }
+    let key = mesh.secret_key(0);
+    let mut answers = Vec::new();
+    for (created, half) in [(1u64, [1usize, 2]), (2, [3, 4])] {
+        let mut b = body.clone();
+        b.created_unix = b.created_unix.wrapping_add(created);
+        let fork = vault::manifest::Manifest::sign(&b, key.public(), key.signing_key()).unwrap();
+        for i in half {
+            let r = insider
+                .post(
+                    &mesh.member(i),
+                    &format!("/v1/epoch/{id}/sign"),
+                    fork.clone(),
+                    1 << 16,
+                )
+                .await
+                .unwrap();
+            answers.push(format!(
+                "validator-{}: {} {}",
+                i + 1,
+                r.status,
+                String::from_utf8_lossy(&r.body)
+            ));
+        }
+    }
+    // A real loss now: the mesh must still be able to heal.
+    mesh.kill9(4);
+    pqvault_tests::wait_epoch_all(&mesh, &[0, 1, 2, 3, 5], 2).await;
+    assert!(answers.iter().all(|a| a.contains("repair")), "{answers:?}");
 }

@@ -143,12 +143,15 @@ pub struct State {
     /// Serializes our votes on transition proposals (judge, then record,
     /// then sign: one decision at a time).
     pub voting: Mutex<()>,
-    /// Who asked for our vote per (vault, epoch): (attempt, member id).
-    /// Only that member may ask us to abort the attempt
-    /// (`crate::proposals::abort`); kept in memory, so after a restart an
-    /// attempt waits for its timeout instead.
+    /// The proposal we last voted for per (vault, epoch), and the member
+    /// that asked for the vote. Only that member may ask us to abort the
+    /// attempt (`crate::proposals::abort`), and a successor that keeps the
+    /// polynomial is signed only as that proposal's repair
+    /// (`crate::epochs::sign`). In memory: after a restart the attempt
+    /// waits for its timeout and the next one is voted afresh.
     #[allow(clippy::type_complexity)]
-    pub proposers: Mutex<BTreeMap<(vault::manifest::VaultId, u64), (u32, String)>>,
+    pub voted_for:
+        Mutex<BTreeMap<(vault::manifest::VaultId, u64), (crate::transition::Proposal, String)>>,
     /// The proposal we lead per (vault, epoch): (proposal, since, whether
     /// it was certified and announced, so the next one is a new attempt).
     #[allow(clippy::type_complexity)]
@@ -663,7 +666,7 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         require_identity: config.require_identity,
         heal_grace: Duration::from_millis(config.heal.grace_ms),
         voting: Mutex::new(()),
-        proposers: Mutex::new(BTreeMap::new()),
+        voted_for: Mutex::new(BTreeMap::new()),
         proposing: Mutex::new(BTreeMap::new()),
         lost_since: Mutex::new(BTreeMap::new()),
         unfinished: Mutex::new(BTreeMap::new()),

@@ -216,6 +216,51 @@ fn prepared(state: &State, vault: &VaultId) -> Result<Prepared, Failure> {
     })
 }
 
+/// A successor that keeps the polynomial is exactly the repair we voted
+/// for in this epoch: each target's index goes to its replacement, every
+/// other index stays with its holder. Without this an insider could have
+/// every holder spend its one successor signature of the epoch on
+/// re-sealed copies that never gather a quorum, and no loss would ever
+/// heal again (`byzantine.rs`
+/// `an_insider_cannot_spend_the_holders_successor_votes_on_empty_epochs`).
+fn same_polynomial_is_our_repair(
+    state: &State,
+    c: &vault::manifest::ManifestBody,
+    n: &vault::manifest::ManifestBody,
+) -> Result<(), Failure> {
+    let voted = crate::proposals::standing_vote(state, &c.vault_id, c.epoch)?;
+    let Some(crate::transition::Action::Repair(plans)) = voted.map(|p| p.action) else {
+        return Err(bad(
+            409,
+            format!(
+                "a successor that keeps the polynomial is signed only as the certified repair we voted for, and we hold no vote for a repair of epoch {}",
+                c.epoch
+            ),
+        ));
+    };
+    let targets: std::collections::BTreeMap<u8, vault::identity::Fingerprint> = plans
+        .iter()
+        .flat_map(|p| p.targets.iter().map(|t| (t.index, t.replacement)))
+        .collect();
+    for e in &n.shards {
+        let due = targets
+            .get(&e.index)
+            .copied()
+            .or_else(|| c.entry(e.index).map(|o| o.recipient));
+        if due != Some(e.recipient) {
+            return Err(bad(
+                409,
+                format!(
+                    "share {} goes to {}, not where the repair we voted for puts it",
+                    e.index,
+                    e.recipient.short()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Step 3: check the proposed next manifest and sign the transition.
 pub async fn sign(
     state: Arc<State>,
@@ -279,7 +324,13 @@ pub async fn sign(
     // Verify before delete: the epoch we sign away must have a successor
     // that is a sharing of the same secret.
     match pending.origin {
-        Origin::SamePolynomial => {}
+        Origin::SamePolynomial if reshaped => {
+            return Err(bad(
+                422,
+                "a new (t, n) comes only from a re-share; our share was not re-dealt",
+            ))
+        }
+        Origin::SamePolynomial => same_polynomial_is_our_repair(&state, c, n)?,
         Origin::Reshare(round) => {
             crate::reshare::check_dealing(&state, round, c, &rules).await?
         }

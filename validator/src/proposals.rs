@@ -231,9 +231,9 @@ pub async fn vote(state: Arc<State>, caller: &str, body: &[u8]) -> Result<Vec<u8
                 .map_err(|e| bad(500, e))?;
         }
     }
-    if let Ok(mut who) = state.proposers.lock() {
-        who.retain(|(v, e), _| *v != p.vault_id || *e >= p.from_epoch);
-        who.insert((p.vault_id, p.from_epoch), (p.attempt, caller.to_string()));
+    if let Ok(mut voted) = state.voted_for.lock() {
+        voted.retain(|(v, e), _| *v != p.vault_id || *e >= p.from_epoch);
+        voted.insert((p.vault_id, p.from_epoch), (p.clone(), caller.to_string()));
     }
     let vote = Vote::sign(&p, &state.identity).map_err(|e| bad(500, e))?;
     tracing::info!(vault = %p.vault_id, epoch = p.from_epoch, attempt = p.attempt, "voted for a transition proposal");
@@ -375,6 +375,29 @@ pub async fn announce(
     Ok(())
 }
 
+/// The proposal of `epoch` of `vault` our standing vote is for: the one
+/// recorded on disk, not released, and still in memory (we did not
+/// restart since).
+pub fn standing_vote(
+    state: &State,
+    vault: &VaultId,
+    epoch: u64,
+) -> Result<Option<Proposal>, Failure> {
+    let on_disk = {
+        let store = state.store.lock().map_err(|_| bad(500, "poisoned"))?;
+        store.proposal_vote(vault, epoch).map_err(|e| bad(500, e))?
+    };
+    let Some((_, digest, _)) = on_disk.filter(|(_, _, at)| *at != 0) else {
+        return Ok(None);
+    };
+    Ok(state
+        .voted_for
+        .lock()
+        .ok()
+        .and_then(|v| v.get(&(*vault, epoch)).map(|(p, _)| p.clone()))
+        .filter(|p| p.digest() == digest))
+}
+
 /// The attempt of our released vote on `epoch` of `vault` (we gave it
 /// up: [`give_up`], or a failed dealing check), if our vote is released.
 fn released_attempt(state: &State, vault: &VaultId, epoch: u64) -> Result<Option<u32>, Failure> {
@@ -465,10 +488,13 @@ fn abort_view(
         .get()
         .is_some_and(|c| c.decision(vault, epoch).is_some());
     let from_proposer = state
-        .proposers
+        .voted_for
         .lock()
         .ok()
-        .and_then(|p| p.get(&(*vault, epoch)).cloned())
+        .and_then(|p| {
+            p.get(&(*vault, epoch))
+                .map(|(p, who)| (p.attempt, who.clone()))
+        })
         .is_some_and(|(at, who)| at == attempt && who == caller);
     Ok(AbortView {
         voted,
