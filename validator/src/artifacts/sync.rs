@@ -137,8 +137,9 @@ fn shuffle<T>(v: &mut [T]) {
 /// One anti-entropy round. After a hint, or while something is being
 /// received here, every live peer is asked what it holds (lists are
 /// small); otherwise one random live peer, which bounds the TLS handshakes
-/// an idle mesh spends on anti-entropy. Fails only if no peer asked
-/// answered its list (no live peer is no failure: nothing to retry).
+/// an idle mesh spends on anti-entropy. The round runs whole either way;
+/// it fails if no peer asked answered its list (no live peer is no
+/// failure: nothing to retry).
 pub async fn round(
     state: &Arc<State>,
     art: &Arc<Artifacts>,
@@ -159,9 +160,7 @@ pub async fn round(
     // (1) What the peers hold.
     let lists =
         futures_util::future::join_all(peers[..asked].iter().map(|p| list_of(state, p))).await;
-    if lists.iter().all(Option::is_none) {
-        return Err(SyncError::NoList { asked });
-    }
+    let answered = lists.iter().any(Option::is_some);
     // (2) New manifests: per name the newest version any peer lists.
     let mut offered: BTreeMap<[u8; 32], &Member> = BTreeMap::new();
     for (peer, list) in peers[..asked].iter().zip(&lists) {
@@ -199,7 +198,11 @@ pub async fn round(
     for d in partial {
         download(state, art, d, peers.clone()).await;
     }
-    Ok(())
+    if answered {
+        Ok(())
+    } else {
+        Err(SyncError::NoList { asked })
+    }
 }
 
 /// Why an anti-entropy round failed.
