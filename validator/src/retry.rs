@@ -1,8 +1,10 @@
 //! Backing off and counting in every retry loop (docs/decisions.md D35).
 //!
-//! [`Backoff`] is the pure part: it holds a loop's base interval, cap and
-//! consecutive failures, and on each failure says how long to wait before
-//! the next attempt; the loop does the sleeping. [`Retry`] pairs one with
+//! [`Backoff`] is the sans-IO part: it holds a loop's base interval, cap
+//! and consecutive failures, and on each failure says how long to wait
+//! before the next attempt; the loop does the sleeping (and a caller that
+//! must not draw randomness passes the jitter in,
+//! [`Backoff::on_failure_rolled`]). [`Retry`] pairs one with
 //! the loop's series of `pqvault_retry_failures_total{loop}` and
 //! `pqvault_retry_consecutive_failures{loop}` ([`Loop`] names them).
 //!
