@@ -313,6 +313,16 @@ fn members_found_by_dns_discovery() {
         );
     }
     assert!(mesh.log(0).contains("member discovered"), "{}", mesh.log(0));
+    // Look-ups that resolve are no failures (tests/tests/retry.rs counts
+    // the ones that do not).
+    for i in 0..2 {
+        let m = mesh.metrics(i);
+        assert_eq!(
+            sample(&m, "pqvault_retry_failures_total", "loop=\"discovery\""),
+            Some(0.0),
+            "{m}"
+        );
+    }
     // A validator never lists itself as a peer.
     assert_eq!(
         sample(&mesh.metrics(0), "pqvault_peer_up", "peer=\"validator-1\""),

@@ -11,23 +11,51 @@
 
 use crate::config::{DiscoveryConfig, Member};
 use crate::daemon::State;
+use crate::retry::{Backoff, Loop, Retry};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Resolves and dials every `config.interval_ms`, forever.
+/// Longest wait between failed look-ups: a name that comes back is
+/// seen within a minute.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(60);
+
+/// Resolves and dials every `config.interval_ms`, forever. A failed
+/// look-up (the name does not resolve) backs off from one interval up to
+/// [`BACKOFF_CAP`] and is counted (`crate::retry`); a success resumes the
+/// interval.
 pub async fn discovery_loop(state: Arc<State>, config: DiscoveryConfig) {
-    let mut tick = tokio::time::interval(Duration::from_millis(config.interval_ms));
+    let interval = Duration::from_millis(config.interval_ms);
+    let mut retry = Retry::new(
+        &state.metrics,
+        Loop::Discovery,
+        Backoff::new(interval, BACKOFF_CAP.max(interval)),
+    );
+    let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Addresses where we found ourselves: not dialled again.
     let mut own = BTreeSet::new();
     loop {
         tick.tick().await;
         match discover_once(&state, &config, &mut own).await {
-            Ok(n) if n > 0 => tracing::info!(changed = n, "discovery updated the membership"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(name = %config.dns, "discovery: {e}"),
+            Ok(n) => {
+                retry.succeeded();
+                if n > 0 {
+                    tracing::info!(changed = n, "discovery updated the membership");
+                }
+            }
+            Err(e) => {
+                let wait = retry.failed();
+                tracing::warn!(
+                    name = %config.dns,
+                    failures = retry.failures(),
+                    next_try_ms = wait.as_millis() as u64,
+                    "discovery: {e}"
+                );
+                tokio::time::sleep(wait).await;
+                tick.reset_immediately();
+            }
         }
     }
 }

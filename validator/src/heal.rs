@@ -25,6 +25,7 @@ use crate::epochs::{self, encode_commit, PrepareReply};
 use crate::proposals;
 use crate::repair::{Plan, Target};
 use crate::reshare;
+use crate::retry::{Backoff, Loop, Retry};
 use crate::rounds;
 use crate::transition::{authorize, Action, Proposal};
 use mesh_agent::detector::State as MemberState;
@@ -45,8 +46,9 @@ pub async fn heal_loop(state: Arc<State>, interval: Duration, grace: Duration) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seen = view_signature(&state);
     let mut passes = 0u64;
-    // Failed passes back off (see [`backoff`]); a success resets.
-    let (mut failures, mut not_before) = (0u32, Instant::now());
+    // Failed passes back off; a success resets.
+    let mut retry = Retry::new(&state.metrics, Loop::Heal, backoff(interval));
+    let mut not_before = Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -68,13 +70,12 @@ pub async fn heal_loop(state: Arc<State>, interval: Duration, grace: Duration) {
             continue;
         }
         match heal_once(&state, grace).await {
-            Ok(()) => failures = 0,
+            Ok(()) => retry.succeeded(),
             Err(e) => {
-                failures = failures.saturating_add(1);
-                let wait = backoff(interval, failures);
+                let wait = retry.failed();
                 not_before = Instant::now() + wait;
                 tracing::warn!(
-                    failures,
+                    failures = retry.failures(),
                     next_try_ms = wait.as_millis() as u64,
                     "healing: {e}"
                 );
@@ -87,17 +88,11 @@ pub async fn heal_loop(state: Arc<State>, interval: Duration, grace: Duration) {
 /// Longest wait between failed healing passes.
 pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
 
-/// The wait after `failures` failed passes in a row: `interval · 2^k`,
-/// capped at [`BACKOFF_CAP`], with ±25 % jitter so that validators that
-/// failed together do not retry together.
-pub fn backoff(interval: Duration, failures: u32) -> Duration {
-    let base = interval
-        .saturating_mul(1u32 << failures.min(16))
-        .min(BACKOFF_CAP);
-    let mut r = [0u8; 2];
-    let _ = aws_lc_rs::rand::fill(&mut r);
-    let jitter = f64::from(u16::from_le_bytes(r)) / f64::from(u16::MAX); // 0..1
-    base.mul_f64(0.75 + 0.5 * jitter)
+/// How failed healing passes back off: the first waits two intervals
+/// (one tick is skipped), each next one twice as long, up to
+/// [`BACKOFF_CAP`].
+pub fn backoff(interval: Duration) -> Backoff {
+    Backoff::new(interval.saturating_mul(2), BACKOFF_CAP)
 }
 
 /// What healing reacts to: members not alive, and failed custody checks.
@@ -999,17 +994,10 @@ mod tests {
 
     #[test]
     fn failed_passes_back_off_exponentially_with_jitter_up_to_a_cap() {
-        let i = Duration::from_millis(300);
-        for (failures, base) in [(1u32, 600u64), (2, 1200), (3, 2400), (6, 19200)] {
-            let w = backoff(i, failures).as_millis() as u64;
-            assert!(w >= base * 3 / 4 && w <= base * 5 / 4, "{failures}: {w}");
+        let mut b = backoff(Duration::from_millis(300));
+        for base in [600u64, 1200, 2400, 4800, 9600, 19200, 30000, 30000] {
+            let w = b.on_failure().as_millis() as u64;
+            assert!(w >= base * 3 / 4 && w <= base * 5 / 4, "{base}: {w}");
         }
-        for failures in [7, 20, u32::MAX] {
-            assert!(backoff(i, failures) <= BACKOFF_CAP.mul_f64(1.25));
-            assert!(backoff(i, failures) >= BACKOFF_CAP.mul_f64(0.75));
-        }
-        // Jitter: not every wait is the same.
-        let waits: std::collections::BTreeSet<_> = (0..20).map(|_| backoff(i, 3)).collect();
-        assert!(waits.len() > 1);
     }
 }

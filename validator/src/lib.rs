@@ -21,6 +21,7 @@
 //! - [`epochs`]: moving a vault to a certified new epoch after a repair.
 //! - [`heal`]: autonomous healing: leading repairs onto spare members.
 //! - [`consensus`]: the replicated epoch log (openraft).
+//! - [`retry`]: backoff and failure counts shared by every retry loop.
 //! - [`unsealed`]: a short-lived cache of our own unsealed shares.
 //! - [`failpoint`]: crash points at every persistence step (test builds only).
 
@@ -42,6 +43,7 @@ pub mod peer;
 pub mod proposals;
 pub mod repair;
 pub mod reshare;
+pub mod retry;
 pub mod role;
 pub mod rounds;
 pub mod server;

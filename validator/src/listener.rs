@@ -8,6 +8,7 @@
 //! request head), so half-sent requests and idle connections cannot pile
 //! up and hold memory.
 
+use crate::retry::{Backoff, Retry};
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -40,7 +41,12 @@ pub struct Gate {
     listener: TcpListener,
     spell: Arc<Spell>,
     port: &'static str,
+    retry: Retry,
 }
+
+/// How a port backs off after failed accepts (out of file descriptors,
+/// say): from 50 ms up to 1 s, so a full table is not spun on.
+pub const ACCEPT_BACKOFF: Backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
 
 /// A port's connection slots, and whether many were taken at once since
 /// the port was last idle.
@@ -82,10 +88,12 @@ fn release_free_heap() {
 }
 
 impl Gate {
-    /// A gate for `listener`, named `port` in logs and metrics.
-    pub fn new(listener: TcpListener, limits: &Limits, port: &'static str) -> Self {
+    /// A gate for `listener`, named `port` in logs and metrics; failed
+    /// accepts back off and count with `retry`.
+    pub fn new(listener: TcpListener, limits: &Limits, port: &'static str, retry: Retry) -> Self {
         Gate {
             listener,
+            retry,
             spell: Arc::new(Spell {
                 slots: Arc::new(Semaphore::new(limits.max_connections)),
                 cap: limits.max_connections,
@@ -98,16 +106,25 @@ impl Gate {
     /// The next connection within the cap, with the slot that holds its
     /// place (drop it when the connection ends). Connections over the cap
     /// are closed at once and reported to `refused`.
-    pub async fn accept(&self, refused: &(dyn Fn(&'static str) + Sync)) -> (TcpStream, Slot) {
+    pub async fn accept(&mut self, refused: &(dyn Fn(&'static str) + Sync)) -> (TcpStream, Slot) {
         loop {
             let (tcp, addr) = match self.listener.accept().await {
                 Ok(c) => c,
                 Err(e) => {
-                    tracing::warn!(port = self.port, "accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let wait = self.retry.failed();
+                    tracing::warn!(
+                        port = self.port,
+                        failures = self.retry.failures(),
+                        next_try_ms = wait.as_millis() as u64,
+                        "accept failed: {e}"
+                    );
+                    tokio::time::sleep(wait).await;
                     continue;
                 }
             };
+            if self.retry.failures() > 0 {
+                self.retry.succeeded();
+            }
             match self.spell.slots.clone().try_acquire_owned() {
                 Ok(permit) => {
                     // Responses go out in several writes: without this, Nagle
@@ -140,15 +157,17 @@ pub fn http1(limits: &Limits) -> hyper::server::conn::http1::Builder {
     b
 }
 
-/// Serves `router` as plain HTTP on `listener` under `limits`, forever.
+/// Serves `router` as plain HTTP on `listener` under `limits`, forever;
+/// failed accepts back off and count with `retry`.
 pub async fn serve_http(
     listener: TcpListener,
     router: Router,
     limits: Limits,
     port: &'static str,
     refused: Arc<dyn Fn(&'static str) + Send + Sync>,
+    retry: Retry,
 ) {
-    let gate = Gate::new(listener, &limits, port);
+    let mut gate = Gate::new(listener, &limits, port, retry);
     loop {
         let (tcp, permit) = gate.accept(refused.as_ref()).await;
         let svc = TowerToHyperService::new(router.clone());

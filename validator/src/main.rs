@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use validator::config::{Config, Overrides};
+use validator::listener::ACCEPT_BACKOFF;
+use validator::retry::{Loop, Retry};
 use validator::{api, daemon, ops, server};
 
 /// pqvault validator: keeps one sealed shard per vault, serves the mutual-TLS
@@ -184,6 +186,7 @@ async fn serve(config: Config, state: std::sync::Arc<daemon::State>) -> Result<(
             limits,
             "app",
             refused.clone(),
+            Retry::new(&state.metrics, Loop::AcceptApp, ACCEPT_BACKOFF),
         ));
         tokio::spawn(validator::artifacts::sync::sync_loop(state.clone(), art));
     }
@@ -193,6 +196,7 @@ async fn serve(config: Config, state: std::sync::Arc<daemon::State>) -> Result<(
         limits,
         "ops",
         refused,
+        Retry::new(&state.metrics, Loop::AcceptOps, ACCEPT_BACKOFF),
     );
     daemon::set_ready(&state);
     tokio::select! {

@@ -89,6 +89,10 @@ pub struct Metrics {
     pub consensus_term: IntGauge,
     /// Highest epoch-log index committed and applied here.
     pub consensus_commit_index: IntGauge,
+    /// Failed attempts of each retry loop ([`crate::retry::Loop`]).
+    pub retry_failures: IntCounterVec,
+    /// Failures in a row of each long-lived retry loop (0 after a success).
+    pub retry_consecutive_failures: IntGaugeVec,
 }
 
 /// Reasons `pqvault_artifact_verification_failures_total` is labelled with
@@ -354,6 +358,20 @@ impl Metrics {
             "pqvault_consensus_commit_index",
             "Highest epoch-log index committed and applied here.",
         )?;
+        let retry_failures = IntCounterVec::new(
+            Opts::new(
+                "pqvault_retry_failures_total",
+                "Failed attempts of each retry loop (heal, discovery, artifact_sync, round_delivery, epoch_log_write, accept_*); each failure is followed by a capped, jittered exponential backoff.",
+            ),
+            &["loop"],
+        )?;
+        let retry_consecutive_failures = IntGaugeVec::new(
+            Opts::new(
+                "pqvault_retry_consecutive_failures",
+                "Failures in a row of each long-lived retry loop; 0 after a success.",
+            ),
+            &["loop"],
+        )?;
         for r in ARTIFACT_FAILURE_REASONS {
             artifact_verification_failures.with_label_values(&[r]);
         }
@@ -394,6 +412,8 @@ impl Metrics {
             Box::new(consensus_is_leader.clone()),
             Box::new(consensus_term.clone()),
             Box::new(consensus_commit_index.clone()),
+            Box::new(retry_failures.clone()),
+            Box::new(retry_consecutive_failures.clone()),
         ] {
             registry.register(c)?;
         }
@@ -422,6 +442,12 @@ impl Metrics {
         }
         for outcome in ["completed", "failed"] {
             repairs.with_label_values(&[outcome]);
+        }
+        for lp in crate::retry::Loop::ALL {
+            retry_failures.with_label_values(&[lp.name()]);
+            if lp.runs_forever() {
+                retry_consecutive_failures.with_label_values(&[lp.name()]);
+            }
         }
         Ok(Metrics {
             registry,
@@ -461,6 +487,8 @@ impl Metrics {
             consensus_is_leader,
             consensus_term,
             consensus_commit_index,
+            retry_failures,
+            retry_consecutive_failures,
         })
     }
 

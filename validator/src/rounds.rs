@@ -11,9 +11,11 @@
 use crate::config::Member;
 use crate::daemon::State;
 use crate::repair::{Helper, Message, Plan, Replacement};
+use crate::retry::{Backoff, Loop, Retry};
 use crate::store::Steps;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use vault::identity::{Fingerprint, PublicIdentity};
 use vault::manifest::{VaultId, VerifiedManifest};
 
@@ -184,28 +186,48 @@ fn send(state: &Arc<State>, to: Member, msg: Message) {
     deliver(state, to, "/v1/repair", msg.encode());
 }
 
+/// How long [`deliver`] keeps trying one round message.
+pub const DELIVERY_PATIENCE: Duration = Duration::from_secs(5);
+
+/// How [`deliver`] backs off: from 20 ms (a peer usually learns the
+/// round's plan within a few ms of us) up to 250 ms, so that a message
+/// still lands soon after a slow peer catches up.
+pub const DELIVERY_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(20), Duration::from_millis(250));
+
 /// POSTs a round message (`body`, to `path`) to `to` in the background. A
 /// peer that has not seen the round's plan yet answers 404; delivery is
-/// retried (as on transport errors) every 20 ms for about five seconds
-/// rather than buffering unsolicited messages. Repair and re-share rounds
-/// both send through here.
+/// retried (as on transport errors) with [`DELIVERY_BACKOFF`] for
+/// [`DELIVERY_PATIENCE`], each failed attempt counted
+/// (`crate::retry`), rather than buffering unsolicited messages. Repair
+/// and re-share rounds both send through here.
 pub fn deliver(state: &Arc<State>, to: Member, path: &'static str, body: Vec<u8>) {
     let state = state.clone();
     tokio::spawn(async move {
-        for attempt in 0..250u32 {
+        let deadline = tokio::time::Instant::now() + DELIVERY_PATIENCE;
+        let mut retry = Retry::new(&state.metrics, Loop::RoundDelivery, DELIVERY_BACKOFF);
+        loop {
+            let last = tokio::time::Instant::now() >= deadline;
             match state.ctl.post(&to, path, body.clone(), 4 << 10).await {
                 Ok(r) if r.status < 300 => return,
                 Ok(r) if r.status != 404 => {
                     tracing::warn!(peer = %to.id, %path, status = r.status, body = %String::from_utf8_lossy(&r.body), "round message refused");
                     return;
                 }
-                Ok(_) | Err(_) if attempt + 1 < 250 => {
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
+                Ok(r) if last => {
+                    retry.failed();
+                    tracing::warn!(peer = %to.id, %path, status = r.status, "round message refused");
+                    return;
                 }
-                Ok(r) => {
-                    tracing::warn!(peer = %to.id, %path, status = r.status, "round message refused")
+                Err(e) if last => {
+                    retry.failed();
+                    tracing::warn!(peer = %to.id, %path, "round message not delivered: {e}");
+                    return;
                 }
-                Err(e) => tracing::warn!(peer = %to.id, %path, "round message not delivered: {e}"),
+                Ok(_) | Err(_) => {
+                    let wait = retry.failed();
+                    tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + wait)).await
+                }
             }
         }
     });

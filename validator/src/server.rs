@@ -3,7 +3,8 @@
 
 use crate::api::PeerInfo;
 use crate::daemon::State;
-use crate::listener::{self, Gate, Limits};
+use crate::listener::{self, Gate, Limits, ACCEPT_BACKOFF};
+use crate::retry::{Loop, Retry};
 use axum::{Extension, Router};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
@@ -19,7 +20,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// dropped.
 pub async fn serve_peers(listener: TcpListener, state: Arc<State>, router: Router, limits: Limits) {
     let acceptor = TlsAcceptor::from(state.tls.server.clone());
-    let gate = Gate::new(listener, &limits, "peer");
+    let retry = Retry::new(&state.metrics, Loop::AcceptPeer, ACCEPT_BACKOFF);
+    let mut gate = Gate::new(listener, &limits, "peer", retry);
     let refused = |port: &'static str| state.refused(port);
     // What an operator-role certificate reaches (crate::status).
     let operator_router = crate::status::router(state.clone());

@@ -18,6 +18,7 @@ use super::store::bitmap_decode;
 use super::{Artifacts, ChunkOutcome};
 use crate::config::Member;
 use crate::daemon::State;
+use crate::retry::{Backoff, Loop, Retry};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
@@ -48,17 +49,49 @@ const ORDER_WINDOW: usize = 8;
 /// A partial source's bitmap is asked again when older than this.
 const HELD_REFRESH: Duration = Duration::from_millis(50);
 
+/// Longest wait after rounds in which no peer answered.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
+
 /// Runs anti-entropy rounds forever: every `sync_interval_ms`, and at once
-/// when a peer hints at a new artifact.
+/// when a peer hints at a new artifact. A round in which no peer asked
+/// answered its list fails: the next one backs off from one interval up
+/// to [`BACKOFF_CAP`] and the failure is counted (`crate::retry`); a hint
+/// still starts a round at once.
 pub async fn sync_loop(state: Arc<State>, art: Arc<Artifacts>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(art.settings.sync_interval_ms));
+    let interval = Duration::from_millis(art.settings.sync_interval_ms);
+    let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut retry = Retry::new(
+        &state.metrics,
+        Loop::ArtifactSync,
+        Backoff::new(interval, BACKOFF_CAP.max(interval)),
+    );
+    // After a backoff, the next round runs at once (hinted or not).
+    let mut now: Option<bool> = None;
     loop {
-        let hinted = tokio::select! {
-            _ = tick.tick() => false,
-            () = art.wake.notified() => true,
+        let hinted = match now.take() {
+            Some(hinted) => hinted,
+            None => tokio::select! {
+                _ = tick.tick() => false,
+                () = art.wake.notified() => true,
+            },
         };
-        round(&state, &art, hinted).await;
+        match round(&state, &art, hinted).await {
+            Ok(()) => retry.succeeded(),
+            Err(e) => {
+                let wait = retry.failed();
+                tracing::debug!(
+                    failures = retry.failures(),
+                    next_try_ms = wait.as_millis() as u64,
+                    "artifact sync: {e}"
+                );
+                now = Some(tokio::select! {
+                    () = tokio::time::sleep(wait) => false,
+                    () = art.wake.notified() => true,
+                });
+                tick.reset();
+            }
+        }
     }
 }
 
@@ -104,8 +137,14 @@ fn shuffle<T>(v: &mut [T]) {
 /// One anti-entropy round. After a hint, or while something is being
 /// received here, every live peer is asked what it holds (lists are
 /// small); otherwise one random live peer, which bounds the TLS handshakes
-/// an idle mesh spends on anti-entropy.
-pub async fn round(state: &Arc<State>, art: &Arc<Artifacts>, hinted: bool) {
+/// an idle mesh spends on anti-entropy. The round runs whole either way;
+/// it fails if no peer asked answered its list (no live peer is no
+/// failure: nothing to retry).
+pub async fn round(
+    state: &Arc<State>,
+    art: &Arc<Artifacts>,
+    hinted: bool,
+) -> Result<(), SyncError> {
     {
         let a = art.clone();
         let _ = tokio::task::spawn_blocking(move || a.abandon_stalled()).await;
@@ -113,7 +152,7 @@ pub async fn round(state: &Arc<State>, art: &Arc<Artifacts>, hinted: bool) {
     art.refresh_lag();
     let mut peers = alive_peers(state);
     if peers.is_empty() {
-        return;
+        return Ok(());
     }
     shuffle(&mut peers);
     let busy = art.lock().objects().any(|o| !o.complete);
@@ -121,6 +160,7 @@ pub async fn round(state: &Arc<State>, art: &Arc<Artifacts>, hinted: bool) {
     // (1) What the peers hold.
     let lists =
         futures_util::future::join_all(peers[..asked].iter().map(|p| list_of(state, p))).await;
+    let answered = lists.iter().any(Option::is_some);
     // (2) New manifests: per name the newest version any peer lists.
     let mut offered: BTreeMap<[u8; 32], &Member> = BTreeMap::new();
     for (peer, list) in peers[..asked].iter().zip(&lists) {
@@ -158,6 +198,22 @@ pub async fn round(state: &Arc<State>, art: &Arc<Artifacts>, hinted: bool) {
     for d in partial {
         download(state, art, d, peers.clone()).await;
     }
+    if answered {
+        Ok(())
+    } else {
+        Err(SyncError::NoList { asked })
+    }
+}
+
+/// Why an anti-entropy round failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// None of the `asked` live peers answered `GET /v1/artifacts`.
+    #[error("none of the {asked} peer(s) asked answered its artifact list")]
+    NoList {
+        /// Peers asked.
+        asked: usize,
+    },
 }
 
 /// `GET /v1/artifacts` of `peer`, or `None` if it does not answer well.

@@ -22,6 +22,7 @@ pub mod storage;
 use crate::config::{Config, Member};
 use crate::daemon::State;
 use crate::peer::PeerClient;
+use crate::retry::{Backoff, Loop, Retry};
 pub use machine::Decision;
 use openraft::storage::Adaptor;
 use openraft::{Raft, ServerState, SnapshotPolicy};
@@ -105,7 +106,14 @@ pub struct Consensus {
     state: std::sync::Weak<State>,
     /// How long a write keeps retrying while no leader is known.
     patience: Duration,
+    /// A fresh streak for each write, counted under `epoch_log_write`.
+    write_retry: Retry,
 }
+
+/// How a write waits while no leader is known: from 200 ms (the fixed wait
+/// it had before) up to 1 s, well inside the patience of four election
+/// timeouts.
+pub const WRITE_BACKOFF: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(1));
 
 /// openraft settings from `[consensus]`. Message sizes keep every RPC body
 /// under the peer API's 4 MiB limit: at most two entries (each at most
@@ -205,6 +213,7 @@ impl Consensus {
             ),
             state: Arc::downgrade(state),
             patience: election_max * 4,
+            write_retry: Retry::new(&state.metrics, Loop::EpochLogWrite, WRITE_BACKOFF),
         });
         let lowest = nodes.values().map(|n| n.id.as_str()).min() == Some(config.id.as_str());
         tokio::spawn(initialize(raft.clone(), nodes, lowest, election_max));
@@ -318,10 +327,12 @@ impl Consensus {
     }
 
     /// Commits `record` through the leader, retrying while no leader is
-    /// known (an election) for a few election timeouts.
+    /// known (an election) for a few election timeouts, with
+    /// [`WRITE_BACKOFF`]; each failed attempt is counted (`crate::retry`).
     async fn write(&self, record: Record) -> Result<Applied, ConsensusError> {
         record.check().map_err(ConsensusError::Invalid)?;
         let deadline = Instant::now() + self.patience;
+        let mut retry = self.write_retry.clone();
         loop {
             let err = match self.write_local(record.clone()).await {
                 Ok(a) => return Ok(a),
@@ -334,11 +345,16 @@ impl Consensus {
                 Err(WriteError::Forward(None)) => ConsensusError::NoLeader,
                 Err(WriteError::Fatal(e)) => return Err(e),
             };
+            let wait = retry.failed();
             if Instant::now() >= deadline {
                 return Err(err);
             }
-            tracing::debug!("epoch log write retried: {err}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tracing::debug!(
+                failures = retry.failures(),
+                next_try_ms = wait.as_millis() as u64,
+                "epoch log write retried: {err}"
+            );
+            tokio::time::sleep(wait.min(deadline.saturating_duration_since(Instant::now()))).await;
         }
     }
 

@@ -6,6 +6,7 @@ use super::record::{PeerNode, TypeConfig};
 use crate::config::Member;
 use crate::daemon::State;
 use crate::peer::{PeerClient, PeerError};
+use crate::retry::{Backoff, Loop, Retry};
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -17,9 +18,16 @@ use openraft::raft::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::Weak;
+use std::time::Duration;
 
 /// Largest RPC answer read (answers carry no entries).
 const MAX_ANSWER: usize = 64 << 10;
+
+/// How replication to an unreachable member backs off: from 100 ms up to
+/// 400 ms (500 ms with jitter, openraft's own fixed wait), so that a member
+/// coming back hears from the leader well within its election timeout.
+pub const REPLICATION_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(100), Duration::from_millis(400));
 
 /// Dials members with the control client.
 #[derive(Clone)]
@@ -153,5 +161,22 @@ impl RaftNetwork<TypeConfig> for Connection {
         _option: RPCOption,
     ) -> Result<VoteResponse<u64>, RPCError<u64, PeerNode, RaftError<u64>>> {
         self.call("/v1/raft/vote", &rpc).await
+    }
+
+    /// The waits openraft takes between replication attempts to an
+    /// unreachable member, each attempt counted (`crate::retry`); dropped
+    /// at its next successful RPC.
+    fn backoff(&self) -> openraft::network::Backoff {
+        let mut retry = self
+            .state
+            .upgrade()
+            .map(|s| Retry::new(&s.metrics, Loop::EpochLogReplication, REPLICATION_BACKOFF));
+        let mut uncounted = REPLICATION_BACKOFF;
+        openraft::network::Backoff::new(std::iter::from_fn(move || {
+            Some(match &mut retry {
+                Some(r) => r.failed(),
+                None => uncounted.on_failure(),
+            })
+        }))
     }
 }
