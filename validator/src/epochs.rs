@@ -330,7 +330,8 @@ pub async fn sign(
                 "a new (t, n) comes only from a re-share; our share was not re-dealt",
             ))
         }
-        Origin::SamePolynomial => same_polynomial_is_our_repair(&state, c, n)?,
+        // Checked last, below: the view checks come first.
+        Origin::SamePolynomial => {}
         Origin::Reshare(round) => {
             crate::reshare::check_dealing(&state, round, c, &rules).await?
         }
@@ -449,6 +450,9 @@ pub async fn sign(
                 c.epoch
             ),
         ));
+    }
+    if matches!(pending.origin, Origin::SamePolynomial) {
+        same_polynomial_is_our_repair(&state, c, n)?;
     }
     // At most one successor per epoch.
     state
