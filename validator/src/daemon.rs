@@ -600,6 +600,14 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         config.require_identity,
     )?;
     let mut store = Store::open(&config.data_dir, signer_fp, identity.public().fingerprint())?;
+    match store.release_proposal_votes_after_restart() {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            released = n,
+            "released our proposal votes: their attempts cannot act here after a restart"
+        ),
+        Err(e) => tracing::warn!("could not release our proposal votes: {e}"),
+    }
     // Probes and custody reads: kept-alive connections (see crate::peer).
     let client = crate::peer::PeerClient::new(
         tls.client.clone(),

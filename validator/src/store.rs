@@ -693,6 +693,36 @@ impl Store {
         Ok(())
     }
 
+    /// Releases every proposal vote we hold, at start: the attempts they
+    /// were for can no longer act here (their rounds and proposals lived in
+    /// memory, so we would sign no successor of them), which binds us as an
+    /// abort does, and a newer attempt need not wait for the timeout.
+    /// Returns how many were released.
+    pub fn release_proposal_votes_after_restart(&self) -> Result<usize, StoreError> {
+        let dir = self.root.join("proposals");
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return Ok(0);
+        };
+        let mut released = 0;
+        for e in entries.flatten() {
+            let path = e.path();
+            let temporary = e.file_name().to_string_lossy().starts_with('.');
+            if !path.is_file() || temporary {
+                continue; // an interrupted atomic write's temporary file
+            }
+            let mut b = fsio::read_limited(&path, 64)?;
+            if b.len() != 44 {
+                return Err(corrupt(&path, "a proposal vote is 44 bytes"));
+            }
+            if b[36..44].iter().any(|&x| x != 0) {
+                b[36..44].fill(0);
+                fsio::write_atomic(&path, &b, Mode::Public, true)?;
+                released += 1;
+            }
+        }
+        Ok(released)
+    }
+
     /// Replacements named in transitions of `id` we voted for or helped,
     /// with the share index each was named for.
     pub fn named(&self, id: &VaultId) -> Result<BTreeMap<Fingerprint, u8>, StoreError> {
@@ -881,6 +911,25 @@ mod tests {
         let err = s.vote(&id, 3, &[0xcc; 32]).unwrap_err();
         assert!(err.to_string().contains("another successor"), "{err}");
         s.vote(&id, 3, &[0xaa; 32]).unwrap();
+    }
+
+    /// A restart releases standing proposal votes but keeps their attempt
+    /// and digest (older attempts stay refused); a corrupt vote file is an
+    /// error, never "no vote".
+    #[test]
+    fn a_restart_releases_proposal_votes_and_keeps_their_attempts() {
+        let dir = tempfile::tempdir().unwrap();
+        let fp = |b| Fingerprint::from_bytes([b; 32]);
+        let id = VaultId::from_bytes([5; 16]);
+        let s = Store::open(dir.path(), fp(1), fp(2)).unwrap();
+        assert_eq!(s.release_proposal_votes_after_restart().unwrap(), 0);
+        s.record_proposal_vote(&id, 3, 7, &[0xaa; 32], 1_000)
+            .unwrap();
+        assert_eq!(s.release_proposal_votes_after_restart().unwrap(), 1);
+        assert_eq!(s.release_proposal_votes_after_restart().unwrap(), 0);
+        assert_eq!(s.proposal_vote(&id, 3).unwrap(), Some((7, [0xaa; 32], 0)));
+        std::fs::write(dir.path().join(format!("proposals/{id}-epoch-4")), b"short").unwrap();
+        assert!(s.release_proposal_votes_after_restart().is_err());
     }
 
     /// One share per member per polynomial: a second index is refused
