@@ -152,6 +152,11 @@ pub struct State {
     #[allow(clippy::type_complexity)]
     pub voted_for:
         Mutex<BTreeMap<(vault::manifest::VaultId, u64), (crate::transition::Proposal, String)>>,
+    /// The certified proposal we last took part in per (vault, epoch), as
+    /// a helper, dealer or replacement (`POST /v1/transition`): a holder
+    /// that helped a repair without voting for it signs its successor too.
+    #[allow(clippy::type_complexity)]
+    pub acted_on: Mutex<BTreeMap<(vault::manifest::VaultId, u64), crate::transition::Proposal>>,
     /// The proposal we lead per (vault, epoch): (proposal, since, whether
     /// it was certified and announced, so the next one is a new attempt).
     #[allow(clippy::type_complexity)]
@@ -675,6 +680,7 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         heal_grace: Duration::from_millis(config.heal.grace_ms),
         voting: Mutex::new(()),
         voted_for: Mutex::new(BTreeMap::new()),
+        acted_on: Mutex::new(BTreeMap::new()),
         proposing: Mutex::new(BTreeMap::new()),
         lost_since: Mutex::new(BTreeMap::new()),
         unfinished: Mutex::new(BTreeMap::new()),

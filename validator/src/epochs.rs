@@ -216,9 +216,9 @@ fn prepared(state: &State, vault: &VaultId) -> Result<Prepared, Failure> {
     })
 }
 
-/// A successor that keeps the polynomial is exactly the repair we voted
-/// for in this epoch: each target's index goes to its replacement, every
-/// other index stays with its holder. Without this an insider could have
+/// A successor that keeps the polynomial is exactly a repair we stand by
+/// in this epoch (voted for, or took part in as a helper): each target's
+/// index goes to its replacement, every other index stays with its holder. Without this an insider could have
 /// every holder spend its one successor signature of the epoch on
 /// re-sealed copies that never gather a quorum, and no loss would ever
 /// heal again (`byzantine.rs`
@@ -228,35 +228,41 @@ fn same_polynomial_is_our_repair(
     c: &vault::manifest::ManifestBody,
     n: &vault::manifest::ManifestBody,
 ) -> Result<(), Failure> {
-    let voted = crate::proposals::standing_vote(state, &c.vault_id, c.epoch)?;
-    let Some(crate::transition::Action::Repair(plans)) = voted.map(|p| p.action) else {
+    let repairs: Vec<Vec<crate::repair::Plan>> =
+        crate::proposals::standing_proposals(state, &c.vault_id, c.epoch)?
+            .into_iter()
+            .filter_map(|p| match p.action {
+                crate::transition::Action::Repair(plans) => Some(plans),
+                crate::transition::Action::Reshare(_) => None,
+            })
+            .collect();
+    if repairs.is_empty() {
         return Err(bad(
             409,
             format!(
-                "a successor that keeps the polynomial is signed only as the certified repair we voted for, and we hold no vote for a repair of epoch {}",
+                "a successor that keeps the polynomial is signed only as the certified repair we voted for or helped, and we stand by no repair of epoch {}",
                 c.epoch
             ),
         ));
+    }
+    let is = |plans: &Vec<crate::repair::Plan>| {
+        let targets: std::collections::BTreeMap<u8, vault::identity::Fingerprint> = plans
+            .iter()
+            .flat_map(|p| p.targets.iter().map(|t| (t.index, t.replacement)))
+            .collect();
+        n.shards.iter().all(|e| {
+            let due = targets
+                .get(&e.index)
+                .copied()
+                .or_else(|| c.entry(e.index).map(|o| o.recipient));
+            due == Some(e.recipient)
+        })
     };
-    let targets: std::collections::BTreeMap<u8, vault::identity::Fingerprint> = plans
-        .iter()
-        .flat_map(|p| p.targets.iter().map(|t| (t.index, t.replacement)))
-        .collect();
-    for e in &n.shards {
-        let due = targets
-            .get(&e.index)
-            .copied()
-            .or_else(|| c.entry(e.index).map(|o| o.recipient));
-        if due != Some(e.recipient) {
-            return Err(bad(
-                409,
-                format!(
-                    "share {} goes to {}, not where the repair we voted for puts it",
-                    e.index,
-                    e.recipient.short()
-                ),
-            ));
-        }
+    if !repairs.iter().any(is) {
+        return Err(bad(
+            409,
+            "the successor does not put the shares where the certified repair we voted for or helped puts them",
+        ));
     }
     Ok(())
 }

@@ -291,6 +291,10 @@ pub async fn transition(
     if started == 0 {
         return Err(bad(422, "we have no part in this proposal"));
     }
+    if let Ok(mut acted) = state.acted_on.lock() {
+        acted.retain(|(v, e), _| *v != vault || *e >= p.from_epoch);
+        acted.insert((vault, p.from_epoch), p.clone());
+    }
     Ok("accepted\n")
 }
 
@@ -373,6 +377,27 @@ pub async fn announce(
         s.await.map_err(|e| e.to_string())??;
     }
     Ok(())
+}
+
+/// The proposals of `epoch` of `vault` we stand by: the certified one we
+/// took part in, unless we gave its attempt up since, and the one of our
+/// standing vote ([`standing_vote`]).
+pub fn standing_proposals(
+    state: &State,
+    vault: &VaultId,
+    epoch: u64,
+) -> Result<Vec<Proposal>, Failure> {
+    let released = released_attempt(state, vault, epoch)?;
+    let acted = state
+        .acted_on
+        .lock()
+        .ok()
+        .and_then(|a| a.get(&(*vault, epoch)).cloned())
+        .filter(|p| transition::not_aborted(released, p).is_ok());
+    Ok(acted
+        .into_iter()
+        .chain(standing_vote(state, vault, epoch)?)
+        .collect())
 }
 
 /// The proposal of `epoch` of `vault` our standing vote is for: the one
