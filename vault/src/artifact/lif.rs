@@ -353,7 +353,7 @@ mod tests {
         // Lengths around the 16-byte lanes and the 4096-byte blocks, the
         // whole i8 range (-128 too, although no layer may hold it).
         for n in [0, 1, 15, 16, 17, 255, 4095, 4096, 4097, (1 << 16) + 777] {
-            let row: Vec<i8> = (0..n).map(|_| r.next() as u8 as i8).collect();
+            let row: Vec<i8> = (0..n).map(|_| r.next().to_le_bytes()[0] as i8).collect();
             let spikes: Vec<bool> = (0..n).map(|_| r.below(3) == 0).collect();
             let naive: i64 = row
                 .iter()
@@ -430,11 +430,12 @@ mod tests {
                 let no = 1 + r.below(200) as usize;
                 let w: Vec<i8> = (0..ni * no)
                     .map(|_| {
-                        if int4 {
-                            r.below(15) as i8 - 7
+                        let w = if int4 {
+                            r.below(15) as i16 - 7
                         } else {
-                            r.below(255) as i8 - 127
-                        }
+                            r.below(255) as i16 - 127
+                        };
+                        w as i8
                     })
                     .collect();
                 let thr_bits = 4 + r.below(27);
