@@ -11,7 +11,9 @@
 //! * one validator re-fetching the artifact alone from its 6 peers, twice
 //!   in the same run: with the payload check after the last chunk
 //!   (`early_checks = 0`) and while the chunks arrive (the default), with
-//!   its CPU time (robust to the machine's load, unlike the wall times).
+//!   its CPU time (robust to the machine's load, unlike the wall times)
+//!   and, from its log, what it spent after the last chunk (the payload's
+//!   fsync, the payload check, writing `complete`).
 //!
 //! Run: `cargo build --workspace --release && cargo bench -p pqvault-tests --bench artifacts`
 //! (the harness runs the validator binary of the same profile).
@@ -372,4 +374,47 @@ fn alone(
         mib_s(tbps),
         tbps / plain
     );
+    println!(
+        "      after the last chunk, from its log: {}",
+        after_last_chunk(&mesh.log(v))
+    );
+}
+
+/// The `*_ms` fields of the last `artifact verified in full and served`
+/// log line: the payload's fsync, the wait for (or run of) the payload
+/// check, and writing `complete`.
+fn after_last_chunk(log: &str) -> String {
+    let Some(line) = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("artifact verified in full and served"))
+    else {
+        return "(no log line)".into();
+    };
+    // Without terminal colour codes, if any.
+    let mut plain = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+        .split_whitespace()
+        .filter(|w| w.contains("_ms="))
+        .map(|w| {
+            let (k, v) = w.split_once('=').unwrap_or((w, ""));
+            match v.parse::<f64>() {
+                Ok(ms) => format!("{k} {ms:.0}"),
+                Err(_) => w.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

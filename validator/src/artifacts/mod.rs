@@ -662,11 +662,14 @@ impl Artifacts {
         };
         let encoded = vault::fsio::read_limited(&encoded_path, store::MAX_MANIFEST_BYTES)
             .map_err(|e| Refusal::other(500, e.to_string()))?;
-        // Chunks were written without an fsync each: make the payload
-        // durable once, outside the store lock, before it is marked complete.
+        // Chunks were written without an fsync each (only their writeback
+        // started): make the payload durable once, outside the store lock,
+        // before it is marked complete.
+        let t = Instant::now();
         std::fs::File::open(&payload)
             .and_then(|f| f.sync_all())
             .map_err(|e| Refusal::other(500, format!("artifact store: fsync payload: {e}")))?;
+        let fsync_ms = t.elapsed().as_secs_f64() * 1e3;
         let checker = PolicyChecker(&self.policy);
         let t = Instant::now();
         // The check that ran as the chunks arrived, if one did (the
@@ -683,8 +686,10 @@ impl Artifacts {
             tracing::warn!(digest = %hex::encode(digest), reason, "artifact payload refused: {message}");
             return Err(Refusal::verification(reason, message));
         }
+        let t = Instant::now();
         let mut store = self.lock();
         store.mark_complete(digest).map_err(Refusal::store)?;
+        let complete_ms = t.elapsed().as_secs_f64() * 1e3;
         let o = store
             .get(digest)
             .ok_or_else(|| Refusal::other(404, "unknown artifact"))?;
@@ -695,7 +700,7 @@ impl Artifacts {
             done.then(|| p.remove(&name)).flatten()
         });
         if let Some(p) = &lag {
-            tracing::info!(name = %name, version = %version, digest = %hex::encode(p.digest), seconds = p.since.elapsed().as_secs_f64(), check_ms, "artifact verified in full and served");
+            tracing::info!(name = %name, version = %version, digest = %hex::encode(p.digest), seconds = p.since.elapsed().as_secs_f64(), fsync_ms, check_ms, complete_ms, "artifact verified in full and served");
         }
         self.m.lag.with_label_values(&[&name]).set(0.0);
         self.refresh_held();
