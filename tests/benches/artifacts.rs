@@ -326,6 +326,7 @@ fn alone(
     mesh.kill9(v);
     std::fs::remove_dir_all(object_dir(mesh, v, digest)).expect("remove copy");
     mesh.start(v);
+    let log_from = mesh.log(v).len();
     let cpu0 = cpu_ms(mesh, v);
     let idle = mesh.rss_kib(v).unwrap_or(0);
     let (mut peak, mut peak_transfer) = (idle, idle);
@@ -376,7 +377,7 @@ fn alone(
     );
     println!(
         "      after the last chunk, from its log: {}",
-        after_last_chunk(&mesh.log(v))
+        after_last_chunk(mesh.log(v).get(log_from..).unwrap_or_default())
     );
 }
 

@@ -699,9 +699,10 @@ impl Artifacts {
             let done = p.get(&name).is_some_and(|q| q.version <= version);
             done.then(|| p.remove(&name)).flatten()
         });
-        if let Some(p) = &lag {
-            tracing::info!(name = %name, version = %version, digest = %hex::encode(p.digest), seconds = p.since.elapsed().as_secs_f64(), fsync_ms, check_ms, complete_ms, "artifact verified in full and served");
-        }
+        // Always logged (with the replication lag when one was pending),
+        // so that every completion's breakdown is visible.
+        let seconds = lag.as_ref().map(|p| p.since.elapsed().as_secs_f64());
+        tracing::info!(name = %name, version = %version, digest = %hex::encode(digest), seconds = ?seconds, fsync_ms, check_ms, complete_ms, "artifact verified in full and served");
         self.m.lag.with_label_values(&[&name]).set(0.0);
         self.refresh_held();
         Ok(())
