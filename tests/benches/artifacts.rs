@@ -375,10 +375,16 @@ fn alone(
         mib_s(tbps),
         tbps / plain
     );
-    println!(
-        "      after the last chunk, from its log: {}",
-        after_last_chunk(mesh.log(v).get(log_from..).unwrap_or_default())
-    );
+    // The line is logged just after the artifact is served: wait for it.
+    let mut breakdown = String::new();
+    for _ in 0..100 {
+        breakdown = after_last_chunk(mesh.log(v).get(log_from..).unwrap_or_default());
+        if !breakdown.starts_with('(') {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    println!("      after the last chunk, from its log: {breakdown}");
 }
 
 /// The `*_ms` fields of the last `artifact verified in full and served`

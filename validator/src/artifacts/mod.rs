@@ -40,28 +40,6 @@ pub(crate) const ABANDONED: &str = "abandoned";
 /// Bytes of a chunk buffered before each write to the payload file.
 const WRITE_BUF: usize = 256 << 10;
 
-/// Starts writing `len` bytes of `file` from `at` back to disk without
-/// waiting for them (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`), so
-/// that the payload's one fsync before it is marked complete finds little
-/// left to write (the fsync of 64 MiB written all at once costs about
-/// 30 ms on the bench host). Only a hint: durability still comes from that
-/// fsync, and a failure changes nothing.
-fn start_writeback(file: &std::fs::File, at: u64, len: u64) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        if let (Ok(at), Ok(len)) = (i64::try_from(at), i64::try_from(len)) {
-            // SAFETY: the descriptor stays open while `file` is borrowed,
-            // and the call reads or writes no memory of this process.
-            let _ = unsafe {
-                libc::sync_file_range(file.as_raw_fd(), at, len, libc::SYNC_FILE_RANGE_WRITE)
-            };
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (file, at, len);
-}
-
 /// Why an artifact, or one chunk of it, was refused: an HTTP status, the
 /// verification-failure reason if it was one, and a message naming it.
 #[derive(Debug, Clone)]
@@ -542,15 +520,12 @@ impl Artifacts {
                 .open(&claim.payload)
                 .map_err(io)?,
         );
-        // Writes `buf` at `at` on a blocking thread and starts its
-        // writeback; hands the buffer back.
+        // Writes `buf` at `at` on a blocking thread; hands the buffer back.
         let write_at = |buf: Vec<u8>, at: u64| {
             let file = file.clone();
             tokio::task::spawn_blocking(move || {
                 use std::os::unix::fs::FileExt;
-                file.write_all_at(&buf, at)?;
-                start_writeback(&file, at, buf.len() as u64);
-                Ok(buf)
+                file.write_all_at(&buf, at).map(|()| buf)
             })
         };
         async fn settle(
@@ -662,9 +637,8 @@ impl Artifacts {
         };
         let encoded = vault::fsio::read_limited(&encoded_path, store::MAX_MANIFEST_BYTES)
             .map_err(|e| Refusal::other(500, e.to_string()))?;
-        // Chunks were written without an fsync each (only their writeback
-        // started): make the payload durable once, outside the store lock,
-        // before it is marked complete.
+        // Chunks were written without an fsync each: make the payload
+        // durable once, outside the store lock, before it is marked complete.
         let t = Instant::now();
         std::fs::File::open(&payload)
             .and_then(|f| f.sync_all())
