@@ -11,7 +11,9 @@
 //! * one validator re-fetching the artifact alone from its 6 peers, twice
 //!   in the same run: with the payload check after the last chunk
 //!   (`early_checks = 0`) and while the chunks arrive (the default), with
-//!   its CPU time (robust to the machine's load, unlike the wall times).
+//!   its CPU time (robust to the machine's load, unlike the wall times)
+//!   and, from its log, what it spent after the last chunk (the payload's
+//!   fsync, the payload check, writing `complete`).
 //!
 //! Run: `cargo build --workspace --release && cargo bench -p pqvault-tests --bench artifacts`
 //! (the harness runs the validator binary of the same profile).
@@ -324,6 +326,7 @@ fn alone(
     mesh.kill9(v);
     std::fs::remove_dir_all(object_dir(mesh, v, digest)).expect("remove copy");
     mesh.start(v);
+    let log_from = mesh.log(v).len();
     let cpu0 = cpu_ms(mesh, v);
     let idle = mesh.rss_kib(v).unwrap_or(0);
     let (mut peak, mut peak_transfer) = (idle, idle);
@@ -372,4 +375,53 @@ fn alone(
         mib_s(tbps),
         tbps / plain
     );
+    // The line is logged just after the artifact is served: wait for it.
+    let mut breakdown = String::new();
+    for _ in 0..100 {
+        breakdown = after_last_chunk(mesh.log(v).get(log_from..).unwrap_or_default());
+        if !breakdown.starts_with('(') {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    println!("      after the last chunk, from its log: {breakdown}");
+}
+
+/// The `*_ms` fields of the last `artifact verified in full and served`
+/// log line: the payload's fsync, the wait for (or run of) the payload
+/// check, and writing `complete`.
+fn after_last_chunk(log: &str) -> String {
+    let Some(line) = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("artifact verified in full and served"))
+    else {
+        return "(no log line)".into();
+    };
+    // Without terminal colour codes, if any.
+    let mut plain = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+        .split_whitespace()
+        .filter(|w| w.contains("_ms="))
+        .map(|w| {
+            let (k, v) = w.split_once('=').unwrap_or((w, ""));
+            match v.parse::<f64>() {
+                Ok(ms) => format!("{k} {ms:.0}"),
+                Err(_) => w.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

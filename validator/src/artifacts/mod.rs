@@ -639,9 +639,11 @@ impl Artifacts {
             .map_err(|e| Refusal::other(500, e.to_string()))?;
         // Chunks were written without an fsync each: make the payload
         // durable once, outside the store lock, before it is marked complete.
+        let t = Instant::now();
         std::fs::File::open(&payload)
             .and_then(|f| f.sync_all())
             .map_err(|e| Refusal::other(500, format!("artifact store: fsync payload: {e}")))?;
+        let fsync_ms = t.elapsed().as_secs_f64() * 1e3;
         let checker = PolicyChecker(&self.policy);
         let t = Instant::now();
         // The check that ran as the chunks arrived, if one did (the
@@ -658,8 +660,10 @@ impl Artifacts {
             tracing::warn!(digest = %hex::encode(digest), reason, "artifact payload refused: {message}");
             return Err(Refusal::verification(reason, message));
         }
+        let t = Instant::now();
         let mut store = self.lock();
         store.mark_complete(digest).map_err(Refusal::store)?;
+        let complete_ms = t.elapsed().as_secs_f64() * 1e3;
         let o = store
             .get(digest)
             .ok_or_else(|| Refusal::other(404, "unknown artifact"))?;
@@ -669,9 +673,10 @@ impl Artifacts {
             let done = p.get(&name).is_some_and(|q| q.version <= version);
             done.then(|| p.remove(&name)).flatten()
         });
-        if let Some(p) = &lag {
-            tracing::info!(name = %name, version = %version, digest = %hex::encode(p.digest), seconds = p.since.elapsed().as_secs_f64(), check_ms, "artifact verified in full and served");
-        }
+        // Always logged (with the replication lag when one was pending),
+        // so that every completion's breakdown is visible.
+        let seconds = lag.as_ref().map(|p| p.since.elapsed().as_secs_f64());
+        tracing::info!(name = %name, version = %version, digest = %hex::encode(digest), seconds = ?seconds, fsync_ms, check_ms, complete_ms, "artifact verified in full and served");
         self.m.lag.with_label_values(&[&name]).set(0.0);
         self.refresh_held();
         Ok(())

@@ -154,9 +154,9 @@ pub fn golden_counts<R: Read + Seek>(
         let scales = quant::check_scales(l, &scale_bytes)?;
         let params = LayerParams::derive(l, &scales)?;
         let (inputs, outputs) = (l.inputs as usize, l.outputs as usize);
-        let active = spikes
+        let mut active = spikes
             .as_ref()
-            .map(|s| lif::active_inputs(s, inputs, timesteps));
+            .map(|s| lif::Inputs::new(s, inputs, timesteps));
         let mut out = vec![
             false;
             if active.is_some() {
@@ -186,10 +186,10 @@ pub fn golden_counts<R: Read + Seek>(
             r.read_exact(&mut raw).map_err(io)?;
             row_weights.clear();
             quant::unpack_rows(l, o, &raw, &mut row_weights)?;
-            if let Some(act) = &active {
+            if let Some(act) = &mut active {
                 for k in 0..n {
                     let w = &row_weights[k * inputs..(k + 1) * inputs];
-                    lif::run_neuron(&params, o + k, w, act, &mut out);
+                    act.run_neuron(&params, o + k, w, &mut out);
                 }
             }
             o += n;
