@@ -16,6 +16,8 @@
 //! * `PQVAULT_BYZANTINE_BAD_CHECK_ONCE=1`: publish wrong dealing-check
 //!   values in the first re-share we receive, then behave (a recipient
 //!   that lies once).
+//! * `PQVAULT_BYZANTINE_LYING_RECOVERY=1`: answer an operator's recovery
+//!   request with a wrong share (a holder lying to the operator).
 //!
 //! Without the feature every function here is a constant "behave".
 
@@ -53,6 +55,19 @@ pub fn corrupt_deal(value: &mut [u8]) {
             *b ^= 0x5a;
         }
         tracing::warn!("byzantine test build: dealing a wrong share");
+    }
+    #[cfg(not(feature = "byzantine"))]
+    let _ = value;
+}
+
+/// Changes the share we are about to send an operator, if told to lie.
+pub fn corrupt_recovery(value: &mut [u8]) {
+    #[cfg(feature = "byzantine")]
+    if std::env::var_os("PQVAULT_BYZANTINE_LYING_RECOVERY").is_some() {
+        if let Some(b) = value.first_mut() {
+            *b ^= 0x5a;
+        }
+        tracing::warn!("byzantine test build: answering a recovery request with a wrong share");
     }
     #[cfg(not(feature = "byzantine"))]
     let _ = value;
