@@ -236,7 +236,11 @@ fn mesh_up_serves_ready_validators_until_mesh_down_stops_them_all() {
     // `vault mesh recover DIR` (the operator's key and certificate from
     // DIR) gives the secret offline recovery gives; the spare has none.
     let mesh = vault_out(&["mesh", "recover", d, "--out", "-"]);
-    assert!(mesh.status.success(), "mesh recover failed:\n{}", text(&mesh));
+    assert!(
+        mesh.status.success(),
+        "mesh recover failed:\n{}",
+        text(&mesh)
+    );
     let report = String::from_utf8_lossy(&mesh.stderr);
     assert!(
         report.contains("validator-5   no share") && report.contains("HTTP 404"),
@@ -259,7 +263,11 @@ fn mesh_up_serves_ready_validators_until_mesh_down_stops_them_all() {
     }
     let offline: Vec<&str> = offline.iter().map(String::as_str).collect();
     let off = vault_out(&offline);
-    assert!(off.status.success(), "offline recover failed:\n{}", text(&off));
+    assert!(
+        off.status.success(),
+        "offline recover failed:\n{}",
+        text(&off)
+    );
     assert_eq!(mesh.stdout.len(), 32);
     assert_eq!(mesh.stdout, off.stdout, "the mesh and the files agree");
 

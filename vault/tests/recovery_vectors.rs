@@ -139,6 +139,10 @@ fn write_recovery_vectors() {
         return;
     }
     let out = dir().join("recovery-v1");
+    assert!(
+        !out.join("request.pqvg").exists(),
+        "published vectors are never regenerated"
+    );
     std::fs::create_dir_all(&out).unwrap();
     let one_time = SecretIdentity::generate("TEST-ONLY-recovery").unwrap();
     std::fs::write(out.join("TEST-ONLY-recovery.key"), &one_time.encode()[..]).unwrap();
