@@ -83,7 +83,7 @@ pub enum RequestError {
         now: u64,
     },
     /// Further in the future than [`MAX_SKEW_SECS`].
-    #[error("recovery request is issued at {issued_at}, {} s ahead of this clock ({now}; {MAX_SKEW_SECS} s allowed)", .issued_at - .now)]
+    #[error("recovery request is issued at {issued_at}, {} s ahead of this clock ({now}; {MAX_SKEW_SECS} s allowed)", .issued_at.saturating_sub(*.now))]
     FromTheFuture {
         /// Unix seconds in the request.
         issued_at: u64,
