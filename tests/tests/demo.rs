@@ -76,7 +76,9 @@ fn the_demo_heals_recovers_carries_an_artifact_and_stops_everything() {
         "SIGKILLed validator-6 and validator-7",
         "repair: the shares of validator-6, validator-7 rebuilt on spare(s)",
         "refresh: the same holders re-shared",
-        "vault recover --manifest validator-",
+        "vault mesh recover . --out secret.bin",
+        "validator-1   answered with share",
+        "it matches the manifest's commitment",
         "it equals the original secret",
         "identical on all 8",
         "stopped every validator",
@@ -231,6 +233,44 @@ fn mesh_up_serves_ready_validators_until_mesh_down_stops_them_all() {
         assert!(t0.elapsed() < Duration::from_secs(10), "roles {roles:?}");
         std::thread::sleep(Duration::from_millis(200));
     }
+    // `vault mesh recover DIR` (the operator's key and certificate from
+    // DIR) gives the secret offline recovery gives; the spare has none.
+    let mesh = vault_out(&["mesh", "recover", d, "--out", "-"]);
+    assert!(
+        mesh.status.success(),
+        "mesh recover failed:\n{}",
+        text(&mesh)
+    );
+    let report = String::from_utf8_lossy(&mesh.stderr);
+    assert!(
+        report.contains("validator-5   no share") && report.contains("HTTP 404"),
+        "{report}"
+    );
+    let mut offline = vec![
+        "recover".to_string(),
+        "--manifest".into(),
+        format!("{d}/vault/manifest.pqvm"),
+        "--trust".into(),
+        format!("{d}/keys/operator.pub"),
+        "--keys-dir".into(),
+        format!("{d}/keys"),
+        "--out".into(),
+        "-".into(),
+    ];
+    for k in 1..=4 {
+        offline.push("--shard".into());
+        offline.push(format!("{d}/vault/shard-{k:03}-validator-{k}.shard"));
+    }
+    let offline: Vec<&str> = offline.iter().map(String::as_str).collect();
+    let off = vault_out(&offline);
+    assert!(
+        off.status.success(),
+        "offline recover failed:\n{}",
+        text(&off)
+    );
+    assert_eq!(mesh.stdout.len(), 32);
+    assert_eq!(mesh.stdout, off.stdout, "the mesh and the files agree");
+
     // A second `up` into the same directory is refused, not merged.
     let again = vault_out(&["mesh", "up", d]);
     assert!(!again.status.success());

@@ -28,8 +28,11 @@
 //!   new epoch after a repair ([`crate::epochs`]).
 //!
 //! * `GET /v1/status`: a read-only JSON view (role, vaults and epochs,
-//!   members with state and health, pending transitions), the only route an
-//!   operator-role certificate reaches ([`crate::status`]).
+//!   members with state and health, pending transitions), which an
+//!   operator-role certificate reaches too ([`crate::status`]).
+//! * `POST /v1/vaults/{vault}/recover` (`PQVG` in, `PQVH` out): an
+//!   operator's signed recovery request, answered with our share sealed to
+//!   its one-time key; refused to members ([`crate::recovery`]).
 //!
 //! * `POST /v1/raft/{append,vote,snapshot,propose}`, `GET /v1/raft/status`,
 //!   `GET /v1/raft/decision/{vault}/{from_epoch}`: the replicated epoch log
@@ -62,6 +65,9 @@ pub struct PeerInfo {
     pub id: String,
     /// Negotiated key-exchange group.
     pub kx_group: String,
+    /// The certificate has the operator role (an operator's client, not a
+    /// member).
+    pub operator: bool,
 }
 
 /// `GET /v1/hello` response.

@@ -19,6 +19,8 @@
 //! * `PQVAULT_BYZANTINE_DROP_TRANSITION_ONCE=1`: fail the first certified
 //!   proposal we are sent (`POST /v1/transition`) as if we had crashed
 //!   there, then behave (an attempt that fails after certification).
+//! * `PQVAULT_BYZANTINE_LYING_RECOVERY=1`: answer an operator's recovery
+//!   request with a wrong share (a holder lying to the operator).
 //!
 //! Without the feature every function here is a constant "behave".
 
@@ -56,6 +58,19 @@ pub fn corrupt_deal(value: &mut [u8]) {
             *b ^= 0x5a;
         }
         tracing::warn!("byzantine test build: dealing a wrong share");
+    }
+    #[cfg(not(feature = "byzantine"))]
+    let _ = value;
+}
+
+/// Changes the share we are about to send an operator, if told to lie.
+pub fn corrupt_recovery(value: &mut [u8]) {
+    #[cfg(feature = "byzantine")]
+    if std::env::var_os("PQVAULT_BYZANTINE_LYING_RECOVERY").is_some() {
+        if let Some(b) = value.first_mut() {
+            *b ^= 0x5a;
+        }
+        tracing::warn!("byzantine test build: answering a recovery request with a wrong share");
     }
     #[cfg(not(feature = "byzantine"))]
     let _ = value;

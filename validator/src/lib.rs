@@ -7,6 +7,8 @@
 //! - [`store`]: crash-safe shard custody.
 //! - [`server`], [`api`]: the mutual-TLS peer API.
 //! - [`status`]: `GET /v1/status`, the operator's read-only view.
+//! - [`recovery`]: the operator's recovery requests, answered sealed to a
+//!   one-time key.
 //! - [`listener`]: connection cap and header/idle timeout of every port.
 //! - [`peer`]: the mesh client.
 //! - [`ops`], [`metrics`]: health, readiness and Prometheus metrics.
@@ -41,6 +43,7 @@ pub mod metrics;
 pub mod ops;
 pub mod peer;
 pub mod proposals;
+pub mod recovery;
 pub mod repair;
 pub mod reshare;
 pub mod retry;

@@ -147,7 +147,9 @@ async fn serve(config: Config, state: std::sync::Arc<daemon::State>) -> Result<(
     tokio::spawn(server::serve_peers(
         peer_listener,
         state.clone(),
-        api::router(state.clone()).merge(validator::status::router(state.clone())),
+        api::router(state.clone())
+            .merge(validator::status::router(state.clone()))
+            .merge(validator::recovery::router(state.clone())),
         limits,
     ));
     if config.consensus.enabled {

@@ -51,6 +51,9 @@ pub struct Metrics {
     /// Inputs from members refused as misbehaviour, by reason
     /// ([`REFUSAL_REASONS`]): what a lying member tried.
     pub refusals: IntCounterVec,
+    /// Operator recovery requests by outcome
+    /// ([`crate::recovery::OUTCOMES`]).
+    pub recovery_requests: IntCounterVec,
     /// Re-share dealings that failed the dealing check, by who the check
     /// named (`dealer`, `recipient` or `unknown`).
     pub bad_dealings: IntCounterVec,
@@ -261,6 +264,16 @@ impl Metrics {
         for r in REFUSAL_REASONS {
             refusals.with_label_values(&[r]);
         }
+        let recovery_requests = IntCounterVec::new(
+            Opts::new(
+                "pqvault_recovery_requests_total",
+                "Recovery requests (POST /v1/vaults/{vault}/recover) by outcome: served, or why refused (not_operator, malformed, too_large, untrusted_signer, bad_signature, stale, unknown_vault, wrong_epoch, replay, error).",
+            ),
+            &["outcome"],
+        )?;
+        for o in crate::recovery::OUTCOMES {
+            recovery_requests.with_label_values(&[o]);
+        }
         let bad_dealings = IntCounterVec::new(
             Opts::new(
                 "pqvault_bad_dealings_total",
@@ -395,6 +408,7 @@ impl Metrics {
             Box::new(peer_deaths.clone()),
             Box::new(repairs.clone()),
             Box::new(refusals.clone()),
+            Box::new(recovery_requests.clone()),
             Box::new(bad_dealings.clone()),
             Box::new(attempts_aborted.clone()),
             Box::new(custody_checks.clone()),
@@ -470,6 +484,7 @@ impl Metrics {
             peer_deaths,
             repairs,
             refusals,
+            recovery_requests,
             bad_dealings,
             attempts_aborted,
             custody_checks,

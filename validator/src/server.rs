@@ -1,5 +1,6 @@
 //! Accepting peer connections: TLS handshake, membership check (or the
-//! operator role, which reaches only [`crate::status`]), HTTP.
+//! operator role, which reaches only [`crate::status`] and
+//! [`crate::recovery`]), HTTP.
 
 use crate::api::PeerInfo;
 use crate::daemon::State;
@@ -24,12 +25,13 @@ pub async fn serve_peers(listener: TcpListener, state: Arc<State>, router: Route
     let mut gate = Gate::new(listener, &limits, "peer", retry);
     let refused = |port: &'static str| state.refused(port);
     // What an operator-role certificate reaches (crate::status).
-    let operator_router = crate::status::router(state.clone());
+    let operator_router =
+        crate::status::router(state.clone()).merge(crate::recovery::router(state.clone()));
     loop {
         let (tcp, permit) = gate.accept(&refused).await;
         let addr = tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default();
         let (acceptor, state, router) = (acceptor.clone(), state.clone(), router.clone());
-        let operator = operator_router.clone();
+        let operator_routes = operator_router.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -50,12 +52,12 @@ pub async fn serve_peers(listener: TcpListener, state: Arc<State>, router: Route
                 .and_then(|c| c.first())
                 .and_then(|c| vault::meshca::mesh_name(c).ok());
             let kx_group = kx_group(conn);
-            let (id, router) = match name {
-                // The operator's client: read-only status, nothing else.
+            let (id, router, operator) = match name {
+                // The operator's client: status and recovery, nothing else.
                 Some(op) if op.role == Some(vault::meshca::Role::Operator) => {
                     tracing::info!(%addr, operator = %op.id, "operator connected");
                     state.connection("operator");
-                    (op.id, operator)
+                    (op.id, operator_routes, true)
                 }
                 Some(name) if state.is_member(&name.id) => {
                     if let Err(why) = crate::tls::check_peer_binding(&name, state.require_identity)
@@ -65,7 +67,7 @@ pub async fn serve_peers(listener: TcpListener, state: Arc<State>, router: Route
                         return;
                     }
                     state.connection("accepted");
-                    (name.id, router)
+                    (name.id, router, false)
                 }
                 _ => {
                     tracing::warn!(%addr, "refused a mesh certificate that is not a member");
@@ -73,7 +75,11 @@ pub async fn serve_peers(listener: TcpListener, state: Arc<State>, router: Route
                     return;
                 }
             };
-            let svc = TowerToHyperService::new(router.layer(Extension(PeerInfo { id, kx_group })));
+            let svc = TowerToHyperService::new(router.layer(Extension(PeerInfo {
+                id,
+                kx_group,
+                operator,
+            })));
             let result = listener::http1(&limits)
                 .serve_connection(TokioIo::new(tls), svc)
                 .await;

@@ -17,6 +17,8 @@
 //! - [`share`], [`seal`]: share records and sealed shards.
 //! - [`manifest`]: the signed record of a vault epoch.
 //! - [`create`], [`recover`]: the two operations an operator runs.
+//! - [`recovery_request`]: recovery through the validators: the signed
+//!   request and the holders' answers sealed to a one-time key.
 //! - [`repair`]: share repair and re-sharing arithmetic for the mesh.
 //! - [`epoch`]: epoch certificates chaining manifests across repairs.
 //! - [`meshca`]: the mesh CA issuing validator TLS certificates.
@@ -42,6 +44,7 @@ pub mod manifest;
 pub mod meshca;
 pub mod policy;
 pub mod recover;
+pub mod recovery_request;
 pub mod repair;
 pub mod seal;
 pub mod shamir;

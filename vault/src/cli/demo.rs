@@ -3,7 +3,7 @@
 //! `vault create`'s default policy, 3 spares), starts the validators,
 //! SIGKILLs as many holders as that policy heals on its own, shows the
 //! detection and the healing to a new certified epoch, recovers the secret
-//! from the new epoch with `vault recover --chain`, carries a signed
+//! of the new epoch through its holders (`vault mesh recover`), carries a signed
 //! quantized SNN artifact to every validator, and stops everything. It
 //! checks its own outcome and fails (non-zero exit) if any step does not
 //! hold.
@@ -410,69 +410,62 @@ fn shown(args: &[String], root: &Path) -> String {
     format!("vault {}", words.join(" "))
 }
 
-/// Runs `vault recover --chain` on `t` shards of the new epoch, as an
-/// operator would (secret to stdout, read here), and compares it with the
-/// original.
+/// Recovers the secret of the new epoch through its holders, as `vault
+/// mesh recover DIR` does (a request signed with the operator's key, each
+/// share sealed to a one-time key), and compares it with the original.
 fn recover_new_epoch(
     root: &Path,
     g: &Generated,
     heal: &Healed,
     secret: &zeroize::Zeroizing<Vec<u8>>,
 ) -> Result<()> {
-    // Rebuilt shares first, so the recovery uses them.
-    let mut order: Vec<&String> = heal.rebuilt.iter().collect();
-    order.extend(heal.holders.iter().filter(|h| !heal.rebuilt.contains(h)));
-    let chosen: Vec<&Node> = order
+    let (config, _) = super::mesh::client::Conn::local(root).resolve()?;
+    let targets: Vec<(String, std::net::SocketAddr)> = g
+        .nodes
         .iter()
-        .take(usize::from(g.t))
-        .filter_map(|id| g.nodes.iter().find(|n| &&n.id == id))
+        .filter(|n| heal.holders.contains(&n.id))
+        .map(|n| (n.id.clone(), n.peer))
         .collect();
-    let chain = epoch_dir(chosen[0], &g.vault_id, heal.epoch);
-    let s = |p: &Path| p.display().to_string();
-    let mut args = vec![
-        "recover".to_string(),
-        "--manifest".into(),
-        s(&chain.join("manifest.pqvm")),
-        "--chain".into(),
-        s(&chain),
-        "--trust".into(),
-        s(&g.keys.join("operator.pub")),
-        "--keys-dir".into(),
-        s(&g.keys),
-    ];
-    for n in &chosen {
-        args.push("--shard".into());
-        args.push(s(&epoch_dir(n, &g.vault_id, heal.epoch).join("shard.pqvs")));
+    let operator = super::load_key(&g.keys.join("operator.key"))?;
+    let mut report = Vec::new();
+    let r = super::mesh::recover::recover_through_mesh(
+        &config,
+        &targets,
+        &g.vault_id,
+        &operator,
+        &mut report,
+    )
+    .context("recovery through the mesh")?;
+    println!(
+        "7. recovered the secret of epoch {} through its {} holders ({:.1?}; rebuilt on spares: {}): \
+         a request signed with the operator's key, each share sealed to a one-time key, checked \
+         against the manifest proven from the operator's signature; shares {:?} combined:\n   \
+         (cd {} && vault mesh recover . --out secret.bin)",
+        r.epoch,
+        r.answered.len(),
+        r.took,
+        join(&heal.rebuilt.iter().collect::<Vec<_>>()),
+        r.used,
+        root.display()
+    );
+    for line in String::from_utf8_lossy(&report).lines() {
+        println!("   {line}");
     }
-    args.extend(["--out".into(), "-".into()]);
-    let t = Instant::now();
-    let out = Command::new(vault_exe()?)
-        .args(&args)
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .output()
-        .context("cannot run vault recover")?;
-    let recovered = zeroize::Zeroizing::new(out.stdout);
-    if !out.status.success() {
+    if !r.refused.is_empty() || !r.wrong.is_empty() {
         bail!(
-            "vault recover failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+            "honest holders failed the recovery: {} gave no share, {} were named wrong",
+            r.refused.len(),
+            r.wrong.len()
         );
     }
-    let equal = recovered.len() == secret.len() && bool::from(recovered.ct_eq(secret));
-    println!(
-        "7. recovered the secret from epoch {} shards of {} ({:.1?}), proven through the chain \
-         from the operator's signature:\n   (cd {} && {})",
-        heal.epoch,
-        chosen
-            .iter()
-            .map(|n| n.id.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-        t.elapsed(),
-        root.display(),
-        shown(&args, root)
-    );
+    if r.epoch != heal.epoch {
+        bail!(
+            "recovered epoch {}, but the mesh settled at epoch {}",
+            r.epoch,
+            heal.epoch
+        );
+    }
+    let equal = r.secret.len() == secret.len() && bool::from(r.secret.ct_eq(secret));
     if !equal {
         bail!(
             "the secret recovered from epoch {} differs from the original",

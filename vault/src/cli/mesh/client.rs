@@ -1,8 +1,9 @@
 //! The operator's client on the validators' peer port, shared by `vault
-//! mesh status` and `vault mesh fetch`: mutual TLS 1.3 with the
+//! mesh status`, `vault mesh fetch` and `vault mesh recover`: mutual TLS 1.3 with the
 //! X25519MLKEM768 exchange only (like the validators), presenting an
 //! operator-role certificate from the mesh CA (`vault mesh-ca issue --role
-//! operator`), which the validators answer on their read-only routes only.
+//! operator`), which the validators answer on their status, chain and
+//! recovery routes only.
 
 use anyhow::{anyhow, bail, Context, Result};
 use rustls::crypto::aws_lc_rs::{self, kx_group};
@@ -41,6 +42,18 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// The connection of the local mesh in `dir`: its CA, its operator
+    /// certificate and every validator of it.
+    pub fn local(dir: &Path) -> Conn {
+        Conn {
+            dir: Some(dir.to_path_buf()),
+            ca: None,
+            cert: None,
+            key: None,
+            validators: Vec::new(),
+        }
+    }
+
     /// The TLS client configuration and the validators to ask.
     pub fn resolve(&self) -> Result<(Arc<ClientConfig>, Targets)> {
         let from_dir = |rel: &str, flag: &Option<PathBuf>, name: &str| -> Result<PathBuf> {
@@ -144,6 +157,31 @@ pub fn get(
     path: &str,
     max: u64,
 ) -> Result<Vec<u8>> {
+    exchange(config, id, addr, "GET", path, None, max)
+}
+
+/// `POST path` with `body` (`application/octet-stream`) to validator `id`
+/// at `addr`, as [`get`]; the body of a 200 answer.
+pub fn post(
+    config: &Arc<ClientConfig>,
+    id: &str,
+    addr: SocketAddr,
+    path: &str,
+    body: &[u8],
+    max: u64,
+) -> Result<Vec<u8>> {
+    exchange(config, id, addr, "POST", path, Some(body), max)
+}
+
+fn exchange(
+    config: &Arc<ClientConfig>,
+    id: &str,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    max: u64,
+) -> Result<Vec<u8>> {
     let name = ServerName::try_from(id.to_string())?;
     let conn = ClientConnection::new(config.clone(), name)?;
     let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
@@ -151,11 +189,18 @@ pub fn get(
     tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
     tcp.set_write_timeout(Some(Duration::from_secs(5)))?;
     let mut tls = StreamOwned::new(conn, tcp);
-    write!(
-        tls,
-        "GET {path} HTTP/1.1\r\nHost: {id}\r\nConnection: close\r\n\r\n"
-    )
-    .with_context(|| format!("TLS with {id} at {addr}"))?;
+    let head = match body {
+        Some(b) => format!(
+            "{method} {path} HTTP/1.1\r\nHost: {id}\r\nConnection: close\r\n\
+             Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+            b.len()
+        ),
+        None => format!("{method} {path} HTTP/1.1\r\nHost: {id}\r\nConnection: close\r\n\r\n"),
+    };
+    tls.write_all(head.as_bytes())
+        .and_then(|()| tls.write_all(body.unwrap_or_default()))
+        .and_then(|()| tls.flush())
+        .with_context(|| format!("TLS with {id} at {addr}"))?;
     let mut raw = Vec::new();
     // The server may close without close_notify; what arrived is checked
     // against its Content-Length below.

@@ -4,15 +4,27 @@
 //! signature on the anchor; the longest verified one is written as the
 //! files `vault recover --chain` reads, for audit and recovery.
 
-use super::client::{get, Conn};
+use super::client::{get, Conn, Targets};
 use anyhow::{bail, Context, Result};
+use rustls::ClientConfig;
 use std::path::PathBuf;
+use std::sync::Arc;
 use vault::epoch::EpochCertificate;
-use vault::identity::PublicIdentity;
-use vault::manifest::Manifest;
+use vault::identity::{Fingerprint, PublicIdentity};
+use vault::manifest::{Manifest, VerifiedManifest};
 
-/// The longest verified chain so far: epoch, from whom, anchor, steps.
-type Best = (u64, String, Vec<u8>, vault::chain::Steps);
+/// The longest verified chain: from whom, anchor, steps, and its current
+/// manifest, verified from the operator's signature.
+pub struct Chain {
+    /// The validator that served it.
+    pub from: String,
+    /// The operator-signed anchor manifest.
+    pub anchor: Vec<u8>,
+    /// Certified steps after the anchor.
+    pub steps: vault::chain::Steps,
+    /// The current manifest, verified through every step.
+    pub current: VerifiedManifest,
+}
 
 /// Largest proof chain read (a long chain of manifests and certificates).
 const MAX_PROOF: u64 = 16 << 20;
@@ -59,32 +71,13 @@ pub fn run(a: FetchArgs) -> Result<()> {
         bail!("{} exists; give a new directory", a.out.display());
     }
     let (config, targets) = a.conn.resolve()?;
-    let path = format!("/v1/vaults/{vault}/proof");
-    let mut best: Option<Best> = None;
-    for (id, addr) in &targets {
-        let chain = get(&config, id, *addr, &path, MAX_PROOF).and_then(|bytes| {
-            let (anchor, steps) = vault::chain::decode_proof(&bytes)?;
-            let genesis = Manifest::decode(&anchor)?.verify(Some(&operator))?;
-            let certified = steps
-                .iter()
-                .map(|(m, c)| Ok((m.clone(), EpochCertificate::decode(c)?)))
-                .collect::<Result<Vec<_>>>()?;
-            let last = vault::epoch::verify_chain(genesis, &certified)?;
-            Ok((last.body().epoch, anchor, steps))
-        });
-        match chain {
-            Ok((epoch, anchor, steps)) => {
-                println!("{id:<13} epoch {epoch} (chain verified from the operator's signature)");
-                if best.as_ref().is_none_or(|(e, ..)| epoch > *e) {
-                    best = Some((epoch, id.clone(), anchor, steps));
-                }
-            }
-            Err(e) => println!("{id:<13} no verified chain: {e:#}"),
-        }
-    }
-    let Some((epoch, from, anchor, steps)) = best else {
-        bail!("no validator served a verified chain of vault {vault}");
-    };
+    let Chain {
+        from,
+        anchor,
+        steps,
+        current,
+    } = longest_chain(&config, &targets, &vault, &operator, &mut std::io::stdout())?;
+    let epoch = current.body().epoch;
     let first = Manifest::decode(&anchor)?.body().epoch + 1;
     vault::chain::write_dir(&a.out, &anchor, first, &steps)
         .with_context(|| format!("writing {}", a.out.display()))?;
@@ -96,8 +89,53 @@ pub fn run(a: FetchArgs) -> Result<()> {
     Ok(())
 }
 
+/// Fetches `vault`'s chain from every target, verifies each from the
+/// `operator`'s signature, reports each validator on `report`, and returns
+/// the longest verified one.
+pub fn longest_chain(
+    config: &Arc<ClientConfig>,
+    targets: &Targets,
+    vault: &str,
+    operator: &Fingerprint,
+    report: &mut dyn std::io::Write,
+) -> Result<Chain> {
+    let path = format!("/v1/vaults/{vault}/proof");
+    let mut best: Option<Chain> = None;
+    for (id, addr) in targets {
+        let chain = get(config, id, *addr, &path, MAX_PROOF).and_then(|bytes| {
+            let (anchor, steps) = vault::chain::decode_proof(&bytes)?;
+            let genesis = Manifest::decode(&anchor)?.verify(Some(operator))?;
+            let certified = steps
+                .iter()
+                .map(|(m, c)| Ok((m.clone(), EpochCertificate::decode(c)?)))
+                .collect::<Result<Vec<_>>>()?;
+            let current = vault::epoch::verify_chain(genesis, &certified)?;
+            Ok(Chain {
+                from: id.clone(),
+                anchor,
+                steps,
+                current,
+            })
+        });
+        match chain {
+            Ok(c) => {
+                let epoch = c.current.body().epoch;
+                writeln!(
+                    report,
+                    "{id:<13} epoch {epoch} (chain verified from the operator's signature)"
+                )?;
+                if best.as_ref().is_none_or(|b| epoch > b.current.body().epoch) {
+                    best = Some(c);
+                }
+            }
+            Err(e) => writeln!(report, "{id:<13} no verified chain: {e:#}")?,
+        }
+    }
+    best.ok_or_else(|| anyhow::anyhow!("no validator served a verified chain of vault {vault}"))
+}
+
 /// The vault of a local mesh: its `vault/manifest.pqvm`.
-fn only_vault(dir: &std::path::Path) -> Result<String> {
+pub fn only_vault(dir: &std::path::Path) -> Result<String> {
     let p = dir.join("vault/manifest.pqvm");
     let m = Manifest::decode(
         &std::fs::read(&p).with_context(|| format!("{} (or give --vault)", p.display()))?,

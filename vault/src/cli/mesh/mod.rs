@@ -2,13 +2,14 @@
 //! on loopback, and the parts `vault demo` shares with it (file
 //! generation in [`layout`], process supervision in [`supervise`], ops-port
 //! reads in [`observe`]). docs/local-mesh.md explains the files.
-//! `vault mesh status` ([`status`]) is the operator's client on the peer
-//! port of any mesh.
+//! `vault mesh status` ([`status`]), `fetch` ([`fetch`]) and `recover`
+//! ([`recover`]) are the operator's client on the peer port of any mesh.
 
 pub mod client;
 pub mod fetch;
 pub mod layout;
 pub mod observe;
+pub mod recover;
 pub mod status;
 pub mod supervise;
 
@@ -50,6 +51,10 @@ enum Command {
     /// validators, verify it from the operator's signature, and write the
     /// files `vault recover --chain` reads.
     Fetch(fetch::FetchArgs),
+    /// Recover a vault's secret through the validators: a request signed
+    /// with the operator's key, each holder's share sealed to a one-time
+    /// key, decoded and checked against the verified current manifest.
+    Recover(recover::RecoverArgs),
     /// Stop the validators of the mesh in DIR (SIGTERM, then SIGKILL after
     /// --timeout-secs); nothing running is not an error.
     Down {
@@ -72,6 +77,7 @@ pub fn run(a: Args) -> Result<()> {
         } => up(&dir, holders, spares, validator_bin.as_deref()),
         Command::Status(a) => status::run(a),
         Command::Fetch(a) => fetch::run(a),
+        Command::Recover(a) => recover::run(a),
         Command::Down { dir, timeout_secs } => {
             let stopped = supervise::down(&dir, Duration::from_secs(timeout_secs))?;
             if stopped.is_empty() {
