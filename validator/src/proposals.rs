@@ -198,6 +198,10 @@ pub async fn vote(state: Arc<State>, caller: &str, body: &[u8]) -> Result<Vec<u8
             });
         (voted, store.named(&p.vault_id).map_err(|e| bad(500, e))?)
     };
+    // An attempt we gave up never gets our vote again, not even the same
+    // proposal's (a re-vote would un-release it).
+    transition::not_aborted(released_attempt(&state, &p.vault_id, p.from_epoch)?, &p)
+        .map_err(|r| refuse_from(&state, caller, r))?;
     let view = OwnView {
         lost: assessed.map(|a| a.lost.into_iter().collect()),
         lost_for,
@@ -412,7 +416,7 @@ pub fn standing_vote(
         let store = state.store.lock().map_err(|_| bad(500, "poisoned"))?;
         store.proposal_vote(vault, epoch).map_err(|e| bad(500, e))?
     };
-    let Some((_, digest, _)) = on_disk.filter(|(_, _, at)| *at != 0) else {
+    let Some((_, digest, _)) = on_disk.filter(|(_, _, at)| *at > 1) else {
         return Ok(None);
     };
     Ok(state
