@@ -19,6 +19,7 @@
 //! - [`create`], [`recover`]: the two operations an operator runs.
 //! - [`repair`]: share repair and re-sharing arithmetic for the mesh.
 //! - [`epoch`]: epoch certificates chaining manifests across repairs.
+//! - [`membership`]: the operator-signed removal of mesh members.
 //! - [`meshca`]: the mesh CA issuing validator TLS certificates.
 //! - [`slip39`]: SLIP-39 mnemonic paper backups of a secret.
 //! - [`fsio`]: atomic, permission-aware file writes.
@@ -39,6 +40,7 @@ pub mod identity;
 pub mod inspect;
 pub mod kem;
 pub mod manifest;
+pub mod membership;
 pub mod meshca;
 pub mod policy;
 pub mod recover;
