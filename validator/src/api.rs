@@ -28,8 +28,11 @@
 //!   new epoch after a repair ([`crate::epochs`]).
 //!
 //! * `GET /v1/status`: a read-only JSON view (role, vaults and epochs,
-//!   members with state and health, pending transitions), the only route an
-//!   operator-role certificate reaches ([`crate::status`]).
+//!   members with state and health, removed members, pending
+//!   transitions), which an operator-role certificate reaches too
+//!   ([`crate::status`]).
+//! * `GET`, `POST /v1/membership`: the operator's membership removal
+//!   (`PQVN`), for the operator's client and peers ([`crate::membership`]).
 //!
 //! * `POST /v1/raft/{append,vote,snapshot,propose}`, `GET /v1/raft/status`,
 //!   `GET /v1/raft/decision/{vault}/{from_epoch}`: the replicated epoch log

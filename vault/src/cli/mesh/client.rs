@@ -1,8 +1,9 @@
 //! The operator's client on the validators' peer port, shared by `vault
-//! mesh status` and `vault mesh fetch`: mutual TLS 1.3 with the
-//! X25519MLKEM768 exchange only (like the validators), presenting an
-//! operator-role certificate from the mesh CA (`vault mesh-ca issue --role
-//! operator`), which the validators answer on their read-only routes only.
+//! mesh status`, `vault mesh fetch` and `vault mesh remove`: mutual TLS
+//! 1.3 with the X25519MLKEM768 exchange only (like the validators),
+//! presenting an operator-role certificate from the mesh CA (`vault
+//! mesh-ca issue --role operator`), which the validators answer on their
+//! read-only routes and on `POST /v1/membership` only.
 
 use anyhow::{anyhow, bail, Context, Result};
 use rustls::crypto::aws_lc_rs::{self, kx_group};
@@ -144,6 +145,36 @@ pub fn get(
     path: &str,
     max: u64,
 ) -> Result<Vec<u8>> {
+    match request(config, id, addr, "GET", path, &[], max)? {
+        (200, body) => Ok(body),
+        (code, body) => bail!(
+            "{id}: HTTP {code}: {}",
+            String::from_utf8_lossy(&body).trim()
+        ),
+    }
+}
+
+/// `POST body` to `path` on validator `id` at `addr`, as [`get`]; the
+/// status code and body of whatever it answered.
+pub fn post(
+    config: &Arc<ClientConfig>,
+    id: &str,
+    addr: SocketAddr,
+    path: &str,
+    body: &[u8],
+) -> Result<(u16, Vec<u8>)> {
+    request(config, id, addr, "POST", path, body, 64 << 10)
+}
+
+fn request(
+    config: &Arc<ClientConfig>,
+    id: &str,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    send: &[u8],
+    max: u64,
+) -> Result<(u16, Vec<u8>)> {
     let name = ServerName::try_from(id.to_string())?;
     let conn = ClientConnection::new(config.clone(), name)?;
     let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
@@ -153,8 +184,11 @@ pub fn get(
     let mut tls = StreamOwned::new(conn, tcp);
     write!(
         tls,
-        "GET {path} HTTP/1.1\r\nHost: {id}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {id}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        send.len()
     )
+    .and_then(|_| tls.write_all(send))
+    .and_then(|_| tls.flush())
     .with_context(|| format!("TLS with {id} at {addr}"))?;
     let mut raw = Vec::new();
     // The server may close without close_notify; what arrived is checked
@@ -178,16 +212,10 @@ pub fn get(
         k.eq_ignore_ascii_case("content-length")
             .then(|| v.trim().parse::<usize>().ok())?
     });
-    if code != 200 {
-        bail!(
-            "{id}: HTTP {code}: {}",
-            String::from_utf8_lossy(body).trim()
-        );
-    }
     let body = match len {
         Some(n) if body.len() >= n => &body[..n],
         Some(n) => bail!("{id}: answer cut short ({} of {n} bytes)", body.len()),
         None => body,
     };
-    Ok(body.to_vec())
+    Ok((code, body.to_vec()))
 }

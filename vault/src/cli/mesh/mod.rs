@@ -3,12 +3,13 @@
 //! generation in [`layout`], process supervision in [`supervise`], ops-port
 //! reads in [`observe`]). docs/local-mesh.md explains the files.
 //! `vault mesh status` ([`status`]) is the operator's client on the peer
-//! port of any mesh.
+//! port of any mesh; `vault mesh remove` ([`remove`]) removes members.
 
 pub mod client;
 pub mod fetch;
 pub mod layout;
 pub mod observe;
+pub mod remove;
 pub mod status;
 pub mod supervise;
 
@@ -50,6 +51,10 @@ enum Command {
     /// validators, verify it from the operator's signature, and write the
     /// files `vault recover --chain` reads.
     Fetch(fetch::FetchArgs),
+    /// Remove members from the mesh: sign the next operator membership
+    /// removal (`PQVN`) and send it to the validators, which stop probing
+    /// and counting the removed members and drop their metric series.
+    Remove(remove::RemoveArgs),
     /// Stop the validators of the mesh in DIR (SIGTERM, then SIGKILL after
     /// --timeout-secs); nothing running is not an error.
     Down {
@@ -72,6 +77,7 @@ pub fn run(a: Args) -> Result<()> {
         } => up(&dir, holders, spares, validator_bin.as_deref()),
         Command::Status(a) => status::run(a),
         Command::Fetch(a) => fetch::run(a),
+        Command::Remove(a) => remove::run(a),
         Command::Down { dir, timeout_secs } => {
             let stopped = supervise::down(&dir, Duration::from_secs(timeout_secs))?;
             if stopped.is_empty() {
