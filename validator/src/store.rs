@@ -927,6 +927,33 @@ mod tests {
     /// across restarts, until a fresh polynomial clears the names; the
     /// refresh-owed flag survives restarts too.
     #[test]
+    fn a_membership_removal_is_kept_only_if_newer_and_survives_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let op = SecretIdentity::generate("operator").unwrap();
+        let other = SecretIdentity::generate("validator-1").unwrap();
+        let (opf, me) = (op.public().fingerprint(), other.public().fingerprint());
+        let removal = |version: u32, ids: &[&str]| Removal {
+            version,
+            removed: ids.iter().map(|s| s.to_string()).collect(),
+        };
+        {
+            let mut s = Store::open(dir.path(), opf, me).unwrap();
+            assert_eq!(s.removal().version, 0);
+            let forged = removal(1, &["validator-2"]).sign(&other).unwrap();
+            assert!(s.adopt_removal(&forged).is_err());
+            assert!(s.removal_bytes().is_none(), "nothing written");
+            let v2 = removal(2, &["validator-3"]).sign(&op).unwrap();
+            assert!(s.adopt_removal(&v2).unwrap().is_some());
+            for stale in [removal(2, &[]), removal(1, &[])] {
+                let b = stale.sign(&op).unwrap();
+                assert!(s.adopt_removal(&b).unwrap().is_none());
+            }
+        }
+        let s = Store::open(dir.path(), opf, me).unwrap();
+        assert_eq!(s.removal(), &removal(2, &["validator-3"]));
+    }
+
+    #[test]
     fn names_hold_until_the_polynomial_changes_and_refresh_owed_persists() {
         let dir = tempfile::tempdir().unwrap();
         let fp = |b| Fingerprint::from_bytes([b; 32]);
