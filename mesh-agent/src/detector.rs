@@ -244,6 +244,13 @@ impl Detector {
         true
     }
 
+    /// Forgets a member (the operator removed it): no longer probed,
+    /// asked to probe, or reported; false if unknown.
+    pub fn remove(&mut self, id: &str) -> bool {
+        // A stale entry in `order` is skipped by `probe_targets`.
+        self.members.remove(id).is_some()
+    }
+
     /// Current state of `id`.
     pub fn state(&self, id: &str) -> Option<State> {
         self.members.get(id).map(|e| e.state)
@@ -538,6 +545,26 @@ mod tests {
         assert!(d.add("e".into()));
         assert_eq!(d.state("e"), Some(State::Alive));
         assert_eq!(d.states().count(), 5);
+    }
+
+    #[test]
+    fn removed_members_are_neither_probed_nor_helpers() {
+        let mut d = det();
+        let _ = d.probe_targets();
+        assert!(d.remove("b"));
+        assert!(!d.remove("b"));
+        for _ in 0..8 {
+            assert!(!d.probe_targets().contains(&"b".to_string()));
+        }
+        assert!(!d.helpers_for("a").contains(&"b".to_string()));
+        assert_eq!(d.state("b"), None);
+        let news = News {
+            id: "b".into(),
+            state: State::Suspect,
+            incarnation: 1,
+        };
+        assert!(d.news("c", &news, Instant::now()).is_none());
+        assert_eq!(d.state("b"), None, "news does not bring it back");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use vault::codec::Kind;
 
 #[test]
 fn every_format_has_its_own_magic_and_name() {
-    let kinds: [(&str, Kind); 16] = [
+    let kinds: [(&str, Kind); 17] = [
         ("identity", vault::identity::PUBLIC_KIND),
         ("secret key", vault::identity::SECRET_KIND),
         ("share", vault::share::SHARE_KIND),
@@ -15,6 +15,7 @@ fn every_format_has_its_own_magic_and_name() {
         ("manifest", vault::manifest::MANIFEST_KIND),
         ("epoch certificate", vault::epoch::CERT_KIND),
         ("policy", vault::governance::POLICY_KIND),
+        ("membership removal", vault::membership::REMOVAL_KIND),
         ("artifact", vault::artifact::manifest::ARTIFACT_KIND),
         ("artifact draft", vault::artifact::manifest::DRAFT_KIND),
         ("abandon", vault::artifact::abandon::ABANDON_KIND),

@@ -28,11 +28,13 @@
 //!   new epoch after a repair ([`crate::epochs`]).
 //!
 //! * `GET /v1/status`: a read-only JSON view (role, vaults and epochs,
-//!   members with state and health, pending transitions), which an
-//!   operator-role certificate reaches too ([`crate::status`]).
+//!   members with state and health, removed members, pending transitions),
+//!   which an operator-role certificate reaches too ([`crate::status`]).
 //! * `POST /v1/vaults/{vault}/recover` (`PQVG` in, `PQVH` out): an
 //!   operator's signed recovery request, answered with our share sealed to
 //!   its one-time key; refused to members ([`crate::recovery`]).
+//! * `GET`, `POST /v1/membership`: the operator's membership removal
+//!   (`PQVN`), for the operator's client and peers ([`crate::membership`]).
 //!
 //! * `POST /v1/raft/{append,vote,snapshot,propose}`, `GET /v1/raft/status`,
 //!   `GET /v1/raft/decision/{vault}/{from_epoch}`: the replicated epoch log

@@ -93,8 +93,11 @@ pub struct State {
     pub metrics: Metrics,
     /// TLS configurations.
     pub tls: MeshTls,
-    /// Other members: the static list, plus those DNS discovery found.
+    /// Other members: the static list, plus those DNS discovery found
+    /// (removed ones included: [`State::members`] leaves them out).
     members: std::sync::RwLock<Vec<Member>>,
+    /// Member ids the operator removed ([`crate::membership`]).
+    removed: std::sync::RwLock<std::collections::BTreeSet<String>>,
     /// Client for DNS discovery (learns who answers at an address).
     pub discover: PeerClient,
     /// Per-peer health.
@@ -201,19 +204,87 @@ pub struct State {
 impl State {
     /// True if `id` may use the peer API.
     pub fn is_member(&self, id: &str) -> bool {
-        self.members
-            .read()
-            .is_ok_and(|m| m.iter().any(|m| m.id == id))
+        !self.is_removed(id)
+            && self
+                .members
+                .read()
+                .is_ok_and(|m| m.iter().any(|m| m.id == id))
     }
 
-    /// The other members now.
+    /// True if the operator removed `id` (or the set is poisoned).
+    pub fn is_removed(&self, id: &str) -> bool {
+        self.removed.read().map_or(true, |r| r.contains(id))
+    }
+
+    /// The other members now, without those the operator removed.
     pub fn members(&self) -> Vec<Member> {
-        self.members.read().map(|m| m.clone()).unwrap_or_default()
+        let Ok(removed) = self.removed.read() else {
+            return Vec::new();
+        };
+        self.members
+            .read()
+            .map(|m| {
+                m.iter()
+                    .filter(|m| !removed.contains(&m.id))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Removed member ids, sorted.
+    pub fn removed(&self) -> Vec<String> {
+        self.removed
+            .read()
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Applies the operator's removal `r`: a newly removed member is no
+    /// longer probed, asked, reported or exported; one no longer listed
+    /// (a newer statement let it back) is probed again if configured.
+    pub fn apply_removal(&self, r: &vault::membership::Removal) {
+        let before = match self.removed.write() {
+            Ok(mut w) => std::mem::replace(&mut *w, r.removed.clone()),
+            Err(_) => return,
+        };
+        for id in r.removed.difference(&before) {
+            tracing::info!(member = %id, version = r.version, "member removed by the operator");
+            if let Ok(mut d) = self.detector.lock() {
+                d.remove(id);
+            }
+            if let Ok(mut h) = self.health.lock() {
+                h.remove(id);
+            }
+            if let Ok(mut p) = self.peer_vaults.lock() {
+                p.remove(id);
+            }
+            if let Ok(mut b) = self.booted_seen.lock() {
+                b.remove(id);
+            }
+            if let Ok(mut i) = self.identities.lock() {
+                i.remove(id);
+            }
+            self.metrics.remove_peer(id);
+        }
+        for id in before.difference(&r.removed) {
+            if self.member(id).is_some() {
+                tracing::info!(member = %id, version = r.version, "member no longer removed");
+                if let Ok(mut d) = self.detector.lock() {
+                    d.add(id.clone());
+                }
+                self.metrics.init_peer(id);
+            }
+        }
     }
 
     /// Adds a member found by discovery, or moves a known one to a new
     /// address (a rescheduled pod); true if anything changed.
     pub fn add_member(&self, m: Member) -> bool {
+        if self.is_removed(&m.id) {
+            tracing::debug!(member = %m.id, "discovery found a removed member: ignored");
+            return false;
+        }
         let Ok(mut members) = self.members.write() else {
             return false;
         };
@@ -310,7 +381,7 @@ impl State {
             .and_then(|r| serde_json::from_slice::<Hello>(&r.body).ok());
         match hello {
             Some(h) => {
-                if h.now_ms != 0 {
+                if h.now_ms != 0 && !self.is_removed(&m.id) {
                     let skew = clock_skew_seconds(h.now_ms, sent_ms, rtt);
                     self.metrics
                         .clock_skew
@@ -458,6 +529,9 @@ impl State {
     }
 
     fn member(&self, id: &str) -> Option<Member> {
+        if self.is_removed(id) {
+            return None;
+        }
         self.members
             .read()
             .ok()
@@ -468,6 +542,10 @@ impl State {
     /// news for every member.
     pub fn record(&self, transitions: &[Transition]) {
         for t in transitions {
+            // A probe under way when the member was removed.
+            if self.is_removed(&t.id) {
+                continue;
+            }
             match t.to {
                 MemberState::Dead => {
                     tracing::warn!(peer = %t.id, "peer declared dead");
@@ -635,8 +713,13 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         .fold(0xcbf2_9ce4_8422_2325u64 ^ incarnation, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         });
+    let removed = store.removal().removed.clone();
     let detector = Detector::new(
-        config.members.iter().map(|m| m.id.clone()),
+        config
+            .members
+            .iter()
+            .filter(|m| !removed.contains(&m.id))
+            .map(|m| m.id.clone()),
         config.probe.detector(),
     )
     .with_seed(seed);
@@ -653,6 +736,7 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         metrics,
         tls,
         members: std::sync::RwLock::new(config.members.clone()),
+        removed: std::sync::RwLock::new(removed),
         discover,
         health: Mutex::new(BTreeMap::new()),
         ready: AtomicBool::new(false),
@@ -885,6 +969,10 @@ pub async fn probe_round(state: &Arc<State>) {
     // Targets that refused the connection: nobody listens, not our fault.
     let mut refused = std::collections::BTreeSet::new();
     for (m, outcome) in futures_join_all(direct).await {
+        // Removed while the probe was under way: its series stay gone.
+        if state.is_removed(&m.id) {
+            continue;
+        }
         let labels = [m.id.as_str()];
         let (hello, rtt) = match outcome {
             Probe::Ok(h, rtt) => (Some(h), rtt),

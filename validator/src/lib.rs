@@ -17,6 +17,7 @@
 //! - [`artifacts`]: signed model artifacts: store, anti-entropy, APIs.
 //! - [`custody`]: checking that every holder still has its committed shard.
 //! - [`discovery`]: members from DNS (a Kubernetes headless service).
+//! - [`membership`]: members the operator removed (`PQVN`).
 //! - [`repair`]: the repair round: messages and state machines.
 //! - [`rounds`]: driving repair rounds over the peer API.
 //! - [`reshare`]: re-sharing among the holders: refresh and new (t, n).
@@ -39,6 +40,7 @@ pub mod epochs;
 pub mod failpoint;
 pub mod heal;
 pub mod listener;
+pub mod membership;
 pub mod metrics;
 pub mod ops;
 pub mod peer;

@@ -166,6 +166,11 @@ async fn serve(config: Config, state: std::sync::Arc<daemon::State>) -> Result<(
         state.clone(),
         Duration::from_millis(config.custody.interval_ms.max(1)),
     ));
+    // A removal issued while we were down: from any live member.
+    tokio::spawn(validator::membership::sync_loop(
+        state.clone(),
+        Duration::from_millis(config.heal.interval_ms.max(100)),
+    ));
     if let Some(d) = config.discovery.clone() {
         tokio::spawn(validator::discovery::discovery_loop(state.clone(), d));
     }

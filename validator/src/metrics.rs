@@ -516,6 +516,26 @@ impl Metrics {
         }
     }
 
+    /// Drops every series labelled with peer `peer` (the operator removed
+    /// it), so that alerts on it clear; a series never exported is no error.
+    pub fn remove_peer(&self, peer: &str) {
+        for g in [&self.peer_health, &self.clock_skew] {
+            let _ = g.remove_label_values(&[peer]);
+        }
+        let _ = self.peer_up.remove_label_values(&[peer]);
+        let _ = self.peer_deaths.remove_label_values(&[peer]);
+        let _ = self.probe_duration.remove_label_values(&[peer]);
+        for s in mesh_agent::detector::State::ALL {
+            let _ = self.peer_state.remove_label_values(&[peer, s.name()]);
+        }
+        for result in ["ok", "failed"] {
+            let _ = self.probes.remove_label_values(&[peer, result]);
+        }
+        for result in ["ok", "other_epoch", "mismatch", "missing", "no_answer"] {
+            let _ = self.custody_checks.remove_label_values(&[peer, result]);
+        }
+    }
+
     /// Exports peer `peer`'s counters at 0 (deaths, probes by result), so
     /// they appear before the first death or failed probe.
     pub fn init_peer(&self, peer: &str) {

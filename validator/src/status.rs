@@ -3,7 +3,9 @@
 //! * `GET /v1/status`: this validator's view, for `vault mesh status`;
 //! * `GET /v1/vaults/{vault}/proof`: the vault's public chain (`PQVC`:
 //!   anchor and certified steps), for `vault mesh fetch` and for members
-//!   adopting a vault.
+//!   adopting a vault;
+//! * `GET`, `POST /v1/membership`: the operator's membership removal
+//!   (`PQVN`), which carries its own authority ([`crate::membership`]).
 
 use crate::api::PeerInfo;
 use crate::daemon::State;
@@ -36,6 +38,10 @@ pub struct Status {
     pub vaults: Vec<VaultStatus>,
     /// Its members (itself excluded) as its failure detector sees them.
     pub members: Vec<MemberStatus>,
+    /// Member ids the operator removed (`PQVN`), no longer probed.
+    pub removed: Vec<String>,
+    /// Version of the membership removal held (0: none).
+    pub membership_version: u32,
     /// Vaults for which it keeps a share re-sealed for the next epoch,
     /// waiting for that epoch's certificate (a transition under way).
     pub pending_transitions: Vec<String>,
@@ -76,7 +82,8 @@ pub fn router(state: Arc<State>) -> Router {
     Router::new()
         .route("/v1/status", get(status))
         .route("/v1/vaults/{vault}/proof", get(proof))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(crate::membership::router(state))
 }
 
 async fn proof(AxState(state): AxState<Arc<State>>, Path(vault): Path<String>) -> Response {
@@ -164,6 +171,8 @@ async fn status(
         role_detail,
         vaults,
         members,
+        removed: state.removed(),
+        membership_version: state.store.lock().map(|s| s.removal().version).unwrap_or(0),
         pending_transitions,
         kx_group: peer.kx_group,
     })

@@ -9,6 +9,7 @@
 //! <data_dir>/vaults/<vault-id>/CURRENT              "<n>": the committed epoch
 //! <data_dir>/pending/<vault-id>                      our share re-sealed for the next epoch,
 //!                                                    kept from `prepare` until the commit
+//! <data_dir>/membership.pqvn                         the operator's newest membership removal
 //! ```
 //!
 //! Each epoch directory carries its own proof: the last manifest signed by
@@ -32,6 +33,7 @@ use vault::fsio::{self, FsError, Mode};
 use vault::governance::TransitionPolicy;
 use vault::identity::{Fingerprint, SecretIdentity};
 use vault::manifest::{Manifest, VaultId, VerifiedManifest};
+use vault::membership::Removal;
 use vault::recover::{check_record, check_sealed};
 
 use crate::crash_point;
@@ -40,6 +42,9 @@ use crate::failpoint as fp;
 
 /// Largest manifest or shard file accepted.
 const MAX_FILE: u64 = 2 << 20;
+
+/// File of the operator's newest membership removal, in the data directory.
+pub const REMOVAL_FILE: &str = "membership.pqvn";
 
 /// Why the store refused to open or to import.
 #[derive(Debug, Error)]
@@ -92,6 +97,9 @@ pub struct Store {
     vaults: BTreeMap<VaultId, Held>,
     /// Verified operator-signed policies, by vault (from `policies/`).
     policies: BTreeMap<VaultId, TransitionPolicy>,
+    /// The operator's newest membership removal (`membership.pqvn`),
+    /// verified; version 0 if none.
+    removal: Removal,
 }
 
 /// Releases the data directory's lock explicitly when the store goes away.
@@ -165,7 +173,14 @@ impl Store {
             trusted,
             vaults: BTreeMap::new(),
             policies: BTreeMap::new(),
+            removal: Removal::default(),
         };
+        let npath = root.join(REMOVAL_FILE);
+        if npath.exists() {
+            let bytes = fsio::read_limited(&npath, MAX_FILE)?;
+            store.removal =
+                Removal::open(&bytes, &store.trusted).map_err(|e| corrupt(&npath, e))?;
+        }
         // Policies first: verifying a stored chain counts its certificates
         // under the vault's policy.
         let pdir = root.join("policies");
@@ -614,6 +629,31 @@ impl Store {
         Ok(true)
     }
 
+    /// The operator's membership removal we hold (verified when it was
+    /// stored or loaded); version 0, nobody removed, if none.
+    pub fn removal(&self) -> &Removal {
+        &self.removal
+    }
+
+    /// The stored signed membership removal, as bytes, if any.
+    pub fn removal_bytes(&self) -> Option<Vec<u8>> {
+        fsio::read_limited(&self.root.join(REMOVAL_FILE), MAX_FILE).ok()
+    }
+
+    /// Adopts the signed membership removal `bytes` if it verifies against
+    /// the trusted signer and has a higher version than the one we hold,
+    /// persisting it first; `Ok(None)` if not newer, else the adopted one.
+    pub fn adopt_removal(&mut self, bytes: &[u8]) -> Result<Option<Removal>, StoreError> {
+        let r = Removal::open(bytes, &self.trusted)
+            .map_err(|e| StoreError::Rejected(format!("membership removal: {e}")))?;
+        if r.version <= self.removal.version {
+            return Ok(None);
+        }
+        fsio::write_atomic(&self.root.join(REMOVAL_FILE), bytes, Mode::Public, true)?;
+        self.removal = r.clone();
+        Ok(Some(r))
+    }
+
     /// Our last vote on a transition proposal of epoch `epoch` of `id`:
     /// (attempt, proposal digest, Unix milliseconds of the vote). A file
     /// that does not parse is reported as corrupt, never as "no vote".
@@ -935,6 +975,33 @@ mod tests {
     /// One share per member per polynomial: a second index is refused
     /// across restarts, until a fresh polynomial clears the names; the
     /// refresh-owed flag survives restarts too.
+    #[test]
+    fn a_membership_removal_is_kept_only_if_newer_and_survives_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let op = SecretIdentity::generate("operator").unwrap();
+        let other = SecretIdentity::generate("validator-1").unwrap();
+        let (opf, me) = (op.public().fingerprint(), other.public().fingerprint());
+        let removal = |version: u32, ids: &[&str]| Removal {
+            version,
+            removed: ids.iter().map(|s| s.to_string()).collect(),
+        };
+        {
+            let mut s = Store::open(dir.path(), opf, me).unwrap();
+            assert_eq!(s.removal().version, 0);
+            let forged = removal(1, &["validator-2"]).sign(&other).unwrap();
+            assert!(s.adopt_removal(&forged).is_err());
+            assert!(s.removal_bytes().is_none(), "nothing written");
+            let v2 = removal(2, &["validator-3"]).sign(&op).unwrap();
+            assert!(s.adopt_removal(&v2).unwrap().is_some());
+            for stale in [removal(2, &[]), removal(1, &[])] {
+                let b = stale.sign(&op).unwrap();
+                assert!(s.adopt_removal(&b).unwrap().is_none());
+            }
+        }
+        let s = Store::open(dir.path(), opf, me).unwrap();
+        assert_eq!(s.removal(), &removal(2, &["validator-3"]));
+    }
+
     #[test]
     fn names_hold_until_the_polynomial_changes_and_refresh_owed_persists() {
         let dir = tempfile::tempdir().unwrap();

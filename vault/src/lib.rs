@@ -21,6 +21,7 @@
 //!   request and the holders' answers sealed to a one-time key.
 //! - [`repair`]: share repair and re-sharing arithmetic for the mesh.
 //! - [`epoch`]: epoch certificates chaining manifests across repairs.
+//! - [`membership`]: the operator-signed removal of mesh members.
 //! - [`meshca`]: the mesh CA issuing validator TLS certificates.
 //! - [`slip39`]: SLIP-39 mnemonic paper backups of a secret.
 //! - [`fsio`]: atomic, permission-aware file writes.
@@ -41,6 +42,7 @@ pub mod identity;
 pub mod inspect;
 pub mod kem;
 pub mod manifest;
+pub mod membership;
 pub mod meshca;
 pub mod policy;
 pub mod recover;

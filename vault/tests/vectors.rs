@@ -337,3 +337,37 @@ fn documented_layout_and_constructions_hold() {
     let plain = common::open_as_documented(label, 1, &s, &ss_x, &ss_m, &ss_h);
     assert_eq!(&plain[..], &share[..]);
 }
+
+/// `v1/membership-2.pqvn`: a `PQVN` membership removal, version 2,
+/// removing `validator-3` and `validator-9`, signed by the operator
+/// (`vault mesh remove --offline`, see `tests/vectors/README.md`).
+#[test]
+fn membership_removal_decodes_from_its_documented_layout() {
+    use vault::membership::Removal;
+    let b = read("membership-2.pqvn");
+    let be32 = |at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap()) as usize;
+    assert_eq!(&b[..4], b"PQVN");
+    assert_eq!(u16::from_be_bytes([b[4], b[5]]), 1, "format version");
+    assert_eq!(be32(6), 2, "statement version");
+    assert_eq!(u16::from_be_bytes([b[10], b[11]]), 2, "removed count");
+    assert_eq!(be32(12), 11);
+    assert_eq!(&b[16..27], b"validator-3");
+    assert_eq!(be32(27), 11);
+    assert_eq!(&b[31..42], b"validator-9");
+    let signer_len = be32(42);
+    let signer = PublicIdentity::decode(&b[46..46 + signer_len]).unwrap();
+    assert_eq!(signer.fingerprint().to_hex(), OPERATOR_FINGERPRINT);
+    assert_eq!(b.len(), 46 + signer_len + 64 + 3309);
+
+    let r = Removal::open(&b, &public("TEST-ONLY-operator").fingerprint()).unwrap();
+    assert_eq!(r.version, 2);
+    assert_eq!(
+        r.removed.iter().map(String::as_str).collect::<Vec<_>>(),
+        ["validator-3", "validator-9"]
+    );
+    // Only the operator: a validator's fingerprint refuses it.
+    assert!(Removal::open(&b, &public(&validator_name(1)).fingerprint()).is_err());
+    for cut in [0, 11, 30, b.len() - 1] {
+        assert!(Removal::open(&b[..cut], &signer.fingerprint()).is_err());
+    }
+}

@@ -98,6 +98,18 @@ impl Connection {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
+        // A voter the operator removed is treated as down, both ways.
+        if self
+            .state
+            .upgrade()
+            .is_some_and(|s| s.is_removed(&self.node.id))
+        {
+            let e = RpcFailure {
+                peer: self.node.id.clone(),
+                reason: "removed by the operator".into(),
+            };
+            return Err(RPCError::Unreachable(Unreachable::new(&e)));
+        }
         let body = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let member = dial(&self.state, &self.node);
         let r = match self.client.post(&member, path, body, MAX_ANSWER).await {

@@ -1,9 +1,9 @@
 //! The operator's client on the validators' peer port, shared by `vault
-//! mesh status`, `vault mesh fetch` and `vault mesh recover`: mutual TLS 1.3 with the
+//! mesh status`, `fetch`, `recover` and `remove`: mutual TLS 1.3 with the
 //! X25519MLKEM768 exchange only (like the validators), presenting an
 //! operator-role certificate from the mesh CA (`vault mesh-ca issue --role
-//! operator`), which the validators answer on their status, chain and
-//! recovery routes only.
+//! operator`), which the validators answer on their status, chain,
+//! recovery and membership routes only.
 
 use anyhow::{anyhow, bail, Context, Result};
 use rustls::crypto::aws_lc_rs::{self, kx_group};
@@ -157,7 +157,7 @@ pub fn get(
     path: &str,
     max: u64,
 ) -> Result<Vec<u8>> {
-    exchange(config, id, addr, "GET", path, None, max)
+    ok(id, request(config, id, addr, "GET", path, None, max)?)
 }
 
 /// `POST path` with `body` (`application/octet-stream`) to validator `id`
@@ -170,10 +170,36 @@ pub fn post(
     body: &[u8],
     max: u64,
 ) -> Result<Vec<u8>> {
-    exchange(config, id, addr, "POST", path, Some(body), max)
+    ok(
+        id,
+        request(config, id, addr, "POST", path, Some(body), max)?,
+    )
 }
 
-fn exchange(
+/// `POST path` with `body`, as [`post`]; the status code and body of
+/// whatever it answered (for callers that tell refusals apart).
+pub fn post_status(
+    config: &Arc<ClientConfig>,
+    id: &str,
+    addr: SocketAddr,
+    path: &str,
+    body: &[u8],
+) -> Result<(u16, Vec<u8>)> {
+    request(config, id, addr, "POST", path, Some(body), 64 << 10)
+}
+
+/// The body of a 200 answer; any other status is an error naming it.
+fn ok(id: &str, (code, body): (u16, Vec<u8>)) -> Result<Vec<u8>> {
+    if code != 200 {
+        bail!(
+            "{id}: HTTP {code}: {}",
+            String::from_utf8_lossy(&body).trim()
+        );
+    }
+    Ok(body)
+}
+
+fn request(
     config: &Arc<ClientConfig>,
     id: &str,
     addr: SocketAddr,
@@ -181,7 +207,7 @@ fn exchange(
     path: &str,
     body: Option<&[u8]>,
     max: u64,
-) -> Result<Vec<u8>> {
+) -> Result<(u16, Vec<u8>)> {
     let name = ServerName::try_from(id.to_string())?;
     let conn = ClientConnection::new(config.clone(), name)?;
     let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
@@ -223,16 +249,10 @@ fn exchange(
         k.eq_ignore_ascii_case("content-length")
             .then(|| v.trim().parse::<usize>().ok())?
     });
-    if code != 200 {
-        bail!(
-            "{id}: HTTP {code}: {}",
-            String::from_utf8_lossy(body).trim()
-        );
-    }
     let body = match len {
         Some(n) if body.len() >= n => &body[..n],
         Some(n) => bail!("{id}: answer cut short ({} of {n} bytes)", body.len()),
         None => body,
     };
-    Ok(body.to_vec())
+    Ok((code, body.to_vec()))
 }

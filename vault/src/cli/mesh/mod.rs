@@ -3,13 +3,15 @@
 //! generation in [`layout`], process supervision in [`supervise`], ops-port
 //! reads in [`observe`]). docs/local-mesh.md explains the files.
 //! `vault mesh status` ([`status`]), `fetch` ([`fetch`]) and `recover`
-//! ([`recover`]) are the operator's client on the peer port of any mesh.
+//! ([`recover`]) are the operator's client on the peer port of any mesh;
+//! `vault mesh remove` ([`remove`]) removes members.
 
 pub mod client;
 pub mod fetch;
 pub mod layout;
 pub mod observe;
 pub mod recover;
+pub mod remove;
 pub mod status;
 pub mod supervise;
 
@@ -55,6 +57,10 @@ enum Command {
     /// with the operator's key, each holder's share sealed to a one-time
     /// key, decoded and checked against the verified current manifest.
     Recover(recover::RecoverArgs),
+    /// Remove members from the mesh: sign the next operator membership
+    /// removal (`PQVN`) and send it to the validators, which stop probing
+    /// and counting the removed members and drop their metric series.
+    Remove(remove::RemoveArgs),
     /// Stop the validators of the mesh in DIR (SIGTERM, then SIGKILL after
     /// --timeout-secs); nothing running is not an error.
     Down {
@@ -78,6 +84,7 @@ pub fn run(a: Args) -> Result<()> {
         Command::Status(a) => status::run(a),
         Command::Fetch(a) => fetch::run(a),
         Command::Recover(a) => recover::run(a),
+        Command::Remove(a) => remove::run(a),
         Command::Down { dir, timeout_secs } => {
             let stopped = supervise::down(&dir, Duration::from_secs(timeout_secs))?;
             if stopped.is_empty() {

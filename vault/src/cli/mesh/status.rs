@@ -125,5 +125,16 @@ fn print_text(answers: &[(String, SocketAddr, Result<Value>)]) {
             "members as {id} sees them (state, health score): {}",
             view.join(", ")
         );
+        let removed: Vec<&str> = v["removed"]
+            .as_array()
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if !removed.is_empty() {
+            println!(
+                "removed by the operator (version {}): {}",
+                v["membership_version"],
+                removed.join(", ")
+            );
+        }
     }
 }

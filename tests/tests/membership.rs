@@ -1,0 +1,197 @@
+//! Members the operator removed (`PQVN`, issue 11): a dead member's
+//! series go away on every live validator once the operator signs its
+//! removal, so `PqvaultPeerDead` clears without editing any config.
+
+use pqvault_tests::{sample, vault, Mesh};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use vault::identity::SecretIdentity;
+use vault::membership::Removal;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn s(p: &Path) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+/// An operator-role certificate from the mesh's CA: its directory.
+fn operator_tls(mesh: &Mesh) -> PathBuf {
+    let r = mesh.root.path();
+    let tls = r.join("operator-tls");
+    vault(&[
+        "mesh-ca",
+        "issue",
+        "--ca",
+        &s(&r.join("ca")),
+        "--id",
+        "operator",
+        "--identity",
+        &s(&r.join("operator/operator.pub")),
+        "--role",
+        "operator",
+        "--out",
+        &s(&tls),
+    ]);
+    tls
+}
+
+fn operator_key(mesh: &Mesh) -> SecretIdentity {
+    let bytes = std::fs::read(mesh.root.path().join("operator/operator.key")).unwrap();
+    SecretIdentity::decode(&bytes).unwrap()
+}
+
+/// True if validator `i` exports no series labelled with `peer`.
+fn no_series_of(metrics: &str, peer: &str) -> bool {
+    let label = format!("peer=\"{peer}\"");
+    !metrics
+        .lines()
+        .any(|l| !l.starts_with('#') && l.contains(&label))
+}
+
+async fn status(mesh: &Mesh, via: usize, of: usize) -> serde_json::Value {
+    let r = mesh
+        .client_as(via)
+        .get(&mesh.member(of), "/v1/status", 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    serde_json::from_slice(&r.body).unwrap()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_operator_removal_clears_a_dead_members_series_everywhere() {
+    let mut mesh = Mesh::new(4, 2);
+    mesh.disable_auto_heal();
+    mesh.start_all();
+    let dead = "validator-4";
+    mesh.kill9(3);
+    let declared = format!("peer=\"{dead}\",state=\"dead\"");
+    for i in 0..3 {
+        assert!(
+            mesh.wait_metrics(i, WAIT, |m| sample(m, "pqvault_peer_state", &declared)
+                == Some(1.0)),
+            "validator-{} never declared {dead} dead",
+            i + 1
+        );
+    }
+    // validator-3 is down while the removal is issued.
+    mesh.kill9(2);
+
+    // Signed by a validator's own key, not the operator's: refused.
+    let forged = Removal {
+        version: 1,
+        removed: [dead.to_string()].into(),
+    }
+    .sign(&mesh.secret_key(0))
+    .unwrap();
+    let r = mesh
+        .client_as(1)
+        .post(&mesh.member(0), "/v1/membership", forged, 1 << 16)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    assert!(mesh.metrics(0).contains(&declared), "nothing applied");
+
+    // The operator's client: learns version 0, signs 1, posts it.
+    let tls = operator_tls(&mesh);
+    let r = mesh.root.path();
+    let mut args: Vec<String> = vec![
+        "mesh".into(),
+        "remove".into(),
+        "--ca".into(),
+        s(&r.join("ca/mesh-ca.crt")),
+        "--cert".into(),
+        s(&tls.join("operator.crt")),
+        "--key".into(),
+        s(&tls.join("operator.tls.key")),
+        "--signer".into(),
+        s(&r.join("operator/operator.key")),
+    ];
+    for i in 0..3 {
+        args.push("--validator".into());
+        args.push(format!("{}@{}", mesh.nodes[i].id, mesh.nodes[i].peer));
+    }
+    args.push(dead.into());
+    let out = vault(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    // validator-2 may have taken it from validator-1 first.
+    assert!(out.contains("validator-1: adopted version 1"), "{out}");
+    assert!(
+        out.contains("validator-2: adopted version 1")
+            || out.contains("validator-2: already holds"),
+        "{out}"
+    );
+
+    // Every live validator: no series of the removed member, not probed,
+    // shown as removed.
+    for i in 0..2 {
+        assert!(
+            mesh.wait_metrics(i, WAIT, |m| no_series_of(m, dead)),
+            "validator-{} still exports {dead}'s series:\n{}",
+            i + 1,
+            mesh.metrics(i)
+        );
+        let v = status(&mesh, 1 - i, i).await;
+        assert_eq!(v["membership_version"], 1);
+        assert_eq!(v["removed"][0], dead);
+        let members: Vec<&str> = v["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap())
+            .collect();
+        assert!(!members.contains(&dead), "{members:?}");
+    }
+    // Still not probed after a while: no series came back.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(no_series_of(&mesh.metrics(0), dead));
+    // Its certificate no longer opens a connection.
+    assert!(
+        mesh.client_as(3)
+            .get(&mesh.member(0), "/v1/hello", 1 << 16)
+            .await
+            .is_err(),
+        "a removed member's connection was accepted"
+    );
+
+    // An equal or lower version changes nothing.
+    let op = operator_key(&mesh);
+    for version in [1, 0] {
+        let again = Removal {
+            version,
+            removed: Default::default(),
+        }
+        .sign(&op)
+        .unwrap();
+        let r = mesh
+            .client_as(1)
+            .post(&mesh.member(0), "/v1/membership", again, 1 << 16)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 409, "version {version} was not refused");
+    }
+    assert_eq!(status(&mesh, 1, 0).await["removed"][0], dead);
+
+    // validator-3, down when it was issued, adopts it from a peer.
+    mesh.start(2);
+    assert!(
+        mesh.wait_metrics(2, WAIT, |m| no_series_of(m, dead)
+            && sample(m, "pqvault_peer_up", "validator-1").is_some()
+            && mesh.log(2).contains("adopted a newer membership removal")),
+        "validator-3 did not adopt the removal:\n{}",
+        mesh.log(2)
+    );
+    assert!(mesh.nodes[2].dir.join("data/membership.pqvn").exists());
+    assert_eq!(status(&mesh, 0, 2).await["membership_version"], 1);
+
+    // It survives a restart: validator-1 comes back with it from its disk
+    // (it never probes the removed member, even before asking a peer).
+    mesh.kill9(0);
+    mesh.start(0);
+    assert!(
+        mesh.wait_metrics(0, WAIT, |m| sample(m, "pqvault_peer_up", "validator-2")
+            .is_some())
+    );
+    assert!(no_series_of(&mesh.metrics(0), dead));
+    assert_eq!(status(&mesh, 1, 0).await["removed"][0], dead);
+    assert!(!mesh.log(0).contains("adopted a newer membership removal"));
+}
