@@ -20,6 +20,46 @@ fn round() -> [u8; 16] {
     r
 }
 
+/// The insider's part of attacks 4b, 6 and 6b: validator-1's certificate
+/// asks validators `0..count` to prepare epoch 2 (validator-1 itself through
+/// validator-2's certificate: a validator does not answer its own name)
+/// and returns epoch 1's manifest with epoch 2 and the prepared entries.
+async fn prepare_epoch_2(mesh: &Mesh, count: usize) -> vault::manifest::ManifestBody {
+    let insider = mesh.client_as(0);
+    let peer = mesh.client_as(1);
+    let id = &mesh.vault_id;
+    let dir = mesh.nodes[0].dir.join(format!("data/vaults/{id}/epoch-1"));
+    let m1 = vault::manifest::Manifest::decode(&std::fs::read(dir.join("manifest.pqvm")).unwrap())
+        .unwrap();
+    let mut body = m1.body().clone();
+    body.epoch = 2;
+    for i in 0..count {
+        let via = if i == 0 { &peer } else { &insider };
+        let r = via
+            .post(
+                &mesh.member(i),
+                &format!("/v1/epoch/{id}/prepare?from=1"),
+                Vec::new(),
+                1 << 16,
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let reply: validator::epochs::PrepareReply = serde_json::from_slice(&r.body).unwrap();
+        let e = body
+            .shards
+            .iter_mut()
+            .find(|e| e.index == reply.index)
+            .unwrap();
+        e.blob_hash = hex::decode(&reply.blob_hash).unwrap().try_into().unwrap();
+        e.share_commitment = hex::decode(&reply.share_commitment)
+            .unwrap()
+            .try_into()
+            .unwrap();
+    }
+    body
+}
+
 /// Attack 1, harvest: a spare with a valid certificate names itself the
 /// replacement of a holder that is only paused, and asks t holders to help.
 /// Before certified proposals every helper accepted (202) once its one
@@ -301,36 +341,7 @@ async fn a_share_changes_hands_only_by_a_certified_repair() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let insider = mesh.client_as(0);
     let id = mesh.vault_id.clone();
-    let dir = mesh.nodes[0].dir.join(format!("data/vaults/{id}/epoch-1"));
-    let m1 = vault::manifest::Manifest::decode(&std::fs::read(dir.join("manifest.pqvm")).unwrap())
-        .unwrap();
-    let mut body = m1.body().clone();
-    body.epoch = 2;
-    let peer = mesh.client_as(1);
-    for i in 0..4 {
-        let via = if i == 0 { &peer } else { &insider };
-        let r = via
-            .post(
-                &mesh.member(i),
-                &format!("/v1/epoch/{id}/prepare?from=1"),
-                Vec::new(),
-                1 << 16,
-            )
-            .await
-            .unwrap();
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        let reply: validator::epochs::PrepareReply = serde_json::from_slice(&r.body).unwrap();
-        let e = body
-            .shards
-            .iter_mut()
-            .find(|e| e.index == reply.index)
-            .unwrap();
-        e.blob_hash = hex::decode(&reply.blob_hash).unwrap().try_into().unwrap();
-        e.share_commitment = hex::decode(&reply.share_commitment)
-            .unwrap()
-            .try_into()
-            .unwrap();
-    }
+    let mut body = prepare_epoch_2(&mesh, 4).await;
     let spare = mesh.public_identity(5);
     let e5 = body.shards.iter_mut().find(|e| e.index == 5).unwrap();
     e5.recipient = spare.fingerprint();
@@ -386,42 +397,17 @@ async fn an_equivocating_insider_cannot_fork_a_vault_under_f_1() {
     mesh.disable_auto_heal();
     mesh.start_all();
     let insider = mesh.client_as(0);
-    let peer = mesh.client_as(1);
     let id = mesh.vault_id.clone();
-    let dir = mesh.nodes[0].dir.join(format!("data/vaults/{id}/epoch-1"));
-    let m1 = vault::manifest::Manifest::decode(&std::fs::read(dir.join("manifest.pqvm")).unwrap())
-        .unwrap();
     let operator = vault::identity::PublicIdentity::decode(
         &std::fs::read(mesh.root.path().join("operator/operator.pub")).unwrap(),
     )
     .unwrap();
-    let g = m1.clone().verify(Some(&operator.fingerprint())).unwrap();
-    let mut body = m1.body().clone();
-    body.epoch = 2;
-    for i in 0..7 {
-        let via = if i == 0 { &peer } else { &insider };
-        let r = via
-            .post(
-                &mesh.member(i),
-                &format!("/v1/epoch/{id}/prepare?from=1"),
-                Vec::new(),
-                1 << 16,
-            )
-            .await
-            .unwrap();
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        let reply: validator::epochs::PrepareReply = serde_json::from_slice(&r.body).unwrap();
-        let e = body
-            .shards
-            .iter_mut()
-            .find(|e| e.index == reply.index)
-            .unwrap();
-        e.blob_hash = hex::decode(&reply.blob_hash).unwrap().try_into().unwrap();
-        e.share_commitment = hex::decode(&reply.share_commitment)
-            .unwrap()
-            .try_into()
-            .unwrap();
-    }
+    let dir = mesh.nodes[0].dir.join(format!("data/vaults/{id}/epoch-1"));
+    let g = vault::manifest::Manifest::decode(&std::fs::read(dir.join("manifest.pqvm")).unwrap())
+        .unwrap()
+        .verify(Some(&operator.fingerprint()))
+        .unwrap();
+    let body = prepare_epoch_2(&mesh, 7).await;
     let key = mesh.secret_key(0);
     let fork = |created: u64| {
         let mut b = body.clone();
@@ -499,37 +485,8 @@ async fn an_insider_cannot_spend_the_holders_successor_votes_on_empty_epochs() {
     let mut mesh = Mesh::with_spares(5, 3, 1);
     mesh.start_all();
     let insider = mesh.client_as(0);
-    let peer = mesh.client_as(1);
     let id = mesh.vault_id.clone();
-    let dir = mesh.nodes[0].dir.join(format!("data/vaults/{id}/epoch-1"));
-    let m1 = vault::manifest::Manifest::decode(&std::fs::read(dir.join("manifest.pqvm")).unwrap())
-        .unwrap();
-    let mut body = m1.body().clone();
-    body.epoch = 2;
-    for i in 0..5 {
-        let via = if i == 0 { &peer } else { &insider };
-        let r = via
-            .post(
-                &mesh.member(i),
-                &format!("/v1/epoch/{id}/prepare?from=1"),
-                Vec::new(),
-                1 << 16,
-            )
-            .await
-            .unwrap();
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        let reply: validator::epochs::PrepareReply = serde_json::from_slice(&r.body).unwrap();
-        let e = body
-            .shards
-            .iter_mut()
-            .find(|e| e.index == reply.index)
-            .unwrap();
-        e.blob_hash = hex::decode(&reply.blob_hash).unwrap().try_into().unwrap();
-        e.share_commitment = hex::decode(&reply.share_commitment)
-            .unwrap()
-            .try_into()
-            .unwrap();
-    }
+    let body = prepare_epoch_2(&mesh, 5).await;
     let key = mesh.secret_key(0);
     let mut answers = Vec::new();
     for (created, half) in [(1u64, [1usize, 2]), (2, [3, 4])] {
