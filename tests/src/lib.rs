@@ -585,6 +585,25 @@ impl Mesh {
         }
         false
     }
+
+    /// Waits until each of `nodes` sees every other one of `nodes` alive
+    /// (its `pqvault_peer_state`), so a test acts on a settled view; panics
+    /// after 20 s.
+    pub fn wait_all_alive(&self, nodes: &[usize]) {
+        for &i in nodes {
+            let settled = self.wait_metrics(i, Duration::from_secs(20), |m| {
+                nodes.iter().filter(|&&j| j != i).all(|&j| {
+                    let alive = format!("peer=\"validator-{}\",state=\"alive\"", j + 1);
+                    sample(m, "pqvault_peer_state", &alive) == Some(1.0)
+                })
+            });
+            assert!(
+                settled,
+                "validator-{} never saw all of {nodes:?} alive",
+                i + 1
+            );
+        }
+    }
 }
 
 impl Drop for Mesh {

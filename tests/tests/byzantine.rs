@@ -396,6 +396,9 @@ async fn an_equivocating_insider_cannot_fork_a_vault_under_f_1() {
     let mut mesh = Mesh::with_policy(7, 4, 0, 1, 4);
     mesh.disable_auto_heal();
     mesh.start_all();
+    // A settled view: the signers' refusals below are then about what
+    // they are asked to sign, not about who they see.
+    mesh.wait_all_alive(&[0, 1, 2, 3, 4, 5, 6]);
     let insider = mesh.client_as(0);
     let id = mesh.vault_id.clone();
     let operator = vault::identity::PublicIdentity::decode(
@@ -484,6 +487,7 @@ async fn an_equivocating_insider_cannot_fork_a_vault_under_f_1() {
 async fn an_insider_cannot_spend_the_holders_successor_votes_on_empty_epochs() {
     let mut mesh = Mesh::with_spares(5, 3, 1);
     mesh.start_all();
+    mesh.wait_all_alive(&[0, 1, 2, 3, 4, 5]);
     let insider = mesh.client_as(0);
     let id = mesh.vault_id.clone();
     let body = prepare_epoch_2(&mesh, 5).await;

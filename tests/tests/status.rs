@@ -74,11 +74,13 @@ async fn an_operator_certificate_reads_status_and_nothing_else() {
 
 /// `vault mesh fetch`: after a heal to epoch 2, the operator's client
 /// fetches the vault's chain over its operator certificate, verifies it
-/// from the operator's signature, and writes the files `vault recover
-/// --chain` reads; a validator that does not answer is named and skipped.
+/// from the operator's signature with its certificates counted under the
+/// operator's f = 1 policy, and writes the files `vault recover --chain`
+/// reads, the policy with them; a validator that does not answer is named
+/// and skipped.
 #[tokio::test(flavor = "current_thread")]
 async fn the_operator_fetches_the_verified_chain_of_a_healed_vault() {
-    let mut mesh = Mesh::with_spares(4, 3, 1);
+    let mut mesh = Mesh::with_policy(4, 3, 1, 1, 3);
     mesh.start_all();
     mesh.kill9(3);
     pqvault_tests::wait_epoch_all(&mesh, &[0, 1, 2, 4], 2).await;
@@ -122,4 +124,9 @@ async fn the_operator_fetches_the_verified_chain_of_a_healed_vault() {
     for f in ["anchor.pqvm", "step-2.pqvm", "step-2.pqve"] {
         assert!(out.join(f).exists(), "{f} missing");
     }
+    assert!(text.contains("(f = 1 from epoch 1)"), "{text}");
+    assert_eq!(
+        std::fs::read(out.join("policy.pqvl")).unwrap(),
+        std::fs::read(r.join("vault/policy.pqvl")).unwrap()
+    );
 }

@@ -16,7 +16,8 @@
 //!   epoch we hold (`PQVC`), so a replacement can verify the manifest
 //!   (served by `crate::status`: the operator reaches it too).
 //! * `GET /v1/vaults/{vault}/policy`: the operator-signed transition policy
-//!   (`PQVL`) we hold, if any
+//!   (`PQVL`) we hold, if any (served by `crate::status`: the operator
+//!   reaches it too).
 //! * `POST /v1/vote` (`PQVP` in, `PQVV` out): our vote on a transition
 //!   proposal, judged on our own view ([`crate::proposals`])
 //! * `POST /v1/transition` (`PQVQ`): a certified proposal; starts our part
@@ -137,7 +138,6 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/probe/{member}", get(probe))
         .route("/v1/news", post(news))
         .route("/v1/identity", get(identity))
-        .route("/v1/vaults/{vault}/policy", get(policy))
         .route("/v1/vote", post(vote))
         .route("/v1/transition", post(transition))
         .route("/v1/abort", post(abort))
@@ -318,27 +318,6 @@ async fn identity(AxState(state): AxState<Arc<State>>) -> Response {
     let body =
         crate::byzantine::claimed_identity().unwrap_or_else(|| state.identity.public().encode());
     ([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response()
-}
-
-async fn policy(AxState(state): AxState<Arc<State>>, Path(vault): Path<String>) -> Response {
-    let Some(id) = parse_vault(&vault) else {
-        state.count("policy", 400);
-        return (StatusCode::BAD_REQUEST, "vault id must be 32 hex digits\n").into_response();
-    };
-    match state.store.lock().ok().and_then(|s| s.policy_bytes(&id)) {
-        Some(bytes) => {
-            state.count("policy", 200);
-            ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
-        }
-        None => {
-            state.count("policy", 404);
-            (
-                StatusCode::NOT_FOUND,
-                "no signed policy for that vault here\n",
-            )
-                .into_response()
-        }
-    }
 }
 
 async fn vote(

@@ -82,8 +82,37 @@ pub fn router(state: Arc<State>) -> Router {
     Router::new()
         .route("/v1/status", get(status))
         .route("/v1/vaults/{vault}/proof", get(proof))
+        .route("/v1/vaults/{vault}/policy", get(policy))
         .with_state(state.clone())
         .merge(crate::membership::router(state))
+}
+
+/// `GET /v1/vaults/{vault}/policy`: the operator-signed transition policy
+/// (`PQVL`) we hold, for peers adopting a newer one and for the operator's
+/// client, which counts the chain's certificates under it.
+async fn policy(AxState(state): AxState<Arc<State>>, Path(vault): Path<String>) -> Response {
+    let Some(id) = crate::api::parse_vault(&vault) else {
+        state.count("policy", 400);
+        return (StatusCode::BAD_REQUEST, "vault id must be 32 hex digits\n").into_response();
+    };
+    match state.store.lock().ok().and_then(|s| s.policy_bytes(&id)) {
+        Some(bytes) => {
+            state.count("policy", 200);
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+                bytes,
+            )
+                .into_response()
+        }
+        None => {
+            state.count("policy", 404);
+            (
+                StatusCode::NOT_FOUND,
+                "no signed policy for that vault here\n",
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn proof(AxState(state): AxState<Arc<State>>, Path(vault): Path<String>) -> Response {

@@ -101,8 +101,29 @@ pub fn load_manifest_via_chain(
         steps.push((read(&m, MAX_SMALL_FILE)?, cert));
         k += 1;
     }
-    let last = vault::epoch::verify_chain(genesis, &steps)
-        .with_context(|| format!("epoch chain in {}", chain.display()))?;
+    // The operator's policy, when the chain came with one (`vault mesh
+    // fetch` writes it): certificates count under its f, as validators
+    // count them.
+    let policy_path = chain.join("policy.pqvl");
+    let policy = if policy_path.exists() {
+        let operator = vault::identity::PublicIdentity::decode(&read(trust, MAX_SMALL_FILE)?)
+            .with_context(|| format!("{}", trust.display()))?
+            .fingerprint();
+        let p = vault::governance::TransitionPolicy::open(
+            &read(&policy_path, MAX_SMALL_FILE)?,
+            &operator,
+        )
+        .with_context(|| format!("{}", policy_path.display()))?;
+        if p.vault_id != genesis.body().vault_id {
+            anyhow::bail!("{} is the policy of another vault", policy_path.display());
+        }
+        Some(p)
+    } else {
+        None
+    };
+    let last =
+        vault::epoch::verify_chain_with(genesis, &steps, |from| policy.map_or(0, |p| p.f_at(from)))
+            .with_context(|| format!("epoch chain in {}", chain.display()))?;
     let given = Manifest::decode(&read(path, MAX_SMALL_FILE)?)
         .with_context(|| format!("{}", path.display()))?;
     if given.digest() != last.digest() {

@@ -1,8 +1,12 @@
 //! `vault mesh fetch`: the operator's copy of a vault's public chain, from
 //! the validators over the peer API. Each validator's `PQVC` proof chain
 //! (`GET /v1/vaults/{vault}/proof`) is verified from the operator's
-//! signature on the anchor; the longest verified one is written as the
-//! files `vault recover --chain` reads, for audit and recovery.
+//! signature on the anchor, its certificates counted under the newest
+//! operator-signed policy any validator holds (`GET
+//! /v1/vaults/{vault}/policy`, `PQVL`: with f > 0 a certificate needs
+//! `max(t, ceil((n + f + 1) / 2))` signers); the longest verified one is
+//! written as the files `vault recover --chain` reads (with the policy as
+//! `policy.pqvl`), for audit and recovery.
 
 use super::client::{get, Conn, Targets};
 use anyhow::{bail, Context, Result};
@@ -10,6 +14,7 @@ use rustls::ClientConfig;
 use std::path::PathBuf;
 use std::sync::Arc;
 use vault::epoch::EpochCertificate;
+use vault::governance::TransitionPolicy;
 use vault::identity::{Fingerprint, PublicIdentity};
 use vault::manifest::{Manifest, VerifiedManifest};
 
@@ -24,6 +29,8 @@ pub struct Chain {
     pub steps: vault::chain::Steps,
     /// The current manifest, verified through every step.
     pub current: VerifiedManifest,
+    /// The operator-signed policy its certificates were counted under.
+    pub policy: Option<(Vec<u8>, TransitionPolicy)>,
 }
 
 /// Largest proof chain read (a long chain of manifests and certificates).
@@ -76,11 +83,17 @@ pub fn run(a: FetchArgs) -> Result<()> {
         anchor,
         steps,
         current,
+        policy,
     } = longest_chain(&config, &targets, &vault, &operator, &mut std::io::stdout())?;
     let epoch = current.body().epoch;
     let first = Manifest::decode(&anchor)?.body().epoch + 1;
     vault::chain::write_dir(&a.out, &anchor, first, &steps)
         .with_context(|| format!("writing {}", a.out.display()))?;
+    if let Some((bytes, _)) = &policy {
+        let p = a.out.join("policy.pqvl");
+        vault::fsio::write_atomic(&p, bytes, vault::fsio::Mode::Public, false)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
     println!(
         "wrote the chain of vault {vault} to epoch {epoch} (from {from}) to {}; recover with\n  vault recover --manifest {0}/manifest.pqvm --chain {0} --trust {1} ...",
         a.out.display(),
@@ -99,6 +112,19 @@ pub fn longest_chain(
     operator: &Fingerprint,
     report: &mut dyn std::io::Write,
 ) -> Result<Chain> {
+    let policy = newest_policy(config, targets, vault, operator);
+    match &policy {
+        Some((_, p)) => writeln!(
+            report,
+            "policy version {} (f = {} from epoch {}), signed by the operator: certificates counted under it",
+            p.version, p.f, p.effective_from
+        )?,
+        None => writeln!(
+            report,
+            "no validator holds a signed policy: certificates counted at f = 0"
+        )?,
+    }
+    let f_at = |from: u64| policy.as_ref().map_or(0, |(_, p)| p.f_at(from));
     let path = format!("/v1/vaults/{vault}/proof");
     let mut best: Option<Chain> = None;
     for (id, addr) in targets {
@@ -109,12 +135,13 @@ pub fn longest_chain(
                 .iter()
                 .map(|(m, c)| Ok((m.clone(), EpochCertificate::decode(c)?)))
                 .collect::<Result<Vec<_>>>()?;
-            let current = vault::epoch::verify_chain(genesis, &certified)?;
+            let current = vault::epoch::verify_chain_with(genesis, &certified, f_at)?;
             Ok(Chain {
                 from: id.clone(),
                 anchor,
                 steps,
                 current,
+                policy: policy.clone(),
             })
         });
         match chain {
@@ -132,6 +159,25 @@ pub fn longest_chain(
         }
     }
     best.ok_or_else(|| anyhow::anyhow!("no validator served a verified chain of vault {vault}"))
+}
+
+/// The newest policy of `vault` any target serves that the `operator`
+/// signed (a validator can withhold a newer one, never forge one).
+fn newest_policy(
+    config: &Arc<ClientConfig>,
+    targets: &Targets,
+    vault: &str,
+    operator: &Fingerprint,
+) -> Option<(Vec<u8>, TransitionPolicy)> {
+    let path = format!("/v1/vaults/{vault}/policy");
+    targets
+        .iter()
+        .filter_map(|(id, addr)| {
+            let bytes = get(config, id, *addr, &path, 64 << 10).ok()?;
+            let p = TransitionPolicy::open(&bytes, operator).ok()?;
+            (p.vault_id.to_string() == vault.to_ascii_lowercase()).then_some((bytes, p))
+        })
+        .max_by_key(|(_, p)| p.version)
 }
 
 /// The vault of a local mesh: its `vault/manifest.pqvm`.
