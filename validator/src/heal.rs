@@ -446,7 +446,7 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
         };
         groups.push((plan, group.iter().map(|(_, (_, m))| m.clone()).collect()));
     }
-    let proposal = propose(
+    let (proposal, superseded) = propose(
         state,
         id,
         b.epoch,
@@ -460,6 +460,9 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
     }
     let voters: Vec<Option<Member>> = holders.iter().map(|(_, m)| m.clone()).collect();
     let quorum = rules.quorum(b.threshold, b.n);
+    if let Some(old) = superseded {
+        proposals::abort_attempt(state, &old, &voters, quorum).await;
+    }
     let cert = proposals::certify(state, &proposal, &voters, quorum).await?;
     mark_used(state, id, b.epoch);
     let certified_ms = t0.elapsed().as_millis() as u64;
@@ -748,7 +751,7 @@ async fn run_reshare(
     let dealers: Vec<u8> = holders.iter().map(|(i, _)| *i).collect();
     let mut round = [0u8; 16];
     aws_lc_rs::rand::fill(&mut round).map_err(|_| "rng failure".to_string())?;
-    let proposal = propose(
+    let (proposal, superseded) = propose(
         state,
         id,
         b.epoch,
@@ -764,6 +767,9 @@ async fn run_reshare(
     let round = proposal.rounds().first().copied().ok_or("no round")?;
     let voters: Vec<Option<Member>> = holders.iter().map(|(_, m)| m.clone()).collect();
     let quorum = proposals::rules(state, &id).quorum(b.threshold, b.n);
+    if let Some(old) = superseded {
+        proposals::abort_attempt(state, &old, &voters, quorum).await;
+    }
     let cert = proposals::certify(state, &proposal, &voters, quorum).await?;
     mark_used(state, id, b.epoch);
     // Dealing and receiving: a failure before the successor goes to be
@@ -932,7 +938,7 @@ fn propose(
     id: VaultId,
     epoch: u64,
     action: Action,
-) -> Result<Proposal, String> {
+) -> Result<(Proposal, Option<Proposal>), String> {
     let shape = |a: &Action| {
         let mut a = a.clone();
         match &mut a {
@@ -944,12 +950,16 @@ fn propose(
     let mut map = state.proposing.lock().map_err(|_| "poisoned".to_string())?;
     map.retain(|(v, e), _| *v != id || *e >= epoch);
     let prev = map.get(&(id, epoch));
+    let mut superseded = None;
     if let Some((p, since, used)) = prev {
-        if !used
-            && since.elapsed() < 2 * authorize::ATTEMPT_TIMEOUT
-            && shape(&p.action) == shape(&action)
-        {
-            return Ok(p.clone());
+        if !used && since.elapsed() < 2 * authorize::ATTEMPT_TIMEOUT {
+            if shape(&p.action) == shape(&action) {
+                return Ok((p.clone(), None));
+            }
+            // Uncertified and asking something else now (more holders
+            // lost, say): its voters are freed by an abort rather than
+            // held for the attempt timeout.
+            superseded = Some(p.clone());
         }
     }
     let window = crate::daemon::unix_ms() / 1000 / authorize::ATTEMPT_TIMEOUT.as_secs().max(1);
@@ -963,7 +973,7 @@ fn propose(
         action,
     };
     map.insert((id, epoch), (p.clone(), Instant::now(), false));
-    Ok(p)
+    Ok((p, superseded))
 }
 
 /// Marks our proposal for `epoch` of `id` as certified and acted on: the

@@ -615,7 +615,7 @@ pub async fn abort_attempt(
         }
         tracing::info!(vault = %p.vault_id, epoch = p.from_epoch, attempt = p.attempt, signed, quorum, "aborted attempt: certified, the next attempt need not wait");
     } else {
-        tracing::warn!(vault = %p.vault_id, epoch = p.from_epoch, attempt = p.attempt, signed, quorum, "aborted attempt without a quorum; votes wait for the attempt timeout: {}", why.join("; "));
+        tracing::warn!(vault = %p.vault_id, epoch = p.from_epoch, attempt = p.attempt, signed, quorum, "aborted attempt without a quorum: the {signed} that signed are free, the others wait for the attempt timeout: {}", why.join("; "));
     }
     certified
 }
