@@ -251,7 +251,7 @@ pub fn forward(layers: &[(LayerParams, Vec<i8>)], timesteps: usize, input: &[boo
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::artifact::quant::{ActivationScheme, WeightScheme};
 
@@ -374,7 +374,11 @@ mod tests {
 
     /// The straightforward pass (the reference): timestep by timestep,
     /// every neuron, summing its weights over the inputs that spiked.
-    fn reference(layers: &[(LayerParams, Vec<i8>)], timesteps: usize, input: &[bool]) -> Vec<u32> {
+    pub(crate) fn reference(
+        layers: &[(LayerParams, Vec<i8>)],
+        timesteps: usize,
+        input: &[bool],
+    ) -> Vec<u32> {
         let mut spikes = input.to_vec();
         let mut ni = input.len() / timesteps.max(1);
         for (p, w) in layers {

@@ -391,54 +391,32 @@ pub fn check_payload_body<R: Read + Seek>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::artifact::quant::{unpack_weights, Reset};
+    use crate::artifact::quant::unpack_weights;
     use crate::artifact::safetensors::parse_file;
     use crate::artifact::testnet;
     use std::io::Cursor;
 
     /// The pass as first written: whole layer in memory, timestep by
-    /// timestep, every neuron per step.
+    /// timestep, every neuron per step (`lif`'s test reference).
     fn timestep_major(net: &testnet::Net) -> Vec<u32> {
         let g = net.quant.golden.as_ref().unwrap();
         let h = parse_file(&net.safetensors).unwrap();
-        let t = usize::from(g.timesteps);
-        let mut spikes = g.input.clone();
-        for l in &net.quant.layers {
-            let get = |n: &str| {
-                let i = h.get(n).unwrap();
-                let s = (h.data_start() + i.begin) as usize;
-                &net.safetensors[s..s + i.len() as usize]
-            };
-            let scales = quant::check_scales(l, get(&l.scale)).unwrap();
-            let p = LayerParams::derive(l, &scales).unwrap();
-            let w = unpack_weights(l, get(&l.weight)).unwrap();
-            let (ni, no) = (l.inputs as usize, l.outputs as usize);
-            let mut u = vec![0i64; no];
-            let mut out = Vec::new();
-            for step in 0..t {
-                let x = &spikes[step * ni..(step + 1) * ni];
-                for o in 0..no {
-                    let acc: i64 = (0..ni)
-                        .filter(|&i| x[i])
-                        .map(|i| i64::from(w[o * ni + i]))
-                        .sum();
-                    let cur = (acc * p.mult[o] + (1 << 23)) >> 24;
-                    let leak = (u[o] * p.beta_q + (1 << 14)) >> 15;
-                    let mut v = (leak + cur).clamp(i64::from(i32::MIN), i64::from(i32::MAX));
-                    let s = v >= p.threshold_q;
-                    if s {
-                        v = match p.reset {
-                            Reset::Subtract => v - p.threshold_q,
-                            Reset::Zero => 0,
-                        };
-                    }
-                    u[o] = v;
-                    out.push(s);
-                }
-            }
-            spikes = out;
-        }
-        lif::counts(&spikes, net.quant.outputs() as usize)
+        let get = |n: &str| {
+            let i = h.get(n).unwrap();
+            let s = (h.data_start() + i.begin) as usize;
+            &net.safetensors[s..s + i.len() as usize]
+        };
+        let layers: Vec<_> = net
+            .quant
+            .layers
+            .iter()
+            .map(|l| {
+                let scales = quant::check_scales(l, get(&l.scale)).unwrap();
+                let p = LayerParams::derive(l, &scales).unwrap();
+                (p, unpack_weights(l, get(&l.weight)).unwrap())
+            })
+            .collect();
+        lif::tests::reference(&layers, usize::from(g.timesteps), &g.input)
     }
 
     #[test]
