@@ -17,7 +17,7 @@
 use crate::codec::{FormatError, Kind, Reader, Writer};
 use crate::identity::{PublicIdentity, SecretIdentity};
 use crate::manifest::{Manifest, ManifestError, VaultId, VerifiedManifest};
-use crate::sign::{HybridSignature, SignError, ED25519_SIG_LEN, MLDSA65_SIG_LEN};
+use crate::sign::{HybridSignature, SignError};
 use std::collections::BTreeSet;
 use thiserror::Error;
 
@@ -182,10 +182,7 @@ impl EpochCertificate {
         for _ in 0..count {
             let id = PublicIdentity::decode(r.var_bytes("signer identity", 16 * 1024)?)
                 .map_err(|e| FormatError::invalid("signer identity", e.to_string()))?;
-            let sig = HybridSignature {
-                ed25519: r.array::<ED25519_SIG_LEN>("ed25519 signature")?,
-                mldsa: r.take(MLDSA65_SIG_LEN, "ml-dsa-65 signature")?.to_vec(),
-            };
+            let sig = HybridSignature::read(&mut r)?;
             signatures.push((id, sig));
         }
         r.finish()?;

@@ -12,7 +12,7 @@ use crate::codec::{FormatError, Kind, Reader, Writer};
 use crate::identity::{Fingerprint, IdentityError, PublicIdentity, MAX_NAME_LEN};
 use crate::kem::hybrid::Suite;
 use crate::share::MAX_SECRET_LEN;
-use crate::sign::{HybridSignature, HybridSigningKey, SignError, ED25519_SIG_LEN, MLDSA65_SIG_LEN};
+use crate::sign::{HybridSignature, HybridSigningKey, SignError};
 use std::collections::BTreeSet;
 use thiserror::Error;
 
@@ -299,10 +299,7 @@ impl Manifest {
         let body = ManifestBody::read(&mut r)?;
         let signer = PublicIdentity::decode(r.var_bytes("signer identity", 16 * 1024)?)?;
         let signed = r.consumed().to_vec();
-        let signature = HybridSignature {
-            ed25519: r.array::<ED25519_SIG_LEN>("ed25519 signature")?,
-            mldsa: r.take(MLDSA65_SIG_LEN, "ml-dsa-65 signature")?.to_vec(),
-        };
+        let signature = HybridSignature::read(&mut r)?;
         r.finish()?;
         Ok(Manifest {
             body,
@@ -427,7 +424,11 @@ mod tests {
 
         // Flip bytes in the body (a blob hash) and the signatures.
         let body_pos = 6 + 2 + 16 + 8 + 8 + 2 + 4 + 32 + 1 + 32 + 4 + 2 + 5;
-        for pos in [body_pos, bytes.len() - 1, bytes.len() - MLDSA65_SIG_LEN - 1] {
+        for pos in [
+            body_pos,
+            bytes.len() - 1,
+            bytes.len() - crate::sign::MLDSA65_SIG_LEN - 1,
+        ] {
             let mut bad = bytes.clone();
             bad[pos] ^= 1;
             let r = Manifest::decode(&bad).and_then(|m| m.verify(None));

@@ -11,7 +11,7 @@
 
 use crate::codec::{FormatError, Kind, Reader, Writer};
 use crate::identity::{Fingerprint, PublicIdentity, SecretIdentity};
-use crate::sign::{HybridSignature, SignError, ED25519_SIG_LEN, MLDSA65_SIG_LEN};
+use crate::sign::{HybridSignature, SignError};
 use std::collections::BTreeSet;
 use thiserror::Error;
 
@@ -115,10 +115,7 @@ impl Removal {
         let signer = PublicIdentity::decode(r.var_bytes("signer identity", 16 * 1024)?)
             .map_err(|e| FormatError::invalid("signer identity", e.to_string()))?;
         let signed = r.consumed().to_vec();
-        let sig = HybridSignature {
-            ed25519: r.array::<ED25519_SIG_LEN>("ed25519 signature")?,
-            mldsa: r.take(MLDSA65_SIG_LEN, "ml-dsa-65 signature")?.to_vec(),
-        };
+        let sig = HybridSignature::read(&mut r)?;
         r.finish()?;
         if signer.fingerprint() != *trusted {
             return Err(MembershipError::Signature(format!(

@@ -17,7 +17,7 @@ use crate::identity::{Fingerprint, PublicIdentity, SecretIdentity};
 use crate::manifest::VaultId;
 use crate::seal::{self, SealError, SealedShard};
 use crate::share::{ShareRecord, MAX_SHARE_LEN};
-use crate::sign::{HybridSignature, SignError, ED25519_SIG_LEN, MLDSA65_SIG_LEN};
+use crate::sign::{HybridSignature, SignError};
 use aws_lc_rs::digest::{Context, SHA256};
 use thiserror::Error;
 
@@ -183,10 +183,7 @@ impl RecoveryRequest {
         let signer = PublicIdentity::decode(r.var_bytes("signer identity", MAX_IDENTITY_LEN)?)
             .map_err(|e| FormatError::invalid("signer identity", e.to_string()))?;
         let signed_len = r.position();
-        let signature = HybridSignature {
-            ed25519: r.array::<ED25519_SIG_LEN>("ed25519 signature")?,
-            mldsa: r.take(MLDSA65_SIG_LEN, "ml-dsa-65 signature")?.to_vec(),
-        };
+        let signature = HybridSignature::read(&mut r)?;
         r.finish()?;
         if epoch == 0 {
             return Err(FormatError::invalid("epoch", "epochs start at 1").into());

@@ -69,6 +69,17 @@ pub struct HybridSignature {
     pub mldsa: Vec<u8>,
 }
 
+impl HybridSignature {
+    /// Reads the two halves as every format lays them out: Ed25519
+    /// `[64]`, then ML-DSA-65 `[3309]`.
+    pub fn read(r: &mut crate::codec::Reader) -> Result<Self, crate::codec::FormatError> {
+        Ok(HybridSignature {
+            ed25519: r.array::<ED25519_SIG_LEN>("ed25519 signature")?,
+            mldsa: r.take(MLDSA65_SIG_LEN, "ml-dsa-65 signature")?.to_vec(),
+        })
+    }
+}
+
 fn message(domain: &str, msg: &[u8]) -> Vec<u8> {
     let mut m = Vec::with_capacity(16 + domain.len() + msg.len());
     m.extend_from_slice(b"pqvault/v1 sig");

@@ -18,7 +18,7 @@ use aws_lc_rs::digest::{Context, SHA256};
 use vault::codec::{FormatError, Kind, Reader, Writer};
 use vault::identity::{PublicIdentity, SecretIdentity};
 use vault::manifest::VaultId;
-use vault::sign::{HybridSignature, ED25519_SIG_LEN, MLDSA65_SIG_LEN};
+use vault::sign::HybridSignature;
 
 /// Wire kind of a proposal.
 pub const PROPOSAL_KIND: Kind = Kind {
@@ -353,10 +353,7 @@ impl Vote {
     fn read(r: &mut Reader) -> Result<Vote, FormatError> {
         let signer = PublicIdentity::decode(r.var_bytes("signer identity", MAX_IDENTITY)?)
             .map_err(|e| FormatError::invalid("signer identity", e.to_string()))?;
-        let signature = HybridSignature {
-            ed25519: r.array::<ED25519_SIG_LEN>("ed25519 signature")?,
-            mldsa: r.take(MLDSA65_SIG_LEN, "ml-dsa-65 signature")?.to_vec(),
-        };
+        let signature = HybridSignature::read(r)?;
         Ok(Vote { signer, signature })
     }
 

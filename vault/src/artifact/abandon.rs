@@ -17,7 +17,7 @@ use super::manifest::{check_model_name, parse_version};
 use super::ArtifactError;
 use crate::codec::{FormatError, Kind, Reader, Writer};
 use crate::identity::{PublicIdentity, SecretIdentity};
-use crate::sign::{HybridSignature, ED25519_SIG_LEN, MLDSA65_SIG_LEN};
+use crate::sign::HybridSignature;
 
 /// File kind of an abandon statement.
 pub const ABANDON_KIND: Kind = Kind {
@@ -90,10 +90,7 @@ impl AbandonStatement {
         let issued_unix = r.u64("issued")?;
         let publisher = PublicIdentity::decode(r.var_bytes("publisher identity", 16 * 1024)?)?;
         let signed = r.consumed().to_vec();
-        let signature = HybridSignature {
-            ed25519: r.array::<ED25519_SIG_LEN>("ed25519 signature")?,
-            mldsa: r.take(MLDSA65_SIG_LEN, "ml-dsa-65 signature")?.to_vec(),
-        };
+        let signature = HybridSignature::read(&mut r)?;
         r.finish()?;
         Ok(AbandonStatement {
             name,

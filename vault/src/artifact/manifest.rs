@@ -17,7 +17,7 @@ use super::safetensors::MAX_TENSOR_NAME;
 use super::{ArtifactError, MAX_CHUNKS, MAX_CHUNK_SIZE, MAX_MANIFEST_LEN, MIN_CHUNK_SIZE};
 use crate::codec::{FormatError, Kind, Reader, Writer};
 use crate::identity::{sha256, PublicIdentity, SecretIdentity};
-use crate::sign::{HybridSignature, ED25519_SIG_LEN, MLDSA65_SIG_LEN};
+use crate::sign::HybridSignature;
 use subtle::ConstantTimeEq;
 
 /// File kind of a signed artifact manifest (`artifact.pqva`).
@@ -471,10 +471,7 @@ impl SignedArtifact {
         let body = ArtifactBody::read(&mut r)?;
         let publisher = PublicIdentity::decode(r.var_bytes("publisher identity", 16 * 1024)?)?;
         let signed_len = r.position();
-        let signature = HybridSignature {
-            ed25519: r.array::<ED25519_SIG_LEN>("ed25519 signature")?,
-            mldsa: r.take(MLDSA65_SIG_LEN, "ml-dsa-65 signature")?.to_vec(),
-        };
+        let signature = HybridSignature::read(&mut r)?;
         r.finish()?;
         Ok(SignedArtifact {
             body,
