@@ -586,6 +586,35 @@ impl Mesh {
         false
     }
 
+    /// Issues an operator-role certificate from the mesh's CA for the
+    /// operator's identity (`vault mesh-ca issue --role operator`) and
+    /// returns its directory.
+    pub fn operator_tls(&self) -> PathBuf {
+        let r = self.root.path();
+        let tls = r.join("operator-tls");
+        vault(&[
+            "mesh-ca",
+            "issue",
+            "--ca",
+            p(&r.join("ca")),
+            "--id",
+            "operator",
+            "--identity",
+            p(&r.join("operator/operator.pub")),
+            "--role",
+            "operator",
+            "--out",
+            p(&tls),
+        ]);
+        tls
+    }
+
+    /// The operator's secret key (it signed the vault's genesis).
+    pub fn operator_key(&self) -> vault::identity::SecretIdentity {
+        let bytes = fs::read(self.root.path().join("operator/operator.key")).expect("operator key");
+        vault::identity::SecretIdentity::decode(&bytes).expect("operator key")
+    }
+
     /// Waits until each of `nodes` sees every other one of `nodes` alive
     /// (its `pqvault_peer_state`), so a test acts on a settled view; panics
     /// after 20 s.

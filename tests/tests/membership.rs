@@ -3,41 +3,14 @@
 //! removal, so `PqvaultPeerDead` clears without editing any config.
 
 use pqvault_tests::{sample, vault, Mesh};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
-use vault::identity::SecretIdentity;
 use vault::membership::Removal;
 
 const WAIT: Duration = Duration::from_secs(60);
 
 fn s(p: &Path) -> String {
     p.to_str().unwrap().to_string()
-}
-
-/// An operator-role certificate from the mesh's CA: its directory.
-fn operator_tls(mesh: &Mesh) -> PathBuf {
-    let r = mesh.root.path();
-    let tls = r.join("operator-tls");
-    vault(&[
-        "mesh-ca",
-        "issue",
-        "--ca",
-        &s(&r.join("ca")),
-        "--id",
-        "operator",
-        "--identity",
-        &s(&r.join("operator/operator.pub")),
-        "--role",
-        "operator",
-        "--out",
-        &s(&tls),
-    ]);
-    tls
-}
-
-fn operator_key(mesh: &Mesh) -> SecretIdentity {
-    let bytes = std::fs::read(mesh.root.path().join("operator/operator.key")).unwrap();
-    SecretIdentity::decode(&bytes).unwrap()
 }
 
 /// True if validator `i` exports no series labelled with `peer`.
@@ -93,7 +66,7 @@ async fn an_operator_removal_clears_a_dead_members_series_everywhere() {
     assert!(mesh.metrics(0).contains(&declared), "nothing applied");
 
     // The operator's client: learns version 0, signs 1, posts it.
-    let tls = operator_tls(&mesh);
+    let tls = mesh.operator_tls();
     let r = mesh.root.path();
     let mut args: Vec<String> = vec![
         "mesh".into(),
@@ -154,7 +127,7 @@ async fn an_operator_removal_clears_a_dead_members_series_everywhere() {
     );
 
     // An equal or lower version changes nothing.
-    let op = operator_key(&mesh);
+    let op = mesh.operator_key();
     for version in [1, 0] {
         let again = Removal {
             version,

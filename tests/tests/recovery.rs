@@ -12,33 +12,6 @@ use ::vault::identity::{PublicIdentity, SecretIdentity};
 use ::vault::manifest::VaultId;
 use ::vault::recovery_request::RecoveryRequest;
 
-/// An operator-role certificate from the mesh's CA: its directory.
-fn operator_tls(mesh: &Mesh) -> PathBuf {
-    let r = mesh.root.path();
-    let s = |p: PathBuf| p.to_str().unwrap().to_string();
-    let tls = r.join("operator-tls");
-    vault(&[
-        "mesh-ca",
-        "issue",
-        "--ca",
-        &s(r.join("ca")),
-        "--id",
-        "operator",
-        "--identity",
-        &s(r.join("operator/operator.pub")),
-        "--role",
-        "operator",
-        "--out",
-        &s(tls.clone()),
-    ]);
-    tls
-}
-
-fn operator_key(mesh: &Mesh) -> SecretIdentity {
-    SecretIdentity::decode(&std::fs::read(mesh.root.path().join("operator/operator.key")).unwrap())
-        .unwrap()
-}
-
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -101,7 +74,7 @@ async fn the_operator_recovers_through_the_mesh_after_a_heal_and_a_liar_is_named
 
     let r = mesh.root.path();
     let s = |p: PathBuf| p.to_str().unwrap().to_string();
-    let tls = operator_tls(&mesh);
+    let tls = mesh.operator_tls();
     let out = r.join("recovered.secret");
     let mut args: Vec<String> = vec![
         "mesh".into(),
@@ -151,7 +124,7 @@ async fn the_operator_recovers_through_the_mesh_after_a_heal_and_a_liar_is_named
     let one_time = SecretIdentity::generate("one-time").unwrap();
     let vault_id = VaultId::from_bytes(hex::decode(&mesh.vault_id).unwrap().try_into().unwrap());
     let old =
-        RecoveryRequest::sign(&operator_key(&mesh), vault_id, 1, now(), one_time.public()).unwrap();
+        RecoveryRequest::sign(&mesh.operator_key(), vault_id, 1, now(), one_time.public()).unwrap();
     let path = format!("/v1/vaults/{}/recover", mesh.vault_id);
     let resp = op
         .post(&mesh.member(0), &path, old.encode().to_vec(), 1 << 21)
@@ -173,12 +146,12 @@ async fn the_operator_recovers_through_the_mesh_after_a_heal_and_a_liar_is_named
 async fn requests_not_from_the_operator_not_fresh_or_not_intact_are_refused_and_counted() {
     let mut mesh = Mesh::new(3, 2);
     mesh.start_all();
-    let tls = operator_tls(&mesh);
+    let tls = mesh.operator_tls();
     let op = mesh.client_with_cert(&tls, "operator");
     let target = mesh.member(0);
     let path = format!("/v1/vaults/{}/recover", mesh.vault_id);
     let vault_id = VaultId::from_bytes(hex::decode(&mesh.vault_id).unwrap().try_into().unwrap());
-    let operator = operator_key(&mesh);
+    let operator = mesh.operator_key();
     let one_time = SecretIdentity::generate("one-time").unwrap();
     let sign = |key: &SecretIdentity, at: u64| {
         RecoveryRequest::sign(key, vault_id, 1, at, one_time.public())

@@ -2,36 +2,12 @@
 //! (over X25519MLKEM768), every other route is closed to it.
 
 use pqvault_tests::{vault, Mesh};
-use std::path::PathBuf;
-
-/// An operator-role certificate from the mesh's CA, for the operator's
-/// identity: its directory.
-fn operator_tls(mesh: &Mesh) -> PathBuf {
-    let r = mesh.root.path();
-    let s = |p: PathBuf| p.to_str().unwrap().to_string();
-    let tls = r.join("operator-tls");
-    vault(&[
-        "mesh-ca",
-        "issue",
-        "--ca",
-        &s(r.join("ca")),
-        "--id",
-        "operator",
-        "--identity",
-        &s(r.join("operator/operator.pub")),
-        "--role",
-        "operator",
-        "--out",
-        &s(tls.clone()),
-    ]);
-    tls
-}
 
 #[tokio::test(flavor = "current_thread")]
 async fn an_operator_certificate_reads_status_and_nothing_else() {
     let mut mesh = Mesh::with_spares(4, 3, 1);
     mesh.start_all();
-    let tls = operator_tls(&mesh);
+    let tls = mesh.operator_tls();
     let op = mesh.client_with_cert(&tls, "operator");
     let target = mesh.member(0);
 
@@ -86,7 +62,7 @@ async fn the_operator_fetches_the_verified_chain_of_a_healed_vault() {
     pqvault_tests::wait_epoch_all(&mesh, &[0, 1, 2, 4], 2).await;
     let r = mesh.root.path();
     let s = |p: std::path::PathBuf| p.to_str().unwrap().to_string();
-    let tls = operator_tls(&mesh);
+    let tls = mesh.operator_tls();
     let out = r.join("fetched");
     let dead = format!("validator-4@{}", mesh.member(3).addr);
     let live = format!("validator-2@{}", mesh.member(1).addr);
