@@ -232,6 +232,18 @@ impl State {
             .unwrap_or_default()
     }
 
+    /// Members the failure detector currently considers alive.
+    pub fn alive_members(&self) -> Vec<Member> {
+        let members = self.members();
+        let Ok(d) = self.detector.lock() else {
+            return Vec::new();
+        };
+        members
+            .into_iter()
+            .filter(|m| d.state(&m.id) == Some(mesh_agent::detector::State::Alive))
+            .collect()
+    }
+
     /// Removed member ids, sorted.
     pub fn removed(&self) -> Vec<String> {
         self.removed

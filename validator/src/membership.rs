@@ -146,16 +146,7 @@ pub async fn sync_loop(state: Arc<State>, interval: Duration) {
 
 /// One pass of [`sync_loop`].
 pub async fn sync_once(state: &Arc<State>) {
-    let alive: Vec<_> = {
-        let Ok(d) = state.detector.lock() else {
-            return;
-        };
-        state
-            .members()
-            .into_iter()
-            .filter(|m| d.state(&m.id) == Some(mesh_agent::detector::State::Alive))
-            .collect()
-    };
+    let alive = state.alive_members();
     for m in alive {
         let Ok(r) = state.client.get(&m, MEMBERSHIP_PATH, MAX_STATEMENT).await else {
             continue;

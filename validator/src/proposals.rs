@@ -624,16 +624,7 @@ pub async fn abort_attempt(
 /// member that has one: policies are signed by the operator, so any peer
 /// may carry them (a peer can withhold a newer one, never forge one).
 pub async fn sync_policy(state: &Arc<State>, vault: &VaultId) {
-    let alive: Vec<Member> = {
-        let Ok(d) = state.detector.lock() else {
-            return;
-        };
-        state
-            .members()
-            .into_iter()
-            .filter(|m| d.state(&m.id) == Some(mesh_agent::detector::State::Alive))
-            .collect()
-    };
+    let alive = state.alive_members();
     for m in alive {
         let Ok(r) = state
             .ctl

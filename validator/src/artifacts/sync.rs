@@ -22,7 +22,6 @@ use crate::retry::{Backoff, Loop, Retry};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use mesh_agent::detector::State as MemberState;
 use mesh_agent::health::{HealthConfig, PeerHealth};
 use rustls_pki_types::ServerName;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -99,7 +98,7 @@ pub async fn sync_loop(state: Arc<State>, art: Arc<Artifacts>) {
 /// that they run a round now instead of at their next tick. A hint carries
 /// nothing: the peers still pull and verify everything.
 pub async fn hint_peers(state: Arc<State>) {
-    let peers = alive_peers(&state);
+    let peers = state.alive_members();
     let posts = peers.iter().map(|p| {
         tokio::time::timeout(
             SMALL_TIMEOUT,
@@ -107,18 +106,6 @@ pub async fn hint_peers(state: Arc<State>) {
         )
     });
     futures_util::future::join_all(posts).await;
-}
-
-/// Members the failure detector currently considers alive.
-fn alive_peers(state: &State) -> Vec<Member> {
-    let members = state.members();
-    let Ok(d) = state.detector.lock() else {
-        return Vec::new();
-    };
-    members
-        .into_iter()
-        .filter(|m| d.state(&m.id) == Some(MemberState::Alive))
-        .collect()
 }
 
 fn random_u64() -> u64 {
@@ -150,7 +137,7 @@ pub async fn round(
         let _ = tokio::task::spawn_blocking(move || a.abandon_stalled()).await;
     }
     art.refresh_lag();
-    let mut peers = alive_peers(state);
+    let mut peers = state.alive_members();
     if peers.is_empty() {
         return Ok(());
     }
