@@ -2,7 +2,7 @@
 # Fills DIR/<target>/ with the seed corpus of every fuzz target, from files
 # checked in to the repository (test vectors of both KEM suites with an
 # epoch-2 certificate and proof chain, the recovery request and answer, the
-# membership removal, the PQVR, PQVX and PQVP vectors, the
+# membership removal, the PQVS v2 shard and PQVY key ring, the PQVR, PQVX and PQVP vectors, the
 # artifact vectors). Used by smoke.sh and run.sh.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -20,6 +20,10 @@ cp "$v"/recovery-v1/request.pqvg "$v"/recovery-v1/answer.pqvh "$out/recovery_req
 cp "$v"/v1/membership-2.pqvn "$out/membership_removal/"
 cp "$v"/v1-suite2/epoch-2/proof.pqvc "$out/peer_messages/"
 cp "$v"/v1-suite2/epoch-2/manifest.pqvm "$out/manifest/v1-suite2-epoch-2.pqvm"
+for h in pqvs-v2-shard pqvy-v1-ring; do
+    python3 -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(open(sys.argv[1]).read().strip()))' \
+        ../validator/tests/vectors/$h.hex > "$out/sealed_shard/$h"
+done
 for h in pqvr-v2-plan pqvx-v1-plan pqvx-v1-subshare pqvp-v1-repair pqvp-v1-reshare; do
     python3 -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(open(sys.argv[1]).read().strip()))' \
         ../validator/tests/vectors/$h.hex > "$out/peer_messages/$h"

@@ -3,7 +3,9 @@
 //! keys of the checked-in vectors), so mutations of the seeds reach all
 //! three decapsulations (round-4 HQC through ffi, HQC v5 with implicit
 //! rejection, ML-KEM, X25519), the combiner and the AEAD, not just the
-//! fingerprint check.
+//! fingerprint check. Version 2 shards open with the epoch key of the
+//! checked-in key ring vector, and `PQVY` inputs are unwrapped under that
+//! ring's wrapping key (both parsers must refuse, never panic).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
@@ -28,8 +30,41 @@ fn keys() -> &'static [SecretIdentity] {
     })
 }
 
+fn hex(s: &str) -> Vec<u8> {
+    let s = s.trim();
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("vector hex"))
+        .collect()
+}
+
+fn wrap() -> [u8; 32] {
+    hex(include_str!("../../validator/tests/vectors/pqvy-v1-wrap.hex"))
+        .try_into()
+        .expect("32 bytes")
+}
+
+/// The epoch key of `validator/tests/vectors/pqvy-v1-ring.hex`.
+fn epoch_key() -> &'static vault::epoch_key::EpochKey {
+    static KEY: OnceLock<vault::epoch_key::EpochKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let ring = hex(include_str!("../../validator/tests/vectors/pqvy-v1-ring.hex"));
+        validator::keyring::unwrap_keys(&ring, &wrap())
+            .expect("vector ring")
+            .remove(0)
+    })
+}
+
 fuzz_target!(|data: &[u8]| {
+    if data.starts_with(b"PQVY") {
+        let _ = validator::keyring::unwrap_keys(data, &wrap());
+        return;
+    }
     if let Ok(s) = vault::seal::SealedShard::parse(data) {
+        if s.header.epoch_key.is_some() {
+            let _ = s.open_with_epoch_key(epoch_key());
+            return;
+        }
         let keys = keys();
         // The recipient's key when the header names one we hold; otherwise
         // a key of the shard's suite, which must fail as WrongRecipient.

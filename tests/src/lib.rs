@@ -508,6 +508,35 @@ impl Mesh {
         .expect("valid key")
     }
 
+    /// Validator `i`'s keys as whoever holds its disk and its key file
+    /// has them: the identity, and the epoch keys its data directory holds
+    /// now (read only).
+    pub fn keyring(&self, i: usize) -> validator::keyring::Keyring {
+        validator::keyring::Keyring::open_read_only(
+            &self.nodes[i].dir.join("data"),
+            std::sync::Arc::new(self.secret_key(i)),
+        )
+        .expect("readable key ring")
+    }
+
+    /// Opens `sealed`, a shard of validator `i`, with [`Mesh::keyring`].
+    pub fn open_as(
+        &self,
+        i: usize,
+        sealed: &[u8],
+    ) -> Result<vault::share::ShareRecord, vault::seal::SealError> {
+        self.keyring(i).open_shard(sealed)
+    }
+
+    /// [`Mesh::open_as`], encoded as a `PQVU` share record (what `vault
+    /// unseal` writes and `vault recover --share` reads).
+    pub fn unsealed_as(&self, i: usize, sealed: &[u8]) -> Vec<u8> {
+        self.open_as(i, sealed)
+            .expect("our own shard")
+            .encode()
+            .to_vec()
+    }
+
     /// Validator `i`'s public identity (from its folder).
     pub fn public_identity(&self, i: usize) -> vault::identity::PublicIdentity {
         let n = &self.nodes[i];
@@ -785,19 +814,22 @@ pub fn recover_from(mesh: &Mesh, holders: &[usize], epoch: u64, t: usize) {
     let current = vault::epoch::verify_chain(genesis.clone(), &steps).unwrap();
     let keys: Vec<vault::identity::SecretIdentity> =
         (0..mesh.nodes.len()).map(|i| mesh.secret_key(i)).collect();
+    // Shards after epoch 1 are sealed to epoch keys: opened with each
+    // holder's key ring, as its operator could.
     let files: Vec<Vec<u8>> = holders
         .iter()
         .map(|&i| {
-            fs::read(mesh.nodes[i].dir.join(format!(
+            let sealed = fs::read(mesh.nodes[i].dir.join(format!(
                 "data/vaults/{}/epoch-{epoch}/shard.pqvs",
                 mesh.vault_id
             )))
-            .unwrap()
+            .unwrap();
+            mesh.unsealed_as(i, &sealed)
         })
         .collect();
     let c: Vec<vault::recover::Candidate<'_>> = files
         .iter()
-        .map(|b| vault::recover::Candidate::Sealed {
+        .map(|b| vault::recover::Candidate::Unsealed {
             source: String::new(),
             bytes: b,
         })

@@ -520,3 +520,91 @@ async fn an_insider_cannot_spend_the_holders_successor_votes_on_empty_epochs() {
     pqvault_tests::wait_epoch_all(&mesh, &[0, 1, 2, 3, 5], 2).await;
     assert!(answers.iter().all(|a| a.contains("repair")), "{answers:?}");
 }
+
+/// Attack 5, key theft: an insider archives every holder's sealed shard of
+/// epoch 2 (any member may read them), and later, at epoch 3, steals t
+/// holders' keys: their identity key files and their whole data
+/// directories. With shards sealed to the long-term identity (the code
+/// before epoch keys), the stolen identity keys opened the archived shards
+/// and gave the secret, despite every repair and refresh. Now each epoch's
+/// shard is sealed to that epoch's key, erased when the next epoch
+/// commits: nothing the thief holds opens an archived shard, while the
+/// same keys open the current epoch's (so the thief's method is sound).
+#[tokio::test(flavor = "current_thread")]
+async fn a_key_thief_at_epoch_3_cannot_open_shards_archived_at_epoch_2() {
+    let mut mesh = Mesh::with_spares(5, 3, 2);
+    mesh.start_all();
+    let id = mesh.vault_id.clone();
+    mesh.kill9(4);
+    pqvault_tests::wait_epoch_all(&mesh, &[0, 1, 2, 3], 2).await;
+
+    // The insider, validator-1 (validator-2's certificate for its own
+    // shard), reads every live member's shard of epoch 2.
+    let (insider, other) = (mesh.client_as(0), mesh.client_as(1));
+    let mut archived = std::collections::BTreeMap::new();
+    for i in [0usize, 1, 2, 3, 5, 6] {
+        let via = if i == 0 { &other } else { &insider };
+        let r = via
+            .get(&mesh.member(i), &format!("/v1/vaults/{id}/shard"), 1 << 20)
+            .await
+            .unwrap();
+        if r.status == 200 {
+            let h = vault::seal::SealedShard::parse(&r.body).unwrap().header;
+            assert_eq!(h.epoch, 2, "validator-{} served epoch {}", i + 1, h.epoch);
+            archived.insert(i, r.body);
+        }
+    }
+    assert_eq!(archived.len(), 5, "five holders of epoch 2");
+
+    // Another loss moves the vault to epoch 3 on the survivors.
+    mesh.kill9(3);
+    pqvault_tests::wait_epoch_all(&mesh, &[0, 1, 2], 3).await;
+
+    // The thief takes validators 1-3's key files and data directories.
+    let mut opened = Vec::new();
+    for i in [0usize, 1, 2] {
+        let old = &archived[&i];
+        let by_identity = vault::seal::SealedShard::parse(old)
+            .unwrap()
+            .open(&mesh.secret_key(i));
+        let by_ring = mesh.open_as(i, old);
+        assert!(
+            matches!(
+                by_identity,
+                Err(vault::seal::SealError::EpochKeyNeeded { .. })
+            ),
+            "validator-{}'s identity key: {:?}",
+            i + 1,
+            by_identity.as_ref().map(|r| r.epoch)
+        );
+        match by_ring {
+            Err(vault::seal::SealError::EpochKeyGone { .. }) => {}
+            Ok(r) => opened.push(r),
+            Err(e) => panic!("validator-{}'s key ring: unexpected {e}", i + 1),
+        }
+        // The same stolen keys open the current epoch's shard.
+        let now = std::fs::read(
+            mesh.nodes[i]
+                .dir
+                .join(format!("data/vaults/{id}/epoch-3/shard.pqvs")),
+        )
+        .unwrap();
+        assert_eq!(mesh.open_as(i, &now).unwrap().epoch, 3);
+    }
+    assert!(
+        opened.is_empty(),
+        "the thief opened {} archived epoch-2 shards",
+        opened.len()
+    );
+    // Nor does the round state of the earlier polynomials stay in memory:
+    // the helpers of the repair from epoch 2 forgot it at epoch 3's commit.
+    let forgot = [0usize, 1, 2].iter().any(|&i| {
+        mesh.log(i).lines().any(|l| {
+            l.contains("vault moved to a new epoch")
+                && l.contains("epoch=3")
+                && l.contains("forgotten_rounds=")
+                && !l.contains("forgotten_rounds=0")
+        })
+    });
+    assert!(forgot, "no helper forgot its rounds:\n{}", mesh.log(0));
+}

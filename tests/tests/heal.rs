@@ -75,10 +75,13 @@ async fn three_losses_heal_onto_spares_in_a_new_epoch() {
         )
         .unwrap()
     };
-    let files: Vec<Vec<u8>> = [0usize, 7, 8, 9].iter().map(|&i| shard(i)).collect();
+    let files: Vec<Vec<u8>> = [0usize, 7, 8, 9]
+        .iter()
+        .map(|&i| mesh.unsealed_as(i, &shard(i)))
+        .collect();
     let c: Vec<Candidate<'_>> = files
         .iter()
-        .map(|b| Candidate::Sealed {
+        .map(|b| Candidate::Unsealed {
             source: String::new(),
             bytes: b,
         })
@@ -118,15 +121,33 @@ async fn three_losses_heal_onto_spares_in_a_new_epoch() {
         "--out".into(),
         p(&out),
     ];
+    // Epoch-2 shards are sealed to the holders' epoch keys, which no
+    // operator file opens: `--key` and the shards alone are refused, and
+    // the message says where to go.
+    let mut offline = args.clone();
     for &i in &[0usize, 7, 8, 9] {
         let n = &mesh.nodes[i];
-        args.extend([
+        offline.extend([
             "--key".into(),
             p(&n.dir.join(format!("identity/{}.key", n.id))),
             "--shard".into(),
             p(&n.dir
                 .join(format!("data/vaults/{}/epoch-2/shard.pqvs", mesh.vault_id))),
         ]);
+    }
+    let refused = std::process::Command::new(pqvault_tests::bin("vault"))
+        .args(&offline)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(stderr.contains("vault mesh recover"), "{stderr}");
+    // Shares the holders unsealed (what each holder's operator could do
+    // with its disk) recover through the same chain.
+    for (k, &i) in [0usize, 7, 8, 9].iter().enumerate() {
+        let share = mesh.root.path().join(format!("share-{k}.pqvu"));
+        fs::write(&share, mesh.unsealed_as(i, &shard(i))).unwrap();
+        args.extend(["--share".into(), p(&share)]);
     }
     pqvault_tests::vault(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(fs::read(&out).unwrap(), &original.secret[..]);
@@ -239,10 +260,14 @@ async fn repair_is_followed_by_a_refresh_that_retires_older_shares() {
             format!("data/vaults/{}/epoch-{epoch}/shard.pqvs", mesh.vault_id)
         }))
         .unwrap();
-        vault::seal::SealedShard::parse(&bytes)
-            .unwrap()
-            .open(&key)
-            .unwrap()
+        if epoch == 1 {
+            vault::seal::SealedShard::parse(&bytes)
+                .unwrap()
+                .open(&key)
+                .unwrap()
+        } else {
+            mesh.open_as(0, &bytes).unwrap()
+        }
     };
     let (old, new) = (open(1), open(3));
     assert_eq!(old.share.index, new.share.index);

@@ -98,10 +98,7 @@ async fn lost_share_is_rebuilt_at_a_replacement() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let rebuilt = SealedShard::parse(&sealed)
-        .unwrap()
-        .open(&mesh.secret_key(5))
-        .unwrap();
+    let rebuilt = mesh.open_as(5, &sealed).unwrap();
     let original_file = mesh.root.path().join("vault/shard-004-validator-4.shard");
     let original = SealedShard::parse(&fs::read(original_file).unwrap())
         .unwrap()
@@ -295,22 +292,26 @@ async fn lost_share_is_rebuilt_at_a_replacement() {
         .filter(|&i| i != 3)
         .map(|i| mesh.secret_key(i))
         .collect();
-    let (s1, s2, s6) = (stored(0), stored(1), stored(5));
+    let (s1, s2, s6) = (
+        mesh.unsealed_as(0, &stored(0)),
+        mesh.unsealed_as(1, &stored(1)),
+        mesh.unsealed_as(5, &stored(5)),
+    );
     let old3 = fs::read(mesh.root.path().join("vault/shard-003-validator-3.shard")).unwrap();
     let c = [
         Candidate::Sealed {
             source: "old-3".into(),
             bytes: &old3,
         },
-        Candidate::Sealed {
+        Candidate::Unsealed {
             source: "1".into(),
             bytes: &s1,
         },
-        Candidate::Sealed {
+        Candidate::Unsealed {
             source: "2".into(),
             bytes: &s2,
         },
-        Candidate::Sealed {
+        Candidate::Unsealed {
             source: "replacement".into(),
             bytes: &s6,
         },

@@ -85,8 +85,11 @@ pub enum Probe {
 pub struct State {
     /// Our validator id.
     pub id: String,
-    /// Our identity (KEM and signing keys).
+    /// Our identity (signing keys, and the KEM key of genesis shards).
     pub identity: Arc<SecretIdentity>,
+    /// Our KEM keys: the identity's and one per (vault, epoch) from epoch 2
+    /// on, erased once the vault moves past their epoch.
+    pub keys: Arc<crate::keyring::Keyring>,
     /// Shard custody.
     pub store: Mutex<Store>,
     /// Metrics registry.
@@ -678,7 +681,7 @@ fn trusted(config: &Config) -> Result<(Option<PublicIdentity>, vault::identity::
 /// Loads keys, TLS material and the store (verifying it), imports from the
 /// import directory if configured.
 pub fn prepare(config: &Config) -> Result<Arc<State>> {
-    let identity = load_key(&config.identity_key)?;
+    let identity = Arc::new(load_key(&config.identity_key)?);
     let (signer, signer_fp) = trusted(config)?;
     if signer.is_none() {
         tracing::info!("no trusted_signer configured: this validator carries artifacts only and refuses vault shards");
@@ -695,6 +698,17 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         config.require_identity,
     )?;
     let mut store = Store::open(&config.data_dir, signer_fp, identity.public().fingerprint())?;
+    let keys = Arc::new(crate::keyring::Keyring::open(
+        &config.data_dir,
+        identity.clone(),
+    )?);
+    // Keys of epochs the store has moved past (a crash between the commit
+    // and the erasure) go now, and keys of vaults not held: only a
+    // replacement's round, which a restart ends, made those.
+    let erased = keys.erase_where(|v, e| store.get(v).is_none_or(|h| e < h.epoch))?;
+    if erased > 0 {
+        tracing::info!(erased, "erased epoch keys of epochs already left");
+    }
     match store.release_proposal_votes_after_restart() {
         Ok(0) => {}
         Ok(n) => tracing::info!(
@@ -736,14 +750,15 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
     )
     .with_seed(seed);
     if let Some(dir) = &config.import_dir {
-        import_dir(&mut store, dir, &identity)?;
+        import_dir(&mut store, dir, &keys)?;
     }
     let metrics = Metrics::new()?;
     let artifacts =
         crate::artifacts::Artifacts::open(&config.data_dir, &config.artifacts, &metrics)?;
     Ok(Arc::new(State {
         id: config.id.clone(),
-        identity: Arc::new(identity),
+        identity,
+        keys,
         store: Mutex::new(store),
         metrics,
         tls,
@@ -824,8 +839,8 @@ fn stale_bundle(store: &Store, manifest: &[u8]) -> Option<(u64, u64)> {
 }
 
 /// Imports `dir/manifest.pqvm` and the `*.shard` in `dir` addressed to us.
-fn import_dir(store: &mut Store, dir: &Path, key: &SecretIdentity) -> Result<()> {
-    let Some((manifest, ours)) = read_bundle(dir, &key.public().fingerprint())? else {
+fn import_dir(store: &mut Store, dir: &Path, keys: &crate::keyring::Keyring) -> Result<()> {
+    let Some((manifest, ours)) = read_bundle(dir, &keys.identity().public().fingerprint())? else {
         tracing::info!("nothing to import in {}", dir.display());
         return Ok(());
     };
@@ -843,7 +858,7 @@ fn import_dir(store: &mut Store, dir: &Path, key: &SecretIdentity) -> Result<()>
             continue;
         }
         let held = store
-            .import(&manifest, &bytes, key)
+            .import(&manifest, &bytes, keys)
             .with_context(|| format!("importing {}", path.display()))?;
         tracing::info!(
             epoch = held.epoch,
@@ -884,6 +899,9 @@ pub fn check(config: &Config) -> Result<Vec<String>> {
     let me = identity.public().fingerprint();
     tls::check_own_binding(&tls.own_cert, &me, config.require_identity)?;
     let store = Store::open_read_only(&config.data_dir, signer_fp, me)?;
+    let keys = crate::keyring::Keyring::open_read_only(&config.data_dir, Arc::new(identity))
+        .context("epoch key ring")?;
+    let identity = keys.identity().clone();
     let mut report = vec![format!(
         "identity {} ({}), {} and TLS material as {} are valid",
         identity.public().name(),
@@ -916,7 +934,7 @@ pub fn check(config: &Config) -> Result<Vec<String>> {
                         ),
                         None => {
                             let (id, epoch, index) = store
-                                .check_import(&manifest, &bytes, &identity)
+                                .check_import(&manifest, &bytes, &keys)
                                 .with_context(|| format!("import of {}", path.display()))?;
                             format!(
                                 "import: {} is valid (vault {id}, epoch {epoch}, share {index}); a start would import it if not held",

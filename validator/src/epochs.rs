@@ -120,9 +120,9 @@ pub async fn prepare(
             found.ok_or_else(|| bad(404, "no share of that vault here"))?
         }
     };
-    let key = state.identity.clone();
+    let keys = state.keys.clone();
     let (record, sealed) = blocking(move || {
-        let old = crate::unsealed::open(&sealed_now, &key).map_err(|e| bad(500, e))?;
+        let old = crate::unsealed::open(&sealed_now, &keys).map_err(|e| bad(500, e))?;
         let next = ShareRecord {
             vault_id: old.vault_id,
             epoch: from + 1,
@@ -134,8 +134,8 @@ pub async fn prepare(
             .map_err(|e| bad(500, e))?
             .header
             .suite;
-        let sealed = vault::seal::seal(&next, suite, key.public()).map_err(|e| bad(500, e))?;
-        crate::unsealed::remember(&sealed, &key, &next);
+        let sealed = keys.seal_own(&next, suite).map_err(|e| bad(500, e))?;
+        crate::unsealed::remember(&sealed, &keys, &next);
         Ok((next, sealed))
     })
     .await?;
@@ -540,15 +540,10 @@ pub async fn commit(state: Arc<State>, vault: VaultId, body: &[u8]) -> Result<u6
     let epoch = blocking(move || {
         let mut store = st.store.lock().map_err(|_| bad(500, "poisoned"))?;
         let held = match &pending.adopt {
-            Some((anchor, steps)) => store.adopt(
-                anchor,
-                steps,
-                &manifest,
-                &cert,
-                &pending.sealed,
-                &st.identity,
-            ),
-            None => store.advance(&vault, &manifest, &cert, &pending.sealed, &st.identity),
+            Some((anchor, steps)) => {
+                store.adopt(anchor, steps, &manifest, &cert, &pending.sealed, &st.keys)
+            }
+            None => store.advance(&vault, &manifest, &cert, &pending.sealed, &st.keys),
         }
         .map_err(|e| bad(422, e))?
         .epoch;
@@ -571,6 +566,10 @@ pub async fn commit(state: Arc<State>, vault: VaultId, body: &[u8]) -> Result<u6
     if let Ok(store) = state.store.lock() {
         store.clear_pending(&vault);
     }
-    tracing::info!(%vault, epoch, "vault moved to a new epoch");
+    // The rounds that built this epoch hold pieces, sums and sub-shares of
+    // the polynomials before it: gone with the earlier epochs' keys.
+    let forgotten = crate::rounds::forget_before(&state, &vault, epoch)
+        + crate::reshare::forget_before(&state, &vault, epoch);
+    tracing::info!(%vault, epoch, forgotten_rounds = forgotten, "vault moved to a new epoch");
     Ok(epoch)
 }

@@ -866,9 +866,9 @@ async fn own_share_len(state: &Arc<State>, id: &VaultId) -> Result<usize, String
         .get(id)
         .map(|h| h.shard.clone())
         .ok_or("we hold no shard of this vault")?;
-    let key = state.identity.clone();
+    let keys = state.keys.clone();
     tokio::task::spawn_blocking(move || {
-        crate::unsealed::open(&shard, &key)
+        crate::unsealed::open(&shard, &keys)
             .map(|r| r.share.value.len())
             .map_err(|e| format!("our own shard: {e}"))
     })

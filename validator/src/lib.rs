@@ -39,6 +39,7 @@ pub mod discovery;
 pub mod epochs;
 pub mod failpoint;
 pub mod heal;
+pub mod keyring;
 pub mod listener;
 pub mod membership;
 pub mod metrics;

@@ -181,7 +181,7 @@ fn serve(state: &State, vault: &str, body: &[u8]) -> Result<(Vec<u8>, String), R
             format!("request {digest}: {why}"),
         )
     })?;
-    let mut record = crate::unsealed::open(&held.shard, &state.identity)
+    let mut record = crate::unsealed::open(&held.shard, &state.keys)
         .map_err(|e| internal(&format!("cannot open our shard of vault {id}: {e}")))?;
     crate::byzantine::corrupt_recovery(&mut record.share.value);
     let answer = req

@@ -179,6 +179,18 @@ pub struct Round {
     started: std::time::Instant,
 }
 
+/// Forgets every re-share round of `vault` dealing from an epoch before
+/// `epoch` (its sub-shares and check values): called once `epoch` is
+/// committed. Returns how many.
+pub fn forget_before(state: &State, vault: &VaultId, epoch: u64) -> usize {
+    let Ok(mut rounds) = state.reshares.lock() else {
+        return 0;
+    };
+    let before = rounds.len();
+    rounds.retain(|_, r| !(r.plan.vault_id == *vault && r.plan.epoch < epoch));
+    before - rounds.len()
+}
+
 /// Handles a message from member `caller` (authenticated by mTLS).
 pub async fn handle(
     state: Arc<State>,
@@ -292,14 +304,14 @@ async fn deal(state: Arc<State>, plan: Plan, from: u8, shard: Vec<u8>) -> Result
             to.push((p, Some(m)));
         }
     }
-    let key = state.identity.clone();
+    let keys = state.keys.clone();
     let (t_new, n_new) = (plan.t_new, plan.recipients.len() as u8);
     let (vault_id, epoch) = (plan.vault_id, plan.epoch + 1);
     let ids: Vec<PublicIdentity> = to.iter().map(|(p, _)| p.clone()).collect();
     let sealed: Vec<Vec<u8>> = blocking(move || {
         let parsed = SealedShard::parse(&shard).map_err(|e| bad(500, e))?;
         let suite = parsed.header.suite;
-        let record = crate::unsealed::open(&shard, &key).map_err(|e| bad(500, e))?;
+        let record = crate::unsealed::open(&shard, &keys).map_err(|e| bad(500, e))?;
         let mut share = record.share.clone();
         crate::byzantine::corrupt_deal(&mut share.value);
         let subs = vault::repair::deal(&share, t_new, n_new).map_err(|e| bad(500, e))?;
@@ -427,7 +439,7 @@ async fn finish(
 ) -> Result<(), Failure> {
     let (manifest, shard) = rounds::current_manifest(&state, &plan.vault_id)?;
     let t_old = manifest.body().threshold;
-    let key = state.identity.clone();
+    let keys = state.keys.clone();
     let n_new = plan.recipients.len() as u8;
     let p = plan.clone();
     let (record, sealed, check) = blocking(move || {
@@ -454,8 +466,8 @@ async fn finish(
             n: n_new,
             share,
         };
-        let sealed = vault::seal::seal(&record, suite, key.public()).map_err(|e| bad(500, e))?;
-        crate::unsealed::remember(&sealed, &key, &record);
+        let sealed = keys.seal_own(&record, suite).map_err(|e| bad(500, e))?;
+        crate::unsealed::remember(&sealed, &keys, &record);
         Ok((record, sealed, check))
     })
     .await?;

@@ -54,6 +54,24 @@ pub enum Round {
 /// A round's state, shared between the handler and blocking work.
 pub type RoundCell = Arc<Mutex<Round>>;
 
+/// Forgets every repair round of `vault` for an epoch before `epoch`:
+/// called once `epoch` is committed, so no piece, sum or rebuilt share of
+/// an earlier polynomial outlives it in memory. Returns how many.
+pub fn forget_before(state: &State, vault: &VaultId, epoch: u64) -> usize {
+    let Ok(mut rounds) = state.rounds.lock() else {
+        return 0;
+    };
+    let before = rounds.len();
+    rounds.retain(|_, (cell, _)| {
+        let r = cell.lock().unwrap_or_else(|p| p.into_inner());
+        let m = match &*r {
+            Round::Helper { manifest, .. } | Round::Replacement { manifest, .. } => manifest,
+        };
+        !(m.body().vault_id == *vault && m.body().epoch < epoch)
+    });
+    before - rounds.len()
+}
+
 /// An HTTP status and a message: how repair and epoch steps fail.
 pub type Failure = (u16, String);
 
@@ -328,6 +346,7 @@ pub async fn handle(
             };
             let sender = index_of(&state, &manifest, &caller).await?;
             let key = state.identity.clone();
+            let keys = state.keys.clone();
             let c = cell.clone();
             blocking(move || {
                 let mut r = c.lock().map_err(|_| bad(500, "poisoned"))?;
@@ -344,9 +363,10 @@ pub async fn handle(
                     .receive_sum(sender, &msg, &key)
                     .map_err(|e| bad(422, e))?
                 {
-                    let sealed = vault::seal::seal(&record, manifest.body().suite, key.public())
+                    let sealed = keys
+                        .seal_own(&record, manifest.body().suite)
                         .map_err(|e| bad(500, e))?;
-                    crate::unsealed::remember(&sealed, &key, &record);
+                    crate::unsealed::remember(&sealed, &keys, &record);
                     tracing::info!(
                         index = record.share.index,
                         "repair: share rebuilt and verified against the manifest"
@@ -432,10 +452,10 @@ pub async fn start(
         replacements.insert(t.index, p);
         replacement_members.insert(t.index, m);
     }
-    let key = state.identity.clone();
+    let keys = state.keys.clone();
     let (p, man) = (plan.clone(), manifest.clone());
     let (helper, out) = blocking(move || {
-        let mine = crate::unsealed::open(&shard, &key).map_err(|e| bad(500, e))?;
+        let mine = crate::unsealed::open(&shard, &keys).map_err(|e| bad(500, e))?;
         Helper::start(p, &man, &mine, &identities).map_err(|e| bad(422, e))
     })
     .await?;

@@ -10,6 +10,7 @@
 //! <data_dir>/pending/<vault-id>                      our share re-sealed for the next epoch,
 //!                                                    kept from `prepare` until the commit
 //! <data_dir>/membership.pqvn                         the operator's newest membership removal
+//! <data_dir>/keys/                                   epoch keys, wrapped (`crate::keyring`)
 //! ```
 //!
 //! Each epoch directory carries its own proof: the last manifest signed by
@@ -31,7 +32,9 @@ use thiserror::Error;
 use vault::epoch::{self, EpochCertificate};
 use vault::fsio::{self, FsError, Mode};
 use vault::governance::TransitionPolicy;
-use vault::identity::{Fingerprint, SecretIdentity};
+use vault::identity::Fingerprint;
+
+use crate::keyring::Keyring;
 use vault::manifest::{Manifest, VaultId, VerifiedManifest};
 use vault::membership::Removal;
 use vault::recover::{check_record, check_sealed};
@@ -321,7 +324,7 @@ impl Store {
     /// Writes epoch `held.epoch` of vault `id` completely, then commits it
     /// (`CURRENT`), then removes the epoch it replaces. A crash at any point
     /// leaves a committed, self-verifying epoch.
-    fn commit(&mut self, id: VaultId, held: Held) -> Result<&Held, StoreError> {
+    fn commit(&mut self, id: VaultId, held: Held, keys: &Keyring) -> Result<&Held, StoreError> {
         let vdir = self.root.join("vaults").join(id.to_string());
         let edir = vdir.join(format!("epoch-{}", held.epoch));
         if edir.exists() {
@@ -369,6 +372,18 @@ impl Store {
                 }
             }
         }
+        // Keys of the epochs before this one go too (forward secrecy: a
+        // shard of an older epoch, archived by anyone, opens no more here).
+        match keys.erase_before(&id, epoch) {
+            Ok(0) => {}
+            Ok(n) => {
+                crate::unsealed::clear();
+                tracing::info!(vault = %id, epoch, erased = n, "erased the epoch keys of earlier epochs");
+            }
+            Err(e) => {
+                tracing::warn!(vault = %id, "could not erase earlier epoch keys (retried at the next start): {e}")
+            }
+        }
         crash_point!(fp::STORE_COMMIT_DONE);
         self.vaults
             .get(&id)
@@ -377,14 +392,10 @@ impl Store {
 
     /// Checks that `shard` is ours under manifest `m` and that its share
     /// matches the commitment; returns its index.
-    fn check_ours(
-        m: &VerifiedManifest,
-        shard: &[u8],
-        key: &SecretIdentity,
-    ) -> Result<u8, StoreError> {
+    fn check_ours(m: &VerifiedManifest, shard: &[u8], keys: &Keyring) -> Result<u8, StoreError> {
         let (_, entry) = check_sealed(m, shard).map_err(|e| StoreError::Rejected(e.to_string()))?;
         let record =
-            crate::unsealed::open(shard, key).map_err(|e| StoreError::Rejected(e.to_string()))?;
+            crate::unsealed::open(shard, keys).map_err(|e| StoreError::Rejected(e.to_string()))?;
         check_record(m, &record).map_err(|e| StoreError::Rejected(e.to_string()))?;
         Ok(entry.index)
     }
@@ -399,7 +410,7 @@ impl Store {
         next_manifest: &[u8],
         certificate: &[u8],
         shard: &[u8],
-        key: &SecretIdentity,
+        keys: &Keyring,
     ) -> Result<&Held, StoreError> {
         let held = self
             .vaults
@@ -411,7 +422,7 @@ impl Store {
         let cert = EpochCertificate::decode(certificate)
             .map_err(|e| StoreError::Rejected(e.to_string()))?;
         let next = self.verify_next(&current, next_manifest, &cert, held.steps.len() + 1)?;
-        let index = Self::check_ours(&next, shard, key)?;
+        let index = Self::check_ours(&next, shard, keys)?;
         let mut steps = held.steps.clone();
         steps.push((next_manifest.to_vec(), certificate.to_vec()));
         let new = Held {
@@ -422,7 +433,7 @@ impl Store {
             anchor: held.anchor.clone(),
             steps,
         };
-        self.commit(*id, new)
+        self.commit(*id, new, keys)
     }
 
     fn verify_manifest(&self, bytes: &[u8]) -> Result<VerifiedManifest, String> {
@@ -439,9 +450,9 @@ impl Store {
         &mut self,
         manifest: &[u8],
         shard: &[u8],
-        key: &SecretIdentity,
+        keys: &Keyring,
     ) -> Result<&Held, StoreError> {
-        let (id, epoch, index) = self.check_import(manifest, shard, key)?;
+        let (id, epoch, index) = self.check_import(manifest, shard, keys)?;
         if self.vaults.get(&id).is_some_and(|h| h.epoch == epoch) {
             // Re-importing what is held changes nothing.
             return self
@@ -457,7 +468,7 @@ impl Store {
             anchor: manifest.to_vec(),
             steps: Vec::new(),
         };
-        self.commit(id, held)
+        self.commit(id, held, keys)
     }
 
     /// Every check [`Store::import`] makes, without storing anything:
@@ -466,12 +477,12 @@ impl Store {
         &self,
         manifest: &[u8],
         shard: &[u8],
-        key: &SecretIdentity,
+        keys: &Keyring,
     ) -> Result<(VaultId, u64, u8), StoreError> {
         let m = self
             .verify_manifest(manifest)
             .map_err(StoreError::Rejected)?;
-        let index = Self::check_ours(&m, shard, key)?;
+        let index = Self::check_ours(&m, shard, keys)?;
         let (id, epoch) = (m.body().vault_id, m.body().epoch);
         if let Some(h) = self.vaults.get(&id) {
             if h.epoch > epoch || (h.epoch == epoch && h.shard != shard) {
@@ -494,7 +505,7 @@ impl Store {
         next_manifest: &[u8],
         certificate: &[u8],
         shard: &[u8],
-        key: &SecretIdentity,
+        keys: &Keyring,
     ) -> Result<&Held, StoreError> {
         let current = self
             .verify_chain(anchor, steps)
@@ -508,7 +519,7 @@ impl Store {
         let cert = EpochCertificate::decode(certificate)
             .map_err(|e| StoreError::Rejected(e.to_string()))?;
         let next = self.verify_next(&current, next_manifest, &cert, steps.len() + 1)?;
-        let index = Self::check_ours(&next, shard, key)?;
+        let index = Self::check_ours(&next, shard, keys)?;
         let mut all = steps.clone();
         all.push((next_manifest.to_vec(), certificate.to_vec()));
         let held = Held {
@@ -519,7 +530,7 @@ impl Store {
             anchor: anchor.to_vec(),
             steps: all,
         };
-        self.commit(id, held)
+        self.commit(id, held, keys)
     }
 
     /// Records, durably, that we sign `digest` as the successor of epoch
@@ -904,6 +915,14 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vault::identity::SecretIdentity;
+
+    /// A memory-only key ring around a copy of `key`.
+    fn ring(key: &SecretIdentity) -> Keyring {
+        Keyring::in_memory(std::sync::Arc::new(
+            SecretIdentity::decode(&key.encode()).unwrap(),
+        ))
+    }
     use vault::create::{create, NewVault};
     use vault::policy::ThresholdSpec;
 
@@ -1034,9 +1053,13 @@ mod tests {
         {
             let mut s = Store::open(dir.path(), op, me).unwrap();
             // Another validator's shard is refused and nothing is written.
-            let err = s.import(&w.manifest, &w.shards[1], &w.keys[0]).unwrap_err();
+            let err = s
+                .import(&w.manifest, &w.shards[1], &ring(&w.keys[0]))
+                .unwrap_err();
             assert!(err.to_string().contains("wrong key"), "{err}");
-            let h = s.import(&w.manifest, &w.shards[0], &w.keys[0]).unwrap();
+            let h = s
+                .import(&w.manifest, &w.shards[0], &ring(&w.keys[0]))
+                .unwrap();
             assert_eq!((h.epoch, h.index), (1, 1));
             // A second daemon on the same directory is refused.
             assert!(matches!(
@@ -1141,26 +1164,33 @@ mod tests {
         let id = Manifest::decode(&w.manifest).unwrap().body().vault_id;
         {
             let mut s = Store::open(dir.path(), op, me).unwrap();
-            s.import(&w.manifest, &w.shards[0], &w.keys[0]).unwrap();
+            s.import(&w.manifest, &w.shards[0], &ring(&w.keys[0]))
+                .unwrap();
             // One signer is below the threshold of 2: refused, nothing changes.
             let err = s
-                .advance(&id, &m2, &weak, &blobs[0], &w.keys[0])
+                .advance(&id, &m2, &weak, &blobs[0], &ring(&w.keys[0]))
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("threshold"), "{err}");
             assert_eq!(s.get(&id).unwrap().epoch, 1);
             // Another validator's new shard is refused.
-            assert!(s.advance(&id, &m2, &cert, &blobs[1], &w.keys[0]).is_err());
-            let h = s.advance(&id, &m2, &cert, &blobs[0], &w.keys[0]).unwrap();
+            assert!(s
+                .advance(&id, &m2, &cert, &blobs[1], &ring(&w.keys[0]))
+                .is_err());
+            let h = s
+                .advance(&id, &m2, &cert, &blobs[0], &ring(&w.keys[0]))
+                .unwrap();
             assert_eq!((h.epoch, h.steps.len()), (2, 1));
             // Replaying the same step is refused (it does not follow epoch 2).
             let err = s
-                .advance(&id, &m2, &cert, &blobs[0], &w.keys[0])
+                .advance(&id, &m2, &cert, &blobs[0], &ring(&w.keys[0]))
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("certificate names other manifests"), "{err}");
             // An operator import of the older epoch is refused.
-            assert!(s.import(&w.manifest, &w.shards[0], &w.keys[0]).is_err());
+            assert!(s
+                .import(&w.manifest, &w.shards[0], &ring(&w.keys[0]))
+                .is_err());
         }
         // Restart: the chain is re-verified from the operator's anchor; the
         // old epoch's files are gone.
@@ -1194,7 +1224,7 @@ mod tests {
         )
         .unwrap();
         let err = s
-            .import(&w.manifest, &w.shards[0], &w.keys[0])
+            .import(&w.manifest, &w.shards[0], &ring(&w.keys[0]))
             .unwrap_err()
             .to_string();
         assert!(err.contains("not by the trusted signer"), "{err}");
@@ -1223,8 +1253,14 @@ mod tests {
         if point.starts_with("store.vote") {
             s.vote(&id, 1, &[0xaa; 32]).unwrap();
         } else {
-            s.advance(&id, &read("m2"), &read("cert"), &read("shard2"), &key)
-                .unwrap();
+            s.advance(
+                &id,
+                &read("m2"),
+                &read("cert"),
+                &read("shard2"),
+                &ring(&key),
+            )
+            .unwrap();
         }
         // Reaching here means the point was never passed.
         std::process::exit(3);
@@ -1263,7 +1299,7 @@ mod tests {
             }
             Store::open(&d.join("data"), op, me)
                 .unwrap()
-                .import(&w.manifest, &w.shards[0], &w.keys[0])
+                .import(&w.manifest, &w.shards[0], &ring(&w.keys[0]))
                 .unwrap();
             let status = crate::failpoint::run_crash_child("store::tests::crash_child", d, point);
             assert_eq!(status.code(), Some(137), "{point} was not reached");
@@ -1294,7 +1330,7 @@ mod tests {
             }
             // The interrupted work can be done again.
             if h.epoch == 1 {
-                s.advance(&id, &m2, &cert, &blobs[0], &w.keys[0])
+                s.advance(&id, &m2, &cert, &blobs[0], &ring(&w.keys[0]))
                     .unwrap_or_else(|e| panic!("advance again after {point}: {e}"));
             }
             // After the (re)done commit only epoch 2 is on disk, also when

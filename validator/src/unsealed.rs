@@ -11,10 +11,10 @@
 //! means these very bytes were authenticated before), live at most
 //! [`TTL`], are bounded in number, and are zeroized when dropped.
 
+use crate::keyring::Keyring;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use vault::identity::SecretIdentity;
-use vault::seal::{SealError, SealedShard};
+use vault::seal::SealError;
 use vault::share::ShareRecord;
 use zeroize::Zeroizing;
 
@@ -64,33 +64,46 @@ fn store(key: [u8; 32], record: &ShareRecord) {
     });
 }
 
-/// Parses `sealed` and opens it with `key`, from the cache when these
+/// Parses `sealed` and opens it with `keys`, from the cache when these
 /// exact bytes were opened (or sealed) here within [`TTL`].
-pub fn open(sealed: &[u8], key: &SecretIdentity) -> Result<ShareRecord, SealError> {
-    let k = cache_key(key.public().fingerprint().as_bytes(), sealed);
+pub fn open(sealed: &[u8], keys: &Keyring) -> Result<ShareRecord, SealError> {
+    let k = cache_key(keys.identity().public().fingerprint().as_bytes(), sealed);
     if let Some(record) = lookup(&k) {
         return Ok(record);
     }
-    let record = SealedShard::parse(sealed)?.open(key)?;
+    let record = keys.open_shard(sealed)?;
     store(k, &record);
     Ok(record)
 }
 
-/// Records that `sealed` (just sealed here to `key`) holds `record`, so
+/// Records that `sealed` (just sealed here by `keys`) holds `record`, so
 /// the next [`open`] of it costs nothing.
-pub fn remember(sealed: &[u8], key: &SecretIdentity, record: &ShareRecord) {
+pub fn remember(sealed: &[u8], keys: &Keyring, record: &ShareRecord) {
     store(
-        cache_key(key.public().fingerprint().as_bytes(), sealed),
+        cache_key(keys.identity().public().fingerprint().as_bytes(), sealed),
         record,
     );
+}
+
+/// Drops every cached share: called when epoch keys are erased, so no
+/// plaintext outlives the key that opened it.
+pub fn clear() {
+    if let Ok(mut cache) = CACHE.lock() {
+        cache.clear();
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vault::identity::SecretIdentity;
     use vault::manifest::VaultId;
     use vault::seal::seal;
     use vault::shamir::Share;
+
+    fn ring(name: &str) -> Keyring {
+        Keyring::in_memory(std::sync::Arc::new(SecretIdentity::generate(name).unwrap()))
+    }
 
     fn record(index: u8) -> ShareRecord {
         ShareRecord {
@@ -107,32 +120,33 @@ mod tests {
 
     #[test]
     fn opens_once_and_serves_the_same_record_after() {
-        let key = SecretIdentity::generate("cache-test").unwrap();
+        let ring = ring("cache-test");
+        let key = ring.identity().clone();
         let r = record(2);
         let sealed = seal(&r, vault::kem::hybrid::Suite::DEFAULT, key.public()).unwrap();
         let k = cache_key(key.public().fingerprint().as_bytes(), &sealed);
         assert!(lookup(&k).is_none());
-        let a = open(&sealed, &key).unwrap();
+        let a = open(&sealed, &ring).unwrap();
         assert!(lookup(&k).is_some(), "the first open fills the cache");
-        let b = open(&sealed, &key).unwrap();
+        let b = open(&sealed, &ring).unwrap();
         assert_eq!(a.encode(), r.encode());
         assert_eq!(b.encode(), r.encode());
         // Other bytes are not served from the cache: a flipped byte fails.
         let mut bad = sealed.clone();
         let last = bad.len() - 1;
         bad[last] ^= 1;
-        assert!(open(&bad, &key).is_err());
+        assert!(open(&bad, &ring).is_err());
         // Another key does not hit this key's entry.
-        let other = SecretIdentity::generate("cache-other").unwrap();
-        assert!(open(&sealed, &other).is_err());
+        assert!(open(&sealed, &super::tests::ring("cache-other")).is_err());
     }
 
     #[test]
     fn remembered_seals_open_without_the_key_work() {
-        let key = SecretIdentity::generate("cache-remember").unwrap();
+        let ring = ring("cache-remember");
+        let key = ring.identity().clone();
         let r = record(3);
         let sealed = seal(&r, vault::kem::hybrid::Suite::DEFAULT, key.public()).unwrap();
-        remember(&sealed, &key, &r);
+        remember(&sealed, &ring, &r);
         let k = cache_key(key.public().fingerprint().as_bytes(), &sealed);
         assert_eq!(lookup(&k).unwrap().encode(), r.encode());
     }

@@ -216,6 +216,38 @@ impl<'a> Reader<'a> {
         Ok(r)
     }
 
+    /// Like [`Reader::open`] for a format that has several readable
+    /// versions under one magic (`kinds`, oldest first): returns the
+    /// reader and the version found.
+    pub fn open_any(data: &'a [u8], kinds: &[Kind]) -> Result<(Self, u16), FormatError> {
+        let newest = kinds
+            .last()
+            .copied()
+            .ok_or_else(|| FormatError::invalid("format version", "no readable version given"))?;
+        let mut r = Reader::raw(data);
+        let magic = r.take(4, "magic").map_err(|_| FormatError::BadMagic {
+            expected: newest.name,
+            magic: escape(&newest.magic),
+            found: escape(&data[..data.len().min(4)]),
+        })?;
+        if magic != newest.magic {
+            return Err(FormatError::BadMagic {
+                expected: newest.name,
+                magic: escape(&newest.magic),
+                found: escape(magic),
+            });
+        }
+        let version = r.u16("format version")?;
+        if !kinds.iter().any(|k| k.version == version) {
+            return Err(FormatError::UnsupportedVersion {
+                kind: newest.name,
+                found: version,
+                supported: newest.version,
+            });
+        }
+        Ok((r, version))
+    }
+
     /// Takes the next `n` bytes.
     pub fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], FormatError> {
         let end = self

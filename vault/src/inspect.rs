@@ -126,6 +126,10 @@ fn shard(s: &SealedShard, len: usize) -> Value {
         "threshold": h.threshold,
         "n": h.n,
         "recipient": h.recipient.to_hex(),
+        "sealed_to": match h.epoch_key {
+            Some(k) => format!("epoch key {}", k.to_hex()),
+            None => "the recipient identity's KEM key".to_string(),
+        },
         "size_bytes": len,
     })
 }

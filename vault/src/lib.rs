@@ -35,6 +35,7 @@ pub mod create;
 pub mod dealing;
 pub mod decode;
 pub mod epoch;
+pub mod epoch_key;
 pub mod fsio;
 pub mod gf256;
 pub mod governance;

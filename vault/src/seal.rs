@@ -5,16 +5,23 @@
 //! ```text
 //! "PQVS" version:u16                                      \
 //! suite:u16 vault_id:[16] epoch:u64 index:u8 t:u8 n:u8    |  header = AEAD associated data
-//! recipient_fingerprint:[32]                              /
+//! recipient_fingerprint:[32]                              |
+//! [version 2 only: epoch_key_fingerprint:[32]]            /
 //! x25519_ct:[32] mlkem_ct:[1088] hqc_ct:[8978]            (suites 1 and 2)
 //! payload_len:u32 payload:[payload_len]                   AES-256-GCM(share record) || tag
 //! ```
 //!
-//! The AEAD key comes from the hybrid KEM and is used exactly once, so the
-//! nonce is fixed at zero. The key derivation binds every KEM ciphertext and
-//! the recipient fingerprint; the AEAD binds the header.
+//! Version 1 is sealed to the recipient identity's KEM key (genesis shards
+//! from `vault create`, pieces in transit); version 2 to an epoch key the
+//! recipient generated for this vault and epoch alone
+//! ([`crate::epoch_key`]), named by its fingerprint. The AEAD key comes
+//! from the hybrid KEM and is used exactly once, so the nonce is fixed at
+//! zero. The key derivation binds every KEM ciphertext and the fingerprint
+//! of the key sealed to (the identity's in version 1, the epoch key's in
+//! version 2); the AEAD binds the header.
 
 use crate::codec::{FormatError, Kind, Reader, Writer};
+use crate::epoch_key::{EpochKey, EpochPublicKey};
 use crate::identity::{Fingerprint, PublicIdentity, SecretIdentity};
 use crate::kem::hybrid::{self, HybridCiphertext, Suite, UnknownSuite};
 use crate::kem::mlkem::MlKem768;
@@ -31,6 +38,12 @@ pub const SHARD_KIND: Kind = Kind {
     magic: *b"PQVS",
     name: "pqvault sealed shard",
     version: 1,
+};
+
+/// Version 2 of the sealed shard: sealed to an epoch key.
+pub const EPOCH_SHARD_KIND: Kind = Kind {
+    version: 2,
+    ..SHARD_KIND
 };
 
 /// AES-GCM tag length.
@@ -77,6 +90,31 @@ pub enum SealError {
     /// The decrypted share disagrees with the authenticated header.
     #[error("decrypted share disagrees with the shard header on {0}")]
     HeaderMismatch(&'static str),
+    /// The shard is sealed to an epoch key, which only its validator holds
+    /// and erases once the vault moves on; an identity key cannot open it.
+    #[error(
+        "shard is sealed to epoch key {key} of its validator, not to an identity key: \
+         recover epochs after the first through the holders (`vault mesh recover`)"
+    )]
+    EpochKeyNeeded {
+        /// Fingerprint of the epoch key.
+        key: Fingerprint,
+    },
+    /// The epoch key offered is not the one the shard is sealed to.
+    #[error("wrong epoch key: shard is sealed to {shard_for}, key is {key}")]
+    WrongEpochKey {
+        /// Epoch key fingerprint in the shard header (none for version 1).
+        shard_for: String,
+        /// Fingerprint of the key offered.
+        key: Fingerprint,
+    },
+    /// The epoch key the shard is sealed to is not held: erased after its
+    /// epoch, or never made by this holder.
+    #[error("the epoch key this shard is sealed to ({key}) is not held here: erased once the vault moved past its epoch, or never made here")]
+    EpochKeyGone {
+        /// Fingerprint of the missing key.
+        key: Fingerprint,
+    },
     /// Encapsulation to the recipient failed (bad recipient key).
     #[error("cannot seal to recipient: {0}")]
     Kem(KemError),
@@ -102,6 +140,9 @@ pub struct ShardHeader {
     pub n: u8,
     /// Recipient identity fingerprint.
     pub recipient: Fingerprint,
+    /// The epoch key the shard is sealed to (version 2); `None` when it
+    /// is sealed to the recipient identity's KEM key (version 1).
+    pub epoch_key: Option<Fingerprint>,
 }
 
 /// A parsed (not yet decrypted) sealed shard.
@@ -116,7 +157,7 @@ pub struct SealedShard {
 impl SealedShard {
     /// Parses the structure without decrypting; checks sizes and the suite.
     pub fn parse(bytes: &[u8]) -> Result<Self, SealError> {
-        let mut r = Reader::open(bytes, SHARD_KIND)?;
+        let (mut r, version) = Reader::open_any(bytes, &[SHARD_KIND, EPOCH_SHARD_KIND])?;
         let suite_id = r.u16("kem suite")?;
         let suite = Suite::from_id_or_err(suite_id)?;
         let header = ShardHeader {
@@ -127,7 +168,12 @@ impl SealedShard {
             threshold: r.u8("threshold")?,
             n: r.u8("share count")?,
             recipient: Fingerprint::from_bytes(r.array("recipient fingerprint")?),
+            epoch_key: None,
         };
+        let mut header = header;
+        if version == EPOCH_SHARD_KIND.version {
+            header.epoch_key = Some(Fingerprint::from_bytes(r.array("epoch key fingerprint")?));
+        }
         crate::share::check_params(header.epoch, header.threshold, header.n, header.index)?;
         let aad = r.consumed().to_vec();
         let ciphertext = HybridCiphertext {
@@ -156,7 +202,9 @@ impl SealedShard {
         })
     }
 
-    /// Decrypts with `key` and checks the share against the header.
+    /// Decrypts with identity `key` and checks the share against the
+    /// header. A version 2 shard needs its epoch key instead
+    /// ([`SealedShard::open_with_epoch_key`]).
     pub fn open(&self, key: &SecretIdentity) -> Result<ShareRecord, SealError> {
         let h = &self.header;
         let mine = key.public().fingerprint();
@@ -166,8 +214,36 @@ impl SealedShard {
                 key: mine,
             });
         }
+        if let Some(key) = h.epoch_key {
+            return Err(SealError::EpochKeyNeeded { key });
+        }
+        self.decrypt(key.kem(), &h.recipient)
+    }
+
+    /// Decrypts a version 2 shard with its epoch key and checks the share
+    /// against the header.
+    pub fn open_with_epoch_key(&self, key: &EpochKey) -> Result<ShareRecord, SealError> {
+        let fp = key.fingerprint();
+        if self.header.epoch_key != Some(fp) {
+            return Err(SealError::WrongEpochKey {
+                shard_for: self
+                    .header
+                    .epoch_key
+                    .map_or("the identity key (version 1)".into(), |k| k.to_string()),
+                key: fp,
+            });
+        }
+        self.decrypt(key.secret(), &fp)
+    }
+
+    fn decrypt(
+        &self,
+        secret: &hybrid::HybridSecretKey,
+        bound: &Fingerprint,
+    ) -> Result<ShareRecord, SealError> {
+        let h = &self.header;
         // Any KEM rejection is folded into one error: no decryption oracle.
-        let aead_key = hybrid::decapsulate(h.suite, key.kem(), &self.ciphertext, &h.recipient)
+        let aead_key = hybrid::decapsulate(h.suite, secret, &self.ciphertext, bound)
             .map_err(|_| SealError::AuthenticationFailed)?;
         let mut buf = Zeroizing::new(self.payload.clone());
         let plain = aead(&aead_key)?
@@ -192,6 +268,33 @@ pub fn seal(
             recipient_suite: recipient.suite(),
         });
     }
+    let fp = recipient.fingerprint();
+    seal_to(record, suite, fp, None, recipient.kem(), &fp)
+}
+
+/// Seals `record`, the share of identity `recipient`, to that recipient's
+/// epoch key `key` (format version 2). The key must serve the record's
+/// vault and epoch.
+pub fn seal_to_epoch_key(
+    record: &ShareRecord,
+    recipient: Fingerprint,
+    key: &EpochPublicKey,
+) -> Result<Vec<u8>, SealError> {
+    if key.vault_id != record.vault_id || key.epoch != record.epoch {
+        return Err(SealError::HeaderMismatch("epoch key's vault or epoch"));
+    }
+    let fp = key.fingerprint();
+    seal_to(record, key.suite, recipient, Some(fp), &key.kem, &fp)
+}
+
+fn seal_to(
+    record: &ShareRecord,
+    suite: Suite,
+    recipient: Fingerprint,
+    epoch_key: Option<Fingerprint>,
+    kem: &hybrid::HybridPublicKey,
+    bound: &Fingerprint,
+) -> Result<Vec<u8>, SealError> {
     let header = ShardHeader {
         suite,
         vault_id: record.vault_id,
@@ -199,9 +302,14 @@ pub fn seal(
         index: record.share.index,
         threshold: record.threshold,
         n: record.n,
-        recipient: recipient.fingerprint(),
+        recipient,
+        epoch_key,
     };
-    let mut w = Writer::new(SHARD_KIND);
+    let mut w = Writer::new(if epoch_key.is_some() {
+        EPOCH_SHARD_KIND
+    } else {
+        SHARD_KIND
+    });
     w.u16(suite.id())
         .bytes(header.vault_id.as_bytes())
         .u64(header.epoch)
@@ -209,10 +317,12 @@ pub fn seal(
         .u8(header.threshold)
         .u8(header.n)
         .bytes(header.recipient.as_bytes());
+    if let Some(k) = &epoch_key {
+        w.bytes(k.as_bytes());
+    }
     let aad = w.as_slice().to_vec();
 
-    let (ct, aead_key) =
-        hybrid::encapsulate(suite, recipient.kem(), &header.recipient).map_err(SealError::Kem)?;
+    let (ct, aead_key) = hybrid::encapsulate(suite, kem, bound).map_err(SealError::Kem)?;
     let mut payload = Zeroizing::new(record.encode().to_vec());
     aead(&aead_key)?
         .seal_in_place_append_tag(nonce(), Aad::from(&aad[..]), &mut *payload)
@@ -295,6 +405,60 @@ mod tests {
         assert_eq!(shard.header.index, 2);
         let rec = shard.open(&ids().0).unwrap();
         assert_eq!(&rec.share.value[..], &[0x42; 64][..]);
+    }
+
+    fn epoch_sealed() -> (crate::epoch_key::EpochKey, Vec<u8>) {
+        let r = record(&[0x42; 64]);
+        let key =
+            crate::epoch_key::EpochKey::generate(Suite::DEFAULT, r.vault_id, r.epoch).unwrap();
+        let blob = seal_to_epoch_key(&r, ids().0.public().fingerprint(), key.public()).unwrap();
+        (key, blob)
+    }
+
+    #[test]
+    fn an_epoch_key_shard_opens_only_with_its_key() {
+        let (key, blob) = epoch_sealed();
+        let shard = SealedShard::parse(&blob).unwrap();
+        assert_eq!(shard.header.epoch_key, Some(key.fingerprint()));
+        assert_eq!(shard.header.recipient, ids().0.public().fingerprint());
+        let rec = shard.open_with_epoch_key(&key).unwrap();
+        assert_eq!(&rec.share.value[..], &[0x42; 64][..]);
+        // The recipient's identity key is not the key: named, not tried.
+        let err = shard.open(&ids().0).unwrap_err();
+        assert!(matches!(err, SealError::EpochKeyNeeded { .. }), "{err}");
+        assert!(err.to_string().contains("vault mesh recover"), "{err}");
+        // Another epoch key of the same vault and epoch.
+        let (other, _) = epoch_sealed();
+        let err = shard.open_with_epoch_key(&other).unwrap_err();
+        assert!(matches!(err, SealError::WrongEpochKey { .. }), "{err}");
+        // A version 1 shard is not opened by an epoch key.
+        let err = SealedShard::parse(&sealed())
+            .unwrap()
+            .open_with_epoch_key(&key)
+            .unwrap_err();
+        assert!(matches!(err, SealError::WrongEpochKey { .. }), "{err}");
+        // A key made for another epoch is refused at sealing.
+        let mut later = record(&[1; 64]);
+        later.epoch = 4;
+        assert!(seal_to_epoch_key(&later, ids().0.public().fingerprint(), key.public()).is_err());
+    }
+
+    #[test]
+    fn an_epoch_key_shard_with_any_header_byte_changed_fails_authentication() {
+        let (key, blob) = epoch_sealed();
+        // Version and magic are checked by parsing; every other header
+        // byte, the epoch key fingerprint included, is bound by the AEAD
+        // or the key derivation. (The recipient and key fingerprint are
+        // also compared by name first.)
+        let header_len = 6 + 2 + 16 + 8 + 3 + 32 + 32;
+        for at in 8..header_len {
+            let mut bad = blob.clone();
+            bad[at] ^= 0x01;
+            let Ok(shard) = SealedShard::parse(&bad) else {
+                continue;
+            };
+            assert!(shard.open_with_epoch_key(&key).is_err(), "byte {at}");
+        }
     }
 
     #[test]
