@@ -186,6 +186,21 @@ fn seal_suite(g: &mut BenchmarkGroup<'_, WallTime>, suite: Suite) {
                 .unwrap()
         })
     });
+    // What a holder pays per epoch for its fresh epoch key (D42): generate
+    // the key pair and seal its share to it (the ring write is disk-bound
+    // and not included).
+    g.bench_function(
+        BenchmarkId::new("epoch_key_generate_and_seal_64B", suite),
+        |b| {
+            b.iter(|| {
+                let key =
+                    vault::epoch_key::EpochKey::generate(suite, record.vault_id, record.epoch)
+                        .unwrap();
+                seal::seal_to_epoch_key(black_box(&record), id.public().fingerprint(), key.public())
+                    .unwrap()
+            })
+        },
+    );
 }
 
 /// Shamir 4-of-7 split and combine for a 32-byte and a 1 MiB secret.

@@ -192,28 +192,7 @@ impl<'a> Reader<'a> {
 
     /// Checks the magic and version of `kind` and positions after them.
     pub fn open(data: &'a [u8], kind: Kind) -> Result<Self, FormatError> {
-        let mut r = Reader::raw(data);
-        let magic = r.take(4, "magic").map_err(|_| FormatError::BadMagic {
-            expected: kind.name,
-            magic: escape(&kind.magic),
-            found: escape(&data[..data.len().min(4)]),
-        })?;
-        if magic != kind.magic {
-            return Err(FormatError::BadMagic {
-                expected: kind.name,
-                magic: escape(&kind.magic),
-                found: escape(magic),
-            });
-        }
-        let version = r.u16("format version")?;
-        if version != kind.version {
-            return Err(FormatError::UnsupportedVersion {
-                kind: kind.name,
-                found: version,
-                supported: kind.version,
-            });
-        }
-        Ok(r)
+        Self::open_any(data, &[kind]).map(|(r, _)| r)
     }
 
     /// Like [`Reader::open`] for a format that has several readable

@@ -14,13 +14,10 @@
 use crate::codec::{FormatError, Reader, Writer};
 use crate::identity::Fingerprint;
 use crate::kem::hybrid::{self, HybridPublicKey, HybridSecretKey, Suite};
-use crate::kem::mlkem::MlKem768;
-use crate::kem::x25519::X25519;
-use crate::kem::{Kem, KemError};
+use crate::kem::KemError;
 use crate::manifest::VaultId;
 use aws_lc_rs::digest::{Context, SHA256};
 use thiserror::Error;
-use zeroize::Zeroizing;
 
 /// Domain label of an epoch key's fingerprint.
 const LABEL: &[u8] = b"pqvault epoch kem key v1\0";
@@ -135,31 +132,8 @@ impl EpochKey {
             .map_err(|e| FormatError::invalid("epoch key suite", e.to_string()))?;
         let vault_id = VaultId::from_bytes(r.array("epoch key vault id")?);
         let epoch = r.u64("epoch key epoch")?;
-        let kem = HybridPublicKey {
-            x25519: r
-                .take(X25519::PUBLIC_KEY_LEN, "x25519 public key")?
-                .to_vec(),
-            mlkem: r
-                .take(MlKem768::PUBLIC_KEY_LEN, "ml-kem-768 public key")?
-                .to_vec(),
-            hqc: r
-                .take(suite.hqc_public_key_len(), "hqc public key")?
-                .to_vec(),
-        };
-        let secret = HybridSecretKey {
-            x25519: Zeroizing::new(
-                r.take(X25519::SECRET_KEY_LEN, "x25519 secret key")?
-                    .to_vec(),
-            ),
-            mlkem: Zeroizing::new(
-                r.take(MlKem768::SECRET_KEY_LEN, "ml-kem-768 secret key")?
-                    .to_vec(),
-            ),
-            hqc: Zeroizing::new(
-                r.take(suite.hqc_secret_key_len(), "hqc secret key")?
-                    .to_vec(),
-            ),
-        };
+        let kem = HybridPublicKey::read(r, suite)?;
+        let secret = HybridSecretKey::read(r, suite)?;
         hybrid::check_key_pair(suite, &secret, &kem)?;
         Ok(Self::from_parts(
             EpochPublicKey {
@@ -186,6 +160,9 @@ impl std::fmt::Debug for EpochKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kem::mlkem::MlKem768;
+    use crate::kem::x25519::X25519;
+    use crate::kem::Kem;
 
     #[test]
     fn a_key_round_trips_and_a_swapped_secret_is_refused() {

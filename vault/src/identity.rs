@@ -8,9 +8,7 @@
 
 use crate::codec::{FormatError, Kind, Reader, Writer};
 use crate::kem::hybrid::{self, HybridPublicKey, HybridSecretKey, Suite};
-use crate::kem::mlkem::MlKem768;
-use crate::kem::x25519::X25519;
-use crate::kem::{Kem, KemError};
+use crate::kem::KemError;
 use crate::sign::{self, HybridSigningKey, HybridVerifyingKey, SignError};
 use aws_lc_rs::digest::{digest, SHA256};
 use thiserror::Error;
@@ -203,17 +201,7 @@ impl PublicIdentity {
         let suite_id = r.u16("kem suite")?;
         let suite = Suite::from_id_or_err(suite_id)
             .map_err(|e| FormatError::invalid("kem suite", e.to_string()))?;
-        let kem = HybridPublicKey {
-            x25519: r
-                .take(X25519::PUBLIC_KEY_LEN, "x25519 public key")?
-                .to_vec(),
-            mlkem: r
-                .take(MlKem768::PUBLIC_KEY_LEN, "ml-kem-768 public key")?
-                .to_vec(),
-            hqc: r
-                .take(suite.hqc_public_key_len(), "hqc-192 public key")?
-                .to_vec(),
-        };
+        let kem = HybridPublicKey::read(r, suite)?;
         let sig_suite = r.u16("signature suite")?;
         if sig_suite != sign::SIG_SUITE_ED25519_MLDSA65 {
             return Err(FormatError::invalid(
@@ -294,20 +282,7 @@ impl SecretIdentity {
     pub fn decode(bytes: &[u8]) -> Result<Self, IdentityError> {
         let mut r = Reader::open(bytes, SECRET_KIND)?;
         let public = PublicIdentity::decode(r.var_bytes("public identity", 16 * 1024)?)?;
-        let kem = HybridSecretKey {
-            x25519: Zeroizing::new(
-                r.take(X25519::SECRET_KEY_LEN, "x25519 secret key")?
-                    .to_vec(),
-            ),
-            mlkem: Zeroizing::new(
-                r.take(MlKem768::SECRET_KEY_LEN, "ml-kem-768 secret key")?
-                    .to_vec(),
-            ),
-            hqc: Zeroizing::new(
-                r.take(public.suite().hqc_secret_key_len(), "hqc-192 secret key")?
-                    .to_vec(),
-            ),
-        };
+        let kem = HybridSecretKey::read(&mut r, public.suite())?;
         let ed = Zeroizing::new(r.array::<{ sign::SEED_LEN }>("ed25519 seed")?);
         let ml = Zeroizing::new(r.array::<{ sign::SEED_LEN }>("ml-dsa-65 seed")?);
         r.finish()?;

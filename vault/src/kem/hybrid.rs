@@ -24,6 +24,7 @@ use super::hqc_v5::Hqc192V5;
 use super::mlkem::MlKem768;
 use super::x25519::X25519;
 use super::{Kem, KemError};
+use crate::codec::{FormatError, Reader};
 use crate::identity::Fingerprint;
 use aws_lc_rs::digest::{Context, SHA256};
 use aws_lc_rs::hkdf::{Salt, HKDF_SHA256};
@@ -186,6 +187,27 @@ pub struct HybridSecretKey {
     pub hqc: Zeroizing<Vec<u8>>,
 }
 
+impl HybridSecretKey {
+    /// Reads the three secret keys of `suite` (X25519, ML-KEM-768,
+    /// HQC-192); the caller checks them against their public keys.
+    pub fn read(r: &mut Reader<'_>, suite: Suite) -> Result<Self, FormatError> {
+        Ok(HybridSecretKey {
+            x25519: Zeroizing::new(
+                r.take(X25519::SECRET_KEY_LEN, "x25519 secret key")?
+                    .to_vec(),
+            ),
+            mlkem: Zeroizing::new(
+                r.take(MlKem768::SECRET_KEY_LEN, "ml-kem-768 secret key")?
+                    .to_vec(),
+            ),
+            hqc: Zeroizing::new(
+                r.take(suite.hqc_secret_key_len(), "hqc-192 secret key")?
+                    .to_vec(),
+            ),
+        })
+    }
+}
+
 /// The three component ciphertexts.
 #[derive(Clone, PartialEq, Eq)]
 pub struct HybridCiphertext {
@@ -198,6 +220,22 @@ pub struct HybridCiphertext {
 }
 
 impl HybridPublicKey {
+    /// Reads the three public keys of `suite`, in the order every format
+    /// stores them: X25519, ML-KEM-768, HQC-192.
+    pub fn read(r: &mut Reader<'_>, suite: Suite) -> Result<Self, FormatError> {
+        Ok(HybridPublicKey {
+            x25519: r
+                .take(X25519::PUBLIC_KEY_LEN, "x25519 public key")?
+                .to_vec(),
+            mlkem: r
+                .take(MlKem768::PUBLIC_KEY_LEN, "ml-kem-768 public key")?
+                .to_vec(),
+            hqc: r
+                .take(suite.hqc_public_key_len(), "hqc-192 public key")?
+                .to_vec(),
+        })
+    }
+
     /// Checks each component key for `suite` (sizes, ML-KEM modulus check,
     /// HQC canonical encoding).
     pub fn check(&self, suite: Suite) -> Result<(), KemError> {
