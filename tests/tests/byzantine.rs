@@ -596,6 +596,18 @@ async fn a_key_thief_at_epoch_3_cannot_open_shards_archived_at_epoch_2() {
         "the thief opened {} archived epoch-2 shards",
         opened.len()
     );
+    // The running validators hold one epoch key each: epoch 3's.
+    for i in [0usize, 1, 2] {
+        assert!(
+            mesh.metrics(i).contains("pqvault_epoch_keys 1\n"),
+            "validator-{}: {}",
+            i + 1,
+            mesh.metrics(i)
+                .lines()
+                .filter(|l| l.starts_with("pqvault_epoch_keys"))
+                .collect::<String>()
+        );
+    }
     // Nor does the round state of the earlier polynomials stay in memory:
     // the helpers of the repair from epoch 2 forgot it at epoch 3's commit.
     let forgot = [0usize, 1, 2].iter().any(|&i| {

@@ -244,6 +244,8 @@ fn kill9_restart_and_corruption() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(said.contains("epoch 1 (share 2) verified"), "{said}");
+    // Epoch 1 is sealed to the identity: no epoch key yet.
+    assert!(said.contains("epoch keys: 0 in the wrapped ring"), "{said}");
     assert!(said.contains("import:"), "{said}");
     assert_eq!(
         snapshot(&data),

@@ -603,6 +603,7 @@ impl State {
     /// Updates gauges derived from state before a scrape.
     pub fn refresh_gauges(&self) {
         self.metrics.set_role(self.role().0);
+        self.metrics.epoch_keys.set(self.keys.epochs().len() as i64);
         if let Ok(store) = self.store.lock() {
             self.metrics.shards_held.set(store.vaults().count() as i64);
             for (id, h) in store.vaults() {
@@ -917,7 +918,19 @@ pub fn check(config: &Config) -> Result<Vec<String>> {
             "vault {id}: epoch {} (share {}) verified from its operator-signed anchor",
             held.epoch, held.index
         ));
+        // The shard must open: with the identity (epoch 1) or the epoch
+        // key the ring holds for it.
+        keys.open_shard(&held.shard)
+            .with_context(|| format!("vault {id}: our epoch {} shard does not open", held.epoch))?;
     }
+    report.push(format!(
+        "epoch keys: {} in the wrapped ring{}",
+        keys.epochs().len(),
+        keys.epochs()
+            .iter()
+            .map(|(v, e)| format!(" (vault {v} epoch {e})"))
+            .collect::<String>()
+    ));
     if let Some(dir) = &config.import_dir {
         match read_bundle(dir, &me)? {
             None => report.push(format!("import: nothing to import in {}", dir.display())),

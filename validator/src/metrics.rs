@@ -14,6 +14,8 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
     /// Vaults this validator holds a shard of.
     pub shards_held: IntGauge,
+    /// Epoch keys in the key ring (`crate::keyring`).
+    pub epoch_keys: IntGauge,
     /// 1 for this validator's current role ([`crate::role::Role`]).
     pub role: IntGaugeVec,
     /// Current epoch per vault held.
@@ -137,6 +139,10 @@ impl Metrics {
         let shards_held = IntGauge::new(
             "pqvault_shards_held",
             "Vaults this validator holds a shard of.",
+        )?;
+        let epoch_keys = IntGauge::new(
+            "pqvault_epoch_keys",
+            "Epoch KEM keys this validator holds: one per vault for its current epoch (from epoch 2 on), plus one while it prepares the next; keys of earlier epochs are erased at commit.",
         )?;
         let role = IntGaugeVec::new(
             Opts::new(
@@ -391,6 +397,7 @@ impl Metrics {
         for c in [
             Box::new(build_info.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(shards_held.clone()),
+            Box::new(epoch_keys.clone()),
             Box::new(role.clone()),
             Box::new(vault_epoch.clone()),
             Box::new(peer_connections.clone()),
@@ -467,6 +474,7 @@ impl Metrics {
             registry,
             build_info,
             shards_held,
+            epoch_keys,
             role,
             vault_epoch,
             peer_connections,
