@@ -539,6 +539,30 @@ mod tests {
     }
 
     #[test]
+    fn a_crash_after_the_switch_leaves_the_new_generation_and_destroys_the_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = VaultId::from_bytes([6; 16]);
+        let ring = Keyring::open(dir.path(), identity()).unwrap();
+        let s2 = ring.seal_own(&record(v, 2), Suite::DEFAULT).unwrap();
+        let keys = dir.path().join("keys");
+        let (old_wrap, old_ring) = (
+            fs::read(keys.join("wrap-1")).unwrap(),
+            fs::read(keys.join("ring-1")).unwrap(),
+        );
+        let s3 = ring.seal_own(&record(v, 3), Suite::DEFAULT).unwrap();
+        ring.erase_before(&v, 3).unwrap();
+        drop(ring);
+        // A crash between switching CURRENT and destroying generation 1
+        // (here: its files put back) leaves generation 3 in force.
+        fs::write(keys.join("wrap-1"), &old_wrap).unwrap();
+        fs::write(keys.join("ring-1"), &old_ring).unwrap();
+        let ring = Keyring::open(dir.path(), identity()).unwrap();
+        assert!(ring.open_shard(&s2).is_err(), "the erased key came back");
+        assert_eq!(ring.open_shard(&s3).unwrap().epoch, 3);
+        assert!(!keys.join("wrap-1").exists() && !keys.join("ring-1").exists());
+    }
+
+    #[test]
     fn leftovers_of_an_interrupted_change_are_removed() {
         let dir = tempfile::tempdir().unwrap();
         let v = VaultId::from_bytes([5; 16]);
