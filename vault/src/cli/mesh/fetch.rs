@@ -95,9 +95,15 @@ pub fn run(a: FetchArgs) -> Result<()> {
             .with_context(|| format!("writing {}", p.display()))?;
     }
     println!(
-        "wrote the chain of vault {vault} to epoch {epoch} (from {from}) to {}; recover with\n  vault recover --manifest {0}/manifest.pqvm --chain {0} --trust {1} ...",
+        "wrote the chain of vault {vault} to epoch {epoch} (from {from}) to {}; recover with\n  vault recover --manifest {0}/manifest.pqvm --chain {0} --trust {1} {2}",
         a.out.display(),
-        trust.display()
+        trust.display(),
+        if epoch > 1 {
+            // Shards after epoch 1 are sealed to their holders' epoch keys.
+            "--share ... (shares the holders' operators unsealed), or through the holders: vault mesh recover"
+        } else {
+            "--keys-dir ... --shard ..."
+        }
     );
     Ok(())
 }
