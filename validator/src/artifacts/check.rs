@@ -9,8 +9,10 @@
 //! the page cache moments after it was written, and the work overlaps the
 //! transfer instead of following it: when the last chunk arrives only the
 //! rows after it are left. No read ever sees bytes that did not match their
-//! chunk hash. A check is cancelled (its readers fail, its threads end)
-//! when the object is abandoned or removed.
+//! chunk hash. The digest thread also starts each chunk's writeback once
+//! it read it, so that the fsync before `complete` has little left to
+//! write (docs/decisions.md D41). A check is cancelled (its readers fail,
+//! its threads end) when the object is abandoned or removed.
 
 use std::collections::HashMap;
 use std::fs::File;
