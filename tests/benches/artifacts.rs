@@ -8,12 +8,15 @@
 //!   HTTP download of the same file (std TCP server, written to disk and
 //!   fsynced once), and their ratio,
 //! * RSS growth of each validator during the carriage (peak minus idle),
-//! * one validator re-fetching the artifact alone from its 6 peers, twice
-//!   in the same run: with the payload check after the last chunk
-//!   (`early_checks = 0`) and while the chunks arrive (the default), with
+//! * one validator re-fetching the artifact alone from its 6 peers, with
+//!   the payload check after the last chunk (`early_checks = 0`) and while
+//!   the chunks arrive (the default), `PQVAULT_BENCH_ALONE` times each
+//!   (default 3, interleaved), each against plain downloads made just
+//!   before it (the machine's load moves the baseline within a run), with
 //!   its CPU time (robust to the machine's load, unlike the wall times)
 //!   and, from its log, what it spent after the last chunk (the payload's
-//!   fsync, the payload check, writing `complete`).
+//!   fsync, the payload check, writing `complete`); then the median and
+//!   range of each.
 //!
 //! Run: `cargo build --workspace --release && cargo bench -p pqvault-tests --bench artifacts`
 //! (the harness runs the validator binary of the same profile).
@@ -28,13 +31,14 @@ use std::time::{Duration, Instant};
 const PAYLOAD: u64 = 64 << 20;
 const N: usize = 7;
 
-/// Serves `path` once per connection over plain HTTP/1.0 (the baseline).
-fn plain_server(path: &Path) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+/// Serves `path` once per connection, `n` connections, over plain
+/// HTTP/1.0 (the baseline).
+fn plain_server(path: &Path, n: usize) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let path = path.to_path_buf();
     let h = std::thread::spawn(move || {
-        for _ in 0..3 {
+        for _ in 0..n {
             let Ok((mut s, _)) = listener.accept() else {
                 return;
             };
@@ -76,8 +80,22 @@ fn plain_download(addr: std::net::SocketAddr, out: &Path) -> f64 {
     let mut f = std::fs::File::create(out).expect("create");
     let n = std::io::copy(&mut r, &mut f).expect("download");
     f.sync_all().expect("fsync");
+    let bps = n as f64 / t0.elapsed().as_secs_f64();
     assert!(n > 0, "empty download");
-    n as f64 / t0.elapsed().as_secs_f64()
+    drop(f);
+    let _ = std::fs::remove_file(out);
+    bps
+}
+
+/// The baseline: the best of 3 plain loopback HTTP downloads of `payload`
+/// into `dir`, each written to disk and fsynced, in bytes per second.
+fn plain_best_of_3(payload: &Path, dir: &Path) -> f64 {
+    let (addr, server) = plain_server(payload, 3);
+    let best = (0..3)
+        .map(|k| plain_download(addr, &dir.join(format!("plain-{k}.bin"))))
+        .fold(0.0, f64::max);
+    let _ = server.join();
+    best
 }
 
 /// The machine's load average (1, 5, 15 minutes): the figures are only
@@ -167,11 +185,8 @@ fn main() {
     let verify_ms = t.elapsed().as_secs_f64() * 1e3;
 
     // Baseline: the same file over plain loopback HTTP, best of 3.
-    let (addr, server) = plain_server(&dir.join("payload.safetensors"));
-    let plain = (0..3)
-        .map(|k| plain_download(addr, &mesh.root.path().join(format!("plain-{k}.bin"))))
-        .fold(0.0, f64::max);
-    let _ = server.join();
+    let payload = dir.join("payload.safetensors");
+    let plain = plain_best_of_3(&payload, mesh.root.path());
 
     std::thread::sleep(Duration::from_secs(1));
     let idle: Vec<u64> = (0..N).map(|i| mesh.rss_kib(i).unwrap_or(0)).collect();
@@ -292,18 +307,50 @@ fn main() {
         max_transfer as f64 / 1024.0
     );
     // Same run, same peers: the payload check after the last chunk (as
-    // before), then while the chunks arrive (the default).
+    // before), then while the chunks arrive (the default), each
+    // `PQVAULT_BENCH_ALONE` times (default 3), interleaved. Each is
+    // compared with plain downloads made just before it: the machine's
+    // load, and with it the baseline, drifts within one run.
+    let runs: usize = std::env::var("PQVAULT_BENCH_ALONE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
     let config = std::fs::read_to_string(mesh.config(N - 1)).expect("config");
-    for (label, extra) in [
+    let modes = [
         (
             "payload check after the last chunk (early_checks = 0)",
             "early_checks = 0\n",
         ),
         ("payload check while chunks arrive (default)", ""),
-    ] {
-        std::fs::write(mesh.config(N - 1), format!("{config}{extra}")).expect("config");
-        println!("  {label}:");
-        alone(&mut mesh, &c, &digest, &etag, len, plain, chunks);
+    ];
+    let mut results: Vec<Vec<(f64, f64)>> = vec![Vec::new(); modes.len()];
+    for run in 1..=runs {
+        for (m, (label, extra)) in modes.iter().enumerate() {
+            std::fs::write(mesh.config(N - 1), format!("{config}{extra}")).expect("config");
+            let plain = plain_best_of_3(&payload, mesh.root.path());
+            println!(
+                "  {label}, run {run} of {runs}; plain loopback HTTP just before (best of 3, to disk, fsync): {:.0} MiB/s",
+                mib_s(plain)
+            );
+            results[m].push(alone(&mut mesh, &c, &digest, &etag, len, plain, chunks));
+        }
+    }
+    for ((label, _), r) in modes.iter().zip(&results) {
+        let mut ratios: Vec<f64> = r.iter().map(|x| x.0).collect();
+        let mut cpu: Vec<f64> = r.iter().map(|x| x.1).collect();
+        ratios.sort_by(f64::total_cmp);
+        cpu.sort_by(f64::total_cmp);
+        println!(
+            "  one validator alone, {label}: end to end / plain HTTP median {:.2} (range {:.2}-{:.2}, target >= 0.8); CPU time median {:.0} ms (range {:.0}-{:.0}) over {} runs",
+            ratios[ratios.len() / 2],
+            ratios[0],
+            ratios[ratios.len() - 1],
+            cpu[cpu.len() / 2],
+            cpu[0],
+            cpu[cpu.len() - 1],
+            r.len()
+        );
     }
     println!(
         "  load average before the run: {load_before}; after: {} (2 cores; other work on the machine slows every figure)",
@@ -312,7 +359,8 @@ fn main() {
 }
 
 /// One validator fetching the whole artifact alone from its 6 peers: its
-/// copy is deleted while it is down, then it restarts.
+/// copy is deleted while it is down, then it restarts. Returns its end to
+/// end throughput as a fraction of `plain`, and its CPU time in ms.
 fn alone(
     mesh: &mut Mesh,
     c: &artifacts::Carriage,
@@ -321,13 +369,20 @@ fn alone(
     len: u64,
     plain: f64,
     chunks: usize,
-) {
+) -> (f64, f64) {
     let v = N - 1;
     mesh.kill9(v);
     std::fs::remove_dir_all(object_dir(mesh, v, digest)).expect("remove copy");
     mesh.start(v);
     let log_from = mesh.log(v).len();
     let cpu0 = cpu_ms(mesh, v);
+    let peers_cpu = |mesh: &Mesh| {
+        (0..N)
+            .filter(|&i| i != v)
+            .map(|i| cpu_ms(mesh, i))
+            .sum::<f64>()
+    };
+    let peers0 = peers_cpu(mesh);
     let idle = mesh.rss_kib(v).unwrap_or(0);
     let (mut peak, mut peak_transfer) = (idle, idle);
     let t0 = Instant::now();
@@ -357,12 +412,13 @@ fn alone(
         std::thread::sleep(Duration::from_millis(5));
     }
     let cpu = cpu_ms(mesh, v) - cpu0;
+    let serving_cpu = peers_cpu(mesh) - peers0;
     let d = t0.elapsed() - started.unwrap_or_default();
     let bps = len as f64 / d.as_secs_f64();
     let transfer = chunks_done.unwrap_or(t0.elapsed()) - started.unwrap_or_default();
     let tbps = len as f64 / transfer.as_secs_f64();
     println!(
-        "    one validator alone re-fetching from 6 peers (copy deleted, restarted; the fair per-validator comparison with one plain download): {:.0} ms from manifest to served, {:.0} MiB/s ({:.2} of plain HTTP); RSS growth {} KiB ({} KiB while chunks arrived); its CPU time from start to served {cpu:.0} ms",
+        "    one validator alone re-fetching from 6 peers (copy deleted, restarted; the fair per-validator comparison with one plain download): {:.0} ms from manifest to served, {:.0} MiB/s ({:.2} of plain HTTP); RSS growth {} KiB ({} KiB while chunks arrived); its CPU time from start to served {cpu:.0} ms, its 6 peers' {serving_cpu:.0} ms",
         d.as_secs_f64() * 1e3,
         mib_s(bps),
         bps / plain,
@@ -385,6 +441,7 @@ fn alone(
         std::thread::sleep(Duration::from_millis(10));
     }
     println!("      after the last chunk, from its log: {breakdown}");
+    (bps / plain, cpu)
 }
 
 /// The `*_ms` fields of the last `artifact verified in full and served`

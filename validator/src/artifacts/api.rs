@@ -58,7 +58,8 @@ pub const MANIFEST_DIGEST_HEADER: &str = "x-pqvault-manifest-digest";
 pub const VERSION_HEADER: &str = "x-pqvault-artifact-version";
 /// Header naming the verification failure reason of a refusal.
 pub const REFUSAL_HEADER: &str = "x-pqvault-refusal";
-/// Read size when streaming from disk (one blocking-pool hop each). Larger
+/// Read size when streaming from disk (one `preadv2(RWF_NOWAIT)` each,
+/// or a blocking-pool hop if the bytes are not cached). Larger
 /// reads (256 KiB) saved little CPU and cost the busiest validator 8 MiB
 /// more RSS in `tests/benches/artifacts.rs`, serving 24 chunk streams.
 const STREAM_BUF: usize = 64 << 10;
@@ -324,7 +325,8 @@ async fn peer_chunk(
 }
 
 /// A body streaming `len` bytes of `path` from `offset`: positioned reads
-/// of [`STREAM_BUF`] bytes on the blocking pool, each buffer handed to the
+/// of [`STREAM_BUF`] bytes, from the page cache on the runtime worker when
+/// it holds them, else on the blocking pool, each buffer handed to the
 /// body as it is (no further copy), one read ahead of the socket at most.
 async fn stream_file(path: &std::path::Path, offset: u64, len: u64) -> std::io::Result<Body> {
     let path = path.to_path_buf();
@@ -337,27 +339,40 @@ async fn stream_file(path: &std::path::Path, offset: u64, len: u64) -> std::io::
             return None;
         }
         let n = STREAM_BUF.min(usize::try_from(left).unwrap_or(STREAM_BUF));
-        let file = f.clone();
         // Allocated here, on a runtime worker, not on a blocking-pool
         // thread: fewer malloc arenas keep freed buffers.
         let mut buf = vec![0u8; n];
-        let read = tokio::task::spawn_blocking(move || {
-            use std::os::unix::fs::FileExt;
-            let mut got = 0;
-            while got < n {
-                match file.read_at(&mut buf[got..], at + got as u64) {
-                    Ok(0) => break,
-                    Ok(k) => got += k,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
+        // From the page cache at once if it holds the bytes (nearly
+        // always: chunks are served moments after they were written);
+        // the rest, if any, on the blocking pool.
+        let mut got = 0;
+        while got < n {
+            match super::nowait::read_cached(&f, &mut buf[got..], at + got as u64) {
+                Some(k) if k > 0 => got += k,
+                _ => break,
             }
-            buf.truncate(got);
+        }
+        let file = f.clone();
+        let read = if got == n {
             Ok(buf)
-        })
-        .await
-        .map_err(std::io::Error::other)
-        .and_then(|r| r);
+        } else {
+            tokio::task::spawn_blocking(move || {
+                use std::os::unix::fs::FileExt;
+                while got < n {
+                    match file.read_at(&mut buf[got..], at + got as u64) {
+                        Ok(0) => break,
+                        Ok(k) => got += k,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                buf.truncate(got);
+                Ok(buf)
+            })
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r)
+        };
         match read {
             Ok(buf) if buf.is_empty() => Some((
                 Err(std::io::Error::new(

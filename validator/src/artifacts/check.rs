@@ -9,8 +9,10 @@
 //! the page cache moments after it was written, and the work overlaps the
 //! transfer instead of following it: when the last chunk arrives only the
 //! rows after it are left. No read ever sees bytes that did not match their
-//! chunk hash. A check is cancelled (its readers fail, its threads end)
-//! when the object is abandoned or removed.
+//! chunk hash. The digest thread also starts each chunk's writeback once
+//! it read it, so that the fsync before `complete` has little left to
+//! write (docs/decisions.md D41). A check is cancelled (its readers fail,
+//! its threads end) when the object is abandoned or removed.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -73,6 +75,34 @@ struct GatedReader {
     pos: u64,
     len: u64,
     chunk_size: u64,
+    /// Starts the writeback of each chunk once read to its end (see
+    /// [`start_writeback`]).
+    writeback: bool,
+}
+
+/// Starts writing `len` bytes of `file` at `offset` back to disk without
+/// waiting (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), so that the fsync
+/// before `complete` finds most of the payload already written. Called by
+/// the digest thread after it read a chunk, never by the threads receiving
+/// chunks (a congested disk queue may block the call). Failures change
+/// nothing: the fsync still makes the payload durable.
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (
+            libc::off64_t::try_from(offset),
+            libc::off64_t::try_from(len),
+        ) else {
+            return;
+        };
+        // SAFETY: a plain syscall on a descriptor owned by `file`.
+        let _ = unsafe {
+            libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+        };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
 }
 
 impl Read for GatedReader {
@@ -93,6 +123,10 @@ impl Read for GatedReader {
             ));
         }
         self.pos += got as u64;
+        if self.writeback && self.pos == end {
+            let start = chunk * self.chunk_size;
+            start_writeback(&self.file, start, end - start);
+        }
         Ok(got)
     }
 }
@@ -168,16 +202,19 @@ impl EarlyChecks {
             return false;
         }
         let gate = Arc::new(Gate::new(verified));
-        let open = || -> io::Result<GatedReader> {
+        let open = |writeback| -> io::Result<GatedReader> {
             Ok(GatedReader {
                 file: File::open(payload)?,
                 gate: gate.clone(),
                 pos: 0,
                 len: artifact.payload_len(),
                 chunk_size: u64::from(artifact.chunk_size()).max(1),
+                writeback,
             })
         };
-        let (Ok(d), Ok(t)) = (open(), open()) else {
+        // The digest thread reads every chunk once, in order: it starts
+        // each chunk's writeback.
+        let (Ok(d), Ok(t)) = (open(true), open(false)) else {
             return false;
         };
         let spawn = |name: &str, f: Box<dyn FnOnce() -> Outcome + Send>| {
@@ -284,6 +321,7 @@ mod tests {
             pos: 0,
             len,
             chunk_size: 4,
+            writeback: true,
         }
     }
 

@@ -19,6 +19,7 @@
 
 pub mod api;
 pub mod check;
+mod nowait;
 pub mod store;
 pub mod sync;
 
