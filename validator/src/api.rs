@@ -47,7 +47,7 @@
 //! Connections are accepted only from certificates of the mesh CA whose
 //! validator id is a member; see [`crate::server`].
 
-use crate::daemon::{Probe, State};
+use crate::state::{Probe, State};
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, State as AxState};

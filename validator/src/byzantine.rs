@@ -39,7 +39,7 @@ pub fn claimed_identity() -> Option<Vec<u8>> {
 /// measure theirs (shifted by `PQVAULT_BYZANTINE_CLOCK_OFFSET_MS` in a test
 /// build told to).
 pub fn clock_now_ms() -> u64 {
-    let now = crate::daemon::unix_ms();
+    let now = crate::state::unix_ms();
     #[cfg(feature = "byzantine")]
     if let Some(off) = std::env::var("PQVAULT_BYZANTINE_CLOCK_OFFSET_MS")
         .ok()

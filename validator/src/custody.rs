@@ -16,8 +16,8 @@
 //! its shard themselves ([`holder_replaceable`]).
 
 use crate::config::Member;
-use crate::daemon::State;
 use crate::rounds;
+use crate::state::State;
 use mesh_agent::detector::State as MemberState;
 use mesh_agent::health::{Custody, PeerHealth};
 use std::sync::Arc;

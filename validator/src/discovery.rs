@@ -10,8 +10,8 @@
 //! left to the failure detector, which declares it dead, and to healing.
 
 use crate::config::{DiscoveryConfig, Member};
-use crate::daemon::State;
 use crate::retry::{Backoff, Loop, Retry};
+use crate::state::State;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;

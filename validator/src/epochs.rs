@@ -18,8 +18,8 @@
 //! Repair keeps the polynomial, so a re-sealed share has the same value
 //! under the new epoch's binding. Seal and unseal run on blocking threads.
 
-use crate::daemon::State;
 use crate::rounds::{bad, blocking, Failure, Round};
+use crate::state::State;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use vault::codec::{FormatError, Reader, Writer};

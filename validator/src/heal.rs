@@ -20,13 +20,13 @@
 use crate::config::Member;
 use crate::consensus::record::{manifest_digest, Certified, Proposal as LogProposal};
 use crate::consensus::ProposalOutcome;
-use crate::daemon::State;
 use crate::epochs::{self, encode_commit, PrepareReply};
 use crate::proposals;
 use crate::repair::{Plan, Target};
 use crate::reshare;
 use crate::retry::{Backoff, Loop, Retry};
 use crate::rounds;
+use crate::state::State;
 use crate::transition::{authorize, Action, Proposal};
 use mesh_agent::detector::State as MemberState;
 use std::collections::BTreeMap;
@@ -962,7 +962,7 @@ fn propose(
             superseded = Some(p.clone());
         }
     }
-    let window = crate::daemon::unix_ms() / 1000 / authorize::ATTEMPT_TIMEOUT.as_secs().max(1);
+    let window = crate::state::unix_ms() / 1000 / authorize::ATTEMPT_TIMEOUT.as_secs().max(1);
     let attempt = prev
         .map_or(0, |(p, _, _)| p.attempt.saturating_add(1))
         .max(u32::try_from(window).unwrap_or(u32::MAX));

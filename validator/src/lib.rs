@@ -53,6 +53,7 @@ pub mod retry;
 pub mod role;
 pub mod rounds;
 pub mod server;
+pub mod state;
 pub mod status;
 pub mod store;
 pub mod tls;

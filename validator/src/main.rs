@@ -124,7 +124,7 @@ fn run() -> Result<()> {
         .block_on(serve(config, state))
 }
 
-async fn serve(config: Config, state: std::sync::Arc<daemon::State>) -> Result<()> {
+async fn serve(config: Config, state: std::sync::Arc<validator::state::State>) -> Result<()> {
     let peer_listener = tokio::net::TcpListener::bind(config.peer_listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.peer_listen))?;

@@ -16,7 +16,7 @@
 //! out of [`State::members`] (probes, votes, helpers, spares), refuses
 //! their connections, and drops their per-peer metric series.
 
-use crate::daemon::State;
+use crate::state::State;
 use axum::body::Bytes;
 use axum::extract::State as AxState;
 use axum::http::StatusCode;

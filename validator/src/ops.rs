@@ -4,7 +4,7 @@
 //! `ready: holder`, `ready: spare`, `ready: stale (...)`, `ready: syncing`),
 //! `/metrics` (Prometheus).
 
-use crate::daemon::State;
+use crate::state::State;
 use axum::extract::State as AxState;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;

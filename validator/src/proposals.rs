@@ -17,8 +17,8 @@
 //! Every refusal is counted in `pqvault_transition_refusals_total{reason}`.
 
 use crate::config::Member;
-use crate::daemon::{unix_ms, State};
 use crate::rounds::{self, bad, Failure};
+use crate::state::{unix_ms, State};
 use crate::store::Steps;
 use crate::transition::{
     self, Abort, AbortView, Action, CertifiedAbort, CertifiedProposal, Chain, OwnView, PastVote,

@@ -13,7 +13,7 @@
 //! `pqvault_recovery_requests_total{outcome}` and logged (never the share).
 
 use crate::api::PeerInfo;
-use crate::daemon::State;
+use crate::state::State;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State as AxState};
 use axum::http::{header, StatusCode};

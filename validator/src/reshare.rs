@@ -34,9 +34,9 @@
 //! anyone who did not sign the transition.
 
 use crate::config::Member;
-use crate::daemon::State;
 use crate::epochs::{Origin, PrepareReply, Prepared};
 use crate::rounds::{self, bad, blocking, Failure};
+use crate::state::State;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use vault::codec::{FormatError, Kind, Reader, Writer};
@@ -175,7 +175,7 @@ pub struct Round {
     done: Option<PrepareReply>,
     /// Our public dealing-check values (`vault::dealing`), once computed.
     check: Option<Vec<Vec<u8>>>,
-    /// When the round started here (rounds are pruned: `daemon::prune`).
+    /// When the round started here (rounds are pruned: `state::prune`).
     started: std::time::Instant,
 }
 
@@ -276,7 +276,7 @@ pub async fn start(
         });
     }
     let mut all = state.reshares.lock().map_err(|_| bad(500, "poisoned"))?;
-    crate::daemon::prune(&mut all, |r| r.started);
+    crate::state::prune(&mut all, |r| r.started);
     all.insert(
         plan.round,
         Round {

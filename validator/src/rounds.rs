@@ -9,9 +9,9 @@
 //! Every seal and unseal (HQC: milliseconds) runs on a blocking thread.
 
 use crate::config::Member;
-use crate::daemon::State;
 use crate::repair::{Helper, Message, Plan, Replacement};
 use crate::retry::{Backoff, Loop, Retry};
+use crate::state::State;
 use crate::store::Steps;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -3,9 +3,9 @@
 //! [`crate::recovery`]), HTTP.
 
 use crate::api::PeerInfo;
-use crate::daemon::State;
 use crate::listener::{self, Gate, Limits, ACCEPT_BACKOFF};
 use crate::retry::{Loop, Retry};
+use crate::state::State;
 use axum::{Extension, Router};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;

@@ -8,7 +8,7 @@
 //!   (`PQVN`), which carries its own authority ([`crate::membership`]).
 
 use crate::api::PeerInfo;
-use crate::daemon::State;
+use crate::state::State;
 use axum::extract::{Path, State as AxState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

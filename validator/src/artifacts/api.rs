@@ -43,7 +43,7 @@
 //! already allow. The port should still be bound to localhost.
 
 use super::{Admitted, Artifacts, ChunkOutcome, Refusal};
-use crate::daemon::State;
+use crate::state::State;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, State as AxState};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};

@@ -17,7 +17,7 @@
 use super::record::{node_id, Record, TypeConfig};
 use super::{Consensus, WriteError};
 use crate::api::PeerInfo;
-use crate::daemon::State;
+use crate::state::State;
 use axum::body::Bytes;
 use axum::extract::{Path, State as AxState};
 use axum::http::StatusCode;

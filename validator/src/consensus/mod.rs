@@ -11,7 +11,7 @@
 //! - [`http`]: the peer API routes (`/v1/raft/...`).
 //!
 //! [`Consensus`] is the handle the daemon keeps in
-//! [`crate::daemon::State::consensus`].
+//! [`crate::state::State::consensus`].
 
 pub mod http;
 pub mod machine;
@@ -20,9 +20,9 @@ pub mod record;
 pub mod storage;
 
 use crate::config::{Config, Member};
-use crate::daemon::State;
 use crate::peer::PeerClient;
 use crate::retry::{Backoff, Loop, Retry};
+use crate::state::State;
 pub use machine::Decision;
 use openraft::storage::Adaptor;
 use openraft::{Raft, ServerState, SnapshotPolicy};

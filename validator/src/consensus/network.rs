@@ -4,9 +4,9 @@
 
 use super::record::{PeerNode, TypeConfig};
 use crate::config::Member;
-use crate::daemon::State;
 use crate::peer::{PeerClient, PeerError};
 use crate::retry::{Backoff, Loop, Retry};
+use crate::state::State;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
