@@ -27,7 +27,7 @@ use crate::reshare;
 use crate::retry::{Backoff, Loop, Retry};
 use crate::rounds;
 use crate::state::State;
-use crate::transition::{authorize, Action, Proposal};
+use crate::transition::{authorize, replacements, Action, Proposal};
 use mesh_agent::detector::State as MemberState;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -294,16 +294,15 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
         tracing::warn!(vault = %id, live = holders.len(), t = b.threshold, "too few live holders to repair; the operator must act");
         return Ok(());
     }
-    let name = |m: &Option<Member>| m.as_ref().map_or(state.id.clone(), |m| m.id.clone());
-    let leader = holders
-        .iter()
-        .map(|(_, m)| name(m))
-        .min()
-        .unwrap_or_default();
     // The proposer is chosen by this rule; with the epoch log, what it
     // proposes is decided there (a second proposer's rival is refused and
     // it finishes the decided one instead), so views may differ safely.
-    if leader != state.id {
+    let leader = replacements::leader(
+        holders
+            .iter()
+            .map(|(_, m)| m.as_ref().map_or(state.id.as_str(), |m| m.id.as_str())),
+    );
+    if leader != Some(state.id.as_str()) {
         return Ok(());
     }
     if lost.is_empty() {
@@ -352,16 +351,21 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
         .collect();
     spares.sort_by(|a, b| a.1.id.cmp(&b.1.id));
     // A spare named for a share in an earlier attempt may only ever get
-    // that share (once per polynomial, `authorize::check_once`): keep it
-    // for that index, and never offer it another.
+    // that share (once per polynomial, `authorize::check_once`): the
+    // assignment keeps it for that index and never offers it another.
     let named = state
         .store
         .lock()
         .map_err(|_| "store lock poisoned".to_string())?
         .named(&id)
         .map_err(|e| e.to_string())?;
-    spares.retain(|(fp, _)| named.get(fp).is_none_or(|i| lost.contains(i)));
-    if spares.len() + returning.len() < lost.len() {
+    let candidates = replacements::Candidates {
+        lost: lost.clone(),
+        returning,
+        spares,
+        named,
+    };
+    if !candidates.enough() {
         // No replacements (yet): after `reshare_after`, the live holders
         // re-share among themselves to the policy's (t', n').
         let waited = state
@@ -390,7 +394,7 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
             }
             return Ok(());
         }
-        tracing::info!(vault = %id, lost = lost.len(), spares = spares.len(), "waiting for spare validators");
+        tracing::info!(vault = %id, lost = lost.len(), spares = candidates.usable_spares().len(), "waiting for spare validators");
         return Ok(());
     }
     let t0 = Instant::now();
@@ -399,25 +403,7 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
         .take(usize::from(b.threshold))
         .cloned()
         .collect();
-    let (mut kept, free): (Vec<_>, Vec<_>) = spares
-        .into_iter()
-        .partition(|(fp, _)| named.contains_key(fp));
-    let mut free = free.into_iter();
-    let assignments: Vec<(u8, (Fingerprint, Member))> = lost
-        .iter()
-        .filter_map(|i| {
-            let again = kept
-                .iter()
-                .position(|(fp, _)| named.get(fp) == Some(i))
-                .map(|k| kept.remove(k));
-            let to = returning
-                .get(i)
-                .cloned()
-                .or(again)
-                .or_else(|| free.next())?;
-            Some((*i, to))
-        })
-        .collect();
+    let assignments = candidates.assign();
     tracing::info!(vault = %id, lost = ?lost, "leading a repair");
 
     // 1. One repair round for every lost share (as many as one sealed

@@ -1,8 +1,10 @@
 //! The transition core: who may move a vault from one epoch to the next.
 //!
 //! Sans-IO, in the manner of quinn-proto and rustls: [`proposal`] holds the
-//! wire formats of proposals, votes, certified proposals and aborts, and
-//! [`authorize`] the pure functions that decide whether an input may act.
+//! wire formats of proposals, votes, certified proposals and aborts,
+//! [`authorize`] the pure functions that decide whether an input may act,
+//! and [`replacements`] the leader's choice of who leads and who takes each
+//! lost share.
 //! Nothing here touches the network, the store or a clock; the validator's
 //! drivers (`crate::proposals`, `crate::rounds`, `crate::reshare`,
 //! `crate::heal`) bring the inputs and carry out the decisions.
@@ -16,6 +18,7 @@
 
 pub mod authorize;
 pub mod proposal;
+pub mod replacements;
 
 pub use authorize::{
     authorize, authorize_abort, judge, judge_abort, not_aborted, AbortView, Chain, OwnView,
