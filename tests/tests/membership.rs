@@ -54,6 +54,7 @@ async fn an_operator_removal_clears_a_dead_members_series_everywhere() {
     let forged = Removal {
         version: 1,
         removed: [dead.to_string()].into(),
+        ..Default::default()
     }
     .sign(&mesh.secret_key(0))
     .unwrap();
@@ -132,6 +133,7 @@ async fn an_operator_removal_clears_a_dead_members_series_everywhere() {
         let again = Removal {
             version,
             removed: Default::default(),
+            ..Default::default()
         }
         .sign(&op)
         .unwrap();
@@ -167,4 +169,90 @@ async fn an_operator_removal_clears_a_dead_members_series_everywhere() {
     assert!(no_series_of(&mesh.metrics(0), dead));
     assert_eq!(status(&mesh, 1, 0).await["removed"][0], dead);
     assert!(!mesh.log(0).contains("adopted a newer membership removal"));
+}
+
+/// Signs the operator's statement `version` with policy time `secs` (no
+/// one removed by name) and posts it to each of `to`, through validator
+/// `via`'s certificate.
+async fn set_policy_time(mesh: &Mesh, version: u32, secs: u32, via: usize, to: &[usize]) {
+    let bytes = Removal {
+        version,
+        dead_after_s: secs,
+        ..Default::default()
+    }
+    .sign(&mesh.operator_key())
+    .unwrap();
+    for &i in to {
+        let r = mesh
+            .client_as(via)
+            .post(&mesh.member(i), "/v1/membership", bytes.clone(), 1 << 16)
+            .await
+            .unwrap();
+        assert!(
+            r.status == 200 || r.status == 409,
+            "validator-{}: {} {}",
+            i + 1,
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+}
+
+/// Attack (issue 11, written before the fix): a lying member claims an
+/// alive honest member has been dead for the operator's policy time. It
+/// votes for the removal, asks everyone else to, and sends every member a
+/// "certified" removal made of the votes it got. No honest member sees the
+/// target dead, so none votes, and the certificate never reaches the
+/// quorum: the target stays a member everywhere.
+#[tokio::test(flavor = "current_thread")]
+async fn a_liar_cannot_remove_an_alive_member_after_the_policy_time() {
+    let mut mesh = Mesh::new(4, 2);
+    mesh.disable_auto_heal();
+    for i in 0..3 {
+        mesh.start(i);
+    }
+    let target = "validator-1";
+    mesh.start_with_env(3, &[("PQVAULT_BYZANTINE_CLAIM_DEAD", target)]);
+    mesh.wait_all_alive(&[0, 1, 2, 3]);
+    set_policy_time(&mesh, 1, 1, 1, &[0, 1, 2, 3]).await;
+
+    // The liar asked the honest members for votes (each refused: alive in
+    // its own view) and sent them its certificate (each refused: too few
+    // valid votes).
+    for i in 1..3 {
+        assert!(
+            mesh.wait_metrics(i, WAIT, |m| {
+                sample(m, "pqvault_removal_votes_total", "outcome=\"alive\"")
+                    .is_some_and(|v| v >= 1.0)
+                    && sample(m, "pqvault_certified_removals_total", "outcome=\"too_few\"")
+                        .is_some_and(|v| v >= 1.0)
+            }),
+            "validator-{} was not attacked as planned:\n{}",
+            i + 1,
+            mesh.log(3)
+        );
+    }
+    // Several policy times later, still a member everywhere.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    for i in 0..3 {
+        let v = status(&mesh, (i + 1) % 3, i).await;
+        assert_eq!(v["removed"], serde_json::json!([]), "validator-{}", i + 1);
+        assert_eq!(
+            sample(&mesh.metrics(i), "pqvault_certified_removals_total", "outcome=\"adopted\""),
+            Some(0.0)
+        );
+    }
+    for i in 1..3 {
+        assert_eq!(
+            sample(
+                &mesh.metrics(i),
+                "pqvault_peer_state",
+                &format!("peer=\"{target}\",state=\"alive\"")
+            ),
+            Some(1.0),
+            "validator-{} no longer probes {target}",
+            i + 1
+        );
+    }
+    assert!(!mesh.nodes[1].dir.join("data/removals").exists());
 }

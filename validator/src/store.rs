@@ -984,6 +984,7 @@ mod tests {
         let removal = |version: u32, ids: &[&str]| Removal {
             version,
             removed: ids.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
         };
         {
             let mut s = Store::open(dir.path(), opf, me).unwrap();
