@@ -96,7 +96,8 @@ pub struct State {
     /// Other members: the static list, plus those DNS discovery found
     /// (removed ones included: [`State::members`] leaves them out).
     members: std::sync::RwLock<Vec<Member>>,
-    /// Member ids the operator removed ([`crate::membership`]).
+    /// Member ids removed, by the operator or by certificate
+    /// ([`crate::membership`]).
     removed: std::sync::RwLock<std::collections::BTreeSet<String>>,
     /// Client for DNS discovery (learns who answers at an address).
     pub discover: PeerClient,
@@ -252,16 +253,26 @@ impl State {
             .unwrap_or_default()
     }
 
-    /// Applies the operator's removal `r`: a newly removed member is no
-    /// longer probed, asked, reported or exported; one no longer listed
-    /// (a newer statement let it back) is probed again if configured.
-    pub fn apply_removal(&self, r: &vault::membership::Removal) {
+    /// Applies the membership the store now holds (the operator's
+    /// statement and the certified removals it leaves in force): a newly
+    /// removed member is no longer probed, asked, reported or exported;
+    /// one no longer removed (the operator let it back) is probed again if
+    /// configured.
+    pub fn apply_removals(&self) {
+        let Some((now, version)) = self
+            .store
+            .lock()
+            .ok()
+            .map(|s| (s.removed(), s.removal().version))
+        else {
+            return;
+        };
         let before = match self.removed.write() {
-            Ok(mut w) => std::mem::replace(&mut *w, r.removed.clone()),
+            Ok(mut w) => std::mem::replace(&mut *w, now.clone()),
             Err(_) => return,
         };
-        for id in r.removed.difference(&before) {
-            tracing::info!(member = %id, version = r.version, "member removed by the operator");
+        for id in now.difference(&before) {
+            tracing::info!(member = %id, version, "member removed");
             if let Ok(mut d) = self.detector.lock() {
                 d.remove(id);
             }
@@ -279,9 +290,9 @@ impl State {
             }
             self.metrics.remove_peer(id);
         }
-        for id in before.difference(&r.removed) {
+        for id in before.difference(&now) {
             if self.member(id).is_some() {
-                tracing::info!(member = %id, version = r.version, "member no longer removed");
+                tracing::info!(member = %id, version, "member no longer removed");
                 if let Ok(mut d) = self.detector.lock() {
                     d.add(id.clone());
                 }
@@ -725,7 +736,7 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         .fold(0xcbf2_9ce4_8422_2325u64 ^ incarnation, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         });
-    let removed = store.removal().removed.clone();
+    let removed = store.removed();
     let detector = Detector::new(
         config
             .members
