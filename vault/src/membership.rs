@@ -186,8 +186,7 @@ impl Removal {
             w.var_bytes(id.as_bytes());
         }
         if v2 {
-            w.u32(self.dead_after_s)
-                .u16(self.readmitted.len() as u16);
+            w.u32(self.dead_after_s).u16(self.readmitted.len() as u16);
             for (id, at) in &self.readmitted {
                 check_id(id)?;
                 w.var_bytes(id.as_bytes()).u32(*at);
@@ -604,7 +603,10 @@ mod tests {
         // Nothing of version 2 used: written as version 1.
         let plain = removal(&["validator-3"]).sign(&op).unwrap();
         assert_eq!(u16::from_be_bytes([plain[4], plain[5]]), 1);
-        assert_eq!(Removal::open(&plain, &fp).unwrap(), removal(&["validator-3"]));
+        assert_eq!(
+            Removal::open(&plain, &fp).unwrap(),
+            removal(&["validator-3"])
+        );
         let mut r = removal(&["validator-3"]);
         r.dead_after_s = 600;
         r.readmitted.insert("validator-2".into(), 2);
@@ -701,7 +703,11 @@ mod tests {
         let c = w.cert(&[0, 1], 4);
         assert!(matches!(
             c.check(&w.statement, &w.members(), 3),
-            Err(MembershipError::TooFew { counted: 2, quorum: 3, .. })
+            Err(MembershipError::TooFew {
+                counted: 2,
+                quorum: 3,
+                ..
+            })
         ));
     }
 
@@ -711,9 +717,14 @@ mod tests {
         // validator-1 signs in validator-2's name with its own key.
         let forged = RemovalVote::sign("validator-5", 4, &id(1), &w.keys[0]).unwrap();
         let votes = vec![w.vote(0, 4), forged, w.vote(2, 4)];
-        let c = CertifiedRemoval::open(&CertifiedRemoval::encode("validator-5", 4, &votes)).unwrap();
+        let c =
+            CertifiedRemoval::open(&CertifiedRemoval::encode("validator-5", 4, &votes)).unwrap();
         match c.check(&w.statement, &w.members(), 3) {
-            Err(MembershipError::TooFew { counted: 2, refused, .. }) => {
+            Err(MembershipError::TooFew {
+                counted: 2,
+                refused,
+                ..
+            }) => {
                 assert!(refused.contains("validator-2: wrong_signer"), "{refused}")
             }
             other => panic!("{other:?}"),
@@ -738,9 +749,14 @@ mod tests {
             w.vote(1, 4),
             RemovalVote::sign("validator-5", 4, "validator-9", &outsider).unwrap(),
         ];
-        let c = CertifiedRemoval::open(&CertifiedRemoval::encode("validator-5", 4, &votes)).unwrap();
+        let c =
+            CertifiedRemoval::open(&CertifiedRemoval::encode("validator-5", 4, &votes)).unwrap();
         match c.check(&w.statement, &w.members(), 3) {
-            Err(MembershipError::TooFew { counted: 2, refused, .. }) => {
+            Err(MembershipError::TooFew {
+                counted: 2,
+                refused,
+                ..
+            }) => {
                 assert!(refused.contains("validator-9: not_member"), "{refused}")
             }
             other => panic!("{other:?}"),
@@ -750,9 +766,16 @@ mod tests {
         members.insert(id(1), None);
         let c = w.cert(&[0, 1, 4], 4);
         match c.check(&w.statement, &members, 3) {
-            Err(MembershipError::TooFew { counted: 1, refused, .. }) => {
+            Err(MembershipError::TooFew {
+                counted: 1,
+                refused,
+                ..
+            }) => {
                 assert!(refused.contains("validator-5: target"), "{refused}");
-                assert!(refused.contains("validator-2: unknown_identity"), "{refused}");
+                assert!(
+                    refused.contains("validator-2: unknown_identity"),
+                    "{refused}"
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -771,7 +794,11 @@ mod tests {
         // Made under a statement we do not hold.
         assert!(matches!(
             w.cert(&[0, 1, 2], 5).check(&w.statement, &w.members(), 3),
-            Err(MembershipError::Stale { offered: 5, current: 4, .. })
+            Err(MembershipError::Stale {
+                offered: 5,
+                current: 4,
+                ..
+            })
         ));
         // The operator readmitted validator-5 at version 4: a certificate
         // of version 3 no longer removes it, one of version 4 does.
@@ -804,7 +831,10 @@ mod tests {
         assert!(CertifiedRemoval::open(&CertifiedRemoval::encode("validator-5", 4, &[])).is_err());
         let good = CertifiedRemoval::encode("validator-5", 4, &[w.vote(0, 4)]);
         for cut in 0..good.len() {
-            assert!(CertifiedRemoval::open(&good[..cut]).is_err(), "cut at {cut}");
+            assert!(
+                CertifiedRemoval::open(&good[..cut]).is_err(),
+                "cut at {cut}"
+            );
         }
         let mut longer = good.clone();
         longer.push(0);

@@ -118,7 +118,9 @@ pub fn run(mut a: RemoveArgs) -> Result<()> {
         // Also lets back a member removed by a certificate (a dead member
         // after the policy time), which this list does not name.
         if !removed.remove(id) {
-            eprintln!("{id} is not in the operator's list: readmitted in case a certificate removed it");
+            eprintln!(
+                "{id} is not in the operator's list: readmitted in case a certificate removed it"
+            );
         }
         readmitted.insert(id.clone(), version);
     }
