@@ -92,7 +92,7 @@ fn prod() -> Deployment {
     )
     .expect("the daemon accepts the config");
     assert!(
-        config.consensus.is_enabled(),
+        config.consensus.enabled,
         "the table assumes the epoch log is on"
     );
     let voters = config.members.len() + 1;

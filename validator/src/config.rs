@@ -333,13 +333,9 @@ impl Default for HealConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsensusConfig {
-    /// Run the log. Unset: on when the configuration lists static
-    /// `[[members]]` (the log's voters), off for a discovery-only mesh,
-    /// which the log cannot serve yet (decisions D40); `false` keeps it
-    /// off. [`Config::resolve`] fills it in, so it is always `Some` in a
-    /// resolved configuration: read it with [`ConsensusConfig::is_enabled`].
+    /// Run the log (default off: healing does not use it yet).
     #[serde(default)]
-    pub enabled: Option<bool>,
+    pub enabled: bool,
     /// Milliseconds between the leader's heartbeats.
     #[serde(default = "default_raft_heartbeat")]
     pub heartbeat_ms: u64,
@@ -361,17 +357,10 @@ fn default_election_max() -> u64 {
     2000
 }
 
-impl ConsensusConfig {
-    /// True if the log runs (as resolved: see [`ConsensusConfig::enabled`]).
-    pub fn is_enabled(&self) -> bool {
-        self.enabled == Some(true)
-    }
-}
-
 impl Default for ConsensusConfig {
     fn default() -> Self {
         ConsensusConfig {
-            enabled: None,
+            enabled: false,
             heartbeat_ms: default_raft_heartbeat(),
             election_timeout_min_ms: default_election_min(),
             election_timeout_max_ms: default_election_max(),
@@ -654,6 +643,7 @@ impl Config {
                 .ops_listen
                 .or(f.listen.ops)
                 .ok_or_else(|| invalid("listen.ops", "missing"))?,
+            members,
             discovery: f.discovery,
             probe: f.probe,
             heal: f.heal,
@@ -669,12 +659,7 @@ impl Config {
                 header_timeout: std::time::Duration::from_millis(f.listen.header_timeout_ms.max(1)),
             },
             artifacts: f.artifacts,
-            consensus: ConsensusConfig {
-                // On by default where it works: static members are its voters.
-                enabled: Some(f.consensus.enabled.unwrap_or(!members.is_empty())),
-                ..f.consensus
-            },
-            members,
+            consensus: f.consensus,
             id,
         })
     }
@@ -812,23 +797,11 @@ mod tests {
     }
 
     #[test]
-    fn consensus_is_on_with_static_members_and_checked() {
-        // FULL lists a static member: the log is on unless turned off.
+    fn consensus_is_off_by_default_and_checked() {
         let f: FileConfig = toml::from_str(FULL).unwrap();
         let c = Config::resolve(f, Overrides::default()).unwrap();
-        assert!(c.consensus.is_enabled());
+        assert!(!c.consensus.enabled);
         assert_eq!(c.consensus.heartbeat_ms, 250);
-        let text = format!("{FULL}\n[consensus]\nenabled = false\n");
-        let c = Config::resolve(toml::from_str(&text).unwrap(), Overrides::default()).unwrap();
-        assert!(!c.consensus.is_enabled(), "an explicit false is honoured");
-        // Discovery only (no static member but ourselves): off by default.
-        let mut f: FileConfig = toml::from_str(FULL).unwrap();
-        f.members.clear();
-        let c = Config::resolve(f.clone(), Overrides::default()).unwrap();
-        assert!(!c.consensus.is_enabled());
-        f.consensus.enabled = Some(true);
-        let c = Config::resolve(f, Overrides::default()).unwrap();
-        assert!(c.consensus.is_enabled(), "an explicit true is honoured");
         let text = format!("{FULL}\n[consensus]\nenabled = true\nelection_timeout_min_ms = 200\n");
         let f: FileConfig = toml::from_str(&text).unwrap();
         let err = Config::resolve(f, Overrides::default()).unwrap_err();

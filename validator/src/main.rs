@@ -152,7 +152,7 @@ async fn serve(config: Config, state: std::sync::Arc<daemon::State>) -> Result<(
             .merge(validator::recovery::router(state.clone())),
         limits,
     ));
-    if config.consensus.is_enabled() {
+    if config.consensus.enabled {
         let log = validator::consensus::Consensus::start(&state, &config)
             .await
             .context("cannot start the replicated epoch log")?;

@@ -623,7 +623,7 @@ mod tests {
 
     async fn node(dir: &std::path::Path) -> (EpochRaft, LogStore) {
         let cfg = raft_config(&crate::config::ConsensusConfig {
-            enabled: Some(true),
+            enabled: true,
             heartbeat_ms: 50,
             election_timeout_min_ms: 150,
             election_timeout_max_ms: 300,
