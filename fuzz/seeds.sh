@@ -2,7 +2,8 @@
 # Fills DIR/<target>/ with the seed corpus of every fuzz target, from files
 # checked in to the repository (test vectors of both KEM suites with an
 # epoch-2 certificate and proof chain, the recovery request and answer, the
-# membership removal, the PQVS v2 shard and PQVY key ring, the PQVR, PQVX and PQVP vectors, the
+# membership removals (PQVN versions 1 and 2), the certified removal, the
+# PQVS v2 shard and PQVY key ring, the PQVR, PQVX and PQVP vectors, the
 # artifact vectors). Used by smoke.sh and run.sh.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -17,7 +18,8 @@ for s in v1 v1-suite2; do
 done
 cp "$v"/v1-suite2/epoch-2/step-2.pqve "$out/epoch_certificate/"
 cp "$v"/recovery-v1/request.pqvg "$v"/recovery-v1/answer.pqvh "$out/recovery_request/"
-cp "$v"/v1/membership-2.pqvn "$out/membership_removal/"
+cp "$v"/v1/membership-2.pqvn "$v"/removal-v1/membership-3.pqvn "$out/membership_removal/"
+cp "$v"/removal-v1/removal-validator-3.pqvz "$out/certified_removal/"
 cp "$v"/v1-suite2/epoch-2/proof.pqvc "$out/peer_messages/"
 cp "$v"/v1-suite2/epoch-2/manifest.pqvm "$out/manifest/v1-suite2-epoch-2.pqvm"
 for h in pqvs-v2-shard pqvy-v1-ring; do

@@ -54,6 +54,7 @@ async fn an_operator_removal_clears_a_dead_members_series_everywhere() {
     let forged = Removal {
         version: 1,
         removed: [dead.to_string()].into(),
+        ..Default::default()
     }
     .sign(&mesh.secret_key(0))
     .unwrap();
@@ -132,6 +133,7 @@ async fn an_operator_removal_clears_a_dead_members_series_everywhere() {
         let again = Removal {
             version,
             removed: Default::default(),
+            ..Default::default()
         }
         .sign(&op)
         .unwrap();
@@ -167,4 +169,257 @@ async fn an_operator_removal_clears_a_dead_members_series_everywhere() {
     assert!(no_series_of(&mesh.metrics(0), dead));
     assert_eq!(status(&mesh, 1, 0).await["removed"][0], dead);
     assert!(!mesh.log(0).contains("adopted a newer membership removal"));
+}
+
+/// Signs the operator's statement `version` with policy time `secs` (no
+/// one removed by name) and posts it to each of `to`, through another
+/// member's certificate.
+async fn set_policy_time(mesh: &Mesh, version: u32, secs: u32, to: &[usize]) {
+    let bytes = Removal {
+        version,
+        dead_after_s: secs,
+        ..Default::default()
+    }
+    .sign(&mesh.operator_key())
+    .unwrap();
+    for &i in to {
+        let r = mesh
+            .client_as(usize::from(i == 0))
+            .post(&mesh.member(i), "/v1/membership", bytes.clone(), 1 << 16)
+            .await
+            .unwrap();
+        assert!(
+            r.status == 200 || r.status == 409,
+            "validator-{}: {} {}",
+            i + 1,
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+}
+
+/// Attack (issue 11, written before the fix): a lying member claims an
+/// alive honest member has been dead for the operator's policy time. It
+/// votes for the removal, asks everyone else to, and sends every member a
+/// "certified" removal made of the votes it got. No honest member sees the
+/// target dead, so none votes, and the certificate never reaches the
+/// quorum: the target stays a member everywhere.
+#[tokio::test(flavor = "current_thread")]
+async fn a_liar_cannot_remove_an_alive_member_after_the_policy_time() {
+    let mut mesh = Mesh::new(4, 2);
+    mesh.disable_auto_heal();
+    for i in 0..3 {
+        mesh.start(i);
+    }
+    let target = "validator-1";
+    mesh.start_with_env(3, &[("PQVAULT_BYZANTINE_CLAIM_DEAD", target)]);
+    mesh.wait_all_alive(&[0, 1, 2, 3]);
+    set_policy_time(&mesh, 1, 1, &[0, 1, 2, 3]).await;
+
+    // The liar asked the honest members for votes (each refused: alive in
+    // its own view) and sent them its certificate (each refused: too few
+    // valid votes).
+    for i in 1..3 {
+        assert!(
+            mesh.wait_metrics(i, WAIT, |m| {
+                sample(m, "pqvault_removal_votes_total", "outcome=\"alive\"")
+                    .is_some_and(|v| v >= 1.0)
+                    && sample(m, "pqvault_certified_removals_total", "outcome=\"too_few\"")
+                        .is_some_and(|v| v >= 1.0)
+            }),
+            "validator-{} was not attacked as planned:\n{}",
+            i + 1,
+            mesh.log(3)
+        );
+    }
+    // Several policy times later, still a member everywhere.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    for i in 0..3 {
+        let v = status(&mesh, (i + 1) % 3, i).await;
+        assert_eq!(v["removed"], serde_json::json!([]), "validator-{}", i + 1);
+        assert_eq!(
+            sample(
+                &mesh.metrics(i),
+                "pqvault_certified_removals_total",
+                "outcome=\"adopted\""
+            ),
+            Some(0.0)
+        );
+    }
+    for i in 1..3 {
+        assert_eq!(
+            sample(
+                &mesh.metrics(i),
+                "pqvault_peer_state",
+                &format!("peer=\"{target}\",state=\"alive\"")
+            ),
+            Some(1.0),
+            "validator-{} no longer probes {target}",
+            i + 1
+        );
+    }
+    assert!(!mesh.nodes[1].dir.join("data/removals").exists());
+}
+
+/// Issue 11: with the operator's policy time set (`vault mesh remove
+/// --dead-after`), a member killed for good is removed once it has been
+/// dead that long in a quorum's own views: its series go (so
+/// `PqvaultPeerDead` clears), the certificate is on every live validator's
+/// disk, and a validator down meanwhile takes it from a peer.
+#[tokio::test(flavor = "current_thread")]
+async fn a_member_dead_for_the_policy_time_is_removed_by_certificate() {
+    let mut mesh = Mesh::new(5, 2);
+    mesh.disable_auto_heal();
+    mesh.start_all();
+    mesh.wait_all_alive(&[0, 1, 2, 3, 4]);
+    // The operator's client sets a policy time of 2 s (version 1).
+    let tls = mesh.operator_tls();
+    let r = mesh.root.path();
+    let mut args: Vec<String> = vec![
+        "mesh".into(),
+        "remove".into(),
+        "--ca".into(),
+        s(&r.join("ca/mesh-ca.crt")),
+        "--cert".into(),
+        s(&tls.join("operator.crt")),
+        "--key".into(),
+        s(&tls.join("operator.tls.key")),
+        "--signer".into(),
+        s(&r.join("operator/operator.key")),
+        "--dead-after".into(),
+        "2".into(),
+    ];
+    for i in 0..5 {
+        args.push("--validator".into());
+        args.push(format!("{}@{}", mesh.nodes[i].id, mesh.nodes[i].peer));
+    }
+    let out = vault(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.contains("dead for 2 s are removed"), "{out}");
+
+    let dead = "validator-5";
+    mesh.kill9(4);
+    for i in 0..4 {
+        assert!(
+            mesh.wait_metrics(i, WAIT, |m| no_series_of(m, dead)),
+            "validator-{} still exports {dead}'s series:\n{}",
+            i + 1,
+            mesh.log(i)
+        );
+        let v = status(&mesh, (i + 1) % 4, i).await;
+        assert_eq!(v["removed"], serde_json::json!([dead]));
+        assert_eq!(v["membership_version"], 1, "no new operator statement");
+        assert!(mesh.nodes[i]
+            .dir
+            .join(format!("data/removals/{dead}.pqvz"))
+            .exists());
+    }
+    assert!(mesh.log(0).contains("member removed by certificate"));
+
+    // A validator that missed it (down meanwhile: here its copy is taken
+    // away while it is down) takes it from the epoch log (on by default
+    // with static members) or a peer at once, though its own detector has
+    // not seen validator-5 dead for 2 s.
+    mesh.kill9(3);
+    std::fs::remove_file(mesh.nodes[3].dir.join(format!("data/removals/{dead}.pqvz"))).unwrap();
+    mesh.start(3);
+    assert!(
+        mesh.wait_metrics(3, WAIT, |_| mesh
+            .log(3)
+            .contains("adopted a certified removal from")),
+        "validator-4 did not take the certified removal:\n{}",
+        mesh.log(3)
+    );
+    assert!(mesh.wait_metrics(3, WAIT, |m| no_series_of(m, dead)));
+
+    // It survives a restart: from the disk, before any peer is asked.
+    mesh.kill9(0);
+    mesh.start(0);
+    assert!(
+        mesh.wait_metrics(0, WAIT, |m| sample(m, "pqvault_peer_up", "validator-2")
+            .is_some())
+    );
+    assert!(no_series_of(&mesh.metrics(0), dead));
+    assert!(!mesh.log(0).contains("adopted a certified removal from"));
+
+    // The operator lets it back (`--readmit`): the newer statement voids
+    // the certificate, so validator-5 is a member again (and, still dead,
+    // is removed again once dead 2 s under the new statement).
+    let mut readmit: Vec<String> = args[..10].to_vec();
+    readmit.extend(["--readmit".into(), dead.into()]);
+    for i in 0..4 {
+        readmit.push("--validator".into());
+        readmit.push(format!("{}@{}", mesh.nodes[i].id, mesh.nodes[i].peer));
+    }
+    vault(&readmit.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        mesh.wait_metrics(1, WAIT, |_| mesh
+            .log(1)
+            .contains("member no longer removed")),
+        "{}",
+        mesh.log(1)
+    );
+    assert!(
+        mesh.wait_metrics(1, WAIT, |_| mesh
+            .log(1)
+            .matches("member removed by certificate")
+            .count()
+            >= 2),
+        "not removed again under the new statement:\n{}",
+        mesh.log(1)
+    );
+}
+
+/// The epoch log's voters follow removals (D39 "Left", D40). Four voters:
+/// validator-4 killed and removed after the policy time (3 of 4 voters
+/// order its certificate), the leader drops it from the voters; then
+/// validator-3 killed: 2 of the 3 remaining voters are a majority, so its
+/// removal is ordered and adopted, where 2 of the 4 initial voters were
+/// not.
+#[tokio::test(flavor = "current_thread")]
+async fn the_epoch_logs_voters_follow_removals() {
+    let mut mesh = Mesh::new(4, 2);
+    mesh.disable_auto_heal();
+    mesh.enable_consensus();
+    mesh.start_all();
+    mesh.wait_all_alive(&[0, 1, 2, 3]);
+    for i in 0..4 {
+        assert!(
+            mesh.wait_metrics(i, WAIT, |m| sample(m, "pqvault_consensus_voters", "")
+                == Some(4.0))
+        );
+    }
+    set_policy_time(&mesh, 1, 2, &[0, 1, 2, 3]).await;
+
+    mesh.kill9(3);
+    for i in 0..3 {
+        assert!(
+            mesh.wait_metrics(i, WAIT, |m| no_series_of(m, "validator-4")
+                && sample(m, "pqvault_consensus_voters", "") == Some(3.0)),
+            "validator-{}: validator-4 not removed from the members and the voters:\n{}",
+            i + 1,
+            mesh.log(i)
+        );
+    }
+    mesh.kill9(2);
+    for i in 0..2 {
+        assert!(
+            mesh.wait_metrics(i, WAIT, |m| no_series_of(m, "validator-3")
+                && sample(m, "pqvault_consensus_voters", "") == Some(2.0)),
+            "validator-{}: validator-3's removal was not ordered by the 2 remaining voters:\n{}",
+            i + 1,
+            mesh.log(i)
+        );
+        let v = status(&mesh, 1 - i, i).await;
+        assert_eq!(
+            v["removed"],
+            serde_json::json!(["validator-3", "validator-4"])
+        );
+    }
+    assert!(
+        (0..2).any(|i| mesh
+            .log(i)
+            .contains("epoch log voters changed to follow the membership")),
+        "{}",
+        mesh.log(0)
+    );
 }

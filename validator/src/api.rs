@@ -150,6 +150,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/epoch/{vault}/commit", post(epoch_commit))
         .merge(crate::artifacts::api::peer_routes())
         .merge(crate::consensus::http::routes())
+        .merge(crate::membership::peer_routes())
         .layer(DefaultBodyLimit::max(4 << 20))
         .with_state(state)
 }

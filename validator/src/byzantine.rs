@@ -21,6 +21,10 @@
 //!   there, then behave (an attempt that fails after certification).
 //! * `PQVAULT_BYZANTINE_LYING_RECOVERY=1`: answer an operator's recovery
 //!   request with a wrong share (a holder lying to the operator).
+//! * `PQVAULT_BYZANTINE_CLAIM_DEAD=ID`: claim member `ID` has been dead for
+//!   the operator's policy time: vote for its removal, ask the others to,
+//!   and send every member a certified removal of our own votes whatever
+//!   its count (a liar trying to remove an honest member).
 //!
 //! Without the feature every function here is a constant "behave".
 
@@ -103,6 +107,17 @@ pub fn drop_transition_once() -> bool {
             return true;
         }
     }
+    false
+}
+
+/// Whether to claim member `id` dead for the policy time, if told to.
+pub fn claims_dead(id: &str) -> bool {
+    #[cfg(feature = "byzantine")]
+    if std::env::var("PQVAULT_BYZANTINE_CLAIM_DEAD").is_ok_and(|v| v == id) {
+        return true;
+    }
+    #[cfg(not(feature = "byzantine"))]
+    let _ = id;
     false
 }
 

@@ -104,7 +104,7 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         .fold(0xcbf2_9ce4_8422_2325u64 ^ incarnation, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         });
-    let removed = store.removal().removed.clone();
+    let removed = store.removed();
     let detector = Detector::new(
         config
             .members

@@ -94,6 +94,12 @@ pub struct Metrics {
     pub consensus_term: IntGauge,
     /// Highest epoch-log index committed and applied here.
     pub consensus_commit_index: IntGauge,
+    /// `pqvault_consensus_voters`.
+    pub consensus_voters: IntGauge,
+    /// `pqvault_removal_votes_total{outcome}`.
+    pub removal_votes: IntCounterVec,
+    /// `pqvault_certified_removals_total{outcome}`.
+    pub certified_removals: IntCounterVec,
     /// Failed attempts of each retry loop ([`crate::retry::Loop`]).
     pub retry_failures: IntCounterVec,
     /// Failures in a row of each long-lived retry loop (0 after a success).
@@ -373,6 +379,30 @@ impl Metrics {
             "pqvault_consensus_term",
             "Current term of the replicated epoch log.",
         )?;
+        let consensus_voters = IntGauge::new(
+            "pqvault_consensus_voters",
+            "Voters of the replicated epoch log as this validator last saw its membership (removed members are dropped by the leader).",
+        )?;
+        let removal_votes = IntCounterVec::new(
+            Opts::new(
+                "pqvault_removal_votes_total",
+                "Requests to vote for removing a dead member after the operator's policy time, by outcome: signed, or why refused (alive: not dead for the policy time in our own view; stale: another statement version; no_policy; not_member; malformed).",
+            ),
+            &["outcome"],
+        )?;
+        let certified_removals = IntCounterVec::new(
+            Opts::new(
+                "pqvault_certified_removals_total",
+                "Certified removals of dead members offered to this validator, by outcome: adopted, or why refused (too_few valid votes, stale, no_policy, not_member, malformed, not_ordered, error).",
+            ),
+            &["outcome"],
+        )?;
+        for o in crate::membership::VOTE_OUTCOMES {
+            removal_votes.with_label_values(&[o]);
+        }
+        for o in crate::membership::CERTIFIED_OUTCOMES {
+            certified_removals.with_label_values(&[o]);
+        }
         let consensus_commit_index = IntGauge::new(
             "pqvault_consensus_commit_index",
             "Highest epoch-log index committed and applied here.",
@@ -433,6 +463,9 @@ impl Metrics {
             Box::new(consensus_is_leader.clone()),
             Box::new(consensus_term.clone()),
             Box::new(consensus_commit_index.clone()),
+            Box::new(consensus_voters.clone()),
+            Box::new(removal_votes.clone()),
+            Box::new(certified_removals.clone()),
             Box::new(retry_failures.clone()),
             Box::new(retry_consecutive_failures.clone()),
         ] {
@@ -510,6 +543,9 @@ impl Metrics {
             consensus_is_leader,
             consensus_term,
             consensus_commit_index,
+            consensus_voters,
+            removal_votes,
+            certified_removals,
             retry_failures,
             retry_consecutive_failures,
         })

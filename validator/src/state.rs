@@ -114,7 +114,8 @@ pub struct State {
     /// Other members: the static list, plus those DNS discovery found
     /// (removed ones included: [`State::members`] leaves them out).
     pub(crate) members: std::sync::RwLock<Vec<Member>>,
-    /// Member ids the operator removed ([`crate::membership`]).
+    /// Member ids removed, by the operator or by certificate
+    /// ([`crate::membership`]).
     pub(crate) removed: std::sync::RwLock<std::collections::BTreeSet<String>>,
     /// Client for DNS discovery (learns who answers at an address).
     pub discover: PeerClient,
@@ -270,16 +271,26 @@ impl State {
             .unwrap_or_default()
     }
 
-    /// Applies the operator's removal `r`: a newly removed member is no
-    /// longer probed, asked, reported or exported; one no longer listed
-    /// (a newer statement let it back) is probed again if configured.
-    pub fn apply_removal(&self, r: &vault::membership::Removal) {
+    /// Applies the membership the store now holds (the operator's
+    /// statement and the certified removals it leaves in force): a newly
+    /// removed member is no longer probed, asked, reported or exported;
+    /// one no longer removed (the operator let it back) is probed again if
+    /// configured.
+    pub fn apply_removals(&self) {
+        let Some((now, version)) = self
+            .store
+            .lock()
+            .ok()
+            .map(|s| (s.removed(), s.removal().version))
+        else {
+            return;
+        };
         let before = match self.removed.write() {
-            Ok(mut w) => std::mem::replace(&mut *w, r.removed.clone()),
+            Ok(mut w) => std::mem::replace(&mut *w, now.clone()),
             Err(_) => return,
         };
-        for id in r.removed.difference(&before) {
-            tracing::info!(member = %id, version = r.version, "member removed by the operator");
+        for id in now.difference(&before) {
+            tracing::info!(member = %id, version, "member removed");
             if let Ok(mut d) = self.detector.lock() {
                 d.remove(id);
             }
@@ -297,9 +308,9 @@ impl State {
             }
             self.metrics.remove_peer(id);
         }
-        for id in before.difference(&r.removed) {
+        for id in before.difference(&now) {
             if self.member(id).is_some() {
-                tracing::info!(member = %id, version = r.version, "member no longer removed");
+                tracing::info!(member = %id, version, "member no longer removed");
                 if let Ok(mut d) = self.detector.lock() {
                     d.add(id.clone());
                 }

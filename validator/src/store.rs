@@ -11,6 +11,7 @@
 //!                                                    kept from `prepare` until the commit
 //! <data_dir>/membership.pqvn                         the operator's newest membership removal
 //! <data_dir>/keys/                                   epoch keys, wrapped (`crate::keyring`)
+//! <data_dir>/removals/<member-id>.pqvz               a certified removal of a dead member
 //! ```
 //!
 //! Each epoch directory carries its own proof: the last manifest signed by
@@ -48,6 +49,12 @@ const MAX_FILE: u64 = 2 << 20;
 
 /// File of the operator's newest membership removal, in the data directory.
 pub const REMOVAL_FILE: &str = "membership.pqvn";
+
+/// Directory of certified removals (`PQVZ`), one file per removed member.
+pub const CERTIFIED_REMOVALS_DIR: &str = "removals";
+
+/// Largest certified removal accepted (128 votes of up to 24 KiB).
+pub const MAX_CERTIFIED_REMOVAL: usize = 3 << 20;
 
 /// Why the store refused to open or to import.
 #[derive(Debug, Error)]
@@ -103,6 +110,10 @@ pub struct Store {
     /// The operator's newest membership removal (`membership.pqvn`),
     /// verified; version 0 if none.
     removal: Removal,
+    /// Certified removals held (`removals/`): target -> (statement version
+    /// the votes were made under, the `PQVZ` bytes). Whether one still
+    /// removes its target is [`Store::removed`]'s question.
+    certified: BTreeMap<String, (u32, Vec<u8>)>,
 }
 
 /// Releases the data directory's lock explicitly when the store goes away.
@@ -177,7 +188,26 @@ impl Store {
             vaults: BTreeMap::new(),
             policies: BTreeMap::new(),
             removal: Removal::default(),
+            certified: BTreeMap::new(),
         };
+        let cdir = root.join(CERTIFIED_REMOVALS_DIR);
+        if cdir.exists() {
+            for entry in fs::read_dir(&cdir).map_err(|e| corrupt(&cdir, e))? {
+                let path = entry.map_err(|e| corrupt(&cdir, e))?.path();
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                // An interrupted atomic write.
+                if name.starts_with('.') {
+                    continue;
+                }
+                let bytes = fsio::read_limited(&path, MAX_CERTIFIED_REMOVAL as u64)?;
+                let c = vault::membership::CertifiedRemoval::open(&bytes)
+                    .map_err(|e| corrupt(&path, e))?;
+                if name != format!("{}.pqvz", c.target) {
+                    return Err(corrupt(&path, "certified removal named for another member"));
+                }
+                store.certified.insert(c.target, (c.base_version, bytes));
+            }
+        }
         let npath = root.join(REMOVAL_FILE);
         if npath.exists() {
             let bytes = fsio::read_limited(&npath, MAX_FILE)?;
@@ -665,6 +695,61 @@ impl Store {
         Ok(Some(r))
     }
 
+    /// Every member removed now: the operator's list, plus each target of a
+    /// certified removal made under a statement no older than the one that
+    /// last readmitted it (decisions D40).
+    pub fn removed(&self) -> std::collections::BTreeSet<String> {
+        let mut out = self.removal.removed.clone();
+        for (target, (base, _)) in &self.certified {
+            if *base >= self.removal.readmitted_at(target) {
+                out.insert(target.clone());
+            }
+        }
+        out
+    }
+
+    /// The certified removals that remove their target now, as bytes.
+    pub fn certified_removals(&self) -> Vec<Vec<u8>> {
+        self.certified
+            .iter()
+            .filter(|(t, (base, _))| *base >= self.removal.readmitted_at(t))
+            .map(|(_, (_, b))| b.clone())
+            .collect()
+    }
+
+    /// True if we hold a certified removal of `target` made under
+    /// statement `base` or a newer one.
+    pub fn holds_certified_removal(&self, target: &str, base: u32) -> bool {
+        self.certified.get(target).is_some_and(|(b, _)| *b >= base)
+    }
+
+    /// Keeps the certified removal `bytes` of `target` (already verified by
+    /// the caller against the members and the quorum), persisting it
+    /// before it counts; false if we hold one as new.
+    pub fn adopt_certified_removal(
+        &mut self,
+        target: &str,
+        base: u32,
+        bytes: &[u8],
+    ) -> Result<bool, StoreError> {
+        if self.holds_certified_removal(target, base) {
+            return Ok(false);
+        }
+        vault::meshca::check_id(target)
+            .map_err(|e| StoreError::Rejected(format!("certified removal: {e}")))?;
+        let dir = self.root.join(CERTIFIED_REMOVALS_DIR);
+        fs::create_dir_all(&dir).map_err(|e| corrupt(&dir, e))?;
+        fsio::write_atomic(
+            &dir.join(format!("{target}.pqvz")),
+            bytes,
+            Mode::Public,
+            true,
+        )?;
+        self.certified
+            .insert(target.to_string(), (base, bytes.to_vec()));
+        Ok(true)
+    }
+
     /// Our last vote on a transition proposal of epoch `epoch` of `id`:
     /// (attempt, proposal digest, Unix milliseconds of the vote). A file
     /// that does not parse is reported as corrupt, never as "no vote".
@@ -1003,6 +1088,7 @@ mod tests {
         let removal = |version: u32, ids: &[&str]| Removal {
             version,
             removed: ids.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
         };
         {
             let mut s = Store::open(dir.path(), opf, me).unwrap();

@@ -371,3 +371,108 @@ fn membership_removal_decodes_from_its_documented_layout() {
         assert!(Removal::open(&b[..cut], &signer.fingerprint()).is_err());
     }
 }
+
+fn removal_vector(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vectors/removal-v1")
+        .join(rel)
+}
+
+/// Writes `removal-v1/removal-validator-3.pqvz` once (refusing to
+/// overwrite): `cargo test -p vault --test vectors -- --ignored
+/// generate_certified_removal_vector`. `membership-3.pqvn` beside it is
+/// written by the CLI (tests/vectors/README.md).
+#[test]
+#[ignore]
+fn generate_certified_removal_vector() {
+    use vault::membership::{CertifiedRemoval, RemovalVote};
+    let out = removal_vector("removal-validator-3.pqvz");
+    assert!(!out.exists(), "vectors are never regenerated");
+    let votes: Vec<Vec<u8>> = (1..=2u8)
+        .map(|i| RemovalVote::sign("validator-3", 3, &format!("validator-{i}"), &key(i)).unwrap())
+        .collect();
+    std::fs::write(out, CertifiedRemoval::encode("validator-3", 3, &votes)).unwrap();
+}
+
+/// `removal-v1/membership-3.pqvn` (a `PQVN` of format version 2: policy
+/// time 600 s, `validator-8` readmitted at 3) and
+/// `removal-v1/removal-validator-3.pqvz` (a `PQVZ` of two `PQVT` votes,
+/// by `validator-1` and `validator-2` with the v1 test keys): decoded from
+/// their documented layouts, then checked as a validator would.
+#[test]
+fn certified_removal_decodes_from_its_documented_layout() {
+    use std::collections::BTreeMap;
+    use vault::membership::{removal_quorum, CertifiedRemoval, MembershipError, Removal};
+    let be32 = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap()) as usize;
+    let be16 = |b: &[u8], at: usize| usize::from(u16::from_be_bytes([b[at], b[at + 1]]));
+
+    let n = std::fs::read(removal_vector("membership-3.pqvn")).unwrap();
+    assert_eq!(&n[..4], b"PQVN");
+    assert_eq!(be16(&n, 4), 2, "format version");
+    assert_eq!(be32(&n, 6), 3, "statement version");
+    assert_eq!(be16(&n, 10), 1, "removed count");
+    assert_eq!(be32(&n, 12), 11);
+    assert_eq!(&n[16..27], b"validator-9");
+    assert_eq!(be32(&n, 27), 600, "policy time");
+    assert_eq!(be16(&n, 31), 1, "readmitted count");
+    assert_eq!(be32(&n, 33), 11);
+    assert_eq!(&n[37..48], b"validator-8");
+    assert_eq!(be32(&n, 48), 3, "readmitted at");
+    let signer_len = be32(&n, 52);
+    assert_eq!(n.len(), 56 + signer_len + 64 + 3309);
+    let op = public("TEST-ONLY-operator").fingerprint();
+    let statement = Removal::open(&n, &op).unwrap();
+    assert_eq!(statement.dead_after_s, 600);
+    assert_eq!(statement.readmitted_at("validator-8"), 3);
+
+    let z = std::fs::read(removal_vector("removal-validator-3.pqvz")).unwrap();
+    assert_eq!(&z[..4], b"PQVZ");
+    assert_eq!(be16(&z, 4), 1);
+    assert_eq!(be32(&z, 6), 11);
+    assert_eq!(&z[10..21], b"validator-3");
+    assert_eq!(be32(&z, 21), 3, "base version");
+    assert_eq!(be16(&z, 25), 2, "vote count");
+    // The first vote, a whole PQVT.
+    let len = be32(&z, 27);
+    let t = &z[31..31 + len];
+    assert_eq!(&t[..4], b"PQVT");
+    assert_eq!(be16(t, 4), 1);
+    assert_eq!(&t[10..21], b"validator-3");
+    assert_eq!(be32(t, 21), 3);
+    assert_eq!(be32(t, 25), 11);
+    assert_eq!(&t[29..40], b"validator-1");
+    let id_len = be32(t, 40);
+    let voter = PublicIdentity::decode(&t[44..44 + id_len]).unwrap();
+    assert_eq!(voter.fingerprint().to_hex(), VALIDATOR_FINGERPRINTS[0]);
+    assert_eq!(t.len(), 44 + id_len + 64 + 3309);
+    // The signature over everything before it, domain "pqvault/v1
+    // removal-vote" (the hybrid signing construction of `PQVM`).
+    let c = CertifiedRemoval::open(&z).unwrap();
+    assert_eq!(c.votes.len(), 2);
+    assert_eq!(c.votes[1].voter, "validator-2");
+
+    // Checked as validator-1 would: three members, each with the key its
+    // certificate binds; a quorum of 2.
+    let members: BTreeMap<String, Option<vault::identity::Fingerprint>> = (1..=3u8)
+        .map(|i| {
+            (
+                format!("validator-{i}"),
+                Some(public(&validator_name(i)).fingerprint()),
+            )
+        })
+        .collect();
+    let q = removal_quorum(3, 0);
+    assert_eq!(q, 2);
+    assert_eq!(c.check(&statement, &members, q).unwrap(), 2);
+    assert!(matches!(
+        c.check(&statement, &members, 3),
+        Err(MembershipError::TooFew {
+            counted: 2,
+            quorum: 3,
+            ..
+        })
+    ));
+    for cut in [0, 10, 30, z.len() - 1] {
+        assert!(CertifiedRemoval::open(&z[..cut]).is_err());
+    }
+}

@@ -2,7 +2,7 @@
 //! committed proposal wins, then the certificate for it. Pure and
 //! deterministic: every node applying the same entries holds the same state.
 
-use super::record::{bytes_hex, digest_hex, manifest_digest, vault_hex, Applied, Record};
+use super::record::{bytes_hex, digest_hex, manifest_digest, vault_hex, Applied, Record, Removal};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use vault::manifest::VaultId;
@@ -27,27 +27,61 @@ pub struct Decision {
     pub certificate: Option<Vec<u8>>,
 }
 
-/// Every decision, keyed by (vault, epoch left).
+/// Every decision, keyed by (vault, epoch left), and the certified
+/// removals ordered, by target.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "Vec<Decision>", into = "Vec<Decision>")]
+#[serde(from = "Stored", into = "Stored")]
 pub struct Machine {
     decided: BTreeMap<(VaultId, u64), Decision>,
+    removals: BTreeMap<String, Removal>,
 }
 
-impl From<Vec<Decision>> for Machine {
-    fn from(v: Vec<Decision>) -> Self {
+/// How the machine is written: the bare list of decisions while no
+/// removal was ordered (the version 1 shape, so files written before
+/// removals existed still open and are written the same), else an object.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum Stored {
+    Decisions(Vec<Decision>),
+    WithRemovals {
+        decisions: Vec<Decision>,
+        removals: Vec<Removal>,
+    },
+}
+
+impl From<Stored> for Machine {
+    fn from(s: Stored) -> Self {
+        let (decisions, removals) = match s {
+            Stored::Decisions(d) => (d, Vec::new()),
+            Stored::WithRemovals {
+                decisions,
+                removals,
+            } => (decisions, removals),
+        };
         Machine {
-            decided: v
+            decided: decisions
                 .into_iter()
                 .map(|d| ((d.vault, d.from_epoch), d))
+                .collect(),
+            removals: removals
+                .into_iter()
+                .map(|r| (r.target.clone(), r))
                 .collect(),
         }
     }
 }
 
-impl From<Machine> for Vec<Decision> {
+impl From<Machine> for Stored {
     fn from(m: Machine) -> Self {
-        m.decided.into_values().collect()
+        let decisions = m.decided.into_values().collect();
+        if m.removals.is_empty() {
+            Stored::Decisions(decisions)
+        } else {
+            Stored::WithRemovals {
+                decisions,
+                removals: m.removals.into_values().collect(),
+            }
+        }
     }
 }
 
@@ -94,7 +128,29 @@ impl Machine {
                     },
                 }
             }
+            // Kept per target, the newest statement's: the daemon verifies
+            // each before adopting it (the log decides nothing alone).
+            Record::Removal(r) => {
+                let newer = self
+                    .removals
+                    .get(&r.target)
+                    .is_none_or(|have| have.base_version < r.base_version);
+                if newer {
+                    self.removals.insert(r.target.clone(), r.clone());
+                }
+                Applied::RemovalOrdered
+            }
         }
+    }
+
+    /// The certified removal ordered for `target`, if any.
+    pub fn removal(&self, target: &str) -> Option<&Removal> {
+        self.removals.get(target)
+    }
+
+    /// Every certified removal ordered.
+    pub fn removals(&self) -> impl Iterator<Item = &Removal> {
+        self.removals.values()
     }
 
     /// The decision for (vault, epoch left), if any.
@@ -256,5 +312,29 @@ mod vectors {
         assert!(serde_json::from_value::<Record>(bad).is_err());
         let other = serde_json::json!({"membership": {}});
         assert!(serde_json::from_value::<Record>(other).is_err());
+    }
+
+    #[test]
+    fn removals_are_kept_per_target_and_the_old_shape_still_reads() {
+        let mut m = Machine::default();
+        let r = |base: u32, cert: &[u8]| {
+            Record::Removal(Removal {
+                target: "validator-4".into(),
+                base_version: base,
+                certificate: cert.to_vec(),
+            })
+        };
+        // Without removals the machine is written as before: a bare list.
+        assert_eq!(serde_json::to_string(&m).unwrap(), "[]");
+        assert_eq!(m.apply(&r(2, b"two")), Applied::RemovalOrdered);
+        assert_eq!(m.apply(&r(1, b"one")), Applied::RemovalOrdered);
+        assert_eq!(m.removal("validator-4").unwrap().certificate, b"two");
+        assert_eq!(m.apply(&r(3, b"three")), Applied::RemovalOrdered);
+        assert_eq!(m.removal("validator-4").unwrap().base_version, 3);
+        let json = serde_json::to_string(&m).unwrap();
+        let back: Machine = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, m);
+        let old: Machine = serde_json::from_str("[]").unwrap();
+        assert_eq!(old, Machine::default());
     }
 }

@@ -27,7 +27,7 @@ pub use machine::Decision;
 use openraft::storage::Adaptor;
 use openraft::{Raft, ServerState, SnapshotPolicy};
 pub use record::{manifest_digest, node_id, Applied, Certified, PeerNode, Proposal, Record};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 pub use storage::{LogStore, StoreError};
@@ -108,6 +108,9 @@ pub struct Consensus {
     patience: Duration,
     /// A fresh streak for each write, counted under `epoch_log_write`.
     write_retry: Retry,
+    /// The static members (ourselves included), by node id: the voters a
+    /// readmitted member returns to.
+    statics: BTreeMap<u64, PeerNode>,
 }
 
 /// How a write waits while no leader is known: from 200 ms (the fixed wait
@@ -214,6 +217,7 @@ impl Consensus {
             state: Arc::downgrade(state),
             patience: election_max * 4,
             write_retry: Retry::new(&state.metrics, Loop::EpochLogWrite, WRITE_BACKOFF),
+            statics: nodes.clone(),
         });
         let lowest = nodes.values().map(|n| n.id.as_str()).min() == Some(config.id.as_str());
         tokio::spawn(initialize(raft.clone(), nodes, lowest, election_max));
@@ -278,6 +282,96 @@ impl Consensus {
                 Err(ConsensusError::CertificateRejected(reason))
             }
             other => Err(ConsensusError::Unexpected(other)),
+        }
+    }
+
+    /// Orders a certified removal through the log (the log orders, the
+    /// certificate decides: every node verifies it before adopting it);
+    /// returns once committed.
+    pub async fn order_removal(&self, r: record::Removal) -> Result<(), ConsensusError> {
+        match self.write(Record::Removal(r)).await? {
+            Applied::RemovalOrdered => Ok(()),
+            other => Err(ConsensusError::Unexpected(other)),
+        }
+    }
+
+    /// True if the log here holds a certified removal of `target` made
+    /// under statement `base` or a newer one.
+    pub fn removal_ordered(&self, target: &str, base: u32) -> bool {
+        self.store
+            .read(|m| m.removal(target).is_some_and(|r| r.base_version >= base))
+    }
+
+    /// Every certified removal the log here holds.
+    pub fn ordered_removals(&self) -> Vec<record::Removal> {
+        self.store.read(|m| m.removals().cloned().collect())
+    }
+
+    /// The voters now, by validator id (as the membership config names them).
+    pub fn voters(&self) -> BTreeSet<String> {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership().clone();
+        membership
+            .voter_ids()
+            .filter_map(|id| membership.get_node(&id).map(|n| n.id.clone()))
+            .collect()
+    }
+
+    /// Makes the voter set follow the membership (decisions D40): on the
+    /// leader, drops every removed voter and takes back a static member no
+    /// longer removed, through openraft's joint consensus, so the log's
+    /// majority is computed over the members that remain. One change per
+    /// call; a follower, or a leader with a change under way, does nothing.
+    pub async fn follow_removals(&self, removed: &BTreeSet<String>) {
+        if !self.is_leader() || removed.contains(&self.me) {
+            return;
+        }
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership().clone();
+        let current: BTreeSet<u64> = membership.voter_ids().collect();
+        let wanted: BTreeSet<u64> = self
+            .statics
+            .iter()
+            .filter(|(_, n)| !removed.contains(&n.id))
+            .map(|(id, _)| *id)
+            .chain(current.iter().copied().filter(|id| {
+                membership
+                    .get_node(id)
+                    .is_some_and(|n| !removed.contains(&n.id))
+            }))
+            .collect();
+        if wanted == current || wanted.is_empty() || !wanted.contains(&self.node) {
+            return;
+        }
+        for id in wanted.difference(&current) {
+            if membership.get_node(id).is_some() {
+                continue;
+            }
+            let Some(node) = self.statics.get(id) else {
+                continue;
+            };
+            if let Err(e) = self.raft.add_learner(*id, node.clone(), false).await {
+                tracing::warn!(member = %node.id, "epoch log: adding a readmitted voter: {e}");
+                return;
+            }
+        }
+        let names = |ids: &BTreeSet<u64>| {
+            ids.iter()
+                .map(|id| {
+                    membership
+                        .get_node(id)
+                        .or_else(|| self.statics.get(id))
+                        .map_or_else(|| id.to_string(), |n| n.id.clone())
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let (from, to) = (names(&current), names(&wanted));
+        match self.raft.change_membership(wanted, false).await {
+            Ok(_) => {
+                tracing::info!(%from, %to, "epoch log voters changed to follow the membership")
+            }
+            Err(e) => tracing::info!(%from, %to, "epoch log voter change not made (retried): {e}"),
         }
     }
 
@@ -459,6 +553,9 @@ async fn export_metrics(raft: EpochRaft, state: Arc<State>) {
                 .metrics
                 .consensus_term
                 .set(i64::try_from(m.current_term).unwrap_or(i64::MAX));
+            state.metrics.consensus_voters.set(
+                i64::try_from(m.membership_config.membership().voter_ids().count()).unwrap_or(0),
+            );
             let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
             state
                 .metrics

@@ -42,6 +42,21 @@ pub struct Certified {
 }
 
 /// One application entry of the log (format version 1, see docs/protocol.md).
+/// A certified removal of a dead member (`PQVZ`, decisions D40), ordered
+/// through the log. The log orders; the certificate decides: every node
+/// verifies it before adopting it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Removal {
+    /// The member removed.
+    pub target: String,
+    /// The operator statement the votes were made under.
+    pub base_version: u32,
+    /// The `PQVZ` bytes.
+    #[serde(with = "bytes_hex")]
+    pub certificate: Vec<u8>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Record {
@@ -49,6 +64,8 @@ pub enum Record {
     Proposal(Proposal),
     /// A certificate for a decided plan.
     Certified(Certified),
+    /// A certified removal of a dead member.
+    Removal(Removal),
 }
 
 impl Record {
@@ -67,6 +84,17 @@ impl Record {
                 "certified: certificate of {} bytes exceeds {MAX_CERTIFICATE}",
                 c.certificate.len()
             )),
+            Record::Removal(r) if r.certificate.is_empty() => {
+                Err("removal: empty certificate".into())
+            }
+            Record::Removal(r) if r.certificate.len() > MAX_CERTIFICATE * 6 => Err(format!(
+                "removal: certificate of {} bytes exceeds {}",
+                r.certificate.len(),
+                MAX_CERTIFICATE * 6
+            )),
+            Record::Removal(r) if vault::meshca::check_id(&r.target).is_err() => {
+                Err("removal: not a member id".into())
+            }
             _ => Ok(()),
         }
     }
@@ -97,6 +125,9 @@ pub enum Applied {
         /// Why.
         reason: String,
     },
+    /// A certified removal is in the log (this one, or one under a newer
+    /// statement recorded first).
+    RemovalOrdered,
 }
 
 /// A validator as a Raft node: its id and peer address.

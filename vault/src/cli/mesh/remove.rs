@@ -28,6 +28,11 @@ pub struct RemoveArgs {
     /// [DIR/keys/operator.key].
     #[arg(long, value_name = "KEY")]
     signer: Option<PathBuf>,
+    /// The operator's policy time, in seconds: a member dead this long is
+    /// removed once a quorum of members, each on its own view, certifies it
+    /// (0: never; [kept from the statement the validators hold]).
+    #[arg(long, value_name = "SECONDS")]
+    dead_after: Option<u32>,
     /// Version to sign [one above the highest a validator holds].
     #[arg(long, value_name = "N")]
     membership_version: Option<u32>,
@@ -51,8 +56,8 @@ pub fn run(mut a: RemoveArgs) -> Result<()> {
             a.members.insert(0, d.to_string_lossy().into_owned());
         }
     }
-    if a.members.is_empty() && a.readmit.is_empty() {
-        bail!("name at least one MEMBER to remove (or --readmit one)");
+    if a.members.is_empty() && a.readmit.is_empty() && a.dead_after.is_none() {
+        bail!("name at least one MEMBER to remove (or --readmit one, or set --dead-after)");
     }
     let signer = match (&a.signer, &a.conn.dir) {
         (Some(p), _) => p.clone(),
@@ -62,9 +67,12 @@ pub fn run(mut a: RemoveArgs) -> Result<()> {
     let key = load_key(&signer)?;
     let operator = key.public().fingerprint();
     if a.offline {
+        let version = a.membership_version.unwrap_or(1);
         let r = Removal {
-            version: a.membership_version.unwrap_or(1),
+            version,
             removed: a.members.iter().cloned().collect(),
+            dead_after_s: a.dead_after.unwrap_or(0),
+            readmitted: a.readmit.iter().map(|id| (id.clone(), version)).collect(),
         };
         return write_out(&r, &key, a.out.as_ref());
     }
@@ -101,13 +109,27 @@ pub fn run(mut a: RemoveArgs) -> Result<()> {
             .context("membership version exhausted")?,
     };
     let mut removed = held.removed.clone();
+    let mut readmitted = held.readmitted.clone();
     removed.extend(a.members.iter().cloned());
-    for id in &a.readmit {
-        if !removed.remove(id) {
-            eprintln!("{id} is not removed: nothing to readmit");
-        }
+    for id in &a.members {
+        readmitted.remove(id);
     }
-    let r = Removal { version, removed };
+    for id in &a.readmit {
+        // Also lets back a member removed by a certificate (a dead member
+        // after the policy time), which this list does not name.
+        if !removed.remove(id) {
+            eprintln!(
+                "{id} is not in the operator's list: readmitted in case a certificate removed it"
+            );
+        }
+        readmitted.insert(id.clone(), version);
+    }
+    let r = Removal {
+        version,
+        removed,
+        dead_after_s: a.dead_after.unwrap_or(held.dead_after_s),
+        readmitted,
+    };
     let bytes = r.sign(&key)?;
     if a.out.is_some() {
         write_out(&r, &key, a.out.as_ref())?;
@@ -138,6 +160,10 @@ pub fn run(mut a: RemoveArgs) -> Result<()> {
         "removed: {} (version {version})",
         r.removed.iter().cloned().collect::<Vec<_>>().join(", ")
     );
+    match r.dead_after_s {
+        0 => println!("dead members are removed only by the operator"),
+        s => println!("members dead for {s} s are removed once a quorum certifies it"),
+    }
     if adopted == 0 {
         bail!("no validator adopted the removal");
     }
