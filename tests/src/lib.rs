@@ -616,11 +616,14 @@ impl Mesh {
     }
 
     /// Issues an operator-role certificate from the mesh's CA for the
-    /// operator's identity (`vault mesh-ca issue --role operator`) and
-    /// returns its directory.
+    /// operator's identity (`vault mesh-ca issue --role operator`), once,
+    /// and returns its directory.
     pub fn operator_tls(&self) -> PathBuf {
         let r = self.root.path();
         let tls = r.join("operator-tls");
+        if tls.join("operator.crt").exists() {
+            return tls;
+        }
         vault(&[
             "mesh-ca",
             "issue",

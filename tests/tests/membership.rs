@@ -14,6 +14,31 @@ fn s(p: &Path) -> String {
 }
 
 /// True if validator `i` exports no series labelled with `peer`.
+/// `vault mesh remove` as the operator, through validators `0..reach`,
+/// with `extra` arguments (member ids, `--dead-after`, ...); its output.
+fn mesh_remove(mesh: &Mesh, reach: usize, extra: &[&str]) -> String {
+    let tls = mesh.operator_tls();
+    let r = mesh.root.path();
+    let mut args: Vec<String> = vec![
+        "mesh".into(),
+        "remove".into(),
+        "--ca".into(),
+        s(&r.join("ca/mesh-ca.crt")),
+        "--cert".into(),
+        s(&tls.join("operator.crt")),
+        "--key".into(),
+        s(&tls.join("operator.tls.key")),
+        "--signer".into(),
+        s(&r.join("operator/operator.key")),
+    ];
+    for node in &mesh.nodes[..reach] {
+        args.push("--validator".into());
+        args.push(format!("{}@{}", node.id, node.peer));
+    }
+    args.extend(extra.iter().map(|a| a.to_string()));
+    vault(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
 fn no_series_of(metrics: &str, peer: &str) -> bool {
     let label = format!("peer=\"{peer}\"");
     !metrics
@@ -67,26 +92,7 @@ async fn an_operator_removal_clears_a_dead_members_series_everywhere() {
     assert!(mesh.metrics(0).contains(&declared), "nothing applied");
 
     // The operator's client: learns version 0, signs 1, posts it.
-    let tls = mesh.operator_tls();
-    let r = mesh.root.path();
-    let mut args: Vec<String> = vec![
-        "mesh".into(),
-        "remove".into(),
-        "--ca".into(),
-        s(&r.join("ca/mesh-ca.crt")),
-        "--cert".into(),
-        s(&tls.join("operator.crt")),
-        "--key".into(),
-        s(&tls.join("operator.tls.key")),
-        "--signer".into(),
-        s(&r.join("operator/operator.key")),
-    ];
-    for i in 0..3 {
-        args.push("--validator".into());
-        args.push(format!("{}@{}", mesh.nodes[i].id, mesh.nodes[i].peer));
-    }
-    args.push(dead.into());
-    let out = vault(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = mesh_remove(&mesh, 3, &[dead]);
     // validator-2 may have taken it from validator-1 first.
     assert!(out.contains("validator-1: adopted version 1"), "{out}");
     assert!(
@@ -273,27 +279,7 @@ async fn a_member_dead_for_the_policy_time_is_removed_by_certificate() {
     mesh.start_all();
     mesh.wait_all_alive(&[0, 1, 2, 3, 4]);
     // The operator's client sets a policy time of 2 s (version 1).
-    let tls = mesh.operator_tls();
-    let r = mesh.root.path();
-    let mut args: Vec<String> = vec![
-        "mesh".into(),
-        "remove".into(),
-        "--ca".into(),
-        s(&r.join("ca/mesh-ca.crt")),
-        "--cert".into(),
-        s(&tls.join("operator.crt")),
-        "--key".into(),
-        s(&tls.join("operator.tls.key")),
-        "--signer".into(),
-        s(&r.join("operator/operator.key")),
-        "--dead-after".into(),
-        "2".into(),
-    ];
-    for i in 0..5 {
-        args.push("--validator".into());
-        args.push(format!("{}@{}", mesh.nodes[i].id, mesh.nodes[i].peer));
-    }
-    let out = vault(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = mesh_remove(&mesh, 5, &["--dead-after", "2"]);
     assert!(out.contains("dead for 2 s are removed"), "{out}");
 
     let dead = "validator-5";
@@ -344,13 +330,7 @@ async fn a_member_dead_for_the_policy_time_is_removed_by_certificate() {
     // The operator lets it back (`--readmit`): the newer statement voids
     // the certificate, so validator-5 is a member again (and, still dead,
     // is removed again once dead 2 s under the new statement).
-    let mut readmit: Vec<String> = args[..10].to_vec();
-    readmit.extend(["--readmit".into(), dead.into()]);
-    for i in 0..4 {
-        readmit.push("--validator".into());
-        readmit.push(format!("{}@{}", mesh.nodes[i].id, mesh.nodes[i].peer));
-    }
-    vault(&readmit.iter().map(String::as_str).collect::<Vec<_>>());
+    mesh_remove(&mesh, 4, &["--readmit", dead]);
     assert!(
         mesh.wait_metrics(1, WAIT, |_| mesh
             .log(1)
