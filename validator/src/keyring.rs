@@ -45,10 +45,11 @@ pub const RING_KIND: Kind = Kind {
 };
 
 /// Most epoch keys kept at once: two per vault (the epoch held and the one
-/// being prepared) for up to 64 vaults.
-pub const MAX_KEYS: usize = 128;
+/// being prepared) for up to 512 vaults. A key is about 12.8 KB with the
+/// standard suite, so a full ring is about 13 MB.
+pub const MAX_KEYS: usize = 1024;
 /// Largest ring file accepted.
-const MAX_RING: u64 = 4 << 20;
+const MAX_RING: u64 = 16 << 20;
 /// AES-GCM tag length.
 const TAG_LEN: usize = 16;
 
