@@ -236,7 +236,43 @@ pub async fn heal_once(state: &Arc<State>, grace: Duration) -> Result<(), String
     for id in vaults {
         heal_vault(state, id, grace).await?;
     }
+    prune_epoch_keys(state);
     Ok(())
+}
+
+/// Erases epoch keys of vaults we neither hold nor are taking up: a
+/// replacement's key for a round that ended without our adopting the vault
+/// (aborted, or another replacement won). Keys of held vaults go at commit
+/// (`Store::commit`).
+fn prune_epoch_keys(state: &State) {
+    let held: Vec<VaultId> = match state.store.lock() {
+        Ok(s) => s.vaults().map(|(id, _)| *id).collect(),
+        Err(_) => return,
+    };
+    let mut busy: Vec<VaultId> = state
+        .pending
+        .lock()
+        .map(|p| p.keys().copied().collect())
+        .unwrap_or_default();
+    if let Ok(rounds) = state.rounds.lock() {
+        for (cell, _) in rounds.values() {
+            let r = cell.lock().unwrap_or_else(|p| p.into_inner());
+            if let rounds::Round::Replacement { manifest, .. } = &*r {
+                busy.push(manifest.body().vault_id);
+            }
+        }
+    }
+    match state
+        .keys
+        .erase_where(|v, _| !held.contains(v) && !busy.contains(v))
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            erased = n,
+            "erased the epoch keys of rounds that ended without a vault"
+        ),
+        Err(e) => tracing::warn!("could not erase stale epoch keys: {e}"),
+    }
 }
 
 async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<(), String> {
