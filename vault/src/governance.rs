@@ -15,10 +15,11 @@
 //! liars among `L` live holders needs `L >= t + 2f`.
 
 use crate::codec::{FormatError, Kind, Reader, Writer};
-use crate::identity::{Fingerprint, PublicIdentity, SecretIdentity};
+use crate::identity::{Fingerprint, SecretIdentity};
 use crate::manifest::VaultId;
+use crate::operator_signed;
 use crate::policy::Policy;
-use crate::sign::{HybridSignature, SignError};
+use crate::sign::SignError;
 use thiserror::Error;
 
 /// Wire kind of a signed policy.
@@ -187,10 +188,7 @@ impl TransitionPolicy {
     pub fn sign(&self, key: &SecretIdentity) -> Result<Vec<u8>, GovernanceError> {
         let mut w = Writer::new(POLICY_KIND);
         self.write_body(&mut w);
-        w.var_bytes(&key.public().encode());
-        let sig = key.signing_key().sign(POLICY_SIG_DOMAIN, w.as_slice())?;
-        w.bytes(&sig.ed25519).bytes(&sig.mldsa);
-        Ok(w.finish())
+        Ok(operator_signed::finish_signed(w, key, POLICY_SIG_DOMAIN)?)
     }
 
     /// Decodes a signed policy and verifies it was signed by `trusted`.
@@ -210,22 +208,13 @@ impl TransitionPolicy {
                 )
             }
         };
-        let signer = PublicIdentity::decode(r.var_bytes("signer identity", 16 * 1024)?)
-            .map_err(|e| FormatError::invalid("signer identity", e.to_string()))?;
-        let signed = r.consumed().to_vec();
-        let sig = HybridSignature::read(&mut r)?;
-        r.finish()?;
-        if signer.fingerprint() != *trusted {
-            return Err(GovernanceError::Signature(format!(
-                "signed by {}, not the vault's operator {}",
-                signer.fingerprint().short(),
-                trusted.short()
-            )));
-        }
-        signer
-            .verifying_key()
-            .verify(POLICY_SIG_DOMAIN, &signed, &sig)
-            .map_err(|e| GovernanceError::Signature(e.to_string()))?;
+        operator_signed::verify_tail(
+            r,
+            trusted,
+            POLICY_SIG_DOMAIN,
+            "vault",
+            GovernanceError::Signature,
+        )?;
         Ok(TransitionPolicy {
             vault_id,
             version,

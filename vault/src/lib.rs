@@ -45,6 +45,7 @@ pub mod kem;
 pub mod manifest;
 pub mod membership;
 pub mod meshca;
+pub mod operator_signed;
 pub mod policy;
 pub mod recover;
 pub mod recovery_request;

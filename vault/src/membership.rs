@@ -20,6 +20,7 @@
 
 use crate::codec::{FormatError, Kind, Reader, Writer};
 use crate::identity::{Fingerprint, PublicIdentity, SecretIdentity};
+use crate::operator_signed;
 use crate::sign::{HybridSignature, SignError};
 use std::collections::{BTreeMap, BTreeSet};
 use thiserror::Error;
@@ -192,10 +193,7 @@ impl Removal {
                 w.var_bytes(id.as_bytes()).u32(*at);
             }
         }
-        w.var_bytes(&key.public().encode());
-        let sig = key.signing_key().sign(REMOVAL_SIG_DOMAIN, w.as_slice())?;
-        w.bytes(&sig.ed25519).bytes(&sig.mldsa);
-        Ok(w.finish())
+        Ok(operator_signed::finish_signed(w, key, REMOVAL_SIG_DOMAIN)?)
     }
 
     /// Decodes a signed statement and verifies it was signed by `trusted`.
@@ -265,22 +263,13 @@ impl Removal {
                 }
             }
         }
-        let signer = PublicIdentity::decode(r.var_bytes("signer identity", 16 * 1024)?)
-            .map_err(|e| FormatError::invalid("signer identity", e.to_string()))?;
-        let signed = r.consumed().to_vec();
-        let sig = HybridSignature::read(&mut r)?;
-        r.finish()?;
-        if signer.fingerprint() != *trusted {
-            return Err(MembershipError::Signature(format!(
-                "signed by {}, not the mesh's operator {}",
-                signer.fingerprint().short(),
-                trusted.short()
-            )));
-        }
-        signer
-            .verifying_key()
-            .verify(REMOVAL_SIG_DOMAIN, &signed, &sig)
-            .map_err(|e| MembershipError::Signature(e.to_string()))?;
+        operator_signed::verify_tail(
+            r,
+            trusted,
+            REMOVAL_SIG_DOMAIN,
+            "mesh",
+            MembershipError::Signature,
+        )?;
         Ok(Removal {
             version,
             removed,
