@@ -249,6 +249,17 @@ fn prune_epoch_keys(state: &State) {
         Ok(s) => s.vaults().map(|(id, _)| *id).collect(),
         Err(_) => return,
     };
+    // Usually every key belongs to a held vault: nothing else to look at.
+    let orphans: Vec<VaultId> = state
+        .keys
+        .epochs()
+        .into_iter()
+        .map(|(v, _)| v)
+        .filter(|v| !held.contains(v))
+        .collect();
+    if orphans.is_empty() {
+        return;
+    }
     let mut busy: Vec<VaultId> = state
         .pending
         .lock()
@@ -256,7 +267,13 @@ fn prune_epoch_keys(state: &State) {
         .unwrap_or_default();
     if let Ok(rounds) = state.rounds.lock() {
         for (cell, _) in rounds.values() {
-            let r = cell.lock().unwrap_or_else(|p| p.into_inner());
+            let r = match cell.try_lock() {
+                Ok(r) => r,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                // A round mid-step (HQC work in a blocking thread): never
+                // wait for it in the heal loop; the next pass looks again.
+                Err(std::sync::TryLockError::WouldBlock) => return,
+            };
             if let rounds::Round::Replacement { manifest, .. } = &*r {
                 busy.push(manifest.body().vault_id);
             }
@@ -264,7 +281,7 @@ fn prune_epoch_keys(state: &State) {
     }
     match state
         .keys
-        .erase_where(|v, _| !held.contains(v) && !busy.contains(v))
+        .erase_where(|v, _| orphans.contains(v) && !busy.contains(v))
     {
         Ok(0) => {}
         Ok(n) => tracing::info!(
