@@ -3,7 +3,8 @@
 # checked in to the repository (test vectors of both KEM suites with an
 # epoch-2 certificate and proof chain, the recovery request and answer, the
 # membership removals (PQVN versions 1 and 2), the certified removal, the
-# PQVS v2 shard and PQVY key ring, the PQVR, PQVX and PQVP vectors, the
+# PQVS v2 shard and PQVY key ring, the initial key files and a genesis
+# shard sealed to one, the PQVR, PQVX and PQVP vectors, the
 # artifact vectors). Used by smoke.sh and run.sh.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -17,6 +18,8 @@ for s in v1 v1-suite2; do
     for f in "$v"/$s/keys/*; do cp "$f" "$out/share_and_identity/$s-$(basename "$f")"; done
 done
 cp "$v"/v1-suite2/epoch-2/step-2.pqve "$out/epoch_certificate/"
+cp "$v"/initial-key-v1/TEST-ONLY-validator-1.ipub "$v"/initial-key-v1/TEST-ONLY-validator-1.ikey "$out/share_and_identity/"
+cp "$v"/initial-key-v1/shard-001-TEST-ONLY-validator-1.shard "$out/sealed_shard/initial-key-v1-shard-001"
 cp "$v"/recovery-v1/request.pqvg "$v"/recovery-v1/answer.pqvh "$out/recovery_request/"
 cp "$v"/v1/membership-2.pqvn "$v"/removal-v1/membership-3.pqvn "$out/membership_removal/"
 cp "$v"/removal-v1/removal-validator-3.pqvz "$out/certified_removal/"

@@ -5,7 +5,8 @@
 //! rejection, ML-KEM, X25519), the combiner and the AEAD, not just the
 //! fingerprint check. Version 2 shards open with the epoch key of the
 //! checked-in key ring vector, and `PQVY` inputs are unwrapped under that
-//! ring's wrapping key (both parsers must refuse, never panic).
+//! ring's wrapping key (both parsers must refuse, never panic); version 2
+//! shards of epoch 1 open with the checked-in initial key.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
@@ -55,6 +56,18 @@ fn epoch_key() -> &'static vault::epoch_key::EpochKey {
     })
 }
 
+/// The initial key of `vault/tests/vectors/initial-key-v1/`.
+fn initial_key() -> &'static vault::epoch_key::EpochKey {
+    static KEY: OnceLock<vault::epoch_key::EpochKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        vault::initial_key::decode_secret(include_bytes!(
+            "../../vault/tests/vectors/initial-key-v1/TEST-ONLY-validator-1.ikey"
+        ))
+        .expect("vector initial key")
+        .1
+    })
+}
+
 fuzz_target!(|data: &[u8]| {
     if data.starts_with(b"PQVY") {
         let _ = validator::keyring::unwrap_keys(data, &wrap());
@@ -62,7 +75,13 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(s) = vault::seal::SealedShard::parse(data) {
         if s.header.epoch_key.is_some() {
-            let _ = s.open_with_epoch_key(epoch_key());
+            // Epoch 1: a genesis shard sealed to the vector's initial key.
+            let key = if s.header.epoch == 1 {
+                initial_key()
+            } else {
+                epoch_key()
+            };
+            let _ = s.open_with_epoch_key(key);
             return;
         }
         let keys = keys();

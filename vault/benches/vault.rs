@@ -244,6 +244,7 @@ fn end_to_end_suite(g: &mut BenchmarkGroup<'_, WallTime>, suite: Suite) {
     let recipients: Vec<_> = keys.iter().map(|k| k.public().clone()).collect();
     let secret = [7u8; 32];
     let req = NewVault {
+        initial_keys: &[],
         secret: Some(&secret),
         recipients: &recipients,
         threshold: ThresholdSpec::Auto(Policy::Majority),

@@ -178,7 +178,9 @@ impl Writer {
     }
 }
 
-/// Reads fields from untrusted bytes, never panicking.
+/// Reads fields from untrusted bytes, never panicking. Cloning gives a
+/// second cursor at the same position (for looking ahead).
+#[derive(Clone)]
 pub struct Reader<'a> {
     data: &'a [u8],
     pos: usize,

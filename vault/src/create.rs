@@ -5,6 +5,7 @@
 //! [`crate::share::secret_commitment`]). Sealing is HQC-bound (milliseconds
 //! per shard), so shards are sealed in parallel on scoped OS threads.
 
+use crate::epoch_key::EpochPublicKey;
 use crate::identity::{Fingerprint, PublicIdentity, SecretIdentity};
 use crate::kem::hybrid::Suite;
 use crate::manifest::{shard_hash, Manifest, ManifestBody, ManifestError, ShardEntry, VaultId};
@@ -63,6 +64,9 @@ pub enum CreateError {
     /// The system RNG failed.
     #[error("system random number generator failed")]
     Rng,
+    /// The initial keys given do not fit the recipients.
+    #[error("initial KEM keys: {0}")]
+    InitialKeys(String),
 }
 
 /// What to create.
@@ -73,6 +77,12 @@ pub struct NewVault<'a> {
     pub recipients: &'a [PublicIdentity],
     /// Threshold, explicit or chosen by policy.
     pub threshold: ThresholdSpec,
+    /// Each recipient's initial KEM key (`vault keygen`'s `NAME.ipub`,
+    /// verified), in recipient order: its genesis shard is sealed to that
+    /// key (`PQVS` version 2) instead of the identity. Empty: every shard
+    /// to its identity (version 1), as identities made before initial keys
+    /// need.
+    pub initial_keys: &'a [Option<EpochPublicKey>],
     /// Identity that signs the manifest.
     pub signer: &'a SecretIdentity,
     /// Creation time recorded in the manifest (seconds since the Unix epoch).
@@ -152,7 +162,24 @@ pub fn create(req: &NewVault<'_>) -> Result<CreatedVault, CreateError> {
     drop(payload);
 
     let suite = common_suite(req.recipients)?;
-    let sealed = seal_all(&records, suite, req.recipients)?;
+    if !req.initial_keys.is_empty() && req.initial_keys.len() != req.recipients.len() {
+        return Err(CreateError::InitialKeys(format!(
+            "{} initial keys for {} recipients",
+            req.initial_keys.len(),
+            req.recipients.len()
+        )));
+    }
+    for (who, key) in req.recipients.iter().zip(req.initial_keys) {
+        if let Some(k) = key {
+            if !crate::initial_key::is_initial(k) || k.suite != suite {
+                return Err(CreateError::InitialKeys(format!(
+                    "{}'s initial key is not an initial key of the vault's suite {suite}",
+                    who.name()
+                )));
+            }
+        }
+    }
+    let sealed = seal_all(&records, suite, req.recipients, req.initial_keys)?;
 
     let shards: Vec<SealedOutput> = records
         .iter()
@@ -196,11 +223,13 @@ pub fn create(req: &NewVault<'_>) -> Result<CreatedVault, CreateError> {
     })
 }
 
-/// Seals `records[i]` to `recipients[i]` for all i, in parallel.
+/// Seals `records[i]` to `recipients[i]` for all i, in parallel: to its
+/// initial key `initial[i]` where there is one, else to its identity.
 pub fn seal_all(
     records: &[ShareRecord],
     suite: Suite,
     recipients: &[PublicIdentity],
+    initial: &[Option<EpochPublicKey>],
 ) -> Result<Vec<Vec<u8>>, CreateError> {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -218,7 +247,13 @@ pub fn seal_all(
         {
             scope.spawn(move || {
                 for ((rec, who), out) in recs.iter().zip(whos).zip(outs.iter_mut()) {
-                    *out = Some(seal::seal(rec, suite, who));
+                    let key = initial
+                        .get(usize::from(rec.share.index) - 1)
+                        .and_then(Option::as_ref);
+                    *out = Some(match key {
+                        Some(k) => seal::seal_to_epoch_key(rec, who.fingerprint(), k),
+                        None => seal::seal(rec, suite, who),
+                    });
                 }
             });
         }

@@ -331,6 +331,7 @@ mod tests {
             .collect();
         let pubs: Vec<_> = keys.iter().map(|k| k.public().clone()).collect();
         let v = create(&NewVault {
+            initial_keys: &[],
             secret: Some(b"s"),
             recipients: &pubs,
             threshold: ThresholdSpec::Exact(t),

@@ -47,6 +47,31 @@ pub fn describe(bytes: &[u8]) -> Value {
                 })
             })
             .map_err(|e| e.to_string())
+    } else if magic == crate::initial_key::PUBLIC_KIND.magic {
+        crate::initial_key::open_public(bytes)
+            .map(|(k, signer)| {
+                json!({
+                    "kind": crate::initial_key::PUBLIC_KIND.name,
+                    "suite": k.suite.name(),
+                    "fingerprint": k.fingerprint().to_hex(),
+                    "identity": signer.name(),
+                    "identity_fingerprint": signer.fingerprint().to_hex(),
+                    "signature": "valid (Ed25519 and ML-DSA-65) by that identity",
+                })
+            })
+            .map_err(|e| e.to_string())
+    } else if magic == crate::initial_key::SECRET_KIND.magic {
+        crate::initial_key::decode_secret(bytes)
+            .map(|(owner, k)| {
+                json!({
+                    "kind": crate::initial_key::SECRET_KIND.name,
+                    "suite": k.public().suite.name(),
+                    "fingerprint": k.fingerprint().to_hex(),
+                    "identity_fingerprint": owner.to_hex(),
+                    "note": "secret key material is not shown",
+                })
+            })
+            .map_err(|e| e.to_string())
     } else if magic == MANIFEST_KIND.magic {
         Manifest::decode(bytes)
             .map(manifest)

@@ -9,6 +9,8 @@
 //!   hybrid combiner.
 //! - [`sign`]: hybrid Ed25519 + ML-DSA-65 signatures.
 //! - [`identity`]: validator/operator identities and fingerprints.
+//! - [`epoch_key`], [`initial_key`]: the KEM keys shards are sealed to
+//!   (per epoch, and for genesis), erased once their epoch is left.
 //! - [`gf256`], [`shamir`]: constant-time field arithmetic and sharing.
 //! - [`decode`]: Berlekamp-Welch decoding, correcting and naming wrong
 //!   shares.
@@ -40,6 +42,7 @@ pub mod fsio;
 pub mod gf256;
 pub mod governance;
 pub mod identity;
+pub mod initial_key;
 pub mod inspect;
 pub mod kem;
 pub mod manifest;

@@ -37,7 +37,7 @@ pub struct VaultId([u8; 16]);
 
 impl VaultId {
     /// Wraps raw bytes.
-    pub fn from_bytes(b: [u8; 16]) -> Self {
+    pub const fn from_bytes(b: [u8; 16]) -> Self {
         VaultId(b)
     }
 

@@ -20,6 +20,7 @@
 
 use crate::codec::FormatError;
 use crate::decode::{self, DecodeError};
+use crate::epoch_key::EpochKey;
 use crate::identity::{Fingerprint, SecretIdentity};
 use crate::manifest::{shard_hash, ShardEntry, VaultId, VerifiedManifest};
 use crate::seal::{SealError, SealedShard};
@@ -310,10 +311,20 @@ fn open_candidate(
     m: &VerifiedManifest,
     c: &Candidate<'_>,
     keys: &[SecretIdentity],
+    epoch_keys: &[EpochKey],
 ) -> Result<ShareRecord, Rejection> {
     let rec = match c {
         Candidate::Sealed { bytes, .. } => {
             let (shard, entry) = check_sealed(m, bytes)?;
+            let sealed_to = shard.header.epoch_key;
+            if let Some(k) = epoch_keys
+                .iter()
+                .find(|k| Some(k.fingerprint()) == sealed_to)
+            {
+                let rec = shard.open_with_epoch_key(k)?;
+                check_record(m, &rec)?;
+                return Ok(rec);
+            }
             let key = keys
                 .iter()
                 .find(|k| k.public().fingerprint() == entry.recipient)
@@ -336,6 +347,7 @@ fn open_all(
     m: &VerifiedManifest,
     candidates: &[Candidate<'_>],
     keys: &[SecretIdentity],
+    epoch_keys: &[EpochKey],
 ) -> Vec<Result<ShareRecord, Rejection>> {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -345,7 +357,7 @@ fn open_all(
     if workers == 1 {
         return candidates
             .iter()
-            .map(|c| open_candidate(m, c, keys))
+            .map(|c| open_candidate(m, c, keys, epoch_keys))
             .collect();
     }
     let mut results: Vec<Option<Result<ShareRecord, Rejection>>> =
@@ -355,7 +367,7 @@ fn open_all(
         for (cs, outs) in candidates.chunks(chunk).zip(results.chunks_mut(chunk)) {
             scope.spawn(move || {
                 for (c, out) in cs.iter().zip(outs.iter_mut()) {
-                    *out = Some(open_candidate(m, c, keys));
+                    *out = Some(open_candidate(m, c, keys, epoch_keys));
                 }
             });
         }
@@ -374,10 +386,25 @@ pub fn recover(
     candidates: &[Candidate<'_>],
     keys: &[SecretIdentity],
 ) -> Result<Recovered, RecoverError> {
+    recover_with(manifest, candidates, keys, &[])
+}
+
+/// [`recover`], also opening shards sealed to one of `epoch_keys` (the
+/// initial keys genesis shards are sealed to, while their owners still
+/// hold them: [`crate::initial_key`]).
+pub fn recover_with(
+    manifest: &VerifiedManifest,
+    candidates: &[Candidate<'_>],
+    keys: &[SecretIdentity],
+    epoch_keys: &[EpochKey],
+) -> Result<Recovered, RecoverError> {
     let body = manifest.body();
     let mut good: Vec<(Share, String)> = Vec::new();
     let mut rejected = Vec::new();
-    for (c, opened) in candidates.iter().zip(open_all(manifest, candidates, keys)) {
+    for (c, opened) in candidates
+        .iter()
+        .zip(open_all(manifest, candidates, keys, epoch_keys))
+    {
         let source = match c {
             Candidate::Sealed { source, .. } | Candidate::Unsealed { source, .. } => source.clone(),
         };

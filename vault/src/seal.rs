@@ -94,7 +94,8 @@ pub enum SealError {
     /// and erases once the vault moves on; an identity key cannot open it.
     #[error(
         "shard is sealed to epoch key {key} of its validator, not to an identity key: \
-         recover epochs after the first through the holders (`vault mesh recover`)"
+         recover through the holders (`vault mesh recover`), or, for a genesis shard, \
+         offer the validator's initial key (NAME.ikey) if you still hold it"
     )]
     EpochKeyNeeded {
         /// Fingerprint of the epoch key.
@@ -274,13 +275,16 @@ pub fn seal(
 
 /// Seals `record`, the share of identity `recipient`, to that recipient's
 /// epoch key `key` (format version 2). The key must serve the record's
-/// vault and epoch.
+/// vault and epoch, or be the recipient's initial key and the record of
+/// epoch 1 (`vault create`'s, [`crate::initial_key`]).
 pub fn seal_to_epoch_key(
     record: &ShareRecord,
     recipient: Fingerprint,
     key: &EpochPublicKey,
 ) -> Result<Vec<u8>, SealError> {
-    if key.vault_id != record.vault_id || key.epoch != record.epoch {
+    let serves = (key.vault_id == record.vault_id && key.epoch == record.epoch)
+        || (crate::initial_key::is_initial(key) && record.epoch == 1);
+    if !serves {
         return Err(SealError::HeaderMismatch("epoch key's vault or epoch"));
     }
     let fp = key.fingerprint();

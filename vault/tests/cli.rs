@@ -1396,3 +1396,163 @@ fn recover_skips_an_oversized_shard_and_errors_say_their_cause_once() {
     let err = fails(&["inspect", p(&d.join("missing.pqvm"))]);
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 }
+
+#[test]
+fn genesis_shards_are_sealed_to_initial_keys_and_open_with_them_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let keys = d.join("keys");
+    let out = ok(&[
+        "keygen",
+        "--name",
+        "op",
+        "--out",
+        p(&d.join("op")),
+        "--no-initial-key",
+    ]);
+    assert!(!out.contains("initial key"), "{out}");
+    assert!(!d.join("op/op.ikey").exists());
+    for i in 1..=3 {
+        let out = ok(&["keygen", "--name", &format!("v{i}"), "--out", p(&keys)]);
+        assert!(out.contains("initial key"), "{out}");
+        assert_eq!(mode(&keys.join(format!("v{i}.ikey"))), 0o600);
+    }
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", "--json", p(&keys.join("v2.ipub"))])).unwrap();
+    assert_eq!(j["kind"], "pqvault initial kem key");
+    assert_eq!(j["identity"], "v2");
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", "--json", p(&keys.join("v2.ikey"))])).unwrap();
+    assert_eq!(j["note"], "secret key material is not shown");
+    let vault_dir = d.join("vault");
+    let out = ok(&[
+        "create",
+        "--recipient",
+        p(&keys.join("v1.pub")),
+        "--recipient",
+        p(&keys.join("v2.pub")),
+        "--recipient",
+        p(&keys.join("v3.pub")),
+        "--signer",
+        p(&d.join("op/op.key")),
+        "--threshold",
+        "2",
+        "--out",
+        p(&vault_dir),
+    ]);
+    assert_eq!(
+        out.matches("sealed to its initial KEM key").count(),
+        3,
+        "{out}"
+    );
+    let manifest = vault_dir.join("manifest.pqvm");
+    let shard = |i: u8| vault_dir.join(format!("shard-{i:03}-v{i}.shard"));
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", "--json", p(&shard(1))])).unwrap();
+    assert!(
+        j["sealed_to"].as_str().unwrap().starts_with("epoch key"),
+        "{j}"
+    );
+
+    // The identity key no longer opens it; the initial key does.
+    let err = fails(&[
+        "unseal",
+        "--shard",
+        p(&shard(1)),
+        "--key",
+        p(&keys.join("v1.key")),
+        "--out",
+        p(&d.join("s1.pqvu")),
+    ]);
+    assert!(err.contains("initial key"), "{err}");
+    ok(&[
+        "unseal",
+        "--manifest",
+        p(&manifest),
+        "--shard",
+        p(&shard(1)),
+        "--key",
+        p(&keys.join("v1.ikey")),
+        "--out",
+        p(&d.join("s1.pqvu")),
+    ]);
+    // Offline recovery with the keys directory (identities and initial keys).
+    let out = ok(&[
+        "recover",
+        "--manifest",
+        p(&manifest),
+        "--keys-dir",
+        p(&keys),
+        "--shard",
+        p(&shard(2)),
+        "--shard",
+        p(&shard(3)),
+    ]);
+    assert!(out.contains("recovered 32-byte secret"), "{out}");
+    // Without the initial keys, each shard is named as needing one.
+    let ids = d.join("ids");
+    fs::create_dir(&ids).unwrap();
+    for i in 1..=3 {
+        fs::copy(
+            keys.join(format!("v{i}.key")),
+            ids.join(format!("v{i}.key")),
+        )
+        .unwrap();
+    }
+    let err = fails(&[
+        "recover",
+        "--manifest",
+        p(&manifest),
+        "--keys-dir",
+        p(&ids),
+        "--shard",
+        p(&shard(2)),
+        "--shard",
+        p(&shard(3)),
+    ]);
+    assert_eq!(
+        err.matches("offer the validator's initial key").count(),
+        2,
+        "{err}"
+    );
+
+    // A statement another identity signed is refused by `create`, naming it.
+    fs::copy(keys.join("v2.ipub"), keys.join("v1.ipub")).unwrap();
+    let err = fails(&[
+        "create",
+        "--recipient",
+        p(&keys.join("v1.pub")),
+        "--recipient",
+        p(&keys.join("v2.pub")),
+        "--signer",
+        p(&d.join("op/op.key")),
+        "--threshold",
+        "2",
+        "--out",
+        p(&d.join("vault2")),
+    ]);
+    assert!(err.contains("v1.ipub") && err.contains("refused"), "{err}");
+    // `--initial-only` makes a fresh one for the existing identity.
+    let out = ok(&[
+        "keygen",
+        "--name",
+        "v1",
+        "--out",
+        p(&keys),
+        "--initial-only",
+    ]);
+    assert!(out.contains("initial key"), "{out}");
+    ok(&[
+        "create",
+        "--recipient",
+        p(&keys.join("v1.pub")),
+        "--recipient",
+        p(&keys.join("v2.pub")),
+        "--signer",
+        p(&d.join("op/op.key")),
+        "--threshold",
+        "2",
+        "--out",
+        p(&d.join("vault2")),
+    ]);
+}

@@ -56,6 +56,7 @@ fn publics(keys: &[SecretIdentity]) -> Vec<PublicIdentity> {
 
 fn make(secret: &[u8], n: usize, threshold: ThresholdSpec) -> CreatedVault {
     create(&NewVault {
+        initial_keys: &[],
         secret: Some(secret),
         recipients: &publics(&pool()[..n]),
         threshold,
@@ -131,6 +132,7 @@ fn two_hundred_fifty_five_shards() {
     let recipients: Vec<PublicIdentity> = keys.iter().map(|k| k.public().clone()).collect();
     let secret = [0x5au8; 32];
     let v = create(&NewVault {
+        initial_keys: &[],
         secret: Some(&secret),
         recipients: &recipients,
         threshold: ThresholdSpec::Auto(Policy::Majority),
@@ -156,6 +158,7 @@ fn refuses_impossible_parameters() {
     let three = publics(&pool()[..3]);
     let req = |recipients: &[PublicIdentity], threshold| {
         create(&NewVault {
+            initial_keys: &[],
             secret: None,
             recipients,
             threshold,
@@ -180,6 +183,7 @@ fn refuses_impossible_parameters() {
         .contains("same identity"));
     let empty: Vec<u8> = Vec::new();
     assert!(create(&NewVault {
+        initial_keys: &[],
         secret: Some(&empty),
         recipients: &three,
         threshold: ThresholdSpec::Exact(2),

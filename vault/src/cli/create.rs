@@ -68,6 +68,7 @@ pub fn run(a: Args) -> Result<()> {
         .iter()
         .map(|p| load_public(p))
         .collect::<Result<Vec<_>>>()?;
+    let initial_keys = super::load_initial_keys(&paths, &recipients)?;
     let signer = load_key(&a.signer)?;
     let mut secret = a.secret_file.as_deref().map(read_secret).transpose()?;
 
@@ -97,6 +98,7 @@ pub fn run(a: Args) -> Result<()> {
     };
 
     let created = create(&NewVault {
+        initial_keys: &initial_keys,
         secret: secret.as_deref().map(|s| &s[..]),
         recipients: &recipients,
         threshold: a.threshold,
@@ -152,12 +154,20 @@ pub fn run(a: Args) -> Result<()> {
     );
     println!("manifest     {}", a.out.join("manifest.pqvm").display());
     for s in &created.shards {
+        let initial = initial_keys
+            .get(usize::from(s.index) - 1)
+            .is_some_and(Option::is_some);
         println!(
-            "shard {:>3}    {}  -> {} ({})",
+            "shard {:>3}    {}  -> {} ({}){}",
             s.index,
             shard_path(&a.out, s.index, &s.recipient_name).display(),
             s.recipient_name,
-            s.recipient.short()
+            s.recipient.short(),
+            if initial {
+                ", sealed to its initial KEM key"
+            } else {
+                ", sealed to its identity (no NAME.ipub beside NAME.pub)"
+            }
         );
     }
     Ok(())

@@ -18,6 +18,15 @@ pub struct Args {
     /// Replace existing files of the same name.
     #[arg(long)]
     force: bool,
+    /// Make no initial KEM key (NAME.ipub, NAME.ikey): for identities that
+    /// never hold a shard, such as the operator's.
+    #[arg(long, conflicts_with = "initial_only")]
+    no_initial_key: bool,
+    /// Keep OUT/NAME.key and write a fresh initial KEM key for it (replacing
+    /// NAME.ipub and NAME.ikey): for a vault created after this validator
+    /// erased its previous one (docs/decisions.md D45).
+    #[arg(long)]
+    initial_only: bool,
     /// KEM suite of the identity's keys. The default, x25519-mlkem768-hqc192v5
     /// (HQC version 5), is what new vaults use; x25519-mlkem768-hqc192r4 only
     /// makes a spare that can hold shares of an existing suite-1 vault
@@ -38,6 +47,18 @@ fn parse_suite(name: &str) -> Result<Suite> {
 
 /// Generates an identity and writes its two files.
 pub fn run(a: Args) -> Result<()> {
+    if a.initial_only {
+        let key = a.out.join(format!("{}.key", a.name));
+        let id = super::load_key(&key)?;
+        let (secret, public) = write_initial_key(&id, &a.out, true)?;
+        println!(
+            "identity     {} ({})",
+            a.name,
+            id.public().fingerprint().short()
+        );
+        print_initial(&secret, &public);
+        return Ok(());
+    }
     let suite = parse_suite(&a.kem_suite)?;
     let id = SecretIdentity::generate_with_suite(&a.name, suite)?;
     let (key, public) = write_identity(&id, &a.out, a.force)?;
@@ -49,7 +70,39 @@ pub fn run(a: Args) -> Result<()> {
         key.display()
     );
     println!("public key   {}", public.display());
+    if !a.no_initial_key {
+        let (secret, public) = write_initial_key(&id, &a.out, a.force)?;
+        print_initial(&secret, &public);
+    }
     Ok(())
+}
+
+fn print_initial(secret: &std::path::Path, public: &std::path::Path) {
+    println!(
+        "initial key  {} (mode 0600; put it beside the secret key: the validator moves it into its key ring and erases it)",
+        secret.display()
+    );
+    println!(
+        "initial pub  {} (signed; `vault create` seals this identity's genesis shard to it)",
+        public.display()
+    );
+}
+
+/// Writes NAME.ikey (secret) and NAME.ipub (signed public statement), a
+/// fresh initial KEM key of `id`, into `dir`; returns their paths.
+pub fn write_initial_key(
+    id: &SecretIdentity,
+    dir: &std::path::Path,
+    force: bool,
+) -> Result<(PathBuf, PathBuf)> {
+    fsio::create_private_dir(dir)?;
+    let name = id.public().name();
+    let (public_bytes, secret_bytes) = vault::initial_key::generate(id)?;
+    let secret = dir.join(format!("{name}.ikey"));
+    let public = dir.join(format!("{name}.ipub"));
+    fsio::write_atomic(&secret, &secret_bytes, Mode::Secret, force)?;
+    fsio::write_atomic(&public, &public_bytes, Mode::Public, force)?;
+    Ok((secret, public))
 }
 
 /// Writes NAME.key and NAME.pub into `dir`; returns their paths.

@@ -19,7 +19,7 @@ pub mod verify;
 
 use anyhow::{Context, Result};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use vault::fsio;
 use vault::identity::{PublicIdentity, SecretIdentity};
 use vault::manifest::{Manifest, VerifiedManifest};
@@ -59,6 +59,61 @@ pub fn load_key(path: &Path) -> Result<SecretIdentity> {
 pub fn load_public(path: &Path) -> Result<PublicIdentity> {
     PublicIdentity::decode(&read(path, MAX_SMALL_FILE)?)
         .with_context(|| format!("{}", path.display()))
+}
+
+/// A key that opens sealed shards: an identity (`NAME.key`) or an initial
+/// KEM key (`NAME.ikey`) that genesis shards may be sealed to.
+pub enum ShardKey {
+    /// A `PQVK` identity.
+    Identity(SecretIdentity),
+    /// A `PQVO` initial key.
+    Initial(vault::epoch_key::EpochKey),
+}
+
+impl ShardKey {
+    /// Reads either kind, told apart by its magic.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = zeroize::Zeroizing::new(read(path, MAX_SMALL_FILE)?);
+        if bytes.starts_with(&vault::initial_key::SECRET_KIND.magic) {
+            let (_, k) = vault::initial_key::decode_secret(&bytes)
+                .with_context(|| format!("{}", path.display()))?;
+            return Ok(ShardKey::Initial(k));
+        }
+        load_key(path).map(ShardKey::Identity)
+    }
+
+    /// Opens `shard` with this key.
+    pub fn open(
+        &self,
+        shard: &vault::seal::SealedShard,
+    ) -> Result<vault::share::ShareRecord, vault::seal::SealError> {
+        match self {
+            ShardKey::Identity(k) => shard.open(k),
+            ShardKey::Initial(k) => shard.open_with_epoch_key(k),
+        }
+    }
+}
+
+/// The initial KEM key `vault keygen` published beside each identity in
+/// `paths` (`NAME.ipub` next to `NAME.pub`), verified against that
+/// identity; `None` for an identity made without one.
+pub fn load_initial_keys(
+    paths: &[PathBuf],
+    identities: &[PublicIdentity],
+) -> Result<Vec<Option<vault::epoch_key::EpochPublicKey>>> {
+    paths
+        .iter()
+        .zip(identities)
+        .map(|(path, who)| {
+            let ipub = path.with_extension("ipub");
+            if !ipub.exists() {
+                return Ok(None);
+            }
+            vault::initial_key::verify_public(&read(&ipub, MAX_SMALL_FILE)?, who)
+                .map(Some)
+                .with_context(|| format!("{}", ipub.display()))
+        })
+        .collect()
 }
 
 /// Loads and verifies a manifest, pinning the signer when `trust` is given.

@@ -56,6 +56,7 @@ pub fn run(a: Args) -> Result<()> {
     let recipients: Vec<_> = validators.iter().map(|v| v.public().clone()).collect();
     let t1 = Instant::now();
     let created = create(&NewVault {
+        initial_keys: &[],
         secret: Some(&secret),
         recipients: &recipients,
         threshold: ThresholdSpec::Auto(Policy::Majority),

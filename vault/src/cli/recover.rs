@@ -1,11 +1,11 @@
 //! `vault recover`.
 
-use super::{files_with_ext, load_key, load_manifest, read, MAX_SHARD_FILE};
+use super::{files_with_ext, load_manifest, read, MAX_SHARD_FILE};
 use anyhow::{bail, Result};
 use std::io::Write;
 use std::path::PathBuf;
 use vault::fsio::{self, Mode};
-use vault::recover::{recover, Candidate};
+use vault::recover::{recover_with, Candidate};
 use zeroize::Zeroizing;
 
 /// Arguments of `vault recover`.
@@ -23,10 +23,12 @@ pub struct Args {
     /// then proven through it from the --trust signer.
     #[arg(long, value_name = "DIR", requires = "trust")]
     chain: Option<PathBuf>,
-    /// Recipient secret key able to open some of the shards (repeatable).
+    /// Recipient secret key able to open some of the shards (repeatable):
+    /// an identity (NAME.key) or, for genesis shards sealed to it, an
+    /// initial KEM key (NAME.ikey) its validator has not yet erased.
     #[arg(long = "key", value_name = "KEY")]
     keys: Vec<PathBuf>,
-    /// Directory whose *.key files are all offered as recipient keys.
+    /// Directory whose *.key and *.ikey files are all offered as keys.
     #[arg(long, value_name = "DIR")]
     keys_dir: Option<PathBuf>,
     /// Sealed shard file (repeatable).
@@ -50,11 +52,15 @@ pub fn run(a: Args) -> Result<()> {
     let mut key_paths = a.keys.clone();
     if let Some(dir) = &a.keys_dir {
         key_paths.extend(files_with_ext(dir, "key")?);
+        key_paths.extend(files_with_ext(dir, "ikey")?);
     }
-    let keys = key_paths
-        .iter()
-        .map(|p| load_key(p))
-        .collect::<Result<Vec<_>>>()?;
+    let (mut keys, mut initial) = (Vec::new(), Vec::new());
+    for p in &key_paths {
+        match super::ShardKey::load(p)? {
+            super::ShardKey::Identity(k) => keys.push(k),
+            super::ShardKey::Initial(k) => initial.push(k),
+        }
+    }
     if a.shards.is_empty() && a.shares.is_empty() {
         bail!("no shards given: pass --shard FILE or --share FILE (repeatable)");
     }
@@ -93,7 +99,7 @@ pub fn run(a: Args) -> Result<()> {
     if candidates.is_empty() {
         bail!("none of the given shard files could be read");
     }
-    let r = recover(&m, &candidates, &keys)?;
+    let r = recover_with(&m, &candidates, &keys, &initial)?;
     for bad in &r.rejected {
         writeln!(report, "rejected {}: {}", bad.source, bad.reason)?;
     }

@@ -1,6 +1,6 @@
 //! `vault unseal`.
 
-use super::{load_key, load_manifest, read, MAX_SHARD_FILE};
+use super::{load_manifest, read, ShardKey, MAX_SHARD_FILE};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use vault::fsio::{self, Mode};
@@ -13,7 +13,8 @@ pub struct Args {
     /// The sealed shard.
     #[arg(long)]
     shard: PathBuf,
-    /// The recipient's secret key.
+    /// The recipient's secret key (NAME.key), or for a genesis shard sealed
+    /// to it, its initial KEM key (NAME.ikey) while that file exists.
     #[arg(long)]
     key: PathBuf,
     /// Where to write the share file (mode 0600; never overwritten).
@@ -31,17 +32,17 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let bytes = read(&a.shard, MAX_SHARD_FILE)?;
     let name = || a.shard.display().to_string();
-    let key = load_key(&a.key)?;
+    let key = ShardKey::load(&a.key)?;
     let record = match &a.manifest {
         Some(m) => {
             let m = load_manifest(m, a.trust.as_deref())?;
             let (shard, _) = check_sealed(&m, &bytes).with_context(name)?;
-            let rec = shard.open(&key).with_context(name)?;
+            let rec = key.open(&shard).with_context(name)?;
             check_record(&m, &rec).with_context(name)?;
             rec
         }
         None => SealedShard::parse(&bytes)
-            .and_then(|s| s.open(&key))
+            .and_then(|s| key.open(&s))
             .with_context(name)?,
     };
     fsio::write_atomic(&a.out, &record.encode(), Mode::Secret, false)?;

@@ -1,6 +1,6 @@
 //! `vault verify`.
 
-use super::{load_key, load_manifest, read, MAX_SHARD_FILE};
+use super::{load_manifest, read, ShardKey, MAX_SHARD_FILE};
 use anyhow::{bail, Result};
 use std::path::PathBuf;
 use vault::recover::{check_record, check_sealed};
@@ -20,7 +20,8 @@ pub struct Args {
     /// then proven through it from the --trust signer.
     #[arg(long, value_name = "DIR", requires = "trust")]
     chain: Option<PathBuf>,
-    /// Recipient key: also unseal the shard and check its share commitment.
+    /// Recipient key (NAME.key, or the NAME.ikey a genesis shard is sealed
+    /// to): also unseal the shard and check its share commitment.
     #[arg(long, value_name = "KEY")]
     key: Option<PathBuf>,
     /// Sealed shard files to check against the manifest.
@@ -48,7 +49,7 @@ pub fn run(a: Args) -> Result<()> {
             " [signer not pinned: pass --trust]"
         }
     );
-    let key = a.key.as_deref().map(load_key).transpose()?;
+    let key = a.key.as_deref().map(ShardKey::load).transpose()?;
     let mut bad = 0;
     for path in &a.shards {
         let bytes = read(path, MAX_SHARD_FILE)?;
@@ -59,7 +60,7 @@ pub fn run(a: Args) -> Result<()> {
                     entry.index
                 ));
             };
-            let rec = shard.open(k)?;
+            let rec = k.open(&shard)?;
             check_record(&m, &rec)?;
             Ok(format!(
                 "shard {} ok (unsealed, share matches its commitment)",

@@ -223,6 +223,7 @@ pub fn generate(
         .map(|v| v.public().clone())
         .collect();
     let created = create(&NewVault {
+        initial_keys: &[],
         secret,
         recipients: &recipients,
         threshold: ThresholdSpec::Auto(Policy::Majority),
