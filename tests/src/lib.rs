@@ -155,6 +155,15 @@ impl Mesh {
                 args.extend(["--kem-suite", suite]);
             }
             vault(&args);
+            // The test's oracle keeps a copy of each initial key (the
+            // validator erases its own at start), to open the genesis
+            // shards after the mesh moved on; a real operator destroys it.
+            fs::create_dir_all(r.join("initial-keys")).expect("mkdir");
+            fs::copy(
+                out.join(format!("{id}.ikey")),
+                r.join(format!("initial-keys/{id}.ikey")),
+            )
+            .expect("copy initial key");
             vault(&[
                 "mesh-ca",
                 "issue",
@@ -508,6 +517,33 @@ impl Mesh {
         .expect("valid key")
     }
 
+    /// Puts validator `i`'s initial key file back beside its identity key,
+    /// as an operator who kept the `.ikey` (or an identity made before
+    /// initial keys) would have it: its genesis bundle opens again.
+    pub fn restore_initial_key(&self, i: usize) {
+        let n = &self.nodes[i];
+        fs::copy(
+            self.root.path().join(format!("initial-keys/{}.ikey", n.id)),
+            n.dir.join(format!("identity/{}.ikey", n.id)),
+        )
+        .expect("restore initial key");
+    }
+
+    /// Every validator's initial KEM key, as `vault keygen` made it (the
+    /// validators erase their own copies): opens the genesis shards.
+    pub fn initial_keys(&self) -> Vec<vault::epoch_key::EpochKey> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let bytes = fs::read(self.root.path().join(format!("initial-keys/{}.ikey", n.id)))
+                    .expect("initial key copy");
+                vault::initial_key::decode_secret(&bytes)
+                    .expect("valid initial key")
+                    .1
+            })
+            .collect()
+    }
+
     /// Validator `i`'s keys as whoever holds its disk and its key file
     /// has them: the identity, and the epoch keys its data directory holds
     /// now (read only).
@@ -855,7 +891,8 @@ pub fn recover_from(mesh: &Mesh, holders: &[usize], epoch: u64, t: usize) {
             bytes: b,
         })
         .collect();
-    let original = vault::recover::recover(&genesis, &c1, &keys).unwrap();
+    let original =
+        vault::recover::recover_with(&genesis, &c1, &keys, &mesh.initial_keys()).unwrap();
     assert_eq!(&now.secret[..], &original.secret[..]);
 }
 

@@ -531,10 +531,22 @@ async fn an_insider_cannot_spend_the_holders_successor_votes_on_empty_epochs() {
 /// commits: nothing the thief holds opens an archived shard, while the
 /// same keys open the current epoch's (so the thief's method is sound).
 #[tokio::test(flavor = "current_thread")]
-async fn a_key_thief_at_epoch_3_cannot_open_shards_archived_at_epoch_2() {
+async fn a_key_thief_at_epoch_3_cannot_open_shards_archived_at_epochs_1_and_2() {
     let mut mesh = Mesh::with_spares(5, 3, 2);
     mesh.start_all();
     let id = mesh.vault_id.clone();
+    // Genesis shards are public too: `vault create`'s output, the import
+    // bundles, and what every holder serves at epoch 1.
+    let genesis: Vec<Vec<u8>> = (0..3)
+        .map(|i| {
+            std::fs::read(mesh.root.path().join(format!(
+                "vault/shard-{:03}-validator-{}.shard",
+                i + 1,
+                i + 1
+            )))
+            .unwrap()
+        })
+        .collect();
     mesh.kill9(4);
     pqvault_tests::wait_epoch_all(&mesh, &[0, 1, 2, 3], 2).await;
 
@@ -594,6 +606,29 @@ async fn a_key_thief_at_epoch_3_cannot_open_shards_archived_at_epoch_2() {
     assert!(
         opened.is_empty(),
         "the thief opened {} archived epoch-2 shards",
+        opened.len()
+    );
+    // Nor the genesis shards: they were sealed to each validator's initial
+    // KEM key, which it erased once the vault left epoch 1, not to its
+    // long-term identity.
+    let mut opened = Vec::new();
+    for (i, old) in genesis.iter().enumerate() {
+        let node = &mesh.nodes[i];
+        assert!(
+            !node.dir.join(format!("identity/{}.ikey", node.id)).exists(),
+            "validator-{}'s initial key file is still on its disk",
+            i + 1
+        );
+        let shard = vault::seal::SealedShard::parse(old).unwrap();
+        if let Ok(r) = shard.open(&mesh.secret_key(i)) {
+            opened.push(r);
+        } else if let Ok(r) = mesh.open_as(i, old) {
+            opened.push(r);
+        }
+    }
+    assert!(
+        opened.is_empty(),
+        "the thief opened {} archived genesis shards",
         opened.len()
     );
     // The running validators hold one epoch key each: epoch 3's.

@@ -103,7 +103,8 @@ async fn three_losses_heal_onto_spares_in_a_new_epoch() {
             bytes: b,
         })
         .collect();
-    let original = recover(&genesis, &c1, &keys).unwrap();
+    let original =
+        vault::recover::recover_with(&genesis, &c1, &keys, &mesh.initial_keys()).unwrap();
     assert_eq!(&healed.secret[..], &original.secret[..]);
 
     // The operator's way: `vault recover` with the epoch-2 shards, proving
@@ -252,7 +253,7 @@ async fn repair_is_followed_by_a_refresh_that_retires_older_shares() {
     recover_from(&mesh, &[5, 1, 3], 3, 3);
     // The refreshed shares are new values: an epoch-3 share is not the
     // epoch-1 share of the same index re-sealed.
-    let key = mesh.secret_key(0);
+    let key = &mesh.initial_keys()[0];
     let open = |epoch: u64| {
         let bytes = fs::read(mesh.nodes[0].dir.join(if epoch == 1 {
             "import/shard-001-validator-1.shard".to_string()
@@ -263,7 +264,7 @@ async fn repair_is_followed_by_a_refresh_that_retires_older_shares() {
         if epoch == 1 {
             vault::seal::SealedShard::parse(&bytes)
                 .unwrap()
-                .open(&key)
+                .open_with_epoch_key(key)
                 .unwrap()
         } else {
             mesh.open_as(0, &bytes).unwrap()
@@ -354,9 +355,12 @@ async fn a_holder_back_with_an_old_bundle_never_leads_a_stale_epoch() {
     let via = mesh.client_as(2);
     wait_epoch(&mesh, &via, 1, 2).await;
     wait_epoch(&mesh, &via, 5, 2).await;
-    // validator-1 loses its disk and comes back with the epoch-1 bundle.
+    // validator-1 loses its disk and comes back with the epoch-1 bundle
+    // and the key it opens with (a kept `.ikey`; without it the bundle is
+    // not imported at all: `roles.rs`).
     mesh.kill9(0);
     fs::remove_dir_all(mesh.nodes[0].dir.join("data")).unwrap();
+    mesh.restore_initial_key(0);
     let log_before = mesh.log(0).len();
     mesh.start(0);
     // Long enough for several heal passes (300 ms) after the grace (600 ms).

@@ -41,7 +41,7 @@ fn original_secret(mesh: &Mesh, t: usize) -> Vec<u8> {
             bytes: b,
         })
         .collect();
-    ::vault::recover::recover(&genesis, &c, &keys)
+    ::vault::recover::recover_with(&genesis, &c, &keys, &mesh.initial_keys())
         .unwrap()
         .secret
         .to_vec()

@@ -102,7 +102,7 @@ async fn lost_share_is_rebuilt_at_a_replacement() {
     let original_file = mesh.root.path().join("vault/shard-004-validator-4.shard");
     let original = SealedShard::parse(&fs::read(original_file).unwrap())
         .unwrap()
-        .open(&mesh.secret_key(3))
+        .open_with_epoch_key(&mesh.initial_keys()[3])
         .unwrap();
     assert_eq!(rebuilt.share.index, 4);
     assert_eq!(
@@ -348,6 +348,7 @@ async fn lost_share_is_rebuilt_at_a_replacement() {
             bytes: &o5,
         },
     ];
-    let old_secret = recover(&genesis, &c1, &keys).unwrap();
+    let old_secret =
+        vault::recover::recover_with(&genesis, &c1, &keys, &mesh.initial_keys()).unwrap();
     assert_eq!(&new_secret.secret[..], &old_secret.secret[..]);
 }

@@ -57,7 +57,8 @@ async fn readyz_and_the_role_metric_name_holder_spare_stale_and_syncing() {
     assert_role(&mesh, 5, "spare");
 
     // Share 5 is lost and rebuilt on the spare (epoch 2); validator-1 then
-    // loses its disk and comes back with its epoch-1 bundle.
+    // loses its disk and comes back with its epoch-1 bundle and the
+    // initial key that opens it (kept by its operator).
     mesh.kill9(4);
     let via = mesh.client_as(2);
     wait_epoch(&mesh, &via, 1, 2).await;
@@ -65,6 +66,7 @@ async fn readyz_and_the_role_metric_name_holder_spare_stale_and_syncing() {
     wait_ready_as(&mesh, 5, "ready: holder");
     mesh.kill9(0);
     fs::remove_dir_all(mesh.nodes[0].dir.join("data")).unwrap();
+    mesh.restore_initial_key(0);
     mesh.start(0);
     let body = wait_ready_as(&mesh, 0, "ready: stale");
     assert!(
@@ -75,4 +77,19 @@ async fn readyz_and_the_role_metric_name_holder_spare_stale_and_syncing() {
         "{body}"
     );
     assert_role(&mesh, 0, "stale");
+
+    // Without that key (the validator erased its copy at its first start,
+    // as it should), a wiped validator cannot open its genesis bundle: it
+    // says so and serves as a spare.
+    mesh.kill9(0);
+    fs::remove_dir_all(mesh.nodes[0].dir.join("data")).unwrap();
+    mesh.start(0);
+    wait_ready_as(&mesh, 0, "ready: spare");
+    assert_role(&mesh, 0, "spare");
+    assert!(
+        mesh.log(0)
+            .contains("sealed to an initial KEM key this validator does not hold"),
+        "{}",
+        mesh.log(0)
+    );
 }

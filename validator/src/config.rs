@@ -399,6 +399,9 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     /// Identity secret key from `vault keygen`.
     pub identity_key: Option<PathBuf>,
+    /// Initial KEM key from `vault keygen` (`NAME.ikey`), moved into the
+    /// key ring at start and then erased; default: beside `identity_key`.
+    pub initial_key: Option<PathBuf>,
     /// Public identity of the operator whose manifests are accepted.
     pub trusted_signer: Option<PathBuf>,
     /// Directory to import a manifest and shard from at start.
@@ -455,6 +458,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Identity key path.
     pub identity_key: PathBuf,
+    /// Where an initial KEM key may wait to be moved into the key ring.
+    pub initial_key: PathBuf,
     /// Operator public identity path; `None` only on a validator that
     /// carries artifacts alone (it holds no vault shard and refuses any).
     pub trusted_signer: Option<PathBuf>,
@@ -616,9 +621,13 @@ impl Config {
                 "need 0 < heartbeat_ms < election_timeout_min_ms < election_timeout_max_ms",
             ));
         }
+        let identity_key = need(f.identity_key, "identity_key")?;
         Ok(Config {
             data_dir: need(o.data_dir.or(f.data_dir), "data_dir")?,
-            identity_key: need(f.identity_key, "identity_key")?,
+            initial_key: f
+                .initial_key
+                .unwrap_or_else(|| identity_key.with_extension("ikey")),
+            identity_key,
             trusted_signer: match f.trusted_signer {
                 Some(p) => Some(p),
                 None if f.artifacts.policy.is_some() && f.import_dir.is_none() => None,

@@ -74,6 +74,36 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
     if erased > 0 {
         tracing::info!(erased, "erased epoch keys of epochs already left");
     }
+    // The initial KEM key `vault keygen` left beside the identity: into the
+    // ring, and its file erased (genesis shards are sealed to it, D45).
+    let sealed_to = store.sealed_to();
+    let needed = |fp: &vault::identity::Fingerprint| {
+        sealed_to
+            .iter()
+            .any(|(e, k)| *e == 1 && k.as_ref() == Some(fp))
+    };
+    match keys
+        .take_initial_file(&config.initial_key, needed)
+        .context("initial KEM key")?
+    {
+        crate::keyring::InitialFile::None => {}
+        crate::keyring::InitialFile::Moved(fp) => tracing::info!(
+            key = %fp.short(),
+            "moved the initial KEM key into the key ring and erased {}",
+            config.initial_key.display()
+        ),
+        crate::keyring::InitialFile::NotErased(fp, e) => tracing::warn!(
+            key = %fp.short(),
+            "moved the initial KEM key into the key ring but could not erase {} ({e}): delete it, \
+             or archived genesis shards open with it",
+            config.initial_key.display()
+        ),
+        crate::keyring::InitialFile::Deferred(fp) => tracing::warn!(
+            key = %fp.short(),
+            "{} waits: the key ring still needs its earlier initial key (a vault here is at epoch 1)",
+            config.initial_key.display()
+        ),
+    }
     match store.release_proposal_votes_after_restart() {
         Ok(0) => {}
         Ok(n) => tracing::info!(
@@ -116,6 +146,13 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
     .with_seed(seed);
     if let Some(dir) = &config.import_dir {
         import_dir(&mut store, dir, &keys)?;
+    }
+    // An initial key whose vaults have all moved on (a crash between a
+    // commit and the erasure, or a key that waited for its vault) goes now.
+    if keys.settle_initial(&store.sealed_to())? {
+        tracing::info!(
+            "erased the initial KEM key: no vault here is at a genesis epoch sealed to it"
+        );
     }
     let metrics = Metrics::new()?;
     let artifacts =
@@ -222,6 +259,23 @@ fn import_dir(store: &mut Store, dir: &Path, keys: &crate::keyring::Keyring) -> 
             );
             continue;
         }
+        // A genesis shard sealed to an initial key the ring does not hold:
+        // erased once the vault left epoch 1 here (a wiped data directory
+        // finds the bundle again), or never enrolled. Not an error to stop
+        // for: this validator serves as a spare until the mesh rebuilds
+        // its share.
+        let sealed_to = vault::seal::SealedShard::parse(&bytes)
+            .ok()
+            .and_then(|s| s.header.epoch_key.filter(|_| s.header.epoch == 1));
+        if let Some(fp) = sealed_to.filter(|fp| keys.initial() != Some(*fp)) {
+            tracing::warn!(
+                key = %fp.short(),
+                "{}: sealed to an initial KEM key this validator does not hold (erased after the vault \
+                 left epoch 1 here, or never enrolled: `initial_key`); not importing, serving as a spare",
+                path.display()
+            );
+            continue;
+        }
         let held = store
             .import(&manifest, &bytes, keys)
             .with_context(|| format!("importing {}", path.display()))?;
@@ -267,6 +321,26 @@ pub fn check(config: &Config) -> Result<Vec<String>> {
     let keys = crate::keyring::Keyring::open_read_only(&config.data_dir, Arc::new(identity))
         .context("epoch key ring")?;
     let identity = keys.identity().clone();
+    // An initial key still waiting in its file is offered in memory only.
+    let waiting = if config.initial_key.exists() {
+        let bytes =
+            zeroize::Zeroizing::new(vault::fsio::read_limited(&config.initial_key, 1 << 20)?);
+        let (owner, key) = vault::initial_key::decode_secret(&bytes)
+            .with_context(|| format!("{}", config.initial_key.display()))?;
+        if owner != me {
+            anyhow::bail!(
+                "{}: the initial key of identity {}, not of this validator's {}",
+                config.initial_key.display(),
+                owner.short(),
+                me.short()
+            );
+        }
+        let fp = key.fingerprint();
+        keys.import_initial(key, |_| true)?;
+        Some(fp)
+    } else {
+        None
+    };
     let mut report = vec![format!(
         "identity {} ({}), {} and TLS material as {} are valid",
         identity.public().name(),
@@ -287,6 +361,15 @@ pub fn check(config: &Config) -> Result<Vec<String>> {
         keys.open_shard(&held.shard)
             .with_context(|| format!("vault {id}: our epoch {} shard does not open", held.epoch))?;
     }
+    report.push(match (keys.initial(), waiting) {
+        (_, Some(fp)) => format!(
+            "initial KEM key {} waits in {}: the validator moves it into its ring and erases the file at start",
+            fp.short(),
+            config.initial_key.display()
+        ),
+        (Some(fp), None) => format!("initial KEM key {} in the wrapped ring", fp.short()),
+        (None, None) => "initial KEM key: none (erased once its vaults left epoch 1, or never made)".to_string(),
+    });
     report.push(format!(
         "epoch keys: {} in the wrapped ring{}",
         keys.epochs().len(),

@@ -17,9 +17,13 @@
 //! that costs). A crash between steps leaves either generation complete:
 //! files of a generation `CURRENT` does not name are removed at start.
 //!
-//! Shards of version 1 (sealed to the identity, as `vault create` makes
-//! them) open with the identity key; version 2 shards with the epoch key
-//! their header names.
+//! Shards of version 1 (sealed to the identity, as `vault create` made
+//! them before initial keys) open with the identity key; version 2 shards
+//! with the epoch key their header names. Genesis shards `vault create`
+//! sealed to this validator's initial key (`vault keygen`'s `NAME.ikey`,
+//! [`vault::initial_key`]) open with that key, which [`Keyring::import_initial`]
+//! moves into the ring and [`Keyring::settle_initial`] erases once no vault
+//! held here is at an epoch sealed to it (D45).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -30,7 +34,8 @@ use thiserror::Error;
 use vault::codec::{FormatError, Kind, Reader, Writer};
 use vault::epoch_key::{EpochKey, EpochKeyError};
 use vault::fsio::{self, FsError, Mode};
-use vault::identity::SecretIdentity;
+use vault::identity::{Fingerprint, SecretIdentity};
+use vault::initial_key::{INITIAL_EPOCH, INITIAL_VAULT};
 use vault::kem::hybrid::Suite;
 use vault::manifest::VaultId;
 use vault::seal::{SealError, SealedShard};
@@ -147,14 +152,20 @@ impl Keyring {
     }
 
     /// The long-term identity (signing keys, and the KEM key of genesis
-    /// shards).
+    /// shards made without an initial key).
     pub fn identity(&self) -> &Arc<SecretIdentity> {
         &self.identity
     }
 
-    /// The (vault, epoch) pairs whose keys are held, in order.
+    /// The (vault, epoch) pairs whose keys are held, in order (the
+    /// initial key, which serves no one vault, is [`Keyring::initial`]).
     pub fn epochs(&self) -> Vec<(VaultId, u64)> {
-        self.lock().keys.keys().copied().collect()
+        self.lock()
+            .keys
+            .keys()
+            .copied()
+            .filter(|(v, _)| *v != INITIAL_VAULT)
+            .collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Ring> {
@@ -168,8 +179,98 @@ impl Keyring {
         self.lock().keys.get(&(*vault, epoch)).cloned()
     }
 
+    /// The initial key the ring holds, if any.
+    pub fn initial(&self) -> Option<Fingerprint> {
+        self.key(&INITIAL_VAULT, INITIAL_EPOCH)
+            .map(|k| k.fingerprint())
+    }
+
+    /// Moves the initial key `key` into the ring (durably, before the
+    /// caller erases its file). Returns false, changing nothing, if the
+    /// ring already holds another initial key that a vault here still
+    /// needs: `needed` says which initial key fingerprints are.
+    pub fn import_initial(
+        &self,
+        key: EpochKey,
+        needed: impl Fn(&Fingerprint) -> bool,
+    ) -> Result<bool, KeyringError> {
+        let mut ring = self.lock();
+        let slot = (INITIAL_VAULT, INITIAL_EPOCH);
+        match ring.keys.get(&slot) {
+            Some(k) if k.fingerprint() == key.fingerprint() => return Ok(true),
+            Some(k) if needed(&k.fingerprint()) => return Ok(false),
+            _ => {}
+        }
+        if ring.keys.len() >= MAX_KEYS {
+            return Err(KeyringError::Full);
+        }
+        let mut next = ring.keys.clone();
+        next.insert(slot, Arc::new(key));
+        self.replace(&mut ring, next)?;
+        Ok(true)
+    }
+
+    /// Moves the initial key waiting at `path` (`vault keygen`'s
+    /// `NAME.ikey`), if any, into the ring, then erases the file (zeros
+    /// over it, then unlinked). A key of another identity, or a file that
+    /// does not parse, stops the start with the file named. When the ring
+    /// still needs an earlier initial key, the file is left for a later
+    /// start. Returns what happened, for the log.
+    pub fn take_initial_file(
+        &self,
+        path: &Path,
+        needed: impl Fn(&Fingerprint) -> bool,
+    ) -> Result<InitialFile, KeyringError> {
+        if !path.exists() {
+            return Ok(InitialFile::None);
+        }
+        let bytes = Zeroizing::new(fsio::read_limited(path, 1 << 20)?);
+        let (owner, key) =
+            vault::initial_key::decode_secret(&bytes).map_err(|e| corrupt(path, e))?;
+        let me = self.identity.public().fingerprint();
+        if owner != me {
+            return Err(corrupt(
+                path,
+                format!(
+                    "the initial key of identity {}, not of this validator's {}",
+                    owner.short(),
+                    me.short()
+                ),
+            ));
+        }
+        let fp = key.fingerprint();
+        if !self.import_initial(key, needed)? {
+            return Ok(InitialFile::Deferred(fp));
+        }
+        match erase_file(path) {
+            Ok(()) => Ok(InitialFile::Moved(fp)),
+            Err(e) => Ok(InitialFile::NotErased(fp, e.to_string())),
+        }
+    }
+
+    /// Erases the initial key once it is spent: no vault held here is at
+    /// epoch 1 with a shard sealed to it, and some vault held here has
+    /// moved past epoch 1 (an initial key nothing ever used waits for the
+    /// vault it was made for). `held` is each held vault's epoch and the
+    /// epoch key its shard is sealed to. Returns whether it erased.
+    pub fn settle_initial(
+        &self,
+        held: &[(u64, Option<Fingerprint>)],
+    ) -> Result<bool, KeyringError> {
+        let Some(fp) = self.initial() else {
+            return Ok(false);
+        };
+        let needed = held.iter().any(|(e, k)| *e == 1 && *k == Some(fp));
+        let moved_on = held.iter().any(|(e, _)| *e > 1);
+        if needed || !moved_on {
+            return Ok(false);
+        }
+        Ok(self.erase_matching(|v, e| *v == INITIAL_VAULT && e == INITIAL_EPOCH)? > 0)
+    }
+
     /// Opens one of our sealed shards: version 1 with the identity key,
-    /// version 2 with the epoch key its header names.
+    /// version 2 with the epoch key its header names (for epoch 1, the
+    /// initial key).
     pub fn open_shard(&self, sealed: &[u8]) -> Result<ShareRecord, SealError> {
         let shard = SealedShard::parse(sealed)?;
         match shard.header.epoch_key {
@@ -182,7 +283,11 @@ impl Keyring {
                         key: self.identity.public().fingerprint(),
                     });
                 }
-                match self.key(&h.vault_id, h.epoch) {
+                let initial = || {
+                    self.key(&INITIAL_VAULT, INITIAL_EPOCH)
+                        .filter(|k| h.epoch == 1 && k.fingerprint() == fp)
+                };
+                match self.key(&h.vault_id, h.epoch).or_else(initial) {
                     Some(k) => shard.open_with_epoch_key(&k),
                     None => Err(SealError::EpochKeyGone { key: fp }),
                 }
@@ -230,8 +335,13 @@ impl Keyring {
         self.erase_where(|v, e| v == vault && e < epoch)
     }
 
-    /// Erases the keys `gone(vault, epoch)` selects, in one new generation.
+    /// Erases the epoch keys `gone(vault, epoch)` selects, in one new
+    /// generation; never the initial key ([`Keyring::settle_initial`]).
     pub fn erase_where(&self, gone: impl Fn(&VaultId, u64) -> bool) -> Result<usize, KeyringError> {
+        self.erase_matching(|v, e| *v != INITIAL_VAULT && gone(v, e))
+    }
+
+    fn erase_matching(&self, gone: impl Fn(&VaultId, u64) -> bool) -> Result<usize, KeyringError> {
         let mut ring = self.lock();
         let next: Keys = ring
             .keys
@@ -272,6 +382,37 @@ impl Keyring {
         ring.keys = keys;
         Ok(())
     }
+}
+
+/// What [`Keyring::take_initial_file`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum InitialFile {
+    /// No file was waiting.
+    None,
+    /// The key is in the ring and the file is erased.
+    Moved(Fingerprint),
+    /// The key is in the ring but the file could not be erased (a
+    /// read-only mount?): the operator must delete it.
+    NotErased(Fingerprint, String),
+    /// An earlier initial key is still needed: the file waits.
+    Deferred(Fingerprint),
+}
+
+/// Overwrites `path` with zeros, syncs, and unlinks it.
+fn erase_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let len = fs::metadata(path)?.len();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+    let mut f = fs::OpenOptions::new().write(true).open(path)?;
+    f.write_all(&vec![0u8; usize::try_from(len).unwrap_or(0)])?;
+    f.sync_data()?;
+    drop(f);
+    fs::remove_file(path)?;
+    if let Some(dir) = path.parent() {
+        // The unlink itself made durable; a failure here changes nothing.
+        let _ = fs::File::open(dir).and_then(|d| d.sync_all());
+    }
+    Ok(())
 }
 
 fn corrupt(path: &Path, reason: impl ToString) -> KeyringError {
@@ -462,6 +603,88 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, ["CURRENT", "ring-3", "wrap-3"]);
+    }
+
+    #[test]
+    fn an_initial_key_file_moves_into_the_ring_and_is_erased_once_spent() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keyring-test.ikey");
+        let (public, secret) = vault::initial_key::generate(&identity()).unwrap();
+        fs::write(&file, &secret[..]).unwrap();
+        let key = vault::initial_key::verify_public(&public, identity().public()).unwrap();
+        let v = VaultId::from_bytes([4; 16]);
+        let genesis =
+            vault::seal::seal_to_epoch_key(&record(v, 1), identity().public().fingerprint(), &key)
+                .unwrap();
+        let fp = key.fingerprint();
+
+        let ring = Keyring::open(dir.path(), identity()).unwrap();
+        assert!(matches!(
+            ring.open_shard(&genesis),
+            Err(SealError::EpochKeyGone { .. })
+        ));
+        let moved = ring.take_initial_file(&file, |_| false).unwrap();
+        assert_eq!(moved, InitialFile::Moved(fp));
+        assert!(!file.exists(), "the file is erased");
+        assert_eq!(ring.open_shard(&genesis).unwrap().epoch, 1);
+        assert!(ring.epochs().is_empty(), "not counted as an epoch key");
+        // A restart finds it in the ring.
+        drop(ring);
+        let ring = Keyring::open(dir.path(), identity()).unwrap();
+        assert_eq!(ring.initial(), Some(fp));
+
+        // Still needed while the vault is at epoch 1 sealed to it, and kept
+        // while nothing has moved on; spent once the vault is at epoch 2.
+        assert!(!ring.settle_initial(&[(1, Some(fp))]).unwrap());
+        assert!(!ring.settle_initial(&[]).unwrap());
+        assert!(ring.settle_initial(&[(2, Some(fp))]).is_ok_and(|e| e));
+        assert!(matches!(
+            ring.open_shard(&genesis),
+            Err(SealError::EpochKeyGone { .. })
+        ));
+        drop(ring);
+        let stolen = Keyring::open_read_only(dir.path(), identity()).unwrap();
+        assert!(stolen.open_shard(&genesis).is_err());
+        assert_eq!(stolen.initial(), None);
+    }
+
+    #[test]
+    fn an_initial_key_file_of_another_identity_or_while_one_is_needed_is_not_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = Keyring::open(dir.path(), identity()).unwrap();
+        let other = SecretIdentity::generate("someone-else").unwrap();
+        let file = dir.path().join("x.ikey");
+        fs::write(&file, &vault::initial_key::generate(&other).unwrap().1[..]).unwrap();
+        let err = ring.take_initial_file(&file, |_| false).unwrap_err();
+        assert!(err.to_string().contains("x.ikey"), "{err}");
+        assert!(file.exists(), "a refused file is left alone");
+
+        // Ours: taken. A second one waits while the first is needed.
+        fs::write(
+            &file,
+            &vault::initial_key::generate(&identity()).unwrap().1[..],
+        )
+        .unwrap();
+        let InitialFile::Moved(first) = ring.take_initial_file(&file, |_| true).unwrap() else {
+            panic!("not moved");
+        };
+        fs::write(
+            &file,
+            &vault::initial_key::generate(&identity()).unwrap().1[..],
+        )
+        .unwrap();
+        assert!(matches!(
+            ring.take_initial_file(&file, |fp| *fp == first).unwrap(),
+            InitialFile::Deferred(_)
+        ));
+        assert!(file.exists());
+        assert_eq!(ring.initial(), Some(first));
+        // Once the first is not needed, the new one replaces it.
+        assert!(matches!(
+            ring.take_initial_file(&file, |_| false).unwrap(),
+            InitialFile::Moved(fp) if fp != first
+        ));
+        assert!(!file.exists());
     }
 
     /// Checked-in vectors (TEST KEYS ONLY): a ring of one epoch key, its

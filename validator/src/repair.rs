@@ -660,6 +660,7 @@ mod tests {
             .collect();
         let pubs: Vec<_> = keys.iter().map(|k| k.public().clone()).collect();
         let v = create(&NewVault {
+            initial_keys: &[],
             secret: Some(b"repair me"),
             recipients: &pubs,
             threshold: ThresholdSpec::Exact(3),

@@ -414,6 +414,20 @@ impl Store {
                 tracing::warn!(vault = %id, "could not erase earlier epoch keys (retried at the next start): {e}")
             }
         }
+        // And the initial key, once no vault here is at a genesis epoch
+        // sealed to it.
+        match keys.settle_initial(&self.sealed_to()) {
+            Ok(false) => {}
+            Ok(true) => {
+                crate::unsealed::clear();
+                tracing::info!(vault = %id, epoch, "erased the initial KEM key: no vault here is at a genesis epoch sealed to it");
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "could not erase the initial KEM key (retried at the next start): {e}"
+                )
+            }
+        }
         crash_point!(fp::STORE_COMMIT_DONE);
         self.vaults
             .get(&id)
@@ -995,6 +1009,20 @@ impl Store {
     pub fn vaults(&self) -> impl Iterator<Item = (&VaultId, &Held)> {
         self.vaults.iter()
     }
+
+    /// Each held vault's epoch and the epoch key its shard is sealed to
+    /// (`None`: the identity), for [`Keyring::settle_initial`].
+    pub fn sealed_to(&self) -> Vec<(u64, Option<vault::identity::Fingerprint>)> {
+        self.vaults
+            .values()
+            .map(|h| {
+                let key = vault::seal::SealedShard::parse(&h.shard)
+                    .ok()
+                    .and_then(|s| s.header.epoch_key);
+                (h.epoch, key)
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -1025,6 +1053,7 @@ mod tests {
             .collect();
         let pubs: Vec<_> = keys.iter().map(|k| k.public().clone()).collect();
         let v = create(&NewVault {
+            initial_keys: &[],
             secret: None,
             recipients: &pubs,
             threshold: ThresholdSpec::Exact(2),
