@@ -238,6 +238,19 @@ async fn a_liar_cannot_remove_an_alive_member_after_the_policy_time() {
             mesh.log(3)
         );
     }
+    // The liar's own count says it never had a quorum (what
+    // `PqvaultRemovalWithoutQuorum` watches on an honest validator whose
+    // view disagrees with the rest).
+    assert!(
+        sample(
+            &mesh.metrics(3),
+            "pqvault_removal_attempts_total",
+            "outcome=\"too_few_votes\""
+        )
+        .is_some_and(|v| v >= 1.0),
+        "{}",
+        mesh.metrics(3)
+    );
     // Several policy times later, still a member everywhere.
     tokio::time::sleep(Duration::from_secs(4)).await;
     for i in 0..3 {

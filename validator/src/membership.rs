@@ -79,6 +79,10 @@ pub const CERTIFIED_OUTCOMES: [&str; 8] = [
     "error",
 ];
 
+/// Outcomes of `pqvault_removal_attempts_total`: our own attempts to
+/// remove a member dead in our view for the policy time.
+pub const ATTEMPT_OUTCOMES: [&str; 2] = ["certified", "too_few_votes"];
+
 /// Path of the removal statement.
 pub const MEMBERSHIP_PATH: &str = "/v1/membership";
 
@@ -634,6 +638,16 @@ async fn collect(state: &Arc<State>) {
         }
         let quorum = quorum_now(state);
         let liar = crate::byzantine::claims_dead(&target.id);
+        let attempt = if votes.len() < quorum {
+            "too_few_votes"
+        } else {
+            "certified"
+        };
+        state
+            .metrics
+            .removal_attempts
+            .with_label_values(&[attempt])
+            .inc();
         if votes.len() < quorum && !liar {
             tracing::info!(member = %target.id, votes = votes.len(), quorum, "dead for the policy time in our view; not enough votes to remove it yet");
             continue;

@@ -100,6 +100,8 @@ pub struct Metrics {
     pub removal_votes: IntCounterVec,
     /// `pqvault_certified_removals_total{outcome}`.
     pub certified_removals: IntCounterVec,
+    /// `pqvault_removal_attempts_total{outcome}`.
+    pub removal_attempts: IntCounterVec,
     /// Failed attempts of each retry loop ([`crate::retry::Loop`]).
     pub retry_failures: IntCounterVec,
     /// Failures in a row of each long-lived retry loop (0 after a success).
@@ -397,6 +399,16 @@ impl Metrics {
             ),
             &["outcome"],
         )?;
+        let removal_attempts = IntCounterVec::new(
+            Opts::new(
+                "pqvault_removal_attempts_total",
+                "This validator's own attempts to remove a member dead in its view for the operator's policy time, by outcome: certified (a quorum's votes gathered), or too_few_votes (the others still see it alive, or cannot be reached).",
+            ),
+            &["outcome"],
+        )?;
+        for o in crate::membership::ATTEMPT_OUTCOMES {
+            removal_attempts.with_label_values(&[o]);
+        }
         for o in crate::membership::VOTE_OUTCOMES {
             removal_votes.with_label_values(&[o]);
         }
@@ -466,6 +478,7 @@ impl Metrics {
             Box::new(consensus_voters.clone()),
             Box::new(removal_votes.clone()),
             Box::new(certified_removals.clone()),
+            Box::new(removal_attempts.clone()),
             Box::new(retry_failures.clone()),
             Box::new(retry_consecutive_failures.clone()),
         ] {
@@ -546,6 +559,7 @@ impl Metrics {
             consensus_voters,
             removal_votes,
             certified_removals,
+            removal_attempts,
             retry_failures,
             retry_consecutive_failures,
         })
