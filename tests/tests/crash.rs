@@ -76,6 +76,37 @@ async fn holder_killed_at(point: &str) {
     recover_from(&mesh, &[1, 2, 5], 2, 3);
 }
 
+/// A signer dies mid-signature (after the others signed) and the quorum
+/// needs a holder whose vote the certificate lacks (its view lagged, or it
+/// withholds votes). Before witnesses, that holder refused to sign a share
+/// "changing hands without a certified repair we voted for or helped",
+/// the attempt failed with 2 of 3 signatures, and every later attempt met
+/// "already signed another successor of epoch 1": the epoch never moved.
+/// Now every live holder is told of the certified repair (a witness), so
+/// it signs on its own view of the dead holder, and the epoch moves.
+#[tokio::test(flavor = "current_thread")]
+async fn a_signer_lost_mid_signature_does_not_stall_the_epoch_when_a_non_voter_must_sign() {
+    let mut mesh = Mesh::with_spares(5, 3, 1);
+    for i in [0usize, 2, 4, 5] {
+        mesh.start(i);
+    }
+    let arm = format!("{}=return", fp::STORE_VOTE_BEFORE);
+    mesh.start_with_env(1, &[("FAILPOINTS", arm.as_str())]);
+    mesh.start_with_env(3, &[("PQVAULT_BYZANTINE_WITHHOLD_VOTES", "1")]);
+    mesh.wait_all_alive(&[0, 1, 2, 3, 4, 5]);
+    mesh.kill9(4);
+    let status = mesh
+        .wait_exit(1, Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("validator-2 never signed:\n{}", mesh.log(1)));
+    assert_eq!(status.code(), Some(137), "{}", mesh.log(1));
+    mesh.start(1);
+    let (via, other) = (mesh.client_as(0), mesh.client_as(2));
+    for i in [0usize, 1, 2, 3, 5] {
+        wait_epoch(&mesh, if i == 0 { &other } else { &via }, i, 2).await;
+    }
+    recover_from(&mesh, &[5, 0, 3], 2, 3);
+}
+
 /// Every store crash point (vote and commit), each in a live mesh.
 #[tokio::test(flavor = "current_thread")]
 async fn a_holder_killed_at_every_store_step_comes_back_whole_and_catches_up() {

@@ -21,6 +21,9 @@
 //!   there, then behave (an attempt that fails after certification).
 //! * `PQVAULT_BYZANTINE_LYING_RECOVERY=1`: answer an operator's recovery
 //!   request with a wrong share (a holder lying to the operator).
+//! * `PQVAULT_BYZANTINE_WITHHOLD_VOTES=1`: refuse every proposal vote (a
+//!   holder that withholds, or whose view never agrees), still signing
+//!   and committing as an honest holder would.
 //! * `PQVAULT_BYZANTINE_CLAIM_DEAD=ID`: claim member `ID` has been dead for
 //!   the operator's policy time: vote for its removal, ask the others to,
 //!   and send every member a certified removal of our own votes whatever
@@ -106,6 +109,15 @@ pub fn drop_transition_once() -> bool {
             tracing::warn!("byzantine test build: failing a certified proposal");
             return true;
         }
+    }
+    false
+}
+
+/// Whether to refuse every proposal vote, if told to.
+pub fn withhold_votes() -> bool {
+    #[cfg(feature = "byzantine")]
+    if std::env::var_os("PQVAULT_BYZANTINE_WITHHOLD_VOTES").is_some() {
+        return true;
     }
     false
 }

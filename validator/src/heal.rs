@@ -516,6 +516,17 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
         proposals::announce(state, &cert, &spares).await?;
         let helper_members: Vec<Option<Member>> = helpers.iter().map(|(_, m)| m.clone()).collect();
         proposals::announce(state, &cert, &helper_members).await?;
+        // The other live holders witness it, so that any quorum of them can
+        // sign the successor (D46); one that cannot be told only lowers the
+        // chance of that, so its failure is logged, not fatal.
+        let witnesses: Vec<Option<Member>> = holders
+            .iter()
+            .skip(usize::from(b.threshold))
+            .map(|(_, m)| m.clone())
+            .collect();
+        if let Err(e) = proposals::announce(state, &cert, &witnesses).await {
+            tracing::info!(vault = %id, "a witness was not told of the certified repair: {e}");
+        }
         let rounds: Vec<_> = groups
             .into_iter()
             .map(|(plan, spares)| tokio::spawn(wait_round(state.clone(), plan, spares)))

@@ -175,6 +175,9 @@ async fn fetched_chain(
 /// it passes, records the vote durably and answers it signed.
 pub async fn vote(state: Arc<State>, caller: &str, body: &[u8]) -> Result<Vec<u8>, Failure> {
     let p = Proposal::decode(body).map_err(|e| bad(400, e))?;
+    if crate::byzantine::withhold_votes() {
+        return Err(bad(409, "byzantine test build: withholding our vote"));
+    }
     let chain = held_chain(&state, &p.vault_id)?.ok_or_else(|| refuse(&state, Refusal::NoChain))?;
     let b = chain.manifest.body().clone();
     let assessed = crate::heal::assess(&state, &p.vault_id, &b, state.heal_grace).await;
@@ -293,7 +296,41 @@ pub async fn transition(
         }
     }
     if started == 0 {
-        return Err(bad(422, "we have no part in this proposal"));
+        // A holder of the epoch with no round of its own is a witness: it
+        // records the replacements (never a second index of this
+        // polynomial for one member) and stands by the certified repair,
+        // so it can sign the successor on its own view of the dead holders
+        // when a signer is lost mid-signature (D46).
+        let Action::Repair(plans) = &p.action else {
+            return Err(bad(422, "we have no part in this proposal"));
+        };
+        if !chain
+            .manifest
+            .body()
+            .shards
+            .iter()
+            .any(|e| e.recipient == me)
+        {
+            return Err(bad(422, "we have no part in this proposal"));
+        }
+        let names: Vec<_> = plans
+            .iter()
+            .flat_map(|x| x.targets.iter().map(|t| (t.replacement, t.index)))
+            .collect();
+        let added = state
+            .store
+            .lock()
+            .map_err(|_| bad(500, "poisoned"))?
+            .add_named(&vault, &names);
+        if let Err(e) = added {
+            state
+                .metrics
+                .refusals
+                .with_label_values(&["replacement_reused"])
+                .inc();
+            return Err(bad(403, e));
+        }
+        tracing::info!(vault = %vault, epoch = p.from_epoch, attempt = p.attempt, "witnessed a certified repair (no round of ours)");
     }
     if let Ok(mut acted) = state.acted_on.lock() {
         acted.retain(|(v, e), _| *v != vault || *e >= p.from_epoch);
