@@ -631,8 +631,14 @@ async fn a_key_thief_at_epoch_3_cannot_open_shards_archived_at_epochs_1_and_2() 
         "the thief opened {} archived genesis shards",
         opened.len()
     );
-    // The running validators hold one epoch key each: epoch 3's.
+    // The running validators hold one epoch key each, epoch 3's, and no
+    // initial key.
     for i in [0usize, 1, 2] {
+        assert!(
+            mesh.metrics(i).contains("pqvault_initial_key 0\n"),
+            "validator-{}",
+            i + 1
+        );
         assert!(
             mesh.metrics(i).contains("pqvault_epoch_keys 1\n"),
             "validator-{}: {}",

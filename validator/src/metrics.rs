@@ -16,6 +16,8 @@ pub struct Metrics {
     pub shards_held: IntGauge,
     /// Epoch keys in the key ring (`crate::keyring`).
     pub epoch_keys: IntGauge,
+    /// `pqvault_initial_key`: 1 while the initial KEM key is held.
+    pub initial_key: IntGauge,
     /// 1 for this validator's current role ([`crate::role::Role`]).
     pub role: IntGaugeVec,
     /// Current epoch per vault held.
@@ -151,6 +153,10 @@ impl Metrics {
         let epoch_keys = IntGauge::new(
             "pqvault_epoch_keys",
             "Epoch KEM keys this validator holds: one per vault for its current epoch (from epoch 2 on), plus one while it prepares the next; keys of earlier epochs are erased at commit.",
+        )?;
+        let initial_key = IntGauge::new(
+            "pqvault_initial_key",
+            "1 while this validator holds its initial KEM key (from `vault keygen`; genesis shards are sealed to it), erased once no vault it holds is at an epoch-1 shard sealed to it and one has moved past epoch 1.",
         )?;
         let role = IntGaugeVec::new(
             Opts::new(
@@ -440,6 +446,7 @@ impl Metrics {
             Box::new(build_info.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(shards_held.clone()),
             Box::new(epoch_keys.clone()),
+            Box::new(initial_key.clone()),
             Box::new(role.clone()),
             Box::new(vault_epoch.clone()),
             Box::new(peer_connections.clone()),
@@ -521,6 +528,7 @@ impl Metrics {
             build_info,
             shards_held,
             epoch_keys,
+            initial_key,
             role,
             vault_epoch,
             peer_connections,

@@ -630,6 +630,9 @@ impl State {
     pub fn refresh_gauges(&self) {
         self.metrics.set_role(self.role().0);
         self.metrics.epoch_keys.set(self.keys.epochs().len() as i64);
+        self.metrics
+            .initial_key
+            .set(i64::from(self.keys.initial().is_some()));
         if let Ok(store) = self.store.lock() {
             self.metrics.shards_held.set(store.vaults().count() as i64);
             for (id, h) in store.vaults() {
