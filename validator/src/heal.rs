@@ -16,18 +16,23 @@
 //!
 //! Interim until the replicated log exists (docs/decisions.md D12): the
 //! lowest-id rule picks the leader from each validator's own view.
+//!
+//! What a pass does for a vault is decided by the pure
+//! [`crate::transition::heal`] (docs/decisions.md D44); `heal_vault` only
+//! gathers its inputs as it asks for them and carries out the step.
 
 use crate::config::Member;
 use crate::consensus::record::{manifest_digest, Certified, Proposal as LogProposal};
 use crate::consensus::ProposalOutcome;
 use crate::epochs::{self, encode_commit, PrepareReply};
 use crate::proposals;
-use crate::repair::{Plan, Target};
+use crate::repair::Plan;
 use crate::reshare;
 use crate::retry::{Backoff, Loop, Retry};
 use crate::rounds;
 use crate::state::State;
-use crate::transition::{authorize, replacements, Action, Proposal};
+use crate::transition::heal::{Decided, Log, MemberId, Need, Next, Pass, Probe, Resume, Step};
+use crate::transition::{self, authorize, Action, Proposal};
 use mesh_agent::detector::State as MemberState;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,7 +40,6 @@ use std::time::{Duration, Instant};
 use vault::epoch::EpochCertificate;
 use vault::identity::Fingerprint;
 use vault::manifest::{Manifest, ManifestBody, ShardEntry, VaultId};
-use vault::share::MAX_SHARE_LEN;
 
 /// Runs [`heal_once`] every `interval`, forever.
 /// Also runs a pass as soon as the detector's view changes (a member dies
@@ -168,16 +172,14 @@ async fn live_view(
     Some(view)
 }
 
-/// What our own view says about the holders of one vault.
-pub struct Assessment {
-    /// Live members by identity fingerprint (`None` is ourselves), without
-    /// holders that failed custody.
-    pub view: BTreeMap<Fingerprint, Option<Member>>,
-    /// Holders that answer without any shard (a fresh disk, same key),
-    /// which take their own share back: index -> (fingerprint, member).
-    pub returning: BTreeMap<u8, (Fingerprint, Member)>,
-    /// Share indices lost: held by no member in `view`.
-    pub lost: Vec<u8>,
+/// What our own view says about the holders of one vault
+/// ([`transition::heal::Assessment`]).
+pub type Assessment = transition::heal::Assessment<Member>;
+
+impl MemberId for Member {
+    fn member_id(&self) -> &str {
+        &self.id
+    }
 }
 
 /// Judges, on our own view only, which shares of the epoch `b` are lost;
@@ -292,6 +294,8 @@ fn prune_epoch_keys(state: &State) {
     }
 }
 
+/// One vault's healing pass: gathers what [`transition::heal`] decides
+/// from, as it asks for it, and carries out the step it returns.
 async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<(), String> {
     let (m, _) = rounds::current_manifest(state, &id).map_err(|f| fail("manifest", f))?;
     // A transition we certified but could not commit everywhere: finish it.
@@ -300,191 +304,190 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
         .lock()
         .ok()
         .and_then(|u| u.get(&id).cloned());
-    if let Some((from, commit, next)) = unfinished {
-        if m.body().epoch == from {
-            tracing::info!(vault = %id, epoch = from + 1, "retrying the commit of a certified epoch");
-            return finish_commit(state, id, &commit, &next).await;
+    match transition::heal::resume(m.body().epoch, unfinished.as_ref().map(|u| u.0)) {
+        Resume::FinishCommit => {
+            if let Some((from, commit, next)) = unfinished {
+                tracing::info!(vault = %id, epoch = from + 1, "retrying the commit of a certified epoch");
+                return finish_commit(state, id, &commit, &next).await;
+            }
         }
-        if let Ok(mut u) = state.unfinished.lock() {
-            u.remove(&id);
+        Resume::Assess { forget_unfinished } => {
+            if forget_unfinished {
+                if let Ok(mut u) = state.unfinished.lock() {
+                    u.remove(&id);
+                }
+            }
         }
     }
-    let Some(Assessment {
-        view,
-        returning,
-        lost,
-    }) = assess(state, &id, m.body(), grace).await
-    else {
+    let Some(assessed) = assess(state, &id, m.body(), grace).await else {
         return Ok(());
     };
     let b = m.body().clone();
-    let spare_count = view
-        .iter()
-        .filter(|(fp, m)| m.is_some() && !b.shards.iter().any(|e| e.recipient == **fp))
-        .count();
+    let gauges = transition::heal::gauges(&b, &assessed);
     state
         .metrics
-        .set_heal(&id.to_string(), lost.len(), spare_count);
+        .set_heal(&id.to_string(), gauges.lost, gauges.spares);
     {
         let mut since = state
             .lost_since
             .lock()
             .map_err(|_| "poisoned".to_string())?;
-        if lost.is_empty() {
+        if gauges.lost == 0 {
             since.remove(&id);
         } else {
             since.entry(id).or_insert_with(Instant::now);
         }
     }
-    // Live holders: (index, member or None for ourselves).
-    let holders: Vec<(u8, Option<Member>)> = b
-        .shards
-        .iter()
-        .filter_map(|e| view.get(&e.recipient).map(|m| (e.index, m.clone())))
-        .collect();
     let rules = proposals::rules(state, &id);
-    if holders.len() < rules.quorum(b.threshold, b.n) {
-        tracing::warn!(vault = %id, live = holders.len(), t = b.threshold, "too few live holders to repair; the operator must act");
-        return Ok(());
-    }
-    // The proposer is chosen by this rule; with the epoch log, what it
-    // proposes is decided there (a second proposer's rival is refused and
-    // it finishes the decided one instead), so views may differ safely.
-    let leader = replacements::leader(
-        holders
-            .iter()
-            .map(|(_, m)| m.as_ref().map_or(state.id.as_str(), |m| m.id.as_str())),
-    );
-    if leader != Some(state.id.as_str()) {
-        return Ok(());
-    }
-    if lost.is_empty() {
-        return refresh_if_owed(state, id, &b, &holders).await;
-    }
-    // A validator that came back with an old bundle must never lead (or
-    // revive) an epoch its peers have left.
-    if let Some((peer, epoch)) = newer_epoch_at(state, &id, b.epoch, &holders).await {
-        tracing::warn!(vault = %id, ours = b.epoch, peer = %peer, theirs = epoch, "stale: a peer is at a later epoch; not leading");
-        return Ok(());
-    }
-    // A successor the log decided (a previous leader's) is finished first:
-    // no other proposal for this epoch can ever be decided.
-    if let Some(c) = state.consensus.get() {
-        if let Some(d) = c.decision(&id, b.epoch) {
-            let next_body = Manifest::decode(&d.manifest)
-                .map_err(|e| e.to_string())?
-                .body()
-                .clone();
-            let next: Vec<(u8, Option<Member>)> = next_body
-                .shards
-                .iter()
-                .filter_map(|e| view.get(&e.recipient).map(|m| (e.index, m.clone())))
-                .collect();
-            tracing::info!(vault = %id, epoch = b.epoch + 1, "finishing the successor the epoch log decided");
-            return match d.certificate {
-                Some(cert) => {
-                    finish_commit(state, id, &encode_commit(&d.manifest, &cert), &next).await
-                }
-                None => certify_manifest(state, id, b.epoch, d.manifest, &holders, &next).await,
-            };
-        }
-        // Nothing new can be decided without a log leader: spending a
-        // repair's HQC work on a proposal bound to fail only takes CPU from
-        // the election. The next pass tries again.
-        if c.leader().is_none() {
-            tracing::info!(vault = %id, "waiting for the epoch log to elect a leader");
-            return Ok(());
-        }
-    }
-    let recipients: Vec<Fingerprint> = b.shards.iter().map(|e| e.recipient).collect();
-    let mut spares: Vec<(Fingerprint, Member)> = view
-        .iter()
-        .filter(|(fp, m)| m.is_some() && !recipients.contains(fp))
-        .filter_map(|(fp, m)| m.clone().map(|m| (*fp, m)))
-        .collect();
-    spares.sort_by(|a, b| a.1.id.cmp(&b.1.id));
-    // A spare named for a share in an earlier attempt may only ever get
-    // that share (once per polynomial, `authorize::check_once`): the
-    // assignment keeps it for that index and never offers it another.
-    let named = state
-        .store
-        .lock()
-        .map_err(|_| "store lock poisoned".to_string())?
-        .named(&id)
-        .map_err(|e| e.to_string())?;
-    let candidates = replacements::Candidates {
-        lost: lost.clone(),
-        returning,
-        spares,
-        named,
+    let mut pass = Pass {
+        me: &state.id,
+        body: &b,
+        assessed: &assessed,
+        rules,
+        refresh: state.refresh,
+        refresh_owed: None,
+        newer: Probe::NotYet,
+        log_on: state.consensus.get().is_some(),
+        log: None,
+        named: None,
+        lost_for: None,
+        reshare_after: state.reshare_after,
+        share_len: None,
+        round_ids: Vec::new(),
     };
-    if !candidates.enough() {
-        // No replacements (yet): after `reshare_after`, the live holders
-        // re-share among themselves to the policy's (t', n').
-        let waited = state
+    // When the repair started: before our own shard is opened.
+    let mut started = None;
+    let step = loop {
+        pass.lost_for = state
             .lost_since
             .lock()
             .map_err(|_| "poisoned".to_string())?
             .get(&id)
             .map(|t| t.elapsed());
-        if waited.is_some_and(|w| w >= state.reshare_after) {
-            let n_new = u8::try_from(holders.len()).map_err(|_| "too many holders")?;
-            match rules.shrink_threshold(n_new) {
-                Some(t_new) => {
-                    tracing::info!(vault = %id, lost = ?lost, t = t_new, n = n_new, "no spares: leading a re-share among the live holders");
-                    let mut holders = holders;
-                    holders.sort_by_key(|(i, _)| *i);
-                    run_reshare(state, id, &b, &holders, t_new, "re-shared").await?;
+        match transition::heal::decide(&pass).map_err(|e| e.to_string())? {
+            Next::Step(step) => break step,
+            Next::Need(Need::RefreshOwed) => {
+                pass.refresh_owed = Some(
                     state
-                        .metrics
-                        .repairs
-                        .with_label_values(&["completed"])
-                        .inc();
+                        .store
+                        .lock()
+                        .map_err(|_| "store lock poisoned".to_string())?
+                        .refresh_owed(&id),
+                )
+            }
+            Next::Need(Need::NewerEpoch { ask }) => {
+                pass.newer = match newer_epoch_at(state, &id, b.epoch, &ask).await {
+                    Some((peer, epoch)) => Probe::Newer { peer, epoch },
+                    None => Probe::NoneNewer,
                 }
-                None => {
-                    tracing::warn!(vault = %id, n = n_new, floor = rules.floor, "cannot re-share: {n_new} holders are fewer than the operator's floor allows; the operator must act")
-                }
+            }
+            Next::Need(Need::Log) => {
+                pass.log = state.consensus.get().map(|c| Log {
+                    decided: c.decision(&id, b.epoch).map(|d| Decided {
+                        manifest: d.manifest,
+                        certificate: d.certificate,
+                    }),
+                    has_leader: c.leader().is_some(),
+                })
+            }
+            Next::Need(Need::Named) => {
+                pass.named = Some(
+                    state
+                        .store
+                        .lock()
+                        .map_err(|_| "store lock poisoned".to_string())?
+                        .named(&id)
+                        .map_err(|e| e.to_string())?,
+                )
+            }
+            Next::Need(Need::Repair { round_ids }) => {
+                started.get_or_insert_with(Instant::now);
+                pass.share_len = Some(own_share_len(state, &id).await?);
+                pass.round_ids = (0..round_ids)
+                    .map(|_| {
+                        let mut round = [0u8; 16];
+                        aws_lc_rs::rand::fill(&mut round).map(|()| round)
+                    })
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| "rng failure".to_string())?;
+            }
+        }
+    };
+    let lost = &assessed.lost;
+    let (holders, helpers, assignments, mut groups) = match step {
+        Step::TooFewLive { live } => {
+            tracing::warn!(vault = %id, live, t = b.threshold, "too few live holders to repair; the operator must act");
+            return Ok(());
+        }
+        Step::NotLeader | Step::Idle => return Ok(()),
+        Step::Stale {
+            peer,
+            epoch,
+            refreshing,
+        } => {
+            if !refreshing {
+                tracing::warn!(vault = %id, ours = b.epoch, peer = %peer, theirs = epoch, "stale: a peer is at a later epoch; not leading");
             }
             return Ok(());
         }
-        tracing::info!(vault = %id, lost = lost.len(), spares = candidates.usable_spares().len(), "waiting for spare validators");
-        return Ok(());
-    }
-    let t0 = Instant::now();
-    let helpers: Vec<(u8, Option<Member>)> = holders
-        .iter()
-        .take(usize::from(b.threshold))
-        .cloned()
-        .collect();
-    let assignments = candidates.assign();
+        Step::Refresh { holders } => {
+            tracing::info!(vault = %id, epoch = b.epoch, "the current epoch owes a refresh: leading it");
+            return run_reshare(state, id, &b, &holders, b.threshold, "refreshed").await;
+        }
+        Step::FinishDecided {
+            manifest,
+            certificate,
+            holders,
+            next,
+        } => {
+            tracing::info!(vault = %id, epoch = b.epoch + 1, "finishing the successor the epoch log decided");
+            return match certificate {
+                Some(cert) => {
+                    finish_commit(state, id, &encode_commit(&manifest, &cert), &next).await
+                }
+                None => certify_manifest(state, id, b.epoch, manifest, &holders, &next).await,
+            };
+        }
+        Step::WaitForLogLeader => {
+            tracing::info!(vault = %id, "waiting for the epoch log to elect a leader");
+            return Ok(());
+        }
+        Step::Reshare {
+            t_new,
+            n_new,
+            holders,
+        } => {
+            tracing::info!(vault = %id, lost = ?lost, t = t_new, n = n_new, "no spares: leading a re-share among the live holders");
+            run_reshare(state, id, &b, &holders, t_new, "re-shared").await?;
+            state
+                .metrics
+                .repairs
+                .with_label_values(&["completed"])
+                .inc();
+            return Ok(());
+        }
+        Step::CannotReshare { n_new, floor } => {
+            tracing::warn!(vault = %id, n = n_new, floor, "cannot re-share: {n_new} holders are fewer than the operator's floor allows; the operator must act");
+            return Ok(());
+        }
+        Step::WaitForSpares { lost, spares } => {
+            tracing::info!(vault = %id, lost, spares, "waiting for spare validators");
+            return Ok(());
+        }
+        Step::Repair {
+            holders,
+            helpers,
+            assignments,
+            groups,
+        } => (holders, helpers, assignments, groups),
+    };
+    let t0 = started.unwrap_or_else(Instant::now);
     tracing::info!(vault = %id, lost = ?lost, "leading a repair");
 
     // 1. One repair round for every lost share (as many as one sealed
     //    record per helper pair can carry; rounds of a split run at once),
     //    all in one proposal that a quorum of holders must certify before
-    //    anyone acts on it. `assignments` follows the manifest, which lists
-    //    indices in order, as plans require.
-    let share_len = own_share_len(state, &id).await?;
-    let per_round = (MAX_SHARE_LEN / share_len.max(1)).max(1);
-    let mut groups: Vec<(Plan, Vec<Member>)> = Vec::new();
-    for group in assignments.chunks(per_round) {
-        let mut round = [0u8; 16];
-        aws_lc_rs::rand::fill(&mut round).map_err(|_| "rng failure".to_string())?;
-        let plan = Plan {
-            round,
-            vault_id: id,
-            epoch: b.epoch,
-            targets: group
-                .iter()
-                .map(|(index, (fp, _))| Target {
-                    index: *index,
-                    replacement: *fp,
-                })
-                .collect(),
-            helpers: helpers.iter().map(|(i, _)| *i).collect(),
-        };
-        groups.push((plan, group.iter().map(|(_, (_, m))| m.clone()).collect()));
-    }
+    //    anyone acts on it (`transition::heal` built the groups).
     let (proposal, superseded) = propose(
         state,
         id,
@@ -754,32 +757,6 @@ async fn finish_commit(
     Ok(())
 }
 
-/// Retries a refresh the current epoch still owes (it was made by a repair
-/// and the refresh after it failed, or its leader died). Called by the
-/// healing leader when nothing is lost, so `holders` are all the holders,
-/// sorted by index; backed off by the heal loop like any failed pass.
-async fn refresh_if_owed(
-    state: &Arc<State>,
-    id: VaultId,
-    b: &ManifestBody,
-    holders: &[(u8, Option<Member>)],
-) -> Result<(), String> {
-    let owed = state
-        .store
-        .lock()
-        .map_err(|_| "store lock poisoned".to_string())?
-        .refresh_owed(&id);
-    if !state.refresh || !owed {
-        return Ok(());
-    }
-    // Never refresh an epoch our peers have left (a stale leader).
-    if newer_epoch_at(state, &id, b.epoch, holders).await.is_some() {
-        return Ok(());
-    }
-    tracing::info!(vault = %id, epoch = b.epoch, "the current epoch owes a refresh: leading it");
-    run_reshare(state, id, b, holders, b.threshold, "refreshed").await
-}
-
 /// Leads a re-share round among `holders` (sorted by index; recipient k is
 /// the k-th) to threshold `t_new`, then certifies and commits the result.
 async fn run_reshare(
@@ -926,16 +903,16 @@ async fn own_share_len(state: &Arc<State>, id: &VaultId) -> Result<usize, String
     .map_err(|e| e.to_string())?
 }
 
-/// The first live holder (of `holders`, `None` being ourselves) that
-/// reports a later epoch of `id` than `ours`, with that epoch.
+/// The first of `members` that reports a later epoch of `id` than `ours`,
+/// with that epoch.
 async fn newer_epoch_at(
     state: &Arc<State>,
     id: &VaultId,
     ours: u64,
-    holders: &[(u8, Option<Member>)],
+    members: &[Member],
 ) -> Option<(String, u64)> {
     let vault = id.to_string();
-    for m in holders.iter().filter_map(|(_, m)| m.as_ref()) {
+    for m in members {
         let Ok(r) = state.client.get(m, "/v1/hello", 64 << 10).await else {
             continue;
         };

@@ -3,11 +3,15 @@
 //! Sans-IO, in the manner of quinn-proto and rustls: [`proposal`] holds the
 //! wire formats of proposals, votes, certified proposals and aborts,
 //! [`authorize`] the pure functions that decide whether an input may act,
-//! and [`replacements`] the leader's choice of who leads and who takes each
-//! lost share.
-//! Nothing here touches the network, the store or a clock; the validator's
-//! drivers (`crate::proposals`, `crate::rounds`, `crate::reshare`,
-//! `crate::heal`) bring the inputs and carry out the decisions.
+//! [`replacements`] the leader's choice of who leads and who takes each
+//! lost share, and [`heal`] healing's decision for one vault in one pass
+//! (finish an unfinished commit, wait, refresh, finish the log's decided
+//! successor, shrink, or repair with which rounds), asking the driver for
+//! each costly fact as it reaches it.
+//! Nothing here touches the network, the store, a clock or an RNG; the
+//! validator's drivers (`crate::proposals`, `crate::rounds`,
+//! `crate::reshare`, `crate::heal`) bring the inputs (elapsed times and
+//! random round ids included) and carry out the decisions.
 //!
 //! The rule (docs/protocol.md, "Certified proposals"): no helper, dealer or
 //! replacement acts on anything but a proposal signed by a quorum of the
@@ -17,6 +21,7 @@
 //! votes for the next attempt without waiting for the attempt timeout.
 
 pub mod authorize;
+pub mod heal;
 pub mod proposal;
 pub mod replacements;
 
