@@ -18,8 +18,9 @@
 //! lowest-id rule picks the leader from each validator's own view.
 //!
 //! What a pass does for a vault is decided by the pure
-//! [`crate::transition::heal`] (docs/decisions.md D44); `heal_vault` only
-//! gathers its inputs as it asks for them and carries out the step.
+//! [`crate::transition::heal`] (docs/decisions.md D44):
+//! `gather_and_decide` gathers each fact it asks for, and `heal_vault`
+//! carries out the step it returns.
 
 use crate::config::Member;
 use crate::consensus::record::{manifest_digest, Certified, Proposal as LogProposal};
@@ -294,8 +295,98 @@ fn prune_epoch_keys(state: &State) {
     }
 }
 
-/// One vault's healing pass: gathers what [`transition::heal`] decides
-/// from, as it asks for it, and carries out the step it returns.
+/// Runs [`transition::heal::decide`] on a settled assessment of `b`,
+/// gathering each fact it asks for, and returns its step with, for a
+/// repair, when the repair started (before our own shard was opened).
+async fn gather_and_decide(
+    state: &Arc<State>,
+    id: VaultId,
+    b: &ManifestBody,
+    assessed: &Assessment,
+    rules: transition::Rules,
+) -> Result<(Step<Member>, Option<Instant>), String> {
+    let mut pass = Pass {
+        me: &state.id,
+        body: b,
+        assessed,
+        rules,
+        refresh: state.refresh,
+        refresh_owed: None,
+        newer: Probe::NotYet,
+        log_on: state.consensus.get().is_some(),
+        log: None,
+        named: None,
+        lost_for: None,
+        reshare_after: state.reshare_after,
+        share_len: None,
+        round_ids: Vec::new(),
+    };
+    // When the repair started: before our own shard is opened.
+    let mut started = None;
+    let step = loop {
+        pass.lost_for = state
+            .lost_since
+            .lock()
+            .map_err(|_| "poisoned".to_string())?
+            .get(&id)
+            .map(|t| t.elapsed());
+        match transition::heal::decide(&pass).map_err(|e| e.to_string())? {
+            Next::Step(step) => break step,
+            Next::Need(Need::RefreshOwed) => {
+                pass.refresh_owed = Some(
+                    state
+                        .store
+                        .lock()
+                        .map_err(|_| "store lock poisoned".to_string())?
+                        .refresh_owed(&id),
+                )
+            }
+            Next::Need(Need::NewerEpoch { ask }) => {
+                pass.newer = match newer_epoch_at(state, &id, b.epoch, &ask).await {
+                    Some((peer, epoch)) => Probe::Newer { peer, epoch },
+                    None => Probe::NoneNewer,
+                }
+            }
+            Next::Need(Need::Log) => match state.consensus.get() {
+                Some(c) => {
+                    pass.log = Some(Log {
+                        decided: c.decision(&id, b.epoch).map(|d| Decided {
+                            manifest: d.manifest,
+                            certificate: d.certificate,
+                        }),
+                        has_leader: c.leader().is_some(),
+                    })
+                }
+                None => pass.log_on = false,
+            },
+            Next::Need(Need::Named) => {
+                pass.named = Some(
+                    state
+                        .store
+                        .lock()
+                        .map_err(|_| "store lock poisoned".to_string())?
+                        .named(&id)
+                        .map_err(|e| e.to_string())?,
+                )
+            }
+            Next::Need(Need::Repair { round_ids }) => {
+                started.get_or_insert_with(Instant::now);
+                pass.share_len = Some(own_share_len(state, &id).await?);
+                pass.round_ids = (0..round_ids)
+                    .map(|_| {
+                        let mut round = [0u8; 16];
+                        aws_lc_rs::rand::fill(&mut round).map(|()| round)
+                    })
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| "rng failure".to_string())?;
+            }
+        }
+    };
+    Ok((step, started))
+}
+
+/// One vault's healing pass: finishes an unfinished commit or assesses the
+/// view, has [`gather_and_decide`] choose the step, and carries it out.
 async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<(), String> {
     let (m, _) = rounds::current_manifest(state, &id).map_err(|f| fail("manifest", f))?;
     // A transition we certified but could not commit everywhere: finish it.
@@ -339,80 +430,7 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
         }
     }
     let rules = proposals::rules(state, &id);
-    let mut pass = Pass {
-        me: &state.id,
-        body: &b,
-        assessed: &assessed,
-        rules,
-        refresh: state.refresh,
-        refresh_owed: None,
-        newer: Probe::NotYet,
-        log_on: state.consensus.get().is_some(),
-        log: None,
-        named: None,
-        lost_for: None,
-        reshare_after: state.reshare_after,
-        share_len: None,
-        round_ids: Vec::new(),
-    };
-    // When the repair started: before our own shard is opened.
-    let mut started = None;
-    let step = loop {
-        pass.lost_for = state
-            .lost_since
-            .lock()
-            .map_err(|_| "poisoned".to_string())?
-            .get(&id)
-            .map(|t| t.elapsed());
-        match transition::heal::decide(&pass).map_err(|e| e.to_string())? {
-            Next::Step(step) => break step,
-            Next::Need(Need::RefreshOwed) => {
-                pass.refresh_owed = Some(
-                    state
-                        .store
-                        .lock()
-                        .map_err(|_| "store lock poisoned".to_string())?
-                        .refresh_owed(&id),
-                )
-            }
-            Next::Need(Need::NewerEpoch { ask }) => {
-                pass.newer = match newer_epoch_at(state, &id, b.epoch, &ask).await {
-                    Some((peer, epoch)) => Probe::Newer { peer, epoch },
-                    None => Probe::NoneNewer,
-                }
-            }
-            Next::Need(Need::Log) => {
-                pass.log = state.consensus.get().map(|c| Log {
-                    decided: c.decision(&id, b.epoch).map(|d| Decided {
-                        manifest: d.manifest,
-                        certificate: d.certificate,
-                    }),
-                    has_leader: c.leader().is_some(),
-                })
-            }
-            Next::Need(Need::Named) => {
-                pass.named = Some(
-                    state
-                        .store
-                        .lock()
-                        .map_err(|_| "store lock poisoned".to_string())?
-                        .named(&id)
-                        .map_err(|e| e.to_string())?,
-                )
-            }
-            Next::Need(Need::Repair { round_ids }) => {
-                started.get_or_insert_with(Instant::now);
-                pass.share_len = Some(own_share_len(state, &id).await?);
-                pass.round_ids = (0..round_ids)
-                    .map(|_| {
-                        let mut round = [0u8; 16];
-                        aws_lc_rs::rand::fill(&mut round).map(|()| round)
-                    })
-                    .collect::<Result<_, _>>()
-                    .map_err(|_| "rng failure".to_string())?;
-            }
-        }
-    };
+    let (step, started) = gather_and_decide(state, id, &b, &assessed, rules).await?;
     let lost = &assessed.lost;
     let (holders, helpers, assignments, mut groups) = match step {
         Step::TooFewLive { live } => {
