@@ -26,6 +26,7 @@ use crate::transition::{
 };
 use std::sync::Arc;
 use std::time::Duration;
+use vault::identity::Fingerprint;
 use vault::manifest::{Manifest, ManifestBody, VaultId, VerifiedManifest};
 
 /// Path of votes.
@@ -317,19 +318,7 @@ pub async fn transition(
             .iter()
             .flat_map(|x| x.targets.iter().map(|t| (t.replacement, t.index)))
             .collect();
-        let added = state
-            .store
-            .lock()
-            .map_err(|_| bad(500, "poisoned"))?
-            .add_named(&vault, &names);
-        if let Err(e) = added {
-            state
-                .metrics
-                .refusals
-                .with_label_values(&["replacement_reused"])
-                .inc();
-            return Err(bad(403, e));
-        }
+        remember_named(&state, &vault, &names)?;
         tracing::info!(vault = %vault, epoch = p.from_epoch, attempt = p.attempt, "witnessed a certified repair (no round of ours)");
     }
     if let Ok(mut acted) = state.acted_on.lock() {
@@ -337,6 +326,30 @@ pub async fn transition(
         acted.insert((vault, p.from_epoch), p.clone());
     }
     Ok("accepted\n")
+}
+
+/// Records the (replacement, index) pairs of a certified repair we help
+/// with or witness (`data/named/`): refused, and counted as
+/// `replacement_reused`, when one would give a member a second index of
+/// this polynomial.
+pub fn remember_named(
+    state: &State,
+    vault: &VaultId,
+    names: &[(Fingerprint, u8)],
+) -> Result<(), Failure> {
+    let added = state
+        .store
+        .lock()
+        .map_err(|_| bad(500, "poisoned"))?
+        .add_named(vault, names);
+    added.map_err(|e| {
+        state
+            .metrics
+            .refusals
+            .with_label_values(&["replacement_reused"])
+            .inc();
+        bad(403, e)
+    })
 }
 
 /// The leader's side: asks every one of `voters` (holders of the epoch;

@@ -423,15 +423,7 @@ pub async fn start(
             .iter()
             .map(|t| (t.replacement, t.index))
             .collect();
-        let store = state.store.lock().map_err(|_| bad(500, "poisoned"))?;
-        if let Err(e) = store.add_named(&plan.vault_id, &names) {
-            state
-                .metrics
-                .refusals
-                .with_label_values(&["replacement_reused"])
-                .inc();
-            return Err(bad(403, e));
-        }
+        crate::proposals::remember_named(state, &plan.vault_id, &names)?;
     }
     // Identities of the other helpers, each checked against the manifest by the engine.
     let mut identities = BTreeMap::new();
