@@ -152,6 +152,7 @@ fn shard(s: &SealedShard, len: usize) -> Value {
         "n": h.n,
         "recipient": h.recipient.to_hex(),
         "sealed_to": match h.epoch_key {
+            Some(k) if h.epoch == 1 => format!("epoch key {} (the recipient's initial key)", k.to_hex()),
             Some(k) => format!("epoch key {}", k.to_hex()),
             None => "the recipient identity's KEM key".to_string(),
         },
