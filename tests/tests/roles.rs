@@ -92,4 +92,9 @@ async fn readyz_and_the_role_metric_name_holder_spare_stale_and_syncing() {
         "{}",
         mesh.log(0)
     );
+    // The mesh gives it its own index back (a returning holder), at a new
+    // epoch: a holder again.
+    wait_epoch(&mesh, &via, 0, 3).await;
+    wait_ready_as(&mesh, 0, "ready: holder");
+    assert_role(&mesh, 0, "holder");
 }
