@@ -163,9 +163,6 @@ const STATUS_POLL: Duration = Duration::from_millis(5);
 /// Longest a vote waits for our own view to settle ([`wait_settled`]).
 pub const SETTLE_WAIT: Duration = Duration::from_secs(1);
 
-/// True if our detector's view is settled: nobody suspect, every dead
-/// member dead for at least `grace`, and we up that long (what
-/// [`live_view`] requires before it answers).
 /// What [`wait_settled`] waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settle {
@@ -177,6 +174,8 @@ pub enum Settle {
     View,
 }
 
+/// True if our detector's view is settled as `what` asks, with `grace`
+/// for the dead and for our own start.
 fn view_settled(state: &State, grace: Duration, what: Settle) -> bool {
     let now = Instant::now();
     if what == Settle::View && now.saturating_duration_since(state.started) < grace {
