@@ -167,6 +167,9 @@ struct Entry {
     confirmed_at: Option<Instant>,
     /// Someone told us it suspects this member: probe it ourselves.
     verify: bool,
+    /// When someone first told us it suspects this member (alive to us)
+    /// since it last answered us or changed state.
+    reported: Option<Instant>,
 }
 
 impl Entry {
@@ -179,6 +182,7 @@ impl Entry {
             confirmations: BTreeSet::new(),
             confirmed_at: None,
             verify: false,
+            reported: None,
         }
     }
 }
@@ -314,6 +318,7 @@ impl Detector {
             return None;
         }
         e.state = to;
+        e.reported = None;
         e.suspect_since = (to == State::Suspect).then_some(now);
         e.dead_since = (to == State::Dead).then_some(now);
         if to != State::Suspect {
@@ -354,6 +359,7 @@ impl Detector {
         if let Some(e) = self.members.get_mut(id) {
             e.incarnation = e.incarnation.max(incarnation);
             e.verify = false;
+            e.reported = None;
         }
         self.set(id, State::Alive, now)
     }
@@ -398,7 +404,10 @@ impl Detector {
                     return None;
                 }
                 match e.state {
-                    State::Alive => e.verify = true,
+                    State::Alive => {
+                        e.verify = true;
+                        e.reported.get_or_insert(now);
+                    }
                     State::Suspect => self.confirm(&news.id, from, now),
                     State::Dead => {}
                 }
@@ -466,6 +475,38 @@ impl Detector {
             .iter()
             .filter_map(|id| self.set(id, State::Dead, now))
             .collect()
+    }
+
+    /// Members alive in our view that another member told us it suspects
+    /// (or declared dead) and that have not answered us since, each with
+    /// when the first such report came: our own probe (due next period)
+    /// has yet to settle them. News alone never changes a state; this only
+    /// lets a caller wait, for a bounded time, until our own view has
+    /// caught up with what others see.
+    pub fn in_question(&self) -> Vec<(String, Instant)> {
+        self.members
+            .iter()
+            .filter(|(_, e)| e.state == State::Alive)
+            .filter_map(|(id, e)| e.reported.map(|t| (id.clone(), t)))
+            .collect()
+    }
+
+    /// When the next suspicion expires if nothing changes meanwhile (no
+    /// refutation, no new confirmation): the instant [`Detector::tick`]
+    /// would declare a suspect dead. `None` with no suspicion that can
+    /// expire (none, or only unconfirmed ones while our health is
+    /// impaired). Lets the validator tick at that instant rather than at
+    /// the end of its next probe period.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        let impaired = self.awareness > 0;
+        self.members
+            .values()
+            .filter(|e| e.state == State::Suspect && !(impaired && e.confirmations.is_empty()))
+            .filter_map(|e| {
+                e.suspect_since
+                    .map(|t| t + self.suspicion_timeout(e.confirmations.len()))
+            })
+            .min()
     }
 
     /// Up to `k` alive members other than `target` to ask for indirect
@@ -591,6 +632,48 @@ mod tests {
             Some(Duration::from_millis(300))
         );
         assert_eq!(d.dead_for("a", t0), None);
+    }
+
+    #[test]
+    fn next_expiry_is_when_tick_declares_the_earliest_suspect_dead() {
+        let mut d = det();
+        let none = Indirect::default();
+        let t0 = Instant::now();
+        assert_eq!(d.next_expiry(), None, "nobody suspect");
+        d.probes_failed("c", &none, t0 + Duration::from_millis(50));
+        d.probes_failed("b", &none, t0);
+        let at = d.next_expiry().unwrap();
+        assert_eq!(at, t0 + Duration::from_millis(200));
+        assert!(d.tick(at - Duration::from_millis(1)).is_empty());
+        assert_eq!(d.tick(at).len(), 1);
+        assert_eq!(d.next_expiry(), Some(t0 + Duration::from_millis(250)));
+        d.probe_ok("c", 1, t0);
+        assert_eq!(
+            d.next_expiry(),
+            None,
+            "the dead and the refuted never expire"
+        );
+    }
+
+    #[test]
+    fn a_reported_member_is_in_question_until_it_answers_or_changes_state() {
+        let mut d = det();
+        let t0 = Instant::now();
+        let said = |state| News {
+            id: "b".into(),
+            state,
+            incarnation: 0,
+        };
+        assert!(d.in_question().is_empty());
+        d.news("c", &said(State::Suspect), t0);
+        d.news("d", &said(State::Dead), t0 + Duration::from_millis(5));
+        assert_eq!(d.in_question(), vec![("b".to_string(), t0)]);
+        assert_eq!(d.state("b"), Some(State::Alive), "news changes no state");
+        d.probe_ok("b", 0, t0);
+        assert!(d.in_question().is_empty(), "it answered us");
+        d.news("c", &said(State::Suspect), t0);
+        d.probes_failed("b", &Indirect::default(), t0);
+        assert!(d.in_question().is_empty(), "now suspect in our own view");
     }
 
     #[test]

@@ -179,6 +179,7 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         ctl,
         started: Instant::now(),
         detector: Mutex::new(detector),
+        view_changes: tokio::sync::watch::Sender::new(0),
         identities: Mutex::new(BTreeMap::new()),
         rounds: Mutex::new(BTreeMap::new()),
         pending: Mutex::new(BTreeMap::new()),
@@ -597,6 +598,7 @@ pub async fn probe_loop(state: Arc<State>, interval: Duration) {
         }]);
     }
     tokio::spawn(news_loop(state.clone()));
+    tokio::spawn(expiry_loop(state.clone()));
     loop {
         let period = match state.detector.lock() {
             Ok(d) => d.scale(interval),
@@ -608,6 +610,35 @@ pub async fn probe_loop(state: Arc<State>, interval: Duration) {
         fail::fail_point!(crate::failpoint::PROBE_ROUND);
         probe_round(&state).await;
         tokio::time::sleep_until(next).await;
+    }
+}
+
+/// How often [`expiry_loop`] looks again when no suspicion is about to
+/// expire (a new confirmation can shorten a timeout at any time).
+const EXPIRY_CHECK: Duration = Duration::from_millis(25);
+
+/// Declares a suspect dead when its suspicion timeout runs out
+/// ([`Detector::next_expiry`], within [`EXPIRY_CHECK`]), rather than at
+/// the end of the next probe period: the timeout is what the detector's
+/// configuration grants a suspect to refute, and validators whose probe
+/// periods end at different moments no longer disagree for up to a period
+/// about who is dead (healing needs a quorum of holders to agree).
+async fn expiry_loop(state: Arc<State>) {
+    loop {
+        let now = Instant::now();
+        let next = state
+            .detector
+            .lock()
+            .ok()
+            .and_then(|d| d.next_expiry())
+            .map_or(now + EXPIRY_CHECK, |t| t.clamp(now, now + EXPIRY_CHECK));
+        tokio::time::sleep_until(next.into()).await;
+        let expired = state
+            .detector
+            .lock()
+            .map(|mut d| d.tick(Instant::now()))
+            .unwrap_or_default();
+        state.record(&expired);
     }
 }
 

@@ -166,6 +166,47 @@ pub async fn prepare(
     Ok(reply)
 }
 
+/// Readies us, off the critical path, for the steps of a transition of
+/// `vault` from epoch `from` that we are about to take part in: our
+/// sealed `shard` of it (if we hold one) unsealed into the cache
+/// (`crate::unsealed`: helping and `prepare` open it), and our epoch keys
+/// for `epochs` made with `suite` (`prepare` seals to the key of
+/// `from + 1`; a replacement first seals its rebuilt share to the key of
+/// `from`). Runs in the background; a failure only means the step does
+/// the work itself. A key made for an epoch the vault has meanwhile left
+/// is erased at once, as a commit would have.
+pub fn prewarm(
+    state: &Arc<State>,
+    vault: VaultId,
+    shard: Option<Vec<u8>>,
+    suite: vault::kem::hybrid::Suite,
+    epochs: Vec<u64>,
+) {
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Some(shard) = &shard {
+            if let Err(e) = crate::unsealed::open(shard, &state.keys) {
+                tracing::debug!(%vault, "prewarm: our shard did not open: {e}");
+            }
+        }
+        for &epoch in &epochs {
+            if let Err(e) = state.keys.prepare_key(suite, vault, epoch) {
+                tracing::debug!(%vault, epoch, "prewarm: no epoch key made ahead: {e}");
+            }
+        }
+        let held = state
+            .store
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&vault).map(|h| h.epoch));
+        if let Some(held) = held.filter(|h| epochs.iter().any(|e| e < h)) {
+            if let Err(e) = state.keys.erase_before(&vault, held) {
+                tracing::warn!(%vault, "could not erase earlier epoch keys: {e}");
+            }
+        }
+    });
+}
+
 /// Writes our re-sealed share of `vault` for the next epoch to disk before
 /// anyone is told of it (write-ahead): the next manifest commits to these
 /// exact bytes, so they must survive a restart before the commit.

@@ -43,22 +43,43 @@ use vault::identity::Fingerprint;
 use vault::manifest::{Manifest, ManifestBody, ShardEntry, VaultId};
 
 /// Runs [`heal_once`] every `interval`, forever.
-/// Also runs a pass as soon as the detector's view changes (a member dies
-/// or comes back) or a custody check fails, instead of waiting for the
-/// next tick.
+/// Also runs a pass as soon as the detector's view changes (a member is
+/// suspected, declared dead or comes back: [`State::view_changes`]), the
+/// moment a dead member's grace period runs out, or when a custody check
+/// fails, instead of waiting for the next tick.
 pub async fn heal_loop(state: Arc<State>, interval: Duration, grace: Duration) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seen = view_signature(&state);
+    let mut views = state.view_changes.subscribe();
     let mut passes = 0u64;
     // Failed passes back off; a success resets.
     let mut retry = Retry::new(&state.metrics, Loop::Heal, backoff(interval));
     let mut not_before = Instant::now();
     loop {
+        let graced = grace_over(&state, grace);
         tokio::select! {
             _ = tick.tick() => {}
             _ = changed(&state, &mut seen) => {}
+            Ok(()) = views.changed() => {
+                views.borrow_and_update();
+                warm_own_shares(&state);
+            }
+            () = async {
+                match graced {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            } => {}
         }
+        // A failed pass waits out its backoff, however soon it is woken.
+        if Instant::now() < not_before {
+            tokio::time::sleep_until(not_before.into()).await;
+        }
+        // Woken by the first death we declared, while others already
+        // report the next: lead once our own view has caught up (bounded),
+        // not a repair of part of the loss followed by another.
+        wait_settled(&state, Duration::ZERO, SETTLE_WAIT, Settle::Reports).await;
         // Now and then, a newer operator-signed policy from a peer.
         if passes.is_multiple_of(10) {
             let vaults: Vec<VaultId> = state
@@ -71,9 +92,6 @@ pub async fn heal_loop(state: Arc<State>, interval: Duration, grace: Duration) {
             }
         }
         passes += 1;
-        if Instant::now() < not_before {
-            continue;
-        }
         match heal_once(&state, grace).await {
             Ok(()) => retry.succeeded(),
             Err(e) => {
@@ -100,15 +118,29 @@ pub fn backoff(interval: Duration) -> Backoff {
     Backoff::new(interval.saturating_mul(2), BACKOFF_CAP)
 }
 
-/// What healing reacts to: members not alive, and failed custody checks.
-fn view_signature(state: &State) -> (Vec<String>, usize) {
+/// When the latest-declared dead member's grace period runs out, if that
+/// is still to come: from then on the view may be settled (`live_view`).
+fn grace_over(state: &State, grace: Duration) -> Option<Instant> {
+    let now = Instant::now();
+    let d = state.detector.lock().ok()?;
+    d.states()
+        .filter(|(_, s)| *s == MemberState::Dead)
+        .filter_map(|(id, _)| d.dead_for(id, now))
+        .filter(|dead| *dead < grace)
+        .map(|dead| now + (grace - dead))
+        .max()
+}
+
+/// What healing reacts to: members not alive (and whether suspect or
+/// dead), and failed custody checks.
+fn view_signature(state: &State) -> (Vec<(String, &'static str)>, usize) {
     let down = state
         .detector
         .lock()
         .map(|d| {
             d.states()
                 .filter(|(_, s)| *s != MemberState::Alive)
-                .map(|(id, _)| id.to_string())
+                .map(|(id, s)| (id.to_string(), s.name()))
                 .collect()
         })
         .unwrap_or_default();
@@ -116,14 +148,107 @@ fn view_signature(state: &State) -> (Vec<String>, usize) {
     (down, failed)
 }
 
-/// Returns once the view signature differs from `seen` (checked every 50 ms).
-async fn changed(state: &State, seen: &mut (Vec<String>, usize)) {
+/// Returns once the view signature differs from `seen` (checked every 50
+/// ms): custody failures, and a fallback for detector changes.
+async fn changed(state: &State, seen: &mut (Vec<(String, &'static str)>, usize)) {
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let now = view_signature(state);
         if now != *seen {
             *seen = now;
             return;
+        }
+    }
+}
+
+/// How often the leader asks a round's members whether their new share is
+/// ready (a local status request on an open connection: cheap).
+const STATUS_POLL: Duration = Duration::from_millis(5);
+
+/// Longest a vote waits for our own view to settle ([`wait_settled`]).
+pub const SETTLE_WAIT: Duration = Duration::from_secs(1);
+
+/// What [`wait_settled`] waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// Only that no member is in question (alive to us, reported suspect
+    /// by another member, not answering us since: `Detector::in_question`).
+    Reports,
+    /// That, and what [`live_view`] requires: nobody suspect, every dead
+    /// member dead for at least the grace period, we up that long.
+    View,
+}
+
+/// True if our detector's view is settled as `what` asks, with `grace`
+/// for the dead and for our own start.
+fn view_settled(state: &State, grace: Duration, what: Settle) -> bool {
+    let now = Instant::now();
+    if what == Settle::View && now.saturating_duration_since(state.started) < grace {
+        return false;
+    }
+    let Ok(d) = state.detector.lock() else {
+        return false;
+    };
+    if !d.in_question().is_empty() {
+        return false;
+    }
+    what == Settle::Reports
+        || state.members().iter().all(|m| match d.state(&m.id) {
+            Some(MemberState::Alive) => true,
+            Some(MemberState::Dead) => d.dead_for(&m.id, now).is_some_and(|t| t >= grace),
+            Some(MemberState::Suspect) | None => false,
+        })
+}
+
+/// Warms the cache of our own unsealed shares (`crate::unsealed`) while
+/// some member is down: a repair we lead or help then opens its share
+/// without the HQC decapsulation on its path.
+fn warm_own_shares(state: &Arc<State>) {
+    let down = state
+        .detector
+        .lock()
+        .is_ok_and(|d| d.states().any(|(_, s)| s != MemberState::Alive));
+    if !down {
+        return;
+    }
+    let shards: Vec<(VaultId, Vec<u8>)> = match state.store.lock() {
+        Ok(s) => s.vaults().map(|(id, h)| (*id, h.shard.clone())).collect(),
+        Err(_) => return,
+    };
+    for (id, shard) in shards {
+        if let Ok(parsed) = vault::seal::SealedShard::parse(&shard) {
+            let suite = parsed.header.suite;
+            epochs::prewarm(state, id, Some(shard), suite, Vec::new());
+        }
+    }
+}
+
+/// Waits (at most `within`) until our own view is settled as `what`
+/// says: a suspicion we hold expires or is refuted, a grace period runs
+/// out, a member others report suspect is probed by us. A leader that
+/// declared deaths a moment before us then gets our vote on our own view
+/// rather than a refusal and a backed-off retry; what we judge is
+/// unchanged, and a view that does not settle in time is judged as it is
+/// (so a member that keeps reporting others delays us by `within` at most).
+pub async fn wait_settled(state: &State, grace: Duration, within: Duration, what: Settle) {
+    let deadline = Instant::now() + within;
+    let mut views = state.view_changes.subscribe();
+    while !view_settled(state, grace, what) {
+        let now = Instant::now();
+        if now >= deadline {
+            return;
+        }
+        let wake = grace_over(state, grace).map_or(deadline, |t| t.min(deadline));
+        // A member in question that answers us, or a removal, records no
+        // transition: look again every 10 ms regardless (a lock and a scan).
+        let wake = wake.min(now + Duration::from_millis(10));
+        tokio::select! {
+            r = views.changed() => {
+                if r.is_err() {
+                    return;
+                }
+            }
+            () = tokio::time::sleep_until(wake.into()) => {}
         }
     }
 }
@@ -534,9 +659,11 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
             .iter()
             .flat_map(|(_, s)| s.iter().cloned().map(Some))
             .collect();
-        proposals::announce(state, &cert, &spares).await?;
-        let helper_members: Vec<Option<Member>> = helpers.iter().map(|(_, m)| m.clone()).collect();
-        proposals::announce(state, &cert, &helper_members).await?;
+        // Spares and helpers at once: a helper's pieces and sums that
+        // reach a member before it joined are retried (`rounds::deliver`).
+        let mut members = spares;
+        members.extend(helpers.iter().map(|(_, m)| m.clone()));
+        proposals::announce(state, &cert, &members).await?;
         // The other live holders witness it, so that any quorum of them can
         // sign the successor (D46); one that cannot be told only lowers the
         // chance of that, so its failure is logged, not fatal.
@@ -870,7 +997,7 @@ async fn deal_and_gather(
             if Instant::now() > deadline {
                 return Err(format!("re-share: new share {} not ready in time", k + 1));
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(STATUS_POLL).await;
         };
         if usize::from(reply.index) != k + 1 {
             return Err(format!(
@@ -929,19 +1056,29 @@ async fn newer_epoch_at(
     ours: u64,
     members: &[Member],
 ) -> Option<(String, u64)> {
-    let vault = id.to_string();
-    for m in members {
-        let Ok(r) = state.client.get(m, "/v1/hello", 64 << 10).await else {
-            continue;
-        };
-        let Ok(h) = serde_json::from_slice::<crate::api::Hello>(&r.body) else {
-            continue;
-        };
-        if let Some((_, e)) = h.vaults.iter().find(|(v, e)| *v == vault && *e > ours) {
-            return Some((m.id.clone(), *e));
+    // All at once; the answers are looked at in the holders' order.
+    let asks: Vec<_> = members
+        .iter()
+        .cloned()
+        .map(|m| {
+            let (state, vault) = (state.clone(), id.to_string());
+            tokio::spawn(async move {
+                let r = state.client.get(&m, "/v1/hello", 64 << 10).await.ok()?;
+                let h = serde_json::from_slice::<crate::api::Hello>(&r.body).ok()?;
+                h.vaults
+                    .iter()
+                    .find(|(v, e)| *v == vault && *e > ours)
+                    .map(|(_, e)| (m.id.clone(), *e))
+            })
+        })
+        .collect();
+    let mut found = None;
+    for a in asks {
+        if let Ok(Some(newer)) = a.await {
+            found = found.or(Some(newer));
         }
     }
-    None
+    found
 }
 
 /// Waits for every spare of a certified repair round to report its share.
@@ -967,7 +1104,7 @@ async fn wait_round(state: Arc<State>, plan: Plan, spares: Vec<Member>) -> Resul
                     spare.id
                 ));
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(STATUS_POLL).await;
         }
     }
     Ok(())

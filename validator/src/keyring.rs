@@ -307,22 +307,51 @@ impl Keyring {
         )?)
     }
 
+    /// Makes (and durably stores) our epoch key for `epoch` of `vault`
+    /// ahead of the [`Keyring::seal_own`] that will use it, so that key
+    /// generation and the ring's write are off that step's path. Nothing
+    /// if the key exists. Slow: call from a blocking thread.
+    pub fn prepare_key(
+        &self,
+        suite: Suite,
+        vault: VaultId,
+        epoch: u64,
+    ) -> Result<(), KeyringError> {
+        self.key_for(suite, vault, epoch).map(|_| ())
+    }
+
     fn key_for(
         &self,
         suite: Suite,
         vault: VaultId,
         epoch: u64,
     ) -> Result<Arc<EpochKey>, KeyringError> {
-        let mut ring = self.lock();
-        if let Some(k) = ring.keys.get(&(vault, epoch)) {
-            if k.public().suite == suite {
-                return Ok(k.clone());
+        let existing = |ring: &Ring| {
+            ring.keys
+                .get(&(vault, epoch))
+                .filter(|k| k.public().suite == suite)
+                .cloned()
+        };
+        {
+            let ring = self.lock();
+            if let Some(k) = existing(&ring) {
+                return Ok(k);
             }
+            if ring.keys.len() >= MAX_KEYS {
+                return Err(KeyringError::Full);
+            }
+        }
+        // Generated without the lock (HQC key generation takes a while):
+        // opening shards meanwhile must not wait for it. If another thread
+        // made the same key meanwhile, theirs is kept and ours dropped.
+        let key = Arc::new(EpochKey::generate(suite, vault, epoch)?);
+        let mut ring = self.lock();
+        if let Some(k) = existing(&ring) {
+            return Ok(k);
         }
         if ring.keys.len() >= MAX_KEYS {
             return Err(KeyringError::Full);
         }
-        let key = Arc::new(EpochKey::generate(suite, vault, epoch)?);
         let mut next = ring.keys.clone();
         next.insert((vault, epoch), key.clone());
         self.replace(&mut ring, next)?;

@@ -181,6 +181,15 @@ pub async fn vote(state: Arc<State>, caller: &str, body: &[u8]) -> Result<Vec<u8
     }
     let chain = held_chain(&state, &p.vault_id)?.ok_or_else(|| refuse(&state, Refusal::NoChain))?;
     let b = chain.manifest.body().clone();
+    // Our view may be a moment behind the proposer's (our probe periods
+    // end at other instants): let it settle, then judge on it.
+    crate::heal::wait_settled(
+        &state,
+        state.heal_grace,
+        crate::heal::SETTLE_WAIT,
+        crate::heal::Settle::View,
+    )
+    .await;
     let assessed = crate::heal::assess(&state, &p.vault_id, &b, state.heal_grace).await;
     let lost_for = state
         .lost_since
@@ -245,6 +254,20 @@ pub async fn vote(state: Arc<State>, caller: &str, body: &[u8]) -> Result<Vec<u8
     }
     let vote = Vote::sign(&p, &state.identity).map_err(|e| bad(500, e))?;
     tracing::info!(vault = %p.vault_id, epoch = p.from_epoch, attempt = p.attempt, "voted for a transition proposal");
+    // While the proposer gathers votes: our share unsealed for helping and
+    // our next epoch's key made, ready for `prepare`.
+    if let Some(shard) = chain.shard {
+        if let Ok(parsed) = vault::seal::SealedShard::parse(&shard) {
+            let suite = parsed.header.suite;
+            crate::epochs::prewarm(
+                &state,
+                p.vault_id,
+                Some(shard),
+                suite,
+                vec![p.from_epoch + 1],
+            );
+        }
+    }
     Ok(vote.encode())
 }
 

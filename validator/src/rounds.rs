@@ -207,11 +207,12 @@ fn send(state: &Arc<State>, to: Member, msg: Message) {
 /// How long [`deliver`] keeps trying one round message.
 pub const DELIVERY_PATIENCE: Duration = Duration::from_secs(5);
 
-/// How [`deliver`] backs off: from 20 ms (a peer usually learns the
-/// round's plan within a few ms of us) up to 250 ms, so that a message
-/// still lands soon after a slow peer catches up.
+/// How [`deliver`] backs off: from 5 ms (a peer usually learns the
+/// round's plan within a few ms of us: the leader announces to all at
+/// once) up to 250 ms, so that a message still lands soon after a slow
+/// peer catches up.
 pub const DELIVERY_BACKOFF: Backoff =
-    Backoff::new(Duration::from_millis(20), Duration::from_millis(250));
+    Backoff::new(Duration::from_millis(5), Duration::from_millis(250));
 
 /// POSTs a round message (`body`, to `path`) to `to` in the background. A
 /// peer that has not seen the round's plan yet answers 404; delivery is
@@ -399,6 +400,7 @@ pub async fn start(
     if let Some(target) = plan.target_of(&me) {
         let rep = Replacement::new(plan.clone(), manifest.clone(), &state.identity)
             .map_err(|e| bad(422, e))?;
+        let (suite, epoch) = (manifest.body().suite, manifest.body().epoch);
         state.insert_round(
             plan.round,
             Round::Replacement {
@@ -409,6 +411,9 @@ pub async fn start(
             },
         );
         tracing::info!(target, "repair: joined as a replacement");
+        // While the helpers work: the keys we seal the rebuilt share to
+        // (this epoch's) and re-seal it to at `prepare` (the next one's).
+        crate::epochs::prewarm(state, plan.vault_id, None, suite, vec![epoch, epoch + 1]);
         return Ok(());
     }
     let shard = chain

@@ -146,6 +146,10 @@ pub struct State {
     pub started: Instant,
     /// SWIM-style failure detector over the members.
     pub detector: Mutex<Detector>,
+    /// Counts changes of the detector's view (a member suspected, declared
+    /// dead or back; [`State::record`]): healing, and votes waiting for a
+    /// settled view, wake on it rather than on a timer.
+    pub view_changes: tokio::sync::watch::Sender<u64>,
     /// Members' public identities, fetched over mTLS and cached.
     pub identities: Mutex<BTreeMap<String, PublicIdentity>>,
     /// Repair rounds this validator takes part in.
@@ -586,6 +590,9 @@ impl State {
             // A probe under way when the member was removed.
             if self.is_removed(&t.id) {
                 continue;
+            }
+            if t.from != t.to {
+                self.view_changes.send_modify(|n| *n = n.wrapping_add(1));
             }
             match t.to {
                 MemberState::Dead => {
