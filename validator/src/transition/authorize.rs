@@ -595,7 +595,7 @@ mod tests {
     use crate::transition::proposal::{CertifiedProposal, Vote};
     use std::sync::OnceLock;
     use vault::identity::SecretIdentity;
-    use vault::manifest::{ShardEntry, VaultId};
+    use vault::manifest::VaultId;
 
     /// Seven members: 1..=5 hold a 3-of-5 vault, 6 and 7 are spares.
     fn keys() -> &'static Vec<SecretIdentity> {
@@ -612,27 +612,7 @@ mod tests {
     }
 
     fn body(epoch: u64, holders: &[usize], t: u8) -> ManifestBody {
-        ManifestBody {
-            suite: vault::kem::hybrid::Suite::DEFAULT,
-            vault_id: VaultId::from_bytes([9; 16]),
-            epoch,
-            created_unix: 0,
-            threshold: t,
-            n: holders.len() as u8,
-            secret_len: 32,
-            secret_commitment: [0; 32],
-            shards: holders
-                .iter()
-                .enumerate()
-                .map(|(k, h)| ShardEntry {
-                    index: k as u8 + 1,
-                    recipient: fp(*h),
-                    recipient_name: format!("validator-{h}"),
-                    blob_hash: [0; 32],
-                    share_commitment: [0; 32],
-                })
-                .collect(),
-        }
+        crate::transition::test_body(epoch, holders, t, fp)
     }
 
     fn genesis() -> Vec<ManifestBody> {

@@ -513,7 +513,6 @@ pub fn decide<M: Clone + MemberId>(p: &Pass<M>) -> Result<Next<M>, HealError> {
 mod tests {
     use super::*;
     use vault::identity::SecretIdentity;
-    use vault::manifest::{ShardEntry, VaultId};
     use vault::policy::Policy;
 
     impl MemberId for String {
@@ -538,27 +537,7 @@ mod tests {
 
     /// A t-of-n epoch held by `holders` (index k + 1 by the k-th).
     fn body(epoch: u64, holders: &[usize], t: u8) -> ManifestBody {
-        ManifestBody {
-            suite: vault::kem::hybrid::Suite::DEFAULT,
-            vault_id: VaultId::from_bytes([9; 16]),
-            epoch,
-            created_unix: 0,
-            threshold: t,
-            n: holders.len() as u8,
-            secret_len: 32,
-            secret_commitment: [0; 32],
-            shards: holders
-                .iter()
-                .enumerate()
-                .map(|(k, h)| ShardEntry {
-                    index: k as u8 + 1,
-                    recipient: fp(*h),
-                    recipient_name: name(*h),
-                    blob_hash: [0; 32],
-                    share_commitment: [0; 32],
-                })
-                .collect(),
-        }
+        crate::transition::test_body(epoch, holders, t, fp)
     }
 
     /// 3 of 5, held by validators 1 to 5.

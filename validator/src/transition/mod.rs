@@ -30,3 +30,36 @@ pub use authorize::{
     PastVote, Refusal, Rules,
 };
 pub use proposal::{Abort, Action, CertifiedAbort, CertifiedProposal, Proposal, Vote};
+
+/// A t-of-n manifest body of `epoch` held by `holders` (index k + 1 by the
+/// k-th, named `validator-{h}`, fingerprint `fp(h)`): the unit tests'
+/// epochs.
+#[cfg(test)]
+pub(crate) fn test_body(
+    epoch: u64,
+    holders: &[usize],
+    t: u8,
+    fp: impl Fn(usize) -> vault::identity::Fingerprint,
+) -> vault::manifest::ManifestBody {
+    vault::manifest::ManifestBody {
+        suite: vault::kem::hybrid::Suite::DEFAULT,
+        vault_id: vault::manifest::VaultId::from_bytes([9; 16]),
+        epoch,
+        created_unix: 0,
+        threshold: t,
+        n: holders.len() as u8,
+        secret_len: 32,
+        secret_commitment: [0; 32],
+        shards: holders
+            .iter()
+            .enumerate()
+            .map(|(k, h)| vault::manifest::ShardEntry {
+                index: k as u8 + 1,
+                recipient: fp(*h),
+                recipient_name: format!("validator-{h}"),
+                blob_hash: [0; 32],
+                share_commitment: [0; 32],
+            })
+            .collect(),
+    }
+}

@@ -95,14 +95,14 @@ pub fn write_initial_key(
     dir: &std::path::Path,
     force: bool,
 ) -> Result<(PathBuf, PathBuf)> {
-    fsio::create_private_dir(dir)?;
-    let name = id.public().name();
-    let (public_bytes, secret_bytes) = vault::initial_key::generate(id)?;
-    let secret = dir.join(format!("{name}.ikey"));
-    let public = dir.join(format!("{name}.ipub"));
-    fsio::write_atomic(&secret, &secret_bytes, Mode::Secret, force)?;
-    fsio::write_atomic(&public, &public_bytes, Mode::Public, force)?;
-    Ok((secret, public))
+    let (public, secret) = vault::initial_key::generate(id)?;
+    write_pair(
+        dir,
+        id.public().name(),
+        ("ikey", &secret),
+        ("ipub", &public),
+        force,
+    )
 }
 
 /// Writes NAME.key and NAME.pub into `dir`; returns their paths.
@@ -111,11 +111,28 @@ pub fn write_identity(
     dir: &std::path::Path,
     force: bool,
 ) -> Result<(PathBuf, PathBuf)> {
+    write_pair(
+        dir,
+        id.public().name(),
+        ("key", &id.encode()),
+        ("pub", &id.public().encode()),
+        force,
+    )
+}
+
+/// Writes DIR/NAME.<secret ext> (mode 0600) and DIR/NAME.<public ext>
+/// (0644), creating DIR; returns their paths.
+fn write_pair(
+    dir: &std::path::Path,
+    name: &str,
+    (secret_ext, secret): (&str, &[u8]),
+    (public_ext, public): (&str, &[u8]),
+    force: bool,
+) -> Result<(PathBuf, PathBuf)> {
     fsio::create_private_dir(dir)?;
-    let name = id.public().name();
-    let key = dir.join(format!("{name}.key"));
-    let public = dir.join(format!("{name}.pub"));
-    fsio::write_atomic(&key, &id.encode(), Mode::Secret, force)?;
-    fsio::write_atomic(&public, &id.public().encode(), Mode::Public, force)?;
-    Ok((key, public))
+    let secret_path = dir.join(format!("{name}.{secret_ext}"));
+    let public_path = dir.join(format!("{name}.{public_ext}"));
+    fsio::write_atomic(&secret_path, secret, Mode::Secret, force)?;
+    fsio::write_atomic(&public_path, public, Mode::Public, force)?;
+    Ok((secret_path, public_path))
 }
