@@ -323,24 +323,13 @@ pub fn check(config: &Config) -> Result<Vec<String>> {
         .context("epoch key ring")?;
     let identity = keys.identity().clone();
     // An initial key still waiting in its file is offered in memory only.
-    let waiting = if config.initial_key.exists() {
-        let bytes =
-            zeroize::Zeroizing::new(vault::fsio::read_limited(&config.initial_key, 1 << 20)?);
-        let (owner, key) = vault::initial_key::decode_secret(&bytes)
-            .with_context(|| format!("{}", config.initial_key.display()))?;
-        if owner != me {
-            anyhow::bail!(
-                "{}: the initial key of identity {}, not of this validator's {}",
-                config.initial_key.display(),
-                owner.short(),
-                me.short()
-            );
+    let waiting = match keys.read_initial_file(&config.initial_key)? {
+        Some(key) => {
+            let fp = key.fingerprint();
+            keys.import_initial(key, |_| true)?;
+            Some(fp)
         }
-        let fp = key.fingerprint();
-        keys.import_initial(key, |_| true)?;
-        Some(fp)
-    } else {
-        None
+        None => None,
     };
     let mut report = vec![format!(
         "identity {} ({}), {} and TLS material as {} are valid",

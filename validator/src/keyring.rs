@@ -78,6 +78,14 @@ pub enum KeyringError {
     /// Sealing failed.
     #[error(transparent)]
     Seal(#[from] SealError),
+    /// An initial key file is unreadable or not ours: left as it is.
+    #[error("initial KEM key {path}: {reason}")]
+    InitialKey {
+        /// The offending file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The ring is full.
     #[error("key ring is full ({MAX_KEYS} epoch keys): refusing to make another")]
     Full,
@@ -210,6 +218,31 @@ impl Keyring {
         Ok(true)
     }
 
+    /// Reads the initial key waiting at `path` (`None`: no file), refusing
+    /// one that does not parse or belongs to another identity, with the
+    /// file named. Changes nothing.
+    pub fn read_initial_file(&self, path: &Path) -> Result<Option<EpochKey>, KeyringError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let refused = |reason: String| KeyringError::InitialKey {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let bytes = Zeroizing::new(fsio::read_limited(path, 1 << 20)?);
+        let (owner, key) =
+            vault::initial_key::decode_secret(&bytes).map_err(|e| refused(e.to_string()))?;
+        let me = self.identity.public().fingerprint();
+        if owner != me {
+            return Err(refused(format!(
+                "the initial key of identity {}, not of this validator's {}",
+                owner.short(),
+                me.short()
+            )));
+        }
+        Ok(Some(key))
+    }
+
     /// Moves the initial key waiting at `path` (`vault keygen`'s
     /// `NAME.ikey`), if any, into the ring, then erases the file (zeros
     /// over it, then unlinked). A key of another identity, or a file that
@@ -221,23 +254,9 @@ impl Keyring {
         path: &Path,
         needed: impl Fn(&Fingerprint) -> bool,
     ) -> Result<InitialFile, KeyringError> {
-        if !path.exists() {
+        let Some(key) = self.read_initial_file(path)? else {
             return Ok(InitialFile::None);
-        }
-        let bytes = Zeroizing::new(fsio::read_limited(path, 1 << 20)?);
-        let (owner, key) =
-            vault::initial_key::decode_secret(&bytes).map_err(|e| corrupt(path, e))?;
-        let me = self.identity.public().fingerprint();
-        if owner != me {
-            return Err(corrupt(
-                path,
-                format!(
-                    "the initial key of identity {}, not of this validator's {}",
-                    owner.short(),
-                    me.short()
-                ),
-            ));
-        }
+        };
         let fp = key.fingerprint();
         if !self.import_initial(key, needed)? {
             return Ok(InitialFile::Deferred(fp));
