@@ -290,18 +290,119 @@ async fn a_bad_dealer_is_named_and_the_vault_heals_without_it() {
     pqvault_tests::recover_from(&mesh, &honest[..t2], 2, 3);
 }
 
+/// A dealer that sends one recipient a bad point, in every attempt: the
+/// recipient's check values disagree, which alone looks like the
+/// recipient lying. 3 of 7 at f = 1, holder 7 dies, holder 2 deals new
+/// index 4 a wrong (but signed) sub-share each time. The recipient
+/// reveals its signed sub-shares, every signer recomputes its values from
+/// them, and the syndrome points at dealer 2, proven by its own signature;
+/// the next attempt leaves it out. Before disputes were settled every
+/// attempt failed naming only "values of new share 4", forever: the vault
+/// never healed.
+#[tokio::test(flavor = "current_thread")]
+async fn a_dealer_picking_on_one_recipient_is_named_by_its_own_signature() {
+    let mut mesh = Mesh::with_policy(7, 3, 0, 1, 3);
+    mesh.set_reshare_after_ms(300);
+    for i in 0..7 {
+        if i == 1 {
+            mesh.start_with_env(i, &[("PQVAULT_BYZANTINE_BAD_SUBSHARE_TO", "4")]);
+        } else {
+            mesh.start(i);
+        }
+    }
+    mesh.kill9(6);
+    let honest = [0usize, 2, 3, 4, 5];
+    pqvault_tests::wait_epoch_all(&mesh, &honest, 2).await;
+    let named = |i: usize| {
+        let log = mesh.log(i);
+        log.contains("bad dealing in re-share") && log.contains("dealer share 2")
+    };
+    assert!(
+        honest.iter().all(|&i| named(i)),
+        "not every honest survivor named share 2's holder as the dealer in the dispute"
+    );
+    assert!(
+        honest
+            .iter()
+            .all(|&i| !mesh.log(i).contains("settled against recipient")),
+        "an honest recipient was named"
+    );
+    let dir = mesh.nodes[0]
+        .dir
+        .join(format!("data/vaults/{}/epoch-2", mesh.vault_id));
+    let m2 = vault::manifest::Manifest::decode(&std::fs::read(dir.join("manifest.pqvm")).unwrap())
+        .unwrap();
+    let bad = mesh.public_identity(1).fingerprint();
+    assert!(m2.body().shards.iter().all(|e| e.recipient != bad));
+    assert_eq!(m2.body().n, 5);
+    let t2 = usize::from(m2.body().threshold);
+    pqvault_tests::recover_from(&mesh, &honest[..t2], 2, 3);
+}
+
+/// The other side of the same dispute: a recipient that publishes check
+/// values its sub-shares do not give (3 of 7 at f = 1, holder 7 dead,
+/// holder 4 lies in the first re-share it receives). Asked to reveal, it
+/// shows the sub-shares its dealers signed, and every signer sees that
+/// they do not give what it published: the recipient is named, its share
+/// counts as lost, and the next attempt heals without it. No dealer is
+/// named.
+#[tokio::test(flavor = "current_thread")]
+async fn a_recipient_lying_about_its_check_values_is_convicted_by_its_reveal() {
+    let mut mesh = Mesh::with_policy(7, 3, 0, 1, 3);
+    mesh.set_reshare_after_ms(300);
+    for i in 0..7 {
+        if i == 3 {
+            mesh.start_with_env(i, &[("PQVAULT_BYZANTINE_BAD_CHECK_ONCE", "1")]);
+        } else {
+            mesh.start(i);
+        }
+    }
+    mesh.kill9(6);
+    let honest = [0usize, 1, 2, 4, 5];
+    pqvault_tests::wait_epoch_all(&mesh, &honest, 2).await;
+    let logs: Vec<String> = honest.iter().map(|&i| mesh.log(i)).collect();
+    assert!(
+        logs.iter()
+            .all(|l| l.contains("dispute settled against recipient 4")),
+        "not every honest signer convicted recipient 4"
+    );
+    assert!(
+        logs.iter().all(|l| !l.contains("dealer share")),
+        "an honest dealer was named"
+    );
+    assert!(
+        honest.iter().any(|&i| mesh.metrics(i).lines().any(|l| l
+            .starts_with("pqvault_dealing_disputes_total{outcome=\"recipient\"}")
+            && !l.ends_with(" 0"))),
+        "no validator counted the settled dispute"
+    );
+    let dir = mesh.nodes[0]
+        .dir
+        .join(format!("data/vaults/{}/epoch-2", mesh.vault_id));
+    let m2 = vault::manifest::Manifest::decode(&std::fs::read(dir.join("manifest.pqvm")).unwrap())
+        .unwrap();
+    let liar = mesh.public_identity(3).fingerprint();
+    assert!(m2.body().shards.iter().all(|e| e.recipient != liar));
+    let t2 = usize::from(m2.body().threshold);
+    pqvault_tests::recover_from(&mesh, &honest[..t2], 2, 3);
+}
+
 /// A recipient that lies once about its dealing-check values fails the
-/// refresh after a repair; it is named (not any dealer), and the refresh
-/// the epoch owes is retried until done. 3 of 5 plus a spare, refresh on:
-/// holder 5 dies, the spare is repaired in (epoch 2, same polynomial), and
-/// the refresh (epoch 3) must still happen. Before refreshes owed were
-/// persisted and retried, a failed refresh was never tried again: nothing
-/// was lost, so healing had nothing to do, and the lost holder's old
-/// share kept counting towards t.
+/// refresh after a repair; it is convicted by its own reveal (not any
+/// dealer), and the epoch the refresh owes is still made, without it. 3 of
+/// 5 plus a spare, refresh on: holder 5 dies, the spare is repaired in
+/// (epoch 2, same polynomial), and the refresh (epoch 3) must still
+/// happen. Before refreshes owed were persisted and retried, a failed
+/// refresh was never tried again: nothing was lost, so healing had nothing
+/// to do, and the lost holder's old share kept counting towards t. Before
+/// disputes were settled, the liar was named only as "values of new share
+/// 2" and kept its place; now its share counts as lost, and with no spare
+/// left the others re-share among themselves.
 #[tokio::test(flavor = "current_thread")]
 async fn a_failed_refresh_is_retried_and_a_lying_recipient_frames_no_dealer() {
     let mut mesh = Mesh::with_spares(5, 3, 1);
     mesh.enable_refresh();
+    mesh.set_reshare_after_ms(300);
     for i in 0..6 {
         if i == 1 {
             mesh.start_with_env(i, &[("PQVAULT_BYZANTINE_BAD_CHECK_ONCE", "1")]);
@@ -310,18 +411,32 @@ async fn a_failed_refresh_is_retried_and_a_lying_recipient_frames_no_dealer() {
         }
     }
     mesh.kill9(4);
-    pqvault_tests::wait_epoch_all(&mesh, &[0, 1, 2, 3, 5], 3).await;
-    let logs: Vec<String> = [0usize, 2, 3, 5].iter().map(|&i| mesh.log(i)).collect();
+    let honest = [0usize, 2, 3, 5];
+    pqvault_tests::wait_epoch_all(&mesh, &honest, 3).await;
+    let logs: Vec<String> = honest.iter().map(|&i| mesh.log(i)).collect();
     assert!(
         logs.iter()
             .any(|l| l.contains("bad dealing in re-share") && l.contains("values of new share 2")),
         "no validator named recipient 2's values"
     );
     assert!(
+        logs.iter()
+            .all(|l| l.contains("dispute settled against recipient 2")),
+        "not every honest signer convicted recipient 2"
+    );
+    assert!(
         logs.iter().all(|l| !l.contains("dealer share")),
         "an honest dealer was named"
     );
-    pqvault_tests::recover_from(&mesh, &[5, 1, 3], 3, 3);
+    let dir = mesh.nodes[0]
+        .dir
+        .join(format!("data/vaults/{}/epoch-3", mesh.vault_id));
+    let m3 = vault::manifest::Manifest::decode(&std::fs::read(dir.join("manifest.pqvm")).unwrap())
+        .unwrap();
+    let liar = mesh.public_identity(1).fingerprint();
+    assert!(m3.body().shards.iter().all(|e| e.recipient != liar));
+    let t3 = usize::from(m3.body().threshold);
+    pqvault_tests::recover_from(&mesh, &[5, 2, 3][..t3], 3, 3);
 }
 
 /// A holder that leads without a certified proposal: holder 5 is dead, and

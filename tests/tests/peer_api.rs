@@ -111,11 +111,22 @@ async fn bad_peer_messages_are_refused_and_change_nothing() {
             round: [9; 16],
             from: 1,
             sealed: vec![1, 2, 3],
+            signature: None,
         }
         .encode(),
     )
     .await;
     assert_eq!(r.status, 404, "unknown round first: {}", text(&r));
+    // Nobody gets a reveal of a round the validator is not in.
+    let r = me
+        .get(
+            &v1,
+            &format!("/v1/reshare/{}/reveal", "09".repeat(16)),
+            1 << 16,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404, "{}", text(&r));
 
     // Epoch steps with garbage or the wrong vault.
     let r = me

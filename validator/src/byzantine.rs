@@ -13,6 +13,10 @@
 //! * `PQVAULT_BYZANTINE_BAD_DEAL=1`: deal a re-share from our share plus a
 //!   constant (a bad dealer: without a check, no t shares of the next
 //!   epoch recover the secret).
+//! * `PQVAULT_BYZANTINE_BAD_SUBSHARE_TO=K`: in every re-share we deal,
+//!   send the recipient of new index `K` a wrong point (signed, as a
+//!   dealer must sign what it sends): a dealer picking on one recipient,
+//!   which looks like that recipient lying until the dispute is settled.
 //! * `PQVAULT_BYZANTINE_BAD_CHECK_ONCE=1`: publish wrong dealing-check
 //!   values in the first re-share we receive, then behave (a recipient
 //!   that lies once).
@@ -68,6 +72,23 @@ pub fn corrupt_deal(value: &mut [u8]) {
     }
     #[cfg(not(feature = "byzantine"))]
     let _ = value;
+}
+
+/// Changes the sub-share we are about to deal to new index `k`, if told
+/// to pick on that recipient.
+pub fn corrupt_subshare(k: u8, value: &mut [u8]) {
+    #[cfg(feature = "byzantine")]
+    if std::env::var("PQVAULT_BYZANTINE_BAD_SUBSHARE_TO").is_ok_and(|v| v == k.to_string()) {
+        if let Some(b) = value.first_mut() {
+            *b ^= 0x5a;
+        }
+        tracing::warn!(
+            recipient = k,
+            "byzantine test build: dealing a wrong sub-share"
+        );
+    }
+    #[cfg(not(feature = "byzantine"))]
+    let _ = (k, value);
 }
 
 /// Changes the share we are about to send an operator, if told to lie.

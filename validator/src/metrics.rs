@@ -61,6 +61,8 @@ pub struct Metrics {
     /// Re-share dealings that failed the dealing check, by who the check
     /// named (`dealer`, `recipient` or `unknown`).
     pub bad_dealings: IntCounterVec,
+    /// Disputes over one recipient's dealing-check values, by outcome.
+    pub dealing_disputes: IntCounterVec,
     /// Certified attempts this validator led that failed and were aborted,
     /// by outcome (`certified`: a quorum signed the abort; `short`: fewer,
     /// so the votes wait for the attempt timeout).
@@ -304,6 +306,16 @@ impl Metrics {
         for c in ["dealer", "recipient", "unknown"] {
             bad_dealings.with_label_values(&[c]);
         }
+        let dealing_disputes = IntCounterVec::new(
+            Opts::new(
+                "pqvault_dealing_disputes_total",
+                "Disputes over one recipient's dealing-check values settled from its signed sub-shares, by outcome (dealer: a dealer signed a bad point; recipient: the recipient lied; unsettled: no reveal, or several dealers).",
+            ),
+            &["outcome"],
+        )?;
+        for o in ["dealer", "recipient", "unsettled"] {
+            dealing_disputes.with_label_values(&[o]);
+        }
         let attempts_aborted = IntCounterVec::new(
             Opts::new(
                 "pqvault_attempts_aborted_total",
@@ -466,6 +478,7 @@ impl Metrics {
             Box::new(refusals.clone()),
             Box::new(recovery_requests.clone()),
             Box::new(bad_dealings.clone()),
+            Box::new(dealing_disputes.clone()),
             Box::new(attempts_aborted.clone()),
             Box::new(custody_checks.clone()),
             Box::new(vault_threshold.clone()),
@@ -548,6 +561,7 @@ impl Metrics {
             refusals,
             recovery_requests,
             bad_dealings,
+            dealing_disputes,
             attempts_aborted,
             custody_checks,
             vault_threshold,
@@ -659,6 +673,16 @@ impl Metrics {
     /// Counts a dealing that failed its check, by who it named.
     pub fn bad_dealing(&self, culprit: &str) {
         self.bad_dealings.with_label_values(&[culprit]).inc();
+    }
+
+    /// Counts a settled (or unsettled) dispute over a recipient's values.
+    pub fn dispute(&self, outcome: vault::dealing::Settlement) {
+        let label = match outcome {
+            vault::dealing::Settlement::Dealer(_) => "dealer",
+            vault::dealing::Settlement::Recipient => "recipient",
+            vault::dealing::Settlement::Unsettled => "unsettled",
+        };
+        self.dealing_disputes.with_label_values(&[label]).inc();
     }
 
     /// The text exposition format.

@@ -44,6 +44,7 @@ use vault::identity::{Fingerprint, PublicIdentity};
 use vault::manifest::{shard_hash, VaultId};
 use vault::seal::SealedShard;
 use vault::share::{ShareRecord, MAX_SHARE_LEN};
+use vault::sign::HybridSignature;
 use zeroize::Zeroizing;
 
 /// Wire kind of re-share messages.
@@ -54,6 +55,10 @@ pub const RESHARE_KIND: Kind = Kind {
 };
 
 const MAX_SEALED: usize = MAX_SHARE_LEN + 16 * 1024;
+
+/// Domain of a dealer's signature over a sub-share it sends
+/// ([`subshare_statement`]).
+pub const SUBSHARE_DOMAIN: &str = "pqvault/v1 subshare";
 
 /// How long a round we dealt in blocks another round for the same epoch:
 /// longer than a leader waits for a round (20 s) before it gives up.
@@ -89,7 +94,62 @@ pub enum Message {
         from: u8,
         /// `PQVS` sealed to the recipient (epoch + 1, new t and n, index k).
         sealed: Vec<u8>,
+        /// The dealer's signature over the point it sealed
+        /// ([`subshare_statement`]), so a dispute over it can be settled
+        /// (type 3); `None` from a dealer that predates it (type 2).
+        signature: Option<HybridSignature>,
     },
+    /// A recipient's sub-shares with their dealers' signatures, revealed
+    /// to settle a dispute over its check values (the answer of `GET
+    /// /v1/reshare/{round}/reveal`).
+    Reveal {
+        /// Round id.
+        round: [u8; 16],
+        /// The recipient's new index.
+        index: u8,
+        /// One per dealer, in the plan's order.
+        subs: Vec<Revealed>,
+    },
+}
+
+/// One revealed sub-share.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Revealed {
+    /// Dealer's share index in the old epoch.
+    pub from: u8,
+    /// The point the dealer sent.
+    pub value: Zeroizing<Vec<u8>>,
+    /// The dealer's signature over it ([`subshare_statement`]).
+    pub signature: HybridSignature,
+}
+
+impl std::fmt::Debug for Revealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Revealed")
+            .field("from", &self.from)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a dealer signs for the sub-share it sends recipient `index`:
+/// `round:[16] vault_id:[16] epoch:u64 (the new epoch) t_new:u8 n_new:u8
+/// from:u8 index:u8 value:var` (docs/formats.md, `PQVX`).
+pub fn subshare_statement(plan: &Plan, from: u8, index: u8, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + value.len());
+    out.extend_from_slice(&plan.round);
+    out.extend_from_slice(plan.vault_id.as_bytes());
+    out.extend_from_slice(&(plan.epoch + 1).to_be_bytes());
+    out.push(plan.t_new);
+    out.push(plan.recipients.len() as u8);
+    out.push(from);
+    out.push(index);
+    out.extend_from_slice(&(value.len() as u32).to_be_bytes());
+    out.extend_from_slice(value);
+    out
+}
+
+fn write_signature(w: &mut Writer, sig: &HybridSignature) {
+    w.bytes(&sig.ed25519).bytes(&sig.mldsa);
 }
 
 impl Message {
@@ -115,8 +175,22 @@ impl Message {
                 round,
                 from,
                 sealed,
+                signature,
             } => {
-                w.u8(2).bytes(round).u8(*from).var_bytes(sealed);
+                w.u8(if signature.is_some() { 3 } else { 2 })
+                    .bytes(round)
+                    .u8(*from)
+                    .var_bytes(sealed);
+                if let Some(sig) = signature {
+                    write_signature(&mut w, sig);
+                }
+            }
+            Message::Reveal { round, index, subs } => {
+                w.u8(4).bytes(round).u8(*index).u8(subs.len() as u8);
+                for s in subs {
+                    w.u8(s.from).var_bytes(&s.value);
+                    write_signature(&mut w, &s.signature);
+                }
             }
         }
         w.finish()
@@ -147,11 +221,29 @@ impl Message {
                     recipients,
                 })
             }
-            2 => Message::Subshare {
+            2 | 3 => Message::Subshare {
                 round,
                 from: r.u8("dealer index")?,
                 sealed: r.var_bytes("sealed sub-share", MAX_SEALED)?.to_vec(),
+                signature: if kind == 3 {
+                    Some(HybridSignature::read(&mut r)?)
+                } else {
+                    None
+                },
             },
+            4 => {
+                let index = r.u8("recipient index")?;
+                let count = r.u8("sub-share count")?;
+                let mut subs = Vec::with_capacity(count.into());
+                for _ in 0..count {
+                    subs.push(Revealed {
+                        from: r.u8("dealer index")?,
+                        value: Zeroizing::new(r.var_bytes("sub-share", MAX_SHARE_LEN)?.to_vec()),
+                        signature: HybridSignature::read(&mut r)?,
+                    });
+                }
+                Message::Reveal { round, index, subs }
+            }
             other => {
                 return Err(FormatError::invalid(
                     "message type",
@@ -169,14 +261,24 @@ pub struct Round {
     plan: Plan,
     /// Our new index, if we are a recipient.
     my_index: Option<u8>,
-    /// Sub-shares received, by dealer index.
-    subs: BTreeMap<u8, Zeroizing<Vec<u8>>>,
+    /// Sub-shares received, by dealer index, kept with their dealers'
+    /// signatures until the round is forgotten (a dispute over our check
+    /// values is settled by revealing them).
+    subs: BTreeMap<u8, Received>,
+    /// Whether we reveal our sub-shares, once decided ([`reveal`]).
+    reveal: Option<bool>,
     /// Our entry in the next manifest, once our new share is sealed.
     done: Option<PrepareReply>,
     /// Our public dealing-check values (`vault::dealing`), once computed.
     check: Option<Vec<Vec<u8>>>,
     /// When the round started here (rounds are pruned: `state::prune`).
     started: std::time::Instant,
+}
+
+/// A sub-share as received.
+struct Received {
+    value: Zeroizing<Vec<u8>>,
+    signature: Option<HybridSignature>,
 }
 
 /// Forgets every re-share round of `vault` dealing from an epoch before
@@ -208,7 +310,9 @@ pub async fn handle(
             round,
             from,
             sealed,
-        } => on_subshare(state, caller, round, from, sealed).await,
+            signature,
+        } => on_subshare(state, caller, round, from, sealed, signature).await,
+        Message::Reveal { .. } => Err(bad(400, "a reveal is an answer, not a request")),
     }
 }
 
@@ -283,6 +387,7 @@ pub async fn start(
             plan,
             my_index,
             subs: BTreeMap::new(),
+            reveal: None,
             done: None,
             check: None,
             started: std::time::Instant::now(),
@@ -308,16 +413,28 @@ async fn deal(state: Arc<State>, plan: Plan, from: u8, shard: Vec<u8>) -> Result
     let (t_new, n_new) = (plan.t_new, plan.recipients.len() as u8);
     let (vault_id, epoch) = (plan.vault_id, plan.epoch + 1);
     let ids: Vec<PublicIdentity> = to.iter().map(|(p, _)| p.clone()).collect();
-    let sealed: Vec<Vec<u8>> = blocking(move || {
+    let signer = state.identity.clone();
+    let p = plan.clone();
+    let sealed: Vec<(Vec<u8>, HybridSignature)> = blocking(move || {
         let parsed = SealedShard::parse(&shard).map_err(|e| bad(500, e))?;
         let suite = parsed.header.suite;
         let record = crate::unsealed::open(&shard, &keys).map_err(|e| bad(500, e))?;
         let mut share = record.share.clone();
         crate::byzantine::corrupt_deal(&mut share.value);
-        let subs = vault::repair::deal(&share, t_new, n_new).map_err(|e| bad(500, e))?;
+        let mut subs = vault::repair::deal(&share, t_new, n_new).map_err(|e| bad(500, e))?;
+        for s in &mut subs {
+            crate::byzantine::corrupt_subshare(s.index, &mut s.value);
+        }
         subs.into_iter()
             .zip(&ids)
             .map(|(share, id)| {
+                // Signed in the clear, sealed with it: a recipient can
+                // show what we sent it, and only it can.
+                let statement = subshare_statement(&p, from, share.index, &share.value);
+                let signature = signer
+                    .signing_key()
+                    .sign(SUBSHARE_DOMAIN, &statement)
+                    .map_err(|e| bad(500, e))?;
                 let r = ShareRecord {
                     vault_id,
                     epoch,
@@ -325,21 +442,31 @@ async fn deal(state: Arc<State>, plan: Plan, from: u8, shard: Vec<u8>) -> Result
                     n: n_new,
                     share,
                 };
-                vault::seal::seal(&r, suite, id).map_err(|e| bad(500, e))
+                let sealed = vault::seal::seal(&r, suite, id).map_err(|e| bad(500, e))?;
+                Ok((sealed, signature))
             })
             .collect()
     })
     .await?;
-    for ((_, member), sealed) in to.into_iter().zip(sealed) {
+    for ((_, member), (sealed, signature)) in to.into_iter().zip(sealed) {
         match member {
             None => {
-                on_subshare(state.clone(), state.id.clone(), plan.round, from, sealed).await?;
+                on_subshare(
+                    state.clone(),
+                    state.id.clone(),
+                    plan.round,
+                    from,
+                    sealed,
+                    Some(signature),
+                )
+                .await?;
             }
             Some(m) => {
                 let msg = Message::Subshare {
                     round: plan.round,
                     from,
                     sealed,
+                    signature: Some(signature),
                 };
                 rounds::deliver(&state, m, "/v1/reshare", msg.encode())
             }
@@ -355,6 +482,7 @@ async fn on_subshare(
     round: [u8; 16],
     from: u8,
     sealed: Vec<u8>,
+    signature: Option<HybridSignature>,
 ) -> Result<&'static str, Failure> {
     let (plan, my_index) = {
         let r = state.reshares.lock().map_err(|_| bad(500, "poisoned"))?;
@@ -364,7 +492,8 @@ async fn on_subshare(
     let my_index = my_index.ok_or_else(|| bad(422, "we are not a recipient in this round"))?;
     // The sender must be the dealer it claims to be.
     let (manifest, _) = rounds::current_manifest(&state, &plan.vault_id)?;
-    let caller_fp = rounds::identity_of(&state, &caller).await?.fingerprint();
+    let dealer = rounds::identity_of(&state, &caller).await?;
+    let caller_fp = dealer.fingerprint();
     let actual = manifest
         .body()
         .shards
@@ -383,6 +512,7 @@ async fn on_subshare(
     let key = state.identity.clone();
     let n_new = plan.recipients.len() as u8;
     let (vault_id, epoch, t_new) = (plan.vault_id, plan.epoch + 1, plan.t_new);
+    let p = plan.clone();
     let value = blocking(move || {
         let s = SealedShard::parse(&sealed).map_err(|e| bad(400, e))?;
         if s.header.recipient != key.public().fingerprint() {
@@ -397,7 +527,19 @@ async fn on_subshare(
                 "sub-share is for another vault, epoch, (t, n) or index",
             ));
         }
-        Ok(r.share.value.clone())
+        // Checked now, so we only ever hold signatures that verify: an
+        // honest recipient's reveal never fails on one.
+        if let Some(sig) = &signature {
+            let statement = subshare_statement(&p, from, my_index, &r.share.value);
+            dealer
+                .verifying_key()
+                .verify(SUBSHARE_DOMAIN, &statement, sig)
+                .map_err(|e| bad(422, format!("dealer's signature over the sub-share: {e}")))?;
+        }
+        Ok(Received {
+            value: r.share.value.clone(),
+            signature,
+        })
     })
     .await?;
     let complete = {
@@ -417,7 +559,7 @@ async fn on_subshare(
                 r.plan
                     .dealers
                     .iter()
-                    .map(|d| r.subs[d].clone())
+                    .map(|d| r.subs[d].value.clone())
                     .collect::<Vec<_>>(),
             )
         } else {
@@ -501,7 +643,6 @@ async fn finish(
     {
         r.done = Some(reply);
         r.check = check;
-        r.subs.clear();
     }
     tracing::info!(round = %hex::encode(plan.round), index = my_index, "re-share: new share ready");
     Ok(())
@@ -517,6 +658,103 @@ pub fn status(state: &State, round: &[u8; 16]) -> Option<serde_json::Value> {
         "entry": r.done,
         "check": r.check.as_ref().map(|c| c.iter().map(hex::encode).collect::<Vec<_>>()),
     }))
+}
+
+/// `GET /v1/reshare/{round}/reveal`: our sub-shares with their dealers'
+/// signatures, answered only if our own run of the dealing check finds our
+/// values alone disagreeing and the numbers make a reveal harmless
+/// (`vault::dealing::settleable`: then at most one honest recipient per
+/// round reveals, and one revealed point more than the `f` corrupt
+/// recipients know stays below `t'` on every dealer's fresh polynomial).
+/// Decided once per round; the answer is a `PQVX` reveal (type 4).
+pub async fn reveal(state: &Arc<State>, round: [u8; 16]) -> Result<Vec<u8>, Failure> {
+    let (plan, my_index, decided) = {
+        let all = state.reshares.lock().map_err(|_| bad(500, "poisoned"))?;
+        let r = all.get(&round).ok_or_else(|| bad(404, "unknown round"))?;
+        (r.plan.clone(), r.my_index, r.reveal)
+    };
+    let k = my_index.ok_or_else(|| bad(404, "we are not a recipient in this round"))?;
+    let reveal = match decided {
+        Some(d) => d,
+        None => {
+            let d = our_values_alone_disagree(state, &plan, k).await?;
+            let mut all = state.reshares.lock().map_err(|_| bad(500, "poisoned"))?;
+            let r = all
+                .get_mut(&round)
+                .ok_or_else(|| bad(404, "unknown round"))?;
+            *r.reveal.get_or_insert(d)
+        }
+    };
+    if !reveal {
+        return Err(bad(
+            409,
+            "our check values are not alone in dispute here, or a reveal could leak; not revealing",
+        ));
+    }
+    let msg = own_reveal(state, &plan).ok_or_else(|| {
+        bad(
+            409,
+            "some of our sub-shares came unsigned; nothing to reveal",
+        )
+    })?;
+    tracing::warn!(round = %hex::encode(round), index = k,
+        "re-share: revealed our signed sub-shares to settle a dispute over our check values");
+    Ok(msg.encode())
+}
+
+/// Whether, in our own view, the dealing check of `plan` finds recipient
+/// `k` (us) alone disagreeing, and a reveal may settle it.
+async fn our_values_alone_disagree(
+    state: &Arc<State>,
+    plan: &Plan,
+    k: u8,
+) -> Result<bool, Failure> {
+    let rules = crate::proposals::rules(state, &plan.vault_id);
+    let (manifest, _) = rounds::current_manifest(state, &plan.vault_id)?;
+    let t_old = manifest.body().threshold;
+    if manifest.body().epoch != plan.epoch
+        || !vault::dealing::settleable(
+            plan.dealers.len(),
+            t_old,
+            plan.t_new,
+            plan.recipients.len(),
+            rules.f,
+        )
+    {
+        return Ok(false);
+    }
+    let spare = plan.dealers.len() - usize::from(t_old);
+    let values = gather_check_values(state, plan, spare).await?;
+    let verdict = vault::dealing::verify(&plan.dealers, t_old, plan.t_new, rules.f, &values)
+        .map_err(|e| bad(422, e))?;
+    Ok(verdict
+        == vault::dealing::Verdict::Inconsistent {
+            dealers: Vec::new(),
+            recipients: vec![k],
+        })
+}
+
+/// Our sub-shares of `plan`'s round as a reveal, if every one came signed.
+fn own_reveal(state: &State, plan: &Plan) -> Option<Message> {
+    let all = state.reshares.lock().ok()?;
+    let r = all.get(&plan.round)?;
+    let subs = plan
+        .dealers
+        .iter()
+        .map(|d| {
+            let got = r.subs.get(d)?;
+            Some(Revealed {
+                from: *d,
+                value: got.value.clone(),
+                signature: got.signature.clone()?,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Message::Reveal {
+        round: plan.round,
+        index: r.my_index?,
+        subs,
+    })
 }
 
 /// Our own check values of `round`, once our new share is made.
@@ -578,17 +816,155 @@ pub async fn check_dealing(
     let verdict = vault::dealing::verify(&plan.dealers, t_old, plan.t_new, rules.f, &values)
         .map_err(|e| bad(422, e))?;
     let vault::dealing::Verdict::Inconsistent {
-        dealers,
+        mut dealers,
         recipients,
     } = verdict
     else {
         return Ok(());
     };
+    // One recipient's values alone disagree: it lied, or a dealer sent it
+    // a bad point. Its signed sub-shares tell which, where that is safe.
+    let mut liar = None;
+    if let ([], [k]) = (dealers.as_slice(), recipients.as_slice()) {
+        let k = *k;
+        let n_new = plan.recipients.len();
+        if vault::dealing::settleable(plan.dealers.len(), t_old, plan.t_new, n_new, rules.f) {
+            let outcome = settle_dispute(state, &plan, current, &values, k).await;
+            state.metrics.dispute(outcome);
+            match outcome {
+                vault::dealing::Settlement::Dealer(j) => {
+                    tracing::warn!(round = %hex::encode(round),
+                        "dispute over new share {k}'s check values settled: dealer share {j} signed a bad point");
+                    dealers = vec![j];
+                }
+                vault::dealing::Settlement::Recipient => {
+                    tracing::warn!(round = %hex::encode(round),
+                        "dispute settled against recipient {k}: its check values are not what its signed sub-shares give");
+                    liar = Some(plan.recipients[usize::from(k) - 1]);
+                }
+                vault::dealing::Settlement::Unsettled => {}
+            }
+        }
+    }
+    let recipients = if dealers.is_empty() {
+        recipients
+    } else {
+        Vec::new()
+    };
     let (culprit, why) = describe_bad_dealing(&plan, &dealers, &recipients);
     state.metrics.bad_dealing(culprit);
     tracing::error!(vault = %plan.vault_id, culprit, "{why}; keeping epoch {}", plan.epoch);
-    after_bad_dealing(state, &plan, current, &dealers).await;
+    after_bad_dealing(state, &plan, current, &dealers, liar).await;
     Err(bad(422, why))
+}
+
+/// Settles a dispute over recipient `k`'s check values of `plan`: takes
+/// its reveal (ours from memory), checks every sub-share against its
+/// dealer's signature, and lets `vault::dealing::settle` say who lied. A
+/// reveal that is malformed or carries a signature that does not verify
+/// convicts the recipient (an honest one checked every signature when the
+/// sub-share arrived); no reveal settles nothing.
+async fn settle_dispute(
+    state: &Arc<State>,
+    plan: &Plan,
+    current: &vault::manifest::ManifestBody,
+    values: &[(u8, Vec<Vec<u8>>)],
+    k: u8,
+) -> vault::dealing::Settlement {
+    use vault::dealing::Settlement;
+    let subs = match reveal_of(state, plan, current, k).await {
+        Ok(Some(subs)) => subs,
+        Ok(None) => return Settlement::Recipient,
+        Err((_, why)) => {
+            tracing::info!("dispute over new share {k}'s check values not settled: {why}");
+            return Settlement::Unsettled;
+        }
+    };
+    let values = values.to_vec();
+    let (dealers, t, t_new) = (plan.dealers.clone(), current.threshold, plan.t_new);
+    blocking(move || {
+        Ok(
+            vault::dealing::settle(&dealers, t, t_new, &values, k, &subs)
+                .unwrap_or(Settlement::Unsettled),
+        )
+    })
+    .await
+    .unwrap_or(Settlement::Unsettled)
+}
+
+/// Recipient `k`'s revealed sub-shares of `plan`, in dealer order, every
+/// signature checked: `Ok(None)` if the reveal convicts the recipient,
+/// `Err` if there is none to judge.
+async fn reveal_of(
+    state: &Arc<State>,
+    plan: &Plan,
+    current: &vault::manifest::ManifestBody,
+    k: u8,
+) -> Result<Option<Vec<Zeroizing<Vec<u8>>>>, Failure> {
+    let me = state.identity.public().fingerprint();
+    let fp = plan
+        .recipients
+        .get(usize::from(k).wrapping_sub(1))
+        .ok_or_else(|| bad(422, "no such recipient"))?;
+    let msg = if *fp == me {
+        own_reveal(state, plan).ok_or_else(|| bad(409, "our own sub-shares are not all signed"))?
+    } else {
+        let (m, _) = rounds::member_with(state, fp).await?;
+        let path = format!("/v1/reshare/{}/reveal", hex::encode(plan.round));
+        let limit = plan.dealers.len() * (MAX_SHARE_LEN + 4096) + 1024;
+        let r = state
+            .ctl
+            .get(&m, &path, limit)
+            .await
+            .map_err(|e| bad(409, format!("recipient {k} ({}): {e}", m.id)))?;
+        if r.status != 200 {
+            return Err(bad(
+                409,
+                format!(
+                    "recipient {k} ({}) did not reveal: HTTP {}: {}",
+                    m.id,
+                    r.status,
+                    String::from_utf8_lossy(&r.body).trim()
+                ),
+            ));
+        }
+        match Message::decode(&r.body) {
+            Ok(msg) => msg,
+            Err(_) => return Ok(None),
+        }
+    };
+    let Message::Reveal { round, index, subs } = msg else {
+        return Ok(None);
+    };
+    if round != plan.round
+        || index != k
+        || subs.len() != plan.dealers.len()
+        || subs.iter().zip(&plan.dealers).any(|(s, d)| s.from != *d)
+    {
+        return Ok(None);
+    }
+    let mut values = Vec::with_capacity(subs.len());
+    for s in subs {
+        let dealer = current
+            .entry(s.from)
+            .map(|e| e.recipient)
+            .ok_or_else(|| bad(409, format!("share {} is not in the epoch", s.from)))?;
+        let key = if dealer == me {
+            state.identity.public().clone()
+        } else {
+            rounds::member_with(state, &dealer).await?.1
+        };
+        let statement = subshare_statement(plan, s.from, k, &s.value);
+        if key
+            .verifying_key()
+            .verify(SUBSHARE_DOMAIN, &statement, &s.signature)
+            .is_err()
+        {
+            return Ok(None);
+        }
+        values.push(s.value);
+    }
+    Ok(Some(values))
 }
 
 /// Every recipient's check values for `plan`, in recipient order: ours
@@ -675,6 +1051,7 @@ async fn after_bad_dealing(
     plan: &Plan,
     current: &vault::manifest::ManifestBody,
     dealers: &[u8],
+    liar: Option<Fingerprint>,
 ) {
     let key = (plan.vault_id, plan.epoch);
     if let Ok(mut dealt) = state.dealt.lock() {
@@ -688,14 +1065,14 @@ async fn after_bad_dealing(
         }
     }
     let me = state.identity.public().fingerprint();
-    for d in dealers {
-        let Some(fp) = current
-            .entry(*d)
-            .map(|e| e.recipient)
-            .filter(|fp| *fp != me)
-        else {
+    let named = dealers
+        .iter()
+        .filter_map(|d| current.entry(*d).map(|e| e.recipient))
+        .chain(liar);
+    for fp in named {
+        if fp == me {
             continue;
-        };
+        }
         if let Ok((m, _)) = rounds::member_with(state, &fp).await {
             if let Ok(mut b) = state.bad_dealers.lock() {
                 b.insert((plan.vault_id, m.id));
@@ -721,6 +1098,14 @@ mod tests {
         }
     }
 
+    /// A signature-shaped filler (the layout does not check signatures).
+    fn signature(b: u8) -> HybridSignature {
+        HybridSignature {
+            ed25519: [b; vault::sign::ED25519_SIG_LEN],
+            mldsa: vec![b + 1; vault::sign::MLDSA65_SIG_LEN],
+        }
+    }
+
     #[test]
     fn messages_round_trip_and_refuse_garbage() {
         let msgs = [
@@ -729,6 +1114,29 @@ mod tests {
                 round: [9; 16],
                 from: 2,
                 sealed: vec![1, 2, 3],
+                signature: None,
+            },
+            Message::Subshare {
+                round: [9; 16],
+                from: 2,
+                sealed: vec![1, 2, 3],
+                signature: Some(signature(0x44)),
+            },
+            Message::Reveal {
+                round: [9; 16],
+                index: 4,
+                subs: vec![
+                    Revealed {
+                        from: 1,
+                        value: Zeroizing::new(vec![5; 3]),
+                        signature: signature(0x46),
+                    },
+                    Revealed {
+                        from: 2,
+                        value: Zeroizing::new(vec![6; 3]),
+                        signature: signature(0x47),
+                    },
+                ],
             },
         ];
         for m in msgs {
@@ -773,8 +1181,37 @@ mod tests {
             round: [0x11; 16],
             from: 2,
             sealed: b"PQVS-not-a-real-shard".to_vec(),
+            signature: None,
         };
         assert_eq!(Message::decode(&sub_bytes).unwrap(), sub);
         assert_eq!(sub.encode(), sub_bytes);
+        let signed_bytes = read(include_str!("../tests/vectors/pqvx-v1-signed-subshare.hex"));
+        let signed = Message::Subshare {
+            round: [0x11; 16],
+            from: 2,
+            sealed: b"PQVS-not-a-real-shard".to_vec(),
+            signature: Some(signature(0x44)),
+        };
+        assert_eq!(Message::decode(&signed_bytes).unwrap(), signed);
+        assert_eq!(signed.encode(), signed_bytes);
+        let reveal_bytes = read(include_str!("../tests/vectors/pqvx-v1-reveal.hex"));
+        let reveal = Message::Reveal {
+            round: [0x11; 16],
+            index: 4,
+            subs: vec![
+                Revealed {
+                    from: 1,
+                    value: Zeroizing::new(vec![0x51; 32]),
+                    signature: signature(0x46),
+                },
+                Revealed {
+                    from: 5,
+                    value: Zeroizing::new(vec![0x55; 32]),
+                    signature: signature(0x47),
+                },
+            ],
+        };
+        assert_eq!(Message::decode(&reveal_bytes).unwrap(), reveal);
+        assert_eq!(reveal.encode(), reveal_bytes);
     }
 }

@@ -349,6 +349,125 @@ pub fn verify(
     })
 }
 
+/// Whether a dispute over one recipient's values may be settled by that
+/// recipient revealing its sub-shares ([`settle`]), for `d` dealers at old
+/// threshold `t`, a new `(t_new, n_new)` and up to `f` liars:
+///
+/// * `d - t >= max(2, f + 1)`: the syndrome locates a single dealer, and
+///   no `f` liars among the dealers can make it point at an honest one;
+/// * `t_new >= f + 2`: one revealed recipient plus `f` corrupt ones know
+///   fewer than `t_new` points of any dealer's polynomial, whose constant
+///   is that dealer's old share;
+/// * `n_new >= t_new + f + 1`: no two honest recipients can each see
+///   themselves as the only disagreeing one, so at most one reveals per
+///   attempt (each attempt deals fresh polynomials).
+pub fn settleable(d: usize, t: u8, t_new: u8, n_new: usize, f: u8) -> bool {
+    let f = usize::from(f);
+    d.saturating_sub(usize::from(t)) >= 2.max(f + 1)
+        && usize::from(t_new) >= f + 2
+        && n_new > usize::from(t_new) + f
+}
+
+/// The outcome of [`settle`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    /// The disputed values follow from what the dealers signed, and the
+    /// error lies along this dealer's column alone: its signed point is
+    /// the bad one (old share index).
+    Dealer(u8),
+    /// The recipient's published values are not what its revealed
+    /// sub-shares give: the recipient lied.
+    Recipient,
+    /// Neither can be shown (several dealers' errors, or the other
+    /// recipients do not agree on one polynomial).
+    Unsettled,
+}
+
+/// `P(at)` for the polynomial of degree `<= points.len()` through `(0, 0)`
+/// and `points`: Lagrange over the points and the origin, whose own term
+/// vanishes.
+fn through_origin(points: &[(u8, &[u8])], at: u8) -> Result<Vec<u8>, CheckError> {
+    let xs: Vec<u8> = points.iter().map(|(x, _)| *x).collect();
+    let lambdas = if xs.len() == 1 {
+        vec![Gf256::ONE]
+    } else {
+        crate::shamir::lagrange_coefficients(&xs, at)
+            .map_err(|_| CheckError::BadIndices("recipient"))?
+    };
+    let len = points.first().map_or(0, |(_, v)| v.len());
+    let mut out = vec![0u8; len];
+    for ((x, v), l) in points.iter().zip(lambdas) {
+        // The origin's factor (at - 0) / (x - 0).
+        let c = l.mul(Gf256(at)).div(Gf256(*x)).unwrap_or(Gf256::ZERO);
+        mul_acc(&mut out, v, c);
+    }
+    Ok(out)
+}
+
+/// Settles a dispute over recipient `disputed`'s published values
+/// (`values`, as given to [`verify`], which found that recipient's column
+/// alone off) from the sub-shares it revealed, one per dealer in order,
+/// each already checked against its dealer's signature by the caller.
+///
+/// If the revealed sub-shares do not give the published values, the
+/// recipient lied. Otherwise its values are what the dealers signed, and
+/// the difference from the polynomial the other recipients agree on is
+/// the syndrome `Σ_i μ_m[i] e_i`; a single dealer `j` gives `s_m = x_j^m ·
+/// s_0`. Only the corrupt dealers' errors enter it, and any `f + 1`
+/// parity columns are independent, so with `d - t >= f + 1` an honest
+/// dealer never fits; with `d - t >= 2` at most one does.
+pub fn settle<P: AsRef<[u8]>>(
+    dealers: &[u8],
+    t: u8,
+    t_new: u8,
+    values: &[(u8, Vec<Vec<u8>>)],
+    disputed: u8,
+    revealed: &[P],
+) -> Result<Settlement, CheckError> {
+    let recomputed = check_values(dealers, t, revealed)?;
+    let Some((_, published)) = values.iter().find(|(k, _)| *k == disputed) else {
+        return Err(CheckError::BadIndices("recipient"));
+    };
+    if *published != recomputed {
+        return Ok(Settlement::Recipient);
+    }
+    let others: Vec<&(u8, Vec<Vec<u8>>)> = values.iter().filter(|(k, _)| *k != disputed).collect();
+    let basis = usize::from(t_new).saturating_sub(1).max(1);
+    if others.len() <= basis {
+        return Ok(Settlement::Unsettled);
+    }
+    let mut syndrome = Vec::with_capacity(published.len());
+    for (m, own) in published.iter().enumerate() {
+        let points: Vec<(u8, &[u8])> = others.iter().map(|(k, p)| (*k, &p[m][..])).collect();
+        // Every other column must lie on the polynomial its first
+        // t' - 1 points give (the verdict said so; a liar changing its
+        // answer between askers makes this fail, and nothing is named).
+        for &(x, v) in &points[basis..] {
+            if through_origin(&points[..basis], x)? != v {
+                return Ok(Settlement::Unsettled);
+            }
+        }
+        let mut s = through_origin(&points[..basis], disputed)?;
+        mul_acc(&mut s, own, Gf256::ONE);
+        syndrome.push(s);
+    }
+    if syndrome.len() < 2 || syndrome[0].iter().all(|&b| b == 0) {
+        return Ok(Settlement::Unsettled);
+    }
+    let fits = |x: u8| {
+        let mut expected = syndrome[0].clone();
+        syndrome[1..].iter().all(|s| {
+            crate::gf256::scale_in_place(&mut expected, Gf256(x));
+            *s == expected
+        })
+    };
+    let found: Vec<u8> = dealers.iter().copied().filter(|&x| fits(x)).collect();
+    Ok(match found.as_slice() {
+        [j] => Settlement::Dealer(*j),
+        _ => Settlement::Unsettled,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -495,6 +614,85 @@ mod tests {
         );
     }
 
+    /// The sub-shares recipient `k` (1-based) holds, one per dealer.
+    fn held(subs: &[Vec<Share>], k: usize) -> Vec<Vec<u8>> {
+        subs.iter().map(|d| d[k - 1].value.to_vec()).collect()
+    }
+
+    #[test]
+    fn a_dealer_picking_on_one_recipient_is_found_from_its_revealed_points() {
+        let dealers = [1u8, 2, 3, 4, 5, 6];
+        for bad in [0usize, 1, 5] {
+            let mut subs = dealing(SECRET, 3, 7, &dealers, 3, 6);
+            subs[bad][3].value[7] ^= 0x5a;
+            let v = publish(&dealers, 3, &subs);
+            // Alone, the check cannot tell the dealer from the recipient.
+            assert_eq!(
+                verify(&dealers, 3, 3, 1, &v),
+                Ok(Verdict::Inconsistent {
+                    dealers: vec![],
+                    recipients: vec![4]
+                })
+            );
+            assert!(settleable(6, 3, 3, 6, 1));
+            assert_eq!(
+                settle(&dealers, 3, 3, &v, 4, &held(&subs, 4)),
+                Ok(Settlement::Dealer(dealers[bad]))
+            );
+        }
+    }
+
+    #[test]
+    fn a_recipient_whose_values_are_not_its_sub_shares_is_named() {
+        let dealers = [1u8, 2, 3, 4, 5, 6];
+        let subs = dealing(SECRET, 3, 7, &dealers, 3, 6);
+        let mut v = publish(&dealers, 3, &subs);
+        v[4].1[1][0] ^= 9;
+        assert_eq!(
+            settle(&dealers, 3, 3, &v, 5, &held(&subs, 5)),
+            Ok(Settlement::Recipient)
+        );
+        // Revealing altered points to match its lie frames nobody: they
+        // carry no dealer's error pattern (and would fail the signatures).
+        let mut forged = held(&subs, 5);
+        forged[1][0] ^= 1;
+        forged[2][0] ^= 1;
+        let mut v = publish(&dealers, 3, &subs);
+        v[4].1 = check_values(&dealers, 3, &forged).unwrap();
+        assert_eq!(
+            settle(&dealers, 3, 3, &v, 5, &forged),
+            Ok(Settlement::Unsettled)
+        );
+    }
+
+    #[test]
+    fn two_dealers_picking_on_one_recipient_are_not_blamed_on_a_third() {
+        let dealers = [1u8, 2, 3, 4, 5, 6];
+        let mut subs = dealing(SECRET, 3, 7, &dealers, 3, 6);
+        subs[1][2].value[0] ^= 0x11;
+        subs[4][2].value[0] ^= 0x22;
+        let v = publish(&dealers, 3, &subs);
+        assert_eq!(
+            settle(&dealers, 3, 3, &v, 3, &held(&subs, 3)),
+            Ok(Settlement::Unsettled)
+        );
+    }
+
+    #[test]
+    fn disputes_are_settled_only_where_a_reveal_leaks_nothing() {
+        // 3 of 7, f = 1: six dealers, (3, 6) and (3, 5) are settleable;
+        // (3, 4) would let two honest recipients both reveal; t' = 2
+        // would give away a polynomial with one corrupt point.
+        assert!(settleable(6, 3, 3, 6, 1));
+        assert!(settleable(6, 3, 3, 5, 1));
+        assert!(!settleable(6, 3, 3, 4, 1));
+        assert!(!settleable(6, 3, 2, 6, 1));
+        assert!(!settleable(4, 3, 3, 6, 1), "one spare dealer cannot locate");
+        assert!(!settleable(4, 3, 3, 6, 0), "one spare dealer cannot locate");
+        assert!(settleable(5, 3, 2, 4, 0));
+        assert!(!settleable(6, 3, 3, 6, 2), "d - t must exceed f");
+    }
+
     #[test]
     fn malformed_inputs_are_errors_not_panics() {
         let v = vec![(1u8, vec![vec![0u8; 4]]), (2, vec![vec![0u8; 4]])];
@@ -521,5 +719,7 @@ mod tests {
             Err(CheckError::ValueCount { .. })
         ));
         assert!(check_values(&[1, 2, 3], 2, &[vec![0u8; 4]]).is_err());
+        assert!(settle(&[1, 2, 3], 2, 2, &v, 9, &[[0u8; 4]; 3]).is_err());
+        assert!(settle(&[1, 2, 3], 2, 2, &v, 1, &[[0u8; 4]; 2]).is_err());
     }
 }

@@ -4,6 +4,11 @@ the code under test. Run from this directory: python3 make_pqvx.py
   pqvx-v1-plan.hex      plan: round 0x11*16, vault 0x22*16, epoch 7, t_new 3,
                         dealers [1, 2, 5], recipients 0x31*32 .. 0x35*32
   pqvx-v1-subshare.hex  sub-share: round 0x11*16, from 2, sealed = b"PQVS-not-a-real-shard"
+  pqvx-v1-signed-subshare.hex  the same, signed (type 3): Ed25519 0x44*64,
+                        ML-DSA-65 0x45*3309 (filler, not a valid signature)
+  pqvx-v1-reveal.hex    reveal (type 4): round 0x11*16, index 4, sub-shares
+                        from 1 (0x51*32, signature 0x46*64 / 0x47*3309) and
+                        from 5 (0x55*32, signature 0x47*64 / 0x48*3309)
 """
 import struct
 
@@ -12,5 +17,11 @@ var = lambda b: struct.pack(">I", len(b)) + b
 plan = (head(1) + b"\x22" * 16 + struct.pack(">Q", 7) + bytes([3]) + var(bytes([1, 2, 5]))
         + bytes([5]) + b"".join(bytes([0x31 + i]) * 32 for i in range(5)))
 sub = head(2) + bytes([2]) + var(b"PQVS-not-a-real-shard")
+sig = lambda b: bytes([b]) * 64 + bytes([b + 1]) * 3309
+signed = head(3) + bytes([2]) + var(b"PQVS-not-a-real-shard") + sig(0x44)
+reveal = (head(4) + bytes([4, 2]) + bytes([1]) + var(b"\x51" * 32) + sig(0x46)
+          + bytes([5]) + var(b"\x55" * 32) + sig(0x47))
+open("pqvx-v1-signed-subshare.hex", "w").write(signed.hex() + "\n")
+open("pqvx-v1-reveal.hex", "w").write(reveal.hex() + "\n")
 open("pqvx-v1-plan.hex", "w").write(plan.hex() + "\n")
 open("pqvx-v1-subshare.hex", "w").write(sub.hex() + "\n")
