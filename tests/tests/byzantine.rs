@@ -387,6 +387,49 @@ async fn a_recipient_lying_about_its_check_values_is_convicted_by_its_reveal() {
     pqvault_tests::recover_from(&mesh, &honest[..t2], 2, 3);
 }
 
+/// A recipient that lies about its check values in every attempt and
+/// refuses to reveal its sub-shares (3 of 7 at f = 1, holder 7 dead,
+/// holder 4 lies and hides). Every signer hands it the check values every
+/// recipient signed, in which its column alone disagrees; an honest
+/// recipient given that view always reveals, so the refusal convicts it,
+/// its share counts as lost and the next attempt heals without it. Before
+/// recipients signed their check values a refusal settled nothing: every
+/// attempt failed naming only "values of new share 4", forever.
+#[tokio::test(flavor = "current_thread")]
+async fn a_recipient_that_lies_and_refuses_to_reveal_is_convicted() {
+    let mut mesh = Mesh::with_policy(7, 3, 0, 1, 3);
+    mesh.set_reshare_after_ms(300);
+    for i in 0..7 {
+        if i == 3 {
+            mesh.start_with_env(i, &[("PQVAULT_BYZANTINE_LIE_AND_HIDE", "1")]);
+        } else {
+            mesh.start(i);
+        }
+    }
+    mesh.kill9(6);
+    let honest = [0usize, 1, 2, 4, 5];
+    pqvault_tests::wait_epoch_all(&mesh, &honest, 2).await;
+    let logs: Vec<String> = honest.iter().map(|&i| mesh.log(i)).collect();
+    assert!(
+        logs.iter()
+            .all(|l| l.contains("dispute settled against recipient 4")),
+        "not every honest signer convicted recipient 4"
+    );
+    assert!(
+        logs.iter().all(|l| !l.contains("dealer share")),
+        "an honest dealer was named"
+    );
+    let dir = mesh.nodes[0]
+        .dir
+        .join(format!("data/vaults/{}/epoch-2", mesh.vault_id));
+    let m2 = vault::manifest::Manifest::decode(&std::fs::read(dir.join("manifest.pqvm")).unwrap())
+        .unwrap();
+    let liar = mesh.public_identity(3).fingerprint();
+    assert!(m2.body().shards.iter().all(|e| e.recipient != liar));
+    let t2 = usize::from(m2.body().threshold);
+    pqvault_tests::recover_from(&mesh, &honest[..t2], 2, 3);
+}
+
 /// A recipient that lies once about its dealing-check values fails the
 /// refresh after a repair; it is convicted by its own reveal (not any
 /// dealer), and the epoch the refresh owes is still made, without it. 3 of

@@ -119,9 +119,10 @@ async fn bad_peer_messages_are_refused_and_change_nothing() {
     assert_eq!(r.status, 404, "unknown round first: {}", text(&r));
     // Nobody gets a reveal of a round the validator is not in.
     let r = me
-        .get(
+        .post(
             &v1,
             &format!("/v1/reshare/{}/reveal", "09".repeat(16)),
+            b"junk".to_vec(),
             1 << 16,
         )
         .await

@@ -23,7 +23,7 @@
 //! * `POST /v1/transition` (`PQVQ`): a certified proposal; starts our part
 //! * `POST /v1/repair`, `GET /v1/repair/{round}`: repair rounds
 //!   ([`crate::rounds`]).
-//! * `POST /v1/reshare`, `GET /v1/reshare/{round}`, `GET
+//! * `POST /v1/reshare`, `GET /v1/reshare/{round}`, `POST
 //!   /v1/reshare/{round}/reveal`: re-share rounds and the settlement of a
 //!   dispute over one recipient's check values ([`crate::reshare`]).
 //! * `POST /v1/epoch/{vault}/prepare?from=E`, `.../sign`, `.../commit`: the
@@ -146,7 +146,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/repair/{round}", get(repair_status))
         .route("/v1/reshare", post(reshare))
         .route("/v1/reshare/{round}", get(reshare_status))
-        .route("/v1/reshare/{round}/reveal", get(reshare_reveal))
+        .route("/v1/reshare/{round}/reveal", post(reshare_reveal))
         .route("/v1/epoch/{vault}/prepare", post(epoch_prepare))
         .route("/v1/epoch/{vault}/sign", post(epoch_sign))
         .route("/v1/epoch/{vault}/commit", post(epoch_commit))
@@ -415,11 +415,12 @@ async fn reshare_status(
 async fn reshare_reveal(
     AxState(state): AxState<Arc<State>>,
     Path(round): Path<String>,
+    body: axum::body::Bytes,
 ) -> Response {
     let Some(id) = hex::decode(&round).ok().and_then(|b| b.try_into().ok()) else {
         return (StatusCode::NOT_FOUND, "unknown round\n").into_response();
     };
-    match crate::reshare::reveal(&state, id).await {
+    match crate::reshare::reveal(&state, id, &body).await {
         Ok(body) => {
             state.count("reshare_reveal", 200);
             body.into_response()

@@ -17,6 +17,9 @@
 //!   send the recipient of new index `K` a wrong point (signed, as a
 //!   dealer must sign what it sends): a dealer picking on one recipient,
 //!   which looks like that recipient lying until the dispute is settled.
+//! * `PQVAULT_BYZANTINE_LIE_AND_HIDE=1`: publish wrong dealing-check
+//!   values in every re-share we receive, and refuse every request to
+//!   reveal our sub-shares (a recipient that lies and hides).
 //! * `PQVAULT_BYZANTINE_BAD_CHECK_ONCE=1`: publish wrong dealing-check
 //!   values in the first re-share we receive, then behave (a recipient
 //!   that lies once).
@@ -119,6 +122,29 @@ pub fn corrupt_check_once(values: &mut [Vec<u8>]) {
     }
     #[cfg(not(feature = "byzantine"))]
     let _ = values;
+}
+
+/// Changes the dealing-check values we are about to publish, every time,
+/// if told to lie and hide.
+pub fn corrupt_check_always(values: &mut [Vec<u8>]) {
+    #[cfg(feature = "byzantine")]
+    if hide_reveal() {
+        if let Some(b) = values.first_mut().and_then(|v| v.first_mut()) {
+            *b ^= 0x5a;
+        }
+        tracing::warn!("byzantine test build: publishing wrong check values");
+    }
+    #[cfg(not(feature = "byzantine"))]
+    let _ = values;
+}
+
+/// Whether to refuse to reveal our sub-shares, if told to lie and hide.
+pub fn hide_reveal() -> bool {
+    #[cfg(feature = "byzantine")]
+    if std::env::var_os("PQVAULT_BYZANTINE_LIE_AND_HIDE").is_some() {
+        return true;
+    }
+    false
 }
 
 /// Whether to fail this certified proposal: the first one only, if told to.

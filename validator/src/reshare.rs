@@ -60,6 +60,10 @@ const MAX_SEALED: usize = MAX_SHARE_LEN + 16 * 1024;
 /// ([`subshare_statement`]).
 pub const SUBSHARE_DOMAIN: &str = "pqvault/v1 subshare";
 
+/// Domain of a recipient's signature over the check values it publishes
+/// ([`check_statement`]).
+pub const CHECK_DOMAIN: &str = "pqvault/v1 check-values";
+
 /// How long a round we dealt in blocks another round for the same epoch:
 /// longer than a leader waits for a round (20 s) before it gives up.
 pub const REDEAL_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
@@ -99,8 +103,17 @@ pub enum Message {
         /// (type 3); `None` from a dealer that predates it (type 2).
         signature: Option<HybridSignature>,
     },
+    /// A signer's view of the dealing check: every recipient's check
+    /// values with that recipient's signature, in recipient order (the
+    /// body of `POST /v1/reshare/{round}/reveal`).
+    View {
+        /// Round id.
+        round: [u8; 16],
+        /// One per recipient, in order.
+        entries: Vec<SignedValues>,
+    },
     /// A recipient's sub-shares with their dealers' signatures, revealed
-    /// to settle a dispute over its check values (the answer of `GET
+    /// to settle a dispute over its check values (the answer of `POST
     /// /v1/reshare/{round}/reveal`).
     Reveal {
         /// Round id.
@@ -110,6 +123,17 @@ pub enum Message {
         /// One per dealer, in the plan's order.
         subs: Vec<Revealed>,
     },
+}
+
+/// One recipient's published check values, signed by it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedValues {
+    /// The recipient's new index.
+    pub index: u8,
+    /// Its `d - t` check values.
+    pub values: Vec<Vec<u8>>,
+    /// Its signature over them ([`check_statement`]).
+    pub signature: HybridSignature,
 }
 
 /// One revealed sub-share.
@@ -148,6 +172,23 @@ pub fn subshare_statement(plan: &Plan, from: u8, index: u8, value: &[u8]) -> Vec
     out
 }
 
+/// What a recipient signs over the check values it publishes:
+/// `round:[16] vault_id:[16] epoch:u64 (the new epoch) index:u8 count:u8`
+/// then `count × value:var` (docs/formats.md, `PQVX`).
+pub fn check_statement(plan: &Plan, index: u8, values: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + values.iter().map(|v| v.len() + 4).sum::<usize>());
+    out.extend_from_slice(&plan.round);
+    out.extend_from_slice(plan.vault_id.as_bytes());
+    out.extend_from_slice(&(plan.epoch + 1).to_be_bytes());
+    out.push(index);
+    out.push(values.len() as u8);
+    for v in values {
+        out.extend_from_slice(&(v.len() as u32).to_be_bytes());
+        out.extend_from_slice(v);
+    }
+    out
+}
+
 fn write_signature(w: &mut Writer, sig: &HybridSignature) {
     w.bytes(&sig.ed25519).bytes(&sig.mldsa);
 }
@@ -183,6 +224,16 @@ impl Message {
                     .var_bytes(sealed);
                 if let Some(sig) = signature {
                     write_signature(&mut w, sig);
+                }
+            }
+            Message::View { round, entries } => {
+                w.u8(5).bytes(round).u8(entries.len() as u8);
+                for e in entries {
+                    w.u8(e.index).u8(e.values.len() as u8);
+                    for v in &e.values {
+                        w.var_bytes(v);
+                    }
+                    write_signature(&mut w, &e.signature);
                 }
             }
             Message::Reveal { round, index, subs } => {
@@ -244,6 +295,24 @@ impl Message {
                 }
                 Message::Reveal { round, index, subs }
             }
+            5 => {
+                let count = r.u8("recipient count")?;
+                let mut entries = Vec::with_capacity(count.into());
+                for _ in 0..count {
+                    let index = r.u8("recipient index")?;
+                    let m = r.u8("value count")?;
+                    let mut values = Vec::with_capacity(m.into());
+                    for _ in 0..m {
+                        values.push(r.var_bytes("check value", MAX_SHARE_LEN)?.to_vec());
+                    }
+                    entries.push(SignedValues {
+                        index,
+                        values,
+                        signature: HybridSignature::read(&mut r)?,
+                    });
+                }
+                Message::View { round, entries }
+            }
             other => {
                 return Err(FormatError::invalid(
                     "message type",
@@ -269,8 +338,9 @@ pub struct Round {
     reveal: Option<bool>,
     /// Our entry in the next manifest, once our new share is sealed.
     done: Option<PrepareReply>,
-    /// Our public dealing-check values (`vault::dealing`), once computed.
-    check: Option<Vec<Vec<u8>>>,
+    /// Our public dealing-check values (`vault::dealing`), once computed,
+    /// with our signature over them ([`check_statement`]).
+    check: Option<(Vec<Vec<u8>>, HybridSignature)>,
     /// When the round started here (rounds are pruned: `state::prune`).
     started: std::time::Instant,
 }
@@ -312,7 +382,10 @@ pub async fn handle(
             sealed,
             signature,
         } => on_subshare(state, caller, round, from, sealed, signature).await,
-        Message::Reveal { .. } => Err(bad(400, "a reveal is an answer, not a request")),
+        Message::Reveal { .. } | Message::View { .. } => Err(bad(
+            400,
+            "reveals and views go to /v1/reshare/{round}/reveal",
+        )),
     }
 }
 
@@ -512,6 +585,7 @@ async fn on_subshare(
     let key = state.identity.clone();
     let n_new = plan.recipients.len() as u8;
     let (vault_id, epoch, t_new) = (plan.vault_id, plan.epoch + 1, plan.t_new);
+    let f = crate::proposals::rules(&state, &plan.vault_id).f;
     let p = plan.clone();
     let value = blocking(move || {
         let s = SealedShard::parse(&sealed).map_err(|e| bad(400, e))?;
@@ -528,7 +602,15 @@ async fn on_subshare(
             ));
         }
         // Checked now, so we only ever hold signatures that verify: an
-        // honest recipient's reveal never fails on one.
+        // honest recipient's reveal never fails on one. Under f >= 1 an
+        // unsigned point is refused, so a recipient there can never
+        // claim it has nothing signed to reveal.
+        if signature.is_none() && f >= 1 {
+            return Err(bad(
+                422,
+                "unsigned sub-share; a vault whose policy expects liars needs dealers to sign",
+            ));
+        }
         if let Some(sig) = &signature {
             let statement = subshare_statement(&p, from, my_index, &r.share.value);
             dealer
@@ -582,6 +664,7 @@ async fn finish(
     let (manifest, shard) = rounds::current_manifest(&state, &plan.vault_id)?;
     let t_old = manifest.body().threshold;
     let keys = state.keys.clone();
+    let signer = state.identity.clone();
     let n_new = plan.recipients.len() as u8;
     let p = plan.clone();
     let (record, sealed, check) = blocking(move || {
@@ -595,8 +678,18 @@ async fn finish(
             .map_err(|e| bad(422, e))?
             .map(|mut c| {
                 crate::byzantine::corrupt_check_once(&mut c);
+                crate::byzantine::corrupt_check_always(&mut c);
                 c
-            });
+            })
+            .map(|c| {
+                let statement = check_statement(&p, my_index, &c);
+                signer
+                    .signing_key()
+                    .sign(CHECK_DOMAIN, &statement)
+                    .map(|sig| (c, sig))
+                    .map_err(|e| bad(500, e))
+            })
+            .transpose()?;
         let suite = SealedShard::parse(&shard)
             .map_err(|e| bad(500, e))?
             .header
@@ -656,44 +749,61 @@ pub fn status(state: &State, round: &[u8; 16]) -> Option<serde_json::Value> {
         "complete": r.done.is_some(),
         "received": r.subs.len(),
         "entry": r.done,
-        "check": r.check.as_ref().map(|c| c.iter().map(hex::encode).collect::<Vec<_>>()),
+        "check": r.check.as_ref().map(|(c, _)| c.iter().map(hex::encode).collect::<Vec<_>>()),
+        "check_signature": r.check.as_ref().map(|(_, sig)| {
+            let mut b = sig.ed25519.to_vec();
+            b.extend_from_slice(&sig.mldsa);
+            hex::encode(b)
+        }),
     }))
 }
 
-/// `GET /v1/reshare/{round}/reveal`: our sub-shares with their dealers'
-/// signatures, answered only if our own run of the dealing check finds our
-/// values alone disagreeing and the numbers make a reveal harmless
-/// (`vault::dealing::settleable`: then at most one honest recipient per
-/// round reveals, and one revealed point more than the `f` corrupt
-/// recipients know stays below `t'` on every dealer's fresh polynomial).
-/// Decided once per round; the answer is a `PQVX` reveal (type 4).
-pub async fn reveal(state: &Arc<State>, round: [u8; 16]) -> Result<Vec<u8>, Failure> {
+/// `POST /v1/reshare/{round}/reveal` with a signer's view (`PQVX` type
+/// 5): our sub-shares with their dealers' signatures (type 4), answered
+/// only if in that view, every entry signed by its recipient, our values
+/// alone disagree and the numbers make a reveal harmless
+/// (`vault::dealing::settleable`). Honest recipients' entries are the
+/// same in every view (each signs one set), so at most one honest
+/// recipient per round can find itself alone off in any view, and one
+/// revealed point more than the `f` corrupt recipients know stays below
+/// `t'` on every dealer's fresh polynomial. Once we revealed, we answer
+/// again without a view. A deliberate refusal is 403 and convicts no
+/// honest recipient: given a valid view in which its values alone
+/// disagree, an honest one always reveals.
+pub async fn reveal(state: &Arc<State>, round: [u8; 16], body: &[u8]) -> Result<Vec<u8>, Failure> {
     let (plan, my_index, decided) = {
         let all = state.reshares.lock().map_err(|_| bad(500, "poisoned"))?;
         let r = all.get(&round).ok_or_else(|| bad(404, "unknown round"))?;
         (r.plan.clone(), r.my_index, r.reveal)
     };
     let k = my_index.ok_or_else(|| bad(404, "we are not a recipient in this round"))?;
-    let reveal = match decided {
-        Some(d) => d,
-        None => {
-            let d = our_values_alone_disagree(state, &plan, k).await?;
-            let mut all = state.reshares.lock().map_err(|_| bad(500, "poisoned"))?;
-            let r = all
-                .get_mut(&round)
-                .ok_or_else(|| bad(404, "unknown round"))?;
-            *r.reveal.get_or_insert(d)
+    if crate::byzantine::hide_reveal() {
+        return Err(bad(403, "not revealing (byzantine test build)"));
+    }
+    if decided != Some(true) {
+        let entries = match Message::decode(body).map_err(|e| bad(400, e))? {
+            Message::View { round: r, entries } if r == round => entries,
+            _ => return Err(bad(400, "expected a view of this round (PQVX type 5)")),
+        };
+        let values = verified_view(state, &plan, entries).await?;
+        if !alone_off(state, &plan, k, &values).map_err(|(_, why)| bad(503, why))? {
+            return Err(bad(
+                403,
+                "in this view our values are not alone in dispute, or a reveal could leak; not revealing",
+            ));
         }
-    };
-    if !reveal {
-        return Err(bad(
-            409,
-            "our check values are not alone in dispute here, or a reveal could leak; not revealing",
-        ));
+        if let Some(r) = state
+            .reshares
+            .lock()
+            .map_err(|_| bad(500, "poisoned"))?
+            .get_mut(&round)
+        {
+            r.reveal = Some(true);
+        }
     }
     let msg = own_reveal(state, &plan).ok_or_else(|| {
         bad(
-            409,
+            412,
             "some of our sub-shares came unsigned; nothing to reveal",
         )
     })?;
@@ -702,12 +812,57 @@ pub async fn reveal(state: &Arc<State>, round: [u8; 16]) -> Result<Vec<u8>, Fail
     Ok(msg.encode())
 }
 
-/// Whether, in our own view, the dealing check of `plan` finds recipient
-/// `k` (us) alone disagreeing, and a reveal may settle it.
-async fn our_values_alone_disagree(
+/// A view's entries as check values, after checking that there is one
+/// per recipient in order, each signed by that recipient, and that ours
+/// is ours.
+async fn verified_view(
     state: &Arc<State>,
     plan: &Plan,
+    entries: Vec<SignedValues>,
+) -> Result<Vec<(u8, Vec<Vec<u8>>)>, Failure> {
+    if entries.len() != plan.recipients.len() {
+        return Err(bad(400, "the view must list every recipient once"));
+    }
+    let me = state.identity.public().fingerprint();
+    let (mine, _) = own_check(state, &plan.round)
+        .ok_or_else(|| bad(503, "our own check values are not ready"))?;
+    let mut out = Vec::with_capacity(entries.len());
+    for ((pos, e), fp) in entries.into_iter().enumerate().zip(&plan.recipients) {
+        let k = pos as u8 + 1;
+        if e.index != k {
+            return Err(bad(400, "the view's entries are not in recipient order"));
+        }
+        let key = if *fp == me {
+            if e.values != mine {
+                return Err(bad(400, "the view misquotes our own check values"));
+            }
+            state.identity.public().clone()
+        } else {
+            rounds::member_with(state, fp)
+                .await
+                .map_err(|(_, why)| bad(503, why))?
+                .1
+        };
+        key.verifying_key()
+            .verify(CHECK_DOMAIN, &check_statement(plan, k, &e.values), &e.signature)
+            .map_err(|_| {
+                bad(
+                    400,
+                    format!("recipient {k}'s check values in the view carry a signature that does not verify"),
+                )
+            })?;
+        out.push((k, e.values));
+    }
+    Ok(out)
+}
+
+/// Whether, in `values`, the dealing check of `plan` finds recipient `k`
+/// alone disagreeing, where a reveal may settle it.
+fn alone_off(
+    state: &State,
+    plan: &Plan,
     k: u8,
+    values: &[(u8, Vec<Vec<u8>>)],
 ) -> Result<bool, Failure> {
     let rules = crate::proposals::rules(state, &plan.vault_id);
     let (manifest, _) = rounds::current_manifest(state, &plan.vault_id)?;
@@ -723,9 +878,7 @@ async fn our_values_alone_disagree(
     {
         return Ok(false);
     }
-    let spare = plan.dealers.len() - usize::from(t_old);
-    let values = gather_check_values(state, plan, spare).await?;
-    let verdict = vault::dealing::verify(&plan.dealers, t_old, plan.t_new, rules.f, &values)
+    let verdict = vault::dealing::verify(&plan.dealers, t_old, plan.t_new, rules.f, values)
         .map_err(|e| bad(422, e))?;
     Ok(verdict
         == vault::dealing::Verdict::Inconsistent {
@@ -757,21 +910,50 @@ fn own_reveal(state: &State, plan: &Plan) -> Option<Message> {
     })
 }
 
-/// Our own check values of `round`, once our new share is made.
-fn own_check(state: &State, round: &[u8; 16]) -> Option<Vec<Vec<u8>>> {
+/// Our own check values of `round` and our signature, once our new share
+/// is made.
+fn own_check(state: &State, round: &[u8; 16]) -> Option<(Vec<Vec<u8>>, HybridSignature)> {
     state.reshares.lock().ok()?.get(round)?.check.clone()
 }
 
 /// Check values a recipient published (`GET /v1/reshare/{round}`):
-/// untrusted, so bounded and parsed strictly.
-fn parse_check(v: &serde_json::Value, count: usize, len: usize) -> Option<Vec<Vec<u8>>> {
+/// untrusted, so bounded and parsed strictly; its signature, if any.
+fn parse_check(
+    v: &serde_json::Value,
+    count: usize,
+    len: usize,
+) -> Option<(Vec<Vec<u8>>, Option<HybridSignature>)> {
     let list = v.get("check")?.as_array()?;
     if list.len() != count {
         return None;
     }
-    list.iter()
+    let values = list
+        .iter()
         .map(|h| hex::decode(h.as_str()?).ok().filter(|b| b.len() == len))
-        .collect()
+        .collect::<Option<Vec<_>>>()?;
+    let signature = match v.get("check_signature").and_then(|s| s.as_str()) {
+        None => None,
+        Some(h) => {
+            let b = hex::decode(h).ok()?;
+            if b.len() != vault::sign::ED25519_SIG_LEN + vault::sign::MLDSA65_SIG_LEN {
+                return None;
+            }
+            let (ed, ml) = b.split_at(vault::sign::ED25519_SIG_LEN);
+            Some(HybridSignature {
+                ed25519: ed.try_into().ok()?,
+                mldsa: ml.to_vec(),
+            })
+        }
+    };
+    Some((values, signature))
+}
+
+/// One recipient's check values as we fetched them, with its signature
+/// (verified) if it signed them.
+struct Published {
+    index: u8,
+    values: Vec<Vec<u8>>,
+    signature: Option<HybridSignature>,
 }
 
 /// Verify before delete: before we sign away the epoch a re-share leaves,
@@ -812,7 +994,11 @@ pub async fn check_dealing(
             ))
         };
     }
-    let values = gather_check_values(state, &plan, spare).await?;
+    let published = gather_check_values(state, &plan, spare, rules.f).await?;
+    let values: Vec<(u8, Vec<Vec<u8>>)> = published
+        .iter()
+        .map(|p| (p.index, p.values.clone()))
+        .collect();
     let verdict = vault::dealing::verify(&plan.dealers, t_old, plan.t_new, rules.f, &values)
         .map_err(|e| bad(422, e))?;
     let vault::dealing::Verdict::Inconsistent {
@@ -829,7 +1015,7 @@ pub async fn check_dealing(
         let k = *k;
         let n_new = plan.recipients.len();
         if vault::dealing::settleable(plan.dealers.len(), t_old, plan.t_new, n_new, rules.f) {
-            let outcome = settle_dispute(state, &plan, current, &values, k).await;
+            let outcome = settle_dispute(state, &plan, current, &published, k, rules.f).await;
             state.metrics.dispute(outcome);
             match outcome {
                 vault::dealing::Settlement::Dealer(j) => {
@@ -839,7 +1025,7 @@ pub async fn check_dealing(
                 }
                 vault::dealing::Settlement::Recipient => {
                     tracing::warn!(round = %hex::encode(round),
-                        "dispute settled against recipient {k}: its check values are not what its signed sub-shares give");
+                        "dispute settled against recipient {k}: its signed sub-shares do not give its check values, or it would not show them");
                     liar = Some(plan.recipients[usize::from(k) - 1]);
                 }
                 vault::dealing::Settlement::Unsettled => {}
@@ -863,16 +1049,18 @@ pub async fn check_dealing(
 /// dealer's signature, and lets `vault::dealing::settle` say who lied. A
 /// reveal that is malformed or carries a signature that does not verify
 /// convicts the recipient (an honest one checked every signature when the
-/// sub-share arrived); no reveal settles nothing.
+/// sub-share arrived), and so does a deliberate refusal of a view in which
+/// its values alone disagree; no answer settles nothing.
 async fn settle_dispute(
     state: &Arc<State>,
     plan: &Plan,
     current: &vault::manifest::ManifestBody,
-    values: &[(u8, Vec<Vec<u8>>)],
+    published: &[Published],
     k: u8,
+    f: u8,
 ) -> vault::dealing::Settlement {
     use vault::dealing::Settlement;
-    let subs = match reveal_of(state, plan, current, k).await {
+    let subs = match reveal_of(state, plan, current, published, k, f).await {
         Ok(Some(subs)) => subs,
         Ok(None) => return Settlement::Recipient,
         Err((_, why)) => {
@@ -880,7 +1068,10 @@ async fn settle_dispute(
             return Settlement::Unsettled;
         }
     };
-    let values = values.to_vec();
+    let values: Vec<(u8, Vec<Vec<u8>>)> = published
+        .iter()
+        .map(|p| (p.index, p.values.clone()))
+        .collect();
     let (dealers, t, t_new) = (plan.dealers.clone(), current.threshold, plan.t_new);
     blocking(move || {
         Ok(
@@ -893,13 +1084,15 @@ async fn settle_dispute(
 }
 
 /// Recipient `k`'s revealed sub-shares of `plan`, in dealer order, every
-/// signature checked: `Ok(None)` if the reveal convicts the recipient,
-/// `Err` if there is none to judge.
+/// signature checked: `Ok(None)` if the answer convicts the recipient,
+/// `Err` if there is nothing to judge.
 async fn reveal_of(
     state: &Arc<State>,
     plan: &Plan,
     current: &vault::manifest::ManifestBody,
+    published: &[Published],
     k: u8,
+    f: u8,
 ) -> Result<Option<Vec<Zeroizing<Vec<u8>>>>, Failure> {
     let me = state.identity.public().fingerprint();
     let fp = plan
@@ -909,24 +1102,57 @@ async fn reveal_of(
     let msg = if *fp == me {
         own_reveal(state, plan).ok_or_else(|| bad(409, "our own sub-shares are not all signed"))?
     } else {
+        let entries = published
+            .iter()
+            .map(|p| {
+                Some(SignedValues {
+                    index: p.index,
+                    values: p.values.clone(),
+                    signature: p.signature.clone()?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| bad(409, "some recipients did not sign their check values"))?;
+        let view = Message::View {
+            round: plan.round,
+            entries,
+        };
         let (m, _) = rounds::member_with(state, fp).await?;
         let path = format!("/v1/reshare/{}/reveal", hex::encode(plan.round));
         let limit = plan.dealers.len() * (MAX_SHARE_LEN + 4096) + 1024;
         let r = state
             .ctl
-            .get(&m, &path, limit)
+            .post(&m, &path, view.encode(), limit)
             .await
             .map_err(|e| bad(409, format!("recipient {k} ({}): {e}", m.id)))?;
-        if r.status != 200 {
-            return Err(bad(
-                409,
-                format!(
-                    "recipient {k} ({}) did not reveal: HTTP {}: {}",
+        let why = || String::from_utf8_lossy(&r.body).trim().to_string();
+        match r.status {
+            200 => {}
+            // A deliberate refusal of a view in which its values alone
+            // disagree; or, under f >= 1 (where unsigned sub-shares are
+            // refused on arrival), a claim to hold unsigned ones.
+            403 => {
+                tracing::warn!("recipient {k} ({}) refused to reveal: {}", m.id, why());
+                return Ok(None);
+            }
+            412 if f >= 1 => {
+                tracing::warn!(
+                    "recipient {k} ({}) claims unsigned sub-shares: {}",
                     m.id,
-                    r.status,
-                    String::from_utf8_lossy(&r.body).trim()
-                ),
-            ));
+                    why()
+                );
+                return Ok(None);
+            }
+            status => {
+                return Err(bad(
+                    409,
+                    format!(
+                        "recipient {k} ({}) did not reveal: HTTP {status}: {}",
+                        m.id,
+                        why()
+                    ),
+                ))
+            }
         }
         match Message::decode(&r.body) {
             Ok(msg) => msg,
@@ -969,41 +1195,69 @@ async fn reveal_of(
 
 /// Every recipient's check values for `plan`, in recipient order: ours
 /// from memory, the others' asked of each over mTLS (`spare` = d - t
-/// values each, of our own values' length).
+/// values each, of our own values' length). A signature that does not
+/// verify refuses the values; under `f >= 1` so does none.
 async fn gather_check_values(
     state: &Arc<State>,
     plan: &Plan,
     spare: usize,
-) -> Result<Vec<(u8, Vec<Vec<u8>>)>, Failure> {
+    f: u8,
+) -> Result<Vec<Published>, Failure> {
     let me = state.identity.public().fingerprint();
     let path = format!("/v1/reshare/{}", hex::encode(plan.round));
-    let mine = own_check(state, &plan.round)
+    let (mine, my_sig) = own_check(state, &plan.round)
         .ok_or_else(|| bad(409, "our own check values are not ready"))?;
     let len = mine.first().map_or(0, Vec::len);
     let asks = plan.recipients.iter().enumerate().map(|(k, fp)| {
-        let (state, path, mine) = (state.clone(), path.clone(), mine.clone());
-        let fp = *fp;
+        let (state, path, mine, my_sig) = (state.clone(), path.clone(), mine.clone(), my_sig.clone());
+        let (fp, plan) = (*fp, plan.clone());
         async move {
             let k = k as u8 + 1;
             if fp == me {
-                return Ok((k, mine));
+                return Ok(Published {
+                    index: k,
+                    values: mine,
+                    signature: Some(my_sig),
+                });
             }
-            let (m, _) = rounds::member_with(&state, &fp).await?;
+            let (m, p) = rounds::member_with(&state, &fp).await?;
             let r = state
                 .ctl
                 .get(&m, &path, 1 << 16)
                 .await
                 .map_err(|e| bad(409, format!("recipient {k} ({}): {e}", m.id)))?;
-            serde_json::from_slice::<serde_json::Value>(&r.body)
+            let (values, signature) = serde_json::from_slice::<serde_json::Value>(&r.body)
                 .ok()
                 .and_then(|v| parse_check(&v, spare, len))
-                .map(|c| (k, c))
                 .ok_or_else(|| {
                     bad(
                         409,
                         format!("recipient {k} ({}) published no valid check values", m.id),
                     )
-                })
+                })?;
+            match &signature {
+                Some(sig) => p
+                    .verifying_key()
+                    .verify(CHECK_DOMAIN, &check_statement(&plan, k, &values), sig)
+                    .map_err(|_| {
+                        bad(
+                            409,
+                            format!("recipient {k} ({}) signed its check values with a signature that does not verify", m.id),
+                        )
+                    })?,
+                None if f >= 1 => {
+                    return Err(bad(
+                        409,
+                        format!("recipient {k} ({}) did not sign its check values", m.id),
+                    ))
+                }
+                None => {}
+            }
+            Ok(Published {
+                index: k,
+                values,
+                signature,
+            })
         }
     });
     futures_util::future::try_join_all(asks).await
@@ -1122,6 +1376,14 @@ mod tests {
                 sealed: vec![1, 2, 3],
                 signature: Some(signature(0x44)),
             },
+            Message::View {
+                round: [9; 16],
+                entries: vec![SignedValues {
+                    index: 1,
+                    values: vec![vec![7; 3], vec![8; 3]],
+                    signature: signature(0x50),
+                }],
+            },
             Message::Reveal {
                 round: [9; 16],
                 index: 4,
@@ -1213,5 +1475,23 @@ mod tests {
         };
         assert_eq!(Message::decode(&reveal_bytes).unwrap(), reveal);
         assert_eq!(reveal.encode(), reveal_bytes);
+        let view_bytes = read(include_str!("../tests/vectors/pqvx-v1-view.hex"));
+        let view = Message::View {
+            round: [0x11; 16],
+            entries: vec![
+                SignedValues {
+                    index: 1,
+                    values: vec![vec![0x61; 32], vec![0x62; 32]],
+                    signature: signature(0x48),
+                },
+                SignedValues {
+                    index: 2,
+                    values: vec![vec![0x63; 32], vec![0x64; 32]],
+                    signature: signature(0x49),
+                },
+            ],
+        };
+        assert_eq!(Message::decode(&view_bytes).unwrap(), view);
+        assert_eq!(view.encode(), view_bytes);
     }
 }

@@ -6,6 +6,9 @@ the code under test. Run from this directory: python3 make_pqvx.py
   pqvx-v1-subshare.hex  sub-share: round 0x11*16, from 2, sealed = b"PQVS-not-a-real-shard"
   pqvx-v1-signed-subshare.hex  the same, signed (type 3): Ed25519 0x44*64,
                         ML-DSA-65 0x45*3309 (filler, not a valid signature)
+  pqvx-v1-view.hex      view (type 5): round 0x11*16, two recipients: 1 with
+                        values [0x61*32, 0x62*32] (signature 0x48*64 / 0x49*3309),
+                        2 with [0x63*32, 0x64*32] (signature 0x49*64 / 0x4a*3309)
   pqvx-v1-reveal.hex    reveal (type 4): round 0x11*16, index 4, sub-shares
                         from 1 (0x51*32, signature 0x46*64 / 0x47*3309) and
                         from 5 (0x55*32, signature 0x47*64 / 0x48*3309)
@@ -21,6 +24,10 @@ sig = lambda b: bytes([b]) * 64 + bytes([b + 1]) * 3309
 signed = head(3) + bytes([2]) + var(b"PQVS-not-a-real-shard") + sig(0x44)
 reveal = (head(4) + bytes([4, 2]) + bytes([1]) + var(b"\x51" * 32) + sig(0x46)
           + bytes([5]) + var(b"\x55" * 32) + sig(0x47))
+view = (head(5) + bytes([2])
+        + bytes([1, 2]) + var(b"\x61" * 32) + var(b"\x62" * 32) + sig(0x48)
+        + bytes([2, 2]) + var(b"\x63" * 32) + var(b"\x64" * 32) + sig(0x49))
+open("pqvx-v1-view.hex", "w").write(view.hex() + "\n")
 open("pqvx-v1-signed-subshare.hex", "w").write(signed.hex() + "\n")
 open("pqvx-v1-reveal.hex", "w").write(reveal.hex() + "\n")
 open("pqvx-v1-plan.hex", "w").write(plan.hex() + "\n")
