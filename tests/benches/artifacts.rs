@@ -21,7 +21,7 @@
 //! Run: `cargo build --workspace --release && cargo bench -p pqvault-tests --bench artifacts`
 //! (the harness runs the validator binary of the same profile).
 
-use pqvault_tests::artifacts::{self, manifest_digest, object_dir, sha256_hex};
+use pqvault_tests::artifacts::{self, manifest_digest, object_dir, payload_digest, sha256_hex};
 use pqvault_tests::{sample, Mesh};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -148,7 +148,7 @@ fn main() {
     );
     let net = vault::artifact::testnet::large(PAYLOAD);
     let len = net.safetensors.len() as u64;
-    let etag = format!("\"{}\"", sha256_hex(&net.safetensors));
+    let sha = sha256_hex(&net.safetensors);
     let dir = c.pack(
         &net,
         "snn-large",
@@ -158,6 +158,7 @@ fn main() {
         &c.publisher,
     );
     drop(net);
+    let etag = format!("\"{}\"", payload_digest(&dir));
     let digest = manifest_digest(&dir);
 
     // The full payload check alone (`vault artifact verify`, the same
@@ -243,12 +244,7 @@ fn main() {
     // Identical copies everywhere.
     for i in 0..N {
         let r = c.get(i, "/v1/artifacts/snn-large/latest", &[]);
-        assert_eq!(
-            format!("\"{}\"", sha256_hex(&r.body)),
-            etag,
-            "validator-{}",
-            i + 1
-        );
+        assert_eq!(sha256_hex(&r.body), sha, "validator-{}", i + 1);
     }
 
     println!(
