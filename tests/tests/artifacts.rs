@@ -261,16 +261,17 @@ fn tampering_is_refused_at_push_and_replication_and_never_served() {
     b[n / 2] ^= 0x10;
     fs::write(&p, b).unwrap();
     expect_refused(&d, "chunk", "1.0.0");
-    // A manifest field (the payload length, inside the signed body) and the
-    // signature itself.
+    // A manifest field (the creation time, inside the signed body; not the
+    // payload length, which a format-2 decoder already refuses as `format`
+    // because the payload digest covers it) and the signature itself.
     let d = case("1.0.1");
     let enc = fs::read(d.join("artifact.pqva")).unwrap();
-    let len_at = enc
+    let created_at = enc
         .windows(8)
-        .position(|w| w == (n as u64).to_be_bytes() || w == (n as u64).to_le_bytes())
-        .expect("payload length in the manifest");
-    tamper_manifest(&d, len_at as isize + 7);
-    // (Straight to the port: the CLI itself would notice the length.)
+        .position(|w| w == 1_767_225_600u64.to_be_bytes())
+        .expect("creation time in the manifest");
+    tamper_manifest(&d, created_at as isize + 7);
+    // (Straight to the port, as an attacker would.)
     let before = failures(&mesh, 0, "signature");
     let r = artifacts::http(
         c.apps[0],
