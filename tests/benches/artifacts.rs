@@ -1,5 +1,5 @@
 //! Artifact carriage figures on loopback, printed (not asserted): a 64 MiB
-//! signed int8 network (1 MiB chunks) pushed to one of 7 validators and
+//! signed int8 network (1 MiB chunks, manifest format 2: D47) pushed to one of 7 validators and
 //! carried to all by anti-entropy. Measured in the same run:
 //!
 //! * time to full convergence (every validator serves the artifact),
@@ -280,7 +280,7 @@ fn main() {
         );
     }
     println!(
-        "  the full payload check alone (`vault artifact verify`: check_payload, every chunk hash, digest, tensors, golden run; a validator runs the digest and tensor halves on two threads and skips the chunk hashes it checked on arrival): {verify_ms:.0} ms, peak RSS {verify_peak} KiB"
+        "  the full payload check alone (`vault artifact verify`: check_payload, every chunk hash, tensors, golden run; format 2, so no whole-payload SHA-256; a validator skips the chunk hashes it checked on arrival and runs the tensor half only): {verify_ms:.0} ms, peak RSS {verify_peak} KiB"
     );
     let replicas = &ratios[1..];
     let min = replicas.iter().cloned().fold(f64::MAX, f64::min);

@@ -145,7 +145,11 @@ impl Carriage {
         let key = vault::identity::SecretIdentity::decode(&fs::read(key).expect("key"))
             .expect("secret key");
         let signed = SignedArtifact::sign(&body, &key).expect("sign");
-        fs::write(dir.join("artifact.pqvd"), body.encode_draft().expect("draft")).expect("draft");
+        fs::write(
+            dir.join("artifact.pqvd"),
+            body.encode_draft().expect("draft"),
+        )
+        .expect("draft");
         fs::write(dir.join("artifact.pqva"), signed.encode()).expect("manifest");
         dir
     }

@@ -86,8 +86,14 @@ fn small_network_converges_on_seven_validators_and_serves_identical_bytes() {
     // chunk list's digest, no second pass): both carried the same way.
     let v1 = c.pack_v1(&int8, "snn-demo", "1.0.0", 65536, &c.publisher);
     let v2 = c.pack(&int4, "snn-demo", "1.1.0", "", 65536, &c.publisher);
-    assert_eq!(&fs::read(v1.join("artifact.pqva")).unwrap()[..6], b"PQVA\x00\x01");
-    assert_eq!(&fs::read(v2.join("artifact.pqva")).unwrap()[..6], b"PQVA\x00\x02");
+    assert_eq!(
+        &fs::read(v1.join("artifact.pqva")).unwrap()[..6],
+        b"PQVA\x00\x01"
+    );
+    assert_eq!(
+        &fs::read(v2.join("artifact.pqva")).unwrap()[..6],
+        b"PQVA\x00\x02"
+    );
     let out = push_ok(&c, 0, &v1);
     assert!(out.contains("verified and served"), "{out}");
     let etag1 = sha256_hex(&int8.safetensors);

@@ -4,11 +4,11 @@
 
 use aws_lc_rs::digest::{digest, SHA256};
 use std::io::Cursor;
+use vault::artifact::manifest::{chunk_list_digest, FORMAT_V1};
+use vault::artifact::payload::pack_format;
 use vault::artifact::quant::MetaFile;
 use vault::artifact::safetensors;
 use vault::artifact::testnet::{self, Net};
-use vault::artifact::manifest::{chunk_list_digest, FORMAT_V1};
-use vault::artifact::payload::pack_format;
 use vault::artifact::{
     check_not_rollback, check_not_rollback_held, check_payload, check_payload_body, pack,
     policy::Publisher, ArtifactBody, ArtifactError, SignedArtifact, TrustPolicy, VerifiedArtifact,
@@ -246,7 +246,10 @@ fn a_v2_manifest_whose_digest_is_not_its_chunk_list_is_refused() {
     assert_eq!(r, "format", "{msg}");
     let draft = body.encode_draft().unwrap();
     let mut d = draft.clone();
-    let at = d.windows(32).position(|w| w == body.payload_digest).unwrap();
+    let at = d
+        .windows(32)
+        .position(|w| w == body.payload_digest)
+        .unwrap();
     d[at] ^= 0x80;
     assert_eq!(reason(ArtifactBody::decode_draft(&d)).0, "format");
     // A format this build does not know.
@@ -288,7 +291,10 @@ fn v1_manifests_keep_their_whole_payload_digest() {
     let mut wrong = body.clone();
     wrong.payload_digest[0] ^= 1;
     let w = signed_verified(&wrong, &id);
-    assert_eq!(reason(check_payload(&w, Cursor::new(&net.safetensors))).0, "digest");
+    assert_eq!(
+        reason(check_payload(&w, Cursor::new(&net.safetensors))).0,
+        "digest"
+    );
     assert_eq!(
         reason(vault::artifact::payload::check_payload_digest(
             &w,
@@ -592,7 +598,10 @@ mod vectors {
             "40511f682429e83a976e838de670bcb7761d318cdf606cafe3a9fb295890e91c",
         ),
     ];
-    const GOLDEN: [[u32; 10]; 2] = [[0, 11, 4, 9, 0, 0, 10, 5, 1, 6], [7, 14, 0, 11, 3, 0, 5, 0, 0, 6]];
+    const GOLDEN: [[u32; 10]; 2] = [
+        [0, 11, 4, 9, 0, 0, 10, 5, 1, 6],
+        [7, 14, 0, 11, 3, 0, 5, 0, 0, 6],
+    ];
     /// (format, bits, payload digest field, manifest digest)
     const PINNED: [(u16, u8, &str, &str); 4] = [
         (
@@ -610,12 +619,10 @@ mod vectors {
         (2, 8, V2_INT8_DIGEST, V2_INT8_MANIFEST),
         (2, 4, V2_INT4_DIGEST, V2_INT4_MANIFEST),
     ];
-    const V2_INT8_DIGEST: &str =
-        "1329e3cc7053520593a96e57d184f699c59e402eecf814166aa0475ece88914c";
+    const V2_INT8_DIGEST: &str = "1329e3cc7053520593a96e57d184f699c59e402eecf814166aa0475ece88914c";
     const V2_INT8_MANIFEST: &str =
         "4e299bbf91d5ff1490cc0033f66a51370e76c7c289e292109b74b8c299aa01ed";
-    const V2_INT4_DIGEST: &str =
-        "943a64fc5fda311b53d2d8a7a9ae3d3bcadb7b23ddc7cb58361b8afdf5fbe8fb";
+    const V2_INT4_DIGEST: &str = "943a64fc5fda311b53d2d8a7a9ae3d3bcadb7b23ddc7cb58361b8afdf5fbe8fb";
     const V2_INT4_MANIFEST: &str =
         "c48e9fa8ce607fb5698c02c3230888d6c136e86a1c8f5c16936767a35e35aa02";
 
@@ -635,7 +642,8 @@ mod vectors {
     #[test]
     fn vectors_verify_and_are_pinned() {
         for (format, bits, digest_field, manifest_sha) in PINNED {
-            let publisher = PublicIdentity::decode(&read(format, "TEST-ONLY-publisher.pub")).unwrap();
+            let publisher =
+                PublicIdentity::decode(&read(format, "TEST-ONLY-publisher.pub")).unwrap();
             assert_eq!(publisher.fingerprint().to_hex(), FINGERPRINT);
             let policy = TrustPolicy::load(&dir(format).join("trust.toml")).unwrap();
             let sub = format!("snn-int{bits}");
@@ -653,7 +661,11 @@ mod vectors {
             let v = signed.verify(&policy, NOW).unwrap();
             assert_eq!(v.format_version(), format);
             assert_eq!(v.publisher().fingerprint().to_hex(), FINGERPRINT);
-            assert_eq!(hex::encode(v.payload_digest()), digest_field, "{at} payload digest");
+            assert_eq!(
+                hex::encode(v.payload_digest()),
+                digest_field,
+                "{at} payload digest"
+            );
             let want = if format == 1 {
                 sha(&payload)
             } else {
@@ -687,7 +699,10 @@ mod vectors {
             assert_eq!(&body, v.body());
             if format == 2 {
                 // What `pack` writes today.
-                assert_eq!(pack(Cursor::new(&payload), &meta, 65536, NOW).unwrap(), body);
+                assert_eq!(
+                    pack(Cursor::new(&payload), &meta, 65536, NOW).unwrap(),
+                    body
+                );
             }
             let draft = read(format, &format!("{sub}/artifact.pqvd"));
             assert_eq!(body.encode_draft().unwrap(), draft);

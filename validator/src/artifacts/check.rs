@@ -355,12 +355,26 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_gated_reader_reads_only_verified_chunks_and_fails_once_cancelled() {
+    /// A 10-byte payload file in 4-byte chunks, the first one verified.
+    fn payload() -> (tempfile::TempDir, std::path::PathBuf, Arc<Gate>) {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("payload");
         File::create(&p).unwrap().write_all(b"abcdefghij").unwrap();
-        let gate = Arc::new(Gate::new(vec![true, false, false]));
+        (dir, p, Arc::new(Gate::new(vec![true, false, false])))
+    }
+
+    /// Cancels `gate` after `ms` milliseconds, on another thread.
+    fn cancel_after(gate: &Arc<Gate>, ms: u64) -> std::thread::JoinHandle<()> {
+        let g = gate.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            g.cancel();
+        })
+    }
+
+    #[test]
+    fn a_gated_reader_reads_only_verified_chunks_and_fails_once_cancelled() {
+        let (_dir, p, gate) = payload();
         let mut r = reader(&p, &gate, 10);
         let mut buf = [0u8; 10];
         assert_eq!(r.read(&mut buf).unwrap(), 4, "stops at the chunk's end");
@@ -378,11 +392,7 @@ mod tests {
         t.join().unwrap();
         // Seeking from the end, then a read that waits on chunk 2: cancelled.
         assert_eq!(r.seek(SeekFrom::End(-1)).unwrap(), 9);
-        let g = gate.clone();
-        let t = std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            g.cancel();
-        });
+        let t = cancel_after(&gate, 20);
         assert!(r.read(&mut buf).is_err());
         t.join().unwrap();
         let mut r = reader(&p, &gate, 10);
@@ -391,10 +401,7 @@ mod tests {
 
     #[test]
     fn the_format_2_walk_waits_for_every_chunk_in_order_and_ends_when_cancelled() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("payload");
-        File::create(&p).unwrap().write_all(b"abcdefghij").unwrap();
-        let gate = Arc::new(Gate::new(vec![true, false, false]));
+        let (_dir, p, gate) = payload();
         let r = reader(&p, &gate, 10);
         let g = gate.clone();
         let t = std::thread::spawn(move || {
@@ -409,11 +416,7 @@ mod tests {
         t.join().unwrap();
         let gate = Arc::new(Gate::new(vec![true, false, false]));
         let r = reader(&p, &gate, 10);
-        let g = gate.clone();
-        let t = std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            g.cancel();
-        });
+        let t = cancel_after(&gate, 20);
         assert!(r.write_back_in_order().is_err());
         t.join().unwrap();
     }

@@ -413,7 +413,10 @@ pub fn check_payload_body<R: Read + Seek>(
 
 /// Format 2's whole-payload pass: each chunk's length and hash in order,
 /// then nothing after the last chunk.
-fn check_chunks_in_order<R: Read>(body: &ArtifactBody, mut payload: R) -> Result<(), ArtifactError> {
+fn check_chunks_in_order<R: Read>(
+    body: &ArtifactBody,
+    mut payload: R,
+) -> Result<(), ArtifactError> {
     let size = u64::from(body.chunk_size);
     let mut buf = vec![0u8; body.chunk_size as usize];
     for (index, expected) in body.chunks.iter().enumerate() {
