@@ -5,7 +5,7 @@
 # membership removals (PQVN versions 1 and 2), the certified removal, the
 # PQVS v2 shard and PQVY key ring, the initial key files and a genesis
 # shard sealed to one, the PQVR, PQVX and PQVP vectors, the
-# artifact vectors). Used by smoke.sh and run.sh.
+# artifact vectors, manifest formats 1 and 2). Used by smoke.sh and run.sh.
 set -euo pipefail
 cd "$(dirname "$0")"
 out="$1"
@@ -34,6 +34,9 @@ for h in pqvr-v2-plan pqvx-v1-plan pqvx-v1-subshare pqvp-v1-repair pqvp-v1-resha
         ../validator/tests/vectors/$h.hex > "$out/peer_messages/$h"
 done
 cp "$v"/artifact-v1/snn-int8/artifact.pqv* "$out/artifact_manifest/"
+for f in artifact.pqva artifact.pqvd; do
+    cp "$v"/artifact-v2/snn-int8/$f "$out/artifact_manifest/v2-$f"
+done
 cp "$v"/artifact-v1/snn-int4/payload.safetensors "$out/safetensors_header/"
 # Every mnemonic of the official SLIP-39 vectors, one file each.
 python3 - "$v"/slip39/vectors.json "$out/slip39_mnemonic" <<'PY'

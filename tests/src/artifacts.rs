@@ -118,6 +118,42 @@ impl Carriage {
         dir
     }
 
+    /// [`Carriage::pack`], then the manifest rewritten at format version 1
+    /// (whole-payload SHA-256 as the payload digest), as a publisher on an
+    /// older release wrote it: no tool writes format 1 any more, so the
+    /// library packs and signs it (same key, same checks).
+    pub fn pack_v1(
+        &self,
+        net: &Net,
+        name: &str,
+        version: &str,
+        chunk_size: u32,
+        key: &Path,
+    ) -> PathBuf {
+        use vault::artifact::{payload::pack_format, quant::MetaFile, SignedArtifact};
+        let dir = self.pack(net, name, version, "", chunk_size, key);
+        let meta = fs::read_to_string(dir.with_extension("src").join("meta.toml")).expect("meta");
+        let meta = MetaFile::parse(&meta).expect("meta.toml");
+        let body = pack_format(
+            std::io::Cursor::new(&net.safetensors),
+            &meta,
+            chunk_size,
+            1_767_225_600,
+            vault::artifact::manifest::FORMAT_V1,
+        )
+        .expect("pack format 1");
+        let key = vault::identity::SecretIdentity::decode(&fs::read(key).expect("key"))
+            .expect("secret key");
+        let signed = SignedArtifact::sign(&body, &key).expect("sign");
+        fs::write(
+            dir.join("artifact.pqvd"),
+            body.encode_draft().expect("draft"),
+        )
+        .expect("draft");
+        fs::write(dir.join("artifact.pqva"), signed.encode()).expect("manifest");
+        dir
+    }
+
     /// Runs `vault artifact push --to <app of i> dir`.
     pub fn push(&self, i: usize, dir: &Path) -> Output {
         Command::new(crate::bin("vault"))
@@ -230,6 +266,15 @@ pub fn http(
 /// SHA-256 of `bytes`, hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref())
+}
+
+/// The payload digest (hex) of a packed artifact directory: the ETag a
+/// validator serves it under (format 1: SHA-256 of the payload; format 2:
+/// of the chunk list).
+pub fn payload_digest(dir: &Path) -> String {
+    let m = fs::read(dir.join("artifact.pqva")).expect("manifest");
+    let m = vault::artifact::SignedArtifact::decode(&m).expect("decodable manifest");
+    hex::encode(m.body().payload_digest)
 }
 
 /// The manifest digest (hex) of a packed artifact directory.

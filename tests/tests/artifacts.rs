@@ -2,7 +2,9 @@
 //! pull-based anti-entropy to all, verification on every hop, tampering
 //! refused, a corrupted peer routed around, kill -9 mid-transfer resumed.
 
-use pqvault_tests::artifacts::{self, corrupt_payload, manifest_digest, sha256_hex, Carriage};
+use pqvault_tests::artifacts::{
+    self, corrupt_payload, manifest_digest, payload_digest, sha256_hex, Carriage,
+};
 use pqvault_tests::{sample, Mesh};
 use std::fs;
 use std::path::Path;
@@ -21,7 +23,7 @@ fn failures(mesh: &Mesh, i: usize, reason: &str) -> f64 {
 }
 
 /// Waits until validator `i` serves `name` `version` with payload digest
-/// `etag` (hex); returns the body.
+/// `etag` (hex, [`payload_digest`]); returns the body.
 fn wait_served(
     c: &Carriage,
     i: usize,
@@ -79,11 +81,23 @@ fn small_network_converges_on_seven_validators_and_serves_identical_bytes() {
     mesh.start_all();
     let int8 = testnet::small(8);
     let int4 = testnet::small(4);
-    let v1 = c.pack(&int8, "snn-demo", "1.0.0", "", 65536, &c.publisher);
+    // 1.0.0 at manifest format 1 (the whole payload's SHA-256 is its
+    // digest and ETag, checked in a second pass), 1.1.0 at format 2 (the
+    // chunk list's digest, no second pass): both carried the same way.
+    let v1 = c.pack_v1(&int8, "snn-demo", "1.0.0", 65536, &c.publisher);
     let v2 = c.pack(&int4, "snn-demo", "1.1.0", "", 65536, &c.publisher);
+    assert_eq!(
+        &fs::read(v1.join("artifact.pqva")).unwrap()[..6],
+        b"PQVA\x00\x01"
+    );
+    assert_eq!(
+        &fs::read(v2.join("artifact.pqva")).unwrap()[..6],
+        b"PQVA\x00\x02"
+    );
     let out = push_ok(&c, 0, &v1);
     assert!(out.contains("verified and served"), "{out}");
     let etag1 = sha256_hex(&int8.safetensors);
+    assert_eq!(payload_digest(&v1), etag1);
     for i in 0..7 {
         let body = wait_served(&c, i, "snn-demo", "latest", &etag1, Duration::from_secs(30));
         assert_eq!(
@@ -96,10 +110,11 @@ fn small_network_converges_on_seven_validators_and_serves_identical_bytes() {
     // The int4 version, pushed to another validator, replaces it as latest
     // everywhere; 1.0.0 stays served by version.
     push_ok(&c, 3, &v2);
-    let etag2 = sha256_hex(&int4.safetensors);
+    let etag2 = payload_digest(&v2);
+    assert_ne!(etag2, sha256_hex(&int4.safetensors));
     for i in 0..7 {
         let body = wait_served(&c, i, "snn-demo", "latest", &etag2, Duration::from_secs(30));
-        assert_eq!(sha256_hex(&body), etag2);
+        assert_eq!(body, int4.safetensors);
         let old = c.get(i, "/v1/artifacts/snn-demo/1.0.0", &[]);
         assert_eq!(old.status, 200);
         assert_eq!(old.body, int8.safetensors);
@@ -252,16 +267,17 @@ fn tampering_is_refused_at_push_and_replication_and_never_served() {
     b[n / 2] ^= 0x10;
     fs::write(&p, b).unwrap();
     expect_refused(&d, "chunk", "1.0.0");
-    // A manifest field (the payload length, inside the signed body) and the
-    // signature itself.
+    // A manifest field (the creation time, inside the signed body; not the
+    // payload length, which a format-2 decoder already refuses as `format`
+    // because the payload digest covers it) and the signature itself.
     let d = case("1.0.1");
     let enc = fs::read(d.join("artifact.pqva")).unwrap();
-    let len_at = enc
+    let created_at = enc
         .windows(8)
-        .position(|w| w == (n as u64).to_be_bytes() || w == (n as u64).to_le_bytes())
-        .expect("payload length in the manifest");
-    tamper_manifest(&d, len_at as isize + 7);
-    // (Straight to the port: the CLI itself would notice the length.)
+        .position(|w| w == 1_767_225_600u64.to_be_bytes())
+        .expect("creation time in the manifest");
+    tamper_manifest(&d, created_at as isize + 7);
+    // (Straight to the port, as an attacker would.)
     let before = failures(&mesh, 0, "signature");
     let r = artifacts::http(
         c.apps[0],
@@ -310,7 +326,7 @@ fn tampering_is_refused_at_push_and_replication_and_never_served() {
     push_ok(&c, 0, &good);
     let older = case("1.9.0");
     expect_refused(&older, "rollback", "1.9.0");
-    let etag = sha256_hex(&net.safetensors);
+    let etag = payload_digest(&good);
     for i in 0..3 {
         wait_served(&c, i, "snn-tamper", "2.0.0", &etag, Duration::from_secs(30));
     }
@@ -321,7 +337,7 @@ fn tampering_is_refused_at_push_and_replication_and_never_served() {
     let big = testnet::large(1 << 20);
     let dir = c.pack(&big, "snn-big", "1.0.0", "", 65536, &c.publisher);
     push_ok(&c, 2, &dir);
-    let etag = sha256_hex(&big.safetensors);
+    let etag = payload_digest(&dir);
     for i in 0..3 {
         wait_served(&c, i, "snn-big", "1.0.0", &etag, Duration::from_secs(30));
     }
@@ -395,10 +411,11 @@ fn restart_after_kill9_mid_transfer_does_not_refetch_verified_chunks() {
         String::from_utf8_lossy(&out.stderr)
     );
     mesh.start(victim);
-    let etag = sha256_hex(&net.safetensors);
+    let etag = payload_digest(&dir);
+    let sha = sha256_hex(&net.safetensors);
     for i in 0..7 {
         let body = wait_served(&c, i, "snn-large", "1.0.0", &etag, Duration::from_secs(60));
-        assert_eq!(sha256_hex(&body), etag, "validator-{} differs", i + 1);
+        assert_eq!(sha256_hex(&body), sha, "validator-{} differs", i + 1);
     }
     let log = mesh.log(victim);
     let (kept, kept_bytes) = resumed(&log, chunks).expect("restart logged the chunks it kept");
@@ -448,7 +465,7 @@ fn a_peer_serving_a_manifest_that_is_not_the_digest_asked_for_is_refused() {
     let a = c.pack(&net, "snn-swap", "1.0.0", "", 65536, &c.publisher);
     let b = c.pack(&net, "snn-other", "1.0.0", "", 65536, &c.publisher);
     push_ok(&c, 0, &a);
-    let etag = sha256_hex(&net.safetensors);
+    let etag = payload_digest(&a);
     wait_served(&c, 1, "snn-swap", "1.0.0", &etag, Duration::from_secs(30));
     // Both holders now serve, under A's digest, B's manifest: validly
     // signed and trusted, but not the manifest that digest names.
@@ -499,7 +516,7 @@ fn an_artifact_is_never_served_after_its_expiry() {
         &c.publisher,
     );
     push_ok(&c, 0, &dir);
-    let etag = sha256_hex(&net.safetensors);
+    let etag = payload_digest(&dir);
     for i in 0..2 {
         wait_served(
             &c,
@@ -594,7 +611,6 @@ fn a_push_racing_the_targets_own_sync_succeeds_every_time() {
     let c = artifacts::enable(&mesh, "sync_interval_ms = 200\nfetch_concurrency = 4");
     mesh.start_all();
     let net = testnet::large(2 << 20);
-    let etag = sha256_hex(&net.safetensors);
     let n = race_iterations();
     let dirs: Vec<_> = (0..n)
         .map(|k| {
@@ -632,6 +648,7 @@ fn a_push_racing_the_targets_own_sync_succeeds_every_time() {
             );
         }
         let version = format!("1.0.{k}");
+        let etag = payload_digest(dir);
         for i in 0..2 {
             wait_served(&c, i, "snn-race", &version, &etag, Duration::from_secs(30));
         }
@@ -714,7 +731,7 @@ fn stalled_partial_artifacts_are_abandoned_with_their_space_released() {
     let net = testnet::small(8);
     fs::write(d.join("payload.safetensors"), &net.safetensors).unwrap();
     push_ok(&c, 0, &d);
-    let etag = sha256_hex(&net.safetensors);
+    let etag = payload_digest(&d);
     for i in 0..2 {
         wait_served(&c, i, "snn-stall", "1.0.0", &etag, Duration::from_secs(30));
     }
@@ -827,7 +844,7 @@ fn an_abandoned_artifact_is_not_fetched_back_after_a_restart() {
     let net = testnet::small(8);
     let good = c.pack(&net, "snn-kept", "1.0.0", "", 65536, &c.publisher);
     push_ok(&c, 1, &good);
-    let etag = sha256_hex(&net.safetensors);
+    let etag = payload_digest(&good);
     wait_served(&c, 0, "snn-kept", "1.0.0", &etag, Duration::from_secs(30));
     let until = Instant::now() + Duration::from_millis(1500);
     while Instant::now() < until {

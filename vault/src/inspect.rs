@@ -119,6 +119,7 @@ pub fn describe(bytes: &[u8]) -> Value {
 fn artifact(kind: &str, b: &ArtifactBody) -> Value {
     json!({
         "kind": kind,
+        "format_version": b.format_version,
         "name": b.name,
         "version": b.version.to_string(),
         "created_unix": b.created_unix,

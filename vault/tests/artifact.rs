@@ -4,6 +4,8 @@
 
 use aws_lc_rs::digest::{digest, SHA256};
 use std::io::Cursor;
+use vault::artifact::manifest::{chunk_list_digest, FORMAT_V1};
+use vault::artifact::payload::pack_format;
 use vault::artifact::quant::MetaFile;
 use vault::artifact::safetensors;
 use vault::artifact::testnet::{self, Net};
@@ -50,8 +52,8 @@ fn packed(net: &Net) -> ArtifactBody {
 fn rehash(body: &ArtifactBody, payload: &[u8]) -> ArtifactBody {
     let mut b = body.clone();
     b.payload_len = payload.len() as u64;
-    b.payload_digest = sha(payload);
     b.chunks = payload.chunks(b.chunk_size as usize).map(sha).collect();
+    b.payload_digest = b.expected_payload_digest(sha(payload));
     b
 }
 
@@ -92,7 +94,11 @@ fn int8_and_int4_pack_sign_verify_and_golden() {
         assert_eq!(v.name(), "snn-demo");
         assert_eq!(v.version(), &semver::Version::new(1, 0, 0));
         assert_eq!(v.payload_len(), net.safetensors.len() as u64);
-        assert_eq!(v.payload_digest(), sha(&net.safetensors));
+        assert_eq!(v.format_version(), 2);
+        assert_eq!(
+            v.payload_digest(),
+            chunk_list_digest(v.payload_len(), v.chunk_size(), v.chunks())
+        );
         assert_eq!(v.chunks().len(), 1);
         assert_eq!(v.manifest_digest(), sha(&bytes));
         assert_eq!(v.encoded(), &bytes[..]);
@@ -202,6 +208,100 @@ fn tampering_matrix() {
     assert_eq!(
         reason(check_not_rollback_held(&v, Some((&older, &[0u8; 32])))).0,
         "rollback"
+    );
+}
+
+/// Format 2 defines the payload digest over the signed chunk list: a
+/// manifest whose digest does not follow from its chunks (a publisher's
+/// inconsistency) is refused at signing, at encoding and at decoding,
+/// before any payload is read.
+#[test]
+fn a_v2_manifest_whose_digest_is_not_its_chunk_list_is_refused() {
+    let id = publisher("TEST-ONLY-publisher");
+    let net = testnet::large(200_000);
+    let body = packed(&net);
+    assert_eq!(body.format_version, 2);
+    assert!(body.chunks.len() > 3);
+    // The digest a format-1 publisher would write: refused under format 2.
+    let mut bad = body.clone();
+    bad.payload_digest = sha(&net.safetensors);
+    let (r, msg) = reason(SignedArtifact::sign(&bad, &id));
+    assert_eq!(r, "format", "{msg}");
+    assert!(msg.contains("does not match the chunk list"), "{msg}");
+    assert_eq!(reason(bad.encode_draft()).0, "format");
+    // Two chunks swapped: the chunk list no longer gives the digest.
+    let mut swapped = body.clone();
+    swapped.chunks.swap(0, 1);
+    assert_eq!(reason(SignedArtifact::sign(&swapped, &id)).0, "format");
+    // A signed manifest with one bit of its digest flipped: refused by the
+    // decoder (the signature is not even looked at).
+    let bytes = SignedArtifact::sign(&body, &id).unwrap().encode();
+    let at = bytes
+        .windows(32)
+        .position(|w| w == body.payload_digest)
+        .unwrap();
+    let mut m = bytes.clone();
+    m[at + 31] ^= 1;
+    let (r, msg) = reason(SignedArtifact::decode(&m));
+    assert_eq!(r, "format", "{msg}");
+    let draft = body.encode_draft().unwrap();
+    let mut d = draft.clone();
+    let at = d
+        .windows(32)
+        .position(|w| w == body.payload_digest)
+        .unwrap();
+    d[at] ^= 0x80;
+    assert_eq!(reason(ArtifactBody::decode_draft(&d)).0, "format");
+    // A format this build does not know.
+    let mut future = body.clone();
+    future.format_version = 3;
+    assert_eq!(reason(SignedArtifact::sign(&future, &id)).0, "format");
+    let mut m = bytes.clone();
+    m[5] = 3;
+    let (r, msg) = reason(SignedArtifact::decode(&m));
+    assert_eq!(r, "format");
+    assert!(msg.contains("version 3"), "{msg}");
+}
+
+/// Format 1 keeps its whole-payload SHA-256: packed, signed, decoded and
+/// checked as before, and a payload whose chunks all match a format-1
+/// manifest with a wrong digest is still refused by that pass.
+#[test]
+fn v1_manifests_keep_their_whole_payload_digest() {
+    let id = publisher("TEST-ONLY-publisher");
+    let policy = policy_for(&id, &["snn-*"]);
+    let net = testnet::large(200_000);
+    let body = pack_format(
+        Cursor::new(&net.safetensors),
+        &net.meta(),
+        MIN_CHUNK_SIZE,
+        NOW,
+        FORMAT_V1,
+    )
+    .unwrap();
+    assert_eq!(body.payload_digest, sha(&net.safetensors));
+    let bytes = SignedArtifact::sign(&body, &id).unwrap().encode();
+    assert_eq!(&bytes[..6], b"PQVA\x00\x01");
+    let v = signed_decode(&bytes).verify(&policy, NOW).unwrap();
+    assert_eq!(v.format_version(), 1);
+    check_payload(&v, Cursor::new(&net.safetensors)).unwrap();
+    vault::artifact::payload::check_payload_digest(&v, Cursor::new(&net.safetensors)).unwrap();
+    // Every chunk right, the signed digest wrong: only format 1's pass
+    // can tell, and it does.
+    let mut wrong = body.clone();
+    wrong.payload_digest[0] ^= 1;
+    let w = signed_verified(&wrong, &id);
+    assert_eq!(
+        reason(check_payload(&w, Cursor::new(&net.safetensors))).0,
+        "digest"
+    );
+    assert_eq!(
+        reason(vault::artifact::payload::check_payload_digest(
+            &w,
+            Cursor::new(&net.safetensors)
+        ))
+        .0,
+        "digest"
     );
 }
 
@@ -472,59 +572,114 @@ mod properties {
     }
 }
 
-/// The checked-in `vectors/artifact-v1/` files (TEST-ONLY publisher key).
+/// The checked-in `vectors/artifact-v1/` and `vectors/artifact-v2/` files
+/// (TEST-ONLY publisher key, the same in both).
 mod vectors {
     use super::*;
     use std::path::{Path, PathBuf};
     use vault::identity::PublicIdentity;
 
-    fn dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/artifact-v1")
+    fn dir(format: u16) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/vectors/artifact-v{format}"))
     }
 
-    fn read(rel: &str) -> Vec<u8> {
-        std::fs::read(dir().join(rel)).unwrap()
+    fn read(format: u16, rel: &str) -> Vec<u8> {
+        std::fs::read(dir(format).join(rel)).unwrap()
     }
 
     const FINGERPRINT: &str = "22dd26908d78fa4ea4f47224aa7919008e5b9d90b396745b265c17d03698d2cb";
-    /// (bits, payload SHA-256, manifest digest, golden expected counts)
-    const PINNED: [(u8, &str, &str, [u32; 10]); 2] = [
+    const PAYLOAD_SHA: [(u8, &str); 2] = [
         (
             8,
             "184898428ef736f18dd00750d0c48635711be8fccf29c8a889f2c99e662322a8",
-            "7fd5fb3310292f0532b0e8df47b962a41b799b360561101adacc197122010a59",
-            [0, 11, 4, 9, 0, 0, 10, 5, 1, 6],
         ),
         (
             4,
             "40511f682429e83a976e838de670bcb7761d318cdf606cafe3a9fb295890e91c",
-            "07ca5584aca608171f70624a44618ae0b2a343bd2341118a4538c7865bad53b4",
-            [7, 14, 0, 11, 3, 0, 5, 0, 0, 6],
         ),
     ];
+    const GOLDEN: [[u32; 10]; 2] = [
+        [0, 11, 4, 9, 0, 0, 10, 5, 1, 6],
+        [7, 14, 0, 11, 3, 0, 5, 0, 0, 6],
+    ];
+    /// (format, bits, payload digest field, manifest digest)
+    const PINNED: [(u16, u8, &str, &str); 4] = [
+        (
+            1,
+            8,
+            "184898428ef736f18dd00750d0c48635711be8fccf29c8a889f2c99e662322a8",
+            "7fd5fb3310292f0532b0e8df47b962a41b799b360561101adacc197122010a59",
+        ),
+        (
+            1,
+            4,
+            "40511f682429e83a976e838de670bcb7761d318cdf606cafe3a9fb295890e91c",
+            "07ca5584aca608171f70624a44618ae0b2a343bd2341118a4538c7865bad53b4",
+        ),
+        (2, 8, V2_INT8_DIGEST, V2_INT8_MANIFEST),
+        (2, 4, V2_INT4_DIGEST, V2_INT4_MANIFEST),
+    ];
+    const V2_INT8_DIGEST: &str = "1329e3cc7053520593a96e57d184f699c59e402eecf814166aa0475ece88914c";
+    const V2_INT8_MANIFEST: &str =
+        "4e299bbf91d5ff1490cc0033f66a51370e76c7c289e292109b74b8c299aa01ed";
+    const V2_INT4_DIGEST: &str = "943a64fc5fda311b53d2d8a7a9ae3d3bcadb7b23ddc7cb58361b8afdf5fbe8fb";
+    const V2_INT4_MANIFEST: &str =
+        "c48e9fa8ce607fb5698c02c3230888d6c136e86a1c8f5c16936767a35e35aa02";
+
+    /// Format 2's payload digest, computed from the documented rule
+    /// (docs/artifacts.md), not by the library.
+    fn documented_chunk_list_digest(len: u64, chunk_size: u32, chunks: &[[u8; 32]]) -> [u8; 32] {
+        let mut m = b"pqvault artifact chunk list v2\0".to_vec();
+        m.extend_from_slice(&len.to_be_bytes());
+        m.extend_from_slice(&chunk_size.to_be_bytes());
+        m.extend_from_slice(&(chunks.len() as u32).to_be_bytes());
+        for c in chunks {
+            m.extend_from_slice(c);
+        }
+        sha(&m)
+    }
 
     #[test]
     fn vectors_verify_and_are_pinned() {
-        let publisher = PublicIdentity::decode(&read("TEST-ONLY-publisher.pub")).unwrap();
-        assert_eq!(publisher.fingerprint().to_hex(), FINGERPRINT);
-        let policy = TrustPolicy::load(&dir().join("trust.toml")).unwrap();
-        for (bits, payload_sha, manifest_sha, golden) in PINNED {
+        for (format, bits, digest_field, manifest_sha) in PINNED {
+            let publisher =
+                PublicIdentity::decode(&read(format, "TEST-ONLY-publisher.pub")).unwrap();
+            assert_eq!(publisher.fingerprint().to_hex(), FINGERPRINT);
+            let policy = TrustPolicy::load(&dir(format).join("trust.toml")).unwrap();
             let sub = format!("snn-int{bits}");
-            let payload = read(&format!("{sub}/payload.safetensors"));
-            let manifest = read(&format!("{sub}/artifact.pqva"));
-            assert_eq!(hex::encode(sha(&payload)), payload_sha, "{sub} payload");
+            let at = format!("artifact-v{format}/{sub}");
+            let (payload_sha, golden) = if bits == 8 {
+                (PAYLOAD_SHA[0].1, GOLDEN[0])
+            } else {
+                (PAYLOAD_SHA[1].1, GOLDEN[1])
+            };
+            let payload = read(format, &format!("{sub}/payload.safetensors"));
+            let manifest = read(format, &format!("{sub}/artifact.pqva"));
+            assert_eq!(hex::encode(sha(&payload)), payload_sha, "{at} payload");
             let signed = SignedArtifact::decode(&manifest).unwrap();
-            assert_eq!(hex::encode(signed.digest()), manifest_sha, "{sub} manifest");
+            assert_eq!(hex::encode(signed.digest()), manifest_sha, "{at} manifest");
             let v = signed.verify(&policy, NOW).unwrap();
+            assert_eq!(v.format_version(), format);
             assert_eq!(v.publisher().fingerprint().to_hex(), FINGERPRINT);
-            assert_eq!(v.payload_digest(), sha(&payload));
+            assert_eq!(
+                hex::encode(v.payload_digest()),
+                digest_field,
+                "{at} payload digest"
+            );
+            let want = if format == 1 {
+                sha(&payload)
+            } else {
+                documented_chunk_list_digest(v.payload_len(), v.chunk_size(), v.chunks())
+            };
+            assert_eq!(v.payload_digest(), want, "{at}: the documented digest rule");
             assert_eq!(v.created(), 1_767_225_600);
             assert_eq!(v.expires(), None);
             check_payload(&v, Cursor::new(&payload)).unwrap();
+            vault::artifact::payload::check_payload_digest(&v, Cursor::new(&payload)).unwrap();
             // The golden-check vector: the integer LIF pass gives these
             // counts on every machine.
             let g = v.body().quant.golden.as_ref().unwrap();
-            assert_eq!(g.expected, golden, "{sub} golden");
+            assert_eq!(g.expected, golden, "{at} golden");
             let mut r = Cursor::new(&payload);
             let counts = vault::artifact::payload::golden_counts(
                 &v.body().quant,
@@ -536,19 +691,27 @@ mod vectors {
 
             // The generator, the meta file and pack reproduce the files.
             let net = testnet::small(bits);
-            assert_eq!(net.safetensors, payload, "{sub}: testnet changed");
-            let meta_text = String::from_utf8(read(&format!("{sub}/meta.toml"))).unwrap();
-            assert_eq!(net.meta_toml, meta_text, "{sub}: meta.toml changed");
+            assert_eq!(net.safetensors, payload, "{at}: testnet changed");
+            let meta_text = String::from_utf8(read(format, &format!("{sub}/meta.toml"))).unwrap();
+            assert_eq!(net.meta_toml, meta_text, "{at}: meta.toml changed");
             let meta = MetaFile::parse(&meta_text).unwrap();
-            let body = pack(Cursor::new(&payload), &meta, 65536, NOW).unwrap();
+            let body = pack_format(Cursor::new(&payload), &meta, 65536, NOW, format).unwrap();
             assert_eq!(&body, v.body());
-            let draft = read(&format!("{sub}/artifact.pqvd"));
+            if format == 2 {
+                // What `pack` writes today.
+                assert_eq!(
+                    pack(Cursor::new(&payload), &meta, 65536, NOW).unwrap(),
+                    body
+                );
+            }
+            let draft = read(format, &format!("{sub}/artifact.pqvd"));
             assert_eq!(body.encode_draft().unwrap(), draft);
+            assert_eq!(&ArtifactBody::decode_draft(&draft).unwrap(), v.body());
             // The signed manifest is the draft body under the PQVA magic,
             // then the publisher identity and the signature.
             assert_eq!(&manifest[..4], b"PQVA");
             assert_eq!(&manifest[4..draft.len()], &draft[4..]);
-            let pub_bytes = read("TEST-ONLY-publisher.pub");
+            let pub_bytes = read(format, "TEST-ONLY-publisher.pub");
             let at = draft.len();
             assert_eq!(
                 u32::from_be_bytes(manifest[at..at + 4].try_into().unwrap()) as usize,
@@ -559,27 +722,36 @@ mod vectors {
         }
     }
 
-    /// Byte offsets documented in docs/artifacts.md hold for the vectors.
+    /// Byte offsets documented in docs/artifacts.md hold for the vectors of
+    /// both versions; only the version and the payload digest differ.
     #[test]
     fn documented_layout_holds() {
-        let draft = read("snn-int8/artifact.pqvd");
-        assert_eq!(&draft[..6], b"PQVD\x00\x01");
-        let name_len = u32::from_be_bytes(draft[6..10].try_into().unwrap()) as usize;
-        assert_eq!(&draft[10..10 + name_len], b"snn-demo");
-        let mut p = 10 + name_len;
-        let vlen = u32::from_be_bytes(draft[p..p + 4].try_into().unwrap()) as usize;
-        assert_eq!(&draft[p + 4..p + 4 + vlen], b"1.0.0");
-        p += 4 + vlen;
-        let u64_at = |o: usize| u64::from_be_bytes(draft[o..o + 8].try_into().unwrap());
-        assert_eq!(u64_at(p), 1_767_225_600); // created
-        assert_eq!(u64_at(p + 8), 0); // expires: none
-        assert_eq!(u64_at(p + 16), 2824); // payload length
-        let payload = read("snn-int8/payload.safetensors");
-        assert_eq!(&draft[p + 24..p + 56], &sha(&payload));
-        assert_eq!(&draft[p + 56..p + 60], &65536u32.to_be_bytes());
-        assert_eq!(&draft[p + 60..p + 64], &1u32.to_be_bytes());
-        assert_eq!(&draft[p + 64..p + 96], &sha(&payload)); // one chunk = whole payload
-        assert_eq!(&draft[p + 96..p + 98], &2u16.to_be_bytes()); // layers
+        for format in [1u16, 2] {
+            let draft = read(format, "snn-int8/artifact.pqvd");
+            assert_eq!(&draft[..4], b"PQVD");
+            assert_eq!(&draft[4..6], &format.to_be_bytes());
+            let name_len = u32::from_be_bytes(draft[6..10].try_into().unwrap()) as usize;
+            assert_eq!(&draft[10..10 + name_len], b"snn-demo");
+            let mut p = 10 + name_len;
+            let vlen = u32::from_be_bytes(draft[p..p + 4].try_into().unwrap()) as usize;
+            assert_eq!(&draft[p + 4..p + 4 + vlen], b"1.0.0");
+            p += 4 + vlen;
+            let u64_at = |o: usize| u64::from_be_bytes(draft[o..o + 8].try_into().unwrap());
+            assert_eq!(u64_at(p), 1_767_225_600); // created
+            assert_eq!(u64_at(p + 8), 0); // expires: none
+            assert_eq!(u64_at(p + 16), 2824); // payload length
+            let payload = read(format, "snn-int8/payload.safetensors");
+            let digest = if format == 1 {
+                sha(&payload)
+            } else {
+                documented_chunk_list_digest(2824, 65536, &[sha(&payload)])
+            };
+            assert_eq!(&draft[p + 24..p + 56], &digest);
+            assert_eq!(&draft[p + 56..p + 60], &65536u32.to_be_bytes());
+            assert_eq!(&draft[p + 60..p + 64], &1u32.to_be_bytes());
+            assert_eq!(&draft[p + 64..p + 96], &sha(&payload)); // one chunk = whole payload
+            assert_eq!(&draft[p + 96..p + 98], &2u16.to_be_bytes()); // layers
+        }
     }
 }
 

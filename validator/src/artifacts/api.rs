@@ -22,7 +22,7 @@
 //!
 //! * `GET /v1/artifacts/{name}/latest` and `GET /v1/artifacts/{name}/{version}`:
 //!   the payload, streamed from disk, with `Range: bytes=a-b` (one range;
-//!   206 or 416), `ETag` = payload SHA-256, `X-Pqvault-Manifest-Digest`.
+//!   206 or 416), `ETag` = the manifest's payload digest (D47), `X-Pqvault-Manifest-Digest`.
 //! * `GET /v1/artifacts/{name}/latest/manifest` (or `/{version}/manifest`):
 //!   the signed manifest, for the application to verify itself.
 //! * `POST /v1/artifacts`: push a signed manifest (verified before anything

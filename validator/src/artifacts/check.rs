@@ -13,6 +13,11 @@
 //! it read it, so that the fsync before `complete` has little left to
 //! write (docs/decisions.md D41). A check is cancelled (its readers fail,
 //! its threads end) when the object is abandoned or removed.
+//!
+//! A format-2 manifest's payload digest is the digest of its chunk list
+//! (D47): the chunks verified on arrival tile the payload exactly, so the
+//! digest thread reads nothing back and only starts each chunk's
+//! writeback as it is verified, in order.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -103,6 +108,25 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (file, offset, len);
+}
+
+impl GatedReader {
+    /// The digest thread's work for a format-2 manifest: waits for each
+    /// chunk in order (already verified against its signed hash, which is
+    /// all the payload digest needs) and starts its writeback; reads
+    /// nothing.
+    fn write_back_in_order(&self) -> io::Result<()> {
+        let mut start = 0;
+        let mut chunk = 0;
+        while start < self.len {
+            self.gate.wait(chunk)?;
+            let end = (start + self.chunk_size).min(self.len);
+            start_writeback(&self.file, start, end - start);
+            start = end;
+            chunk += 1;
+        }
+        Ok(())
+    }
 }
 
 impl Read for GatedReader {
@@ -230,6 +254,12 @@ impl EarlyChecks {
         let Some(digest_thread) = spawn(
             "artifact-digest",
             Box::new(move || {
+                if a1.body().digest_covered_by_chunks() {
+                    // Format 2: no second SHA-256 pass (see the module doc).
+                    return d
+                        .write_back_in_order()
+                        .map_err(|e| ("format", format!("payload check: {e}")));
+                }
                 // Reads of 256 KiB, up to each chunk's end: no buffer.
                 vault::artifact::payload::check_payload_digest(&a1, d)
                     .map_err(|e| (e.reason(), e.to_string()))
@@ -325,12 +355,26 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_gated_reader_reads_only_verified_chunks_and_fails_once_cancelled() {
+    /// A 10-byte payload file in 4-byte chunks, the first one verified.
+    fn payload() -> (tempfile::TempDir, std::path::PathBuf, Arc<Gate>) {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("payload");
         File::create(&p).unwrap().write_all(b"abcdefghij").unwrap();
-        let gate = Arc::new(Gate::new(vec![true, false, false]));
+        (dir, p, Arc::new(Gate::new(vec![true, false, false])))
+    }
+
+    /// Cancels `gate` after `ms` milliseconds, on another thread.
+    fn cancel_after(gate: &Arc<Gate>, ms: u64) -> std::thread::JoinHandle<()> {
+        let g = gate.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            g.cancel();
+        })
+    }
+
+    #[test]
+    fn a_gated_reader_reads_only_verified_chunks_and_fails_once_cancelled() {
+        let (_dir, p, gate) = payload();
         let mut r = reader(&p, &gate, 10);
         let mut buf = [0u8; 10];
         assert_eq!(r.read(&mut buf).unwrap(), 4, "stops at the chunk's end");
@@ -348,14 +392,32 @@ mod tests {
         t.join().unwrap();
         // Seeking from the end, then a read that waits on chunk 2: cancelled.
         assert_eq!(r.seek(SeekFrom::End(-1)).unwrap(), 9);
-        let g = gate.clone();
-        let t = std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            g.cancel();
-        });
+        let t = cancel_after(&gate, 20);
         assert!(r.read(&mut buf).is_err());
         t.join().unwrap();
         let mut r = reader(&p, &gate, 10);
         assert!(r.read(&mut buf).is_err(), "every read fails once cancelled");
+    }
+
+    #[test]
+    fn the_format_2_walk_waits_for_every_chunk_in_order_and_ends_when_cancelled() {
+        let (_dir, p, gate) = payload();
+        let r = reader(&p, &gate, 10);
+        let g = gate.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            g.verified(2);
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            g.verified(1);
+        });
+        let started = std::time::Instant::now();
+        r.write_back_in_order().unwrap();
+        assert!(started.elapsed() >= std::time::Duration::from_millis(50));
+        t.join().unwrap();
+        let gate = Arc::new(Gate::new(vec![true, false, false]));
+        let r = reader(&p, &gate, 10);
+        let t = cancel_after(&gate, 20);
+        assert!(r.write_back_in_order().is_err());
+        t.join().unwrap();
     }
 }

@@ -213,8 +213,12 @@ impl PolicyChecker<'_> {
 
 impl PolicyChecker<'_> {
     /// The full check of a payload whose chunks were each verified on
-    /// arrival: its length and SHA-256 on one thread while the tensors
-    /// (metadata, weights, golden run) are checked on another.
+    /// arrival (or, after a restart, by hashing their slots): for a
+    /// format-1 manifest its length and SHA-256 on one thread while the
+    /// tensors (metadata, weights, golden run) are checked on another; for
+    /// format 2 the tensors only, since the verified chunks tile the
+    /// payload and its digest is that of their list (D47). The tensor half
+    /// checks the file's length.
     fn check_received(&self, encoded: &[u8], payload: &Path) -> Result<(), (&'static str, String)> {
         let v = self.verified(encoded)?;
         let open = || {
@@ -222,6 +226,10 @@ impl PolicyChecker<'_> {
                 .map(|f| std::io::BufReader::with_capacity(64 << 10, f))
                 .map_err(|e| ("format", e.to_string()))
         };
+        if v.body().digest_covered_by_chunks() {
+            return vault::artifact::payload::check_payload_tensors(&v, open()?)
+                .map_err(|e| (e.reason(), e.to_string()));
+        }
         let (digest_reader, tensor_reader) = (open()?, open()?);
         let (digest, tensors) = std::thread::scope(|s| {
             let h = s.spawn(|| vault::artifact::payload::check_payload_digest(&v, digest_reader));

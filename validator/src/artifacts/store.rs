@@ -70,7 +70,8 @@ pub struct Meta {
     pub chunk_size: u64,
     /// SHA-256 of every chunk, in order.
     pub chunks: Vec<[u8; 32]>,
-    /// Digest of the whole payload (the ETag).
+    /// The manifest's payload digest (the ETag): SHA-256 of the payload
+    /// at format 1, of the chunk list at format 2.
     pub payload_digest: [u8; 32],
     /// Expiry of the signed manifest (Unix seconds), if any: checked again
     /// at every request, not only when the manifest was admitted.

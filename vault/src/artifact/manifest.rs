@@ -20,19 +20,64 @@ use crate::identity::{sha256, PublicIdentity, SecretIdentity};
 use crate::sign::HybridSignature;
 use subtle::ConstantTimeEq;
 
-/// File kind of a signed artifact manifest (`artifact.pqva`).
+/// Format version 1: the payload digest is the SHA-256 of the whole
+/// payload (one more sequential pass over it to check).
+pub const FORMAT_V1: u16 = 1;
+/// Format version 2: the payload digest is [`chunk_list_digest`], the
+/// SHA-256 of the signed chunk list, so a payload whose every chunk matched
+/// its hash matches the digest without a second pass (D47).
+pub const FORMAT_V2: u16 = 2;
+/// The format version `pack` writes.
+pub const FORMAT_CURRENT: u16 = FORMAT_V2;
+
+/// File kind of a signed artifact manifest (`artifact.pqva`), as written.
 pub const ARTIFACT_KIND: Kind = Kind {
     magic: *b"PQVA",
     name: "pqvault artifact manifest",
-    version: 1,
+    version: FORMAT_CURRENT,
 };
 
-/// File kind of an unsigned artifact draft (`artifact.pqvd`).
+/// File kind of an unsigned artifact draft (`artifact.pqvd`), as written.
 pub const DRAFT_KIND: Kind = Kind {
     magic: *b"PQVD",
     name: "pqvault artifact draft",
-    version: 1,
+    version: FORMAT_CURRENT,
 };
+
+/// `kind` at format version `version`.
+const fn at_version(kind: Kind, version: u16) -> Kind {
+    Kind {
+        magic: kind.magic,
+        name: kind.name,
+        version,
+    }
+}
+
+/// Every readable version of `kind`, oldest first.
+const fn readable(kind: Kind) -> [Kind; 2] {
+    [at_version(kind, FORMAT_V1), at_version(kind, FORMAT_V2)]
+}
+
+/// Domain label of [`chunk_list_digest`].
+pub const CHUNK_LIST_LABEL: &[u8] = b"pqvault artifact chunk list v2\0";
+
+/// The payload digest of a format-2 manifest: SHA-256 of
+/// [`CHUNK_LIST_LABEL`] ‖ `u64` payload length ‖ `u32` chunk size ‖ `u32`
+/// chunk count ‖ the chunk hashes in order (big-endian integers). Chunk
+/// `i` covers bytes `i · chunk_size ..` up to the next chunk or the payload
+/// length, so the chunks tile the payload exactly and a payload whose every
+/// chunk matched its hash has this digest.
+pub fn chunk_list_digest(payload_len: u64, chunk_size: u32, chunks: &[[u8; 32]]) -> [u8; 32] {
+    let mut m = Vec::with_capacity(CHUNK_LIST_LABEL.len() + 16 + chunks.len() * 32);
+    m.extend_from_slice(CHUNK_LIST_LABEL);
+    m.extend_from_slice(&payload_len.to_be_bytes());
+    m.extend_from_slice(&chunk_size.to_be_bytes());
+    m.extend_from_slice(&(chunks.len() as u32).to_be_bytes());
+    for c in chunks {
+        m.extend_from_slice(c);
+    }
+    sha256(&m)
+}
 
 /// Signature domain of artifact manifests.
 pub const ARTIFACT_SIG_DOMAIN: &str = "artifact";
@@ -93,6 +138,9 @@ pub fn parse_version(s: &str) -> Result<semver::Version, FormatError> {
 /// The content of a manifest: what a publisher signs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ArtifactBody {
+    /// Format version ([`FORMAT_V1`] or [`FORMAT_V2`]): how
+    /// `payload_digest` is defined.
+    pub format_version: u16,
     /// Model name.
     pub name: String,
     /// Semantic version (no build metadata).
@@ -103,7 +151,8 @@ pub struct ArtifactBody {
     pub expires_unix: Option<u64>,
     /// Payload length in bytes.
     pub payload_len: u64,
-    /// SHA-256 of the payload.
+    /// Format 1: SHA-256 of the payload. Format 2: [`chunk_list_digest`]
+    /// of the fields below.
     pub payload_digest: [u8; 32],
     /// Chunk size in bytes.
     pub chunk_size: u32,
@@ -118,8 +167,35 @@ fn f32_bits(w: &mut Writer, v: f32) {
 }
 
 impl ArtifactBody {
+    /// Whether `payload_digest` is a digest of the chunk list (format 2):
+    /// then a payload whose every chunk matched its signed hash, chunks
+    /// covering exactly `payload_len` bytes, matches it, with no pass over
+    /// the whole payload.
+    pub fn digest_covered_by_chunks(&self) -> bool {
+        self.format_version >= FORMAT_V2
+    }
+
+    /// The payload digest a body with these chunks has at its format
+    /// version: [`chunk_list_digest`] for format 2, `whole_payload_sha256`
+    /// (which the caller computed) for format 1.
+    pub fn expected_payload_digest(&self, whole_payload_sha256: [u8; 32]) -> [u8; 32] {
+        if self.digest_covered_by_chunks() {
+            chunk_list_digest(self.payload_len, self.chunk_size, &self.chunks)
+        } else {
+            whole_payload_sha256
+        }
+    }
+
     /// Checks every invariant of a body.
     pub fn validate(&self) -> Result<(), ArtifactError> {
+        if !(FORMAT_V1..=FORMAT_V2).contains(&self.format_version) {
+            return Err(FormatError::UnsupportedVersion {
+                kind: ARTIFACT_KIND.name,
+                found: self.format_version,
+                supported: FORMAT_CURRENT,
+            }
+            .into());
+        }
         check_model_name(&self.name)?;
         parse_version(&self.version.to_string())?;
         if let Some(e) = self.expires_unix {
@@ -156,6 +232,22 @@ impl ArtifactBody {
                 ),
             )
             .into());
+        }
+        if self.digest_covered_by_chunks() {
+            // A publisher's inconsistency: refused here, so that a verified
+            // format-2 manifest's digest always follows from its chunks.
+            let want = chunk_list_digest(self.payload_len, self.chunk_size, &self.chunks);
+            if !ct_eq(&want, &self.payload_digest) {
+                return Err(FormatError::invalid(
+                    "payload digest",
+                    format!(
+                        "{} does not match the chunk list (format 2: the digest of the chunk list is {})",
+                        hex::encode(self.payload_digest),
+                        hex::encode(want)
+                    ),
+                )
+                .into());
+            }
         }
         self.quant.validate()?;
         Ok(())
@@ -219,7 +311,7 @@ impl ArtifactBody {
         }
     }
 
-    fn read(r: &mut Reader<'_>) -> Result<Self, ArtifactError> {
+    fn read(r: &mut Reader<'_>, format_version: u16) -> Result<Self, ArtifactError> {
         let name = utf8(r.var_bytes("model name", MAX_MODEL_NAME)?, "model name")?;
         let version = parse_version(&utf8(r.var_bytes("version", MAX_VERSION_LEN)?, "version")?)?;
         let created_unix = r.u64("created time")?;
@@ -380,6 +472,7 @@ impl ArtifactBody {
             }
         };
         let body = ArtifactBody {
+            format_version,
             name,
             version,
             created_unix,
@@ -397,7 +490,7 @@ impl ArtifactBody {
     /// Encodes the body as an unsigned draft (`PQVD`).
     pub fn encode_draft(&self) -> Result<Vec<u8>, ArtifactError> {
         self.validate()?;
-        let mut w = Writer::new(DRAFT_KIND);
+        let mut w = Writer::new(at_version(DRAFT_KIND, self.format_version));
         self.write(&mut w);
         Ok(w.finish())
     }
@@ -405,8 +498,8 @@ impl ArtifactBody {
     /// Decodes an unsigned draft.
     pub fn decode_draft(bytes: &[u8]) -> Result<Self, ArtifactError> {
         check_len(bytes)?;
-        let mut r = Reader::open(bytes, DRAFT_KIND)?;
-        let body = Self::read(&mut r)?;
+        let (mut r, format_version) = Reader::open_any(bytes, &readable(DRAFT_KIND))?;
+        let body = Self::read(&mut r, format_version)?;
         r.finish()?;
         Ok(body)
     }
@@ -442,7 +535,7 @@ impl SignedArtifact {
     /// Signs `body` as `publisher`.
     pub fn sign(body: &ArtifactBody, publisher: &SecretIdentity) -> Result<Self, ArtifactError> {
         body.validate()?;
-        let mut w = Writer::new(ARTIFACT_KIND);
+        let mut w = Writer::new(at_version(ARTIFACT_KIND, body.format_version));
         body.write(&mut w);
         w.var_bytes(&publisher.public().encode());
         let signed_len = w.len();
@@ -467,8 +560,8 @@ impl SignedArtifact {
     /// checks structure and invariants, not the signature.
     pub fn decode(bytes: &[u8]) -> Result<Self, ArtifactError> {
         check_len(bytes)?;
-        let mut r = Reader::open(bytes, ARTIFACT_KIND)?;
-        let body = ArtifactBody::read(&mut r)?;
+        let (mut r, format_version) = Reader::open_any(bytes, &readable(ARTIFACT_KIND))?;
+        let body = ArtifactBody::read(&mut r, format_version)?;
         let publisher = PublicIdentity::decode(r.var_bytes("publisher identity", 16 * 1024)?)?;
         let signed_len = r.position();
         let signature = HybridSignature::read(&mut r)?;
@@ -590,9 +683,15 @@ impl VerifiedArtifact {
         self.inner.body.payload_len
     }
 
-    /// SHA-256 of the payload.
+    /// The payload digest (the ETag): format 1 the SHA-256 of the payload,
+    /// format 2 [`chunk_list_digest`].
     pub fn payload_digest(&self) -> [u8; 32] {
         self.inner.body.payload_digest
+    }
+
+    /// Manifest format version (how the payload digest is defined).
+    pub fn format_version(&self) -> u16 {
+        self.inner.body.format_version
     }
 
     /// Chunk size in bytes.

@@ -11,7 +11,7 @@
 //! it on a file in its own store.
 
 use super::lif::{self, LayerParams};
-use super::manifest::{check_model_name, ct_eq, parse_version, ArtifactBody};
+use super::manifest::{check_model_name, ct_eq, parse_version, ArtifactBody, FORMAT_CURRENT};
 use super::quant::{self, MetaFile, QuantMeta};
 use super::safetensors::{self, TensorInfo};
 use super::{
@@ -21,8 +21,8 @@ use crate::codec::FormatError;
 use aws_lc_rs::digest::{Context, SHA256};
 use std::io::{Read, Seek, SeekFrom};
 
-/// Length, SHA-256 and chunk hashes of a streamed payload.
-type Hashed = (u64, [u8; 32], Vec<[u8; 32]>);
+/// Length, SHA-256 (if asked for) and chunk hashes of a streamed payload.
+type Hashed = (u64, Option<[u8; 32]>, Vec<[u8; 32]>);
 
 fn io(e: std::io::Error) -> ArtifactError {
     ArtifactError::Io(e.to_string())
@@ -60,14 +60,16 @@ fn stream_len<R: Seek>(r: &mut R) -> Result<u64, ArtifactError> {
     Ok(len)
 }
 
-/// Hashes the payload chunk by chunk. With `expected` chunk hashes, stops
-/// at the first chunk that differs.
+/// Hashes the payload chunk by chunk, and as a whole if `whole` (format 1's
+/// payload digest: a second SHA-256 pass over every byte). With `expected`
+/// chunk hashes, stops at the first chunk that differs.
 fn hash_chunks<R: Read>(
     r: &mut R,
     chunk_size: u32,
     expected: Option<&[[u8; 32]]>,
+    whole: bool,
 ) -> Result<Hashed, ArtifactError> {
-    let mut total = Context::new(&SHA256);
+    let mut total = whole.then(|| Context::new(&SHA256));
     let mut buf = vec![0u8; chunk_size as usize];
     let mut chunks = Vec::new();
     let mut len = 0u64;
@@ -78,7 +80,9 @@ fn hash_chunks<R: Read>(
         }
         let start = len;
         len += n as u64;
-        total.update(&buf[..n]);
+        if let Some(t) = &mut total {
+            t.update(&buf[..n]);
+        }
         let h = sha256(&buf[..n]);
         if let Some(exp) = expected {
             let index = chunks.len();
@@ -103,7 +107,7 @@ fn hash_chunks<R: Read>(
             break;
         }
     }
-    Ok((len, finish(total), chunks))
+    Ok((len, total.map(finish), chunks))
 }
 
 fn read_tensor<R: Read + Seek>(
@@ -239,14 +243,27 @@ pub fn check_tensors<R: Read + Seek>(
     Ok(())
 }
 
-/// Builds a manifest body from a safetensors payload and `meta.toml`
-/// contents, refusing inconsistent metadata (naming the tensor and field)
-/// and a golden check whose expected counts are wrong.
+/// Builds a manifest body (format [`FORMAT_CURRENT`]) from a safetensors
+/// payload and `meta.toml` contents, refusing inconsistent metadata
+/// (naming the tensor and field) and a golden check whose expected counts
+/// are wrong.
 pub fn pack<R: Read + Seek>(
+    payload: R,
+    meta: &MetaFile,
+    chunk_size: u32,
+    now_unix: u64,
+) -> Result<ArtifactBody, ArtifactError> {
+    pack_format(payload, meta, chunk_size, now_unix, FORMAT_CURRENT)
+}
+
+/// [`pack`] at a given format version (1 or 2): format 1 only to reproduce
+/// the version-1 test vectors; no tool writes it.
+pub fn pack_format<R: Read + Seek>(
     mut payload: R,
     meta: &MetaFile,
     chunk_size: u32,
     now_unix: u64,
+    format_version: u16,
 ) -> Result<ArtifactBody, ArtifactError> {
     check_model_name(&meta.name)?;
     let version = parse_version(&meta.version)?;
@@ -261,23 +278,26 @@ pub fn pack<R: Read + Seek>(
     let len = stream_len(&mut payload)?;
     check_tensors(&quant, &mut payload, len)?;
     payload.seek(SeekFrom::Start(0)).map_err(io)?;
-    let (hashed, payload_digest, chunks) = hash_chunks(&mut payload, chunk_size, None)?;
+    let v1 = format_version == super::manifest::FORMAT_V1;
+    let (hashed, whole, chunks) = hash_chunks(&mut payload, chunk_size, None, v1)?;
     if hashed != len {
         return Err(ArtifactError::Io(format!(
             "payload changed while packing ({len} then {hashed} bytes)"
         )));
     }
-    let body = ArtifactBody {
+    let mut body = ArtifactBody {
+        format_version,
         name: meta.name.clone(),
         version,
         created_unix: meta.created.unwrap_or(now_unix),
         expires_unix: meta.expires,
         payload_len: len,
-        payload_digest,
+        payload_digest: [0; 32],
         chunk_size,
         chunks,
         quant,
     };
+    body.payload_digest = body.expected_payload_digest(whole.unwrap_or_default());
     body.validate()?;
     Ok(body)
 }
@@ -294,17 +314,25 @@ pub fn check_payload<R: Read + Seek>(
     check_payload_body(artifact.body(), payload)
 }
 
-/// The whole-payload half of [`check_payload`] for a payload whose chunks
-/// were each hashed against the manifest as they arrived (a validator's
-/// download): its length and SHA-256 only, in one sequential pass. Run it
-/// with [`check_payload_tensors`] (they may run in parallel, on two
-/// readers of the same file); together they check what [`check_payload`]
-/// checks, except that a bad chunk is not named.
+/// The whole-payload half of [`check_payload`]: its length and payload
+/// digest, in one sequential pass. Run it with [`check_payload_tensors`]
+/// (they may run in parallel, on two readers of the same file); together
+/// they check what [`check_payload`] checks, except that a bad chunk is not
+/// named under format 1.
+///
+/// Format 1: the SHA-256 of the whole payload. Format 2: every chunk's
+/// hash (the payload digest follows from the chunk list, checked when the
+/// manifest was decoded). A caller that already matched every chunk of the
+/// payload against the manifest (a validator's download) needs this pass
+/// only for format 1: see [`ArtifactBody::digest_covered_by_chunks`].
 pub fn check_payload_digest<R: Read>(
     artifact: &VerifiedArtifact,
     mut payload: R,
 ) -> Result<(), ArtifactError> {
     let body = artifact.body();
+    if body.digest_covered_by_chunks() {
+        return check_chunks_in_order(body, payload);
+    }
     let mut total = Context::new(&SHA256);
     let mut buf = vec![0u8; 256 << 10];
     let mut len = 0u64;
@@ -319,13 +347,7 @@ pub fn check_payload_digest<R: Read>(
         }
         total.update(&buf[..n]);
     }
-    if len != body.payload_len {
-        return Err(ArtifactError::Digest {
-            what: "length",
-            expected: body.payload_len.to_string(),
-            found: len.to_string(),
-        });
-    }
+    check_len(body, len)?;
     let digest = finish(total);
     if !ct_eq(&digest, &body.payload_digest) {
         return Err(ArtifactError::Digest {
@@ -370,22 +392,62 @@ pub fn check_payload_body<R: Read + Seek>(
             found: len.to_string(),
         });
     }
-    let (hashed, digest, _) = hash_chunks(&mut payload, body.chunk_size, Some(&body.chunks))?;
-    if hashed != body.payload_len {
+    // Format 2: every chunk matched and the chunks tile exactly
+    // `payload_len` bytes, so the digest of the (validated) chunk list is
+    // the payload's: no whole-payload SHA-256.
+    let whole = !body.digest_covered_by_chunks();
+    let (hashed, digest, _) =
+        hash_chunks(&mut payload, body.chunk_size, Some(&body.chunks), whole)?;
+    check_len(body, hashed)?;
+    if let Some(digest) = digest {
+        if !ct_eq(&digest, &body.payload_digest) {
+            return Err(ArtifactError::Digest {
+                what: "digest",
+                expected: hex::encode(body.payload_digest),
+                found: hex::encode(digest),
+            });
+        }
+    }
+    check_tensors(&body.quant, &mut payload, len)
+}
+
+/// Format 2's whole-payload pass: each chunk's length and hash in order,
+/// then nothing after the last chunk.
+fn check_chunks_in_order<R: Read>(
+    body: &ArtifactBody,
+    mut payload: R,
+) -> Result<(), ArtifactError> {
+    let size = u64::from(body.chunk_size);
+    let mut buf = vec![0u8; body.chunk_size as usize];
+    for (index, expected) in body.chunks.iter().enumerate() {
+        let start = index as u64 * size;
+        let want = size.min(body.payload_len.saturating_sub(start)) as usize;
+        let n = fill(&mut payload, &mut buf[..want])?;
+        if n < want {
+            return check_len(body, start + n as u64);
+        }
+        if !ct_eq(expected, &sha256(&buf[..n])) {
+            return Err(ArtifactError::Chunk {
+                index,
+                start,
+                end: start + n as u64,
+            });
+        }
+    }
+    let extra = fill(&mut payload, &mut buf[..1])?;
+    check_len(body, body.payload_len + extra as u64)
+}
+
+/// Refuses a payload of `len` bytes that is not the manifest's length.
+fn check_len(body: &ArtifactBody, len: u64) -> Result<(), ArtifactError> {
+    if len != body.payload_len {
         return Err(ArtifactError::Digest {
             what: "length",
             expected: body.payload_len.to_string(),
-            found: hashed.to_string(),
+            found: len.to_string(),
         });
     }
-    if !ct_eq(&digest, &body.payload_digest) {
-        return Err(ArtifactError::Digest {
-            what: "digest",
-            expected: hex::encode(body.payload_digest),
-            found: hex::encode(digest),
-        });
-    }
-    check_tensors(&body.quant, &mut payload, len)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -473,31 +535,38 @@ mod split_tests {
             Path::new("."),
         )
         .unwrap();
-        let net = testnet::small(8);
-        let body = pack(Cursor::new(&net.safetensors), &net.meta(), 65536, 1).unwrap();
-        let v = SignedArtifact::sign(&body, &key)
-            .unwrap()
-            .verify(&policy, 2)
-            .unwrap();
-        let good = &net.safetensors;
-        check_payload_digest(&v, Cursor::new(good)).unwrap();
-        check_payload_tensors(&v, Cursor::new(good)).unwrap();
-        check_payload(&v, Cursor::new(good)).unwrap();
-        // A flipped byte in the last tensor's data: the digest half names it.
-        let mut bad = good.clone();
-        let at = bad.len() - 1;
-        bad[at] ^= 1;
-        let e = check_payload_digest(&v, Cursor::new(&bad)).unwrap_err();
-        assert_eq!(e.reason(), "digest", "{e}");
-        // Short or long: a length error from either half.
-        for wrong in [
-            &good[..good.len() - 1],
-            &[good.as_slice(), &[0]].concat()[..],
-        ] {
-            let e = check_payload_digest(&v, Cursor::new(wrong)).unwrap_err();
-            assert!(e.to_string().contains("length"), "{e}");
-            let e = check_payload_tensors(&v, Cursor::new(wrong)).unwrap_err();
-            assert!(e.to_string().contains("length"), "{e}");
+        // A multi-chunk payload, so that format 2's pass meets a short
+        // last chunk.
+        let net = testnet::large(200_000);
+        for format in [1, 2] {
+            let body =
+                pack_format(Cursor::new(&net.safetensors), &net.meta(), 65536, 1, format).unwrap();
+            let v = SignedArtifact::sign(&body, &key)
+                .unwrap()
+                .verify(&policy, 2)
+                .unwrap();
+            let good = &net.safetensors;
+            check_payload_digest(&v, Cursor::new(good)).unwrap();
+            check_payload_tensors(&v, Cursor::new(good)).unwrap();
+            check_payload(&v, Cursor::new(good)).unwrap();
+            // A flipped byte in the last tensor's data: the digest half
+            // names it (format 1: the whole digest; 2: the last chunk).
+            let mut bad = good.clone();
+            let at = bad.len() - 1;
+            bad[at] ^= 1;
+            let e = check_payload_digest(&v, Cursor::new(&bad)).unwrap_err();
+            let want = if format == 1 { "digest" } else { "chunk" };
+            assert_eq!(e.reason(), want, "format {format}: {e}");
+            // Short or long: a length error from either half.
+            for wrong in [
+                &good[..good.len() - 1],
+                &[good.as_slice(), &[0]].concat()[..],
+            ] {
+                let e = check_payload_digest(&v, Cursor::new(wrong)).unwrap_err();
+                assert!(e.to_string().contains("length"), "format {format}: {e}");
+                let e = check_payload_tensors(&v, Cursor::new(wrong)).unwrap_err();
+                assert!(e.to_string().contains("length"), "format {format}: {e}");
+            }
         }
     }
 }

@@ -328,6 +328,7 @@ fn describe(body: &ArtifactBody, signed: Option<&SignedArtifact>) -> serde_json:
         .collect();
     let mut v = json!({
         "kind": if signed.is_some() { "artifact manifest" } else { "artifact draft (unsigned)" },
+        "format_version": body.format_version,
         "name": body.name,
         "version": body.version.to_string(),
         "created_unix": body.created_unix,
@@ -386,6 +387,7 @@ fn run_inspect(a: InspectArgs) -> Result<()> {
     };
     println!("{}", s("kind"));
     for k in [
+        "format_version",
         "name",
         "version",
         "created_unix",

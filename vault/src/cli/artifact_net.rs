@@ -518,7 +518,7 @@ pub fn run_pull(a: PullArgs) -> Result<()> {
     let _ = fs::remove_file(&tmp);
     result?;
     println!(
-        "pulled {} {} ({} bytes, payload sha256 {}), verified against {}",
+        "pulled {} {} ({} bytes, payload digest {}), verified against {}",
         v.name(),
         v.version(),
         v.payload_len(),
