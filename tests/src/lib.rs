@@ -386,6 +386,12 @@ impl Mesh {
     /// Like [`Mesh::start`], with extra environment variables (for example
     /// `FAILPOINTS`, see `validator::failpoint`).
     pub fn start_with_env(&mut self, i: usize, env: &[(&str, &str)]) {
+        self.spawn(i, env);
+        self.wait_ready(i);
+    }
+
+    /// Starts validator `i` without waiting for it.
+    fn spawn(&mut self, i: usize, env: &[(&str, &str)]) {
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -400,6 +406,11 @@ impl Mesh {
             .spawn()
             .expect("spawn validator");
         self.nodes[i].child = Some(child);
+    }
+
+    /// Waits until validator `i` reports ready; panics with its log if it
+    /// exits or takes more than 20 s.
+    fn wait_ready(&mut self, i: usize) {
         let ops = self.nodes[i].ops;
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
@@ -422,10 +433,30 @@ impl Mesh {
         panic!("validator-{} not ready in time: {}", i + 1, self.log(i));
     }
 
-    /// Starts every validator.
+    /// Like [`Mesh::start_all`], with extra environment variables for some
+    /// validators (`(index, variables)`).
+    pub fn start_all_with(&mut self, special: &[(usize, &[(&str, &str)])]) {
+        for i in 0..self.nodes.len() {
+            let env = special
+                .iter()
+                .find(|(j, _)| *j == i)
+                .map_or(&[][..], |(_, e)| *e);
+            self.spawn(i, env);
+        }
+        for i in 0..self.nodes.len() {
+            self.wait_ready(i);
+        }
+    }
+
+    /// Starts every validator: all processes first, then waits for each,
+    /// so that none comes up seconds after another (on a loaded machine
+    /// one at a time did, and the first counted the last lost).
     pub fn start_all(&mut self) {
         for i in 0..self.nodes.len() {
-            self.start(i);
+            self.spawn(i, &[]);
+        }
+        for i in 0..self.nodes.len() {
+            self.wait_ready(i);
         }
     }
 

@@ -253,13 +253,7 @@ async fn a_member_claiming_a_holders_identity_is_not_believed() {
 async fn a_bad_dealer_is_named_and_the_vault_heals_without_it() {
     let mut mesh = Mesh::with_policy(7, 3, 0, 1, 3);
     mesh.set_reshare_after_ms(300);
-    for i in 0..7 {
-        if i == 1 {
-            mesh.start_with_env(i, &[("PQVAULT_BYZANTINE_BAD_DEAL", "1")]);
-        } else {
-            mesh.start(i);
-        }
-    }
+    mesh.start_all_with(&[(1, &[("PQVAULT_BYZANTINE_BAD_DEAL", "1")])]);
     mesh.kill9(6);
     let honest = [0usize, 2, 3, 4, 5];
     pqvault_tests::wait_epoch_all(&mesh, &honest, 2).await;
@@ -303,13 +297,7 @@ async fn a_bad_dealer_is_named_and_the_vault_heals_without_it() {
 async fn a_dealer_picking_on_one_recipient_is_named_by_its_own_signature() {
     let mut mesh = Mesh::with_policy(7, 3, 0, 1, 3);
     mesh.set_reshare_after_ms(300);
-    for i in 0..7 {
-        if i == 1 {
-            mesh.start_with_env(i, &[("PQVAULT_BYZANTINE_BAD_SUBSHARE_TO", "4")]);
-        } else {
-            mesh.start(i);
-        }
-    }
+    mesh.start_all_with(&[(1, &[("PQVAULT_BYZANTINE_BAD_SUBSHARE_TO", "4")])]);
     mesh.kill9(6);
     let honest = [0usize, 2, 3, 4, 5];
     pqvault_tests::wait_epoch_all(&mesh, &honest, 2).await;
@@ -350,13 +338,7 @@ async fn a_dealer_picking_on_one_recipient_is_named_by_its_own_signature() {
 async fn a_recipient_lying_about_its_check_values_is_convicted_by_its_reveal() {
     let mut mesh = Mesh::with_policy(7, 3, 0, 1, 3);
     mesh.set_reshare_after_ms(300);
-    for i in 0..7 {
-        if i == 3 {
-            mesh.start_with_env(i, &[("PQVAULT_BYZANTINE_BAD_CHECK_ONCE", "1")]);
-        } else {
-            mesh.start(i);
-        }
-    }
+    mesh.start_all_with(&[(3, &[("PQVAULT_BYZANTINE_BAD_CHECK_ONCE", "1")])]);
     mesh.kill9(6);
     let honest = [0usize, 1, 2, 4, 5];
     pqvault_tests::wait_epoch_all(&mesh, &honest, 2).await;
@@ -399,13 +381,7 @@ async fn a_recipient_lying_about_its_check_values_is_convicted_by_its_reveal() {
 async fn a_recipient_that_lies_and_refuses_to_reveal_is_convicted() {
     let mut mesh = Mesh::with_policy(7, 3, 0, 1, 3);
     mesh.set_reshare_after_ms(300);
-    for i in 0..7 {
-        if i == 3 {
-            mesh.start_with_env(i, &[("PQVAULT_BYZANTINE_LIE_AND_HIDE", "1")]);
-        } else {
-            mesh.start(i);
-        }
-    }
+    mesh.start_all_with(&[(3, &[("PQVAULT_BYZANTINE_LIE_AND_HIDE", "1")])]);
     mesh.kill9(6);
     let honest = [0usize, 1, 2, 4, 5];
     pqvault_tests::wait_epoch_all(&mesh, &honest, 2).await;
@@ -446,13 +422,7 @@ async fn a_failed_refresh_is_retried_and_a_lying_recipient_frames_no_dealer() {
     let mut mesh = Mesh::with_spares(5, 3, 1);
     mesh.enable_refresh();
     mesh.set_reshare_after_ms(300);
-    for i in 0..6 {
-        if i == 1 {
-            mesh.start_with_env(i, &[("PQVAULT_BYZANTINE_BAD_CHECK_ONCE", "1")]);
-        } else {
-            mesh.start(i);
-        }
-    }
+    mesh.start_all_with(&[(1, &[("PQVAULT_BYZANTINE_BAD_CHECK_ONCE", "1")])]);
     mesh.kill9(4);
     let honest = [0usize, 2, 3, 5];
     pqvault_tests::wait_epoch_all(&mesh, &honest, 3).await;

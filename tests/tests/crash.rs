@@ -87,17 +87,16 @@ async fn holder_killed_at(point: &str) {
 #[tokio::test(flavor = "current_thread")]
 async fn a_signer_lost_mid_signature_does_not_stall_the_epoch_when_a_non_voter_must_sign() {
     let mut mesh = Mesh::with_spares(5, 3, 1);
-    // Validators start one after another; on a loaded machine the last
-    // can come up seconds after the first, which then counts it lost and
-    // names the only spare for its index (D27), so the spare is no spare
-    // for the holder killed below. A longer grace keeps startup out of it.
+    // On a loaded machine a validator can come up seconds after another,
+    // which then counts it lost and names the only spare for its index
+    // (D27), so the spare is no spare for the holder killed below: all
+    // start at once, and a longer grace keeps startup out of it.
     mesh.set_heal_grace_ms(3_000);
     let arm = format!("{}=return", fp::STORE_VOTE_BEFORE);
-    mesh.start_with_env(1, &[("FAILPOINTS", arm.as_str())]);
-    mesh.start_with_env(3, &[("PQVAULT_BYZANTINE_WITHHOLD_VOTES", "1")]);
-    for i in [0usize, 2, 4, 5] {
-        mesh.start(i);
-    }
+    mesh.start_all_with(&[
+        (1, &[("FAILPOINTS", arm.as_str())]),
+        (3, &[("PQVAULT_BYZANTINE_WITHHOLD_VOTES", "1")]),
+    ]);
     mesh.wait_all_alive(&[0, 1, 2, 3, 4, 5]);
     mesh.kill9(4);
     let status = mesh
