@@ -60,6 +60,52 @@ async fn prepare_epoch_2(mesh: &Mesh, count: usize) -> vault::manifest::Manifest
     body
 }
 
+/// 3 of 7 under f = 1, no spares, re-shares after 300 ms: validator
+/// `liar` runs with `env`, the others honestly, and holder 7 is killed so
+/// the six survivors must re-share.
+fn f1_reshare_with_liar(liar: usize, env: (&str, &str)) -> Mesh {
+    let mut mesh = Mesh::with_policy(7, 3, 0, 1, 3);
+    mesh.set_reshare_after_ms(300);
+    mesh.start_all_with(&[(liar, &[env])]);
+    mesh.kill9(6);
+    mesh
+}
+
+/// Epoch `epoch` as `holders[0]` committed it: validator `left_out` holds
+/// no share of it, and its first t holders among `holders` recover the
+/// secret. Returns its manifest.
+fn healed_without(
+    mesh: &Mesh,
+    epoch: u64,
+    left_out: usize,
+    holders: &[usize],
+) -> vault::manifest::Manifest {
+    let dir = mesh.nodes[holders[0]]
+        .dir
+        .join(format!("data/vaults/{}/epoch-{epoch}", mesh.vault_id));
+    let m = vault::manifest::Manifest::decode(&std::fs::read(dir.join("manifest.pqvm")).unwrap())
+        .unwrap();
+    let gone = mesh.public_identity(left_out).fingerprint();
+    assert!(
+        m.body().shards.iter().all(|e| e.recipient != gone),
+        "validator-{} still holds a share of epoch {epoch}",
+        left_out + 1
+    );
+    let t = usize::from(m.body().threshold);
+    pqvault_tests::recover_from(mesh, &holders[..t], epoch, 3);
+    m
+}
+
+/// Whether every one of `nodes` logged `text`.
+fn all_logged(mesh: &Mesh, nodes: &[usize], text: &str) -> bool {
+    nodes.iter().all(|&i| mesh.log(i).contains(text))
+}
+
+/// Whether none of `nodes` logged `text`.
+fn none_logged(mesh: &Mesh, nodes: &[usize], text: &str) -> bool {
+    nodes.iter().all(|&i| !mesh.log(i).contains(text))
+}
+
 /// Attack 1, harvest: a spare with a valid certificate names itself the
 /// replacement of a holder that is only paused, and asks t holders to help.
 /// Before certified proposals every helper accepted (202) once its one
@@ -251,10 +297,7 @@ async fn a_member_claiming_a_holders_identity_is_not_believed() {
 /// with a sharing of another secret and deleted epoch 1: the vault was gone.
 #[tokio::test(flavor = "current_thread")]
 async fn a_bad_dealer_is_named_and_the_vault_heals_without_it() {
-    let mut mesh = Mesh::with_policy(7, 3, 0, 1, 3);
-    mesh.set_reshare_after_ms(300);
-    mesh.start_all_with(&[(1, &[("PQVAULT_BYZANTINE_BAD_DEAL", "1")])]);
-    mesh.kill9(6);
+    let mesh = f1_reshare_with_liar(1, ("PQVAULT_BYZANTINE_BAD_DEAL", "1"));
     let honest = [0usize, 2, 3, 4, 5];
     pqvault_tests::wait_epoch_all(&mesh, &honest, 2).await;
     let named = |i: usize| {
@@ -272,16 +315,7 @@ async fn a_bad_dealer_is_named_and_the_vault_heals_without_it() {
         "no validator counted the bad dealing"
     );
     // Epoch 2 leaves the bad dealer out, and recovers the secret.
-    let dir = mesh.nodes[0]
-        .dir
-        .join(format!("data/vaults/{}/epoch-2", mesh.vault_id));
-    let m2 = vault::manifest::Manifest::decode(&std::fs::read(dir.join("manifest.pqvm")).unwrap())
-        .unwrap();
-    let bad = mesh.public_identity(1).fingerprint();
-    assert!(m2.body().shards.iter().all(|e| e.recipient != bad));
-    assert_eq!(m2.body().n, 5);
-    let t2 = usize::from(m2.body().threshold);
-    pqvault_tests::recover_from(&mesh, &honest[..t2], 2, 3);
+    assert_eq!(healed_without(&mesh, 2, 1, &honest).body().n, 5);
 }
 
 /// A dealer that sends one recipient a bad point, in every attempt: the
@@ -295,36 +329,18 @@ async fn a_bad_dealer_is_named_and_the_vault_heals_without_it() {
 /// never healed.
 #[tokio::test(flavor = "current_thread")]
 async fn a_dealer_picking_on_one_recipient_is_named_by_its_own_signature() {
-    let mut mesh = Mesh::with_policy(7, 3, 0, 1, 3);
-    mesh.set_reshare_after_ms(300);
-    mesh.start_all_with(&[(1, &[("PQVAULT_BYZANTINE_BAD_SUBSHARE_TO", "4")])]);
-    mesh.kill9(6);
+    let mesh = f1_reshare_with_liar(1, ("PQVAULT_BYZANTINE_BAD_SUBSHARE_TO", "4"));
     let honest = [0usize, 2, 3, 4, 5];
     pqvault_tests::wait_epoch_all(&mesh, &honest, 2).await;
-    let named = |i: usize| {
-        let log = mesh.log(i);
-        log.contains("bad dealing in re-share") && log.contains("dealer share 2")
-    };
     assert!(
-        honest.iter().all(|&i| named(i)),
+        all_logged(&mesh, &honest, "dealer share 2 signed a bad point"),
         "not every honest survivor named share 2's holder as the dealer in the dispute"
     );
     assert!(
-        honest
-            .iter()
-            .all(|&i| !mesh.log(i).contains("settled against recipient")),
+        none_logged(&mesh, &honest, "settled against recipient"),
         "an honest recipient was named"
     );
-    let dir = mesh.nodes[0]
-        .dir
-        .join(format!("data/vaults/{}/epoch-2", mesh.vault_id));
-    let m2 = vault::manifest::Manifest::decode(&std::fs::read(dir.join("manifest.pqvm")).unwrap())
-        .unwrap();
-    let bad = mesh.public_identity(1).fingerprint();
-    assert!(m2.body().shards.iter().all(|e| e.recipient != bad));
-    assert_eq!(m2.body().n, 5);
-    let t2 = usize::from(m2.body().threshold);
-    pqvault_tests::recover_from(&mesh, &honest[..t2], 2, 3);
+    assert_eq!(healed_without(&mesh, 2, 1, &honest).body().n, 5);
 }
 
 /// The other side of the same dispute: a recipient that publishes check
@@ -336,20 +352,15 @@ async fn a_dealer_picking_on_one_recipient_is_named_by_its_own_signature() {
 /// named.
 #[tokio::test(flavor = "current_thread")]
 async fn a_recipient_lying_about_its_check_values_is_convicted_by_its_reveal() {
-    let mut mesh = Mesh::with_policy(7, 3, 0, 1, 3);
-    mesh.set_reshare_after_ms(300);
-    mesh.start_all_with(&[(3, &[("PQVAULT_BYZANTINE_BAD_CHECK_ONCE", "1")])]);
-    mesh.kill9(6);
+    let mesh = f1_reshare_with_liar(3, ("PQVAULT_BYZANTINE_BAD_CHECK_ONCE", "1"));
     let honest = [0usize, 1, 2, 4, 5];
     pqvault_tests::wait_epoch_all(&mesh, &honest, 2).await;
-    let logs: Vec<String> = honest.iter().map(|&i| mesh.log(i)).collect();
     assert!(
-        logs.iter()
-            .all(|l| l.contains("dispute settled against recipient 4")),
+        all_logged(&mesh, &honest, "dispute settled against recipient 4"),
         "not every honest signer convicted recipient 4"
     );
     assert!(
-        logs.iter().all(|l| !l.contains("dealer share")),
+        none_logged(&mesh, &honest, "dealer share"),
         "an honest dealer was named"
     );
     assert!(
@@ -358,15 +369,7 @@ async fn a_recipient_lying_about_its_check_values_is_convicted_by_its_reveal() {
             && !l.ends_with(" 0"))),
         "no validator counted the settled dispute"
     );
-    let dir = mesh.nodes[0]
-        .dir
-        .join(format!("data/vaults/{}/epoch-2", mesh.vault_id));
-    let m2 = vault::manifest::Manifest::decode(&std::fs::read(dir.join("manifest.pqvm")).unwrap())
-        .unwrap();
-    let liar = mesh.public_identity(3).fingerprint();
-    assert!(m2.body().shards.iter().all(|e| e.recipient != liar));
-    let t2 = usize::from(m2.body().threshold);
-    pqvault_tests::recover_from(&mesh, &honest[..t2], 2, 3);
+    healed_without(&mesh, 2, 3, &honest);
 }
 
 /// A recipient that lies about its check values in every attempt and
@@ -379,31 +382,18 @@ async fn a_recipient_lying_about_its_check_values_is_convicted_by_its_reveal() {
 /// attempt failed naming only "values of new share 4", forever.
 #[tokio::test(flavor = "current_thread")]
 async fn a_recipient_that_lies_and_refuses_to_reveal_is_convicted() {
-    let mut mesh = Mesh::with_policy(7, 3, 0, 1, 3);
-    mesh.set_reshare_after_ms(300);
-    mesh.start_all_with(&[(3, &[("PQVAULT_BYZANTINE_LIE_AND_HIDE", "1")])]);
-    mesh.kill9(6);
+    let mesh = f1_reshare_with_liar(3, ("PQVAULT_BYZANTINE_LIE_AND_HIDE", "1"));
     let honest = [0usize, 1, 2, 4, 5];
     pqvault_tests::wait_epoch_all(&mesh, &honest, 2).await;
-    let logs: Vec<String> = honest.iter().map(|&i| mesh.log(i)).collect();
     assert!(
-        logs.iter()
-            .all(|l| l.contains("dispute settled against recipient 4")),
+        all_logged(&mesh, &honest, "dispute settled against recipient 4"),
         "not every honest signer convicted recipient 4"
     );
     assert!(
-        logs.iter().all(|l| !l.contains("dealer share")),
+        none_logged(&mesh, &honest, "dealer share"),
         "an honest dealer was named"
     );
-    let dir = mesh.nodes[0]
-        .dir
-        .join(format!("data/vaults/{}/epoch-2", mesh.vault_id));
-    let m2 = vault::manifest::Manifest::decode(&std::fs::read(dir.join("manifest.pqvm")).unwrap())
-        .unwrap();
-    let liar = mesh.public_identity(3).fingerprint();
-    assert!(m2.body().shards.iter().all(|e| e.recipient != liar));
-    let t2 = usize::from(m2.body().threshold);
-    pqvault_tests::recover_from(&mesh, &honest[..t2], 2, 3);
+    healed_without(&mesh, 2, 3, &honest);
 }
 
 /// A recipient that lies once about its dealing-check values fails the
@@ -433,23 +423,14 @@ async fn a_failed_refresh_is_retried_and_a_lying_recipient_frames_no_dealer() {
         "no validator named recipient 2's values"
     );
     assert!(
-        logs.iter()
-            .all(|l| l.contains("dispute settled against recipient 2")),
+        all_logged(&mesh, &honest, "dispute settled against recipient 2"),
         "not every honest signer convicted recipient 2"
     );
     assert!(
-        logs.iter().all(|l| !l.contains("dealer share")),
+        none_logged(&mesh, &honest, "dealer share"),
         "an honest dealer was named"
     );
-    let dir = mesh.nodes[0]
-        .dir
-        .join(format!("data/vaults/{}/epoch-3", mesh.vault_id));
-    let m3 = vault::manifest::Manifest::decode(&std::fs::read(dir.join("manifest.pqvm")).unwrap())
-        .unwrap();
-    let liar = mesh.public_identity(1).fingerprint();
-    assert!(m3.body().shards.iter().all(|e| e.recipient != liar));
-    let t3 = usize::from(m3.body().threshold);
-    pqvault_tests::recover_from(&mesh, &[5, 2, 3][..t3], 3, 3);
+    healed_without(&mesh, 3, 1, &[5, 2, 3, 0]);
 }
 
 /// A holder that leads without a certified proposal: holder 5 is dead, and

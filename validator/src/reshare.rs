@@ -1352,6 +1352,45 @@ mod tests {
         }
     }
 
+    /// The reveal of `pqvx-v1-reveal.hex`.
+    fn vector_reveal() -> Message {
+        Message::Reveal {
+            round: [0x11; 16],
+            index: 4,
+            subs: vec![
+                Revealed {
+                    from: 1,
+                    value: Zeroizing::new(vec![0x51; 32]),
+                    signature: signature(0x46),
+                },
+                Revealed {
+                    from: 5,
+                    value: Zeroizing::new(vec![0x55; 32]),
+                    signature: signature(0x47),
+                },
+            ],
+        }
+    }
+
+    /// The view of `pqvx-v1-view.hex`.
+    fn vector_view() -> Message {
+        Message::View {
+            round: [0x11; 16],
+            entries: vec![
+                SignedValues {
+                    index: 1,
+                    values: vec![vec![0x61; 32], vec![0x62; 32]],
+                    signature: signature(0x48),
+                },
+                SignedValues {
+                    index: 2,
+                    values: vec![vec![0x63; 32], vec![0x64; 32]],
+                    signature: signature(0x49),
+                },
+            ],
+        }
+    }
+
     /// A signature-shaped filler (the layout does not check signatures).
     fn signature(b: u8) -> HybridSignature {
         HybridSignature {
@@ -1376,30 +1415,8 @@ mod tests {
                 sealed: vec![1, 2, 3],
                 signature: Some(signature(0x44)),
             },
-            Message::View {
-                round: [9; 16],
-                entries: vec![SignedValues {
-                    index: 1,
-                    values: vec![vec![7; 3], vec![8; 3]],
-                    signature: signature(0x50),
-                }],
-            },
-            Message::Reveal {
-                round: [9; 16],
-                index: 4,
-                subs: vec![
-                    Revealed {
-                        from: 1,
-                        value: Zeroizing::new(vec![5; 3]),
-                        signature: signature(0x46),
-                    },
-                    Revealed {
-                        from: 2,
-                        value: Zeroizing::new(vec![6; 3]),
-                        signature: signature(0x47),
-                    },
-                ],
-            },
+            vector_view(),
+            vector_reveal(),
         ];
         for m in msgs {
             let bytes = m.encode();
@@ -1457,40 +1474,11 @@ mod tests {
         assert_eq!(Message::decode(&signed_bytes).unwrap(), signed);
         assert_eq!(signed.encode(), signed_bytes);
         let reveal_bytes = read(include_str!("../tests/vectors/pqvx-v1-reveal.hex"));
-        let reveal = Message::Reveal {
-            round: [0x11; 16],
-            index: 4,
-            subs: vec![
-                Revealed {
-                    from: 1,
-                    value: Zeroizing::new(vec![0x51; 32]),
-                    signature: signature(0x46),
-                },
-                Revealed {
-                    from: 5,
-                    value: Zeroizing::new(vec![0x55; 32]),
-                    signature: signature(0x47),
-                },
-            ],
-        };
+        let reveal = vector_reveal();
         assert_eq!(Message::decode(&reveal_bytes).unwrap(), reveal);
         assert_eq!(reveal.encode(), reveal_bytes);
         let view_bytes = read(include_str!("../tests/vectors/pqvx-v1-view.hex"));
-        let view = Message::View {
-            round: [0x11; 16],
-            entries: vec![
-                SignedValues {
-                    index: 1,
-                    values: vec![vec![0x61; 32], vec![0x62; 32]],
-                    signature: signature(0x48),
-                },
-                SignedValues {
-                    index: 2,
-                    values: vec![vec![0x63; 32], vec![0x64; 32]],
-                    signature: signature(0x49),
-                },
-            ],
-        };
+        let view = vector_view();
         assert_eq!(Message::decode(&view_bytes).unwrap(), view);
         assert_eq!(view.encode(), view_bytes);
     }
