@@ -1,5 +1,6 @@
 //! Structure-aware fuzzing of the peer messages (`arbitrary`): well-formed
-//! `PQVR`, `PQVX` and `PQVC` values are generated field by field, encoded
+//! `PQVR`, `PQVX` (every type, signed sub-shares, reveals and views
+//! included) and `PQVC` values are generated field by field, encoded
 //! with the real encoders, and must decode to exactly the same value, so
 //! the fuzzer explores the messages' semantics rather than mostly bad
 //! magic. (The byte-level `peer_messages` target covers malformed input.)
@@ -37,6 +38,18 @@ enum Input {
         round: [u8; 16],
         from: u8,
         sealed: Vec<u8>,
+        /// A signature-shaped filler (Ed25519 byte, ML-DSA-65 byte), or
+        /// none (the unsigned type 2).
+        signature: Option<(u8, u8)>,
+    },
+    Reveal {
+        round: [u8; 16],
+        index: u8,
+        subs: Vec<(u8, Vec<u8>, (u8, u8))>,
+    },
+    View {
+        round: [u8; 16],
+        entries: Vec<(u8, Vec<Vec<u8>>, (u8, u8))>,
     },
     Proof {
         anchor: Vec<u8>,
@@ -79,9 +92,17 @@ fuzz_target!(|input: Input| {
             sum,
         } => {
             let m = if sum {
-                repair::Message::Sum { round, from, sealed }
+                repair::Message::Sum {
+                    round,
+                    from,
+                    sealed,
+                }
             } else {
-                repair::Message::Piece { round, from, sealed }
+                repair::Message::Piece {
+                    round,
+                    from,
+                    sealed,
+                }
             };
             assert_eq!(repair::Message::decode(&m.encode()).unwrap(), m);
         }
@@ -102,12 +123,65 @@ fuzz_target!(|input: Input| {
                 epoch,
                 t_new,
                 dealers,
-                recipients: recipients.into_iter().map(Fingerprint::from_bytes).collect(),
+                recipients: recipients
+                    .into_iter()
+                    .map(Fingerprint::from_bytes)
+                    .collect(),
             });
             assert_eq!(reshare::Message::decode(&m.encode()).unwrap(), m);
         }
-        Input::Subshare { round, from, sealed } => {
-            let m = reshare::Message::Subshare { round, from, sealed };
+        Input::Subshare {
+            round,
+            from,
+            sealed,
+            signature,
+        } => {
+            let signature = signature.map(filler);
+            let m = reshare::Message::Subshare {
+                round,
+                from,
+                sealed,
+                signature,
+            };
+            assert_eq!(reshare::Message::decode(&m.encode()).unwrap(), m);
+        }
+        Input::Reveal { round, index, subs } => {
+            if subs.len() > 255
+                || subs
+                    .iter()
+                    .any(|(_, v, _)| v.len() > vault::share::MAX_SHARE_LEN)
+            {
+                return;
+            }
+            let subs = subs
+                .into_iter()
+                .map(|(from, value, sig)| reshare::Revealed {
+                    from,
+                    value: zeroize::Zeroizing::new(value),
+                    signature: filler(sig),
+                })
+                .collect();
+            let m = reshare::Message::Reveal { round, index, subs };
+            assert_eq!(reshare::Message::decode(&m.encode()).unwrap(), m);
+        }
+        Input::View { round, entries } => {
+            if entries.len() > 255
+                || entries.iter().any(|(_, values, _)| {
+                    values.len() > 255
+                        || values.iter().any(|v| v.len() > vault::share::MAX_SHARE_LEN)
+                })
+            {
+                return;
+            }
+            let entries = entries
+                .into_iter()
+                .map(|(index, values, sig)| reshare::SignedValues {
+                    index,
+                    values,
+                    signature: filler(sig),
+                })
+                .collect();
+            let m = reshare::Message::View { round, entries };
             assert_eq!(reshare::Message::decode(&m.encode()).unwrap(), m);
         }
         Input::Proof { anchor, steps } => {
@@ -116,3 +190,11 @@ fuzz_target!(|input: Input| {
         }
     }
 });
+
+/// A signature-shaped filler: the layout does not check signatures.
+fn filler((ed, ml): (u8, u8)) -> vault::sign::HybridSignature {
+    vault::sign::HybridSignature {
+        ed25519: [ed; vault::sign::ED25519_SIG_LEN],
+        mldsa: vec![ml; vault::sign::MLDSA65_SIG_LEN],
+    }
+}

@@ -40,16 +40,20 @@ fn hex(s: &str) -> Vec<u8> {
 }
 
 fn wrap() -> [u8; 32] {
-    hex(include_str!("../../validator/tests/vectors/pqvy-v1-wrap.hex"))
-        .try_into()
-        .expect("32 bytes")
+    hex(include_str!(
+        "../../validator/tests/vectors/pqvy-v1-wrap.hex"
+    ))
+    .try_into()
+    .expect("32 bytes")
 }
 
 /// The epoch key of `validator/tests/vectors/pqvy-v1-ring.hex`.
 fn epoch_key() -> &'static vault::epoch_key::EpochKey {
     static KEY: OnceLock<vault::epoch_key::EpochKey> = OnceLock::new();
     KEY.get_or_init(|| {
-        let ring = hex(include_str!("../../validator/tests/vectors/pqvy-v1-ring.hex"));
+        let ring = hex(include_str!(
+            "../../validator/tests/vectors/pqvy-v1-ring.hex"
+        ));
         validator::keyring::unwrap_keys(&ring, &wrap())
             .expect("vector ring")
             .remove(0)
