@@ -150,6 +150,18 @@ async fn a_holder_back_with_an_empty_disk_gets_its_share_rebuilt() {
         m2.body().entry(2).unwrap().recipient,
         mesh.public_identity(1).fingerprint()
     );
+    // And it stays there: the verdict "missing" was about epoch 1. Kept
+    // past the commit, it had the leader rebuild share 2 again at once
+    // (epochs 3 and 4 within 0.3 s in a CI rehearsal).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for i in 0..4 {
+        assert!(
+            !mesh.log(i).contains("epoch=3"),
+            "validator-{} moved past epoch 2 with nothing lost:\n{}",
+            i + 1,
+            mesh.log(i)
+        );
+    }
 }
 
 /// Custody by challenge: a peer answers a fresh nonce with a keyed hash of

@@ -607,6 +607,13 @@ pub async fn commit(state: Arc<State>, vault: VaultId, body: &[u8]) -> Result<u6
     if let Ok(store) = state.store.lock() {
         store.clear_pending(&vault);
     }
+    // Custody verdicts judged the shards of the epoch just left: a holder
+    // rebuilt in this one (back with an empty disk) misses nothing now.
+    // Kept, "missing" had the next heal pass rebuild the same share again
+    // before the next custody check could clear it.
+    if let Ok(mut c) = state.custody.lock() {
+        c.retain(|(v, _), _| *v != vault);
+    }
     // The rounds that built this epoch hold pieces, sums and sub-shares of
     // the polynomials before it: gone with the earlier epochs' keys.
     let forgotten = crate::rounds::forget_before(&state, &vault, epoch)
