@@ -288,6 +288,23 @@ async fn a_member_claiming_a_holders_identity_is_not_believed() {
     );
 }
 
+/// A leader holding a certified repair splits the signers between two
+/// copies of its successor (D38 "Left"): 3 of 5 plus a spare, holder 5
+/// dies, and validator-1 (the leader by rule) sends every other signer a
+/// copy one second younger. Neither copy reaches the quorum of 3, every
+/// honest holder has spent its one successor signature, and the epoch
+/// never moves: the next losses can never heal. Open (docs/protocol.md,
+/// "The way out"); this test performs the attack and fails today.
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "open in issue 10: a leader splitting the signers stalls the epoch (fails today)"]
+async fn a_leader_splitting_the_signers_cannot_stall_the_epoch() {
+    let mut mesh = Mesh::with_spares(5, 3, 1);
+    mesh.start_all_with(&[(0, &[("PQVAULT_BYZANTINE_SPLIT_SIGNERS", "1")])]);
+    mesh.wait_all_alive(&[0, 1, 2, 3, 4, 5]);
+    mesh.kill9(4);
+    pqvault_tests::wait_epoch_all(&mesh, &[1, 2, 3, 5], 2).await;
+}
+
 /// Attack 4, destruction: a dealer adds a constant to the share it deals in
 /// a re-share. 3 of 7 under f = 1, no spares: one holder dies, the six
 /// survivors re-share, and validator-2 (share 2) deals badly. No holder may

@@ -20,6 +20,10 @@
 //! * `PQVAULT_BYZANTINE_LIE_AND_HIDE=1`: publish wrong dealing-check
 //!   values in every re-share we receive, and refuse every request to
 //!   reveal our sub-shares (a recipient that lies and hides).
+//! * `PQVAULT_BYZANTINE_SPLIT_SIGNERS=1`: when leading, send every other
+//!   signer a second copy of the successor (its creation time one second
+//!   later, signed by us), so no copy reaches a quorum (a leader splitting
+//!   the signers, D38).
 //! * `PQVAULT_BYZANTINE_BAD_CHECK_ONCE=1`: publish wrong dealing-check
 //!   values in the first re-share we receive, then behave (a recipient
 //!   that lies once).
@@ -145,6 +149,21 @@ pub fn hide_reveal() -> bool {
         return true;
     }
     false
+}
+
+/// A second copy of the successor manifest `m2` to split the signers
+/// with, if told to.
+pub fn split_copy(m2: &[u8], key: &vault::identity::SecretIdentity) -> Option<Vec<u8>> {
+    #[cfg(feature = "byzantine")]
+    if std::env::var_os("PQVAULT_BYZANTINE_SPLIT_SIGNERS").is_some() {
+        let mut body = vault::manifest::Manifest::decode(m2).ok()?.body().clone();
+        body.created_unix += 1;
+        tracing::warn!("byzantine test build: splitting the signers between two copies");
+        return vault::manifest::Manifest::sign(&body, key.public(), key.signing_key()).ok();
+    }
+    #[cfg(not(feature = "byzantine"))]
+    let _ = (m2, key);
+    None
 }
 
 /// Whether to fail this certified proposal: the first one only, if told to.

@@ -794,10 +794,16 @@ async fn certify_manifest(
 
     // 3. Signatures from the live holders of the current epoch.
     // All at once: each signer writes its vote to disk before answering.
+    let split = crate::byzantine::split_copy(&m2, &state.identity);
     let asks: Vec<_> = signers
         .iter()
-        .map(|(_, who)| {
-            let (state, who, m2) = (state.clone(), who.clone(), m2.clone());
+        .enumerate()
+        .map(|(k, (_, who))| {
+            let m2 = match &split {
+                Some(other) if k % 2 == 1 => other.clone(),
+                _ => m2.clone(),
+            };
+            let (state, who) = (state.clone(), who.clone());
             tokio::spawn(async move {
                 match who {
                     None => epochs::sign(state.clone(), id, &m2, &state.id)
