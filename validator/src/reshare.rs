@@ -159,34 +159,35 @@ impl std::fmt::Debug for Revealed {
 /// `round:[16] vault_id:[16] epoch:u64 (the new epoch) t_new:u8 n_new:u8
 /// from:u8 index:u8 value:var` (docs/formats.md, `PQVX`).
 pub fn subshare_statement(plan: &Plan, from: u8, index: u8, value: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + value.len());
-    out.extend_from_slice(&plan.round);
-    out.extend_from_slice(plan.vault_id.as_bytes());
-    out.extend_from_slice(&(plan.epoch + 1).to_be_bytes());
-    out.push(plan.t_new);
-    out.push(plan.recipients.len() as u8);
-    out.push(from);
-    out.push(index);
-    out.extend_from_slice(&(value.len() as u32).to_be_bytes());
-    out.extend_from_slice(value);
-    out
+    let mut w = statement_head(plan);
+    w.u8(plan.t_new)
+        .u8(plan.recipients.len() as u8)
+        .u8(from)
+        .u8(index)
+        .var_bytes(value);
+    w.finish()
+}
+
+/// The start of both signed statements: `round:[16] vault_id:[16]
+/// epoch:u64` (the new epoch).
+fn statement_head(plan: &Plan) -> Writer {
+    let mut w = Writer::raw();
+    w.bytes(&plan.round)
+        .bytes(plan.vault_id.as_bytes())
+        .u64(plan.epoch + 1);
+    w
 }
 
 /// What a recipient signs over the check values it publishes:
 /// `round:[16] vault_id:[16] epoch:u64 (the new epoch) index:u8 count:u8`
 /// then `count × value:var` (docs/formats.md, `PQVX`).
 pub fn check_statement(plan: &Plan, index: u8, values: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + values.iter().map(|v| v.len() + 4).sum::<usize>());
-    out.extend_from_slice(&plan.round);
-    out.extend_from_slice(plan.vault_id.as_bytes());
-    out.extend_from_slice(&(plan.epoch + 1).to_be_bytes());
-    out.push(index);
-    out.push(values.len() as u8);
+    let mut w = statement_head(plan);
+    w.u8(index).u8(values.len() as u8);
     for v in values {
-        out.extend_from_slice(&(v.len() as u32).to_be_bytes());
-        out.extend_from_slice(v);
+        w.var_bytes(v);
     }
-    out
+    w.finish()
 }
 
 fn write_signature(w: &mut Writer, sig: &HybridSignature) {
@@ -334,8 +335,9 @@ pub struct Round {
     /// signatures until the round is forgotten (a dispute over our check
     /// values is settled by revealing them).
     subs: BTreeMap<u8, Received>,
-    /// Whether we reveal our sub-shares, once decided ([`reveal`]).
-    reveal: Option<bool>,
+    /// Whether we revealed our sub-shares ([`reveal`]): then we answer
+    /// again without a view.
+    revealed: bool,
     /// Our entry in the next manifest, once our new share is sealed.
     done: Option<PrepareReply>,
     /// Our public dealing-check values (`vault::dealing`), once computed,
@@ -460,7 +462,7 @@ pub async fn start(
             plan,
             my_index,
             subs: BTreeMap::new(),
-            reveal: None,
+            revealed: false,
             done: None,
             check: None,
             started: std::time::Instant::now(),
@@ -751,9 +753,9 @@ pub fn status(state: &State, round: &[u8; 16]) -> Option<serde_json::Value> {
         "entry": r.done,
         "check": r.check.as_ref().map(|(c, _)| c.iter().map(hex::encode).collect::<Vec<_>>()),
         "check_signature": r.check.as_ref().map(|(_, sig)| {
-            let mut b = sig.ed25519.to_vec();
-            b.extend_from_slice(&sig.mldsa);
-            hex::encode(b)
+            let mut w = Writer::raw();
+            write_signature(&mut w, sig);
+            hex::encode(w.finish())
         }),
     }))
 }
@@ -771,16 +773,16 @@ pub fn status(state: &State, round: &[u8; 16]) -> Option<serde_json::Value> {
 /// honest recipient: given a valid view in which its values alone
 /// disagree, an honest one always reveals.
 pub async fn reveal(state: &Arc<State>, round: [u8; 16], body: &[u8]) -> Result<Vec<u8>, Failure> {
-    let (plan, my_index, decided) = {
+    let (plan, my_index, revealed) = {
         let all = state.reshares.lock().map_err(|_| bad(500, "poisoned"))?;
         let r = all.get(&round).ok_or_else(|| bad(404, "unknown round"))?;
-        (r.plan.clone(), r.my_index, r.reveal)
+        (r.plan.clone(), r.my_index, r.revealed)
     };
     let k = my_index.ok_or_else(|| bad(404, "we are not a recipient in this round"))?;
     if crate::byzantine::hide_reveal() {
         return Err(bad(403, "not revealing (byzantine test build)"));
     }
-    if decided != Some(true) {
+    if !revealed {
         let entries = match Message::decode(body).map_err(|e| bad(400, e))? {
             Message::View { round: r, entries } if r == round => entries,
             _ => return Err(bad(400, "expected a view of this round (PQVX type 5)")),
@@ -798,7 +800,7 @@ pub async fn reveal(state: &Arc<State>, round: [u8; 16], body: &[u8]) -> Result<
             .map_err(|_| bad(500, "poisoned"))?
             .get_mut(&round)
         {
-            r.reveal = Some(true);
+            r.revealed = true;
         }
     }
     let msg = own_reveal(state, &plan).ok_or_else(|| {
@@ -935,14 +937,10 @@ fn parse_check(
         None => None,
         Some(h) => {
             let b = hex::decode(h).ok()?;
-            if b.len() != vault::sign::ED25519_SIG_LEN + vault::sign::MLDSA65_SIG_LEN {
-                return None;
-            }
-            let (ed, ml) = b.split_at(vault::sign::ED25519_SIG_LEN);
-            Some(HybridSignature {
-                ed25519: ed.try_into().ok()?,
-                mldsa: ml.to_vec(),
-            })
+            let mut r = Reader::raw(&b);
+            let sig = HybridSignature::read(&mut r).ok()?;
+            r.finish().ok()?;
+            Some(sig)
         }
     };
     Some((values, signature))
@@ -1015,7 +1013,8 @@ pub async fn check_dealing(
         let k = *k;
         let n_new = plan.recipients.len();
         if vault::dealing::settleable(plan.dealers.len(), t_old, plan.t_new, n_new, rules.f) {
-            let outcome = settle_dispute(state, &plan, current, &published, k, rules.f).await;
+            let outcome =
+                settle_dispute(state, &plan, current, &published, &values, k, rules.f).await;
             state.metrics.dispute(outcome);
             match outcome {
                 vault::dealing::Settlement::Dealer(j) => {
@@ -1056,6 +1055,7 @@ async fn settle_dispute(
     plan: &Plan,
     current: &vault::manifest::ManifestBody,
     published: &[Published],
+    values: &[(u8, Vec<Vec<u8>>)],
     k: u8,
     f: u8,
 ) -> vault::dealing::Settlement {
@@ -1068,10 +1068,7 @@ async fn settle_dispute(
             return Settlement::Unsettled;
         }
     };
-    let values: Vec<(u8, Vec<Vec<u8>>)> = published
-        .iter()
-        .map(|p| (p.index, p.values.clone()))
-        .collect();
+    let values = values.to_vec();
     let (dealers, t, t_new) = (plan.dealers.clone(), current.threshold, plan.t_new);
     blocking(move || {
         Ok(
@@ -1397,6 +1394,20 @@ mod tests {
             ed25519: [b; vault::sign::ED25519_SIG_LEN],
             mldsa: vec![b + 1; vault::sign::MLDSA65_SIG_LEN],
         }
+    }
+
+    /// The signed statements' bytes as docs/formats.md lays them out.
+    #[test]
+    fn statements_follow_the_documented_layout() {
+        let p = plan();
+        let mut sub = vec![7u8; 16];
+        sub.extend_from_slice(&[3; 16]);
+        sub.extend_from_slice(&5u64.to_be_bytes());
+        let mut check = sub.clone();
+        sub.extend_from_slice(&[3, 5, 2, 4, 0, 0, 0, 2, 0xaa, 0xbb]);
+        assert_eq!(subshare_statement(&p, 2, 4, &[0xaa, 0xbb]), sub);
+        check.extend_from_slice(&[4, 2, 0, 0, 0, 1, 0xaa, 0, 0, 0, 1, 0xbb]);
+        assert_eq!(check_statement(&p, 4, &[vec![0xaa], vec![0xbb]]), check);
     }
 
     #[test]
