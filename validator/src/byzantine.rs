@@ -72,9 +72,7 @@ pub fn clock_now_ms() -> u64 {
 pub fn corrupt_deal(value: &mut [u8]) {
     #[cfg(feature = "byzantine")]
     if std::env::var_os("PQVAULT_BYZANTINE_BAD_DEAL").is_some() {
-        if let Some(b) = value.first_mut() {
-            *b ^= 0x5a;
-        }
+        flip(value);
         tracing::warn!("byzantine test build: dealing a wrong share");
     }
     #[cfg(not(feature = "byzantine"))]
@@ -86,9 +84,7 @@ pub fn corrupt_deal(value: &mut [u8]) {
 pub fn corrupt_subshare(k: u8, value: &mut [u8]) {
     #[cfg(feature = "byzantine")]
     if std::env::var("PQVAULT_BYZANTINE_BAD_SUBSHARE_TO").is_ok_and(|v| v == k.to_string()) {
-        if let Some(b) = value.first_mut() {
-            *b ^= 0x5a;
-        }
+        flip(value);
         tracing::warn!(
             recipient = k,
             "byzantine test build: dealing a wrong sub-share"
@@ -102,9 +98,7 @@ pub fn corrupt_subshare(k: u8, value: &mut [u8]) {
 pub fn corrupt_recovery(value: &mut [u8]) {
     #[cfg(feature = "byzantine")]
     if std::env::var_os("PQVAULT_BYZANTINE_LYING_RECOVERY").is_some() {
-        if let Some(b) = value.first_mut() {
-            *b ^= 0x5a;
-        }
+        flip(value);
         tracing::warn!("byzantine test build: answering a recovery request with a wrong share");
     }
     #[cfg(not(feature = "byzantine"))]
@@ -118,8 +112,8 @@ pub fn corrupt_check_once(values: &mut [Vec<u8>]) {
     if std::env::var_os("PQVAULT_BYZANTINE_BAD_CHECK_ONCE").is_some() {
         static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         if !DONE.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            if let Some(b) = values.first_mut().and_then(|v| v.first_mut()) {
-                *b ^= 0x5a;
+            if let Some(v) = values.first_mut() {
+                flip(v);
             }
             tracing::warn!("byzantine test build: publishing wrong check values");
         }
@@ -133,8 +127,8 @@ pub fn corrupt_check_once(values: &mut [Vec<u8>]) {
 pub fn corrupt_check_always(values: &mut [Vec<u8>]) {
     #[cfg(feature = "byzantine")]
     if hide_reveal() {
-        if let Some(b) = values.first_mut().and_then(|v| v.first_mut()) {
-            *b ^= 0x5a;
+        if let Some(v) = values.first_mut() {
+            flip(v);
         }
         tracing::warn!("byzantine test build: publishing wrong check values");
     }
@@ -197,6 +191,14 @@ pub fn claims_dead(id: &str) -> bool {
     #[cfg(not(feature = "byzantine"))]
     let _ = id;
     false
+}
+
+/// The one lie every corrupting knob tells: its first byte changed.
+#[cfg(feature = "byzantine")]
+fn flip(value: &mut [u8]) {
+    if let Some(b) = value.first_mut() {
+        *b ^= 0x5a;
+    }
 }
 
 /// Whether this build can misbehave at all (logged at start).
