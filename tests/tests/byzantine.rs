@@ -96,6 +96,25 @@ fn healed_without(
     m
 }
 
+/// Validator-4 runs with `env` as a lying recipient in the f = 1
+/// re-share: every honest signer convicts it, names no dealer, and epoch 2
+/// heals without it and recovers the secret.
+async fn recipient_4_is_convicted(env: (&str, &str)) -> Mesh {
+    let mesh = f1_reshare_with_liar(3, env);
+    let honest = [0usize, 1, 2, 4, 5];
+    pqvault_tests::wait_epoch_all(&mesh, &honest, 2).await;
+    assert!(
+        all_logged(&mesh, &honest, "dispute settled against recipient 4"),
+        "not every honest signer convicted recipient 4"
+    );
+    assert!(
+        none_logged(&mesh, &honest, "dealer share"),
+        "an honest dealer was named"
+    );
+    healed_without(&mesh, 2, 3, &honest);
+    mesh
+}
+
 /// Whether every one of `nodes` logged `text`.
 fn all_logged(mesh: &Mesh, nodes: &[usize], text: &str) -> bool {
     nodes.iter().all(|&i| mesh.log(i).contains(text))
@@ -369,24 +388,15 @@ async fn a_dealer_picking_on_one_recipient_is_named_by_its_own_signature() {
 /// named.
 #[tokio::test(flavor = "current_thread")]
 async fn a_recipient_lying_about_its_check_values_is_convicted_by_its_reveal() {
-    let mesh = f1_reshare_with_liar(3, ("PQVAULT_BYZANTINE_BAD_CHECK_ONCE", "1"));
-    let honest = [0usize, 1, 2, 4, 5];
-    pqvault_tests::wait_epoch_all(&mesh, &honest, 2).await;
+    let mesh = recipient_4_is_convicted(("PQVAULT_BYZANTINE_BAD_CHECK_ONCE", "1")).await;
     assert!(
-        all_logged(&mesh, &honest, "dispute settled against recipient 4"),
-        "not every honest signer convicted recipient 4"
-    );
-    assert!(
-        none_logged(&mesh, &honest, "dealer share"),
-        "an honest dealer was named"
-    );
-    assert!(
-        honest.iter().any(|&i| mesh.metrics(i).lines().any(|l| l
-            .starts_with("pqvault_dealing_disputes_total{outcome=\"recipient\"}")
-            && !l.ends_with(" 0"))),
+        [0usize, 1, 2, 4, 5]
+            .iter()
+            .any(|&i| mesh.metrics(i).lines().any(|l| l
+                .starts_with("pqvault_dealing_disputes_total{outcome=\"recipient\"}")
+                && !l.ends_with(" 0"))),
         "no validator counted the settled dispute"
     );
-    healed_without(&mesh, 2, 3, &honest);
 }
 
 /// A recipient that lies about its check values in every attempt and
@@ -399,18 +409,7 @@ async fn a_recipient_lying_about_its_check_values_is_convicted_by_its_reveal() {
 /// attempt failed naming only "values of new share 4", forever.
 #[tokio::test(flavor = "current_thread")]
 async fn a_recipient_that_lies_and_refuses_to_reveal_is_convicted() {
-    let mesh = f1_reshare_with_liar(3, ("PQVAULT_BYZANTINE_LIE_AND_HIDE", "1"));
-    let honest = [0usize, 1, 2, 4, 5];
-    pqvault_tests::wait_epoch_all(&mesh, &honest, 2).await;
-    assert!(
-        all_logged(&mesh, &honest, "dispute settled against recipient 4"),
-        "not every honest signer convicted recipient 4"
-    );
-    assert!(
-        none_logged(&mesh, &honest, "dealer share"),
-        "an honest dealer was named"
-    );
-    healed_without(&mesh, 2, 3, &honest);
+    recipient_4_is_convicted(("PQVAULT_BYZANTINE_LIE_AND_HIDE", "1")).await;
 }
 
 /// A recipient that lies once about its dealing-check values fails the
