@@ -26,8 +26,11 @@
 //! * `POST /v1/reshare`, `GET /v1/reshare/{round}`, `POST
 //!   /v1/reshare/{round}/reveal`: re-share rounds and the settlement of a
 //!   dispute over one recipient's check values ([`crate::reshare`]).
-//! * `POST /v1/epoch/{vault}/prepare?from=E`, `.../sign`, `.../commit`: the
-//!   new epoch after a repair ([`crate::epochs`]).
+//! * `POST /v1/epoch/{vault}/prepare?from=E`, `.../sign` (`PQSQ`),
+//!   `.../commit`: the new epoch after a repair ([`crate::epochs`]).
+//! * `GET /v1/epoch/{vault}/asked?from=E` (`PQSA`): the successor requests
+//!   we were asked and the one we signed, for a signer's pre-sign
+//!   exchange ([`crate::successor`]).
 //!
 //! * `GET /v1/status`: a read-only JSON view (role, vaults and epochs,
 //!   members with state and health, removed members, pending transitions),
@@ -149,6 +152,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/reshare/{round}/reveal", post(reshare_reveal))
         .route("/v1/epoch/{vault}/prepare", post(epoch_prepare))
         .route("/v1/epoch/{vault}/sign", post(epoch_sign))
+        .route("/v1/epoch/{vault}/asked", get(epoch_asked))
         .route("/v1/epoch/{vault}/commit", post(epoch_commit))
         .merge(crate::artifacts::api::peer_routes())
         .merge(crate::consensus::http::routes())
@@ -483,6 +487,22 @@ async fn epoch_sign(
         }
         Err(f) => failure(&state, "epoch_sign", f),
     }
+}
+
+async fn epoch_asked(
+    AxState(state): AxState<Arc<State>>,
+    Path(vault): Path<String>,
+    Query(q): Query<FromEpoch>,
+) -> Response {
+    let Some(id) = parse_vault(&vault) else {
+        return failure(
+            &state,
+            "epoch_asked",
+            (400, "vault id must be 32 hex digits".into()),
+        );
+    };
+    state.count("epoch_asked", 200);
+    crate::successor::answer(&state, &id, q.from).into_response()
 }
 
 async fn epoch_commit(

@@ -302,7 +302,7 @@ pub fn failed(state: &State, vault: &VaultId, peer: &str) -> bool {
 /// (`crate::reshare::check_dealing`).
 fn bad_dealer(state: &State, vault: &VaultId, peer: &str) -> bool {
     state
-        .bad_dealers
+        .convicted
         .lock()
         .is_ok_and(|b| b.contains(&(*vault, peer.to_string())))
 }

@@ -268,15 +268,19 @@ fn same_polynomial_is_our_repair(
     state: &State,
     c: &vault::manifest::ManifestBody,
     n: &vault::manifest::ManifestBody,
+    proposal: Option<&crate::transition::Proposal>,
 ) -> Result<(), Failure> {
-    let repairs: Vec<Vec<crate::repair::Plan>> =
-        crate::proposals::standing_proposals(state, &c.vault_id, c.epoch)?
-            .into_iter()
-            .filter_map(|p| match p.action {
-                crate::transition::Action::Repair(plans) => Some(plans),
-                crate::transition::Action::Reshare(_) => None,
-            })
-            .collect();
+    let standing = match proposal {
+        Some(p) => vec![p.clone()],
+        None => crate::proposals::standing_proposals(state, &c.vault_id, c.epoch)?,
+    };
+    let repairs: Vec<Vec<crate::repair::Plan>> = standing
+        .into_iter()
+        .filter_map(|p| match p.action {
+            crate::transition::Action::Repair(plans) => Some(plans),
+            crate::transition::Action::Reshare(_) => None,
+        })
+        .collect();
     if repairs.is_empty() {
         return Err(bad(
             409,
@@ -308,13 +312,29 @@ fn same_polynomial_is_our_repair(
     Ok(())
 }
 
-/// Step 3: check the proposed next manifest and sign the transition.
+/// Step 3: check the proposed next manifest (carried in a signed
+/// successor request, `PQSQ`) and sign the transition.
 pub async fn sign(
     state: Arc<State>,
     vault: VaultId,
-    next_bytes: &[u8],
+    request: &[u8],
     caller: &str,
 ) -> Result<Vec<u8>, Failure> {
+    let request = crate::successor::Request::decode(request).map_err(|e| bad(400, e))?;
+    if request.vault_id != vault {
+        return Err(bad(422, "the successor request is for another vault"));
+    }
+    request
+        .verify()
+        .map_err(|e| bad(422, format!("the successor request's signature: {e}")))?;
+    let caller_fp = crate::rounds::identity_of(&state, caller).await?.fingerprint();
+    if request.requester.fingerprint() != caller_fp {
+        return Err(bad(
+            422,
+            format!("the successor request is signed by {}, not by {caller}", request.requester.fingerprint().short()),
+        ));
+    }
+    let next_bytes = &request.manifest[..];
     let (current, _) = {
         let store = state.store.lock().map_err(|_| bad(500, "poisoned"))?;
         let held = store
@@ -330,8 +350,46 @@ pub async fn sign(
     let next = Manifest::decode(next_bytes).map_err(|e| bad(400, e))?;
     let next_verified = next.clone().verify(None).map_err(|e| bad(422, e))?;
     let (c, n) = (current.body(), next_verified.body());
-    if n.vault_id != c.vault_id || n.epoch != c.epoch + 1 {
+    if n.vault_id != c.vault_id || n.epoch != c.epoch + 1 || request.from_epoch != c.epoch {
         return Err(bad(422, "not the next epoch of this vault"));
+    }
+    // Without the epoch log, a successor carries out a certified proposal
+    // we stand by, and only its proposer writes copies of it: anyone else
+    // may only ask us to finish a copy another holder already signed
+    // (checked in the exchange below). With the log, the log decides.
+    let log_on = state.consensus.get().is_some();
+    let mut carried = None;
+    let mut finishing = false;
+    if !log_on {
+        let (p, proposer, standing) = crate::proposals::known_with_proposer(
+            &state,
+            &vault,
+            c.epoch,
+            &request.proposal,
+        )?
+        .ok_or_else(|| {
+            bad(
+                409,
+                format!(
+                    "we know no certified proposal {} of epoch {}",
+                    hex::encode(&request.proposal[..8]),
+                    c.epoch
+                ),
+            )
+        })?;
+        let proposer_fp = crate::rounds::identity_of(&state, &proposer)
+            .await?
+            .fingerprint();
+        if next_verified.signer().fingerprint() != proposer_fp {
+            return Err(bad(
+                422,
+                format!("the successor is written by {}, not by the proposal's proposer {proposer}", next_verified.signer().fingerprint().short()),
+            ));
+        }
+        // A copy of a proposal we gave up (its proposer convicted, say) is
+        // only ever finished, never started.
+        finishing = proposer != caller || !standing;
+        carried = Some(p);
     }
     if (n.suite, n.secret_len, n.secret_commitment) != (c.suite, c.secret_len, c.secret_commitment)
     {
@@ -380,6 +438,12 @@ pub async fn sign(
         // Checked last, below: the view checks come first.
         Origin::SamePolynomial => {}
         Origin::Reshare(round) => {
+            if carried.as_ref().is_some_and(|p| !p.rounds().contains(&round)) {
+                return Err(bad(
+                    409,
+                    "our re-dealt share is not from the round of the proposal this successor carries out",
+                ));
+            }
             crate::reshare::check_dealing(&state, round, c, &rules).await?
         }
         Origin::Restored => {
@@ -499,7 +563,36 @@ pub async fn sign(
         ));
     }
     if matches!(pending.origin, Origin::SamePolynomial) {
-        same_polynomial_is_our_repair(&state, c, n)?;
+        same_polynomial_is_our_repair(&state, c, n, carried.as_ref())?;
+    }
+    // The pre-sign exchange: record the request, then ask the other live
+    // holders what they were asked and signed (`crate::successor`).
+    if !log_on {
+        let kept = crate::successor::record(&state, &request)?;
+        let answers = crate::successor::ask_others(&state, &current, &live).await;
+        let already: Vec<vault::identity::Fingerprint> = {
+            let convicted: Vec<String> = state
+                .convicted
+                .lock()
+                .map(|c| c.iter().filter(|(v, _)| *v == vault).map(|(_, id)| id.clone()).collect())
+                .unwrap_or_default();
+            let mut fps = Vec::new();
+            for id in convicted {
+                if let Ok(p) = crate::rounds::identity_of(&state, &id).await {
+                    fps.push(p.fingerprint());
+                }
+            }
+            fps
+        };
+        let j = crate::successor::judge(&current, &request, &kept, &answers, &already);
+        tracing::debug!(vault = %vault, epoch = c.epoch, answers = answers.len(), kept = kept.len(), verdict = ?j.verdict, "pre-sign exchange");
+        if finishing && j.verdict == crate::successor::Verdict::Sign && j.ours_signed_by.is_empty() {
+            return Err(bad(
+                409,
+                "only the proposer writes copies of its successor; another holder may only ask us to finish a copy a holder already signed",
+            ));
+        }
+        crate::successor::apply(&state, &request, j).await?;
     }
     // At most one successor per epoch.
     state
@@ -513,11 +606,13 @@ pub async fn sign(
         })?;
     let t = Transition::between(&current, &next);
     let sig = t.sign(&state.identity).map_err(|e| bad(500, e))?;
-    Ok(EpochCertificate {
+    let cert = EpochCertificate {
         transition: t,
         signatures: vec![sig],
     }
-    .encode())
+    .encode();
+    crate::successor::signed(&state, &request, &cert);
+    Ok(cert)
 }
 
 /// Encodes the commit body: the next manifest and its certificate.

@@ -445,6 +445,8 @@ async fn gather_and_decide(
         reshare_after: state.reshare_after,
         share_len: None,
         round_ids: Vec::new(),
+        signed_copy: crate::successor::to_finish(state, &id, b.epoch)
+            .map(|q| (q.manifest, q.proposal)),
     };
     // When the repair started: before our own shard is opened.
     let mut started = None;
@@ -588,8 +590,28 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
                 Some(cert) => {
                     finish_commit(state, id, &encode_commit(&manifest, &cert), &next).await
                 }
-                None => certify_manifest(state, id, b.epoch, manifest, &holders, &next).await,
+                None => {
+                    certify_manifest(state, id, b.epoch, manifest, [0; 32], &holders, &next).await
+                }
             };
+        }
+        Step::FinishSigned {
+            manifest,
+            proposal,
+            holders,
+            next,
+        } => {
+            tracing::info!(vault = %id, epoch = b.epoch + 1, "finishing the copy of the successor another holder signed");
+            let done = certify_manifest(state, id, b.epoch, manifest, proposal, &holders, &next).await;
+            if done.is_err() {
+                // Learned afresh at the next refusal, if it still stands.
+                if let Ok(mut k) = state.successors.lock() {
+                    if let Some(k) = k.get_mut(&(id, b.epoch)) {
+                        k.to_finish = None;
+                    }
+                }
+            }
+            return done;
         }
         Step::WaitForLogLeader => {
             tracing::info!(vault = %id, "waiting for the epoch log to elect a leader");
@@ -733,7 +755,7 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
         }
     };
     let prepared_ms = t0.elapsed().as_millis() as u64;
-    certify(state, id, &body, &holders, &next).await?;
+    certify(state, id, &body, proposal.digest(), &holders, &next).await?;
     tracing::info!(vault = %id, certified_ms, rounds_ms, prepared_ms, "repair phases (ms since start)");
     tracing::info!(vault = %id, epoch = body.epoch, took_ms = t0.elapsed().as_millis() as u64, "healed: new epoch certified");
     state
@@ -751,29 +773,34 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
     Ok(())
 }
 
-/// Signs `body` as the next manifest, has the live holders of the current
-/// epoch (`signers`) certify it, and commits it at every holder of the next
-/// epoch (`next`), ourselves last.
+/// Signs `body` as the next manifest, carrying out the certified proposal
+/// `proposal` (its digest), has the live holders of the current epoch
+/// (`signers`) certify it, and commits it at every holder of the next
+/// epoch (`next`), ourselves last. Called once per proposal: we never
+/// write two copies of one proposal's successor (`crate::successor`
+/// convicts a requester that does).
 async fn certify(
     state: &Arc<State>,
     id: VaultId,
     body: &ManifestBody,
+    proposal: [u8; 32],
     signers: &[(u8, Option<Member>)],
     next: &[(u8, Option<Member>)],
 ) -> Result<(), String> {
     let m2 = Manifest::sign(body, state.identity.public(), state.identity.signing_key())
         .map_err(|e| e.to_string())?;
-    certify_manifest(state, id, body.epoch - 1, m2, signers, next).await
+    certify_manifest(state, id, body.epoch - 1, m2, proposal, signers, next).await
 }
 
 /// Has `signers` certify the signed next manifest `m2` of epoch `from + 1`
-/// (first deciding it in the epoch log, when there is one) and commits it
-/// at `next`.
+/// for the certified proposal `proposal` (all zero: the epoch log decided
+/// it, and decides it first when there is one) and commits it at `next`.
 async fn certify_manifest(
     state: &Arc<State>,
     id: VaultId,
     from: u64,
     m2: Vec<u8>,
+    proposal: [u8; 32],
     signers: &[(u8, Option<Member>)],
     next: &[(u8, Option<Member>)],
 ) -> Result<(), String> {
@@ -792,16 +819,26 @@ async fn certify_manifest(
         }
     }
 
-    // 3. Signatures from the live holders of the current epoch.
-    // All at once: each signer writes its vote to disk before answering.
-    let split = crate::byzantine::split_copy(&m2, &state.identity);
+    // 3. Signatures from the live holders of the current epoch, asked
+    // with our signed request. All at once: each signer writes its vote to
+    // disk before answering.
+    let request = |m: &[u8]| {
+        crate::successor::Request::sign(id, from, proposal, m.to_vec(), &state.identity)
+            .map(|q| q.encode())
+            .map_err(|e| e.to_string())
+    };
+    let asked = request(&m2)?;
+    let split = match crate::byzantine::split_copy(&m2, &state.identity) {
+        Some(other) => Some(request(&other)?),
+        None => None,
+    };
     let asks: Vec<_> = signers
         .iter()
         .enumerate()
         .map(|(k, (_, who))| {
             let m2 = match &split {
                 Some(other) if k % 2 == 1 => other.clone(),
-                _ => m2.clone(),
+                _ => asked.clone(),
             };
             let (state, who) = (state.clone(), who.clone());
             tokio::spawn(async move {
@@ -960,7 +997,7 @@ async fn run_reshare(
             return Err(e);
         }
     };
-    certify(state, id, &body, holders, holders).await?;
+    certify(state, id, &body, proposal.digest(), holders, holders).await?;
     tracing::info!(vault = %id, epoch = body.epoch, t = body.threshold, n = body.n, took_ms = t0.elapsed().as_millis() as u64, "{what}: new epoch certified");
     Ok(())
 }
@@ -1151,9 +1188,20 @@ fn propose(
         }
     }
     let window = crate::state::unix_ms() / 1000 / authorize::ATTEMPT_TIMEOUT.as_secs().max(1);
+    // Past the attempt we last voted for (another leader's, given up when
+    // it was convicted, say): holders refuse that number and older ones.
+    let voted = state
+        .store
+        .lock()
+        .map_err(|_| "poisoned".to_string())?
+        .proposal_vote(&id, epoch)
+        .ok()
+        .flatten()
+        .map_or(0, |(a, _, _)| a.saturating_add(1));
     let attempt = prev
         .map_or(0, |(p, _, _)| p.attempt.saturating_add(1))
-        .max(u32::try_from(window).unwrap_or(u32::MAX));
+        .max(u32::try_from(window).unwrap_or(u32::MAX))
+        .max(voted);
     let p = Proposal {
         vault_id: id,
         from_epoch: epoch,

@@ -56,6 +56,7 @@ pub mod server;
 pub mod state;
 pub mod status;
 pub mod store;
+pub mod successor;
 pub mod tls;
 pub mod transition;
 pub mod unsealed;

@@ -63,6 +63,9 @@ pub struct Metrics {
     pub bad_dealings: IntCounterVec,
     /// Disputes over one recipient's dealing-check values, by outcome.
     pub dealing_disputes: IntCounterVec,
+    /// Successor requests the pre-sign exchange refused or convicted, by
+    /// outcome (`crate::successor`).
+    pub successor_conflicts: IntCounterVec,
     /// Certified attempts this validator led that failed and were aborted,
     /// by outcome (`certified`: a quorum signed the abort; `short`: fewer,
     /// so the votes wait for the attempt timeout).
@@ -316,6 +319,16 @@ impl Metrics {
         for o in ["dealer", "recipient", "unsettled"] {
             dealing_disputes.with_label_values(&[o]);
         }
+        let successor_conflicts = IntCounterVec::new(
+            Opts::new(
+                "pqvault_successor_conflicts_total",
+                "Successor signatures the pre-sign exchange held back, by outcome (convicted: a requester asked two different successors of one proposal; signed_elsewhere: another holder signed another copy, which is finished instead; asked_elsewhere: another copy of the same proposal's successor was asked; two_signed: two copies carry holders' signatures).",
+            ),
+            &["outcome"],
+        )?;
+        for o in ["convicted", "signed_elsewhere", "asked_elsewhere", "two_signed"] {
+            successor_conflicts.with_label_values(&[o]);
+        }
         let attempts_aborted = IntCounterVec::new(
             Opts::new(
                 "pqvault_attempts_aborted_total",
@@ -479,6 +492,7 @@ impl Metrics {
             Box::new(recovery_requests.clone()),
             Box::new(bad_dealings.clone()),
             Box::new(dealing_disputes.clone()),
+            Box::new(successor_conflicts.clone()),
             Box::new(attempts_aborted.clone()),
             Box::new(custody_checks.clone()),
             Box::new(vault_threshold.clone()),
@@ -562,6 +576,7 @@ impl Metrics {
             recovery_requests,
             bad_dealings,
             dealing_disputes,
+            successor_conflicts,
             attempts_aborted,
             custody_checks,
             vault_threshold,

@@ -24,6 +24,7 @@ use crate::transition::{
     self, Abort, AbortView, Action, CertifiedAbort, CertifiedProposal, Chain, OwnView, PastVote,
     Proposal, Refusal, Rules, Vote,
 };
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use vault::identity::Fingerprint;
@@ -221,6 +222,10 @@ pub async fn vote(state: Arc<State>, caller: &str, body: &[u8]) -> Result<Vec<u8
         reshare_after: state.reshare_after,
         voted,
         named,
+        proposer_convicted: state
+            .convicted
+            .lock()
+            .is_ok_and(|c| c.contains(&(p.vault_id, caller.to_string()))),
     };
     transition::judge(
         &Chain {
@@ -346,7 +351,7 @@ pub async fn transition(
     }
     if let Ok(mut acted) = state.acted_on.lock() {
         acted.retain(|(v, e), _| *v != vault || *e >= p.from_epoch);
-        acted.insert((vault, p.from_epoch), p.clone());
+        acted.insert((vault, p.from_epoch), (p.clone(), caller.clone()));
     }
     Ok("accepted\n")
 }
@@ -469,12 +474,42 @@ pub fn standing_proposals(
         .acted_on
         .lock()
         .ok()
-        .and_then(|a| a.get(&(*vault, epoch)).cloned())
+        .and_then(|a| a.get(&(*vault, epoch)).map(|(p, _)| p.clone()))
         .filter(|p| transition::not_aborted(released, p).is_ok());
     Ok(acted
         .into_iter()
         .chain(standing_vote(state, vault, epoch)?)
         .collect())
+}
+
+/// The proposal of `epoch` of `vault` with digest `digest` that we voted
+/// for or took part in (still in memory), the member that proposed it
+/// (that asked our vote, or sent us the certified proposal), and whether
+/// we still stand by it ([`standing_proposals`]: not given up).
+pub fn known_with_proposer(
+    state: &State,
+    vault: &VaultId,
+    epoch: u64,
+    digest: &[u8; 32],
+) -> Result<Option<(Proposal, String, bool)>, Failure> {
+    let from = |m: &BTreeMap<(VaultId, u64), (Proposal, String)>| {
+        m.get(&(*vault, epoch))
+            .filter(|(q, _)| q.digest() == *digest)
+            .cloned()
+    };
+    let known = state
+        .voted_for
+        .lock()
+        .ok()
+        .and_then(|v| from(&v))
+        .or_else(|| state.acted_on.lock().ok().and_then(|a| from(&a)));
+    let Some((p, who)) = known else {
+        return Ok(None);
+    };
+    let standing = standing_proposals(state, vault, epoch)?
+        .iter()
+        .any(|s| s.digest() == *digest);
+    Ok(Some((p, who, standing)))
 }
 
 /// The proposal of `epoch` of `vault` our standing vote is for: the one

@@ -1325,7 +1325,7 @@ async fn after_bad_dealing(
             continue;
         }
         if let Ok((m, _)) = rounds::member_with(state, &fp).await {
-            if let Ok(mut b) = state.bad_dealers.lock() {
+            if let Ok(mut b) = state.convicted.lock() {
                 b.insert((plan.vault_id, m.id));
             }
         }

@@ -181,8 +181,10 @@ pub struct State {
     /// The certified proposal we last took part in per (vault, epoch), as
     /// a helper, dealer or replacement (`POST /v1/transition`): a holder
     /// that helped a repair without voting for it signs its successor too.
+    /// With the member that sent it: the proposer.
     #[allow(clippy::type_complexity)]
-    pub acted_on: Mutex<BTreeMap<(vault::manifest::VaultId, u64), crate::transition::Proposal>>,
+    pub acted_on:
+        Mutex<BTreeMap<(vault::manifest::VaultId, u64), (crate::transition::Proposal, String)>>,
     /// The proposal we lead per (vault, epoch): (proposal, since, whether
     /// it was certified and announced, so the next one is a new attempt).
     #[allow(clippy::type_complexity)]
@@ -212,10 +214,14 @@ pub struct State {
     #[allow(clippy::type_complexity)]
     pub custody_copies:
         Mutex<BTreeMap<(vault::manifest::VaultId, vault::identity::Fingerprint), (u64, Vec<u8>)>>,
-    /// (vault, peer id) of holders a failed dealing check named as bad
-    /// dealers: their shares count as lost, like failed custody
-    /// (`crate::reshare::check_dealing`).
-    pub bad_dealers: Mutex<std::collections::BTreeSet<(vault::manifest::VaultId, String)>>,
+    /// (vault, peer id) of holders convicted of lying: named bad dealers
+    /// (`crate::reshare::check_dealing`) and requesters that split the
+    /// signers (`crate::successor`). Their shares count as lost, like
+    /// failed custody, so they neither lead nor stay holders.
+    pub convicted: Mutex<std::collections::BTreeSet<(vault::manifest::VaultId, String)>>,
+    /// Successor requests per (vault, epoch being left): asked of us,
+    /// signed by us, or signed elsewhere and to finish (`crate::successor`).
+    pub successors: Mutex<BTreeMap<(vault::manifest::VaultId, u64), crate::successor::Kept>>,
     /// Vaults whose shard on our own disk no longer matches its manifest.
     pub own_corrupt: Mutex<std::collections::BTreeSet<vault::manifest::VaultId>>,
     /// Artifact carriage, if `[artifacts] policy` is configured.

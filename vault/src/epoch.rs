@@ -132,6 +132,18 @@ impl Transition {
             .bytes(&self.next_digest);
     }
 
+    /// Checks one validator's signature over this transition (as
+    /// [`verify_step`] checks each of a certificate's).
+    pub fn verify_signature(
+        &self,
+        signer: &PublicIdentity,
+        sig: &HybridSignature,
+    ) -> Result<(), crate::sign::SignError> {
+        signer
+            .verifying_key()
+            .verify(CERT_SIG_DOMAIN, &self.message(), sig)
+    }
+
     /// One validator's signature over this transition.
     pub fn sign(
         &self,

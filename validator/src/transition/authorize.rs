@@ -155,6 +155,10 @@ pub enum Refusal {
     /// proposal never acts here again.
     #[error("attempt {0} of this epoch was aborted here; its proposal may not act")]
     Aborted(u32),
+    /// The proposer was convicted of lying about this vault (it split the
+    /// signers, or dealt badly): it leads nothing here any more.
+    #[error("the proposer was convicted of lying about this vault; it leads nothing here")]
+    ProposerConvicted,
     /// We do not sign this abort.
     #[error("abort refused: {0}")]
     AbortRefused(String),
@@ -174,6 +178,7 @@ impl Refusal {
                 "vote_refused"
             }
             Refusal::Aborted(_) => "aborted",
+            Refusal::ProposerConvicted => "proposer_convicted",
             Refusal::AbortRefused(_) => "abort_refused",
         }
     }
@@ -188,7 +193,8 @@ impl Refusal {
             Refusal::Uncertified { .. }
             | Refusal::BarePlan
             | Refusal::BadVote(_)
-            | Refusal::ReplacementReused { .. } => 403,
+            | Refusal::ReplacementReused { .. }
+            | Refusal::ProposerConvicted => 403,
         }
     }
 }
@@ -450,6 +456,8 @@ pub struct OwnView {
     /// Replacements we voted for in this vault, with the index each was
     /// named for.
     pub named: BTreeMap<Fingerprint, u8>,
+    /// Whether we convicted the proposer of lying about this vault.
+    pub proposer_convicted: bool,
 }
 
 /// Decides whether we vote for `p`: its plans are well formed; every share
@@ -460,6 +468,9 @@ pub struct OwnView {
 pub fn judge(chain: &Chain, rules: &Rules, view: &OwnView, p: &Proposal) -> Result<(), Refusal> {
     let c = current(chain, p)?;
     check_action(chain, rules, p)?;
+    if view.proposer_convicted {
+        return Err(Refusal::ProposerConvicted);
+    }
     if view.voted.is_some_and(|v| v.digest == p.digest()) {
         return Ok(()); // the same proposal again: the same vote
     }

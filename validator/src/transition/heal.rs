@@ -194,6 +194,10 @@ pub struct Pass<'a, M> {
     pub share_len: Option<usize>,
     /// Fresh random round ids for the repair rounds ([`Need::Repair`]).
     pub round_ids: Vec<[u8; 16]>,
+    /// A copy of the successor another holder signed, learned when we
+    /// refused another copy (`crate::successor`): its manifest and the
+    /// proposal it carries out.
+    pub signed_copy: Option<(Vec<u8>, [u8; 32])>,
 }
 
 /// A fact [`decide`] needs before it can go on; the driver gathers it into
@@ -264,6 +268,20 @@ pub enum Step<M> {
         manifest: Vec<u8>,
         /// Its certificate, if it has one.
         certificate: Option<Vec<u8>>,
+        /// Live holders of the current epoch (its signers).
+        holders: Holders<M>,
+        /// Live holders of the next epoch.
+        next: Holders<M>,
+    },
+    /// Another holder signed a copy of the successor that never gathered
+    /// a quorum (its proposer split the signers, or died while they
+    /// signed): finish that copy, never proposing another, as that
+    /// holder's one signature of the epoch is spent on it.
+    FinishSigned {
+        /// The signed copy's manifest.
+        manifest: Vec<u8>,
+        /// The proposal it carries out (its digest).
+        proposal: [u8; 32],
         /// Live holders of the current epoch (its signers).
         holders: Holders<M>,
         /// Live holders of the next epoch.
@@ -348,6 +366,17 @@ pub fn decide<M: Clone + MemberId>(p: &Pass<M>) -> Result<Next<M>, HealError> {
     if holders.len() < p.rules.quorum(b.threshold, b.n) {
         return step(Step::TooFewLive {
             live: holders.len(),
+        });
+    }
+    // A copy a holder already signed is finished by whoever learned of it,
+    // leader or not: that holder can sign no other successor of the epoch.
+    if let Some((manifest, proposal)) = &p.signed_copy {
+        let next_body = Manifest::decode(manifest).map_err(HealError::Decided)?;
+        return step(Step::FinishSigned {
+            manifest: manifest.clone(),
+            proposal: *proposal,
+            next: a.holders_of(next_body.body()),
+            holders,
         });
     }
     // The proposer is chosen by this rule; with the epoch log, what it
@@ -582,6 +611,7 @@ mod tests {
             reshare_after: Duration::from_secs(30),
             share_len: None,
             round_ids: Vec::new(),
+            signed_copy: None,
         }
     }
 
@@ -876,6 +906,7 @@ mod tests {
         let mut p = Pass {
             share_len: None,
             round_ids: Vec::new(),
+            signed_copy: None,
             ..gathered(&b, &a)
         };
         // Our share is measured only once a repair is certain.
