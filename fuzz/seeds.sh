@@ -29,7 +29,7 @@ for h in pqvs-v2-shard pqvy-v1-ring; do
     python3 -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(open(sys.argv[1]).read().strip()))' \
         ../validator/tests/vectors/$h.hex > "$out/sealed_shard/$h"
 done
-for h in pqvr-v2-plan pqvx-v1-plan pqvx-v1-subshare pqvp-v1-repair pqvp-v1-reshare; do
+for h in pqvr-v2-plan pqvx-v1-plan pqvx-v1-subshare pqvp-v1-repair pqvp-v1-reshare pqsq-v1-request pqsa-v1-asked; do
     python3 -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(open(sys.argv[1]).read().strip()))' \
         ../validator/tests/vectors/$h.hex > "$out/peer_messages/$h"
 done

@@ -851,6 +851,85 @@ pub async fn wait_epoch_all(mesh: &Mesh, nodes: &[usize], epoch: u64) {
     }
 }
 
+/// The manifest of `epoch` that validator `i` stores.
+pub fn manifest_at(mesh: &Mesh, i: usize, epoch: u64) -> vault::manifest::Manifest {
+    let path = mesh.nodes[i].dir.join(format!(
+        "data/vaults/{}/epoch-{epoch}/manifest.pqvm",
+        mesh.vault_id
+    ));
+    vault::manifest::Manifest::decode(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Waits until validator `i`'s current epoch leaves validator `gone` out,
+/// and returns that epoch.
+pub async fn epoch_without(mesh: &Mesh, i: usize, gone: usize) -> u64 {
+    let t0 = std::time::Instant::now();
+    let via = mesh.client_as(if i == 1 { 2 } else { 1 });
+    let fp = mesh.public_identity(gone).fingerprint();
+    loop {
+        let e = via
+            .get(&mesh.member(i), "/v1/hello", 1 << 16)
+            .await
+            .ok()
+            .and_then(|r| serde_json::from_slice::<validator::api::Hello>(&r.body).ok())
+            .and_then(|h| h.vaults.first().map(|(_, e)| *e));
+        if let Some(e) = e.filter(|e| *e >= 2) {
+            let path = mesh.nodes[i].dir.join(format!(
+                "data/vaults/{}/epoch-{e}/manifest.pqvm",
+                mesh.vault_id
+            ));
+            let out = std::fs::read(path)
+                .ok()
+                .and_then(|b| vault::manifest::Manifest::decode(&b).ok())
+                .is_some_and(|m| m.body().shards.iter().all(|s| s.recipient != fp));
+            if out {
+                return e;
+            }
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "validator-{}'s epoch never left validator-{} out\n{}",
+            i + 1,
+            gone + 1,
+            healing_log(mesh)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until every validator of `nodes` holds the vault at `epoch` or
+/// later (a convicted holder's share is replaced right after, so the
+/// epoch may move on quickly); returns the epoch the first one is at.
+pub async fn wait_epoch_at_least(mesh: &Mesh, nodes: &[usize], epoch: u64) -> u64 {
+    let t0 = std::time::Instant::now();
+    let (via, other) = (mesh.client_as(nodes[0]), mesh.client_as(nodes[1]));
+    let mut at = Vec::new();
+    for &i in nodes {
+        let c = if i == nodes[0] { &other } else { &via };
+        loop {
+            let e = c
+                .get(&mesh.member(i), "/v1/hello", 1 << 16)
+                .await
+                .ok()
+                .and_then(|r| serde_json::from_slice::<validator::api::Hello>(&r.body).ok())
+                .and_then(|h| h.vaults.first().map(|(_, e)| *e));
+            if let Some(e) = e.filter(|e| *e >= epoch) {
+                at.push(e);
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(90),
+                "validator-{} never reached epoch {epoch}\n{}",
+                i + 1,
+                healing_log(mesh)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // The epoch every one of them has (they may be one step apart).
+    at.into_iter().min().unwrap_or(epoch)
+}
+
 /// Recovers from the current-epoch shards of `holders` (reading each
 /// node's stored proof) and checks the secret against the operator's
 /// original shards 1..=t.

@@ -14,6 +14,20 @@ fn vault_id(mesh: &Mesh) -> VaultId {
     VaultId::from_bytes(hex::decode(&mesh.vault_id).unwrap().try_into().unwrap())
 }
 
+/// The insider's (validator-1's) signed request to sign `manifest` as the
+/// successor of epoch 1, naming a proposal nobody certified.
+fn insider_request(mesh: &Mesh, manifest: &[u8]) -> Vec<u8> {
+    validator::successor::Request::sign(
+        vault_id(mesh),
+        1,
+        [0x11; 32],
+        manifest.to_vec(),
+        &mesh.secret_key(0),
+    )
+    .unwrap()
+    .encode()
+}
+
 fn round() -> [u8; 16] {
     let mut r = [0u8; 16];
     aws_lc_rs::rand::fill(&mut r).unwrap();
@@ -325,10 +339,10 @@ async fn a_leader_splitting_the_signers_cannot_stall_the_epoch() {
     mesh.wait_all_alive(&[0, 1, 2, 3, 4, 5, 6]);
     mesh.kill9(4);
     let honest = [1usize, 2, 3, 5];
-    wait_epoch_at_least(&mesh, &honest, 2).await;
+    pqvault_tests::wait_epoch_at_least(&mesh, &honest, 2).await;
     // Either way the leader's share ends up replaced: wait for the epoch
     // without it (2 after a new attempt, 3 after finishing a signed copy).
-    let epoch = epoch_without(&mesh, 1, 0).await;
+    let epoch = pqvault_tests::epoch_without(&mesh, 1, 0).await;
     pqvault_tests::wait_epoch_all(&mesh, &honest, epoch).await;
     assert!(
         mesh.log(0).contains("splitting the signers"),
@@ -340,7 +354,7 @@ async fn a_leader_splitting_the_signers_cannot_stall_the_epoch() {
             .any(|&i| mesh.log(i).contains("split signers") && mesh.log(i).contains("convicted")),
         "no honest holder convicted the leader that split the signers"
     );
-    let m = manifest_at(&mesh, 1, epoch);
+    let m = pqvault_tests::manifest_at(&mesh, 1, epoch);
     let t = usize::from(m.body().threshold);
     let holders: Vec<usize> = [1usize, 2, 3, 5, 6]
         .into_iter()
@@ -350,85 +364,6 @@ async fn a_leader_splitting_the_signers_cannot_stall_the_epoch() {
         })
         .collect();
     pqvault_tests::recover_from(&mesh, &holders[..t], epoch, 3);
-}
-
-/// The manifest of `epoch` that validator `i` stores.
-fn manifest_at(mesh: &Mesh, i: usize, epoch: u64) -> vault::manifest::Manifest {
-    let path = mesh.nodes[i].dir.join(format!(
-        "data/vaults/{}/epoch-{epoch}/manifest.pqvm",
-        mesh.vault_id
-    ));
-    vault::manifest::Manifest::decode(&std::fs::read(path).unwrap()).unwrap()
-}
-
-/// Waits until validator `i`'s current epoch leaves validator `gone` out,
-/// and returns that epoch.
-async fn epoch_without(mesh: &Mesh, i: usize, gone: usize) -> u64 {
-    let t0 = std::time::Instant::now();
-    let via = mesh.client_as(if i == 1 { 2 } else { 1 });
-    let fp = mesh.public_identity(gone).fingerprint();
-    loop {
-        let e = via
-            .get(&mesh.member(i), "/v1/hello", 1 << 16)
-            .await
-            .ok()
-            .and_then(|r| serde_json::from_slice::<validator::api::Hello>(&r.body).ok())
-            .and_then(|h| h.vaults.first().map(|(_, e)| *e));
-        if let Some(e) = e.filter(|e| *e >= 2) {
-            let path = mesh.nodes[i].dir.join(format!(
-                "data/vaults/{}/epoch-{e}/manifest.pqvm",
-                mesh.vault_id
-            ));
-            let out = std::fs::read(path)
-                .ok()
-                .and_then(|b| vault::manifest::Manifest::decode(&b).ok())
-                .is_some_and(|m| m.body().shards.iter().all(|s| s.recipient != fp));
-            if out {
-                return e;
-            }
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "validator-{}'s epoch never left validator-{} out\n{}",
-            i + 1,
-            gone + 1,
-            pqvault_tests::healing_log(mesh)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Waits until every validator of `nodes` holds the vault at `epoch` or
-/// later (a convicted holder's share is replaced right after, so the
-/// epoch may move on quickly); returns the epoch the first one is at.
-async fn wait_epoch_at_least(mesh: &Mesh, nodes: &[usize], epoch: u64) -> u64 {
-    let t0 = std::time::Instant::now();
-    let (via, other) = (mesh.client_as(nodes[0]), mesh.client_as(nodes[1]));
-    let mut at = Vec::new();
-    for &i in nodes {
-        let c = if i == nodes[0] { &other } else { &via };
-        loop {
-            let e = c
-                .get(&mesh.member(i), "/v1/hello", 1 << 16)
-                .await
-                .ok()
-                .and_then(|r| serde_json::from_slice::<validator::api::Hello>(&r.body).ok())
-                .and_then(|h| h.vaults.first().map(|(_, e)| *e));
-            if let Some(e) = e.filter(|e| *e >= epoch) {
-                at.push(e);
-                break;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(90),
-                "validator-{} never reached epoch {epoch}\n{}",
-                i + 1,
-                pqvault_tests::healing_log(mesh)
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    // The epoch every one of them has (they may be one step apart).
-    at.into_iter().min().unwrap_or(epoch)
 }
 
 /// Attack 4, destruction: a dealer adds a constant to the share it deals in
@@ -589,7 +524,7 @@ async fn a_share_changes_hands_only_by_a_certified_repair() {
             .post(
                 &mesh.member(i),
                 &format!("/v1/epoch/{id}/sign"),
-                m2.clone(),
+                insider_request(&mesh, &m2),
                 1 << 16,
             )
             .await
@@ -665,7 +600,7 @@ async fn an_equivocating_insider_cannot_fork_a_vault_under_f_1() {
                 .post(
                     &mesh.member(i),
                     &format!("/v1/epoch/{id}/sign"),
-                    bytes.clone(),
+                    insider_request(&mesh, bytes),
                     1 << 16,
                 )
                 .await
@@ -734,7 +669,7 @@ async fn an_insider_cannot_spend_the_holders_successor_votes_on_empty_epochs() {
                 .post(
                     &mesh.member(i),
                     &format!("/v1/epoch/{id}/sign"),
-                    fork.clone(),
+                    insider_request(&mesh, &fork),
                     1 << 16,
                 )
                 .await

@@ -111,6 +111,41 @@ async fn a_signer_lost_mid_signature_does_not_stall_the_epoch_when_a_non_voter_m
     recover_from(&mesh, &[5, 0, 3], 2, 3);
 }
 
+/// The leader dies while its holders sign: 3 of 5 plus two spares,
+/// validator-5 dies, and validator-1 (the leader) is killed right after it
+/// recorded its own signature of the successor, before it gathered the
+/// others'. The other holders signed that copy, and nobody holds its
+/// certificate. Before, every later attempt met "already signed another
+/// successor of epoch 1" (its prepare also replaced the shares that copy
+/// names): the epoch never moved. Now a holder that signed a copy which
+/// was never committed finishes it itself after a while (D49), and the
+/// dead leader's share is then replaced too.
+#[tokio::test(flavor = "current_thread")]
+async fn a_leader_lost_while_its_holders_sign_does_not_stall_the_epoch() {
+    let mut mesh = Mesh::with_spares(5, 3, 2);
+    mesh.set_heal_grace_ms(3_000);
+    let arm = format!("{}=return", fp::STORE_VOTE_WRITTEN);
+    mesh.start_all_with(&[(0, &[("FAILPOINTS", arm.as_str())])]);
+    mesh.wait_all_alive(&[0, 1, 2, 3, 4, 5, 6]);
+    mesh.kill9(4);
+    let status = mesh
+        .wait_exit(0, Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("validator-1 never signed:\n{}", mesh.log(0)));
+    assert_eq!(status.code(), Some(137), "{}", mesh.log(0));
+    let honest = [1usize, 2, 3, 5];
+    pqvault_tests::wait_epoch_at_least(&mesh, &honest, 2).await;
+    assert!(
+        [1usize, 2, 3]
+            .iter()
+            .any(|&i| mesh.log(i).contains("finishing the copy of the successor")),
+        "no holder finished the signed copy"
+    );
+    // Then the dead leader's share goes to the second spare.
+    let epoch = pqvault_tests::epoch_without(&mesh, 1, 0).await;
+    pqvault_tests::wait_epoch_all(&mesh, &honest, epoch).await;
+    recover_from(&mesh, &[1, 2, 3], epoch, 3);
+}
+
 /// Every store crash point (vote and commit), each in a live mesh.
 #[tokio::test(flavor = "current_thread")]
 async fn a_holder_killed_at_every_store_step_comes_back_whole_and_catches_up() {

@@ -223,6 +223,11 @@ async fn votes_are_cast_only_with_a_quorum_in_view_and_for_a_live_holder() {
         .unwrap();
     let key = mesh.secret_key(1);
     let m2 = Manifest::sign(&body, key.public(), key.signing_key()).unwrap();
+    // Asked as validator-2 would, naming a proposal (the checks below come
+    // before any proposal is looked up).
+    let m2 = validator::successor::Request::sign(body.vault_id, 1, [0x11; 32], m2, &key)
+        .unwrap()
+        .encode();
     let sign_path = format!("/v1/epoch/{}/sign", mesh.vault_id);
     let sign = |m: Vec<u8>| {
         let (me, v1, path) = (me.clone(), v1.clone(), sign_path.clone());

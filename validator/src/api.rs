@@ -75,6 +75,8 @@ pub struct PeerInfo {
     /// The certificate has the operator role (an operator's client, not a
     /// member).
     pub operator: bool,
+    /// The pqvault identity fingerprint the certificate binds, if any.
+    pub identity: Option<vault::identity::Fingerprint>,
 }
 
 /// `GET /v1/hello` response.
@@ -480,7 +482,7 @@ async fn epoch_sign(
             (400, "vault id must be 32 hex digits".into()),
         );
     };
-    match crate::epochs::sign(state.clone(), id, &body, &peer.id).await {
+    match crate::epochs::sign(state.clone(), id, &body, &peer.id, peer.identity).await {
         Ok(cert) => {
             state.count("epoch_sign", 200);
             cert.into_response()

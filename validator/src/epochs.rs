@@ -216,12 +216,22 @@ pub async fn save_pending(
     sealed: &[u8],
 ) -> Result<(), Failure> {
     let (st, bytes) = (state.clone(), sealed.to_vec());
+    let from = SealedShard::parse(sealed)
+        .map_err(|e| bad(500, e))?
+        .header
+        .epoch
+        .saturating_sub(1);
     blocking(move || {
-        st.store
-            .lock()
-            .map_err(|_| bad(500, "poisoned"))?
-            .save_pending(&vault, &bytes)
-            .map_err(|e| bad(500, e))
+        let store = st.store.lock().map_err(|_| bad(500, "poisoned"))?;
+        // Once we signed a successor, only that one can ever be certified,
+        // and it names the share we prepared then: keep it.
+        if store.signed_successor(&vault, from) {
+            return Err(bad(
+                409,
+                format!("we signed a successor of epoch {from} already; our share prepared for it stays as it is"),
+            ));
+        }
+        store.save_pending(&vault, &bytes).map_err(|e| bad(500, e))
     })
     .await
 }
@@ -313,12 +323,14 @@ fn same_polynomial_is_our_repair(
 }
 
 /// Step 3: check the proposed next manifest (carried in a signed
-/// successor request, `PQSQ`) and sign the transition.
+/// successor request, `PQSQ`, from `caller`, whose certificate binds
+/// `bound`) and sign the transition.
 pub async fn sign(
     state: Arc<State>,
     vault: VaultId,
     request: &[u8],
     caller: &str,
+    bound: Option<vault::identity::Fingerprint>,
 ) -> Result<Vec<u8>, Failure> {
     let request = crate::successor::Request::decode(request).map_err(|e| bad(400, e))?;
     if request.vault_id != vault {
@@ -327,11 +339,21 @@ pub async fn sign(
     request
         .verify()
         .map_err(|e| bad(422, format!("the successor request's signature: {e}")))?;
-    let caller_fp = crate::rounds::identity_of(&state, caller).await?.fingerprint();
+    // The requester is the caller: the identity its certificate binds (a
+    // mesh that binds none yet asks the member).
+    let caller_fp = match bound {
+        Some(fp) => fp,
+        None => crate::rounds::identity_of(&state, caller)
+            .await?
+            .fingerprint(),
+    };
     if request.requester.fingerprint() != caller_fp {
         return Err(bad(
             422,
-            format!("the successor request is signed by {}, not by {caller}", request.requester.fingerprint().short()),
+            format!(
+                "the successor request is signed by {}, not by {caller}",
+                request.requester.fingerprint().short()
+            ),
         ));
     }
     let next_bytes = &request.manifest[..];
@@ -352,44 +374,6 @@ pub async fn sign(
     let (c, n) = (current.body(), next_verified.body());
     if n.vault_id != c.vault_id || n.epoch != c.epoch + 1 || request.from_epoch != c.epoch {
         return Err(bad(422, "not the next epoch of this vault"));
-    }
-    // Without the epoch log, a successor carries out a certified proposal
-    // we stand by, and only its proposer writes copies of it: anyone else
-    // may only ask us to finish a copy another holder already signed
-    // (checked in the exchange below). With the log, the log decides.
-    let log_on = state.consensus.get().is_some();
-    let mut carried = None;
-    let mut finishing = false;
-    if !log_on {
-        let (p, proposer, standing) = crate::proposals::known_with_proposer(
-            &state,
-            &vault,
-            c.epoch,
-            &request.proposal,
-        )?
-        .ok_or_else(|| {
-            bad(
-                409,
-                format!(
-                    "we know no certified proposal {} of epoch {}",
-                    hex::encode(&request.proposal[..8]),
-                    c.epoch
-                ),
-            )
-        })?;
-        let proposer_fp = crate::rounds::identity_of(&state, &proposer)
-            .await?
-            .fingerprint();
-        if next_verified.signer().fingerprint() != proposer_fp {
-            return Err(bad(
-                422,
-                format!("the successor is written by {}, not by the proposal's proposer {proposer}", next_verified.signer().fingerprint().short()),
-            ));
-        }
-        // A copy of a proposal we gave up (its proposer convicted, say) is
-        // only ever finished, never started.
-        finishing = proposer != caller || !standing;
-        carried = Some(p);
     }
     if (n.suite, n.secret_len, n.secret_commitment) != (c.suite, c.secret_len, c.secret_commitment)
     {
@@ -437,15 +421,8 @@ pub async fn sign(
         }
         // Checked last, below: the view checks come first.
         Origin::SamePolynomial => {}
-        Origin::Reshare(round) => {
-            if carried.as_ref().is_some_and(|p| !p.rounds().contains(&round)) {
-                return Err(bad(
-                    409,
-                    "our re-dealt share is not from the round of the proposal this successor carries out",
-                ));
-            }
-            crate::reshare::check_dealing(&state, round, c, &rules).await?
-        }
+        // Checked once we know which proposal it carries out, below.
+        Origin::Reshare(_) => {}
         Origin::Restored => {
             return Err(bad(
                 409,
@@ -562,6 +539,59 @@ pub async fn sign(
             ),
         ));
     }
+    // Without the epoch log, a successor carries out a certified proposal
+    // we stand by, and only its proposer writes copies of it: anyone else
+    // may only ask us to finish a copy another holder already signed
+    // (checked in the exchange below). With the log, the log decides.
+    let log_on = state.consensus.get().is_some();
+    let mut carried = None;
+    let mut finishing = false;
+    if !log_on {
+        let (p, proposer, standing) = crate::proposals::known_with_proposer(
+            &state,
+            &vault,
+            c.epoch,
+            &request.proposal,
+        )?
+        .ok_or_else(|| {
+            bad(
+                409,
+                format!(
+                    "a successor is signed only as the certified repair we voted for or helped (or the re-share we dealt in), and we know no certified proposal {} of epoch {}",
+                    hex::encode(&request.proposal[..8]),
+                    c.epoch
+                ),
+            )
+        })?;
+        let proposer_fp = crate::rounds::identity_of(&state, &proposer)
+            .await?
+            .fingerprint();
+        if next_verified.signer().fingerprint() != proposer_fp {
+            return Err(bad(
+                422,
+                format!(
+                    "the successor is written by {}, not by the proposal's proposer {proposer}",
+                    next_verified.signer().fingerprint().short()
+                ),
+            ));
+        }
+        // A copy of a proposal we gave up (its proposer convicted, say) is
+        // only ever finished, never started.
+        finishing = proposer != caller || !standing;
+        carried = Some(p);
+    }
+    if let Origin::Reshare(round) = pending.origin {
+        if carried
+            .as_ref()
+            .is_some_and(|p| !p.rounds().contains(&round))
+        {
+            return Err(bad(
+                409,
+                "our re-dealt share is not from the round of the proposal this successor carries out",
+            ));
+        }
+        crate::reshare::check_dealing(&state, round, c, &rules).await?
+    }
     if matches!(pending.origin, Origin::SamePolynomial) {
         same_polynomial_is_our_repair(&state, c, n, carried.as_ref())?;
     }
@@ -574,7 +604,12 @@ pub async fn sign(
             let convicted: Vec<String> = state
                 .convicted
                 .lock()
-                .map(|c| c.iter().filter(|(v, _)| *v == vault).map(|(_, id)| id.clone()).collect())
+                .map(|c| {
+                    c.iter()
+                        .filter(|(v, _)| *v == vault)
+                        .map(|(_, id)| id.clone())
+                        .collect()
+                })
                 .unwrap_or_default();
             let mut fps = Vec::new();
             for id in convicted {
@@ -586,7 +621,8 @@ pub async fn sign(
         };
         let j = crate::successor::judge(&current, &request, &kept, &answers, &already);
         tracing::debug!(vault = %vault, epoch = c.epoch, answers = answers.len(), kept = kept.len(), verdict = ?j.verdict, "pre-sign exchange");
-        if finishing && j.verdict == crate::successor::Verdict::Sign && j.ours_signed_by.is_empty() {
+        if finishing && j.verdict == crate::successor::Verdict::Sign && j.ours_signed_by.is_empty()
+        {
             return Err(bad(
                 409,
                 "only the proposer writes copies of its successor; another holder may only ask us to finish a copy a holder already signed",

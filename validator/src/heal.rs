@@ -602,12 +602,17 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
             next,
         } => {
             tracing::info!(vault = %id, epoch = b.epoch + 1, "finishing the copy of the successor another holder signed");
-            let done = certify_manifest(state, id, b.epoch, manifest, proposal, &holders, &next).await;
+            let done =
+                certify_manifest(state, id, b.epoch, manifest, proposal, &holders, &next).await;
             if done.is_err() {
-                // Learned afresh at the next refusal, if it still stands.
+                // Learned afresh at the next refusal, if it still stands;
+                // our own signed copy is tried again after a while.
                 if let Ok(mut k) = state.successors.lock() {
                     if let Some(k) = k.get_mut(&(id, b.epoch)) {
                         k.to_finish = None;
+                        if k.signed.is_some() {
+                            k.signed_at = Some(Instant::now());
+                        }
                     }
                 }
             }
@@ -843,9 +848,15 @@ async fn certify_manifest(
             let (state, who) = (state.clone(), who.clone());
             tokio::spawn(async move {
                 match who {
-                    None => epochs::sign(state.clone(), id, &m2, &state.id)
-                        .await
-                        .map_err(|f| fail("local sign", f)),
+                    None => epochs::sign(
+                        state.clone(),
+                        id,
+                        &m2,
+                        &state.id,
+                        Some(state.identity.public().fingerprint()),
+                    )
+                    .await
+                    .map_err(|f| fail("local sign", f)),
                     Some(m) => post(&state, &m, &format!("/v1/epoch/{id}/sign"), m2, 200).await,
                 }
             })

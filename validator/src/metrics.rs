@@ -326,7 +326,12 @@ impl Metrics {
             ),
             &["outcome"],
         )?;
-        for o in ["convicted", "signed_elsewhere", "asked_elsewhere", "two_signed"] {
+        for o in [
+            "convicted",
+            "signed_elsewhere",
+            "asked_elsewhere",
+            "two_signed",
+        ] {
             successor_conflicts.with_label_values(&[o]);
         }
         let attempts_aborted = IntCounterVec::new(

@@ -52,6 +52,7 @@ pub async fn serve_peers(listener: TcpListener, state: Arc<State>, router: Route
                 .and_then(|c| c.first())
                 .and_then(|c| vault::meshca::mesh_name(c).ok());
             let kx_group = kx_group(conn);
+            let bound = name.as_ref().and_then(|n| n.identity);
             let (id, router, operator) = match name {
                 // The operator's client: status and recovery, nothing else.
                 Some(op) if op.role == Some(vault::meshca::Role::Operator) => {
@@ -79,6 +80,7 @@ pub async fn serve_peers(listener: TcpListener, state: Arc<State>, router: Route
                 id,
                 kx_group,
                 operator,
+                identity: bound,
             })));
             let result = listener::http1(&limits)
                 .serve_connection(TokioIo::new(tls), svc)

@@ -57,6 +57,11 @@ pub const MAX_KEPT: usize = 16;
 /// without it.
 pub const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long after signing a successor that was never committed a holder
+/// finishes it itself (its leader died while the holders signed, say):
+/// longer than a live leader takes to gather signatures and commit.
+pub const FINISH_OWN_AFTER: Duration = Duration::from_secs(5);
+
 /// Largest manifest a request carries.
 const MAX_MANIFEST: usize = 1 << 20;
 
@@ -247,7 +252,7 @@ pub enum Verdict {
     /// Another holder signed another copy: finish that one instead.
     SignedElsewhere {
         /// The signed copy's request.
-        copy: Request,
+        copy: Box<Request>,
         /// Who signed it.
         by: Fingerprint,
     },
@@ -352,7 +357,7 @@ pub fn judge(
             Verdict::TwoSigned
         } else if let Some((by, q)) = others.first() {
             Verdict::SignedElsewhere {
-                copy: (*q).clone(),
+                copy: Box::new((*q).clone()),
                 by: *by,
             }
         } else if let Some((by, _)) = seen.iter().find(|(_, q)| {
@@ -392,9 +397,9 @@ fn signed_by(current: &VerifiedManifest, q: &Request, cert: &[u8], by: &Fingerpr
     if cert.transition != t {
         return false;
     }
-    cert.signatures.iter().any(|(id, sig)| {
-        id.fingerprint() == *by && t.verify_signature(id, sig).is_ok()
-    })
+    cert.signatures
+        .iter()
+        .any(|(id, sig)| id.fingerprint() == *by && t.verify_signature(id, sig).is_ok())
 }
 
 /// What this holder keeps per (vault, epoch): requests asked of it, the
@@ -405,6 +410,8 @@ pub struct Kept {
     pub asked: Vec<Request>,
     /// The request we signed and our certificate.
     pub signed: Option<(Request, Vec<u8>)>,
+    /// When we signed it.
+    pub signed_at: Option<std::time::Instant>,
     /// A copy another holder signed, to finish.
     pub to_finish: Option<Request>,
 }
@@ -430,7 +437,15 @@ pub fn record(state: &State, q: &Request) -> Result<Vec<Request>, Failure> {
 /// Remembers that we signed `q` (our certificate `cert`).
 pub fn signed(state: &State, q: &Request, cert: &[u8]) {
     if let Ok(mut k) = state.successors.lock() {
-        k.entry((q.vault_id, q.from_epoch)).or_default().signed = Some((q.clone(), cert.to_vec()));
+        let kept = k.entry((q.vault_id, q.from_epoch)).or_default();
+        if kept
+            .signed
+            .as_ref()
+            .is_none_or(|(s, _)| s.manifest != q.manifest)
+        {
+            kept.signed_at = Some(std::time::Instant::now());
+        }
+        kept.signed = Some((q.clone(), cert.to_vec()));
     }
 }
 
@@ -449,15 +464,20 @@ pub fn answer(state: &State, vault: &VaultId, from: u64) -> Vec<u8> {
     .encode(vault, from)
 }
 
-/// The copy signed elsewhere that we learned of, to finish.
+/// The copy of the successor of epoch `from` to finish: one signed
+/// elsewhere that we learned of, or the one we signed ourselves over
+/// [`FINISH_OWN_AFTER`] ago (we are still at `from`, so it was never
+/// committed).
 pub fn to_finish(state: &State, vault: &VaultId, from: u64) -> Option<Request> {
-    state
-        .successors
-        .lock()
-        .ok()?
-        .get(&(*vault, from))?
-        .to_finish
-        .clone()
+    let k = state.successors.lock().ok()?;
+    let kept = k.get(&(*vault, from))?;
+    kept.to_finish.clone().or_else(|| {
+        let stale = kept.signed_at?.elapsed() >= FINISH_OWN_AFTER;
+        kept.signed
+            .as_ref()
+            .filter(|_| stale)
+            .map(|(q, _)| q.clone())
+    })
 }
 
 /// Frees our vote for the attempt `proposer` leads in `epoch` of `vault`,
@@ -480,7 +500,9 @@ fn release_vote_for(state: &State, vault: &VaultId, epoch: u64, proposer: &str) 
             return;
         }
         match store.release_proposal_vote(vault, epoch) {
-            Ok(()) => tracing::info!(%vault, epoch, %proposer, "released our vote for the convicted proposer's attempt"),
+            Ok(()) => {
+                tracing::info!(%vault, epoch, %proposer, "released our vote for the convicted proposer's attempt")
+            }
             Err(e) => tracing::warn!(%vault, epoch, "could not release our vote: {e}"),
         }
     }
@@ -582,7 +604,7 @@ pub async fn apply(state: &Arc<State>, ours: &Request, j: Judgement) -> Result<(
             if let Ok(mut k) = state.successors.lock() {
                 k.entry((ours.vault_id, ours.from_epoch))
                     .or_default()
-                    .to_finish = Some(copy.clone());
+                    .to_finish = Some((*copy).clone());
             }
             Err(bad(
                 409,
@@ -610,5 +632,301 @@ pub async fn apply(state: &Arc<State>, ours: &Request, j: Judgement) -> Result<(
                 "two different copies of this successor carry holders' signatures; the operator must act",
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vault::manifest::ManifestBody;
+
+    struct World {
+        ids: Vec<SecretIdentity>,
+        current: VerifiedManifest,
+        a: Vec<u8>,
+        b: Vec<u8>,
+    }
+
+    const P: [u8; 32] = [7; 32];
+
+    /// Holders 0..4 of epoch 1 (0 leads), and two copies of its successor
+    /// written by holder 0 that differ only in their creation time.
+    fn world() -> World {
+        let ids: Vec<SecretIdentity> = (0..4)
+            .map(|i| SecretIdentity::generate(&format!("validator-{}", i + 1)).unwrap())
+            .collect();
+        let fps: Vec<Fingerprint> = ids.iter().map(|k| k.public().fingerprint()).collect();
+        let body: ManifestBody = crate::transition::test_body(1, &[0, 1, 2, 3], 3, |i| fps[i]);
+        let sign =
+            |b: &ManifestBody| Manifest::sign(b, ids[0].public(), ids[0].signing_key()).unwrap();
+        let current = Manifest::decode(&sign(&body))
+            .unwrap()
+            .verify(None)
+            .unwrap();
+        let mut next = body.clone();
+        next.epoch = 2;
+        next.created_unix = 5;
+        let a = sign(&next);
+        next.created_unix = 6;
+        let b = sign(&next);
+        World { ids, current, a, b }
+    }
+
+    impl World {
+        fn fp(&self, i: usize) -> Fingerprint {
+            self.ids[i].public().fingerprint()
+        }
+
+        fn ask(&self, by: usize, proposal: [u8; 32], m: &[u8]) -> Request {
+            Request::sign(
+                self.current.body().vault_id,
+                1,
+                proposal,
+                m.to_vec(),
+                &self.ids[by],
+            )
+            .unwrap()
+        }
+
+        /// Holder `by`'s certificate signing the step to `q`'s manifest.
+        fn signed(&self, by: usize, q: &Request) -> (Request, Vec<u8>) {
+            let t = Transition::between(&self.current, &Manifest::decode(&q.manifest).unwrap());
+            let sig = t.sign(&self.ids[by]).unwrap();
+            let cert = EpochCertificate {
+                transition: t,
+                signatures: vec![sig],
+            };
+            (q.clone(), cert.encode())
+        }
+
+        fn asked(&self, by: usize, requests: Vec<Request>) -> (Fingerprint, Asked) {
+            (
+                self.fp(by),
+                Asked {
+                    requests,
+                    signed: None,
+                },
+            )
+        }
+    }
+
+    #[test]
+    fn requests_and_answers_round_trip_and_bad_bytes_are_errors() {
+        let w = world();
+        let q = w.ask(0, P, &w.a);
+        q.verify().unwrap();
+        assert_eq!(Request::decode(&q.encode()).unwrap(), q);
+        let a = Asked {
+            requests: vec![q.clone(), w.ask(0, P, &w.b)],
+            signed: Some(w.signed(1, &q)),
+        };
+        let vault = w.current.body().vault_id;
+        let bytes = a.encode(&vault, 1);
+        assert_eq!(Asked::decode(&bytes, &vault, 1).unwrap(), a);
+        assert!(Asked::decode(&bytes, &vault, 2).is_err(), "another epoch");
+        for cut in [0, 5, 30, bytes.len() / 2, bytes.len() - 1] {
+            assert!(Asked::decode(&bytes[..cut], &vault, 1).is_err());
+            assert!(Request::decode(&q.encode()[..cut.min(q.encode().len() - 1)]).is_err());
+        }
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(Asked::decode(&trailing, &vault, 1).is_err());
+    }
+
+    fn hex_file(text: &str) -> Vec<u8> {
+        hex::decode(text.trim()).unwrap()
+    }
+
+    /// `PQSQ` and `PQSA` both ways against the layouts made from
+    /// docs/formats.md (`validator/tests/vectors/make_pqsq.py`).
+    #[test]
+    fn requests_and_answers_match_the_checked_in_vectors() {
+        let bytes = hex_file(include_str!("../tests/vectors/pqsq-v1-request.hex"));
+        let q = Request::decode(&bytes).unwrap();
+        assert_eq!(q.vault_id, VaultId::from_bytes([0x22; 16]));
+        assert_eq!((q.from_epoch, q.proposal), (7, [0x33; 32]));
+        assert_eq!(q.manifest, b"not a manifest");
+        assert_eq!(q.requester.name(), "TEST-ONLY-validator-1");
+        assert_eq!(q.signature.ed25519, [0x44; 64]);
+        assert_eq!(q.signature.mldsa, vec![0x55; 3309]);
+        assert!(
+            q.verify().is_err(),
+            "a layout vector carries no real signature"
+        );
+        assert_eq!(q.encode(), bytes);
+        let bytes = hex_file(include_str!("../tests/vectors/pqsa-v1-asked.hex"));
+        let vault = VaultId::from_bytes([0x22; 16]);
+        let a = Asked::decode(&bytes, &vault, 7).unwrap();
+        assert_eq!(a.requests, vec![q.clone()]);
+        assert_eq!(a.signed, Some((q, b"cert".to_vec())));
+        assert_eq!(a.encode(&vault, 7), bytes);
+        for cut in (0..bytes.len()).step_by(97) {
+            assert!(Asked::decode(&bytes[..cut], &vault, 7).is_err(), "{cut}");
+        }
+    }
+
+    #[test]
+    fn a_request_whose_manifest_was_swapped_does_not_verify() {
+        let w = world();
+        let mut q = w.ask(0, P, &w.a);
+        q.manifest = w.b.clone();
+        assert!(q.verify().is_err());
+    }
+
+    #[test]
+    fn a_copy_nobody_else_was_asked_is_signed() {
+        let w = world();
+        let q = w.ask(0, P, &w.a);
+        let answers = [w.asked(2, vec![q.clone()]), w.asked(3, vec![])];
+        let j = judge(&w.current, &q, std::slice::from_ref(&q), &answers, &[]);
+        assert_eq!(j.verdict, Verdict::Sign);
+        assert!(j.convicted.is_empty());
+    }
+
+    #[test]
+    fn two_copies_of_one_proposal_from_one_leader_convict_it() {
+        let w = world();
+        let (qa, qb) = (w.ask(0, P, &w.a), w.ask(0, P, &w.b));
+        let answers = [w.asked(2, vec![qa.clone()])];
+        let j = judge(&w.current, &qb, std::slice::from_ref(&qb), &answers, &[]);
+        assert_eq!(j.convicted.len(), 1);
+        assert_eq!(j.convicted[0].0, w.fp(0));
+        assert!(matches!(j.verdict, Verdict::AskedElsewhere { .. }));
+    }
+
+    #[test]
+    fn copies_of_different_proposals_convict_nobody() {
+        // An honest leader's second attempt writes a new copy.
+        let w = world();
+        let (qa, qb) = (w.ask(0, P, &w.a), w.ask(0, [8; 32], &w.b));
+        let answers = [w.asked(2, vec![qa])];
+        let j = judge(&w.current, &qb, std::slice::from_ref(&qb), &answers, &[]);
+        assert!(j.convicted.is_empty());
+        assert_eq!(j.verdict, Verdict::Sign);
+    }
+
+    #[test]
+    fn a_copy_another_holder_signed_is_the_one_to_finish() {
+        let w = world();
+        let qa = w.ask(0, P, &w.a);
+        // Holder 2 signed copy a; holder 1 is asked copy b by someone else.
+        let qb = w.ask(1, [8; 32], &w.b);
+        let answers = [(
+            w.fp(2),
+            Asked {
+                requests: vec![qa.clone()],
+                signed: Some(w.signed(2, &qa)),
+            },
+        )];
+        let j = judge(&w.current, &qb, std::slice::from_ref(&qb), &answers, &[]);
+        assert_eq!(
+            j.verdict,
+            Verdict::SignedElsewhere {
+                copy: Box::new(qa.clone()),
+                by: w.fp(2)
+            }
+        );
+        // Asked to finish that very copy, we sign it, and know who did.
+        let finish = w.ask(1, P, &w.a);
+        let j = judge(
+            &w.current,
+            &finish,
+            std::slice::from_ref(&finish),
+            &answers,
+            &[],
+        );
+        assert_eq!(j.verdict, Verdict::Sign);
+        assert_eq!(j.ours_signed_by, vec![w.fp(2)]);
+    }
+
+    #[test]
+    fn answers_can_neither_invent_a_copy_nor_frame_a_requester() {
+        let w = world();
+        let qa = w.ask(0, P, &w.a);
+        // A copy "from holder 0" whose manifest was swapped: its signature
+        // fails, so it is no proof.
+        let mut forged = w.ask(0, P, &w.a);
+        forged.manifest = w.b.clone();
+        // A signature claimed for holder 3 but made by holder 1.
+        let (q, cert) = w.signed(1, &w.ask(0, P, &w.b));
+        let answers = [
+            w.asked(2, vec![forged]),
+            (
+                w.fp(3),
+                Asked {
+                    requests: vec![],
+                    signed: Some((q, cert)),
+                },
+            ),
+        ];
+        let j = judge(&w.current, &qa, std::slice::from_ref(&qa), &answers, &[]);
+        assert!(j.convicted.is_empty());
+        assert_eq!(j.verdict, Verdict::Sign);
+    }
+
+    #[test]
+    fn only_holders_of_the_epoch_count() {
+        let w = world();
+        let outsider = SecretIdentity::generate("validator-9").unwrap();
+        let qa = w.ask(0, P, &w.a);
+        let qb = w.ask(0, P, &w.b);
+        let answers = [(
+            outsider.public().fingerprint(),
+            Asked {
+                requests: vec![qb],
+                signed: None,
+            },
+        )];
+        let j = judge(&w.current, &qa, std::slice::from_ref(&qa), &answers, &[]);
+        assert!(j.convicted.is_empty());
+        assert_eq!(j.verdict, Verdict::Sign);
+    }
+
+    #[test]
+    fn a_convicted_requesters_copies_no_longer_block_and_its_own_are_refused() {
+        let w = world();
+        let qb = w.ask(0, P, &w.b);
+        let answers = [w.asked(2, vec![qb.clone()])];
+        // A new attempt's copy, led by holder 1.
+        let q = w.ask(1, [8; 32], &w.a);
+        let j = judge(
+            &w.current,
+            &q,
+            std::slice::from_ref(&q),
+            &answers,
+            &[w.fp(0)],
+        );
+        assert_eq!(j.verdict, Verdict::Sign);
+        // The convicted leader's own request is refused.
+        let j = judge(&w.current, &qb, std::slice::from_ref(&qb), &[], &[w.fp(0)]);
+        assert!(matches!(j.verdict, Verdict::AskedElsewhere { .. }));
+    }
+
+    #[test]
+    fn two_signed_copies_are_left_to_the_operator() {
+        let w = world();
+        let (qa, qb) = (w.ask(0, P, &w.a), w.ask(0, P, &w.b));
+        let answers = [
+            (
+                w.fp(2),
+                Asked {
+                    requests: vec![],
+                    signed: Some(w.signed(2, &qa)),
+                },
+            ),
+            (
+                w.fp(3),
+                Asked {
+                    requests: vec![],
+                    signed: Some(w.signed(3, &qb)),
+                },
+            ),
+        ];
+        let mut next = Manifest::decode(&w.a).unwrap().body().clone();
+        next.created_unix = 7;
+        let c = Manifest::sign(&next, w.ids[1].public(), w.ids[1].signing_key()).unwrap();
+        let q = w.ask(1, [8; 32], &c);
+        let j = judge(&w.current, &q, std::slice::from_ref(&q), &answers, &[]);
+        assert_eq!(j.verdict, Verdict::TwoSigned);
     }
 }

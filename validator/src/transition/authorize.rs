@@ -701,6 +701,32 @@ mod tests {
         assert!(authorize(&chain, &RULES, &c).is_ok());
     }
 
+    /// A proposer convicted of splitting the signers (or of a bad dealing)
+    /// leads nothing: not even the proposal we voted for before.
+    #[test]
+    fn a_convicted_proposer_gets_no_vote() {
+        let h = genesis();
+        let chain = Chain { history: &h };
+        let p = repair(1, 5, 6, vec![1, 2, 3]);
+        assert!(judge(&chain, &RULES, &view(&[5]), &p).is_ok());
+        let mut v = view(&[5]);
+        v.proposer_convicted = true;
+        assert_eq!(
+            judge(&chain, &RULES, &v, &p),
+            Err(Refusal::ProposerConvicted)
+        );
+        v.voted = Some(PastVote {
+            attempt: 0,
+            digest: p.digest(),
+            age: Duration::ZERO,
+        });
+        assert_eq!(
+            judge(&chain, &RULES, &v, &p),
+            Err(Refusal::ProposerConvicted)
+        );
+        assert_eq!(Refusal::ProposerConvicted.reason(), "proposer_convicted");
+    }
+
     /// Attack 1 at the core: a plan without a quorum of holders' votes, or
     /// with votes of non-holders or repeated votes, never acts.
     #[test]

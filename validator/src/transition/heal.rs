@@ -352,7 +352,9 @@ pub enum HealError {
 /// The second stage: given a settled assessment, what this validator does
 /// for the vault, or which fact it needs first.
 ///
-/// In order: at least a quorum of live holders; we lead (lowest member id
+/// In order: at least a quorum of live holders; a copy of the successor a
+/// holder already signed is finished, by whoever knows of it, unless a
+/// peer is past this epoch; we lead (lowest member id
 /// among them); nothing lost means a refresh if one is owed; we are not
 /// behind a peer; a successor the epoch log decided is finished first,
 /// and nothing is proposed while the log has no leader; a replacement for
@@ -368,20 +370,35 @@ pub fn decide<M: Clone + MemberId>(p: &Pass<M>) -> Result<Next<M>, HealError> {
             live: holders.len(),
         });
     }
-    // A copy a holder already signed is finished by whoever learned of it,
-    // leader or not: that holder can sign no other successor of the epoch.
-    if let Some((manifest, proposal)) = &p.signed_copy {
-        let next_body = Manifest::decode(manifest).map_err(HealError::Decided)?;
-        return step(Step::FinishSigned {
-            manifest: manifest.clone(),
-            proposal: *proposal,
-            next: a.holders_of(next_body.body()),
-            holders,
-        });
-    }
     // The proposer is chosen by this rule; with the epoch log, what it
     // proposes is decided there (a second proposer's rival is refused and
     // it finishes the decided one instead), so views may differ safely.
+    // A copy of the successor a holder already signed (we learned of it
+    // when refusing another, or signed it ourselves and it was never
+    // committed) is finished before anything new is proposed, by whoever
+    // knows of it, leader or not: that holder can sign no other successor
+    // of the epoch. Unless a peer is already past this epoch.
+    if let Some((manifest, proposal)) = &p.signed_copy {
+        return match &p.newer {
+            Probe::NotYet => need(Need::NewerEpoch {
+                ask: holders.iter().filter_map(|(_, m)| m.clone()).collect(),
+            }),
+            Probe::Newer { peer, epoch } => step(Step::Stale {
+                peer: peer.clone(),
+                epoch: *epoch,
+                refreshing: false,
+            }),
+            Probe::NoneNewer => {
+                let next_body = Manifest::decode(manifest).map_err(HealError::Decided)?;
+                step(Step::FinishSigned {
+                    manifest: manifest.clone(),
+                    proposal: *proposal,
+                    next: a.holders_of(next_body.body()),
+                    holders,
+                })
+            }
+        };
+    }
     let leader = replacements::leader(
         holders
             .iter()
@@ -699,6 +716,51 @@ mod tests {
             ..gathered(&b, &a)
         };
         assert!(matches!(step(&p), Step::Repair { .. }));
+    }
+
+    /// A copy of the successor that a holder signed and nobody committed
+    /// (its leader died, or split the signers) is finished by whoever
+    /// knows of it, leader or not, before anything new is proposed; not by
+    /// a validator that is behind.
+    #[test]
+    fn a_signed_copy_is_finished_first_by_whoever_knows_of_it() {
+        let b = epoch1();
+        let a = assess(&b, 3, &[2, 3, 4, 6]);
+        let key = vault::identity::SecretIdentity::generate("validator-1").unwrap();
+        let mut next = b.clone();
+        next.epoch = 2;
+        let m = Manifest::sign(&next, key.public(), key.signing_key()).unwrap();
+        let p = Pass {
+            me: "validator-3",
+            signed_copy: Some((m.clone(), [7; 32])),
+            ..pass(&b, &a)
+        };
+        assert!(matches!(needs(&p), Need::NewerEpoch { .. }));
+        let ahead = Pass {
+            newer: Probe::Newer {
+                peer: name(2),
+                epoch: 2,
+            },
+            ..p.clone()
+        };
+        assert!(matches!(step(&ahead), Step::Stale { .. }));
+        let p = Pass {
+            newer: Probe::NoneNewer,
+            ..p
+        };
+        match step(&p) {
+            Step::FinishSigned {
+                manifest,
+                proposal,
+                holders,
+                next,
+            } => {
+                assert_eq!((manifest, proposal), (m, [7; 32]));
+                assert_eq!(holders.len(), 3);
+                assert_eq!(next.len(), 3);
+            }
+            other => panic!("expected FinishSigned, got {other:?}"),
+        }
     }
 
     #[test]
