@@ -860,6 +860,13 @@ pub fn manifest_at(mesh: &Mesh, i: usize, epoch: u64) -> vault::manifest::Manife
     vault::manifest::Manifest::decode(&std::fs::read(path).unwrap()).unwrap()
 }
 
+/// The epoch at which validator `i` holds the mesh's vault, asked `via`.
+async fn epoch_of(mesh: &Mesh, via: &validator::peer::PeerClient, i: usize) -> Option<u64> {
+    let r = via.get(&mesh.member(i), "/v1/hello", 1 << 16).await.ok()?;
+    let h: validator::api::Hello = serde_json::from_slice(&r.body).ok()?;
+    h.vaults.first().map(|(_, e)| *e)
+}
+
 /// Waits until validator `i`'s current epoch leaves validator `gone` out,
 /// and returns that epoch.
 pub async fn epoch_without(mesh: &Mesh, i: usize, gone: usize) -> u64 {
@@ -867,13 +874,7 @@ pub async fn epoch_without(mesh: &Mesh, i: usize, gone: usize) -> u64 {
     let via = mesh.client_as(if i == 1 { 2 } else { 1 });
     let fp = mesh.public_identity(gone).fingerprint();
     loop {
-        let e = via
-            .get(&mesh.member(i), "/v1/hello", 1 << 16)
-            .await
-            .ok()
-            .and_then(|r| serde_json::from_slice::<validator::api::Hello>(&r.body).ok())
-            .and_then(|h| h.vaults.first().map(|(_, e)| *e));
-        if let Some(e) = e.filter(|e| *e >= 2) {
+        if let Some(e) = epoch_of(mesh, &via, i).await.filter(|e| *e >= 2) {
             let path = mesh.nodes[i].dir.join(format!(
                 "data/vaults/{}/epoch-{e}/manifest.pqvm",
                 mesh.vault_id
@@ -907,13 +908,7 @@ pub async fn wait_epoch_at_least(mesh: &Mesh, nodes: &[usize], epoch: u64) -> u6
     for &i in nodes {
         let c = if i == nodes[0] { &other } else { &via };
         loop {
-            let e = c
-                .get(&mesh.member(i), "/v1/hello", 1 << 16)
-                .await
-                .ok()
-                .and_then(|r| serde_json::from_slice::<validator::api::Hello>(&r.body).ok())
-                .and_then(|h| h.vaults.first().map(|(_, e)| *e));
-            if let Some(e) = e.filter(|e| *e >= epoch) {
+            if let Some(e) = epoch_of(mesh, c, i).await.filter(|e| *e >= epoch) {
                 at.push(e);
                 break;
             }

@@ -334,8 +334,24 @@ async fn a_member_claiming_a_holders_identity_is_not_believed() {
 /// share.
 #[tokio::test(flavor = "current_thread")]
 async fn a_leader_splitting_the_signers_cannot_stall_the_epoch() {
+    leader_splits_the_signers("1").await;
+}
+
+/// The same split, the second copy sent half a second after the first:
+/// validator-3 has signed the first before the others are asked the
+/// second, so its one signature is spent and only that copy can ever be
+/// certified. The others see it signed and finish it (keeping the leader,
+/// whom the evidence they spread convicts everywhere), and the next epoch
+/// replaces the leader's share. Under load the first variant can take
+/// this path too (seen in a CI rehearsal before the evidence was spread).
+#[tokio::test(flavor = "current_thread")]
+async fn a_leader_splitting_the_signers_late_has_its_first_copy_finished() {
+    leader_splits_the_signers("late").await;
+}
+
+async fn leader_splits_the_signers(how: &str) {
     let mut mesh = Mesh::with_spares(5, 3, 2);
-    mesh.start_all_with(&[(0, &[("PQVAULT_BYZANTINE_SPLIT_SIGNERS", "1")])]);
+    mesh.start_all_with(&[(0, &[("PQVAULT_BYZANTINE_SPLIT_SIGNERS", how)])]);
     mesh.wait_all_alive(&[0, 1, 2, 3, 4, 5, 6]);
     mesh.kill9(4);
     let honest = [1usize, 2, 3, 5];
@@ -364,6 +380,31 @@ async fn a_leader_splitting_the_signers_cannot_stall_the_epoch() {
         })
         .collect();
     pqvault_tests::recover_from(&mesh, &holders[..t], epoch, 3);
+}
+
+/// A helper that withholds: 3 of 5 plus a spare, holder 5 dies, and
+/// validator-2, one of the three helpers the rule picks (the first t live
+/// holders), accepts every certified repair and sends no piece. Before,
+/// every attempt picked the same helpers and timed out: no epoch 2, ever.
+/// Now the leader asks the helpers of a failed round whose pieces never
+/// came, keeps each disputed pair apart, and the next attempt heals with
+/// helpers 1, 3 and 4.
+#[tokio::test(flavor = "current_thread")]
+async fn a_helper_withholding_its_pieces_stalls_one_attempt_not_the_vault() {
+    let mut mesh = Mesh::with_spares(5, 3, 1);
+    mesh.start_all_with(&[(1, &[("PQVAULT_BYZANTINE_SILENT_HELPER", "1")])]);
+    mesh.wait_all_alive(&[0, 1, 2, 3, 4, 5]);
+    mesh.kill9(4);
+    pqvault_tests::wait_epoch_all(&mesh, &[0, 2, 3, 5], 2).await;
+    assert!(
+        mesh.log(1).contains("helping silently"),
+        "validator-2 was not a silent helper: build the test binaries with `cargo build --workspace --all-targets`"
+    );
+    assert!(
+        mesh.log(0).contains("repair helpers in dispute"),
+        "the leader recorded no dispute"
+    );
+    pqvault_tests::recover_from(&mesh, &[0, 2, 3], 2, 3);
 }
 
 /// Attack 4, destruction: a dealer adds a constant to the share it deals in

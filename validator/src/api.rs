@@ -30,7 +30,8 @@
 //!   `.../commit`: the new epoch after a repair ([`crate::epochs`]).
 //! * `GET /v1/epoch/{vault}/asked?from=E` (`PQSA`): the successor requests
 //!   we were asked and the one we signed, for a signer's pre-sign
-//!   exchange ([`crate::successor`]).
+//!   exchange; `POST /v1/epoch/{vault}/evidence`: two requests one leader
+//!   signed for one proposal, which convict it ([`crate::successor`]).
 //!
 //! * `GET /v1/status`: a read-only JSON view (role, vaults and epochs,
 //!   members with state and health, removed members, pending transitions),
@@ -155,6 +156,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/epoch/{vault}/prepare", post(epoch_prepare))
         .route("/v1/epoch/{vault}/sign", post(epoch_sign))
         .route("/v1/epoch/{vault}/asked", get(epoch_asked))
+        .route("/v1/epoch/{vault}/evidence", post(epoch_evidence))
         .route("/v1/epoch/{vault}/commit", post(epoch_commit))
         .merge(crate::artifacts::api::peer_routes())
         .merge(crate::consensus::http::routes())
@@ -505,6 +507,28 @@ async fn epoch_asked(
     };
     state.count("epoch_asked", 200);
     crate::successor::answer(&state, &id, q.from).into_response()
+}
+
+async fn epoch_evidence(
+    AxState(state): AxState<Arc<State>>,
+    Extension(peer): Extension<PeerInfo>,
+    Path(vault): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Some(id) = parse_vault(&vault) else {
+        return failure(
+            &state,
+            "epoch_evidence",
+            (400, "vault id must be 32 hex digits".into()),
+        );
+    };
+    match crate::successor::receive_evidence(&state, &id, &peer.id, &body).await {
+        Ok(text) => {
+            state.count("epoch_evidence", 200);
+            text.into_response()
+        }
+        Err(f) => failure(&state, "epoch_evidence", f),
+    }
 }
 
 async fn epoch_commit(

@@ -23,7 +23,8 @@
 //! * `PQVAULT_BYZANTINE_SPLIT_SIGNERS=1`: when leading, send every other
 //!   signer a second copy of the successor (its creation time one second
 //!   later, signed by us), so no copy reaches a quorum (a leader splitting
-//!   the signers, D38).
+//!   the signers, D38). `=late`: send the second copy half a second after
+//!   the first, once the first has an honest signature (D49).
 //! * `PQVAULT_BYZANTINE_BAD_CHECK_ONCE=1`: publish wrong dealing-check
 //!   values in the first re-share we receive, then behave (a recipient
 //!   that lies once).
@@ -32,6 +33,9 @@
 //!   there, then behave (an attempt that fails after certification).
 //! * `PQVAULT_BYZANTINE_LYING_RECOVERY=1`: answer an operator's recovery
 //!   request with a wrong share (a holder lying to the operator).
+//! * `PQVAULT_BYZANTINE_SILENT_HELPER=1`: accept every certified repair we
+//!   are named a helper of, then send no piece (a helper that withholds:
+//!   the round cannot complete).
 //! * `PQVAULT_BYZANTINE_WITHHOLD_VOTES=1`: refuse every proposal vote (a
 //!   holder that withholds, or whose view never agrees), still signing
 //!   and committing as an honest holder would.
@@ -160,6 +164,16 @@ pub fn split_copy(m2: &[u8], key: &vault::identity::SecretIdentity) -> Option<Ve
     None
 }
 
+/// How long to hold back the second copy when splitting the signers
+/// (`PQVAULT_BYZANTINE_SPLIT_SIGNERS=late`).
+pub fn split_late() -> Option<std::time::Duration> {
+    #[cfg(feature = "byzantine")]
+    if std::env::var("PQVAULT_BYZANTINE_SPLIT_SIGNERS").is_ok_and(|v| v == "late") {
+        return Some(std::time::Duration::from_millis(500));
+    }
+    None
+}
+
 /// Whether to fail this certified proposal: the first one only, if told to.
 pub fn drop_transition_once() -> bool {
     #[cfg(feature = "byzantine")]
@@ -169,6 +183,16 @@ pub fn drop_transition_once() -> bool {
             tracing::warn!("byzantine test build: failing a certified proposal");
             return true;
         }
+    }
+    false
+}
+
+/// Whether to send no piece as a helper, if told to.
+pub fn silent_helper() -> bool {
+    #[cfg(feature = "byzantine")]
+    if std::env::var_os("PQVAULT_BYZANTINE_SILENT_HELPER").is_some() {
+        tracing::warn!("byzantine test build: helping silently");
+        return true;
     }
     false
 }

@@ -56,6 +56,9 @@ pub async fn heal_loop(state: Arc<State>, interval: Duration, grace: Duration) {
     // Failed passes back off; a success resets.
     let mut retry = Retry::new(&state.metrics, Loop::Heal, backoff(interval));
     let mut not_before = Instant::now();
+    // The epochs we held when a pass last failed: a commit since (ours or
+    // a peer's) is progress, and ends the backoff.
+    let mut failed_at = held_epochs(&state);
     loop {
         let graced = grace_over(&state, grace);
         tokio::select! {
@@ -72,7 +75,12 @@ pub async fn heal_loop(state: Arc<State>, interval: Duration, grace: Duration) {
                 }
             } => {}
         }
-        // A failed pass waits out its backoff, however soon it is woken.
+        // A failed pass waits out its backoff, however soon it is woken,
+        // unless a vault moved to a new epoch since.
+        if held_epochs(&state) != failed_at {
+            not_before = Instant::now();
+            retry.succeeded();
+        }
         if Instant::now() < not_before {
             tokio::time::sleep_until(not_before.into()).await;
         }
@@ -97,6 +105,7 @@ pub async fn heal_loop(state: Arc<State>, interval: Duration, grace: Duration) {
             Err(e) => {
                 let wait = retry.failed();
                 not_before = Instant::now() + wait;
+                failed_at = held_epochs(&state);
                 tracing::warn!(
                     failures = retry.failures(),
                     next_try_ms = wait.as_millis() as u64,
@@ -106,6 +115,15 @@ pub async fn heal_loop(state: Arc<State>, interval: Duration, grace: Duration) {
             }
         }
     }
+}
+
+/// The epoch of every vault we hold.
+fn held_epochs(state: &State) -> Vec<(VaultId, u64)> {
+    state
+        .store
+        .lock()
+        .map(|s| s.vaults().map(|(id, h)| (*id, h.epoch)).collect())
+        .unwrap_or_default()
 }
 
 /// Longest wait between failed healing passes.
@@ -447,6 +465,12 @@ async fn gather_and_decide(
         round_ids: Vec::new(),
         signed_copy: crate::successor::to_finish(state, &id, b.epoch)
             .map(|q| (q.manifest, q.proposal)),
+        disputes: state
+            .helper_disputes
+            .lock()
+            .ok()
+            .and_then(|d| d.get(&(id, b.epoch)).cloned())
+            .unwrap_or_default(),
     };
     // When the repair started: before our own shard is opened.
     let mut started = None;
@@ -755,6 +779,7 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
     let (body, next, rounds_ms) = match carried {
         Ok(c) => c,
         Err(e) => {
+            record_disputes(state, id, &b, &proposal.rounds(), &helpers).await;
             proposals::abort_attempt(state, &proposal, &voters, quorum).await;
             return Err(e);
         }
@@ -776,6 +801,74 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
         run_reshare(state, id, &body, &next, body.threshold, "refreshed").await?;
     }
     Ok(())
+}
+
+/// After a failed repair attempt, asks each helper of its `rounds` whose
+/// pieces never reached it, and records each such pair (and each helper
+/// that does not answer us, paired with us) as a dispute of epoch `b`:
+/// the next attempt picks helpers with no dispute among them
+/// (`transition::heal::pick_helpers`), so one helper withholding its
+/// pieces cannot stall every attempt.
+async fn record_disputes(
+    state: &Arc<State>,
+    id: VaultId,
+    b: &ManifestBody,
+    rounds: &[[u8; 16]],
+    helpers: &[(u8, Option<Member>)],
+) {
+    let me = state.identity.public().fingerprint();
+    let Some(mine) = b.shards.iter().find(|e| e.recipient == me).map(|e| e.index) else {
+        return;
+    };
+    let mut found = std::collections::BTreeSet::new();
+    for round in rounds {
+        let path = format!("/v1/repair/{}", hex::encode(round));
+        for (index, who) in helpers {
+            let status = match who {
+                None => state.round(round).map(|c| rounds::status(&c)),
+                Some(m) => {
+                    let asked = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        state.ctl.get(m, &path, 1 << 16),
+                    )
+                    .await;
+                    match asked {
+                        Ok(Ok(r)) if r.status == 200 => serde_json::from_slice(&r.body).ok(),
+                        _ => None,
+                    }
+                }
+            };
+            let Some(status) = status else {
+                if *index != mine {
+                    found.insert((mine.min(*index), mine.max(*index)));
+                }
+                continue;
+            };
+            let missing = status["missing_pieces_from"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for j in missing.iter().filter_map(|j| j.as_u64()) {
+                let Ok(j) = u8::try_from(j) else { continue };
+                if j != *index {
+                    found.insert((j.min(*index), j.max(*index)));
+                }
+            }
+        }
+    }
+    if found.is_empty() {
+        return;
+    }
+    tracing::warn!(vault = %id, epoch = b.epoch, disputes = ?found, "repair helpers in dispute (pieces withheld or not answering); the next attempt keeps each pair apart");
+    state
+        .metrics
+        .repairs
+        .with_label_values(&["helper_disputes"])
+        .inc();
+    if let Ok(mut d) = state.helper_disputes.lock() {
+        d.retain(|(v, e), _| *v != id || *e >= b.epoch);
+        d.entry((id, b.epoch)).or_default().extend(found);
+    }
 }
 
 /// Signs `body` as the next manifest, carrying out the certified proposal
@@ -841,12 +934,15 @@ async fn certify_manifest(
         .iter()
         .enumerate()
         .map(|(k, (_, who))| {
-            let m2 = match &split {
-                Some(other) if k % 2 == 1 => other.clone(),
-                _ => asked.clone(),
+            let (m2, late) = match &split {
+                Some(other) if k % 2 == 1 => (other.clone(), crate::byzantine::split_late()),
+                _ => (asked.clone(), None),
             };
             let (state, who) = (state.clone(), who.clone());
             tokio::spawn(async move {
+                if let Some(wait) = late {
+                    tokio::time::sleep(wait).await;
+                }
                 match who {
                     None => epochs::sign(
                         state.clone(),

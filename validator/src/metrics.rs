@@ -546,7 +546,7 @@ impl Metrics {
         for reason in ["stalled", "publisher"] {
             artifacts_abandoned.with_label_values(&[reason]);
         }
-        for outcome in ["completed", "failed"] {
+        for outcome in ["completed", "failed", "helper_disputes"] {
             repairs.with_label_values(&[outcome]);
         }
         for lp in crate::retry::Loop::ALL {

@@ -396,6 +396,17 @@ pub struct Helper {
 pub type Outgoing = (u8, Message);
 
 impl Helper {
+    /// The helpers whose pieces have not reached us (in plan order): what
+    /// a stalled round reports, so the next attempt can leave them out.
+    pub fn missing(&self) -> Vec<u8> {
+        self.plan
+            .helpers
+            .iter()
+            .copied()
+            .filter(|j| !self.pieces.contains_key(j))
+            .collect()
+    }
+
     /// Starts helping: validates `plan` against `manifest` and our share,
     /// and returns the pieces to send (one message per other helper).
     /// `identities` must hold every other helper's public identity; each is

@@ -332,6 +332,9 @@ pub async fn handle(
             })
             .await?;
             for (sum, to) in out {
+                if crate::byzantine::silent_helper() {
+                    break;
+                }
                 tracing::info!(peer = %to.id, "repair: partial sum sent to the replacement");
                 send(&state, to, sum);
             }
@@ -465,6 +468,9 @@ pub async fn start(
             replacement_members,
         },
     );
+    if crate::byzantine::silent_helper() {
+        return Ok(());
+    }
     for (j, msg) in out {
         if let Some(m) = members.get(&j) {
             send(state, m.clone(), msg);
@@ -479,7 +485,10 @@ pub async fn start(
 /// itself (hex), which reveals nothing to anyone else.
 pub fn status(cell: &RoundCell) -> serde_json::Value {
     match cell.lock().as_deref() {
-        Ok(Round::Helper { .. }) => serde_json::json!({ "role": "helper" }),
+        Ok(Round::Helper { helper, .. }) => serde_json::json!({
+            "role": "helper",
+            "missing_pieces_from": helper.missing(),
+        }),
         Ok(Round::Replacement { done, .. }) => serde_json::json!({
             "role": "replacement",
             "complete": done.is_some(),

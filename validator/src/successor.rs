@@ -244,6 +244,58 @@ impl Asked {
     }
 }
 
+/// The proof that a requester split the signers: two requests it signed
+/// for one proposal of one epoch, naming different manifests. It convicts
+/// on its own, wherever it is shown (`POST /v1/epoch/{vault}/evidence`):
+/// an honest leader writes one copy per proposal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence(pub Request, pub Request);
+
+impl Evidence {
+    /// Whom it convicts.
+    pub fn requester(&self) -> Fingerprint {
+        self.0.requester.fingerprint()
+    }
+
+    /// Checks it: both signatures verify, by one requester, for one vault,
+    /// epoch and (certified, non-zero) proposal, naming different
+    /// manifests.
+    pub fn check(&self) -> Result<(), String> {
+        let (a, b) = (&self.0, &self.1);
+        if a.requester != b.requester {
+            return Err("the two requests are by different requesters".into());
+        }
+        if (a.vault_id, a.from_epoch, a.proposal) != (b.vault_id, b.from_epoch, b.proposal) {
+            return Err("the two requests are for different vaults, epochs or proposals".into());
+        }
+        if a.proposal == [0; 32] {
+            return Err("requests the epoch log decided prove nothing".into());
+        }
+        if a.manifest_digest() == b.manifest_digest() {
+            return Err("the two requests name the same manifest".into());
+        }
+        a.verify().map_err(|e| format!("first request: {e}"))?;
+        b.verify().map_err(|e| format!("second request: {e}"))?;
+        Ok(())
+    }
+
+    /// Encoding: `var(PQSQ) var(PQSQ)` (docs/formats.md).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::raw();
+        w.var_bytes(&self.0.encode()).var_bytes(&self.1.encode());
+        w.finish()
+    }
+
+    /// Decodes; [`Evidence::check`] says whether it proves anything.
+    pub fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
+        let mut r = Reader::raw(bytes);
+        let a = Request::decode(r.var_bytes("first request", 2 * MAX_MANIFEST)?)?;
+        let b = Request::decode(r.var_bytes("second request", 2 * MAX_MANIFEST)?)?;
+        r.finish()?;
+        Ok(Evidence(a, b))
+    }
+}
+
 /// What [`judge`] decides about a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -273,8 +325,8 @@ pub struct Judgement {
     /// What to do with our request.
     pub verdict: Verdict,
     /// Requesters proven to have asked two different successors of one
-    /// proposal (by fingerprint), with their two manifest digests.
-    pub convicted: Vec<(Fingerprint, [u8; 32], [u8; 32])>,
+    /// proposal: the proof, their two signed requests.
+    pub convicted: Vec<Evidence>,
     /// Holders (not convicted) whose signature on our copy was shown.
     pub ours_signed_by: Vec<Fingerprint>,
 }
@@ -322,55 +374,57 @@ pub fn judge(
         }
     }
     // Two manifests under one proposal from one requester: the proof.
-    let mut first: BTreeMap<(Fingerprint, [u8; 32]), [u8; 32]> = BTreeMap::new();
-    let mut convicted: Vec<(Fingerprint, [u8; 32], [u8; 32])> = Vec::new();
+    let mut first: BTreeMap<(Fingerprint, [u8; 32]), &Request> = BTreeMap::new();
+    let mut convicted: Vec<Evidence> = Vec::new();
     for (_, q) in &seen {
         let who = q.requester.fingerprint();
-        let d = q.manifest_digest();
         match first.get(&(who, q.proposal)) {
-            Some(other) if *other != d && q.proposal != [0; 32] => {
-                if convicted.iter().all(|(f, _, _)| *f != who) {
-                    convicted.push((who, *other, d));
+            Some(other)
+                if other.manifest_digest() != q.manifest_digest() && q.proposal != [0; 32] =>
+            {
+                if convicted.iter().all(|e| e.requester() != who) {
+                    convicted.push(Evidence((*other).clone(), (*q).clone()));
                 }
             }
             Some(_) => {}
             None => {
-                first.insert((who, q.proposal), d);
+                first.insert((who, q.proposal), q);
             }
         }
     }
-    let out = |f: &Fingerprint| already.contains(f) || convicted.iter().any(|(c, _, _)| c == f);
+    let out =
+        |f: &Fingerprint| already.contains(f) || convicted.iter().any(|e| e.requester() == *f);
     let mine = ours.manifest_digest();
-    let verdict = if out(&ours.requester.fingerprint()) {
+    let others: Vec<&(Fingerprint, &Request)> = signed
+        .iter()
+        .filter(|(by, q)| !out(by) && q.manifest_digest() != mine)
+        .collect();
+    let distinct: std::collections::BTreeSet<[u8; 32]> =
+        others.iter().map(|(_, q)| q.manifest_digest()).collect();
+    // A copy a holder signed comes first (even when our requester is a
+    // proven liar: that copy is the one to finish), then our requester.
+    let verdict = if distinct.len() > 1 {
+        Verdict::TwoSigned
+    } else if let Some((by, q)) = others.first() {
+        Verdict::SignedElsewhere {
+            copy: Box::new((*q).clone()),
+            by: *by,
+        }
+    } else if out(&ours.requester.fingerprint()) {
         // Our own requester is a proven liar: nothing it asks is signed.
         Verdict::AskedElsewhere {
             holder: ours.requester.fingerprint(),
         }
-    } else {
-        let others: Vec<&(Fingerprint, &Request)> = signed
-            .iter()
-            .filter(|(by, q)| !out(by) && q.manifest_digest() != mine)
-            .collect();
-        let distinct: std::collections::BTreeSet<[u8; 32]> =
-            others.iter().map(|(_, q)| q.manifest_digest()).collect();
-        if distinct.len() > 1 {
-            Verdict::TwoSigned
-        } else if let Some((by, q)) = others.first() {
-            Verdict::SignedElsewhere {
-                copy: Box::new((*q).clone()),
-                by: *by,
-            }
-        } else if let Some((by, _)) = seen.iter().find(|(_, q)| {
-            q.proposal == ours.proposal
-                && q.manifest_digest() != mine
-                && !out(&q.requester.fingerprint())
-        }) {
-            Verdict::AskedElsewhere {
-                holder: by.unwrap_or(ours.requester.fingerprint()),
-            }
-        } else {
-            Verdict::Sign
+    } else if let Some((by, _)) = seen.iter().find(|(_, q)| {
+        q.proposal == ours.proposal
+            && q.manifest_digest() != mine
+            && !out(&q.requester.fingerprint())
+    }) {
+        Verdict::AskedElsewhere {
+            holder: by.unwrap_or(ours.requester.fingerprint()),
         }
+    } else {
+        Verdict::Sign
     };
     let ours_signed_by = signed
         .iter()
@@ -480,6 +534,89 @@ pub fn to_finish(state: &State, vault: &VaultId, from: u64) -> Option<Request> {
     })
 }
 
+/// Convicts the requester `e` proves split the signers (checked by the
+/// caller), unless it is us or already convicted: its share counts as lost
+/// and we release our vote for its attempt. `from` names who showed us the
+/// proof, if not our own exchange. Returns whether it is new.
+async fn convict(state: &Arc<State>, e: &Evidence, from: Option<&str>) -> bool {
+    let fp = e.requester();
+    if fp == state.identity.public().fingerprint() {
+        return false;
+    }
+    let Ok((m, _)) = crate::rounds::member_with(state, &fp).await else {
+        return false;
+    };
+    let vault = e.0.vault_id;
+    let new = state
+        .convicted
+        .lock()
+        .is_ok_and(|mut c| c.insert((vault, m.id.clone())));
+    if !new {
+        return false;
+    }
+    tracing::warn!(
+        %vault,
+        epoch = e.0.from_epoch,
+        requester = %m.id,
+        first = %hex::encode(&e.0.manifest_digest()[..8]),
+        second = %hex::encode(&e.1.manifest_digest()[..8]),
+        shown_by = from.unwrap_or("our own exchange"),
+        "split signers: a requester asked two different successors of one proposal; convicted"
+    );
+    state
+        .metrics
+        .successor_conflicts
+        .with_label_values(&["convicted"])
+        .inc();
+    release_vote_for(state, &vault, e.0.from_epoch, &m.id);
+    true
+}
+
+/// Shows the proof to every other member, once, in the background (a
+/// holder that signed before it could see the split learns it this way,
+/// and counts the liar's share as lost too).
+fn spread(state: &Arc<State>, e: &Evidence) {
+    let body = e.encode();
+    let path = format!("/v1/epoch/{}/evidence", e.0.vault_id);
+    let liar = e.requester();
+    for m in state.members() {
+        if m.id == state.id {
+            continue;
+        }
+        let (state, body, path) = (state.clone(), body.clone(), path.clone());
+        tokio::spawn(async move {
+            if crate::rounds::identity_of(&state, &m.id)
+                .await
+                .is_ok_and(|p| p.fingerprint() == liar)
+            {
+                return;
+            }
+            let sent =
+                tokio::time::timeout(ASK_TIMEOUT, state.ctl.post(&m, &path, body, 1 << 10)).await;
+            if !matches!(sent, Ok(Ok(ref r)) if r.status == 200) {
+                tracing::debug!(peer = %m.id, "split-signers evidence not delivered");
+            }
+        });
+    }
+}
+
+/// `POST /v1/epoch/{vault}/evidence`: a member shows us two requests one
+/// requester signed for one proposal; checked, they convict it here too.
+pub async fn receive_evidence(
+    state: &Arc<State>,
+    vault: &VaultId,
+    caller: &str,
+    body: &[u8],
+) -> Result<&'static str, Failure> {
+    let e = Evidence::decode(body).map_err(|e| bad(400, e))?;
+    if e.0.vault_id != *vault {
+        return Err(bad(422, "the evidence is about another vault"));
+    }
+    e.check().map_err(|why| bad(422, why))?;
+    convict(state, &e, Some(caller)).await;
+    Ok("convicted\n")
+}
+
 /// Frees our vote for the attempt `proposer` leads in `epoch` of `vault`,
 /// once it is convicted, so that the next attempt need not wait for the
 /// attempt timeout: as after a failed dealing check, never once we signed
@@ -560,35 +697,10 @@ pub async fn ask_others(
 /// heal loop to finish, counts the outcome, and turns a refusal into the
 /// answer for the requester.
 pub async fn apply(state: &Arc<State>, ours: &Request, j: Judgement) -> Result<(), Failure> {
-    let me = state.identity.public().fingerprint();
-    for (fp, a, b) in &j.convicted {
-        if *fp == me {
-            continue;
+    for e in &j.convicted {
+        if convict(state, e, None).await {
+            spread(state, e);
         }
-        let Ok((m, _)) = crate::rounds::member_with(state, fp).await else {
-            continue;
-        };
-        let new = state
-            .convicted
-            .lock()
-            .is_ok_and(|mut c| c.insert((ours.vault_id, m.id.clone())));
-        if !new {
-            continue;
-        }
-        tracing::warn!(
-            vault = %ours.vault_id,
-            epoch = ours.from_epoch,
-            requester = %m.id,
-            first = %hex::encode(&a[..8]),
-            second = %hex::encode(&b[..8]),
-            "split signers: a requester asked two different successors of one proposal; convicted"
-        );
-        state
-            .metrics
-            .successor_conflicts
-            .with_label_values(&["convicted"])
-            .inc();
-        release_vote_for(state, &ours.vault_id, ours.from_epoch, &m.id);
     }
     let count = |outcome: &str| {
         state
@@ -790,8 +902,39 @@ mod tests {
         let answers = [w.asked(2, vec![qa.clone()])];
         let j = judge(&w.current, &qb, std::slice::from_ref(&qb), &answers, &[]);
         assert_eq!(j.convicted.len(), 1);
-        assert_eq!(j.convicted[0].0, w.fp(0));
+        assert_eq!(j.convicted[0].requester(), w.fp(0));
+        // The proof stands on its own, and round-trips.
+        let e = &j.convicted[0];
+        e.check().unwrap();
+        assert_eq!(Evidence::decode(&e.encode()).unwrap(), *e);
         assert!(matches!(j.verdict, Verdict::AskedElsewhere { .. }));
+    }
+
+    #[test]
+    fn evidence_convicts_only_two_signed_copies_of_one_proposal() {
+        let w = world();
+        let (qa, qb) = (w.ask(0, P, &w.a), w.ask(0, P, &w.b));
+        Evidence(qa.clone(), qb.clone()).check().unwrap();
+        let refused = |a: &Request, b: &Request| Evidence(a.clone(), b.clone()).check().is_err();
+        assert!(refused(&qa, &qa), "the same manifest twice");
+        assert!(refused(&qa, &w.ask(1, P, &w.b)), "two requesters");
+        assert!(refused(&qa, &w.ask(0, [8; 32], &w.b)), "two proposals");
+        let (z1, z2) = (w.ask(0, [0; 32], &w.a), w.ask(0, [0; 32], &w.b));
+        assert!(refused(&z1, &z2), "the log's requests");
+        let mut forged = qb.clone();
+        forged.manifest = w.a.clone();
+        forged.signature = qa.signature.clone();
+        forged.manifest = {
+            let mut m = Manifest::decode(&w.b).unwrap().body().clone();
+            m.created_unix = 9;
+            Manifest::sign(&m, w.ids[1].public(), w.ids[1].signing_key()).unwrap()
+        };
+        assert!(
+            refused(&qa, &forged),
+            "a signature that is not the requester's"
+        );
+        let bytes = Evidence(qa, qb).encode();
+        assert!(Evidence::decode(&bytes[..bytes.len() - 1]).is_err());
     }
 
     #[test]
@@ -900,6 +1043,24 @@ mod tests {
         // The convicted leader's own request is refused.
         let j = judge(&w.current, &qb, std::slice::from_ref(&qb), &[], &[w.fp(0)]);
         assert!(matches!(j.verdict, Verdict::AskedElsewhere { .. }));
+        // Unless a holder signed its other copy: that one is to finish.
+        let qa = w.ask(0, P, &w.a);
+        let answers = [(
+            w.fp(2),
+            Asked {
+                requests: vec![qa.clone()],
+                signed: Some(w.signed(2, &qa)),
+            },
+        )];
+        let j = judge(&w.current, &qb, std::slice::from_ref(&qb), &answers, &[]);
+        assert_eq!(j.convicted.len(), 1);
+        assert_eq!(
+            j.verdict,
+            Verdict::SignedElsewhere {
+                copy: Box::new(qa),
+                by: w.fp(2)
+            }
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@
 use super::authorize::Rules;
 use super::replacements::{self, Candidates};
 use crate::repair::{Plan, Target};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use thiserror::Error;
 use vault::identity::Fingerprint;
@@ -198,6 +198,54 @@ pub struct Pass<'a, M> {
     /// refused another copy (`crate::successor`): its manifest and the
     /// proposal it carries out.
     pub signed_copy: Option<(Vec<u8>, [u8; 32])>,
+    /// Pairs of share indices in dispute this epoch: a helper of a failed
+    /// repair round reported the other's pieces missing (or did not answer
+    /// us). One of each pair is faulty, so no repair puts both among its
+    /// helpers again ([`pick_helpers`]).
+    pub disputes: BTreeSet<(u8, u8)>,
+}
+
+/// How many helper sets [`pick_helpers`] tries before it gives up.
+const HELPER_SETS_TRIED: usize = 10_000;
+
+/// The first `t` of `holders` (in their order, lexicographically over
+/// positions) with no pair in `disputes` among them, or simply the first
+/// `t` if there is none within [`HELPER_SETS_TRIED`] sets. An honest pair
+/// never disputes, so each dispute names at least one faulty helper, and
+/// with `t` honest live holders a set of them is always found: a helper
+/// that withholds its pieces stalls one attempt, not every one.
+pub fn pick_helpers<M: Clone>(
+    holders: &Holders<M>,
+    t: usize,
+    disputes: &BTreeSet<(u8, u8)>,
+) -> Holders<M> {
+    let first = || holders.iter().take(t).cloned().collect();
+    if disputes.is_empty() || t == 0 || holders.len() < t {
+        return first();
+    }
+    let clash = |a: u8, b: u8| disputes.contains(&(a, b)) || disputes.contains(&(b, a));
+    // Positions of the current set, advanced like an odometer.
+    let mut pos: Vec<usize> = (0..t).collect();
+    for _ in 0..HELPER_SETS_TRIED {
+        let ok = pos.iter().enumerate().all(|(k, &i)| {
+            pos[k + 1..]
+                .iter()
+                .all(|&j| !clash(holders[i].0, holders[j].0))
+        });
+        if ok {
+            return pos.iter().map(|&i| holders[i].clone()).collect();
+        }
+        // Next combination.
+        let n = holders.len();
+        let Some(k) = (0..t).rev().find(|&k| pos[k] < n - t + k) else {
+            break;
+        };
+        pos[k] += 1;
+        for m in k + 1..t {
+            pos[m] = pos[m - 1] + 1;
+        }
+    }
+    first()
 }
 
 /// A fact [`decide`] needs before it can go on; the driver gathers it into
@@ -510,11 +558,7 @@ pub fn decide<M: Clone + MemberId>(p: &Pass<M>) -> Result<Next<M>, HealError> {
             round_ids: assignments.len(),
         });
     };
-    let helpers: Holders<M> = holders
-        .iter()
-        .take(usize::from(b.threshold))
-        .cloned()
-        .collect();
+    let helpers = pick_helpers(&holders, usize::from(b.threshold), &p.disputes);
     // One repair round for every lost share, as many as one sealed record
     // per helper pair can carry (rounds of a split run at once).
     // `assignments` follows the manifest, which lists indices in order, as
@@ -629,6 +673,7 @@ mod tests {
             share_len: None,
             round_ids: Vec::new(),
             signed_copy: None,
+            disputes: BTreeSet::new(),
         }
     }
 
@@ -716,6 +761,31 @@ mod tests {
             ..gathered(&b, &a)
         };
         assert!(matches!(step(&p), Step::Repair { .. }));
+    }
+
+    /// Helpers in dispute (one withheld its pieces, or lied about the
+    /// other's) are never picked together; with no clean set, the first t.
+    #[test]
+    fn disputed_helpers_are_kept_apart() {
+        let h: Holders<String> = [1u8, 2, 3, 4, 5].iter().map(|&i| (i, None)).collect();
+        let pick = |d: &[(u8, u8)]| -> Vec<u8> {
+            pick_helpers(&h, 3, &d.iter().copied().collect())
+                .iter()
+                .map(|(i, _)| *i)
+                .collect()
+        };
+        assert_eq!(pick(&[]), [1, 2, 3]);
+        // Helper 2 withheld: 1 and 3 named it.
+        assert_eq!(pick(&[(1, 2), (2, 3)]), [1, 3, 4]);
+        // It also blamed them both back: still kept apart from each.
+        assert_eq!(pick(&[(1, 2), (2, 3), (2, 1), (3, 2)]), [1, 3, 4]);
+        // Two liars, each disputed with everyone it met.
+        assert_eq!(pick(&[(1, 2), (2, 3), (1, 3), (2, 4)]), [1, 4, 5]);
+        // No clean set: the first t.
+        let all: Vec<(u8, u8)> = (1..=5)
+            .flat_map(|a| (a + 1..=5).map(move |b| (a, b)))
+            .collect();
+        assert_eq!(pick(&all), [1, 2, 3]);
     }
 
     /// A copy of the successor that a holder signed and nobody committed
@@ -969,6 +1039,7 @@ mod tests {
             share_len: None,
             round_ids: Vec::new(),
             signed_copy: None,
+            disputes: BTreeSet::new(),
             ..gathered(&b, &a)
         };
         // Our share is measured only once a repair is certain.
