@@ -407,6 +407,33 @@ async fn a_helper_withholding_its_pieces_stalls_one_attempt_not_the_vault() {
     pqvault_tests::recover_from(&mesh, &[0, 2, 3], 2, 3);
 }
 
+/// A dealer that withholds: 3 of 7 at f = 1, holder 7 dies and the six
+/// live holders re-share (no spares); validator-2 takes part and sends no
+/// sub-share. Before, every attempt listed it as a dealer again and timed
+/// out: no epoch 2, ever. Now the leader asks the recipients of the failed
+/// attempt whose sub-shares never came; a dealer more than f of them name
+/// deals no more this epoch, and the next attempt heals (validator-2 still
+/// receives its new share: it is a live holder).
+#[tokio::test(flavor = "current_thread")]
+async fn a_dealer_withholding_its_sub_shares_stalls_one_attempt_not_the_vault() {
+    let mesh = f1_reshare_with_liar(1, ("PQVAULT_BYZANTINE_SILENT_DEALER", "1"));
+    let honest = [0usize, 2, 3, 4, 5];
+    pqvault_tests::wait_epoch_all(&mesh, &honest, 2).await;
+    assert!(
+        mesh.log(1).contains("dealing silently"),
+        "validator-2 was not a silent dealer: build the test binaries with `cargo build --workspace --all-targets`"
+    );
+    assert!(
+        honest
+            .iter()
+            .any(|&i| mesh.log(i).contains("sub-shares never came")),
+        "no leader recorded the silent dealer"
+    );
+    let m = pqvault_tests::manifest_at(&mesh, 0, 2);
+    let t = usize::from(m.body().threshold);
+    pqvault_tests::recover_from(&mesh, &honest[..t], 2, 3);
+}
+
 /// Attack 4, destruction: a dealer adds a constant to the share it deals in
 /// a re-share. 3 of 7 under f = 1, no spares: one holder dies, the six
 /// survivors re-share, and validator-2 (share 2) deals badly. No holder may

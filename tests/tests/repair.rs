@@ -195,13 +195,22 @@ async fn lost_share_is_rebuilt_at_a_replacement() {
     }
     let lead_key = mesh.secret_key(4);
     let m2 = Manifest::sign(&body, lead_key.public(), lead_key.signing_key()).unwrap();
+    // Asked as the proposal's proposer, naming it (docs/protocol.md,
+    // "Splitting the signers"). Validator-5 is no member of its own, so it
+    // heard the proposal from validator-1 and does not take it as the
+    // proposer's: the quorum of 3 signs without it.
+    let request = |key: &vault::identity::SecretIdentity, m: &[u8]| {
+        validator::successor::Request::sign(vault_id, 1, proposal.digest(), m.to_vec(), key)
+            .unwrap()
+            .encode()
+    };
     let mut cert: Option<EpochCertificate> = None;
-    for i in [0usize, 1, 2, 4] {
+    for i in [0usize, 1, 2] {
         let r = via(i)
             .post(
                 &mesh.member(i),
                 &format!("/v1/epoch/{}/sign", mesh.vault_id),
-                m2.clone(),
+                request(&lead_key, &m2),
                 1 << 20,
             )
             .await
@@ -228,7 +237,7 @@ async fn lost_share_is_rebuilt_at_a_replacement() {
         .post(
             &mesh.member(0),
             &format!("/v1/epoch/{}/sign", mesh.vault_id),
-            rival,
+            request(&lead_key, &rival),
             1 << 20,
         )
         .await

@@ -36,6 +36,8 @@
 //! * `PQVAULT_BYZANTINE_SILENT_HELPER=1`: accept every certified repair we
 //!   are named a helper of, then send no piece (a helper that withholds:
 //!   the round cannot complete).
+//! * `PQVAULT_BYZANTINE_SILENT_DEALER=1`: take part in every certified
+//!   re-share as a dealer and send no sub-share (a dealer that withholds).
 //! * `PQVAULT_BYZANTINE_WITHHOLD_VOTES=1`: refuse every proposal vote (a
 //!   holder that withholds, or whose view never agrees), still signing
 //!   and committing as an honest holder would.
@@ -192,6 +194,16 @@ pub fn silent_helper() -> bool {
     #[cfg(feature = "byzantine")]
     if std::env::var_os("PQVAULT_BYZANTINE_SILENT_HELPER").is_some() {
         tracing::warn!("byzantine test build: helping silently");
+        return true;
+    }
+    false
+}
+
+/// Whether to send no sub-share as a dealer, if told to.
+pub fn silent_dealer() -> bool {
+    #[cfg(feature = "byzantine")]
+    if std::env::var_os("PQVAULT_BYZANTINE_SILENT_DEALER").is_some() {
+        tracing::warn!("byzantine test build: dealing silently");
         return true;
     }
     false

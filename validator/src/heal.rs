@@ -871,6 +871,55 @@ async fn record_disputes(
     }
 }
 
+/// After a failed re-share attempt, asks each recipient which dealers'
+/// sub-shares never reached it, and keeps, per dealer, how many named it
+/// (`transition::heal::pick_dealers` leaves out one named by more than f).
+async fn record_silent_dealers(
+    state: &Arc<State>,
+    id: VaultId,
+    epoch: u64,
+    round: [u8; 16],
+    recipients: &[(u8, Option<Member>)],
+) {
+    let path = format!("/v1/reshare/{}", hex::encode(round));
+    let mut named: BTreeMap<u8, usize> = BTreeMap::new();
+    for (_, who) in recipients {
+        let status = match who {
+            None => reshare::status(state, &round),
+            Some(m) => {
+                let asked =
+                    tokio::time::timeout(Duration::from_secs(2), state.ctl.get(m, &path, 1 << 16))
+                        .await;
+                match asked {
+                    Ok(Ok(r)) if r.status == 200 => serde_json::from_slice(&r.body).ok(),
+                    _ => None,
+                }
+            }
+        };
+        let Some(status) = status else { continue };
+        let missing = status["missing_from"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut seen = std::collections::BTreeSet::new();
+        for d in missing.iter().filter_map(|d| d.as_u64()) {
+            if let Ok(d) = u8::try_from(d) {
+                if seen.insert(d) {
+                    *named.entry(d).or_default() += 1;
+                }
+            }
+        }
+    }
+    if named.is_empty() {
+        return;
+    }
+    tracing::warn!(vault = %id, epoch, named = ?named, "re-share dealers whose sub-shares never came (recipients naming each)");
+    if let Ok(mut s) = state.silent_dealers.lock() {
+        s.retain(|(v, e), _| *v != id || *e >= epoch);
+        s.insert((id, epoch), named);
+    }
+}
+
 /// Signs `body` as the next manifest, carrying out the certified proposal
 /// `proposal` (its digest), has the live holders of the current epoch
 /// (`signers`) certify it, and commits it at every holder of the next
@@ -1068,9 +1117,22 @@ async fn run_reshare(
         .map(|(i, _)| b.entry(*i).map(|e| e.recipient))
         .collect::<Option<_>>()
         .ok_or("a holder's index is not in the manifest")?;
-    // Every live holder deals: those beyond t are what the dealing check
-    // (verify before delete, `reshare::check_dealing`) checks against.
-    let dealers: Vec<u8> = holders.iter().map(|(i, _)| *i).collect();
+    // Every live holder deals (those beyond t are what the dealing check,
+    // `reshare::check_dealing`, checks against), but one that more than f
+    // recipients of a failed attempt never heard from.
+    let rules = proposals::rules(state, &id);
+    let silent = state
+        .silent_dealers
+        .lock()
+        .ok()
+        .and_then(|s| s.get(&(id, b.epoch)).cloned())
+        .unwrap_or_default();
+    let dealers = transition::heal::pick_dealers(
+        &holders.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        &silent,
+        rules.f,
+        usize::from(b.threshold) + usize::from(rules.f),
+    );
     let mut round = [0u8; 16];
     aws_lc_rs::rand::fill(&mut round).map_err(|_| "rng failure".to_string())?;
     let (proposal, superseded) = propose(
@@ -1100,6 +1162,7 @@ async fn run_reshare(
     let body = match dealt {
         Ok(body) => body,
         Err(e) => {
+            record_silent_dealers(state, id, b.epoch, round, holders).await;
             proposals::abort_attempt(state, &proposal, &voters, quorum).await;
             return Err(e);
         }

@@ -523,6 +523,9 @@ async fn deal(state: Arc<State>, plan: Plan, from: u8, shard: Vec<u8>) -> Result
             .collect()
     })
     .await?;
+    if crate::byzantine::silent_dealer() {
+        return Ok(());
+    }
     for ((_, member), (sealed, signature)) in to.into_iter().zip(sealed) {
         match member {
             None => {
@@ -750,6 +753,7 @@ pub fn status(state: &State, round: &[u8; 16]) -> Option<serde_json::Value> {
     Some(serde_json::json!({
         "complete": r.done.is_some(),
         "received": r.subs.len(),
+        "missing_from": r.plan.dealers.iter().filter(|d| !r.subs.contains_key(d)).collect::<Vec<_>>(),
         "entry": r.done,
         "check": r.check.as_ref().map(|(c, _)| c.iter().map(hex::encode).collect::<Vec<_>>()),
         "check_signature": r.check.as_ref().map(|(_, sig)| {

@@ -225,6 +225,11 @@ pub struct State {
     #[allow(clippy::type_complexity)]
     pub helper_disputes:
         Mutex<BTreeMap<(vault::manifest::VaultId, u64), std::collections::BTreeSet<(u8, u8)>>>,
+    /// Per (vault, epoch): for each re-share dealer, how many recipients of
+    /// the last failed attempt never got its sub-share
+    /// (`transition::heal::pick_dealers`).
+    #[allow(clippy::type_complexity)]
+    pub silent_dealers: Mutex<BTreeMap<(vault::manifest::VaultId, u64), BTreeMap<u8, usize>>>,
     /// Successor requests per (vault, epoch being left): asked of us,
     /// signed by us, or signed elsewhere and to finish (`crate::successor`).
     pub successors: Mutex<BTreeMap<(vault::manifest::VaultId, u64), crate::successor::Kept>>,

@@ -205,6 +205,31 @@ pub struct Pass<'a, M> {
     pub disputes: BTreeSet<(u8, u8)>,
 }
 
+/// The dealers of a re-share among `holders` (share indices, in order):
+/// every one but those more than `f` recipients of a failed attempt of
+/// this epoch named as never having sent their sub-share (`missing`,
+/// dealer index to how many recipients named it), as long as at least
+/// `needed` remain; else every holder. At most `f` recipients lie, so an
+/// honest dealer is never left out, and a dealer that withholds from the
+/// honest recipients is.
+pub fn pick_dealers(
+    holders: &[u8],
+    missing: &BTreeMap<u8, usize>,
+    f: u8,
+    needed: usize,
+) -> Vec<u8> {
+    let kept: Vec<u8> = holders
+        .iter()
+        .copied()
+        .filter(|d| missing.get(d).copied().unwrap_or(0) <= usize::from(f))
+        .collect();
+    if kept.len() >= needed {
+        kept
+    } else {
+        holders.to_vec()
+    }
+}
+
 /// How many helper sets [`pick_helpers`] tries before it gives up.
 const HELPER_SETS_TRIED: usize = 10_000;
 
@@ -761,6 +786,20 @@ mod tests {
             ..gathered(&b, &a)
         };
         assert!(matches!(step(&p), Step::Repair { .. }));
+    }
+
+    #[test]
+    fn dealers_named_silent_by_more_than_f_recipients_are_left_out() {
+        let named = |pairs: &[(u8, usize)]| pairs.iter().copied().collect::<BTreeMap<_, _>>();
+        let h = [1u8, 2, 3, 4, 5, 6];
+        // Dealer 2 withheld from all five others.
+        assert_eq!(pick_dealers(&h, &named(&[(2, 5)]), 1, 4), [1, 3, 4, 5, 6]);
+        // One liar (f = 1) naming an honest dealer leaves nobody out.
+        assert_eq!(pick_dealers(&h, &named(&[(3, 1)]), 1, 4), h);
+        // At f = 0 one report is enough.
+        assert_eq!(pick_dealers(&h, &named(&[(3, 1)]), 0, 3), [1, 2, 4, 5, 6]);
+        // Never fewer than needed: then everyone deals again.
+        assert_eq!(pick_dealers(&h, &named(&[(1, 5), (2, 5), (3, 5)]), 1, 4), h);
     }
 
     /// Helpers in dispute (one withheld its pieces, or lied about the
