@@ -443,6 +443,17 @@ fn failure(state: &State, endpoint: &str, (code, why): (u16, String)) -> Respons
     (code, format!("{why}\n")).into_response()
 }
 
+/// The `{vault}` path parameter, or the 400 answer counted for `endpoint`.
+fn vault_param(state: &State, endpoint: &str, vault: &str) -> Result<VaultId, Box<Response>> {
+    parse_vault(vault).ok_or_else(|| {
+        Box::new(failure(
+            state,
+            endpoint,
+            (400, "vault id must be 32 hex digits".into()),
+        ))
+    })
+}
+
 /// `?from=E` of `prepare`.
 #[derive(serde::Deserialize)]
 pub struct FromEpoch {
@@ -455,12 +466,9 @@ async fn epoch_prepare(
     Path(vault): Path<String>,
     Query(q): Query<FromEpoch>,
 ) -> Response {
-    let Some(id) = parse_vault(&vault) else {
-        return failure(
-            &state,
-            "epoch_prepare",
-            (400, "vault id must be 32 hex digits".into()),
-        );
+    let id = match vault_param(&state, "epoch_prepare", &vault) {
+        Ok(id) => id,
+        Err(r) => return *r,
     };
     match crate::epochs::prepare(state.clone(), id, q.from).await {
         Ok(reply) => {
@@ -477,12 +485,9 @@ async fn epoch_sign(
     Path(vault): Path<String>,
     body: Bytes,
 ) -> Response {
-    let Some(id) = parse_vault(&vault) else {
-        return failure(
-            &state,
-            "epoch_sign",
-            (400, "vault id must be 32 hex digits".into()),
-        );
+    let id = match vault_param(&state, "epoch_sign", &vault) {
+        Ok(id) => id,
+        Err(r) => return *r,
     };
     match crate::epochs::sign(state.clone(), id, &body, &peer.id, peer.identity).await {
         Ok(cert) => {
@@ -498,12 +503,9 @@ async fn epoch_asked(
     Path(vault): Path<String>,
     Query(q): Query<FromEpoch>,
 ) -> Response {
-    let Some(id) = parse_vault(&vault) else {
-        return failure(
-            &state,
-            "epoch_asked",
-            (400, "vault id must be 32 hex digits".into()),
-        );
+    let id = match vault_param(&state, "epoch_asked", &vault) {
+        Ok(id) => id,
+        Err(r) => return *r,
     };
     state.count("epoch_asked", 200);
     crate::successor::answer(&state, &id, q.from).into_response()
@@ -515,12 +517,9 @@ async fn epoch_evidence(
     Path(vault): Path<String>,
     body: Bytes,
 ) -> Response {
-    let Some(id) = parse_vault(&vault) else {
-        return failure(
-            &state,
-            "epoch_evidence",
-            (400, "vault id must be 32 hex digits".into()),
-        );
+    let id = match vault_param(&state, "epoch_evidence", &vault) {
+        Ok(id) => id,
+        Err(r) => return *r,
     };
     match crate::successor::receive_evidence(&state, &id, &peer.id, &body).await {
         Ok(text) => {
@@ -536,12 +535,9 @@ async fn epoch_commit(
     Path(vault): Path<String>,
     body: Bytes,
 ) -> Response {
-    let Some(id) = parse_vault(&vault) else {
-        return failure(
-            &state,
-            "epoch_commit",
-            (400, "vault id must be 32 hex digits".into()),
-        );
+    let id = match vault_param(&state, "epoch_commit", &vault) {
+        Ok(id) => id,
+        Err(r) => return *r,
     };
     match crate::epochs::commit(state.clone(), id, &body).await {
         Ok(epoch) => {
