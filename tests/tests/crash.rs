@@ -112,9 +112,9 @@ async fn a_signer_lost_mid_signature_does_not_stall_the_epoch_when_a_non_voter_m
 }
 
 /// The leader dies while its holders sign: 3 of 5 plus two spares,
-/// validator-5 dies, and validator-1 (the leader) is killed right after it
-/// recorded its own signature of the successor, before it gathered the
-/// others'. The other holders signed that copy, and nobody holds its
+/// validator-5 dies, and validator-1 (the leader) is killed once it has
+/// gathered the signatures of the successor, before any commit. Every
+/// holder's vote is spent on that copy, and nobody else holds its
 /// certificate. Before, every later attempt met "already signed another
 /// successor of epoch 1" (its prepare also replaced the shares that copy
 /// names): the epoch never moved. Now a holder that signed a copy which
@@ -124,7 +124,7 @@ async fn a_signer_lost_mid_signature_does_not_stall_the_epoch_when_a_non_voter_m
 async fn a_leader_lost_while_its_holders_sign_does_not_stall_the_epoch() {
     let mut mesh = Mesh::with_spares(5, 3, 2);
     mesh.set_heal_grace_ms(3_000);
-    let arm = format!("{}=return", fp::STORE_VOTE_WRITTEN);
+    let arm = format!("{}=return", fp::HEAL_SIGNATURES_GATHERED);
     mesh.start_all_with(&[(0, &[("FAILPOINTS", arm.as_str())])]);
     mesh.wait_all_alive(&[0, 1, 2, 3, 4, 5, 6]);
     mesh.kill9(4);

@@ -68,6 +68,12 @@ pub const ARTIFACT_COMPLETE_MARKED: &str = "artifact.complete.marked";
 /// point: not in [`ALL`]).
 pub const PROBE_ROUND: &str = "daemon.probe-round";
 
+/// A leader's transition, once the successor's signatures are gathered and
+/// before any commit: the holders' votes are spent on a copy whose
+/// certificate only the leader held (a leader lost mid-signature). Not a
+/// store step: not in [`ALL`].
+pub const HEAL_SIGNATURES_GATHERED: &str = "heal.signatures-gathered";
+
 /// Ends the process as a SIGKILL would (called at a configured point).
 #[cfg(feature = "failpoints")]
 pub fn die(name: &str) -> ! {

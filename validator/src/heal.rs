@@ -1045,6 +1045,7 @@ async fn certify_manifest(
     for e in &failures {
         tracing::warn!(vault = %id, from, "certified without one signer: {e}");
     }
+    crate::crash_point!(crate::failpoint::HEAL_SIGNATURES_GATHERED);
     let cert = cert.ok_or("no signatures")?.encode();
     if let Some(c) = log {
         c.certify(Certified {

@@ -612,6 +612,68 @@ impl Store {
         }
     }
 
+    /// The digest of the successor of epoch `epoch` of `id` we signed
+    /// ([`Store::vote`]), if any (and readable).
+    pub fn voted_successor(&self, id: &VaultId, epoch: u64) -> Option<[u8; 32]> {
+        let path = self.root.join("votes").join(format!("{id}-epoch-{epoch}"));
+        fsio::read_limited(&path, 64).ok()?.try_into().ok()
+    }
+
+    /// Keeps the successor request we signed for epoch `epoch` of `id`
+    /// and our one-signature certificate (`votes/<id>-epoch-<e>.signed`:
+    /// `var(PQSQ) var(PQVE)`), so that after a restart we can still show
+    /// the copy our vote is spent on, and finish it (`crate::successor`).
+    /// Those of earlier epochs are removed.
+    pub fn save_signed_request(
+        &self,
+        id: &VaultId,
+        epoch: u64,
+        request: &[u8],
+        certificate: &[u8],
+    ) -> Result<(), StoreError> {
+        let dir = self.root.join("votes");
+        fsio::create_private_dir(&dir)?;
+        let mut w = vault::codec::Writer::raw();
+        w.var_bytes(request).var_bytes(certificate);
+        fsio::write_atomic(
+            &dir.join(format!("{id}-epoch-{epoch}.signed")),
+            &w.finish(),
+            Mode::Public,
+            true,
+        )?;
+        if let Ok(entries) = fs::read_dir(&dir) {
+            let prefix = format!("{id}-epoch-");
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                let old = name
+                    .strip_prefix(&prefix)
+                    .and_then(|n| n.strip_suffix(".signed"))
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .is_some_and(|n| n < epoch);
+                if old {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The request and certificate kept by [`Store::save_signed_request`],
+    /// if any; an unreadable file counts as none (they are re-checked
+    /// wherever they are used).
+    pub fn signed_request(&self, id: &VaultId, epoch: u64) -> Option<(Vec<u8>, Vec<u8>)> {
+        let path = self
+            .root
+            .join("votes")
+            .join(format!("{id}-epoch-{epoch}.signed"));
+        let bytes = fsio::read_limited(&path, 8 << 20).ok()?;
+        let mut r = vault::codec::Reader::raw(&bytes);
+        let q = r.var_bytes("request", 4 << 20).ok()?.to_vec();
+        let c = r.var_bytes("certificate", 64 << 10).ok()?.to_vec();
+        r.finish().ok()?;
+        Some((q, c))
+    }
+
     /// Whether we signed a successor of epoch `epoch` of `id` ([`Store::vote`]).
     pub fn signed_successor(&self, id: &VaultId, epoch: u64) -> bool {
         self.root
@@ -1089,6 +1151,40 @@ mod tests {
     /// A restart releases standing proposal votes but keeps their attempt
     /// and digest (older attempts stay refused); a corrupt vote file is an
     /// error, never "no vote".
+    /// The successor request we signed survives a restart, later epochs'
+    /// replace earlier ones, and a damaged file reads as none.
+    #[test]
+    fn the_signed_successor_request_is_kept_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let fp = |b| Fingerprint::from_bytes([b; 32]);
+        let id = VaultId::from_bytes([4; 16]);
+        {
+            let s = Store::open(dir.path(), fp(1), fp(2)).unwrap();
+            assert_eq!(s.signed_request(&id, 1), None);
+            s.vote(&id, 1, &[9; 32]).unwrap();
+            s.save_signed_request(&id, 1, b"request", b"cert").unwrap();
+        }
+        let s = Store::open(dir.path(), fp(1), fp(2)).unwrap();
+        assert_eq!(s.voted_successor(&id, 1), Some([9; 32]));
+        assert_eq!(
+            s.signed_request(&id, 1),
+            Some((b"request".to_vec(), b"cert".to_vec()))
+        );
+        s.save_signed_request(&id, 2, b"next", b"c2").unwrap();
+        assert_eq!(
+            s.signed_request(&id, 1),
+            None,
+            "an earlier epoch's is removed"
+        );
+        let path = dir.path().join(format!("votes/{id}-epoch-2.signed"));
+        let mut b = fs::read(&path).unwrap();
+        b.truncate(b.len() - 1);
+        fs::write(&path, &b).unwrap();
+        assert_eq!(s.signed_request(&id, 2), None);
+        // The vote itself is untouched by its companion file.
+        assert_eq!(s.voted_successor(&id, 1), Some([9; 32]));
+    }
+
     #[test]
     fn a_restart_releases_proposal_votes_and_keeps_their_attempts() {
         let dir = tempfile::tempdir().unwrap();

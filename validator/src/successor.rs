@@ -488,8 +488,22 @@ pub fn record(state: &State, q: &Request) -> Result<Vec<Request>, Failure> {
     Ok(kept.asked.clone())
 }
 
-/// Remembers that we signed `q` (our certificate `cert`).
+/// Remembers that we signed `q` (our certificate `cert`): in memory, and
+/// on disk, so that after a restart we can still show and finish it.
 pub fn signed(state: &State, q: &Request, cert: &[u8]) {
+    if let Ok(store) = state.store.lock() {
+        let had = store.signed_request(&q.vault_id, q.from_epoch);
+        let same = had
+            .as_ref()
+            .and_then(|(b, _)| Request::decode(b).ok())
+            .is_some_and(|h| h.manifest == q.manifest);
+        if !same {
+            if let Err(e) = store.save_signed_request(&q.vault_id, q.from_epoch, &q.encode(), cert)
+            {
+                tracing::warn!(vault = %q.vault_id, "could not keep the successor request we signed: {e}");
+            }
+        }
+    }
     if let Ok(mut k) = state.successors.lock() {
         let kept = k.entry((q.vault_id, q.from_epoch)).or_default();
         if kept
@@ -503,14 +517,40 @@ pub fn signed(state: &State, q: &Request, cert: &[u8]) {
     }
 }
 
-/// Our answer to `GET /v1/epoch/{vault}/asked?from=E`.
-pub fn answer(state: &State, vault: &VaultId, from: u64) -> Vec<u8> {
-    let kept = state
+/// What we keep for the successor of epoch `from` of `vault`, the copy we
+/// signed read back from disk after a restart (then due for finishing
+/// [`FINISH_OWN_AFTER`] from now).
+fn kept(state: &State, vault: &VaultId, from: u64) -> Kept {
+    let mut kept = state
         .successors
         .lock()
         .ok()
         .and_then(|k| k.get(&(*vault, from)).cloned())
         .unwrap_or_default();
+    if kept.signed.is_none() {
+        let on_disk = state
+            .store
+            .lock()
+            .ok()
+            .and_then(|s| s.signed_request(vault, from))
+            .and_then(|(q, c)| Some((Request::decode(&q).ok()?, c)));
+        if let Some((q, c)) = on_disk.filter(|(q, _)| q.vault_id == *vault && q.from_epoch == from)
+        {
+            kept.signed = Some((q, c));
+            kept.signed_at = Some(std::time::Instant::now());
+            if let Ok(mut k) = state.successors.lock() {
+                let m = k.entry((*vault, from)).or_default();
+                m.signed = kept.signed.clone();
+                m.signed_at = kept.signed_at;
+            }
+        }
+    }
+    kept
+}
+
+/// Our answer to `GET /v1/epoch/{vault}/asked?from=E`.
+pub fn answer(state: &State, vault: &VaultId, from: u64) -> Vec<u8> {
+    let kept = kept(state, vault, from);
     Asked {
         requests: kept.asked,
         signed: kept.signed,
@@ -523,8 +563,7 @@ pub fn answer(state: &State, vault: &VaultId, from: u64) -> Vec<u8> {
 /// [`FINISH_OWN_AFTER`] ago (we are still at `from`, so it was never
 /// committed).
 pub fn to_finish(state: &State, vault: &VaultId, from: u64) -> Option<Request> {
-    let k = state.successors.lock().ok()?;
-    let kept = k.get(&(*vault, from))?;
+    let kept = kept(state, vault, from);
     kept.to_finish.clone().or_else(|| {
         let stale = kept.signed_at?.elapsed() >= FINISH_OWN_AFTER;
         kept.signed
