@@ -476,7 +476,14 @@ pub fn record(state: &State, q: &Request) -> Result<Vec<Request>, Failure> {
     let mut k = state.successors.lock().map_err(|_| bad(500, "poisoned"))?;
     k.retain(|(v, e), _| *v != q.vault_id || *e >= q.from_epoch);
     let kept = k.entry((q.vault_id, q.from_epoch)).or_default();
-    if !kept.asked.contains(q) {
+    // One slot per (requester, proposal, manifest): signatures are hedged,
+    // so a requester re-signing one request must not fill the list.
+    let same = |a: &Request| {
+        a.requester == q.requester
+            && a.proposal == q.proposal
+            && a.manifest_digest() == q.manifest_digest()
+    };
+    if !kept.asked.iter().any(same) {
         if kept.asked.len() >= MAX_KEPT {
             return Err(bad(
                 429,
