@@ -154,6 +154,7 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
             "erased the initial KEM key: no vault here is at a genesis epoch sealed to it"
         );
     }
+    let successors = crate::successor::restored(&store);
     let metrics = Metrics::new()?;
     let artifacts =
         crate::artifacts::Artifacts::open(&config.data_dir, &config.artifacts, &metrics)?;
@@ -186,7 +187,7 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         artifacts,
         custody: Mutex::new(Default::default()),
         convicted: Mutex::new(Default::default()),
-        successors: Mutex::new(BTreeMap::new()),
+        successors: Mutex::new(successors),
         helper_disputes: Mutex::new(BTreeMap::new()),
         silent_dealers: Mutex::new(BTreeMap::new()),
         custody_copies: Mutex::new(Default::default()),

@@ -384,15 +384,7 @@ pub async fn sign(
         .map_err(|_| bad(500, "poisoned"))?
         .voted_successor(&vault, c.epoch);
     if voted == Some(next.digest()) {
-        let t = Transition::between(&current, &next);
-        let sig = t.sign(&state.identity).map_err(|e| bad(500, e))?;
-        let cert = EpochCertificate {
-            transition: t,
-            signatures: vec![sig],
-        }
-        .encode();
-        crate::successor::signed(&state, &request, &cert);
-        return Ok(cert);
+        return sign_and_keep(&state, &current, &next, &request);
     }
     if (n.suite, n.secret_len, n.secret_commitment) != (c.suite, c.secret_len, c.secret_commitment)
     {
@@ -659,14 +651,25 @@ pub async fn sign(
             crate::store::StoreError::Rejected(why) => bad(409, why),
             other => bad(500, other),
         })?;
-    let t = Transition::between(&current, &next);
+    sign_and_keep(&state, &current, &next, &request)
+}
+
+/// Our signature on the step from `current` to `next` (a one-signature
+/// certificate), kept with the `request` it answers (`crate::successor`).
+fn sign_and_keep(
+    state: &State,
+    current: &vault::manifest::VerifiedManifest,
+    next: &Manifest,
+    request: &crate::successor::Request,
+) -> Result<Vec<u8>, Failure> {
+    let t = Transition::between(current, next);
     let sig = t.sign(&state.identity).map_err(|e| bad(500, e))?;
     let cert = EpochCertificate {
         transition: t,
         signatures: vec![sig],
     }
     .encode();
-    crate::successor::signed(&state, &request, &cert);
+    crate::successor::signed(state, request, &cert);
     Ok(cert)
 }
 

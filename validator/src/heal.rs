@@ -803,6 +803,17 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
     Ok(())
 }
 
+/// A round's JSON status at `path` on member `m`, if it answers 200
+/// within 2 s (after a failed attempt: a silent member must not hold up
+/// the next one).
+async fn status_at(state: &Arc<State>, m: &Member, path: &str) -> Option<serde_json::Value> {
+    let asked = tokio::time::timeout(Duration::from_secs(2), state.ctl.get(m, path, 1 << 16)).await;
+    match asked {
+        Ok(Ok(r)) if r.status == 200 => serde_json::from_slice(&r.body).ok(),
+        _ => None,
+    }
+}
+
 /// After a failed repair attempt, asks each helper of its `rounds` whose
 /// pieces never reached it, and records each such pair (and each helper
 /// that does not answer us, paired with us) as a dispute of epoch `b`:
@@ -826,17 +837,7 @@ async fn record_disputes(
         for (index, who) in helpers {
             let status = match who {
                 None => state.round(round).map(|c| rounds::status(&c)),
-                Some(m) => {
-                    let asked = tokio::time::timeout(
-                        Duration::from_secs(2),
-                        state.ctl.get(m, &path, 1 << 16),
-                    )
-                    .await;
-                    match asked {
-                        Ok(Ok(r)) if r.status == 200 => serde_json::from_slice(&r.body).ok(),
-                        _ => None,
-                    }
-                }
+                Some(m) => status_at(state, m, &path).await,
             };
             let Some(status) = status else {
                 if *index != mine {
@@ -886,15 +887,7 @@ async fn record_silent_dealers(
     for (_, who) in recipients {
         let status = match who {
             None => reshare::status(state, &round),
-            Some(m) => {
-                let asked =
-                    tokio::time::timeout(Duration::from_secs(2), state.ctl.get(m, &path, 1 << 16))
-                        .await;
-                match asked {
-                    Ok(Ok(r)) if r.status == 200 => serde_json::from_slice(&r.body).ok(),
-                    _ => None,
-                }
-            }
+            Some(m) => status_at(state, m, &path).await,
         };
         let Some(status) = status else { continue };
         let missing = status["missing_from"]

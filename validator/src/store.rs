@@ -641,20 +641,7 @@ impl Store {
             Mode::Public,
             true,
         )?;
-        if let Ok(entries) = fs::read_dir(&dir) {
-            let prefix = format!("{id}-epoch-");
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().to_string();
-                let old = name
-                    .strip_prefix(&prefix)
-                    .and_then(|n| n.strip_suffix(".signed"))
-                    .and_then(|n| n.parse::<u64>().ok())
-                    .is_some_and(|n| n < epoch);
-                if old {
-                    let _ = fs::remove_file(e.path());
-                }
-            }
-        }
+        remove_earlier_epochs(&dir, id, epoch, ".signed");
         Ok(())
     }
 
@@ -876,19 +863,7 @@ impl Store {
             Mode::Public,
             true,
         )?;
-        if let Ok(entries) = fs::read_dir(&dir) {
-            let prefix = format!("{id}-epoch-");
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().to_string();
-                let old = name
-                    .strip_prefix(&prefix)
-                    .and_then(|n| n.parse::<u64>().ok())
-                    .is_some_and(|n| n < epoch);
-                if old {
-                    let _ = fs::remove_file(e.path());
-                }
-            }
-        }
+        remove_earlier_epochs(&dir, id, epoch, "");
         Ok(())
     }
 
@@ -1084,6 +1059,26 @@ impl Store {
                 (h.epoch, key)
             })
             .collect()
+    }
+}
+
+/// Removes, best effort, the files `<id>-epoch-<n><suffix>` in `dir` with
+/// `n < epoch`: a per-epoch record that only the latest epoch needs.
+fn remove_earlier_epochs(dir: &Path, id: &VaultId, epoch: u64, suffix: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!("{id}-epoch-");
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let old = name
+            .strip_prefix(&prefix)
+            .and_then(|n| n.strip_suffix(suffix))
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| n < epoch);
+        if old {
+            let _ = fs::remove_file(e.path());
+        }
     }
 }
 

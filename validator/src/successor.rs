@@ -524,35 +524,37 @@ pub fn signed(state: &State, q: &Request, cert: &[u8]) {
     }
 }
 
-/// What we keep for the successor of epoch `from` of `vault`, the copy we
-/// signed read back from disk after a restart (then due for finishing
-/// [`FINISH_OWN_AFTER`] from now).
+/// What we keep for the successor of epoch `from` of `vault`.
 fn kept(state: &State, vault: &VaultId, from: u64) -> Kept {
-    let mut kept = state
+    state
         .successors
         .lock()
         .ok()
         .and_then(|k| k.get(&(*vault, from)).cloned())
-        .unwrap_or_default();
-    if kept.signed.is_none() {
-        let on_disk = state
-            .store
-            .lock()
-            .ok()
-            .and_then(|s| s.signed_request(vault, from))
-            .and_then(|(q, c)| Some((Request::decode(&q).ok()?, c)));
-        if let Some((q, c)) = on_disk.filter(|(q, _)| q.vault_id == *vault && q.from_epoch == from)
-        {
-            kept.signed = Some((q, c));
-            kept.signed_at = Some(std::time::Instant::now());
-            if let Ok(mut k) = state.successors.lock() {
-                let m = k.entry((*vault, from)).or_default();
-                m.signed = kept.signed.clone();
-                m.signed_at = kept.signed_at;
-            }
-        }
-    }
-    kept
+        .unwrap_or_default()
+}
+
+/// At start: the copy we signed of each held vault's successor, read back
+/// from disk ([`crate::store::Store::save_signed_request`]), due for
+/// finishing [`FINISH_OWN_AFTER`] from now if the vault is still at that
+/// epoch by then.
+pub fn restored(store: &crate::store::Store) -> BTreeMap<(VaultId, u64), Kept> {
+    let now = std::time::Instant::now();
+    store
+        .vaults()
+        .filter_map(|(id, held)| {
+            let (q, c) = store.signed_request(id, held.epoch)?;
+            let q = Request::decode(&q).ok()?;
+            (q.vault_id == *id && q.from_epoch == held.epoch).then(|| {
+                let kept = Kept {
+                    signed: Some((q, c)),
+                    signed_at: Some(now),
+                    ..Kept::default()
+                };
+                ((*id, held.epoch), kept)
+            })
+        })
+        .collect()
 }
 
 /// Our answer to `GET /v1/epoch/{vault}/asked?from=E`.
@@ -857,6 +859,22 @@ mod tests {
             (q.clone(), cert.encode())
         }
 
+        /// Judges `ours`, the only request we recorded ourselves.
+        fn judge(
+            &self,
+            ours: &Request,
+            answers: &[(Fingerprint, Asked)],
+            already: &[Fingerprint],
+        ) -> Judgement {
+            judge(
+                &self.current,
+                ours,
+                std::slice::from_ref(ours),
+                answers,
+                already,
+            )
+        }
+
         fn asked(&self, by: usize, requests: Vec<Request>) -> (Fingerprint, Asked) {
             (
                 self.fp(by),
@@ -936,7 +954,7 @@ mod tests {
         let w = world();
         let q = w.ask(0, P, &w.a);
         let answers = [w.asked(2, vec![q.clone()]), w.asked(3, vec![])];
-        let j = judge(&w.current, &q, std::slice::from_ref(&q), &answers, &[]);
+        let j = w.judge(&q, &answers, &[]);
         assert_eq!(j.verdict, Verdict::Sign);
         assert!(j.convicted.is_empty());
     }
@@ -946,7 +964,7 @@ mod tests {
         let w = world();
         let (qa, qb) = (w.ask(0, P, &w.a), w.ask(0, P, &w.b));
         let answers = [w.asked(2, vec![qa.clone()])];
-        let j = judge(&w.current, &qb, std::slice::from_ref(&qb), &answers, &[]);
+        let j = w.judge(&qb, &answers, &[]);
         assert_eq!(j.convicted.len(), 1);
         assert_eq!(j.convicted[0].requester(), w.fp(0));
         // The proof stands on its own, and round-trips.
@@ -989,7 +1007,7 @@ mod tests {
         let w = world();
         let (qa, qb) = (w.ask(0, P, &w.a), w.ask(0, [8; 32], &w.b));
         let answers = [w.asked(2, vec![qa])];
-        let j = judge(&w.current, &qb, std::slice::from_ref(&qb), &answers, &[]);
+        let j = w.judge(&qb, &answers, &[]);
         assert!(j.convicted.is_empty());
         assert_eq!(j.verdict, Verdict::Sign);
     }
@@ -1007,7 +1025,7 @@ mod tests {
                 signed: Some(w.signed(2, &qa)),
             },
         )];
-        let j = judge(&w.current, &qb, std::slice::from_ref(&qb), &answers, &[]);
+        let j = w.judge(&qb, &answers, &[]);
         assert_eq!(
             j.verdict,
             Verdict::SignedElsewhere {
@@ -1017,13 +1035,7 @@ mod tests {
         );
         // Asked to finish that very copy, we sign it, and know who did.
         let finish = w.ask(1, P, &w.a);
-        let j = judge(
-            &w.current,
-            &finish,
-            std::slice::from_ref(&finish),
-            &answers,
-            &[],
-        );
+        let j = w.judge(&finish, &answers, &[]);
         assert_eq!(j.verdict, Verdict::Sign);
         assert_eq!(j.ours_signed_by, vec![w.fp(2)]);
     }
@@ -1048,7 +1060,7 @@ mod tests {
                 },
             ),
         ];
-        let j = judge(&w.current, &qa, std::slice::from_ref(&qa), &answers, &[]);
+        let j = w.judge(&qa, &answers, &[]);
         assert!(j.convicted.is_empty());
         assert_eq!(j.verdict, Verdict::Sign);
     }
@@ -1066,7 +1078,7 @@ mod tests {
                 signed: None,
             },
         )];
-        let j = judge(&w.current, &qa, std::slice::from_ref(&qa), &answers, &[]);
+        let j = w.judge(&qa, &answers, &[]);
         assert!(j.convicted.is_empty());
         assert_eq!(j.verdict, Verdict::Sign);
     }
@@ -1078,16 +1090,10 @@ mod tests {
         let answers = [w.asked(2, vec![qb.clone()])];
         // A new attempt's copy, led by holder 1.
         let q = w.ask(1, [8; 32], &w.a);
-        let j = judge(
-            &w.current,
-            &q,
-            std::slice::from_ref(&q),
-            &answers,
-            &[w.fp(0)],
-        );
+        let j = w.judge(&q, &answers, &[w.fp(0)]);
         assert_eq!(j.verdict, Verdict::Sign);
         // The convicted leader's own request is refused.
-        let j = judge(&w.current, &qb, std::slice::from_ref(&qb), &[], &[w.fp(0)]);
+        let j = w.judge(&qb, &[], &[w.fp(0)]);
         assert!(matches!(j.verdict, Verdict::AskedElsewhere { .. }));
         // Unless a holder signed its other copy: that one is to finish.
         let qa = w.ask(0, P, &w.a);
@@ -1098,7 +1104,7 @@ mod tests {
                 signed: Some(w.signed(2, &qa)),
             },
         )];
-        let j = judge(&w.current, &qb, std::slice::from_ref(&qb), &answers, &[]);
+        let j = w.judge(&qb, &answers, &[]);
         assert_eq!(j.convicted.len(), 1);
         assert_eq!(
             j.verdict,
@@ -1133,7 +1139,7 @@ mod tests {
         next.created_unix = 7;
         let c = Manifest::sign(&next, w.ids[1].public(), w.ids[1].signing_key()).unwrap();
         let q = w.ask(1, [8; 32], &c);
-        let j = judge(&w.current, &q, std::slice::from_ref(&q), &answers, &[]);
+        let j = w.judge(&q, &answers, &[]);
         assert_eq!(j.verdict, Verdict::TwoSigned);
     }
 }
