@@ -373,6 +373,28 @@ impl Mesh {
         fs::write(&p, toml).expect("config");
     }
 
+    /// Validator `i` no longer lists validator `j` as a static member and
+    /// finds it by DNS discovery instead (`localhost` at `j`'s peer port).
+    pub fn discover_instead_of_listing(&self, i: usize, j: usize) {
+        let p = self.config(i);
+        let text = fs::read_to_string(&p).expect("config");
+        let entry = format!(
+            "[[members]]\nid = \"{}\"\naddr = \"{}\"\n",
+            self.nodes[j].id, self.nodes[j].peer
+        );
+        assert!(
+            text.contains(&entry),
+            "validator-{} lists no {entry:?}",
+            i + 1
+        );
+        let toml = format!(
+            "{}[discovery]\ndns = \"localhost\"\nport = {}\ninterval_ms = 200\n",
+            text.replace(&entry, ""),
+            self.nodes[j].peer.port()
+        );
+        fs::write(&p, toml).expect("config");
+    }
+
     /// Path of validator `i`'s config file.
     pub fn config(&self, i: usize) -> PathBuf {
         self.nodes[i].dir.join("validator.toml")

@@ -1,7 +1,8 @@
 //! The replicated epoch log across real validator processes: election,
 //! a committed proposal visible everywhere, the leader SIGKILLed (a new
 //! leader, the decision kept, a rival rejected), and the killed node
-//! catching up after its restart.
+//! catching up after its restart; a member found by discovery following
+//! the log as a learner.
 
 use pqvault_tests::{sample, Mesh};
 use std::time::{Duration, Instant};
@@ -259,4 +260,64 @@ async fn leader_failover_keeps_the_decision_and_a_restarted_node_catches_up() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(is_leader(&mesh, leader), Some(false));
+}
+
+/// A member the static voters do not list, found by DNS discovery, joins
+/// the log as a learner: it receives the decisions (a signer waits for
+/// them) but never votes, so the voters stay the operator's static list.
+#[tokio::test(flavor = "current_thread")]
+async fn a_discovered_member_follows_the_log_as_a_learner() {
+    let mut mesh = Mesh::new(4, 2);
+    mesh.disable_auto_heal();
+    // Validators 1-3 list each other and find validator-4 by DNS;
+    // validator-4 lists nobody and finds validator-1 by DNS.
+    for i in 0..3 {
+        mesh.discover_instead_of_listing(i, 3);
+    }
+    mesh.use_dns_discovery(3, "localhost", mesh.nodes[0].peer.port());
+    mesh.enable_consensus();
+    mesh.start_all();
+    let voters = [0, 1, 2];
+    let leader = one_leader(&mesh, &voters);
+    assert!(
+        mesh.wait_metrics(leader, ELECTION, |m| {
+            sample(m, "pqvault_consensus_learners", "") == Some(1.0)
+        }),
+        "the leader never added validator-4 as a learner:\n{}",
+        mesh.log(leader)
+    );
+    assert!(
+        mesh.wait_metrics(3, ELECTION, |m| {
+            sample(m, "pqvault_consensus_voters", "") == Some(3.0)
+                && sample(m, "pqvault_consensus_learners", "") == Some(1.0)
+        }),
+        "validator-4 never received the membership:\n{}",
+        mesh.log(3)
+    );
+    let manifest = std::fs::read(mesh.root.path().join("vault/manifest.pqvm")).expect("manifest");
+    let vault_bytes: [u8; 16] = hex::decode(&mesh.vault_id)
+        .expect("hex")
+        .try_into()
+        .expect("16 bytes");
+    let plan = Record::Proposal(Proposal {
+        vault: VaultId::from_bytes(vault_bytes),
+        from_epoch: 1,
+        manifest: manifest.clone(),
+    });
+    let (code, body) = write(&mesh, leader, &plan).await;
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    let d = decision(&mesh, 3, &mesh.vault_id, |_| true).await;
+    assert_eq!(d.manifest, manifest, "the learner holds the decision");
+    // It never votes or leads, and the voters are still the three.
+    let s = status(&mesh, 3).await;
+    assert_eq!(s.leader.as_deref(), Some(mesh.nodes[leader].id.as_str()));
+    assert_eq!(is_leader(&mesh, 3), Some(false));
+    for i in voters {
+        assert_eq!(
+            sample(&mesh.metrics(i), "pqvault_consensus_voters", ""),
+            Some(3.0),
+            "validator-{}",
+            i + 1
+        );
+    }
 }

@@ -522,7 +522,7 @@ pub async fn sync_loop(state: Arc<State>, interval: Duration) {
 
 /// One pass of [`sync_loop`]: the operator's statement, then certified
 /// removals (from the epoch log, then from peers), then our own votes,
-/// then the epoch log's voters.
+/// then the epoch log's voters and learners.
 pub async fn sync_once(state: &Arc<State>) {
     sync_statement(state).await;
     sync_certified(state).await;
@@ -530,6 +530,7 @@ pub async fn sync_once(state: &Arc<State>) {
     if let Some(log) = state.consensus.get() {
         let removed = state.removed().into_iter().collect();
         log.follow_removals(&removed).await;
+        log.follow_learners(&state.members()).await;
     }
 }
 

@@ -103,6 +103,8 @@ pub struct Metrics {
     pub consensus_commit_index: IntGauge,
     /// `pqvault_consensus_voters`.
     pub consensus_voters: IntGauge,
+    /// `pqvault_consensus_learners`.
+    pub consensus_learners: IntGauge,
     /// `pqvault_removal_votes_total{outcome}`.
     pub removal_votes: IntCounterVec,
     /// `pqvault_certified_removals_total{outcome}`.
@@ -421,6 +423,10 @@ impl Metrics {
             "pqvault_consensus_voters",
             "Voters of the replicated epoch log as this validator last saw its membership (removed members are dropped by the leader).",
         )?;
+        let consensus_learners = IntGauge::new(
+            "pqvault_consensus_learners",
+            "Learners of the replicated epoch log (members found by discovery: they receive the log, never vote) as this validator last saw its membership.",
+        )?;
         let removal_votes = IntCounterVec::new(
             Opts::new(
                 "pqvault_removal_votes_total",
@@ -515,6 +521,7 @@ impl Metrics {
             Box::new(consensus_term.clone()),
             Box::new(consensus_commit_index.clone()),
             Box::new(consensus_voters.clone()),
+            Box::new(consensus_learners.clone()),
             Box::new(removal_votes.clone()),
             Box::new(certified_removals.clone()),
             Box::new(removal_attempts.clone()),
@@ -599,6 +606,7 @@ impl Metrics {
             consensus_term,
             consensus_commit_index,
             consensus_voters,
+            consensus_learners,
             removal_votes,
             certified_removals,
             removal_attempts,

@@ -182,9 +182,14 @@ impl Consensus {
         state: &Arc<State>,
         config: &Config,
     ) -> Result<Arc<Consensus>, ConsensusError> {
-        if config.members.is_empty() {
+        // Voters are static; a member known by discovery only joins as a
+        // learner once a leader finds it, and never initializes a cluster
+        // (a node alone would elect itself).
+        let learner = config.members.is_empty();
+        if learner && config.discovery.is_none() {
             return Err(ConsensusError::Config(
-                "the epoch log needs static [[members]] (dynamic membership is not supported yet)"
+                "the epoch log needs static [[members]] (its voters) or [discovery] (to join \
+                 as a learner)"
                     .into(),
             ));
         }
@@ -219,10 +224,17 @@ impl Consensus {
             write_retry: Retry::new(&state.metrics, Loop::EpochLogWrite, WRITE_BACKOFF),
             statics: nodes.clone(),
         });
-        let lowest = nodes.values().map(|n| n.id.as_str()).min() == Some(config.id.as_str());
-        tokio::spawn(initialize(raft.clone(), nodes, lowest, election_max));
+        if learner {
+            tracing::info!(
+                node = me,
+                "epoch log started as a learner: no static voters here; a leader adds us"
+            );
+        } else {
+            let lowest = nodes.values().map(|n| n.id.as_str()).min() == Some(config.id.as_str());
+            tokio::spawn(initialize(raft.clone(), nodes, lowest, election_max));
+            tracing::info!(node = me, "epoch log started");
+        }
         tokio::spawn(export_metrics(raft, state.clone()));
-        tracing::info!(node = me, "epoch log started");
         Ok(c)
     }
 
@@ -372,6 +384,77 @@ impl Consensus {
                 tracing::info!(%from, %to, "epoch log voters changed to follow the membership")
             }
             Err(e) => tracing::info!(%from, %to, "epoch log voter change not made (retried): {e}"),
+        }
+    }
+
+    /// The learners now (members that receive the log but do not vote),
+    /// by validator id.
+    pub fn learners(&self) -> BTreeSet<String> {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership().clone();
+        membership
+            .learner_ids()
+            .filter_map(|id| membership.get_node(&id).map(|n| n.id.clone()))
+            .collect()
+    }
+
+    /// Makes the learners follow the membership: on the leader, adds every
+    /// current member that is no static voter (found by discovery, say) as
+    /// a learner, so that it sees the log's decisions (a signer waits for
+    /// them), and drops learners no longer members (removed). Learners
+    /// never vote: a discovered member is only as trustworthy as the mesh
+    /// certificate that admitted it, and the voters stay the operator's
+    /// static list. One change per call; a follower does nothing.
+    pub async fn follow_learners(&self, members: &[Member]) {
+        if !self.is_leader() {
+            return;
+        }
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership().clone();
+        for member in members {
+            let id = node_id(&member.id);
+            match membership.get_node(&id) {
+                Some(n) if n.id == member.id => continue,
+                Some(n) => {
+                    tracing::warn!(member = %member.id, other = %n.id, "epoch log: node id taken by another validator; not added as a learner");
+                    continue;
+                }
+                None => {}
+            }
+            let node = PeerNode {
+                id: member.id.clone(),
+                addr: member.addr.clone(),
+            };
+            match self.raft.add_learner(id, node, false).await {
+                Ok(_) => tracing::info!(member = %member.id, "epoch log: added a learner"),
+                Err(e) => {
+                    tracing::info!(member = %member.id, "epoch log: learner not added (retried): {e}");
+                    return;
+                }
+            }
+        }
+        let current: BTreeSet<&str> = members.iter().map(|m| m.id.as_str()).collect();
+        let gone: BTreeSet<u64> = membership
+            .learner_ids()
+            .filter(|id| {
+                !self.statics.contains_key(id)
+                    && membership
+                        .get_node(id)
+                        .is_some_and(|n| !current.contains(n.id.as_str()))
+            })
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        match self
+            .raft
+            .change_membership(openraft::ChangeMembers::RemoveNodes(gone.clone()), false)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(learners = ?gone, "epoch log: dropped learners no longer members")
+            }
+            Err(e) => tracing::info!("epoch log: learners not dropped (retried): {e}"),
         }
     }
 
@@ -555,6 +638,9 @@ async fn export_metrics(raft: EpochRaft, state: Arc<State>) {
                 .set(i64::try_from(m.current_term).unwrap_or(i64::MAX));
             state.metrics.consensus_voters.set(
                 i64::try_from(m.membership_config.membership().voter_ids().count()).unwrap_or(0),
+            );
+            state.metrics.consensus_learners.set(
+                i64::try_from(m.membership_config.membership().learner_ids().count()).unwrap_or(0),
             );
             let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
             state
