@@ -87,6 +87,34 @@ async fn decision(
     panic!("validator-{} never applied the decision: {last}", i + 1);
 }
 
+/// A successor of epoch 1 written by holder `by` (`created` tells copies
+/// apart): what a leader proposes, and what every reader accepts as one
+/// (D52).
+fn successor(mesh: &Mesh, by: usize, created: u64) -> Vec<u8> {
+    let mut body = pqvault_tests::manifest_at(mesh, by, 1).body().clone();
+    body.epoch = 2;
+    body.created_unix = created;
+    let key = mesh.secret_key(by);
+    vault::manifest::Manifest::sign(&body, key.public(), key.signing_key()).expect("sign")
+}
+
+/// A certificate of the step from epoch 1 to `m`, signed by `holders`.
+fn certificate(mesh: &Mesh, m: &[u8], holders: &[usize]) -> Vec<u8> {
+    let prev = pqvault_tests::manifest_at(mesh, 0, 1)
+        .verify(None)
+        .expect("epoch 1");
+    let next = vault::manifest::Manifest::decode(m).expect("manifest");
+    let t = vault::epoch::Transition::between(&prev, &next);
+    vault::epoch::EpochCertificate {
+        transition: t.clone(),
+        signatures: holders
+            .iter()
+            .map(|&i| t.sign(&mesh.secret_key(i)).expect("sign"))
+            .collect(),
+    }
+    .encode()
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn leader_failover_keeps_the_decision_and_a_restarted_node_catches_up() {
     let mut mesh = Mesh::new(3, 2);
@@ -150,8 +178,8 @@ async fn leader_failover_keeps_the_decision_and_a_restarted_node_catches_up() {
     );
 
     // A member (validator-1's certificate) proposes the next epoch's
-    // manifest: the real signed manifest bytes, a public record.
-    let manifest = std::fs::read(mesh.root.path().join("vault/manifest.pqvm")).expect("manifest");
+    // manifest, a successor written by a holder: a public record.
+    let manifest = successor(&mesh, 0, 1);
     let vault_bytes: [u8; 16] = hex::decode(&mesh.vault_id)
         .expect("hex")
         .try_into()
@@ -181,7 +209,7 @@ async fn leader_failover_keeps_the_decision_and_a_restarted_node_catches_up() {
         vault,
         from_epoch: 1,
         manifest_digest: digest,
-        certificate: b"certificate bytes (opaque to the log)".to_vec(),
+        certificate: certificate(&mesh, &manifest, &[0, 1, 2]),
     });
     let (code, body) = write(&mesh, leader, &cert).await;
     assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
@@ -215,10 +243,8 @@ async fn leader_failover_keeps_the_decision_and_a_restarted_node_catches_up() {
     );
 
     // The committed decision survived; a rival plan for the same epoch is
-    // committed as a no-op and answered with the decided digest.
-    let mut rival_manifest = manifest.clone();
-    let last = rival_manifest.len() - 1;
-    rival_manifest[last] ^= 1;
+    // committed behind it and answered with the decided digest.
+    let rival_manifest = successor(&mesh, new_leader, 2);
     let rival = Record::Proposal(Proposal {
         vault,
         from_epoch: 1,
@@ -294,7 +320,7 @@ async fn a_discovered_member_follows_the_log_as_a_learner() {
         "validator-4 never received the membership:\n{}",
         mesh.log(3)
     );
-    let manifest = std::fs::read(mesh.root.path().join("vault/manifest.pqvm")).expect("manifest");
+    let manifest = successor(&mesh, 0, 1);
     let vault_bytes: [u8; 16] = hex::decode(&mesh.vault_id)
         .expect("hex")
         .try_into()
@@ -320,4 +346,62 @@ async fn a_discovered_member_follows_the_log_as_a_learner() {
             i + 1
         );
     }
+}
+
+/// Attack (docs/threat-model.md row 10): an insider (a spare: every member
+/// reaches `POST /v1/raft/propose`) writes junk successors of epoch 1 into
+/// the epoch log before any holder is lost: bytes that are no manifest,
+/// and the vault's own epoch-1 manifest (signed, but no successor). The
+/// log keeps its first committed proposal for good, so before readers
+/// judged what it decided, every signer waited for that junk and the
+/// vault could never leave epoch 1 again. Now a loss still heals, and the
+/// log's decision for epoch 1 is the successor the holders certified.
+#[tokio::test(flavor = "current_thread")]
+async fn an_insider_cannot_freeze_an_epoch_with_a_junk_successor_in_the_log() {
+    let mut mesh = Mesh::with_spares(5, 3, 2);
+    mesh.enable_consensus();
+    mesh.start_all();
+    let all: Vec<usize> = (0..7).collect();
+    let leader = one_leader(&mesh, &all);
+    let insider = if leader == 6 { 5 } else { 6 };
+    let vault_bytes: [u8; 16] = hex::decode(&mesh.vault_id)
+        .expect("hex")
+        .try_into()
+        .expect("16 bytes");
+    let vault = VaultId::from_bytes(vault_bytes);
+    let genesis = std::fs::read(mesh.root.path().join("vault/manifest.pqvm")).expect("manifest");
+    for junk in [b"PQVM not a manifest".to_vec(), genesis.clone()] {
+        let record = Record::Proposal(Proposal {
+            vault,
+            from_epoch: 1,
+            manifest: junk,
+        });
+        let r = mesh
+            .client_as(insider)
+            .post(
+                &mesh.member(leader),
+                "/v1/raft/propose",
+                serde_json::to_vec(&record).expect("json"),
+                64 << 10,
+            )
+            .await
+            .expect("propose");
+        // Refused outright, or ordered and then judged by every reader:
+        // either way it must not hold the epoch.
+        assert!(
+            r.status == 200 || r.status == 400,
+            "{} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    // A holder is lost (not the log's leader: no election in the way).
+    let lost = if leader == 4 { 3 } else { 4 };
+    mesh.kill9(lost);
+    let honest: Vec<usize> = (0..5).filter(|&i| i != lost).collect();
+    pqvault_tests::wait_epoch_at_least(&mesh, &honest, 2).await;
+    let d = decision(&mesh, 0, &mesh.vault_id, |d| d.certificate.is_some()).await;
+    assert_ne!(d.manifest, genesis);
+    assert_ne!(d.manifest, b"PQVM not a manifest".to_vec());
+    vault::manifest::Manifest::decode(&d.manifest).expect("the decision is a manifest");
 }

@@ -132,11 +132,26 @@ async fn snapshot(
     finish(&state, "raft_snapshot", r.await)
 }
 
-async fn propose(AxState(state): AxState<Arc<State>>, body: Bytes) -> Response {
+async fn propose(
+    AxState(state): AxState<Arc<State>>,
+    Extension(peer): Extension<PeerInfo>,
+    body: Bytes,
+) -> Response {
     let r = async {
         let c = running(&state)?;
         let record: Record = serde_json::from_slice(&body)
             .map_err(|e| (StatusCode::BAD_REQUEST, format!("malformed record: {e}")))?;
+        // Readers judge every proposal (D52); one we can already tell is
+        // no successor is not written at all.
+        if let Record::Proposal(p) = &record {
+            if let Err(e) = c.judge_proposal(p) {
+                tracing::warn!(member = %peer.id, vault = %p.vault, from_epoch = p.from_epoch, "epoch log: refused a proposal that is no successor: {e}");
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    format!("not a successor of epoch {}: {e}", p.from_epoch),
+                ));
+            }
+        }
         match c.write_local(record).await {
             Ok(applied) => Ok(Json(applied).into_response()),
             Err(WriteError::Forward(leader)) => Err((

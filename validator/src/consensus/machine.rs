@@ -1,11 +1,25 @@
-//! The epoch log's state machine: per (vault, epoch left) the first
-//! committed proposal wins, then the certificate for it. Pure and
-//! deterministic: every node applying the same entries holds the same state.
+//! The epoch log's state machine: per (vault, epoch left) every committed
+//! proposal in commit order (the first, then up to [`MAX_RIVALS`] rivals),
+//! each with the certificates committed for it. Pure and deterministic:
+//! every node applying the same entries holds the same state.
+//!
+//! The machine orders; it cannot judge, as it holds no chain. Readers do
+//! (`super::valid`, decisions D52): the decision is the first proposal, in
+//! commit order, that is a successor of the reader's epoch, with the first
+//! of its certificates that verifies. So an insider who writes junk first,
+//! or a junk certificate, holds no epoch.
 
 use super::record::{bytes_hex, digest_hex, manifest_digest, vault_hex, Applied, Record, Removal};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use vault::manifest::VaultId;
+
+/// Proposals kept per (vault, epoch left) after the first: enough for a few
+/// honest leaders behind an insider's junk, bounded against a flood.
+pub const MAX_RIVALS: usize = 8;
+/// Certificates kept per proposal (the first and later ones): a junk
+/// certificate committed first cannot keep the real one out.
+pub const MAX_CERTIFICATES: usize = 4;
 
 /// What the log decided for one (vault, epoch left).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,44 +39,83 @@ pub struct Decision {
     /// Its certificate, once committed.
     #[serde(default, with = "opt_bytes_hex")]
     pub certificate: Option<Vec<u8>>,
+    /// Other certificates committed for it after the first (a reader uses
+    /// the first that verifies); absent while there are none, so files
+    /// without them read and are written as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "vec_bytes_hex")]
+    pub later_certificates: Vec<Vec<u8>>,
 }
 
-/// Every decision, keyed by (vault, epoch left), and the certified
-/// removals ordered, by target.
+impl Decision {
+    /// Every certificate committed for this proposal, in commit order.
+    pub fn certificates(&self) -> impl Iterator<Item = &Vec<u8>> {
+        self.certificate.iter().chain(&self.later_certificates)
+    }
+
+    /// Records `cert` unless it is held already; false when full.
+    fn add_certificate(&mut self, cert: &[u8]) -> bool {
+        if self.certificates().any(|c| c == cert) {
+            return true;
+        }
+        if self.certificate.is_none() {
+            self.certificate = Some(cert.to_vec());
+            return true;
+        }
+        if self.certificates().count() >= MAX_CERTIFICATES {
+            return false;
+        }
+        self.later_certificates.push(cert.to_vec());
+        true
+    }
+}
+
+/// Every first proposal, keyed by (vault, epoch left), the rivals
+/// committed after it, and the certified removals ordered, by target.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "Stored", into = "Stored")]
 pub struct Machine {
     decided: BTreeMap<(VaultId, u64), Decision>,
+    rivals: BTreeMap<(VaultId, u64), Vec<Decision>>,
     removals: BTreeMap<String, Removal>,
 }
 
-/// How the machine is written: the bare list of decisions while no
-/// removal was ordered (the version 1 shape, so files written before
-/// removals existed still open and are written the same), else an object.
+/// How the machine is written: the bare list of first proposals while no
+/// removal or rival was committed (the version 1 shape, so files written
+/// before either existed still open and are written the same), else an
+/// object.
 #[derive(Serialize, Deserialize)]
 #[serde(untagged)]
 enum Stored {
     Decisions(Vec<Decision>),
     WithRemovals {
         decisions: Vec<Decision>,
+        #[serde(default)]
         removals: Vec<Removal>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        rivals: Vec<Decision>,
     },
 }
 
 impl From<Stored> for Machine {
     fn from(s: Stored) -> Self {
-        let (decisions, removals) = match s {
-            Stored::Decisions(d) => (d, Vec::new()),
+        let (decisions, removals, rivals) = match s {
+            Stored::Decisions(d) => (d, Vec::new(), Vec::new()),
             Stored::WithRemovals {
                 decisions,
                 removals,
-            } => (decisions, removals),
+                rivals,
+            } => (decisions, removals, rivals),
         };
+        let mut by_key: BTreeMap<(VaultId, u64), Vec<Decision>> = BTreeMap::new();
+        for r in rivals {
+            by_key.entry((r.vault, r.from_epoch)).or_default().push(r);
+        }
         Machine {
             decided: decisions
                 .into_iter()
                 .map(|d| ((d.vault, d.from_epoch), d))
                 .collect(),
+            rivals: by_key,
             removals: removals
                 .into_iter()
                 .map(|r| (r.target.clone(), r))
@@ -74,12 +127,13 @@ impl From<Stored> for Machine {
 impl From<Machine> for Stored {
     fn from(m: Machine) -> Self {
         let decisions = m.decided.into_values().collect();
-        if m.removals.is_empty() {
+        if m.removals.is_empty() && m.rivals.is_empty() {
             Stored::Decisions(decisions)
         } else {
             Stored::WithRemovals {
                 decisions,
                 removals: m.removals.into_values().collect(),
+                rivals: m.rivals.into_values().flatten().collect(),
             }
         }
     }
@@ -90,42 +144,63 @@ impl Machine {
     pub fn apply(&mut self, record: &Record) -> Applied {
         match record {
             Record::Proposal(p) => {
-                if let Some(d) = self.decided.get(&(p.vault, p.from_epoch)) {
-                    return Applied::AlreadyDecided { digest: d.digest };
-                }
+                let key = (p.vault, p.from_epoch);
                 let digest = manifest_digest(&p.manifest);
-                self.decided.insert(
-                    (p.vault, p.from_epoch),
-                    Decision {
-                        vault: p.vault,
-                        from_epoch: p.from_epoch,
-                        digest,
-                        manifest: p.manifest.clone(),
-                        certificate: None,
-                    },
-                );
-                Applied::Accepted { digest }
+                let candidate = Decision {
+                    vault: p.vault,
+                    from_epoch: p.from_epoch,
+                    digest,
+                    manifest: p.manifest.clone(),
+                    certificate: None,
+                    later_certificates: Vec::new(),
+                };
+                let Some(first) = self.decided.get(&key) else {
+                    self.decided.insert(key, candidate);
+                    return Applied::Accepted { digest };
+                };
+                let first = first.digest;
+                // Kept in commit order for the readers, who judge which
+                // one is a successor (the first may be junk).
+                let rivals = self.rivals.entry(key).or_default();
+                if digest != first
+                    && rivals.len() < MAX_RIVALS
+                    && rivals.iter().all(|r| r.digest != digest)
+                {
+                    rivals.push(candidate);
+                }
+                Applied::AlreadyDecided { digest: first }
             }
             Record::Certified(c) => {
-                let Some(d) = self.decided.get_mut(&(c.vault, c.from_epoch)) else {
+                let key = (c.vault, c.from_epoch);
+                if !self.decided.contains_key(&key) {
                     return Applied::CertificateRejected {
                         reason: "no proposal decided for that vault and epoch".into(),
                     };
-                };
-                if d.digest != c.manifest_digest {
-                    return Applied::CertificateRejected {
-                        reason: "certifies another manifest than the decided one".into(),
-                    };
                 }
-                match &d.certificate {
-                    None => {
-                        d.certificate = Some(c.certificate.clone());
-                        Applied::Certified
+                let first = self
+                    .decided
+                    .get_mut(&key)
+                    .filter(|d| d.digest == c.manifest_digest);
+                let held = match first {
+                    Some(d) => Some(d),
+                    None => self
+                        .rivals
+                        .get_mut(&key)
+                        .and_then(|r| r.iter_mut().find(|d| d.digest == c.manifest_digest)),
+                };
+                let Some(d) = held else {
+                    return Applied::CertificateRejected {
+                        reason: "certifies a manifest the log holds no proposal of".into(),
+                    };
+                };
+                if d.add_certificate(&c.certificate) {
+                    Applied::Certified
+                } else {
+                    Applied::CertificateRejected {
+                        reason: format!(
+                            "{MAX_CERTIFICATES} certificates are held for that manifest"
+                        ),
                     }
-                    Some(have) if *have == c.certificate => Applied::Certified,
-                    Some(_) => Applied::CertificateRejected {
-                        reason: "a different certificate was recorded first".into(),
-                    },
                 }
             }
             // Kept per target, the newest statement's: the daemon verifies
@@ -153,9 +228,20 @@ impl Machine {
         self.removals.values()
     }
 
-    /// The decision for (vault, epoch left), if any.
+    /// The first proposal committed for (vault, epoch left), if any.
     pub fn get(&self, vault: &VaultId, from_epoch: u64) -> Option<&Decision> {
         self.decided.get(&(*vault, from_epoch))
+    }
+
+    /// Every proposal committed for (vault, epoch left), in commit order:
+    /// the first, then its rivals.
+    pub fn candidates(&self, vault: &VaultId, from_epoch: u64) -> Vec<&Decision> {
+        let key = (*vault, from_epoch);
+        self.decided
+            .get(&key)
+            .into_iter()
+            .chain(self.rivals.get(&key).into_iter().flatten())
+            .collect()
     }
 
     /// Number of decisions held.
@@ -183,6 +269,21 @@ mod opt_bytes_hex {
         Option::<String>::deserialize(d)?
             .map(|s| hex::decode(s).map_err(serde::de::Error::custom))
             .transpose()
+    }
+}
+
+mod vec_bytes_hex {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(b.iter().map(hex::encode))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .into_iter()
+            .map(|s| hex::decode(s).map_err(serde::de::Error::custom))
+            .collect()
     }
 }
 
@@ -258,15 +359,66 @@ mod tests {
             m.apply(&certified(1, b"plan A", b"cert")),
             Applied::Certified
         );
-        assert!(matches!(
+        // A later certificate is kept too (the first may be junk: readers
+        // use the first that verifies), up to a bound.
+        assert_eq!(
             m.apply(&certified(1, b"plan A", b"other")),
+            Applied::Certified
+        );
+        assert_eq!(
+            m.apply(&certified(1, b"plan A", b"third")),
+            Applied::Certified
+        );
+        assert_eq!(
+            m.apply(&certified(1, b"plan A", b"fourth")),
+            Applied::Certified
+        );
+        assert!(matches!(
+            m.apply(&certified(1, b"plan A", b"fifth")),
             Applied::CertificateRejected { .. }
         ));
         let v = VaultId::from_bytes([7; 16]);
+        let d = m.get(&v, 1).unwrap();
+        assert_eq!(d.certificate.as_deref(), Some(&b"cert"[..]));
+        let all: Vec<&[u8]> = d.certificates().map(|c| c.as_slice()).collect();
+        assert_eq!(all, [&b"cert"[..], b"other", b"third", b"fourth"]);
+    }
+
+    #[test]
+    fn rivals_are_kept_in_commit_order_bounded_and_certifiable() {
+        let mut m = Machine::default();
+        let v = VaultId::from_bytes([7; 16]);
+        m.apply(&proposal(1, b"junk"));
+        let a = manifest_digest(b"junk");
+        for k in 0..20u8 {
+            // Each answered with the first, as before.
+            assert_eq!(
+                m.apply(&proposal(1, &[b'r', k])),
+                Applied::AlreadyDecided { digest: a }
+            );
+        }
+        // The same rival again and the first again add nothing.
+        m.apply(&proposal(1, &[b'r', 0]));
+        m.apply(&proposal(1, b"junk"));
+        let c = m.candidates(&v, 1);
+        assert_eq!(c.len(), 1 + MAX_RIVALS);
+        assert_eq!(c[0].manifest, b"junk");
+        assert_eq!(c[1].manifest, [b'r', 0]);
+        assert_eq!(c[MAX_RIVALS].manifest, [b'r', MAX_RIVALS as u8 - 1]);
+        // A rival's certificate is recorded on the rival.
         assert_eq!(
-            m.get(&v, 1).and_then(|d| d.certificate.clone()),
-            Some(b"cert".to_vec())
+            m.apply(&certified(1, &[b'r', 1], b"cert")),
+            Applied::Certified
         );
+        assert_eq!(
+            m.candidates(&v, 1)[2].certificate.as_deref(),
+            Some(&b"cert"[..])
+        );
+        assert!(m.candidates(&v, 1)[0].certificate.is_none());
+        // And all of it survives the files.
+        let json = serde_json::to_vec(&m).unwrap();
+        let back: Machine = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back, m);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! ([`record`]); see docs/protocol.md "Replicated epoch log".
 //!
 //! - [`record`]: log entries, bounds, node ids and the openraft types.
-//! - [`machine`]: the state machine (first committed proposal wins).
+//! - [`machine`]: the state machine (every proposal in commit order).
+//! - [`valid`]: how a reader judges which of them is the decision (D52).
 //! - [`storage`]: crash-safe files under `<data_dir>/raft/`.
 //! - [`network`]: openraft's RPCs as POSTs over the mutual-TLS peer API.
 //! - [`http`]: the peer API routes (`/v1/raft/...`).
@@ -18,6 +19,7 @@ pub mod machine;
 pub mod network;
 pub mod record;
 pub mod storage;
+pub mod valid;
 
 use crate::config::{Config, Member};
 use crate::peer::PeerClient;
@@ -32,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 pub use storage::{LogStore, StoreError};
 use thiserror::Error;
-use vault::manifest::VaultId;
+use vault::manifest::{VaultId, VerifiedManifest};
 
 /// The openraft instance of the epoch log.
 pub type EpochRaft = Raft<record::TypeConfig>;
@@ -276,13 +278,39 @@ impl Consensus {
     /// forwarded to the leader over the peer API.
     pub async fn propose(&self, p: Proposal) -> Result<ProposalOutcome, ConsensusError> {
         let mine = manifest_digest(&p.manifest);
+        let (vault, from) = (p.vault, p.from_epoch);
         match self.write(Record::Proposal(p)).await? {
-            Applied::Accepted { digest } => Ok(ProposalOutcome::Accepted(digest)),
-            Applied::AlreadyDecided { digest } if digest == mine => {
-                Ok(ProposalOutcome::Accepted(digest))
+            Applied::Accepted { .. } | Applied::AlreadyDecided { .. } => {}
+            other => return Err(ConsensusError::Unexpected(other)),
+        }
+        // The machine answers with the first proposal committed; what is
+        // decided is the first that is a successor (D52). Ours is in the
+        // log now; once it is applied here, judge.
+        let mut rx = self.store.applied_watch();
+        let deadline = tokio::time::Instant::now() + self.patience;
+        loop {
+            rx.borrow_and_update();
+            let held = self
+                .store
+                .read(|m| m.candidates(&vault, from).iter().any(|d| d.digest == mine));
+            if held {
+                break;
             }
-            Applied::AlreadyDecided { digest } => Ok(ProposalOutcome::AlreadyDecided(digest)),
-            other => Err(ConsensusError::Unexpected(other)),
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                return Err(ConsensusError::Raft(
+                    "our committed proposal was not applied here in time".into(),
+                ));
+            }
+        }
+        match self.decision(&vault, from) {
+            Some(d) if d.digest == mine => Ok(ProposalOutcome::Accepted(mine)),
+            Some(d) => Ok(ProposalOutcome::AlreadyDecided(d.digest)),
+            None => Err(ConsensusError::Invalid(
+                "our proposal is no successor of the epoch we hold".into(),
+            )),
         }
     }
 
@@ -459,26 +487,58 @@ impl Consensus {
     }
 
     /// The decided proposal of (vault, from_epoch) as applied here: its
-    /// digest and manifest bytes.
+    /// digest and manifest bytes (see [`Consensus::decision`]).
     pub fn proposal(&self, vault: &VaultId, from_epoch: u64) -> Option<([u8; 32], Vec<u8>)> {
-        self.store.read(|m| {
-            m.get(vault, from_epoch)
-                .map(|d| (d.digest, d.manifest.clone()))
-        })
+        self.decision(vault, from_epoch)
+            .map(|d| (d.digest, d.manifest))
     }
 
-    /// The certificate recorded for (vault, from_epoch) as applied here:
-    /// the manifest digest and the certificate bytes.
+    /// The certificate of the decided proposal of (vault, from_epoch) as
+    /// applied here, if one that verifies was committed: the manifest
+    /// digest and the certificate bytes.
     pub fn certified(&self, vault: &VaultId, from_epoch: u64) -> Option<([u8; 32], Vec<u8>)> {
-        self.store.read(|m| {
-            m.get(vault, from_epoch)
-                .and_then(|d| Some((d.digest, d.certificate.clone()?)))
-        })
+        self.decision(vault, from_epoch)
+            .and_then(|d| Some((d.digest, d.certificate?)))
     }
 
-    /// The whole decision for (vault, from_epoch) as applied here.
+    /// What the log decided for (vault, from_epoch), as we judge it
+    /// ([`valid`], decisions D52): the first proposal committed, in commit
+    /// order, that is a successor of our epoch `from_epoch` written by one
+    /// of its holders, with the first certificate committed for it that
+    /// verifies (`certificate` is `None` while none does). Junk an insider
+    /// wrote first is passed over ([`valid::decision`]). A validator
+    /// that does not hold epoch `from_epoch` cannot judge and takes the
+    /// first committed proposal with its first certificate, as before.
     pub fn decision(&self, vault: &VaultId, from_epoch: u64) -> Option<Decision> {
-        self.store.read(|m| m.get(vault, from_epoch).cloned())
+        let candidates: Vec<Decision> = self.store.read(|m| {
+            m.candidates(vault, from_epoch)
+                .into_iter()
+                .cloned()
+                .collect()
+        });
+        match self.judge(vault, from_epoch) {
+            Some((prev, f)) => valid::decision(&prev, f, candidates),
+            None => candidates.into_iter().next(),
+        }
+    }
+
+    /// Judges a proposal before it is written ([`valid::successor`]):
+    /// `Ok` if it is a successor of our epoch, or if we do not hold the
+    /// epoch it leaves (the readers that do judge it then).
+    pub fn judge_proposal(&self, p: &Proposal) -> Result<(), valid::Invalid> {
+        match self.judge(&p.vault, p.from_epoch) {
+            Some((prev, _)) => valid::successor(&prev, &p.manifest),
+            None => Ok(()),
+        }
+    }
+
+    /// Our verified manifest of `vault` if we are at epoch `from_epoch`,
+    /// with the number of liars its policy tolerates: what
+    /// [`Consensus::decision`] judges against.
+    fn judge(&self, vault: &VaultId, from_epoch: u64) -> Option<(VerifiedManifest, u8)> {
+        let state = self.state.upgrade()?;
+        let (m, _) = crate::rounds::current_manifest(&state, vault).ok()?;
+        (m.body().epoch == from_epoch).then(|| (m, crate::proposals::rules(&state, vault).f))
     }
 
     /// Waits up to `timeout` until a proposal for (vault, from_epoch) has
