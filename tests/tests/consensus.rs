@@ -405,3 +405,66 @@ async fn an_insider_cannot_freeze_an_epoch_with_a_junk_successor_in_the_log() {
     assert_ne!(d.manifest, b"PQVM not a manifest".to_vec());
     vault::manifest::Manifest::decode(&d.manifest).expect("the decision is a manifest");
 }
+
+/// Attack (threat model row 10, a lying holder): a holder writes a
+/// well-formed successor of its own to the epoch log first, one no quorum
+/// will sign (no holder prepared it). Readers take it as the decision,
+/// so before withdrawals the vault could never leave epoch 1 again. Now,
+/// once it has stalled for `withdraw::STALLED_AFTER` in the holders'
+/// views, the leader gathers a quorum of refusals and writes its
+/// withdrawal; a loss then heals.
+#[tokio::test(flavor = "current_thread")]
+async fn a_lying_holders_successor_in_the_log_is_withdrawn_once_it_stalls() {
+    let mut mesh = Mesh::with_spares(5, 3, 2);
+    mesh.enable_consensus();
+    mesh.start_all();
+    let all: Vec<usize> = (0..7).collect();
+    let leader = one_leader(&mesh, &all);
+    let liar = if leader == 1 { 2 } else { 1 };
+    let vault_bytes: [u8; 16] = hex::decode(&mesh.vault_id)
+        .expect("hex")
+        .try_into()
+        .expect("16 bytes");
+    let junk = successor(&mesh, liar, 7);
+    let record = Record::Proposal(Proposal {
+        vault: VaultId::from_bytes(vault_bytes),
+        from_epoch: 1,
+        manifest: junk.clone(),
+    });
+    let r = mesh
+        .client_as(liar)
+        .post(
+            &mesh.member(leader),
+            "/v1/raft/propose",
+            serde_json::to_vec(&record).expect("json"),
+            64 << 10,
+        )
+        .await
+        .expect("propose");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        serde_json::from_slice::<Applied>(&r.body).expect("applied"),
+        Applied::Accepted {
+            digest: manifest_digest(&junk)
+        },
+        "the liar's successor is the first proposal"
+    );
+    let lost = [4usize, 3]
+        .into_iter()
+        .find(|&i| i != leader && i != liar)
+        .expect("a holder to lose");
+    mesh.kill9(lost);
+    let honest: Vec<usize> = (0..5).filter(|&i| i != lost).collect();
+    pqvault_tests::wait_epoch_at_least(&mesh, &honest, 2).await;
+    let d = decision(&mesh, honest[0], &mesh.vault_id, |d| {
+        d.certificate.is_some()
+    })
+    .await;
+    assert_ne!(d.manifest, junk, "the liar's successor was withdrawn");
+    assert!(
+        (0..5)
+            .filter(|&i| i != lost)
+            .any(|i| mesh.log(i).contains("withdrew a decided successor")),
+        "no leader wrote a withdrawal"
+    );
+}

@@ -156,6 +156,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/epoch/{vault}/prepare", post(epoch_prepare))
         .route("/v1/epoch/{vault}/sign", post(epoch_sign))
         .route("/v1/epoch/{vault}/asked", get(epoch_asked))
+        .route("/v1/epoch/{vault}/refuse", post(epoch_refuse))
         .route("/v1/epoch/{vault}/evidence", post(epoch_evidence))
         .route("/v1/epoch/{vault}/commit", post(epoch_commit))
         .merge(crate::artifacts::api::peer_routes())
@@ -495,6 +496,34 @@ async fn epoch_sign(
             cert.into_response()
         }
         Err(f) => failure(&state, "epoch_sign", f),
+    }
+}
+
+async fn epoch_refuse(
+    AxState(state): AxState<Arc<State>>,
+    Extension(peer): Extension<PeerInfo>,
+    Path(vault): Path<String>,
+    Query(q): Query<FromEpoch>,
+    body: Bytes,
+) -> Response {
+    let id = match vault_param(&state, "epoch_refuse", &vault) {
+        Ok(id) => id,
+        Err(r) => return *r,
+    };
+    let Ok(digest) = <[u8; 32]>::try_from(&body[..]) else {
+        return failure(
+            &state,
+            "epoch_refuse",
+            (400, "the body must be the 32-byte manifest digest".into()),
+        );
+    };
+    tracing::debug!(member = %peer.id, "asked to refuse a stalled successor");
+    match crate::withdraw::refuse(&state, id, q.from, &digest) {
+        Ok(vote) => {
+            state.count("epoch_refuse", 200);
+            vote.into_response()
+        }
+        Err(f) => failure(&state, "epoch_refuse", f),
     }
 }
 

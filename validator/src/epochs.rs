@@ -386,6 +386,19 @@ pub async fn sign(
     if voted == Some(next.digest()) {
         return sign_and_keep(&state, &current, &next, &request);
     }
+    // A successor we refused, for good (D53: its withdrawal counts on it).
+    if state
+        .store
+        .lock()
+        .map_err(|_| bad(500, "poisoned"))?
+        .refused_successors(&vault, c.epoch)
+        .contains(&next.digest())
+    {
+        return Err(bad(
+            409,
+            "we refused this successor (it stayed uncertified); it is never signed here",
+        ));
+    }
     if (n.suite, n.secret_len, n.secret_commitment) != (c.suite, c.secret_len, c.secret_commitment)
     {
         return Err(bad(422, "a new epoch keeps the suite and the secret"));
@@ -710,9 +723,26 @@ pub async fn commit(state: Arc<State>, vault: VaultId, body: &[u8]) -> Result<u6
             .map_err(|e| bad(400, e))?
             .digest();
         let from = pending.from_epoch;
+        // The epoch we leave, to judge the log's decision against (D52):
+        // a replacement holds it in the chain it adopts, not in its store.
+        let prev = {
+            let store = state.store.lock().map_err(|_| bad(500, "poisoned"))?;
+            match &pending.adopt {
+                Some((anchor, steps)) => store.verify_chain(anchor, steps),
+                None => match store.get(&vault) {
+                    Some(held) => store.verify_chain(&held.anchor, &held.steps),
+                    None => Err("no chain of that vault here".to_string()),
+                },
+            }
+            .map_err(|e| bad(500, e))?
+        };
+        let f = crate::proposals::rules(&state, &vault).f;
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
-            match log.certified(&vault, from) {
+            let certified = log
+                .decision_against(&vault, from, &prev, f)
+                .and_then(|d| Some((d.digest, d.certificate?)));
+            match certified {
                 Some((d, _)) if d == digest => break,
                 Some(_) => return Err(bad(409, "the epoch log certified another successor")),
                 None if tokio::time::Instant::now() < deadline => {

@@ -26,6 +26,8 @@
 //! - [`consensus`]: the replicated epoch log (openraft).
 //! - [`retry`]: backoff and failure counts shared by every retry loop.
 //! - [`unsealed`]: a short-lived cache of our own unsealed shares.
+//! - [`withdraw`]: refusing and withdrawing a stalled decision of the
+//!   epoch log (D53).
 //! - [`failpoint`]: crash points at every persistence step (test builds only).
 
 pub mod api;
@@ -60,3 +62,4 @@ pub mod successor;
 pub mod tls;
 pub mod transition;
 pub mod unsealed;
+pub mod withdraw;

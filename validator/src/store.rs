@@ -55,6 +55,9 @@ pub const CERTIFIED_REMOVALS_DIR: &str = "removals";
 
 /// Largest certified removal accepted (128 votes of up to 24 KiB).
 pub const MAX_CERTIFIED_REMOVAL: usize = 3 << 20;
+/// Successors of one epoch a validator refuses at most (D53): as many as
+/// the epoch log keeps proposals of it.
+pub const MAX_REFUSED: usize = 1 + crate::consensus::machine::MAX_RIVALS;
 
 /// Why the store refused to open or to import.
 #[derive(Debug, Error)]
@@ -661,6 +664,54 @@ impl Store {
         Some((q, c))
     }
 
+    /// Records, durably and before we say so, that we refuse to sign the
+    /// successor `digest` of epoch `epoch` of `id` (a stalled decision of
+    /// the epoch log, withdrawn on a quorum of such refusals: D53)
+    /// (`votes/<id>-epoch-<e>.refused`: digests of 32 bytes, at most
+    /// [`MAX_REFUSED`]). Those of earlier epochs are removed.
+    pub fn refuse_successor(
+        &self,
+        id: &VaultId,
+        epoch: u64,
+        digest: &[u8; 32],
+    ) -> Result<(), StoreError> {
+        let mut held = self.refused_successors(id, epoch);
+        if held.contains(digest) {
+            return Ok(());
+        }
+        if held.len() >= MAX_REFUSED {
+            return Err(StoreError::Rejected(format!(
+                "{MAX_REFUSED} successors of epoch {epoch} refused already"
+            )));
+        }
+        held.push(*digest);
+        let dir = self.root.join("votes");
+        fsio::create_private_dir(&dir)?;
+        fsio::write_atomic(
+            &dir.join(format!("{id}-epoch-{epoch}.refused")),
+            &held.concat(),
+            Mode::Public,
+            true,
+        )?;
+        remove_earlier_epochs(&dir, id, epoch, ".refused");
+        Ok(())
+    }
+
+    /// The successors of epoch `epoch` of `id` we refused
+    /// ([`Store::refuse_successor`]); an unreadable file counts as every
+    /// digest it holds whole.
+    pub fn refused_successors(&self, id: &VaultId, epoch: u64) -> Vec<[u8; 32]> {
+        let path = self
+            .root
+            .join("votes")
+            .join(format!("{id}-epoch-{epoch}.refused"));
+        let bytes = fsio::read_limited(&path, 32 * MAX_REFUSED as u64).unwrap_or_default();
+        bytes
+            .chunks_exact(32)
+            .filter_map(|c| c.try_into().ok())
+            .collect()
+    }
+
     /// Whether we signed a successor of epoch `epoch` of `id` ([`Store::vote`]).
     pub fn signed_successor(&self, id: &VaultId, epoch: u64) -> bool {
         self.root
@@ -1146,6 +1197,36 @@ mod tests {
     /// A restart releases standing proposal votes but keeps their attempt
     /// and digest (older attempts stay refused); a corrupt vote file is an
     /// error, never "no vote".
+    /// A refused successor stays refused across a restart (D53: a
+    /// withdrawal counts on it), refusals are bounded, and a later epoch's
+    /// replace earlier ones.
+    #[test]
+    fn refused_successors_are_kept_across_a_restart_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let fp = |b| Fingerprint::from_bytes([b; 32]);
+        let id = VaultId::from_bytes([4; 16]);
+        {
+            let s = Store::open(dir.path(), fp(1), fp(2)).unwrap();
+            assert!(s.refused_successors(&id, 1).is_empty());
+            s.refuse_successor(&id, 1, &[7; 32]).unwrap();
+            s.refuse_successor(&id, 1, &[7; 32]).unwrap();
+        }
+        let s = Store::open(dir.path(), fp(1), fp(2)).unwrap();
+        assert_eq!(s.refused_successors(&id, 1), vec![[7; 32]]);
+        for b in 100..(100 + MAX_REFUSED as u8 - 1) {
+            s.refuse_successor(&id, 1, &[b; 32]).unwrap();
+        }
+        assert_eq!(s.refused_successors(&id, 1).len(), MAX_REFUSED);
+        assert!(s.refuse_successor(&id, 1, &[200; 32]).is_err());
+        assert_eq!(s.refused_successors(&id, 1).len(), MAX_REFUSED);
+        s.refuse_successor(&id, 2, &[8; 32]).unwrap();
+        assert!(
+            s.refused_successors(&id, 1).is_empty(),
+            "an earlier epoch's is removed"
+        );
+        assert_eq!(s.refused_successors(&id, 2), vec![[8; 32]]);
+    }
+
     /// The successor request we signed survives a restart, later epochs'
     /// replace earlier ones, and a damaged file reads as none.
     #[test]

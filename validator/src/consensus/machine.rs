@@ -9,7 +9,10 @@
 //! of its certificates that verifies. So an insider who writes junk first,
 //! or a junk certificate, holds no epoch.
 
-use super::record::{bytes_hex, digest_hex, manifest_digest, vault_hex, Applied, Record, Removal};
+use super::record::{
+    bytes_hex, digest_hex, manifest_digest, vault_hex, vec_bytes_hex, Applied, Record, Removal,
+    Withdrawal,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use vault::manifest::VaultId;
@@ -20,6 +23,9 @@ pub const MAX_RIVALS: usize = 8;
 /// Certificates kept per proposal (the first and later ones): a junk
 /// certificate committed first cannot keep the real one out.
 pub const MAX_CERTIFICATES: usize = 4;
+/// Withdrawals kept per (vault, epoch left): one per proposal kept, and
+/// as many again for junk ones.
+pub const MAX_WITHDRAWALS: usize = 2 * (1 + MAX_RIVALS);
 
 /// What the log decided for one (vault, epoch left).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +82,7 @@ impl Decision {
 pub struct Machine {
     decided: BTreeMap<(VaultId, u64), Decision>,
     rivals: BTreeMap<(VaultId, u64), Vec<Decision>>,
+    withdrawals: BTreeMap<(VaultId, u64), Vec<Withdrawal>>,
     removals: BTreeMap<String, Removal>,
 }
 
@@ -93,22 +100,32 @@ enum Stored {
         removals: Vec<Removal>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         rivals: Vec<Decision>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        withdrawals: Vec<Withdrawal>,
     },
 }
 
 impl From<Stored> for Machine {
     fn from(s: Stored) -> Self {
-        let (decisions, removals, rivals) = match s {
-            Stored::Decisions(d) => (d, Vec::new(), Vec::new()),
+        let (decisions, removals, rivals, withdrawals) = match s {
+            Stored::Decisions(d) => (d, Vec::new(), Vec::new(), Vec::new()),
             Stored::WithRemovals {
                 decisions,
                 removals,
                 rivals,
-            } => (decisions, removals, rivals),
+                withdrawals,
+            } => (decisions, removals, rivals, withdrawals),
         };
         let mut by_key: BTreeMap<(VaultId, u64), Vec<Decision>> = BTreeMap::new();
         for r in rivals {
             by_key.entry((r.vault, r.from_epoch)).or_default().push(r);
+        }
+        let mut withdrawn: BTreeMap<(VaultId, u64), Vec<Withdrawal>> = BTreeMap::new();
+        for w in withdrawals {
+            withdrawn
+                .entry((w.vault, w.from_epoch))
+                .or_default()
+                .push(w);
         }
         Machine {
             decided: decisions
@@ -116,6 +133,7 @@ impl From<Stored> for Machine {
                 .map(|d| ((d.vault, d.from_epoch), d))
                 .collect(),
             rivals: by_key,
+            withdrawals: withdrawn,
             removals: removals
                 .into_iter()
                 .map(|r| (r.target.clone(), r))
@@ -127,13 +145,14 @@ impl From<Stored> for Machine {
 impl From<Machine> for Stored {
     fn from(m: Machine) -> Self {
         let decisions = m.decided.into_values().collect();
-        if m.removals.is_empty() && m.rivals.is_empty() {
+        if m.removals.is_empty() && m.rivals.is_empty() && m.withdrawals.is_empty() {
             Stored::Decisions(decisions)
         } else {
             Stored::WithRemovals {
                 decisions,
                 removals: m.removals.into_values().collect(),
                 rivals: m.rivals.into_values().flatten().collect(),
+                withdrawals: m.withdrawals.into_values().flatten().collect(),
             }
         }
     }
@@ -203,6 +222,14 @@ impl Machine {
                     }
                 }
             }
+            // Kept in commit order for the readers, who verify them.
+            Record::Withdrawal(w) => {
+                let held = self.withdrawals.entry((w.vault, w.from_epoch)).or_default();
+                if held.len() < MAX_WITHDRAWALS && !held.contains(w) {
+                    held.push(w.clone());
+                }
+                Applied::WithdrawalOrdered
+            }
             // Kept per target, the newest statement's: the daemon verifies
             // each before adopting it (the log decides nothing alone).
             Record::Removal(r) => {
@@ -231,6 +258,15 @@ impl Machine {
     /// The first proposal committed for (vault, epoch left), if any.
     pub fn get(&self, vault: &VaultId, from_epoch: u64) -> Option<&Decision> {
         self.decided.get(&(*vault, from_epoch))
+    }
+
+    /// Every withdrawal committed for (vault, epoch left), in commit order.
+    pub fn withdrawals(&self, vault: &VaultId, from_epoch: u64) -> Vec<&Withdrawal> {
+        self.withdrawals
+            .get(&(*vault, from_epoch))
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// Every proposal committed for (vault, epoch left), in commit order:
@@ -269,21 +305,6 @@ mod opt_bytes_hex {
         Option::<String>::deserialize(d)?
             .map(|s| hex::decode(s).map_err(serde::de::Error::custom))
             .transpose()
-    }
-}
-
-mod vec_bytes_hex {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(b: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(b.iter().map(hex::encode))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
-        Vec::<String>::deserialize(d)?
-            .into_iter()
-            .map(|s| hex::decode(s).map_err(serde::de::Error::custom))
-            .collect()
     }
 }
 
@@ -415,6 +436,22 @@ mod tests {
             Some(&b"cert"[..])
         );
         assert!(m.candidates(&v, 1)[0].certificate.is_none());
+        // Withdrawals are kept in order, once each, bounded; readers
+        // verify them.
+        let w = |k: u8| {
+            Record::Withdrawal(Withdrawal {
+                vault: v,
+                from_epoch: 1,
+                manifest_digest: a,
+                refusals: vec![vec![k]],
+            })
+        };
+        for k in 0..40u8 {
+            assert_eq!(m.apply(&w(k)), Applied::WithdrawalOrdered);
+        }
+        assert_eq!(m.apply(&w(0)), Applied::WithdrawalOrdered);
+        assert_eq!(m.withdrawals(&v, 1).len(), MAX_WITHDRAWALS);
+        assert_eq!(m.withdrawals(&v, 1)[1].refusals, vec![vec![1]]);
         // And all of it survives the files.
         let json = serde_json::to_vec(&m).unwrap();
         let back: Machine = serde_json::from_slice(&json).unwrap();

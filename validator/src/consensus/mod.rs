@@ -98,6 +98,9 @@ pub struct Status {
     pub decisions: usize,
 }
 
+/// A decided successor: (vault, epoch left, manifest digest).
+type StalledKey = (VaultId, u64, [u8; 32]);
+
 /// Handle on the running epoch log.
 pub struct Consensus {
     raft: EpochRaft,
@@ -110,6 +113,8 @@ pub struct Consensus {
     patience: Duration,
     /// A fresh streak for each write, counted under `epoch_log_write`.
     write_retry: Retry,
+    /// When we first saw each decided successor still uncertified (D53).
+    stalled: std::sync::Mutex<BTreeMap<StalledKey, Instant>>,
     /// The static members (ourselves included), by node id: the voters a
     /// readmitted member returns to.
     statics: BTreeMap<u64, PeerNode>,
@@ -224,6 +229,7 @@ impl Consensus {
             state: Arc::downgrade(state),
             patience: election_max * 4,
             write_retry: Retry::new(&state.metrics, Loop::EpochLogWrite, WRITE_BACKOFF),
+            stalled: Default::default(),
             statics: nodes.clone(),
         });
         if learner {
@@ -321,6 +327,15 @@ impl Consensus {
             Applied::CertificateRejected { reason } => {
                 Err(ConsensusError::CertificateRejected(reason))
             }
+            other => Err(ConsensusError::Unexpected(other)),
+        }
+    }
+
+    /// Orders a withdrawal of a stalled decision through the log (D53);
+    /// returns once committed. Readers verify its refusals.
+    pub async fn withdraw(&self, w: record::Withdrawal) -> Result<(), ConsensusError> {
+        match self.write(Record::Withdrawal(w)).await? {
+            Applied::WithdrawalOrdered => Ok(()),
             other => Err(ConsensusError::Unexpected(other)),
         }
     }
@@ -506,20 +521,71 @@ impl Consensus {
     /// order, that is a successor of our epoch `from_epoch` written by one
     /// of its holders, with the first certificate committed for it that
     /// verifies (`certificate` is `None` while none does). Junk an insider
-    /// wrote first is passed over ([`valid::decision`]). A validator
-    /// that does not hold epoch `from_epoch` cannot judge and takes the
-    /// first committed proposal with its first certificate, as before.
+    /// wrote first, and a stalled proposal withdrawn on a quorum of
+    /// refusals (D53), are passed over ([`valid::decision`]). A validator
+    /// whose chain does not hold epoch `from_epoch` cannot judge and takes
+    /// the first committed proposal with its first certificate, as before.
     pub fn decision(&self, vault: &VaultId, from_epoch: u64) -> Option<Decision> {
-        let candidates: Vec<Decision> = self.store.read(|m| {
-            m.candidates(vault, from_epoch)
-                .into_iter()
-                .cloned()
-                .collect()
-        });
+        let (candidates, withdrawals): (Vec<Decision>, Vec<record::Withdrawal>) =
+            self.store.read(|m| {
+                (
+                    m.candidates(vault, from_epoch)
+                        .into_iter()
+                        .cloned()
+                        .collect(),
+                    m.withdrawals(vault, from_epoch)
+                        .into_iter()
+                        .cloned()
+                        .collect(),
+                )
+            });
         match self.judge(vault, from_epoch) {
-            Some((prev, f)) => valid::decision(&prev, f, candidates),
+            Some((prev, f)) => valid::decision(&prev, f, candidates, &withdrawals),
             None => candidates.into_iter().next(),
         }
+    }
+
+    /// Like [`Consensus::decision`], judged against `prev`, the verified
+    /// manifest of epoch `from_epoch` the caller holds some other way (a
+    /// replacement adopting the vault holds it in its pending chain, not
+    /// in its store), with up to `f` liars.
+    pub fn decision_against(
+        &self,
+        vault: &VaultId,
+        from_epoch: u64,
+        prev: &VerifiedManifest,
+        f: u8,
+    ) -> Option<Decision> {
+        if prev.body().vault_id != *vault || prev.body().epoch != from_epoch {
+            return None;
+        }
+        let (candidates, withdrawals): (Vec<Decision>, Vec<record::Withdrawal>) =
+            self.store.read(|m| {
+                (
+                    m.candidates(vault, from_epoch)
+                        .into_iter()
+                        .cloned()
+                        .collect(),
+                    m.withdrawals(vault, from_epoch)
+                        .into_iter()
+                        .cloned()
+                        .collect(),
+                )
+            });
+        valid::decision(prev, f, candidates, &withdrawals)
+    }
+
+    /// How long the decided successor `digest` of (vault, from_epoch) has
+    /// been uncertified in our view: since the first time we were asked
+    /// (zero then). Entries of other epochs of the vault are forgotten.
+    pub fn stalled_for(&self, vault: &VaultId, from_epoch: u64, digest: &[u8; 32]) -> Duration {
+        let Ok(mut seen) = self.stalled.lock() else {
+            return Duration::ZERO;
+        };
+        seen.retain(|(v, e, _), _| v != vault || *e == from_epoch);
+        seen.entry((*vault, from_epoch, *digest))
+            .or_insert_with(Instant::now)
+            .elapsed()
     }
 
     /// Judges a proposal before it is written ([`valid::successor`]):
@@ -532,13 +598,23 @@ impl Consensus {
         }
     }
 
-    /// Our verified manifest of `vault` if we are at epoch `from_epoch`,
-    /// with the number of liars its policy tolerates: what
-    /// [`Consensus::decision`] judges against.
+    /// Our verified manifest of epoch `from_epoch` of `vault` (ours, or an
+    /// earlier one of our chain), with the number of liars its policy
+    /// tolerates: what [`Consensus::decision`] judges against.
     fn judge(&self, vault: &VaultId, from_epoch: u64) -> Option<(VerifiedManifest, u8)> {
         let state = self.state.upgrade()?;
-        let (m, _) = crate::rounds::current_manifest(&state, vault).ok()?;
-        (m.body().epoch == from_epoch).then(|| (m, crate::proposals::rules(&state, vault).f))
+        let prev = {
+            let store = state.store.lock().ok()?;
+            let held = store.get(vault)?;
+            // Our chain holds the epoch if it is ours or an earlier one
+            // since our anchor (a validator that moved on still judges
+            // what the log decided for the epochs it left).
+            let anchor = vault::manifest::Manifest::decode(&held.anchor).ok()?;
+            let k = from_epoch.checked_sub(anchor.body().epoch)?;
+            let steps = held.steps.get(..usize::try_from(k).ok()?)?;
+            store.verify_chain(&held.anchor, steps).ok()?
+        };
+        (prev.body().epoch == from_epoch).then(|| (prev, crate::proposals::rules(&state, vault).f))
     }
 
     /// Waits up to `timeout` until a proposal for (vault, from_epoch) has

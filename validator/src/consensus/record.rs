@@ -57,6 +57,33 @@ pub struct Removal {
     pub certificate: Vec<u8>,
 }
 
+/// A stalled decision withdrawn (decisions D53): refusals of the manifest
+/// `manifest_digest` by holders of `from_epoch`, each a `PQVV` vote over
+/// `transition::proposal::refusal_digest`. The log orders; every reader
+/// verifies a quorum of them before passing the proposal over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Withdrawal {
+    /// Vault.
+    #[serde(with = "vault_hex")]
+    pub vault: VaultId,
+    /// Epoch being left.
+    pub from_epoch: u64,
+    /// SHA-256 of the withdrawn proposal's manifest.
+    #[serde(with = "digest_hex")]
+    pub manifest_digest: [u8; 32],
+    /// The refusals (`PQVV` each).
+    #[serde(with = "vec_bytes_hex")]
+    pub refusals: Vec<Vec<u8>>,
+}
+
+/// Most refusals one withdrawal carries (a quorum of at most 255 holders
+/// is never needed here: manifests of more than 64 holders are rare, and
+/// the bound keeps a record small).
+pub const MAX_REFUSALS: usize = 64;
+/// Largest refusal (a `PQVV` vote: identity and hybrid signature).
+pub const MAX_REFUSAL: usize = 16 << 10;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Record {
@@ -66,6 +93,8 @@ pub enum Record {
     Certified(Certified),
     /// A certified removal of a dead member.
     Removal(Removal),
+    /// A stalled decision withdrawn on a quorum of refusals.
+    Withdrawal(Withdrawal),
 }
 
 impl Record {
@@ -94,6 +123,15 @@ impl Record {
             )),
             Record::Removal(r) if vault::meshca::check_id(&r.target).is_err() => {
                 Err("removal: not a member id".into())
+            }
+            Record::Withdrawal(w) if w.refusals.is_empty() || w.refusals.len() > MAX_REFUSALS => {
+                Err(format!(
+                    "withdrawal: {} refusals, not 1 to {MAX_REFUSALS}",
+                    w.refusals.len()
+                ))
+            }
+            Record::Withdrawal(w) if w.refusals.iter().any(|r| r.len() > MAX_REFUSAL) => {
+                Err(format!("withdrawal: a refusal exceeds {MAX_REFUSAL} bytes"))
             }
             _ => Ok(()),
         }
@@ -128,6 +166,8 @@ pub enum Applied {
     /// A certified removal is in the log (this one, or one under a newer
     /// statement recorded first).
     RemovalOrdered,
+    /// A withdrawal is in the log (readers verify it).
+    WithdrawalOrdered,
 }
 
 /// A validator as a Raft node: its id and peer address.
@@ -189,6 +229,24 @@ pub mod bytes_hex {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
         hex::decode(s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serde for lists of byte strings as lists of lowercase hex.
+pub mod vec_bytes_hex {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes as a list of hex strings.
+    pub fn serialize<S: Serializer>(b: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(b.iter().map(hex::encode))
+    }
+
+    /// Deserializes from a list of hex strings.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .into_iter()
+            .map(|s| hex::decode(s).map_err(serde::de::Error::custom))
+            .collect()
     }
 }
 

@@ -14,6 +14,9 @@
 //! record of D40 is what would free it).
 
 use super::machine::Decision;
+use super::record::Withdrawal;
+use crate::transition::authorize::refused_by_quorum;
+use crate::transition::Vote;
 use thiserror::Error;
 use vault::epoch::{verify_step_with, EpochCertificate};
 use vault::manifest::{Manifest, VerifiedManifest};
@@ -86,14 +89,44 @@ pub fn certificate(prev: &VerifiedManifest, manifest: &[u8], cert: &[u8], f: u8)
     EpochCertificate::decode(cert).is_ok_and(|c| verify_step_with(prev, manifest, &c, 0, f).is_ok())
 }
 
+/// True if one of `withdrawals` withdraws the successor `digest` of
+/// `prev` with refusals of a quorum of its holders (D53).
+pub fn withdrawn(
+    prev: &VerifiedManifest,
+    f: u8,
+    digest: &[u8; 32],
+    withdrawals: &[Withdrawal],
+) -> bool {
+    let p = prev.body();
+    let quorum = usize::from(vault::governance::quorum(p.threshold, p.n, f));
+    withdrawals
+        .iter()
+        .filter(|w| {
+            w.manifest_digest == *digest && w.vault == p.vault_id && w.from_epoch == p.epoch
+        })
+        .any(|w| {
+            let votes: Option<Vec<Vote>> =
+                w.refusals.iter().map(|r| Vote::decode(r).ok()).collect();
+            votes.is_some_and(|v| refused_by_quorum(p, &v, digest, quorum))
+        })
+}
+
 /// The decision among `candidates` (a key's proposals in commit order) as
-/// a holder of `prev` judges it: the first that is a [`successor`], its
-/// `certificate` the first of its certificates that verifies
-/// ([`certificate`]) or `None`, and no later certificates.
-pub fn decision(prev: &VerifiedManifest, f: u8, candidates: Vec<Decision>) -> Option<Decision> {
+/// a holder of `prev` judges it: the first that is a [`successor`] and not
+/// [`withdrawn`], its `certificate` the first of its certificates that
+/// verifies ([`certificate`]) or `None`, and no later certificates.
+pub fn decision(
+    prev: &VerifiedManifest,
+    f: u8,
+    candidates: Vec<Decision>,
+    withdrawals: &[Withdrawal],
+) -> Option<Decision> {
     for mut d in candidates {
         if let Err(e) = successor(prev, &d.manifest) {
             tracing::debug!(from_epoch = d.from_epoch, digest = %hex::encode(&d.digest[..8]), "epoch log: passing over a proposal that is no successor: {e}");
+            continue;
+        }
+        if withdrawn(prev, f, &d.digest, withdrawals) {
             continue;
         }
         let found = d
@@ -221,17 +254,59 @@ mod tests {
             cand(real.clone(), vec![b"PQVE junk".to_vec(), good.clone()]),
             cand(signed(&ids[2], &by_spare), vec![]),
         ];
-        let d = decision(&prev, 0, candidates.clone()).unwrap();
+        let d = decision(&prev, 0, candidates.clone(), &[]).unwrap();
         assert_eq!(d.manifest, real);
         assert_eq!(d.certificate, Some(good));
         assert!(d.later_certificates.is_empty());
         // Without a valid certificate it is decided, not certified.
         let mut uncertified = candidates;
         uncertified[2].later_certificates.clear();
-        let d = decision(&prev, 0, uncertified).unwrap();
+        let d = decision(&prev, 0, uncertified, &[]).unwrap();
         assert_eq!((d.manifest, d.certificate), (real, None));
         // Junk alone decides nothing.
-        assert!(decision(&prev, 0, vec![cand(b"junk".to_vec(), vec![])]).is_none());
+        assert!(decision(&prev, 0, vec![cand(b"junk".to_vec(), vec![])], &[]).is_none());
+    }
+
+    #[test]
+    fn a_quorum_of_holders_refusals_withdraws_a_successor() {
+        use crate::transition::proposal::refusal_digest;
+        let (ids, prev, next) = world();
+        let stalled = signed(&ids[1], &next);
+        let digest = crate::consensus::manifest_digest(&stalled);
+        let refusal = refusal_digest(&next.vault_id, 1, &digest);
+        let by = |who: &[usize], what: &[u8; 32]| Withdrawal {
+            vault: next.vault_id,
+            from_epoch: 1,
+            manifest_digest: digest,
+            refusals: who
+                .iter()
+                .map(|&i| Vote::sign_refusal(what, &ids[i]).unwrap().encode())
+                .collect(),
+        };
+        let cand = Decision {
+            vault: next.vault_id,
+            from_epoch: 1,
+            digest,
+            manifest: stalled,
+            certificate: None,
+            later_certificates: Vec::new(),
+        };
+        // 3 of 4 holders: the quorum. Two, a spare's third, or refusals
+        // of something else withdraw nothing.
+        assert!(withdrawn(&prev, 0, &digest, &[by(&[0, 2, 3], &refusal)]));
+        assert!(!withdrawn(&prev, 0, &digest, &[by(&[0, 2], &refusal)]));
+        assert!(!withdrawn(&prev, 0, &digest, &[by(&[0, 2, 4], &refusal)]));
+        assert!(!withdrawn(&prev, 0, &digest, &[by(&[0, 2, 3], &[9; 32])]));
+        let mut garbled = by(&[0, 2, 3], &refusal);
+        garbled.refusals[0] = b"PQVV junk".to_vec();
+        assert!(!withdrawn(&prev, 0, &digest, &[garbled]));
+        // Another manifest's withdrawal does not touch this one.
+        let mut other = by(&[0, 2, 3], &refusal);
+        other.manifest_digest = [1; 32];
+        assert!(!withdrawn(&prev, 0, &digest, &[other]));
+        // Withdrawn, it is passed over like junk.
+        assert!(decision(&prev, 0, vec![cand.clone()], &[by(&[0, 2, 3], &refusal)]).is_none());
+        assert!(decision(&prev, 0, vec![cand], &[by(&[0, 2], &refusal)]).is_some());
     }
 
     #[test]

@@ -463,8 +463,27 @@ async fn carry_out(
                     finish::finish_commit(state, id, &encode_commit(&manifest, &cert), &next).await
                 }
                 None => {
-                    finish::certify_manifest(state, id, b.epoch, manifest, [0; 32], &holders, &next)
-                        .await
+                    let digest = crate::consensus::manifest_digest(&manifest);
+                    let done = finish::certify_manifest(
+                        state, id, b.epoch, manifest, [0; 32], &holders, &next,
+                    )
+                    .await;
+                    if done.is_err() {
+                        // No quorum signs it (a lying holder wrote it, say):
+                        // once it has stalled, have it withdrawn (D53).
+                        let voters: Vec<Option<Member>> =
+                            holders.iter().map(|(_, m)| m.clone()).collect();
+                        let quorum = rules.quorum(b.threshold, b.n);
+                        let withdrawn = crate::withdraw::withdraw_stalled(
+                            state, id, b.epoch, digest, &voters, quorum,
+                        )
+                        .await;
+                        if withdrawn {
+                            // Progress: the next pass leads afresh at once.
+                            return Ok(());
+                        }
+                    }
+                    done
                 }
             }
         }

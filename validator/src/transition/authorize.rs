@@ -382,6 +382,19 @@ pub fn valid_votes(c: &ManifestBody, cert: &CertifiedProposal) -> Result<usize, 
     count_votes(c, &cert.votes, VOTE_DOMAIN, &cert.proposal.digest())
 }
 
+/// True if `refusals` hold a quorum (`quorum`) of distinct holders of
+/// `c` refusing the successor `manifest` of `c`'s epoch (D53): no quorum
+/// can sign it then, as two quorums share an honest holder.
+pub fn refused_by_quorum(
+    c: &ManifestBody,
+    refusals: &[Vote],
+    manifest: &[u8; 32],
+    quorum: usize,
+) -> bool {
+    let digest = super::proposal::refusal_digest(&c.vault_id, c.epoch, manifest);
+    count_votes(c, refusals, super::proposal::REFUSAL_DOMAIN, &digest).is_ok_and(|n| n >= quorum)
+}
+
 /// Counts the votes of distinct holders of `c` over `digest` under
 /// `domain`; any vote by a non-holder or that does not verify refuses all.
 fn count_votes(

@@ -61,6 +61,24 @@ pub const VOTE_DOMAIN: &str = "pqvault/v1 proposal-vote";
 /// Signature domain of abort votes.
 pub const ABORT_DOMAIN: &str = "pqvault/v1 abort-vote";
 
+/// Signature domain of refusals of a stalled successor (D53).
+pub const REFUSAL_DOMAIN: &str = "pqvault/v1 successor-refusal";
+
+/// What a refusal signs: SHA-256 of `"pqvault/v1 refusal"`, the vault id
+/// (16 bytes), the epoch left (u64, big-endian) and the refused manifest's
+/// digest (32 bytes). A holder signs it only if it has not signed that
+/// successor, and never signs it after (`Store::refuse_successor`).
+pub fn refusal_digest(vault: &VaultId, from_epoch: u64, manifest: &[u8; 32]) -> [u8; 32] {
+    let mut h = Context::new(&SHA256);
+    h.update(b"pqvault/v1 refusal");
+    h.update(vault.as_bytes());
+    h.update(&from_epoch.to_be_bytes());
+    h.update(manifest);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(h.finish().as_ref());
+    out
+}
+
 /// Largest encoded plan inside a proposal.
 const MAX_PLAN: usize = 64 << 10;
 /// Largest encoded proposal inside a certificate.
@@ -341,6 +359,19 @@ impl Vote {
         Ok(Vote {
             signer: key.public().clone(),
             signature: key.signing_key().sign(ABORT_DOMAIN, &abort.digest())?,
+        })
+    }
+
+    /// Signs the refusal `refusal` ([`refusal_digest`]) with `key`: from
+    /// now on the signer never signs that successor (the caller records it
+    /// durably before answering).
+    pub fn sign_refusal(
+        refusal: &[u8; 32],
+        key: &SecretIdentity,
+    ) -> Result<Vote, vault::sign::SignError> {
+        Ok(Vote {
+            signer: key.public().clone(),
+            signature: key.signing_key().sign(REFUSAL_DOMAIN, refusal)?,
         })
     }
 
