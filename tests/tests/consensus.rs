@@ -87,6 +87,29 @@ async fn decision(
     panic!("validator-{} never applied the decision: {last}", i + 1);
 }
 
+/// The mesh's vault id.
+fn vault_id(mesh: &Mesh) -> VaultId {
+    let bytes: [u8; 16] = hex::decode(&mesh.vault_id)
+        .expect("hex")
+        .try_into()
+        .expect("16 bytes");
+    VaultId::from_bytes(bytes)
+}
+
+/// Writes `record` to the log through validator `to`, speaking as
+/// validator `by` (an insider needs no special binary: any member may).
+async fn write_as(mesh: &Mesh, by: usize, to: usize, record: &Record) -> validator::peer::Response {
+    mesh.client_as(by)
+        .post(
+            &mesh.member(to),
+            "/v1/raft/propose",
+            serde_json::to_vec(record).expect("json"),
+            64 << 10,
+        )
+        .await
+        .expect("propose")
+}
+
 /// A successor of epoch 1 written by holder `by` (`created` tells copies
 /// apart): what a leader proposes, and what every reader accepts as one
 /// (D52).
@@ -180,11 +203,7 @@ async fn leader_failover_keeps_the_decision_and_a_restarted_node_catches_up() {
     // A member (validator-1's certificate) proposes the next epoch's
     // manifest, a successor written by a holder: a public record.
     let manifest = successor(&mesh, 0, 1);
-    let vault_bytes: [u8; 16] = hex::decode(&mesh.vault_id)
-        .expect("hex")
-        .try_into()
-        .expect("16 bytes");
-    let vault = VaultId::from_bytes(vault_bytes);
+    let vault = vault_id(&mesh);
     let plan = Record::Proposal(Proposal {
         vault,
         from_epoch: 1,
@@ -321,12 +340,8 @@ async fn a_discovered_member_follows_the_log_as_a_learner() {
         mesh.log(3)
     );
     let manifest = successor(&mesh, 0, 1);
-    let vault_bytes: [u8; 16] = hex::decode(&mesh.vault_id)
-        .expect("hex")
-        .try_into()
-        .expect("16 bytes");
     let plan = Record::Proposal(Proposal {
-        vault: VaultId::from_bytes(vault_bytes),
+        vault: vault_id(&mesh),
         from_epoch: 1,
         manifest: manifest.clone(),
     });
@@ -364,11 +379,7 @@ async fn an_insider_cannot_freeze_an_epoch_with_a_junk_successor_in_the_log() {
     let all: Vec<usize> = (0..7).collect();
     let leader = one_leader(&mesh, &all);
     let insider = if leader == 6 { 5 } else { 6 };
-    let vault_bytes: [u8; 16] = hex::decode(&mesh.vault_id)
-        .expect("hex")
-        .try_into()
-        .expect("16 bytes");
-    let vault = VaultId::from_bytes(vault_bytes);
+    let vault = vault_id(&mesh);
     let genesis = std::fs::read(mesh.root.path().join("vault/manifest.pqvm")).expect("manifest");
     for junk in [b"PQVM not a manifest".to_vec(), genesis.clone()] {
         let record = Record::Proposal(Proposal {
@@ -376,16 +387,7 @@ async fn an_insider_cannot_freeze_an_epoch_with_a_junk_successor_in_the_log() {
             from_epoch: 1,
             manifest: junk,
         });
-        let r = mesh
-            .client_as(insider)
-            .post(
-                &mesh.member(leader),
-                "/v1/raft/propose",
-                serde_json::to_vec(&record).expect("json"),
-                64 << 10,
-            )
-            .await
-            .expect("propose");
+        let r = write_as(&mesh, insider, leader, &record).await;
         // Refused outright, or ordered and then judged by every reader:
         // either way it must not hold the epoch.
         assert!(
@@ -421,26 +423,13 @@ async fn a_lying_holders_successor_in_the_log_is_withdrawn_once_it_stalls() {
     let all: Vec<usize> = (0..7).collect();
     let leader = one_leader(&mesh, &all);
     let liar = if leader == 1 { 2 } else { 1 };
-    let vault_bytes: [u8; 16] = hex::decode(&mesh.vault_id)
-        .expect("hex")
-        .try_into()
-        .expect("16 bytes");
     let junk = successor(&mesh, liar, 7);
     let record = Record::Proposal(Proposal {
-        vault: VaultId::from_bytes(vault_bytes),
+        vault: vault_id(&mesh),
         from_epoch: 1,
         manifest: junk.clone(),
     });
-    let r = mesh
-        .client_as(liar)
-        .post(
-            &mesh.member(leader),
-            "/v1/raft/propose",
-            serde_json::to_vec(&record).expect("json"),
-            64 << 10,
-        )
-        .await
-        .expect("propose");
+    let r = write_as(&mesh, liar, leader, &record).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(
         serde_json::from_slice::<Applied>(&r.body).expect("applied"),

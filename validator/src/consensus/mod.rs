@@ -331,6 +331,23 @@ impl Consensus {
         }
     }
 
+    /// The proposals of (vault, from_epoch) in commit order and the
+    /// withdrawals of any of them, as applied here (unjudged).
+    fn held(&self, vault: &VaultId, from_epoch: u64) -> (Vec<Decision>, Vec<record::Withdrawal>) {
+        self.store.read(|m| {
+            (
+                m.candidates(vault, from_epoch)
+                    .into_iter()
+                    .cloned()
+                    .collect(),
+                m.withdrawals(vault, from_epoch)
+                    .into_iter()
+                    .cloned()
+                    .collect(),
+            )
+        })
+    }
+
     /// Orders a withdrawal of a stalled decision through the log (D53);
     /// returns once committed. Readers verify its refusals.
     pub async fn withdraw(&self, w: record::Withdrawal) -> Result<(), ConsensusError> {
@@ -526,19 +543,7 @@ impl Consensus {
     /// whose chain does not hold epoch `from_epoch` cannot judge and takes
     /// the first committed proposal with its first certificate, as before.
     pub fn decision(&self, vault: &VaultId, from_epoch: u64) -> Option<Decision> {
-        let (candidates, withdrawals): (Vec<Decision>, Vec<record::Withdrawal>) =
-            self.store.read(|m| {
-                (
-                    m.candidates(vault, from_epoch)
-                        .into_iter()
-                        .cloned()
-                        .collect(),
-                    m.withdrawals(vault, from_epoch)
-                        .into_iter()
-                        .cloned()
-                        .collect(),
-                )
-            });
+        let (candidates, withdrawals) = self.held(vault, from_epoch);
         match self.judge(vault, from_epoch) {
             Some((prev, f)) => valid::decision(&prev, f, candidates, &withdrawals),
             None => candidates.into_iter().next(),
@@ -559,19 +564,7 @@ impl Consensus {
         if prev.body().vault_id != *vault || prev.body().epoch != from_epoch {
             return None;
         }
-        let (candidates, withdrawals): (Vec<Decision>, Vec<record::Withdrawal>) =
-            self.store.read(|m| {
-                (
-                    m.candidates(vault, from_epoch)
-                        .into_iter()
-                        .cloned()
-                        .collect(),
-                    m.withdrawals(vault, from_epoch)
-                        .into_iter()
-                        .cloned()
-                        .collect(),
-                )
-            });
+        let (candidates, withdrawals) = self.held(vault, from_epoch);
         valid::decision(prev, f, candidates, &withdrawals)
     }
 
