@@ -79,6 +79,9 @@ pub enum StoreError {
     /// An import was refused; nothing stored changed.
     #[error("import refused: {0}")]
     Rejected(String),
+    /// A bounded record is full; nothing stored changed.
+    #[error("{0}")]
+    Full(String),
 }
 
 /// Certified steps after an anchor: (manifest bytes, certificate bytes).
@@ -680,7 +683,7 @@ impl Store {
             return Ok(());
         }
         if held.len() >= MAX_REFUSED {
-            return Err(StoreError::Rejected(format!(
+            return Err(StoreError::Full(format!(
                 "{MAX_REFUSED} successors of epoch {epoch} refused already"
             )));
         }
