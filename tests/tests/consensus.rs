@@ -456,4 +456,23 @@ async fn a_lying_holders_successor_in_the_log_is_withdrawn_once_it_stalls() {
             .any(|i| mesh.log(i).contains("withdrew a decided successor")),
         "no leader wrote a withdrawal"
     );
+    // Counted where it happened: a quorum refused, one leader withdrew.
+    let count = |outcome: &str| {
+        honest
+            .iter()
+            .filter_map(|&i| {
+                sample(
+                    &mesh.metrics(i),
+                    "pqvault_epoch_log_withdrawals_total",
+                    &format!("outcome=\"{outcome}\""),
+                )
+            })
+            .sum::<f64>()
+    };
+    assert!(count("refused") >= 3.0, "refusals: {}", count("refused"));
+    assert!(
+        count("withdrawn") >= 1.0,
+        "withdrawals: {}",
+        count("withdrawn")
+    );
 }

@@ -66,6 +66,9 @@ pub struct Metrics {
     /// Successor requests the pre-sign exchange refused or convicted, by
     /// outcome (`crate::successor`).
     pub successor_conflicts: IntCounterVec,
+    /// Stalled decisions of the epoch log refused and withdrawn, by outcome
+    /// (`crate::withdraw`, D53).
+    pub log_withdrawals: IntCounterVec,
     /// Certified attempts this validator led that failed and were aborted,
     /// by outcome (`certified`: a quorum signed the abort; `short`: fewer,
     /// so the votes wait for the attempt timeout).
@@ -336,6 +339,16 @@ impl Metrics {
         ] {
             successor_conflicts.with_label_values(&[o]);
         }
+        let log_withdrawals = IntCounterVec::new(
+            Opts::new(
+                "pqvault_epoch_log_withdrawals_total",
+                "Decided successors of the epoch log that stayed uncertified (D53), by outcome (refused: this holder signed a refusal and will never sign it; withdrawn: as leader, this validator wrote a withdrawal with a quorum of refusals; short: as leader, it gathered fewer refusals than a quorum).",
+            ),
+            &["outcome"],
+        )?;
+        for o in ["refused", "withdrawn", "short"] {
+            log_withdrawals.with_label_values(&[o]);
+        }
         let attempts_aborted = IntCounterVec::new(
             Opts::new(
                 "pqvault_attempts_aborted_total",
@@ -504,6 +517,7 @@ impl Metrics {
             Box::new(bad_dealings.clone()),
             Box::new(dealing_disputes.clone()),
             Box::new(successor_conflicts.clone()),
+            Box::new(log_withdrawals.clone()),
             Box::new(attempts_aborted.clone()),
             Box::new(custody_checks.clone()),
             Box::new(vault_threshold.clone()),
@@ -589,6 +603,7 @@ impl Metrics {
             bad_dealings,
             dealing_disputes,
             successor_conflicts,
+            log_withdrawals,
             attempts_aborted,
             custody_checks,
             vault_threshold,

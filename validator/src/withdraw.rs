@@ -77,6 +77,11 @@ pub fn refuse(
         .map_err(|e| bad(500, e))?;
     drop(store);
     tracing::warn!(vault = %vault, from, digest = %hex::encode(&digest[..8]), "refused a successor the epoch log decided that stayed uncertified");
+    state
+        .metrics
+        .log_withdrawals
+        .with_label_values(&["refused"])
+        .inc();
     Vote::sign_refusal(&refusal_digest(&vault, from, digest), &state.identity)
         .map(|v| v.encode())
         .map_err(|e| bad(500, e.to_string()))
@@ -130,6 +135,11 @@ pub async fn withdraw_stalled(
         }
     }
     if refusals.len() < quorum {
+        state
+            .metrics
+            .log_withdrawals
+            .with_label_values(&["short"])
+            .inc();
         tracing::info!(vault = %vault, from, got = refusals.len(), quorum, "the stalled successor is not refused by a quorum yet: {}", why.join("; "));
         return false;
     }
@@ -142,6 +152,11 @@ pub async fn withdraw_stalled(
     match log.withdraw(w).await {
         Ok(()) => {
             tracing::warn!(vault = %vault, from, digest = %hex::encode(&digest[..8]), "withdrew a decided successor no quorum signed");
+            state
+                .metrics
+                .log_withdrawals
+                .with_label_values(&["withdrawn"])
+                .inc();
             true
         }
         Err(e) => {
