@@ -378,22 +378,18 @@ pub async fn sign(
     // The very successor we already signed (our vote is spent on it): the
     // same signature again, whoever asks, even after a restart. Every check
     // ran when we first signed it.
-    let voted = state
-        .store
-        .lock()
-        .map_err(|_| bad(500, "poisoned"))?
-        .voted_successor(&vault, c.epoch);
+    let (voted, refused) = {
+        let store = state.store.lock().map_err(|_| bad(500, "poisoned"))?;
+        (
+            store.voted_successor(&vault, c.epoch),
+            store.refused_successors(&vault, c.epoch),
+        )
+    };
     if voted == Some(next.digest()) {
         return sign_and_keep(&state, &current, &next, &request);
     }
     // A successor we refused, for good (D53: its withdrawal counts on it).
-    if state
-        .store
-        .lock()
-        .map_err(|_| bad(500, "poisoned"))?
-        .refused_successors(&vault, c.epoch)
-        .contains(&next.digest())
-    {
+    if refused.contains(&next.digest()) {
         return Err(bad(
             409,
             "we refused this successor (it stayed uncertified); it is never signed here",
@@ -725,16 +721,14 @@ pub async fn commit(state: Arc<State>, vault: VaultId, body: &[u8]) -> Result<u6
         let from = pending.from_epoch;
         // The epoch we leave, to judge the log's decision against (D52):
         // a replacement holds it in the chain it adopts, not in its store.
-        let prev = {
-            let store = state.store.lock().map_err(|_| bad(500, "poisoned"))?;
-            match &pending.adopt {
-                Some((anchor, steps)) => store.verify_chain(anchor, steps),
-                None => match store.get(&vault) {
-                    Some(held) => store.verify_chain(&held.anchor, &held.steps),
-                    None => Err("no chain of that vault here".to_string()),
-                },
-            }
-            .map_err(|e| bad(500, e))?
+        let prev = match &pending.adopt {
+            Some((anchor, steps)) => state
+                .store
+                .lock()
+                .map_err(|_| bad(500, "poisoned"))?
+                .verify_chain(anchor, steps)
+                .map_err(|e| bad(500, e))?,
+            None => crate::rounds::current_manifest(&state, &vault)?.0,
         };
         let f = crate::proposals::rules(&state, &vault).f;
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);

@@ -52,7 +52,8 @@ pub fn refuse(
             format!("we hold epoch {}, not {from}", current.body().epoch),
         ));
     }
-    match log.decision(&vault, from) {
+    let f = crate::proposals::rules(state, &vault).f;
+    match log.decision_against(&vault, from, &current, f) {
         Some(d) if d.digest == *digest && d.certificate.is_none() => {}
         Some(d) if d.digest == *digest => return Err(bad(409, "that successor is certified")),
         _ => return Err(bad(409, "that is not the decided successor of our epoch")),

@@ -292,24 +292,17 @@ impl Consensus {
         // The machine answers with the first proposal committed; what is
         // decided is the first that is a successor (D52). Ours is in the
         // log now; once it is applied here, judge.
-        let mut rx = self.store.applied_watch();
-        let deadline = tokio::time::Instant::now() + self.patience;
-        loop {
-            rx.borrow_and_update();
-            let held = self
-                .store
-                .read(|m| m.candidates(&vault, from).iter().any(|d| d.digest == mine));
-            if held {
-                break;
-            }
-            if tokio::time::timeout_at(deadline, rx.changed())
-                .await
-                .is_err()
-            {
-                return Err(ConsensusError::Raft(
-                    "our committed proposal was not applied here in time".into(),
-                ));
-            }
+        let applied = self
+            .wait_until(self.patience, || {
+                self.store
+                    .read(|m| m.candidates(&vault, from).iter().any(|d| d.digest == mine))
+                    .then_some(())
+            })
+            .await;
+        if applied.is_none() {
+            return Err(ConsensusError::Raft(
+                "our committed proposal was not applied here in time".into(),
+            ));
         }
         match self.decision(&vault, from) {
             Some(d) if d.digest == mine => Ok(ProposalOutcome::Accepted(mine)),
@@ -447,17 +440,6 @@ impl Consensus {
         }
     }
 
-    /// The learners now (members that receive the log but do not vote),
-    /// by validator id.
-    pub fn learners(&self) -> BTreeSet<String> {
-        let m = self.raft.metrics().borrow().clone();
-        let membership = m.membership_config.membership().clone();
-        membership
-            .learner_ids()
-            .filter_map(|id| membership.get_node(&id).map(|n| n.id.clone()))
-            .collect()
-    }
-
     /// Makes the learners follow the membership: on the leader, adds every
     /// current member that is no static voter (found by discovery, say) as
     /// a learner, so that it sees the log's decisions (a signer waits for
@@ -518,21 +500,6 @@ impl Consensus {
         }
     }
 
-    /// The decided proposal of (vault, from_epoch) as applied here: its
-    /// digest and manifest bytes (see [`Consensus::decision`]).
-    pub fn proposal(&self, vault: &VaultId, from_epoch: u64) -> Option<([u8; 32], Vec<u8>)> {
-        self.decision(vault, from_epoch)
-            .map(|d| (d.digest, d.manifest))
-    }
-
-    /// The certificate of the decided proposal of (vault, from_epoch) as
-    /// applied here, if one that verifies was committed: the manifest
-    /// digest and the certificate bytes.
-    pub fn certified(&self, vault: &VaultId, from_epoch: u64) -> Option<([u8; 32], Vec<u8>)> {
-        self.decision(vault, from_epoch)
-            .and_then(|d| Some((d.digest, d.certificate?)))
-    }
-
     /// What the log decided for (vault, from_epoch), as we judge it
     /// ([`valid`], decisions D52): the first proposal committed, in commit
     /// order, that is a successor of our epoch `from_epoch` written by one
@@ -543,10 +510,9 @@ impl Consensus {
     /// whose chain does not hold epoch `from_epoch` cannot judge and takes
     /// the first committed proposal with its first certificate, as before.
     pub fn decision(&self, vault: &VaultId, from_epoch: u64) -> Option<Decision> {
-        let (candidates, withdrawals) = self.held(vault, from_epoch);
         match self.judge(vault, from_epoch) {
-            Some((prev, f)) => valid::decision(&prev, f, candidates, &withdrawals),
-            None => candidates.into_iter().next(),
+            Some((prev, f)) => self.decision_against(vault, from_epoch, &prev, f),
+            None => self.held(vault, from_epoch).0.into_iter().next(),
         }
     }
 
@@ -618,16 +584,23 @@ impl Consensus {
         from_epoch: u64,
         timeout: Duration,
     ) -> Option<Decision> {
+        self.wait_until(timeout, || self.decision(vault, from_epoch))
+            .await
+    }
+
+    /// Waits up to `timeout` for `check` to answer `Some`, asking again
+    /// each time an entry is applied here (and once more at the end).
+    async fn wait_until<T>(&self, timeout: Duration, check: impl Fn() -> Option<T>) -> Option<T> {
         let mut rx = self.store.applied_watch();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             rx.borrow_and_update();
-            if let Some(d) = self.decision(vault, from_epoch) {
-                return Some(d);
+            if let Some(t) = check() {
+                return Some(t);
             }
             match tokio::time::timeout_at(deadline, rx.changed()).await {
                 Ok(Ok(())) => continue,
-                _ => return self.decision(vault, from_epoch),
+                _ => return check(),
             }
         }
     }
