@@ -305,7 +305,7 @@ fn a_missing_validator_binary_is_named_with_how_to_build_it() {
         .expect("run vault demo");
     assert!(!out.status.success());
     let all = text(&out);
-    assert!(all.contains("cargo build -p validator"), "{all}");
+    assert!(all.contains("cargo build --bins"), "{all}");
     assert!(all.contains("no-such-validator"), "{all}");
     assert!(!dir.exists(), "nothing is generated without a validator");
 }

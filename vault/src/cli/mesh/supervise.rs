@@ -38,7 +38,7 @@ pub fn validator_binary(flag: Option<&Path>) -> Result<PathBuf> {
     };
     if !path.is_file() {
         bail!(
-            "no validator binary at {} (from {from}): build it with `cargo build -p validator` \
+            "no validator binary at {} (from {from}): build it with `cargo build --bins` \
              (the same profile as vault), or give --validator-bin PATH or {VALIDATOR_ENV}",
             path.display()
         );
