@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use vault::codec::{FormatError, Reader, Writer};
 use vault::epoch::{EpochCertificate, Transition};
-use vault::manifest::{shard_hash, Manifest, VaultId};
+use vault::manifest::{shard_hash, Manifest, ManifestBody, VaultId};
 use vault::seal::SealedShard;
 use vault::share::ShareRecord;
 
@@ -322,6 +322,40 @@ fn same_polynomial_is_our_repair(
     Ok(())
 }
 
+/// A vote is final, so it is cast only where a transition can complete:
+/// our own view must hold a quorum of live holders of epoch `c` (a
+/// validator cut off in a minority keeps its vote), and the proposer
+/// (`caller`) must be one of them.
+async fn quorum_in_view(
+    state: &Arc<State>,
+    c: &ManifestBody,
+    rules: &crate::transition::Rules,
+    caller: &str,
+) -> Result<Vec<String>, Failure> {
+    let live = crate::custody::live_holders(state, c).await;
+    let quorum = rules.quorum(c.threshold, c.n);
+    if live.len() < quorum {
+        return Err(bad(
+            409,
+            format!(
+                "we see {} live holders of epoch {}, fewer than the quorum of {quorum}; not voting",
+                live.len(),
+                c.epoch
+            ),
+        ));
+    }
+    if !live.iter().any(|id| id == caller) {
+        return Err(bad(
+            409,
+            format!(
+                "{caller} is not a live holder of epoch {} in our view",
+                c.epoch
+            ),
+        ));
+    }
+    Ok(live)
+}
+
 /// Step 3: check the proposed next manifest (carried in a signed
 /// successor request, `PQSQ`, from `caller`, whose certificate binds
 /// `bound`) and sign the transition.
@@ -513,6 +547,9 @@ pub async fn sign(
             }
         }
     }
+    // Refused at once where no transition can complete, before waiting
+    // for the log (a log without a quorum never answers).
+    let mut live = quorum_in_view(&state, c, &rules, caller).await?;
     // With the epoch log, only the successor it decided is ever signed:
     // two leaders can no longer split the votes.
     if let Some(log) = state.consensus.get() {
@@ -534,30 +571,8 @@ pub async fn sign(
                 "the epoch log decided another successor of this epoch",
             ));
         }
-    }
-    // A vote is final, so cast it only where a transition can complete:
-    // our own view must hold a quorum of live holders (a validator cut off
-    // in a minority keeps its vote), and the proposer must be one of them.
-    let live = crate::custody::live_holders(&state, c).await;
-    let quorum = rules.quorum(c.threshold, c.n);
-    if live.len() < quorum {
-        return Err(bad(
-            409,
-            format!(
-                "we see {} live holders of epoch {}, fewer than the quorum of {quorum}; not voting",
-                live.len(),
-                c.epoch
-            ),
-        ));
-    }
-    if !live.iter().any(|id| id == caller) {
-        return Err(bad(
-            409,
-            format!(
-                "{caller} is not a live holder of epoch {} in our view",
-                c.epoch
-            ),
-        ));
+        // Again: waiting for the log may have taken seconds.
+        live = quorum_in_view(&state, c, &rules, caller).await?;
     }
     // Without the epoch log, a successor carries out a certified proposal
     // we stand by, and only its proposer writes copies of it: anyone else

@@ -591,9 +591,17 @@ fn certified_abort(state: &Arc<State>, caller: &str, body: &[u8]) -> Result<Vec<
     let ours = view
         .voted
         .is_some_and(|v| v.attempt == a.attempt && v.digest == a.proposal);
-    if ours && !view.successor {
+    if view.successor {
+        return Ok(b"released\n".to_vec());
+    }
+    if ours {
         give_up(state, a)?;
         tracing::info!(vault = %vault, epoch = a.from_epoch, attempt = a.attempt, "released by a certified abort");
+    } else {
+        // Not our vote, but maybe our dealing: a holder that dealt in the
+        // attempt's round without voting for it (its vote came too late)
+        // would otherwise refuse every next round for REDEAL_AFTER.
+        forget_rounds(state, a);
     }
     Ok(b"released\n".to_vec())
 }
@@ -652,6 +660,13 @@ fn give_up(state: &State, a: &Abort) -> Result<(), Failure> {
         .map_err(|_| bad(500, "poisoned"))?
         .release_proposal_vote(&a.vault_id, a.from_epoch)
         .map_err(|e| bad(500, e))?;
+    forget_rounds(state, a);
+    Ok(())
+}
+
+/// Forgets aborted attempt `a`'s rounds, with our dealing in them: they
+/// can never complete, and a next round may have our share.
+fn forget_rounds(state: &State, a: &Abort) {
     if let Ok(mut r) = state.rounds.lock() {
         r.retain(|id, _| !a.rounds.contains(id));
     }
@@ -665,7 +680,6 @@ fn give_up(state: &State, a: &Abort) -> Result<(), Failure> {
             d.remove(&(a.vault_id, a.from_epoch));
         }
     }
-    Ok(())
 }
 
 /// The leader's side of a failed attempt: asks each of `voters` (`None`

@@ -78,14 +78,48 @@ pub(super) async fn run_reshare(
     let body = match dealt {
         Ok(body) => body,
         Err(e) => {
-            record_silent_dealers(state, id, b.epoch, round, holders).await;
+            // Only a dealing that ran out of time says anything about who
+            // stayed silent: after a refusal nobody had time to deal.
+            if let DealingFailed::TimedOut(_) = e {
+                record_silent_dealers(state, id, b.epoch, round, holders).await;
+            }
             proposals::abort_attempt(state, &proposal, &voters, quorum).await;
-            return Err(e);
+            return Err(e.into());
         }
     };
     finish::certify(state, id, &body, proposal.digest(), holders, holders).await?;
     tracing::info!(vault = %id, epoch = body.epoch, t = body.threshold, n = body.n, took_ms = t0.elapsed().as_millis() as u64, "{what}: new epoch certified");
     Ok(())
+}
+
+/// Why a re-share attempt's dealing failed.
+pub(super) enum DealingFailed {
+    /// The dealing window ran out: the recipients can say whose
+    /// sub-shares never came.
+    TimedOut(String),
+    /// Anything else (a holder refused the announcement, a recipient did
+    /// not answer): silence then proves nothing.
+    Other(String),
+}
+
+impl From<String> for DealingFailed {
+    fn from(e: String) -> Self {
+        DealingFailed::Other(e)
+    }
+}
+
+impl From<&str> for DealingFailed {
+    fn from(e: &str) -> Self {
+        DealingFailed::Other(e.to_string())
+    }
+}
+
+impl From<DealingFailed> for String {
+    fn from(e: DealingFailed) -> Self {
+        match e {
+            DealingFailed::TimedOut(e) | DealingFailed::Other(e) => e,
+        }
+    }
 }
 
 /// Announces a certified re-share to its holders and gathers the next
@@ -97,7 +131,7 @@ pub(super) async fn deal_and_gather(
     holders: &[(u8, Option<Member>)],
     t_new: u8,
     round: [u8; 16],
-) -> Result<ManifestBody, String> {
+) -> Result<ManifestBody, DealingFailed> {
     let voters: Vec<Option<Member>> = holders.iter().map(|(_, m)| m.clone()).collect();
     proposals::announce(state, cert, &voters).await?;
     let mut body = b.clone();
@@ -124,16 +158,19 @@ pub(super) async fn deal_and_gather(
                 break serde_json::from_value(v["entry"].clone()).map_err(|e| e.to_string())?;
             }
             if Instant::now() > deadline {
-                return Err(format!("re-share: new share {} not ready in time", k + 1));
+                return Err(DealingFailed::TimedOut(format!(
+                    "re-share: new share {} not ready in time",
+                    k + 1
+                )));
             }
             tokio::time::sleep(STATUS_POLL).await;
         };
         if usize::from(reply.index) != k + 1 {
-            return Err(format!(
+            return Err(DealingFailed::Other(format!(
                 "re-share: recipient {} answered index {}",
                 k + 1,
                 reply.index
-            ));
+            )));
         }
         body.shards.push(entry_of(reply)?);
     }
