@@ -262,6 +262,12 @@ impl Mesh {
             peer = node.peer,
             ops = node.ops,
         );
+        // The epoch log is on by default (static members are its voters),
+        // with short timeouts here: heartbeat 100 ms, election 500-1000 ms,
+        // a stalled decision refused after 2 s (10 s by default).
+        toml.push_str(
+            "[consensus]\nheartbeat_ms = 100\nelection_timeout_min_ms = 500\nelection_timeout_max_ms = 1000\nstalled_after_ms = 2000\n",
+        );
         for m in &self.nodes {
             toml.push_str(&format!(
                 "[[members]]\nid = \"{}\"\naddr = \"{}\"\n",
@@ -335,20 +341,23 @@ impl Mesh {
         self.edit_configs("refresh = false", "refresh = true");
     }
 
-    /// Turns on the replicated epoch log on every validator, with short
-    /// timeouts (heartbeat 100 ms, election 500-1000 ms). Call before
-    /// starting them.
-    pub fn enable_consensus(&self) {
-        for i in 0..self.nodes.len() {
-            let p = self.config(i);
-            let mut text = fs::read_to_string(&p).expect("config");
-            assert!(!text.contains("[consensus]"), "consensus already set");
-            text.push_str(
-                "[consensus]\nenabled = true\nheartbeat_ms = 100\n\
-                 election_timeout_min_ms = 500\nelection_timeout_max_ms = 1000\n",
-            );
-            fs::write(&p, text).expect("config");
-        }
+    /// Turns the epoch log off on every validator (it is on by default),
+    /// for tests of the log-off path. Call before starting them.
+    pub fn disable_consensus(&self) {
+        self.edit_configs("[consensus]\n", "[consensus]\nenabled = false\n");
+    }
+
+    /// Turns the epoch log on at validator `i` explicitly: the default is
+    /// off for a validator that lists no static member (discovery only).
+    pub fn enable_consensus_at(&self, i: usize) {
+        let p = self.config(i);
+        let text = fs::read_to_string(&p).expect("config");
+        assert!(text.contains("[consensus]\n"), "config has no [consensus]");
+        fs::write(
+            &p,
+            text.replace("[consensus]\n", "[consensus]\nenabled = true\n"),
+        )
+        .expect("config");
     }
 
     fn edit_configs(&self, from: &str, to: &str) {

@@ -142,7 +142,6 @@ fn certificate(mesh: &Mesh, m: &[u8], holders: &[usize]) -> Vec<u8> {
 async fn leader_failover_keeps_the_decision_and_a_restarted_node_catches_up() {
     let mut mesh = Mesh::new(3, 2);
     mesh.disable_auto_heal();
-    mesh.enable_consensus();
     mesh.start_all();
     let all = [0, 1, 2];
     let leader = one_leader(&mesh, &all);
@@ -320,7 +319,8 @@ async fn a_discovered_member_follows_the_log_as_a_learner() {
         mesh.discover_instead_of_listing(i, 3);
     }
     mesh.use_dns_discovery(3, "localhost", mesh.nodes[0].peer.port());
-    mesh.enable_consensus();
+    // Listing no static member, validator-4 runs the log only if told to.
+    mesh.enable_consensus_at(3);
     mesh.start_all();
     let voters = [0, 1, 2];
     let leader = one_leader(&mesh, &voters);
@@ -374,7 +374,6 @@ async fn a_discovered_member_follows_the_log_as_a_learner() {
 #[tokio::test(flavor = "current_thread")]
 async fn an_insider_cannot_freeze_an_epoch_with_a_junk_successor_in_the_log() {
     let mut mesh = Mesh::with_spares(5, 3, 2);
-    mesh.enable_consensus();
     mesh.start_all();
     let all: Vec<usize> = (0..7).collect();
     let leader = one_leader(&mesh, &all);
@@ -412,13 +411,12 @@ async fn an_insider_cannot_freeze_an_epoch_with_a_junk_successor_in_the_log() {
 /// well-formed successor of its own to the epoch log first, one no quorum
 /// will sign (no holder prepared it). Readers take it as the decision,
 /// so before withdrawals the vault could never leave epoch 1 again. Now,
-/// once it has stalled for `withdraw::STALLED_AFTER` in the holders'
-/// views, the leader gathers a quorum of refusals and writes its
+/// once it has stalled for `[consensus] stalled_after_ms` (2 s here) in
+/// the holders' views, the leader gathers a quorum of refusals and writes its
 /// withdrawal; a loss then heals.
 #[tokio::test(flavor = "current_thread")]
 async fn a_lying_holders_successor_in_the_log_is_withdrawn_once_it_stalls() {
     let mut mesh = Mesh::with_spares(5, 3, 2);
-    mesh.enable_consensus();
     mesh.start_all();
     let all: Vec<usize> = (0..7).collect();
     let leader = one_leader(&mesh, &all);

@@ -195,7 +195,7 @@ fn the_validator_accepts_the_manifests_config() {
         let ordinal = m.id.strip_prefix("validator-").expect("validator id");
         assert_eq!(m.addr, format!("pqvault-{ordinal}.pqvault-peers:7443"));
     }
-    assert!(config.consensus.enabled, "the epoch log is on");
+    assert!(config.consensus.is_enabled(), "the epoch log is on");
 }
 
 #[test]

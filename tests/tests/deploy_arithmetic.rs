@@ -92,7 +92,7 @@ fn prod() -> Deployment {
     )
     .expect("the daemon accepts the config");
     assert!(
-        config.consensus.enabled,
+        config.consensus.is_enabled(),
         "the table assumes the epoch log is on"
     );
     let voters = config.members.len() + 1;

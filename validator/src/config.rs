@@ -333,9 +333,13 @@ impl Default for HealConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsensusConfig {
-    /// Run the log (default off: healing does not use it yet).
+    /// Run the log. Unset: on when the configuration lists static
+    /// `[[members]]` (the log's voters), off for a discovery-only mesh,
+    /// which the log cannot serve yet (decisions D40); `false` keeps it
+    /// off. [`Config::resolve`] fills it in, so it is always `Some` in a
+    /// resolved configuration: read it with [`ConsensusConfig::is_enabled`].
     #[serde(default)]
-    pub enabled: bool,
+    pub enabled: Option<bool>,
     /// Milliseconds between the leader's heartbeats.
     #[serde(default = "default_raft_heartbeat")]
     pub heartbeat_ms: u64,
@@ -345,7 +349,18 @@ pub struct ConsensusConfig {
     /// Upper bound of the election timeout, milliseconds.
     #[serde(default = "default_election_max")]
     pub election_timeout_max_ms: u64,
+    /// How long a decided successor must stay uncertified in our view
+    /// before we refuse it (D53), milliseconds; at least
+    /// [`MIN_STALLED_AFTER_MS`]. An honest leader gathers its signatures
+    /// in well under a second.
+    #[serde(default = "default_stalled_after")]
+    pub stalled_after_ms: u64,
 }
+
+/// The shortest `[consensus] stalled_after_ms` accepted: far above an
+/// honest leader's sign-and-commit phase (52-82 ms measured), so a liar
+/// that asks for refusals early cannot kill an honest decision.
+pub const MIN_STALLED_AFTER_MS: u64 = 1000;
 
 fn default_raft_heartbeat() -> u64 {
     250
@@ -356,14 +371,25 @@ fn default_election_min() -> u64 {
 fn default_election_max() -> u64 {
     2000
 }
+fn default_stalled_after() -> u64 {
+    10_000
+}
+
+impl ConsensusConfig {
+    /// True if the log runs (as resolved: see [`ConsensusConfig::enabled`]).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled == Some(true)
+    }
+}
 
 impl Default for ConsensusConfig {
     fn default() -> Self {
         ConsensusConfig {
-            enabled: false,
+            enabled: None,
             heartbeat_ms: default_raft_heartbeat(),
             election_timeout_min_ms: default_election_min(),
             election_timeout_max_ms: default_election_max(),
+            stalled_after_ms: default_stalled_after(),
         }
     }
 }
@@ -621,6 +647,12 @@ impl Config {
                 "need 0 < heartbeat_ms < election_timeout_min_ms < election_timeout_max_ms",
             ));
         }
+        if c.stalled_after_ms < MIN_STALLED_AFTER_MS {
+            return Err(invalid(
+                "consensus",
+                format!("stalled_after_ms must be at least {MIN_STALLED_AFTER_MS}"),
+            ));
+        }
         let identity_key = need(f.identity_key, "identity_key")?;
         Ok(Config {
             data_dir: need(o.data_dir.or(f.data_dir), "data_dir")?,
@@ -652,7 +684,6 @@ impl Config {
                 .ops_listen
                 .or(f.listen.ops)
                 .ok_or_else(|| invalid("listen.ops", "missing"))?,
-            members,
             discovery: f.discovery,
             probe: f.probe,
             heal: f.heal,
@@ -668,7 +699,12 @@ impl Config {
                 header_timeout: std::time::Duration::from_millis(f.listen.header_timeout_ms.max(1)),
             },
             artifacts: f.artifacts,
-            consensus: f.consensus,
+            consensus: ConsensusConfig {
+                // On by default where it works: static members are its voters.
+                enabled: Some(f.consensus.enabled.unwrap_or(!members.is_empty())),
+                ..f.consensus
+            },
+            members,
             id,
         })
     }
@@ -806,15 +842,36 @@ mod tests {
     }
 
     #[test]
-    fn consensus_is_off_by_default_and_checked() {
+    fn consensus_is_on_with_static_members_and_checked() {
+        // FULL lists a static member: the log is on unless turned off.
         let f: FileConfig = toml::from_str(FULL).unwrap();
         let c = Config::resolve(f, Overrides::default()).unwrap();
-        assert!(!c.consensus.enabled);
+        assert!(c.consensus.is_enabled());
         assert_eq!(c.consensus.heartbeat_ms, 250);
+        let text = format!("{FULL}\n[consensus]\nenabled = false\n");
+        let c = Config::resolve(toml::from_str(&text).unwrap(), Overrides::default()).unwrap();
+        assert!(!c.consensus.is_enabled(), "an explicit false is honoured");
+        // Discovery only (no static member but ourselves): off by default.
+        let mut f: FileConfig = toml::from_str(FULL).unwrap();
+        f.members.clear();
+        let c = Config::resolve(f.clone(), Overrides::default()).unwrap();
+        assert!(!c.consensus.is_enabled());
+        f.consensus.enabled = Some(true);
+        let c = Config::resolve(f, Overrides::default()).unwrap();
+        assert!(c.consensus.is_enabled(), "an explicit true is honoured");
         let text = format!("{FULL}\n[consensus]\nenabled = true\nelection_timeout_min_ms = 200\n");
         let f: FileConfig = toml::from_str(&text).unwrap();
         let err = Config::resolve(f, Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("`consensus`"), "{err}");
+        assert_eq!(c.consensus.stalled_after_ms, 10_000);
+        let text = format!("{FULL}\n[consensus]\nstalled_after_ms = 999\n");
+        let err = Config::resolve(toml::from_str(&text).unwrap(), Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("stalled_after_ms must be at least 1000"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -152,7 +152,7 @@ async fn serve(config: Config, state: std::sync::Arc<validator::state::State>) -
             .merge(validator::recovery::router(state.clone())),
         limits,
     ));
-    if config.consensus.enabled {
+    if config.consensus.is_enabled() {
         let log = validator::consensus::Consensus::start(&state, &config)
             .await
             .context("cannot start the replicated epoch log")?;

@@ -6,8 +6,9 @@
 //! will ever sign, and with it hold the epoch. So when a decided successor
 //! stays uncertified, healing's leader asks the epoch's live holders to
 //! refuse it ([`refuse`], `POST /v1/epoch/{vault}/refuse`): a holder that
-//! has not signed it, and has seen it stalled for [`STALLED_AFTER`] in its
-//! own view, records durably that it never will, then signs a refusal.
+//! has not signed it, and has seen it stalled for `[consensus]
+//! stalled_after_ms` (10 s by default) in its own view, records durably
+//! that it never will, then signs a refusal.
 //! With refusals from a quorum of holders the leader writes a withdrawal
 //! to the log ([`withdraw_stalled`]); every reader verifies the refusals
 //! and passes the proposal over. Safe because any quorum that could
@@ -21,20 +22,13 @@ use crate::state::State;
 use crate::transition::proposal::refusal_digest;
 use crate::transition::Vote;
 use std::sync::Arc;
-use std::time::Duration;
 use vault::manifest::VaultId;
-
-/// How long a decided successor must have stayed uncertified, in a
-/// holder's own view, before it refuses it: a leader gathers signatures
-/// in well under a second, so only a decision nobody will sign waits this
-/// long, and a liar asking early kills no honest decision.
-pub const STALLED_AFTER: Duration = Duration::from_secs(10);
 
 /// A holder's answer to a request to refuse the successor `digest` of
 /// epoch `from` of `vault`: its refusal (`PQVV` over
 /// [`refusal_digest`]), recorded durably first; or why not (409: not the
 /// stalled decision of our epoch, we signed it, or it has not been
-/// stalled for [`STALLED_AFTER`] yet).
+/// stalled for `[consensus] stalled_after_ms` (10 s by default) yet).
 pub fn refuse(
     state: &Arc<State>,
     vault: VaultId,
@@ -62,14 +56,18 @@ pub fn refuse(
     if store.voted_successor(&vault, from) == Some(*digest) {
         return Err(bad(409, "we signed that successor"));
     }
+    // A leader gathers signatures in well under a second, so only a
+    // decision nobody will sign waits this long, and a liar asking early
+    // kills no honest decision.
     let stalled = log.stalled_for(&vault, from, digest);
-    if stalled < STALLED_AFTER && !store.refused_successors(&vault, from).contains(digest) {
+    let after = log.stalled_after();
+    if stalled < after && !store.refused_successors(&vault, from).contains(digest) {
         return Err(bad(
             409,
             format!(
-                "decided {} ms ago in our view; refused only after {} s",
+                "decided {} ms ago in our view; refused only after {} ms",
                 stalled.as_millis(),
-                STALLED_AFTER.as_secs()
+                after.as_millis()
             ),
         ));
     }

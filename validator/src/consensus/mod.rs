@@ -115,6 +115,9 @@ pub struct Consensus {
     write_retry: Retry,
     /// When we first saw each decided successor still uncertified (D53).
     stalled: std::sync::Mutex<BTreeMap<StalledKey, Instant>>,
+    /// How long a decided successor stays uncertified before we refuse it
+    /// (`[consensus] stalled_after_ms`).
+    stalled_after: Duration,
     /// The static members (ourselves included), by node id: the voters a
     /// readmitted member returns to.
     statics: BTreeMap<u64, PeerNode>,
@@ -230,6 +233,7 @@ impl Consensus {
             patience: election_max * 4,
             write_retry: Retry::new(&state.metrics, Loop::EpochLogWrite, WRITE_BACKOFF),
             stalled: Default::default(),
+            stalled_after: Duration::from_millis(config.consensus.stalled_after_ms),
             statics: nodes.clone(),
         });
         if learner {
@@ -537,6 +541,12 @@ impl Consensus {
     /// How long the decided successor `digest` of (vault, from_epoch) has
     /// been uncertified in our view: since the first time we were asked
     /// (zero then). Entries of other epochs of the vault are forgotten.
+    /// How long a decided successor must stay uncertified in our view
+    /// before we refuse it (D53).
+    pub fn stalled_after(&self) -> Duration {
+        self.stalled_after
+    }
+
     pub fn stalled_for(&self, vault: &VaultId, from_epoch: u64, digest: &[u8; 32]) -> Duration {
         let Ok(mut seen) = self.stalled.lock() else {
             return Duration::ZERO;
@@ -811,10 +821,11 @@ mod tests {
 
     async fn node(dir: &std::path::Path) -> (EpochRaft, LogStore) {
         let cfg = raft_config(&crate::config::ConsensusConfig {
-            enabled: true,
+            enabled: Some(true),
             heartbeat_ms: 50,
             election_timeout_min_ms: 150,
             election_timeout_max_ms: 300,
+            stalled_after_ms: 10_000,
         })
         .unwrap();
         let store = LogStore::open(dir).unwrap();
