@@ -150,6 +150,17 @@ async fn leader_failover_keeps_the_decision_and_a_restarted_node_catches_up() {
 
     // Raft RPCs: a member may only speak for its own node id.
     let target = (leader + 1) % 3; // asked by validator (target + 1) % 3
+
+    // The target must follow the leader's term before a stale vote can be
+    // refused: on a loaded machine it may not have heard the leader yet
+    // (seen once in a CI rehearsal: its vote was still at term 0).
+    assert!(
+        mesh.wait_metrics(target, ELECTION, |m| {
+            sample(m, "pqvault_consensus_term", "").is_some_and(|t| t >= term0)
+        }),
+        "validator-{} never followed term {term0}",
+        target + 1
+    );
     let impostor = serde_json::json!({
         "vote": {"leader_id": {"term": 99, "node_id": validator::consensus::node_id(&mesh.nodes[(target + 2) % 3].id)}, "committed": false},
         "last_log_id": null
