@@ -351,9 +351,6 @@ async fn a_leader_splitting_the_signers_late_has_its_first_copy_finished() {
 
 async fn leader_splits_the_signers(how: &str) {
     let mut mesh = Mesh::with_spares(5, 3, 2);
-    // The log-off path (D49): with the epoch log on, signers sign only the
-    // log's decision, so a leader has no second copy to hand out.
-    mesh.disable_consensus();
     mesh.start_all_with(&[(0, &[("PQVAULT_BYZANTINE_SPLIT_SIGNERS", how)])]);
     mesh.wait_all_alive(&[0, 1, 2, 3, 4, 5, 6]);
     mesh.kill9(4);
@@ -633,9 +630,6 @@ async fn a_share_changes_hands_only_by_a_certified_repair() {
 async fn an_equivocating_insider_cannot_fork_a_vault_under_f_1() {
     let mut mesh = Mesh::with_policy(7, 4, 0, 1, 4);
     mesh.disable_auto_heal();
-    // The log-off path: the insider asks for signatures by hand, and with
-    // the epoch log on a signer signs only the log's decision.
-    mesh.disable_consensus();
     mesh.start_all();
     // A settled view: the signers' refusals below are then about what
     // they are asked to sign, not about who they see.
@@ -727,9 +721,6 @@ async fn an_equivocating_insider_cannot_fork_a_vault_under_f_1() {
 #[tokio::test(flavor = "current_thread")]
 async fn an_insider_cannot_spend_the_holders_successor_votes_on_empty_epochs() {
     let mut mesh = Mesh::with_spares(5, 3, 1);
-    // The log-off path: the insider asks for signatures by hand, and with
-    // the epoch log on a signer signs only the log's decision.
-    mesh.disable_consensus();
     mesh.start_all();
     mesh.wait_all_alive(&[0, 1, 2, 3, 4, 5]);
     let insider = mesh.client_as(0);

@@ -123,9 +123,6 @@ async fn a_signer_lost_mid_signature_does_not_stall_the_epoch_when_a_non_voter_m
 #[tokio::test(flavor = "current_thread")]
 async fn a_leader_lost_while_its_holders_sign_does_not_stall_the_epoch() {
     let mut mesh = Mesh::with_spares(5, 3, 2);
-    // The log-off path (D49): with the epoch log on, the copy is the log's
-    // decision and the next leader finishes it (consensus.rs).
-    mesh.disable_consensus();
     mesh.set_heal_grace_ms(3_000);
     let arm = format!("{}=return", fp::HEAL_SIGNATURES_GATHERED);
     mesh.start_all_with(&[(0, &[("FAILPOINTS", arm.as_str())])]);

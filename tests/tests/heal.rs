@@ -282,6 +282,7 @@ async fn with_the_epoch_log_the_successor_is_decided_there_before_it_is_signed()
     // decided. The first Raft leader is among the three SIGKILLed when it
     // holds a share, so a new one must be elected before the log decides.
     let mut mesh = Mesh::with_spares(7, 4, 3);
+    mesh.enable_consensus();
     mesh.start_all();
     let is_leader = |mesh: &Mesh, i: usize| {
         pqvault_tests::sample(&mesh.metrics(i), "pqvault_consensus_is_leader", "") == Some(1.0)

@@ -372,6 +372,7 @@ async fn a_member_dead_for_the_policy_time_is_removed_by_certificate() {
 async fn the_epoch_logs_voters_follow_removals() {
     let mut mesh = Mesh::new(4, 2);
     mesh.disable_auto_heal();
+    mesh.enable_consensus();
     mesh.start_all();
     mesh.wait_all_alive(&[0, 1, 2, 3]);
     for i in 0..4 {
