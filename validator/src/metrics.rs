@@ -7,6 +7,21 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+/// A counter with one label, every value of which is exported at 0 from
+/// the start (so an alert on a rate sees the series before it first moves).
+fn counter_with(
+    name: &str,
+    help: &str,
+    label: &str,
+    values: impl IntoIterator<Item = impl AsRef<str>>,
+) -> prometheus::Result<IntCounterVec> {
+    let counter = IntCounterVec::new(Opts::new(name, help), &[label])?;
+    for v in values {
+        counter.with_label_values(&[v.as_ref()]);
+    }
+    Ok(counter)
+}
+
 /// Every metric the validator exports.
 pub struct Metrics {
     registry: Registry,
@@ -284,81 +299,53 @@ impl Metrics {
             ),
             &["outcome"],
         )?;
-        let refusals = IntCounterVec::new(
-            Opts::new(
-                "pqvault_transition_refusals_total",
-                "Inputs from members refused as misbehaviour (a member lying, replaying or acting without a certified proposal), by reason.",
-            ),
-            &["reason"],
+        let refusals = counter_with(
+            "pqvault_transition_refusals_total",
+            "Inputs from members refused as misbehaviour (a member lying, replaying or acting without a certified proposal), by reason.",
+            "reason",
+            REFUSAL_REASONS,
         )?;
-        for r in REFUSAL_REASONS {
-            refusals.with_label_values(&[r]);
-        }
-        let recovery_requests = IntCounterVec::new(
-            Opts::new(
-                "pqvault_recovery_requests_total",
-                "Recovery requests (POST /v1/vaults/{vault}/recover) by outcome: served, or why refused (not_operator, malformed, too_large, untrusted_signer, bad_signature, stale, unknown_vault, wrong_epoch, replay, error).",
-            ),
-            &["outcome"],
+        let recovery_requests = counter_with(
+            "pqvault_recovery_requests_total",
+            "Recovery requests (POST /v1/vaults/{vault}/recover) by outcome: served, or why refused (not_operator, malformed, too_large, untrusted_signer, bad_signature, stale, unknown_vault, wrong_epoch, replay, error).",
+            "outcome",
+            crate::recovery::OUTCOMES,
         )?;
-        for o in crate::recovery::OUTCOMES {
-            recovery_requests.with_label_values(&[o]);
-        }
-        let bad_dealings = IntCounterVec::new(
-            Opts::new(
-                "pqvault_bad_dealings_total",
-                "Re-share dealings that failed the dealing check before any epoch was deleted, by who the check named (dealer, recipient, unknown).",
-            ),
-            &["culprit"],
+        let bad_dealings = counter_with(
+            "pqvault_bad_dealings_total",
+            "Re-share dealings that failed the dealing check before any epoch was deleted, by who the check named (dealer, recipient, unknown).",
+            "culprit",
+            ["dealer", "recipient", "unknown"],
         )?;
-        for c in ["dealer", "recipient", "unknown"] {
-            bad_dealings.with_label_values(&[c]);
-        }
-        let dealing_disputes = IntCounterVec::new(
-            Opts::new(
-                "pqvault_dealing_disputes_total",
-                "Disputes over one recipient's dealing-check values settled from its signed sub-shares, by outcome (dealer: a dealer signed a bad point; recipient: the recipient lied; unsettled: no reveal, or several dealers).",
-            ),
-            &["outcome"],
+        let dealing_disputes = counter_with(
+            "pqvault_dealing_disputes_total",
+            "Disputes over one recipient's dealing-check values settled from its signed sub-shares, by outcome (dealer: a dealer signed a bad point; recipient: the recipient lied; unsettled: no reveal, or several dealers).",
+            "outcome",
+            ["dealer", "recipient", "unsettled"],
         )?;
-        for o in ["dealer", "recipient", "unsettled"] {
-            dealing_disputes.with_label_values(&[o]);
-        }
-        let successor_conflicts = IntCounterVec::new(
-            Opts::new(
-                "pqvault_successor_conflicts_total",
-                "Successor signatures the pre-sign exchange held back, by outcome (convicted: a requester asked two different successors of one proposal; signed_elsewhere: another holder signed another copy, which is finished instead; asked_elsewhere: another copy of the same proposal's successor was asked; two_signed: two copies carry holders' signatures).",
-            ),
-            &["outcome"],
-        )?;
-        for o in [
+        let successor_conflicts = counter_with(
+            "pqvault_successor_conflicts_total",
+            "Successor signatures the pre-sign exchange held back, by outcome (convicted: a requester asked two different successors of one proposal; signed_elsewhere: another holder signed another copy, which is finished instead; asked_elsewhere: another copy of the same proposal's successor was asked; two_signed: two copies carry holders' signatures).",
+            "outcome",
+            [
             "convicted",
             "signed_elsewhere",
             "asked_elsewhere",
             "two_signed",
-        ] {
-            successor_conflicts.with_label_values(&[o]);
-        }
-        let log_withdrawals = IntCounterVec::new(
-            Opts::new(
-                "pqvault_epoch_log_withdrawals_total",
-                "Decided successors of the epoch log that stayed uncertified (D53), by outcome (refused: this holder signed a refusal and will never sign it; withdrawn: as leader, this validator wrote a withdrawal with a quorum of refusals; short: as leader, it gathered fewer refusals than a quorum).",
-            ),
-            &["outcome"],
+        ],
         )?;
-        for o in ["refused", "withdrawn", "short"] {
-            log_withdrawals.with_label_values(&[o]);
-        }
-        let attempts_aborted = IntCounterVec::new(
-            Opts::new(
-                "pqvault_attempts_aborted_total",
-                "Certified transition attempts this validator led that failed and were aborted, by outcome (certified: a quorum of holders signed the abort and the next attempt need not wait; short: fewer signed).",
-            ),
-            &["outcome"],
+        let log_withdrawals = counter_with(
+            "pqvault_epoch_log_withdrawals_total",
+            "Decided successors of the epoch log that stayed uncertified (D53), by outcome (refused: this holder signed a refusal and will never sign it; withdrawn: as leader, this validator wrote a withdrawal with a quorum of refusals; short: as leader, it gathered fewer refusals than a quorum).",
+            "outcome",
+            ["refused", "withdrawn", "short"],
         )?;
-        for o in ["certified", "short"] {
-            attempts_aborted.with_label_values(&[o]);
-        }
+        let attempts_aborted = counter_with(
+            "pqvault_attempts_aborted_total",
+            "Certified transition attempts this validator led that failed and were aborted, by outcome (certified: a quorum of holders signed the abort and the next attempt need not wait; short: fewer signed).",
+            "outcome",
+            ["certified", "short"],
+        )?;
         let vault_threshold = IntGaugeVec::new(
             Opts::new(
                 "pqvault_vault_threshold",
@@ -454,16 +441,12 @@ impl Metrics {
             ),
             &["outcome"],
         )?;
-        let removal_attempts = IntCounterVec::new(
-            Opts::new(
-                "pqvault_removal_attempts_total",
-                "This validator's own attempts to remove a member dead in its view for the operator's policy time, by outcome: certified (a quorum's votes gathered), or too_few_votes (the others still see it alive, or cannot be reached).",
-            ),
-            &["outcome"],
+        let removal_attempts = counter_with(
+            "pqvault_removal_attempts_total",
+            "This validator's own attempts to remove a member dead in its view for the operator's policy time, by outcome: certified (a quorum's votes gathered), or too_few_votes (the others still see it alive, or cannot be reached).",
+            "outcome",
+            crate::membership::ATTEMPT_OUTCOMES,
         )?;
-        for o in crate::membership::ATTEMPT_OUTCOMES {
-            removal_attempts.with_label_values(&[o]);
-        }
         for o in crate::membership::VOTE_OUTCOMES {
             removal_votes.with_label_values(&[o]);
         }
