@@ -262,12 +262,12 @@ impl Mesh {
             peer = node.peer,
             ops = node.ops,
         );
-        // The epoch log is on by default with static members, but off here
-        // unless a test turns it on (docs/decisions.md D55): short timeouts
-        // for when it is, heartbeat 100 ms, election 500-1000 ms, a stalled
-        // decision refused after 2 s (10 s by default).
+        // The epoch log is on, as by default with static members
+        // (docs/decisions.md D55), with short timeouts: heartbeat 100 ms,
+        // election 500-1000 ms, a stalled decision refused after 2 s (10 s
+        // by default).
         toml.push_str(
-            "[consensus]\nenabled = false\nheartbeat_ms = 100\nelection_timeout_min_ms = 500\nelection_timeout_max_ms = 1000\nstalled_after_ms = 2000\n",
+            "[consensus]\nheartbeat_ms = 100\nelection_timeout_min_ms = 500\nelection_timeout_max_ms = 1000\nstalled_after_ms = 2000\n",
         );
         for m in &self.nodes {
             toml.push_str(&format!(
@@ -342,16 +342,14 @@ impl Mesh {
         self.edit_configs("refresh = false", "refresh = true");
     }
 
-    /// Turns the epoch log on at every validator the way an operator gets
-    /// it: `enabled` unset, so on where static members are listed. Call
-    /// before starting them.
-    pub fn enable_consensus(&self) {
-        self.edit_configs("[consensus]\nenabled = false\n", "[consensus]\n");
+    /// Turns the epoch log off at every validator (`enabled = false`), for
+    /// tests of what the signers alone decide. Call before starting them.
+    pub fn disable_consensus(&self) {
+        self.edit_configs("[consensus]\n", "[consensus]\nenabled = false\n");
     }
 
     /// Turns the epoch log on at validator `i` explicitly: the default is
     /// off for a validator that lists no static member (discovery only).
-    /// Call after [`Mesh::enable_consensus`].
     pub fn enable_consensus_at(&self, i: usize) {
         let p = self.config(i);
         let text = fs::read_to_string(&p).expect("config");

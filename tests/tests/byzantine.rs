@@ -351,6 +351,8 @@ async fn a_leader_splitting_the_signers_late_has_its_first_copy_finished() {
 
 async fn leader_splits_the_signers(how: &str) {
     let mut mesh = Mesh::with_spares(5, 3, 2);
+    // The signers alone decide (log off, D16/D49): what this test shows.
+    mesh.disable_consensus();
     mesh.start_all_with(&[(0, &[("PQVAULT_BYZANTINE_SPLIT_SIGNERS", how)])]);
     mesh.wait_all_alive(&[0, 1, 2, 3, 4, 5, 6]);
     mesh.kill9(4);
@@ -630,6 +632,8 @@ async fn a_share_changes_hands_only_by_a_certified_repair() {
 async fn an_equivocating_insider_cannot_fork_a_vault_under_f_1() {
     let mut mesh = Mesh::with_policy(7, 4, 0, 1, 4);
     mesh.disable_auto_heal();
+    // Signing requests posted by hand reach the signers alone (log off).
+    mesh.disable_consensus();
     mesh.start_all();
     // A settled view: the signers' refusals below are then about what
     // they are asked to sign, not about who they see.
@@ -721,6 +725,8 @@ async fn an_equivocating_insider_cannot_fork_a_vault_under_f_1() {
 #[tokio::test(flavor = "current_thread")]
 async fn an_insider_cannot_spend_the_holders_successor_votes_on_empty_epochs() {
     let mut mesh = Mesh::with_spares(5, 3, 1);
+    // Signing requests posted by hand reach the signers alone (log off).
+    mesh.disable_consensus();
     mesh.start_all();
     mesh.wait_all_alive(&[0, 1, 2, 3, 4, 5]);
     let insider = mesh.client_as(0);

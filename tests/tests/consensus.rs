@@ -142,7 +142,6 @@ fn certificate(mesh: &Mesh, m: &[u8], holders: &[usize]) -> Vec<u8> {
 async fn leader_failover_keeps_the_decision_and_a_restarted_node_catches_up() {
     let mut mesh = Mesh::new(3, 2);
     mesh.disable_auto_heal();
-    mesh.enable_consensus();
     mesh.start_all();
     let all = [0, 1, 2];
     let leader = one_leader(&mesh, &all);
@@ -332,7 +331,6 @@ async fn a_discovered_member_follows_the_log_as_a_learner() {
     }
     mesh.use_dns_discovery(3, "localhost", mesh.nodes[0].peer.port());
     // Listing no static member, validator-4 runs the log only if told to.
-    mesh.enable_consensus();
     mesh.enable_consensus_at(3);
     mesh.start_all();
     let voters = [0, 1, 2];
@@ -387,7 +385,6 @@ async fn a_discovered_member_follows_the_log_as_a_learner() {
 #[tokio::test(flavor = "current_thread")]
 async fn an_insider_cannot_freeze_an_epoch_with_a_junk_successor_in_the_log() {
     let mut mesh = Mesh::with_spares(5, 3, 2);
-    mesh.enable_consensus();
     mesh.start_all();
     let all: Vec<usize> = (0..7).collect();
     let leader = one_leader(&mesh, &all);
@@ -431,7 +428,6 @@ async fn an_insider_cannot_freeze_an_epoch_with_a_junk_successor_in_the_log() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_lying_holders_successor_in_the_log_is_withdrawn_once_it_stalls() {
     let mut mesh = Mesh::with_spares(5, 3, 2);
-    mesh.enable_consensus();
     mesh.start_all();
     let all: Vec<usize> = (0..7).collect();
     let leader = one_leader(&mesh, &all);

@@ -15,6 +15,9 @@ use vault::recover::{recover, Candidate};
 #[tokio::test(flavor = "current_thread")]
 async fn three_losses_heal_onto_spares_in_a_new_epoch() {
     let mut mesh = Mesh::with_spares(7, 4, 3);
+    // The signers alone (log off, D16); the same heal with the epoch log,
+    // the default, is the test below.
+    mesh.disable_consensus();
     mesh.start_all();
     for i in [4, 5, 6] {
         mesh.kill9(i); // validator-5, -6, -7
@@ -277,12 +280,11 @@ async fn repair_is_followed_by_a_refresh_that_retires_older_shares() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn with_the_epoch_log_the_successor_is_decided_there_before_it_is_signed() {
-    // The same 3 losses, with the replicated epoch log on: the log decides
-    // the successor before anyone signs, and signers sign only what it
-    // decided. The first Raft leader is among the three SIGKILLed when it
+    // The same 3 losses, with the replicated epoch log on (the default,
+    // D55): the log decides the successor before anyone signs, and
+    // signers sign only what it decided. The first Raft leader is among the three SIGKILLed when it
     // holds a share, so a new one must be elected before the log decides.
     let mut mesh = Mesh::with_spares(7, 4, 3);
-    mesh.enable_consensus();
     mesh.start_all();
     let is_leader = |mesh: &Mesh, i: usize| {
         pqvault_tests::sample(&mesh.metrics(i), "pqvault_consensus_is_leader", "") == Some(1.0)

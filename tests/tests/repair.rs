@@ -17,7 +17,10 @@ use vault::seal::SealedShard;
 async fn lost_share_is_rebuilt_at_a_replacement() {
     // Shares 1..5 (3 of 5) on validator-1..5; validator-6 is a spare.
     let mut mesh = Mesh::with_spares(5, 3, 1);
-    mesh.disable_auto_heal(); // this test is the leader
+    // This test is the leader, and its successor goes to the signers
+    // alone: with the log on, they sign only what the log decided (D52).
+    mesh.disable_auto_heal();
+    mesh.disable_consensus();
     mesh.start_all();
     mesh.kill9(3); // validator-4 holds share 4
     for i in [0, 1, 2, 4] {

@@ -127,7 +127,6 @@ fn leader(mesh: &Mesh, nodes: &[usize]) -> usize {
 #[test]
 fn replication_to_a_killed_member_is_counted() {
     let mut mesh = Mesh::new(3, 2);
-    mesh.enable_consensus();
     mesh.start_all();
     let lead = leader(&mesh, &[0, 1, 2]);
     let count = |m: &str| {
