@@ -485,3 +485,60 @@ async fn a_lying_holders_successor_in_the_log_is_withdrawn_once_it_stalls() {
         count("withdrawn")
     );
 }
+
+/// The refusal clock survives a restart (D53 "Left"): a holder first asked
+/// to refuse a stalled decision, then restarted after the stall time, must
+/// not count it again from zero (before, each restart of a holder added
+/// `stalled_after_ms` to the time a liar's successor holds an epoch).
+#[tokio::test(flavor = "current_thread")]
+async fn a_restarted_holder_keeps_counting_a_stalled_decision() {
+    let mut mesh = Mesh::new(5, 3);
+    mesh.disable_auto_heal();
+    mesh.start_all();
+    let all: Vec<usize> = (0..5).collect();
+    let leader = one_leader(&mesh, &all);
+    let liar = if leader == 1 { 2 } else { 1 };
+    let junk = successor(&mesh, liar, 7);
+    let record = Record::Proposal(Proposal {
+        vault: vault_id(&mesh),
+        from_epoch: 1,
+        manifest: junk.clone(),
+    });
+    let r = write_as(&mesh, liar, leader, &record).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let digest = manifest_digest(&junk).to_vec();
+    let holder = (0..5).find(|&i| i != leader && i != liar).expect("holder");
+    let path = format!("/v1/epoch/{}/refuse?from=1", mesh.vault_id);
+    // Asked until the decision reached it: then refused as too recent.
+    let ask = |mesh: &Mesh| {
+        let client = mesh.client_as(liar);
+        let (to, path, digest) = (mesh.member(holder), path.clone(), digest.clone());
+        async move {
+            let deadline = Instant::now() + ELECTION;
+            loop {
+                let r = client.post(&to, &path, digest.clone(), 64 << 10).await;
+                if let Ok(r) = r {
+                    let said = String::from_utf8_lossy(&r.body).to_string();
+                    if r.status == 200 || said.contains("ms ago") {
+                        return (r.status, said);
+                    }
+                }
+                assert!(Instant::now() < deadline, "never asked about the decision");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let (status, said) = ask(&mesh).await;
+    assert_eq!(status, 409, "{said}");
+    assert!(said.contains("refused only after 2000 ms"), "{said}");
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    mesh.kill9(holder);
+    mesh.start(holder);
+    let (status, said) = ask(&mesh).await;
+    assert_eq!(
+        status,
+        200,
+        "validator-{} counted the stall again from its restart: {said}",
+        holder + 1
+    );
+}

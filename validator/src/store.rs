@@ -715,6 +715,53 @@ impl Store {
             .collect()
     }
 
+    /// When we first saw the decided successor `digest` of epoch `epoch`
+    /// of `id` stalled (Unix ms): kept on disk, so a restarted holder goes
+    /// on counting towards `[consensus] stalled_after_ms` instead of
+    /// starting again (D53). The first call records `now_ms`; entries are
+    /// bounded like refusals ([`MAX_REFUSED`]), and those of earlier
+    /// epochs are removed. An unreadable file counts as no entry.
+    pub fn stalled_since(
+        &self,
+        id: &VaultId,
+        epoch: u64,
+        digest: &[u8; 32],
+        now_ms: u64,
+    ) -> Result<u64, StoreError> {
+        let path = self
+            .root
+            .join("votes")
+            .join(format!("{id}-epoch-{epoch}.stalled"));
+        let bytes = fsio::read_limited(&path, 40 * MAX_REFUSED as u64).unwrap_or_default();
+        let mut seen: Vec<([u8; 32], u64)> = bytes
+            .chunks_exact(40)
+            .filter_map(|c| {
+                let d: [u8; 32] = c[..32].try_into().ok()?;
+                let t = u64::from_le_bytes(c[32..].try_into().ok()?);
+                Some((d, t))
+            })
+            .collect();
+        if let Some((_, t)) = seen.iter().find(|(d, _)| d == digest) {
+            return Ok(*t);
+        }
+        if seen.len() >= MAX_REFUSED {
+            return Err(StoreError::Full(format!(
+                "{MAX_REFUSED} stalled successors of epoch {epoch} seen already"
+            )));
+        }
+        seen.push((*digest, now_ms));
+        let mut out = Vec::with_capacity(40 * seen.len());
+        for (d, t) in &seen {
+            out.extend_from_slice(d);
+            out.extend_from_slice(&t.to_le_bytes());
+        }
+        let dir = self.root.join("votes");
+        fsio::create_private_dir(&dir)?;
+        fsio::write_atomic(&path, &out, Mode::Public, true)?;
+        remove_earlier_epochs(&dir, id, epoch, ".stalled");
+        Ok(now_ms)
+    }
+
     /// Whether we signed a successor of epoch `epoch` of `id` ([`Store::vote`]).
     pub fn signed_successor(&self, id: &VaultId, epoch: u64) -> bool {
         self.root
@@ -1197,9 +1244,6 @@ mod tests {
         s.vote(&id, 3, &[0xaa; 32]).unwrap();
     }
 
-    /// A restart releases standing proposal votes but keeps their attempt
-    /// and digest (older attempts stay refused); a corrupt vote file is an
-    /// error, never "no vote".
     /// A refused successor stays refused across a restart (D53: a
     /// withdrawal counts on it), refusals are bounded, and a later epoch's
     /// replace earlier ones.
@@ -1228,6 +1272,34 @@ mod tests {
             "an earlier epoch's is removed"
         );
         assert_eq!(s.refused_successors(&id, 2), vec![[8; 32]]);
+    }
+
+    /// The time a stalled successor was first seen survives a restart
+    /// (D53's refusal clock), is bounded, and a later epoch's entries
+    /// replace earlier ones.
+    #[test]
+    fn the_refusal_clock_is_kept_across_a_restart_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let fp = |b| Fingerprint::from_bytes([b; 32]);
+        let id = VaultId::from_bytes([4; 16]);
+        {
+            let s = Store::open(dir.path(), fp(1), fp(2)).unwrap();
+            assert_eq!(s.stalled_since(&id, 1, &[7; 32], 1_000).unwrap(), 1_000);
+            assert_eq!(s.stalled_since(&id, 1, &[7; 32], 5_000).unwrap(), 1_000);
+        }
+        let s = Store::open(dir.path(), fp(1), fp(2)).unwrap();
+        assert_eq!(s.stalled_since(&id, 1, &[7; 32], 9_000).unwrap(), 1_000);
+        for b in 100..(100 + MAX_REFUSED as u8 - 1) {
+            assert_eq!(s.stalled_since(&id, 1, &[b; 32], 2_000).unwrap(), 2_000);
+        }
+        assert!(s.stalled_since(&id, 1, &[200; 32], 3_000).is_err());
+        assert_eq!(s.stalled_since(&id, 1, &[100; 32], 3_000).unwrap(), 2_000);
+        assert_eq!(s.stalled_since(&id, 2, &[7; 32], 4_000).unwrap(), 4_000);
+        assert_eq!(
+            s.stalled_since(&id, 1, &[7; 32], 5_000).unwrap(),
+            5_000,
+            "an earlier epoch's are removed"
+        );
     }
 
     /// The successor request we signed survives a restart, later epochs'
@@ -1264,6 +1336,9 @@ mod tests {
         assert_eq!(s.voted_successor(&id, 1), Some([9; 32]));
     }
 
+    /// A restart releases standing proposal votes but keeps their attempt
+    /// and digest (older attempts stay refused); a corrupt vote file is an
+    /// error, never "no vote".
     #[test]
     fn a_restart_releases_proposal_votes_and_keeps_their_attempts() {
         let dir = tempfile::tempdir().unwrap();

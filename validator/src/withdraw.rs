@@ -22,6 +22,7 @@ use crate::state::State;
 use crate::transition::proposal::refusal_digest;
 use crate::transition::Vote;
 use std::sync::Arc;
+use std::time::Duration;
 use vault::manifest::VaultId;
 
 /// A holder's answer to a request to refuse the successor `digest` of
@@ -59,7 +60,13 @@ pub fn refuse(
     // A leader gathers signatures in well under a second, so only a
     // decision nobody will sign waits this long, and a liar asking early
     // kills no honest decision.
-    let stalled = log.stalled_for(&vault, from, digest);
+    // Counted from the first time we were asked, kept on disk: a restart
+    // does not start it again.
+    let now = crate::state::unix_ms();
+    let since = store
+        .stalled_since(&vault, from, digest, now)
+        .map_err(|e| bad(500, e))?;
+    let stalled = Duration::from_millis(now.saturating_sub(since));
     let after = log.stalled_after();
     if stalled < after && !store.refused_successors(&vault, from).contains(digest) {
         return Err(bad(

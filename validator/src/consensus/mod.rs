@@ -98,9 +98,6 @@ pub struct Status {
     pub decisions: usize,
 }
 
-/// A decided successor: (vault, epoch left, manifest digest).
-type StalledKey = (VaultId, u64, [u8; 32]);
-
 /// Handle on the running epoch log.
 pub struct Consensus {
     raft: EpochRaft,
@@ -113,8 +110,6 @@ pub struct Consensus {
     patience: Duration,
     /// A fresh streak for each write, counted under `epoch_log_write`.
     write_retry: Retry,
-    /// When we first saw each decided successor still uncertified (D53).
-    stalled: std::sync::Mutex<BTreeMap<StalledKey, Instant>>,
     /// How long a decided successor stays uncertified before we refuse it
     /// (`[consensus] stalled_after_ms`).
     stalled_after: Duration,
@@ -232,7 +227,6 @@ impl Consensus {
             state: Arc::downgrade(state),
             patience: election_max * 4,
             write_retry: Retry::new(&state.metrics, Loop::EpochLogWrite, WRITE_BACKOFF),
-            stalled: Default::default(),
             stalled_after: Duration::from_millis(config.consensus.stalled_after_ms),
             statics: nodes.clone(),
         });
@@ -538,23 +532,10 @@ impl Consensus {
         valid::decision(prev, f, candidates, &withdrawals)
     }
 
-    /// How long the decided successor `digest` of (vault, from_epoch) has
-    /// been uncertified in our view: since the first time we were asked
-    /// (zero then). Entries of other epochs of the vault are forgotten.
     /// How long a decided successor must stay uncertified in our view
     /// before we refuse it (D53).
     pub fn stalled_after(&self) -> Duration {
         self.stalled_after
-    }
-
-    pub fn stalled_for(&self, vault: &VaultId, from_epoch: u64, digest: &[u8; 32]) -> Duration {
-        let Ok(mut seen) = self.stalled.lock() else {
-            return Duration::ZERO;
-        };
-        seen.retain(|(v, e, _), _| v != vault || *e == from_epoch);
-        seen.entry((*vault, from_epoch, *digest))
-            .or_insert_with(Instant::now)
-            .elapsed()
     }
 
     /// Judges a proposal before it is written ([`valid::successor`]):
