@@ -188,8 +188,6 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         custody: Mutex::new(Default::default()),
         convicted: Mutex::new(Default::default()),
         successors: Mutex::new(successors),
-        helper_disputes: Mutex::new(BTreeMap::new()),
-        silent_dealers: Mutex::new(BTreeMap::new()),
         custody_copies: Mutex::new(Default::default()),
         policy: config.heal.policy,
         reshare_after: Duration::from_millis(config.heal.reshare_after_ms),

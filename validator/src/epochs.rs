@@ -798,6 +798,8 @@ pub async fn commit(state: Arc<State>, vault: VaultId, body: &[u8]) -> Result<u6
     }
     if let Ok(store) = state.store.lock() {
         store.clear_pending(&vault);
+        // Helpers and dealers in dispute were judged for earlier epochs.
+        store.forget_disputes_before(&vault, epoch);
     }
     // Custody verdicts judged the shards of the epoch just left: a holder
     // rebuilt in this one (back with an empty disk) misses nothing now.

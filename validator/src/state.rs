@@ -219,17 +219,6 @@ pub struct State {
     /// signers (`crate::successor`). Their shares count as lost, like
     /// failed custody, so they neither lead nor stay holders.
     pub convicted: Mutex<std::collections::BTreeSet<(vault::manifest::VaultId, String)>>,
-    /// Pairs of share indices in dispute per (vault, epoch): helpers of a
-    /// failed repair round, one of which withheld its pieces
-    /// (`crate::heal`, `transition::heal::pick_helpers`).
-    #[allow(clippy::type_complexity)]
-    pub helper_disputes:
-        Mutex<BTreeMap<(vault::manifest::VaultId, u64), std::collections::BTreeSet<(u8, u8)>>>,
-    /// Per (vault, epoch): for each re-share dealer, how many recipients of
-    /// the last failed attempt never got its sub-share
-    /// (`transition::heal::pick_dealers`).
-    #[allow(clippy::type_complexity)]
-    pub silent_dealers: Mutex<BTreeMap<(vault::manifest::VaultId, u64), BTreeMap<u8, usize>>>,
     /// Successor requests per (vault, epoch being left): asked of us,
     /// signed by us, or signed elsewhere and to finish (`crate::successor`).
     pub successors: Mutex<BTreeMap<(vault::manifest::VaultId, u64), crate::successor::Kept>>,

@@ -57,6 +57,11 @@ pub const CERTIFIED_REMOVALS_DIR: &str = "removals";
 pub const MAX_CERTIFIED_REMOVAL: usize = 3 << 20;
 /// Successors of one epoch a validator refuses at most (D53): as many as
 /// the epoch log keeps proposals of it.
+/// Most repair helper pairs kept in dispute per epoch (every pair of 32
+/// helpers; a vault has at most 255 shares, and pairs beyond the bound are
+/// dropped, which only makes a next attempt's helper choice less informed).
+pub const MAX_DISPUTES: usize = 496;
+
 pub const MAX_REFUSED: usize = 1 + crate::consensus::machine::MAX_RIVALS;
 
 /// Why the store refused to open or to import.
@@ -762,6 +767,107 @@ impl Store {
         Ok(now_ms)
     }
 
+    /// Adds `pairs` to the repair helpers in dispute for epoch `epoch` of
+    /// `id` (share index pairs, smaller first; `transition::heal::
+    /// pick_helpers` keeps each pair apart), kept on disk so a leader that
+    /// restarts does not meet a withholding helper again. At most
+    /// [`MAX_DISPUTES`] pairs; earlier epochs' files are removed.
+    pub fn add_helper_disputes(
+        &self,
+        id: &VaultId,
+        epoch: u64,
+        pairs: &std::collections::BTreeSet<(u8, u8)>,
+    ) -> Result<(), StoreError> {
+        let mut all = self.helper_disputes(id, epoch);
+        all.extend(pairs.iter().copied());
+        let bytes: Vec<u8> = all
+            .iter()
+            .take(MAX_DISPUTES)
+            .flat_map(|(a, b)| [*a, *b])
+            .collect();
+        self.write_disputes(id, epoch, "helpers", &bytes)
+    }
+
+    /// The repair helpers in dispute for epoch `epoch` of `id`
+    /// ([`Store::add_helper_disputes`]); an unreadable file counts as none.
+    pub fn helper_disputes(
+        &self,
+        id: &VaultId,
+        epoch: u64,
+    ) -> std::collections::BTreeSet<(u8, u8)> {
+        self.read_disputes(id, epoch, "helpers", 2 * MAX_DISPUTES)
+            .chunks_exact(2)
+            .filter(|c| c[0] < c[1])
+            .map(|c| (c[0], c[1]))
+            .collect()
+    }
+
+    /// Replaces the re-share dealers named silent for epoch `epoch` of
+    /// `id`: per dealer index, how many recipients of the last failed
+    /// attempt never got its sub-share (`transition::heal::pick_dealers`),
+    /// kept on disk like the helpers' disputes.
+    pub fn set_silent_dealers(
+        &self,
+        id: &VaultId,
+        epoch: u64,
+        named: &BTreeMap<u8, usize>,
+    ) -> Result<(), StoreError> {
+        let bytes: Vec<u8> = named
+            .iter()
+            .flat_map(|(d, n)| {
+                let n = u8::try_from(*n).unwrap_or(u8::MAX);
+                [*d, n]
+            })
+            .collect();
+        self.write_disputes(id, epoch, "dealers", &bytes)
+    }
+
+    /// The re-share dealers named silent for epoch `epoch` of `id`
+    /// ([`Store::set_silent_dealers`]); an unreadable file counts as none.
+    pub fn silent_dealers(&self, id: &VaultId, epoch: u64) -> BTreeMap<u8, usize> {
+        self.read_disputes(id, epoch, "dealers", 2 * 256)
+            .chunks_exact(2)
+            .map(|c| (c[0], usize::from(c[1])))
+            .collect()
+    }
+
+    fn write_disputes(
+        &self,
+        id: &VaultId,
+        epoch: u64,
+        kind: &str,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        let dir = self.root.join("disputes");
+        fsio::create_private_dir(&dir)?;
+        let suffix = format!(".{kind}");
+        fsio::write_atomic(
+            &dir.join(format!("{id}-epoch-{epoch}{suffix}")),
+            bytes,
+            Mode::Public,
+            true,
+        )?;
+        remove_earlier_epochs(&dir, id, epoch, &suffix);
+        Ok(())
+    }
+
+    fn read_disputes(&self, id: &VaultId, epoch: u64, kind: &str, max: usize) -> Vec<u8> {
+        let path = self
+            .root
+            .join("disputes")
+            .join(format!("{id}-epoch-{epoch}.{kind}"));
+        fsio::read_limited(&path, max as u64).unwrap_or_default()
+    }
+
+    /// Forgets the disputes of epochs of `id` before `epoch` (called when
+    /// `epoch` is committed: they named the helpers and dealers of
+    /// polynomials that are gone).
+    pub fn forget_disputes_before(&self, id: &VaultId, epoch: u64) {
+        let dir = self.root.join("disputes");
+        remove_earlier_epochs(&dir, id, epoch, ".helpers");
+        remove_earlier_epochs(&dir, id, epoch, ".dealers");
+    }
+
     /// Whether we signed a successor of epoch `epoch` of `id` ([`Store::vote`]).
     pub fn signed_successor(&self, id: &VaultId, epoch: u64) -> bool {
         self.root
@@ -1300,6 +1406,46 @@ mod tests {
             5_000,
             "an earlier epoch's are removed"
         );
+    }
+
+    /// Helper disputes and silent dealers survive a restart, accumulate
+    /// (helpers) or are replaced (dealers), are bounded, read damaged
+    /// files as none, and are forgotten with their epoch.
+    #[test]
+    fn disputes_are_kept_across_a_restart_and_forgotten_with_their_epoch() {
+        use std::collections::BTreeSet;
+        let dir = tempfile::tempdir().unwrap();
+        let fp = |b| Fingerprint::from_bytes([b; 32]);
+        let id = VaultId::from_bytes([4; 16]);
+        {
+            let s = Store::open(dir.path(), fp(1), fp(2)).unwrap();
+            assert!(s.helper_disputes(&id, 3).is_empty());
+            s.add_helper_disputes(&id, 3, &BTreeSet::from([(1, 4)]))
+                .unwrap();
+            s.add_helper_disputes(&id, 3, &BTreeSet::from([(2, 5), (1, 4)]))
+                .unwrap();
+            s.set_silent_dealers(&id, 3, &BTreeMap::from([(2, 1), (5, 3)]))
+                .unwrap();
+            s.set_silent_dealers(&id, 3, &BTreeMap::from([(5, 2)]))
+                .unwrap();
+        }
+        let s = Store::open(dir.path(), fp(1), fp(2)).unwrap();
+        assert_eq!(s.helper_disputes(&id, 3), BTreeSet::from([(1, 4), (2, 5)]));
+        assert_eq!(s.silent_dealers(&id, 3), BTreeMap::from([(5, 2)]));
+        let many: BTreeSet<(u8, u8)> = (1..=40u8)
+            .flat_map(|a| (a + 1..=40).map(move |b| (a, b)))
+            .collect();
+        s.add_helper_disputes(&id, 3, &many).unwrap();
+        assert_eq!(s.helper_disputes(&id, 3).len(), MAX_DISPUTES);
+        let path = dir.path().join(format!("disputes/{id}-epoch-3.helpers"));
+        fs::write(&path, vec![0xff; 4 * MAX_DISPUTES]).unwrap();
+        assert!(
+            s.helper_disputes(&id, 3).is_empty(),
+            "an oversized file is none"
+        );
+        s.forget_disputes_before(&id, 4);
+        assert!(!path.exists());
+        assert!(s.silent_dealers(&id, 3).is_empty());
     }
 
     /// The successor request we signed survives a restart, later epochs'

@@ -285,8 +285,10 @@ pub(super) async fn record_disputes(
         .repairs
         .with_label_values(&["helper_disputes"])
         .inc();
-    if let Ok(mut d) = state.helper_disputes.lock() {
-        d.retain(|(v, e), _| *v != id || *e >= b.epoch);
-        d.entry((id, b.epoch)).or_default().extend(found);
+    // Kept on disk: a leader that restarts does not meet them again.
+    if let Ok(s) = state.store.lock() {
+        if let Err(e) = s.add_helper_disputes(&id, b.epoch, &found) {
+            tracing::warn!(vault = %id, "helper disputes not stored: {e}");
+        }
     }
 }

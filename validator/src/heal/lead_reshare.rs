@@ -38,10 +38,9 @@ pub(super) async fn run_reshare(
     // recipients of a failed attempt never heard from.
     let rules = proposals::rules(state, &id);
     let silent = state
-        .silent_dealers
+        .store
         .lock()
-        .ok()
-        .and_then(|s| s.get(&(id, b.epoch)).cloned())
+        .map(|s| s.silent_dealers(&id, b.epoch))
         .unwrap_or_default();
     let dealers = transition::heal::pick_dealers(
         &holders.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
@@ -212,8 +211,10 @@ pub(super) async fn record_silent_dealers(
         return;
     }
     tracing::warn!(vault = %id, epoch, named = ?named, "re-share dealers whose sub-shares never came (recipients naming each)");
-    if let Ok(mut s) = state.silent_dealers.lock() {
-        s.retain(|(v, e), _| *v != id || *e >= epoch);
-        s.insert((id, epoch), named);
+    // Kept on disk: a leader that restarts does not deal with them again.
+    if let Ok(s) = state.store.lock() {
+        if let Err(e) = s.set_silent_dealers(&id, epoch, &named) {
+            tracing::warn!(vault = %id, "silent dealers not stored: {e}");
+        }
     }
 }

@@ -137,10 +137,9 @@ pub(super) async fn gather_and_decide(
         signed_copy: crate::successor::to_finish(state, &id, b.epoch)
             .map(|q| (q.manifest, q.proposal)),
         disputes: state
-            .helper_disputes
+            .store
             .lock()
-            .ok()
-            .and_then(|d| d.get(&(id, b.epoch)).cloned())
+            .map(|s| s.helper_disputes(&id, b.epoch))
             .unwrap_or_default(),
     };
     // When the repair started: before our own shard is opened.
