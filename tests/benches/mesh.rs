@@ -4,7 +4,9 @@
 //! a repair round (plan to verified rebuilt share) with RSS during it.
 //!
 //! Run: `cargo build --workspace --release && cargo bench -p pqvault-tests --bench mesh`
-//! (the harness runs the validator binary of the same profile).
+//! (the harness runs the validator binary of the same profile). The heals
+//! run with the epoch log on, the default (D55); `PQVAULT_BENCH_LOG=off`
+//! runs them with the signers alone, for comparison.
 
 use pqvault_tests::{sample, Mesh};
 use std::time::{Duration, Instant};
@@ -195,6 +197,11 @@ fn main() {
 /// holders are SIGKILLed; time until the survivors declare them dead and
 /// until every survivor and spare holds a certified epoch 2.
 fn autonomous_heal(rt: &tokio::runtime::Runtime, mut mesh: Mesh, kills: &[usize], refresh: bool) {
+    let log_off = std::env::var("PQVAULT_BENCH_LOG").as_deref() == Ok("off");
+    if log_off {
+        mesh.disable_consensus();
+    }
+    println!("  epoch log {}", if log_off { "off" } else { "on" });
     mesh.set_heal_grace_ms(0);
     mesh.set_custody_interval_ms(10_000);
     mesh.start_all();

@@ -58,10 +58,12 @@ pub(super) async fn certify_manifest(
             return Err("the epoch log decided another successor; finishing it next pass".into());
         }
     }
+    tracing::debug!(vault = %id, from, "successor decided; asking for signatures");
 
     // 3. Signatures from the live holders of the current epoch.
     let cert = gather_signatures(state, id, from, proposal, &m2, signers).await?;
     crate::crash_point!(crate::failpoint::HEAL_SIGNATURES_GATHERED);
+    tracing::debug!(vault = %id, from, "signatures gathered");
     let cert = cert.encode();
     if let Some(c) = log {
         c.certify(Certified {
