@@ -418,6 +418,31 @@ async fn an_insider_cannot_freeze_an_epoch_with_a_junk_successor_in_the_log() {
     vault::manifest::Manifest::decode(&d.manifest).expect("the decision is a manifest");
 }
 
+/// A holder (the liar, not the Raft leader among the first `nodes`)
+/// writes a well-formed successor of its own to the epoch log first, one
+/// no quorum will sign. Returns (leader, liar, the successor).
+async fn a_liar_writes_its_successor_first(mesh: &Mesh, nodes: usize) -> (usize, usize, Vec<u8>) {
+    let all: Vec<usize> = (0..nodes).collect();
+    let leader = one_leader(mesh, &all);
+    let liar = if leader == 1 { 2 } else { 1 };
+    let junk = successor(mesh, liar, 7);
+    let record = Record::Proposal(Proposal {
+        vault: vault_id(mesh),
+        from_epoch: 1,
+        manifest: junk.clone(),
+    });
+    let r = write_as(mesh, liar, leader, &record).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        serde_json::from_slice::<Applied>(&r.body).expect("applied"),
+        Applied::Accepted {
+            digest: manifest_digest(&junk)
+        },
+        "the liar's successor is the first proposal"
+    );
+    (leader, liar, junk)
+}
+
 /// Attack (threat model row 10, a lying holder): a holder writes a
 /// well-formed successor of its own to the epoch log first, one no quorum
 /// will sign (no holder prepared it). Readers take it as the decision,
@@ -429,24 +454,7 @@ async fn an_insider_cannot_freeze_an_epoch_with_a_junk_successor_in_the_log() {
 async fn a_lying_holders_successor_in_the_log_is_withdrawn_once_it_stalls() {
     let mut mesh = Mesh::with_spares(5, 3, 2);
     mesh.start_all();
-    let all: Vec<usize> = (0..7).collect();
-    let leader = one_leader(&mesh, &all);
-    let liar = if leader == 1 { 2 } else { 1 };
-    let junk = successor(&mesh, liar, 7);
-    let record = Record::Proposal(Proposal {
-        vault: vault_id(&mesh),
-        from_epoch: 1,
-        manifest: junk.clone(),
-    });
-    let r = write_as(&mesh, liar, leader, &record).await;
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(
-        serde_json::from_slice::<Applied>(&r.body).expect("applied"),
-        Applied::Accepted {
-            digest: manifest_digest(&junk)
-        },
-        "the liar's successor is the first proposal"
-    );
+    let (leader, liar, junk) = a_liar_writes_its_successor_first(&mesh, 7).await;
     let lost = [4usize, 3]
         .into_iter()
         .find(|&i| i != leader && i != liar)
@@ -495,17 +503,7 @@ async fn a_restarted_holder_keeps_counting_a_stalled_decision() {
     let mut mesh = Mesh::new(5, 3);
     mesh.disable_auto_heal();
     mesh.start_all();
-    let all: Vec<usize> = (0..5).collect();
-    let leader = one_leader(&mesh, &all);
-    let liar = if leader == 1 { 2 } else { 1 };
-    let junk = successor(&mesh, liar, 7);
-    let record = Record::Proposal(Proposal {
-        vault: vault_id(&mesh),
-        from_epoch: 1,
-        manifest: junk.clone(),
-    });
-    let r = write_as(&mesh, liar, leader, &record).await;
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let (leader, liar, junk) = a_liar_writes_its_successor_first(&mesh, 5).await;
     let digest = manifest_digest(&junk).to_vec();
     let holder = (0..5).find(|&i| i != leader && i != liar).expect("holder");
     let path = format!("/v1/epoch/{}/refuse?from=1", mesh.vault_id);
