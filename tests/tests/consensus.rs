@@ -540,3 +540,40 @@ async fn a_restarted_holder_keeps_counting_a_stalled_decision() {
         holder + 1
     );
 }
+
+/// A voter back with an empty disk (its epoch log gone with it) neither
+/// brings the leader down nor stays behind. Before, the leader's openraft
+/// took the follower's shorter log for a bug and stopped the process in a
+/// debug build (seen in CI: `custody.rs`'s empty-disk test, validator-1's
+/// `/metrics` silent), and in a release build kept sending from where the
+/// follower used to be. A member that lies about its log could do the
+/// same on purpose.
+#[tokio::test(flavor = "current_thread")]
+async fn a_voter_back_with_an_empty_log_does_not_stop_the_leader() {
+    let mut mesh = Mesh::new(4, 3);
+    mesh.disable_auto_heal();
+    mesh.start_all();
+    // Something replicated to the follower: the leader knows it matches.
+    let (leader, _, _) = a_liar_writes_its_successor_first(&mesh, 4).await;
+    let wiped = (leader + 1) % 4;
+    let applied = |mesh: &Mesh, i: usize| {
+        sample(&mesh.metrics(i), "pqvault_consensus_commit_index", "").unwrap_or(0.0)
+    };
+    let target = applied(&mesh, leader);
+    assert!(mesh.wait_metrics(wiped, ELECTION, |_| applied(&mesh, wiped) >= target));
+    mesh.kill9(wiped);
+    std::fs::remove_dir_all(mesh.nodes[wiped].dir.join("data/raft")).unwrap();
+    mesh.start(wiped);
+    assert!(
+        mesh.wait_metrics(wiped, ELECTION, |_| applied(&mesh, wiped) >= target),
+        "validator-{} never caught up:\n{}",
+        wiped + 1,
+        mesh.log(wiped)
+    );
+    let exited = mesh.wait_exit(leader, Duration::from_secs(2));
+    assert!(
+        exited.is_none(),
+        "the leader stopped ({exited:?}):\n{}",
+        mesh.log(leader)
+    );
+}

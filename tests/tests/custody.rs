@@ -111,8 +111,10 @@ async fn a_holder_back_with_an_empty_disk_gets_its_share_rebuilt() {
     if !mesh.wait_metrics(0, Duration::from_secs(10), |m| {
         sample(m, "pqvault_custody_checks_total", missing).is_some_and(|v| v >= 1.0)
     }) {
-        // Seen once in a CI rehearsal with validator-1's /metrics empty:
-        // say whether it is still running, and what it and validator-2 logged.
+        // Seen in CI rehearsals with validator-1's /metrics silent: the
+        // epoch log's leader stopped when validator-2 came back with an
+        // empty log (D56; `consensus.rs` reproduces it every time). Say
+        // whether it is still running, and what it and validator-2 logged.
         let metrics = mesh.metrics(0);
         let exited = mesh.wait_exit(0, Duration::from_millis(100));
         panic!(
