@@ -545,8 +545,8 @@ async fn a_restarted_holder_keeps_counting_a_stalled_decision() {
 /// brings the leader down nor stays behind. Before, the leader's openraft
 /// took the follower's shorter log for a bug and stopped the process in a
 /// debug build (seen in CI: `custody.rs`'s empty-disk test, validator-1's
-/// `/metrics` silent), and in a release build kept sending from where the
-/// follower used to be. A member that lies about its log could do the
+/// `/metrics` silent), and kept a match that was no longer true in a
+/// release build (D56). A member that lies about its log could do the
 /// same on purpose.
 #[tokio::test(flavor = "current_thread")]
 async fn a_voter_back_with_an_empty_log_does_not_stop_the_leader() {
