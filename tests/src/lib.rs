@@ -351,23 +351,20 @@ impl Mesh {
     /// Turns the epoch log on at validator `i` explicitly: the default is
     /// off for a validator that lists no static member (discovery only).
     pub fn enable_consensus_at(&self, i: usize) {
-        let p = self.config(i);
-        let text = fs::read_to_string(&p).expect("config");
-        assert!(text.contains("[consensus]\n"), "config has no [consensus]");
-        fs::write(
-            &p,
-            text.replace("[consensus]\n", "[consensus]\nenabled = true\n"),
-        )
-        .expect("config");
+        self.edit_config(i, "[consensus]\n", "[consensus]\nenabled = true\n");
     }
 
     fn edit_configs(&self, from: &str, to: &str) {
         for i in 0..self.nodes.len() {
-            let p = self.config(i);
-            let text = fs::read_to_string(&p).expect("config");
-            assert!(text.contains(from), "config has no {from:?}");
-            fs::write(&p, text.replace(from, to)).expect("config");
+            self.edit_config(i, from, to);
         }
+    }
+
+    fn edit_config(&self, i: usize, from: &str, to: &str) {
+        let p = self.config(i);
+        let text = fs::read_to_string(&p).expect("config");
+        assert!(text.contains(from), "config has no {from:?}");
+        fs::write(&p, text.replace(from, to)).expect("config");
     }
 
     /// Replaces validator `i`'s static member list by DNS discovery of

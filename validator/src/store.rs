@@ -55,13 +55,13 @@ pub const CERTIFIED_REMOVALS_DIR: &str = "removals";
 
 /// Largest certified removal accepted (128 votes of up to 24 KiB).
 pub const MAX_CERTIFIED_REMOVAL: usize = 3 << 20;
-/// Successors of one epoch a validator refuses at most (D53): as many as
-/// the epoch log keeps proposals of it.
 /// Most repair helper pairs kept in dispute per epoch (every pair of 32
 /// helpers; a vault has at most 255 shares, and pairs beyond the bound are
 /// dropped, which only makes a next attempt's helper choice less informed).
 pub const MAX_DISPUTES: usize = 496;
 
+/// Successors of one epoch a validator refuses at most (D53): as many as
+/// the epoch log keeps proposals of it.
 pub const MAX_REFUSED: usize = 1 + crate::consensus::machine::MAX_RIVALS;
 
 /// Why the store refused to open or to import.

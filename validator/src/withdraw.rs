@@ -59,24 +59,26 @@ pub fn refuse(
     }
     // A leader gathers signatures in well under a second, so only a
     // decision nobody will sign waits this long, and a liar asking early
-    // kills no honest decision.
-    // Counted from the first time we were asked, kept on disk: a restart
-    // does not start it again.
-    let now = crate::state::unix_ms();
-    let since = store
-        .stalled_since(&vault, from, digest, now)
-        .map_err(|e| bad(500, e))?;
-    let stalled = Duration::from_millis(now.saturating_sub(since));
-    let after = log.stalled_after();
-    if stalled < after && !store.refused_successors(&vault, from).contains(digest) {
-        return Err(bad(
-            409,
-            format!(
-                "decided {} ms ago in our view; refused only after {} ms",
-                stalled.as_millis(),
-                after.as_millis()
-            ),
-        ));
+    // kills no honest decision. The stall counts from the first time we
+    // were asked, kept on disk so a restart does not start it again; a
+    // successor we refused already is refused again at once.
+    if !store.refused_successors(&vault, from).contains(digest) {
+        let now = crate::state::unix_ms();
+        let since = store
+            .stalled_since(&vault, from, digest, now)
+            .map_err(|e| bad(500, e))?;
+        let stalled = Duration::from_millis(now.saturating_sub(since));
+        let after = log.stalled_after();
+        if stalled < after {
+            return Err(bad(
+                409,
+                format!(
+                    "decided {} ms ago in our view; refused only after {} ms",
+                    stalled.as_millis(),
+                    after.as_millis()
+                ),
+            ));
+        }
     }
     store
         .refuse_successor(&vault, from, digest)
