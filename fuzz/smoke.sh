@@ -18,12 +18,29 @@ cargo fuzz build -O -s none
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT
 bash seeds.sh "$corpus"
-failed=""
-for t in $(bash targets.sh); do
-    echo "fuzz $t for ${seconds}s"
-    log="$corpus/$t.log"
+# Targets run side by side, one per core (FUZZ_JOBS, default nproc): each
+# still gets a core for its full SECONDS, and CI's wall time halves on 2.
+jobs="${FUZZ_JOBS:-$(nproc)}"
+run_one() {
+    local t="$1" log="$corpus/$1.log"
     if cargo fuzz run -O -s none "$t" "$corpus/$t" -- -max_total_time="$seconds" -rss_limit_mb=2048 >"$log" 2>&1; then
-        grep -E '^(Done|INFO: seed corpus)' "$log" || true
+        touch "$corpus/$t.ok"
+    fi
+}
+targets=$(bash targets.sh)
+for t in $targets; do
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do
+        wait -n || true
+    done
+    echo "fuzz $t for ${seconds}s"
+    run_one "$t" &
+done
+wait
+failed=""
+for t in $targets; do
+    log="$corpus/$t.log"
+    if [ -e "$corpus/$t.ok" ]; then
+        echo "$t: $(grep -E '^(Done|INFO: seed corpus)' "$log" | tr '\n' ' ')"
     else
         tail -n 60 "$log"
         echo "FAILED: fuzz target $t (the input is in fuzz/artifacts/$t/)"
