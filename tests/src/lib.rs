@@ -250,7 +250,7 @@ impl Mesh {
         let mut toml = format!(
             "id = \"{id}\"\ndata_dir = \"{data}\"\nidentity_key = \"{key}\"\ntrusted_signer = \"{op}\"\nimport_dir = \"{import}\"\n\
              [tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{tkey}\"\n[listen]\npeer = \"{peer}\"\nops = \"{ops}\"\n\
-             [probe]\ninterval_ms = 200\ntimeout_ms = 150\n[heal]\nauto = true\ninterval_ms = 300\ngrace_ms = 600\nreshare_after_ms = 600000\nrefresh = false\n[custody]\ninterval_ms = 500\n",
+             [probe]\ninterval_ms = 200\ntimeout_ms = 150\n[heal]\nauto = true\ninterval_ms = 300\ngrace_ms = 600\nreshare_after_ms = 600000\nreshare_window_ms = 8000\nrefresh = false\n[custody]\ninterval_ms = 500\n",
             id = node.id,
             data = p(&d.join("data")),
             key = p(&d.join(format!("identity/{}.key", node.id))),

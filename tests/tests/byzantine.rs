@@ -129,6 +129,26 @@ async fn recipient_4_is_convicted(env: (&str, &str)) -> Mesh {
     mesh
 }
 
+/// Validator-4 runs with `env` as a recipient that withholds its new share
+/// in the f = 1 re-share and logs `switch` when it does: every honest
+/// holder judges it withholding, and epoch 2 heals without it and recovers
+/// the secret.
+async fn withholding_recipient_4_is_left_out(env: (&str, &str), switch: &str) -> Mesh {
+    let mesh = f1_reshare_with_liar(3, env);
+    let honest = [0usize, 1, 2, 4, 5];
+    pqvault_tests::wait_epoch_all(&mesh, &honest, 2).await;
+    assert!(
+        mesh.log(3).contains(switch),
+        "validator-4 did not log {switch:?}: build the test binaries with `cargo build --workspace --all-targets`"
+    );
+    assert!(
+        all_logged(&mesh, &honest, "withheld its new share"),
+        "not every honest holder saw validator-4 withhold"
+    );
+    healed_without(&mesh, 2, 3, &honest);
+    mesh
+}
+
 /// Whether every one of `nodes` logged `text`.
 fn all_logged(mesh: &Mesh, nodes: &[usize], text: &str) -> bool {
     nodes.iter().all(|&i| mesh.log(i).contains(text))
@@ -432,6 +452,159 @@ async fn a_dealer_withholding_its_sub_shares_stalls_one_attempt_not_the_vault() 
         "no leader recorded the silent dealer"
     );
     let m = pqvault_tests::manifest_at(&mesh, 0, 2);
+    let t = usize::from(m.body().threshold);
+    pqvault_tests::recover_from(&mesh, &honest[..t], 2, 3);
+}
+
+/// The re-share refusal paths (issue 10, "How"), reached over the network:
+/// 3 of 7 at f = 1, holder 7 dies and the six live holders re-share;
+/// validator-3 deals honestly and also sends one recipient its sub-share
+/// as another dealer's (impersonation), unsigned, another recipient's
+/// sub-share, and its own again once taken (a replay). Each is refused
+/// with its reason (`reshare::receive`), none disturbs the round, and
+/// epoch 2 keeps every live holder, validator-3 included. These paths were
+/// refused before this test; it pins them where no test reached them.
+#[tokio::test(flavor = "current_thread")]
+async fn abusive_sub_shares_are_refused_and_the_reshare_completes() {
+    let mesh = f1_reshare_with_liar(2, ("PQVAULT_BYZANTINE_ABUSE_SUBSHARES", "1"));
+    let live = [0usize, 1, 2, 3, 4, 5];
+    pqvault_tests::wait_epoch_all(&mesh, &live, 2).await;
+    let log = mesh.log(2);
+    for (kind, answer) in [
+        ("as another dealer", "403 "),
+        ("unsigned", "422 unsigned sub-share"),
+        (
+            "sealed to another recipient",
+            "422 sub-share is not sealed to us",
+        ),
+        ("again", "409 already have share 3's sub-share (replay?)"),
+    ] {
+        let line = format!("abusive sub-share {kind}: {answer}");
+        assert!(
+            log.contains(&line),
+            "validator-3 did not log {line:?}: build the test binaries with `cargo build --workspace --all-targets`\n{log}"
+        );
+    }
+    assert!(
+        log.contains("does not hold share 1 (sent by validator-3)"),
+        "{log}"
+    );
+    let m = healed_without(&mesh, 2, 6, &live);
+    assert_eq!(m.body().shards.len(), 6, "every live holder keeps a share");
+    assert!(
+        none_logged(&mesh, &live, "dealer share 3"),
+        "validator-3 dealt honestly and must not be named"
+    );
+}
+
+/// A recipient that withholds: 3 of 7 at f = 1, holder 7 dies and the six
+/// live holders re-share (no spares); validator-4 accepts every sub-share
+/// and never makes its new share. Before, every attempt named it a
+/// recipient again and timed out: no epoch 2, ever, and the leader alone
+/// saw the silence. Now every holder in the round asks the recipients,
+/// three quarters into the dealing window, what became of their new
+/// shares; holding every sub-share and no new share is withholding in
+/// each holder's own view, so validator-4's share counts as lost there and
+/// the next attempt, certified by holders that each saw it, heals without
+/// it.
+#[tokio::test(flavor = "current_thread")]
+async fn a_recipient_withholding_its_new_share_stalls_one_attempt_not_the_vault() {
+    withholding_recipient_4_is_left_out(
+        ("PQVAULT_BYZANTINE_SILENT_RECIPIENT", "1"),
+        "receiving silently",
+    )
+    .await;
+}
+
+/// A recipient that withholds from the leader alone: 3 of 7 at f = 1,
+/// holder 7 dies and the six live holders re-share; validator-4 answers
+/// every member but validator-1, the leader, which gets no new share, no
+/// check values and no signature from it. The dealers see nothing wrong
+/// and rightly refuse to leave it out, so before, every attempt timed out
+/// at the leader: no epoch 2. Now what validator-4 signed and showed the
+/// dealers (its entry and its check values) reaches the leader through
+/// them, and epoch 2 keeps validator-4's new share.
+#[tokio::test(flavor = "current_thread")]
+async fn a_recipient_withholding_from_the_leader_alone_is_relayed_around() {
+    let mesh = f1_reshare_with_liar(3, ("PQVAULT_BYZANTINE_SHUN", "validator-1"));
+    let honest = [0usize, 1, 2, 4, 5];
+    pqvault_tests::wait_epoch_all(&mesh, &honest, 2).await;
+    assert!(
+        mesh.log(3).contains("shunning"),
+        "validator-4 did not shun the leader: build the test binaries with `cargo build --workspace --all-targets`"
+    );
+    let m = pqvault_tests::manifest_at(&mesh, 0, 2);
+    let liar = mesh.public_identity(3).fingerprint();
+    assert!(
+        m.body().shards.iter().any(|e| e.recipient == liar),
+        "epoch 2 left validator-4 out, though it withheld from the leader alone"
+    );
+    let t = usize::from(m.body().threshold);
+    pqvault_tests::recover_from(&mesh, &honest[..t], 2, 3);
+}
+
+/// A recipient that withholds behind a false accusation: 3 of 7 at f = 1,
+/// holder 7 dies and the six live holders re-share; validator-4 accepts
+/// every sub-share, makes no new share, and says share 1's sub-share never
+/// came. Only share 1's holder knows that is a lie, and one dealer named by
+/// one recipient is not left out (at most f recipients lie), so before,
+/// every attempt timed out: no epoch 2. Now a recipient signs a receipt
+/// for each sub-share it accepts, and every dealer that meets the
+/// accusation asks the accused dealer for the receipt and checks the
+/// recipient's own signature on it: each holder sees the lie, and the next
+/// attempt heals without validator-4.
+#[tokio::test(flavor = "current_thread")]
+async fn a_recipient_blaming_an_honest_dealer_is_caught_by_its_own_receipt() {
+    let mesh = withholding_recipient_4_is_left_out(
+        ("PQVAULT_BYZANTINE_BLAME_DEALER", "1"),
+        "blaming a dealer",
+    )
+    .await;
+    assert!(
+        all_logged(&mesh, &[0, 1, 2, 4, 5], "though it acknowledged it"),
+        "not every honest holder saw the receipt"
+    );
+}
+
+/// The same accusation without receipts: validator-4 acknowledges no
+/// sub-share, so no dealer can disprove it, and names the first dealer of
+/// each attempt missing. Each accused dealer deals no more this epoch, so
+/// the accusations move on; before, the attempts went on failing. Now
+/// each dealer counts the live dealers a recipient named without a receipt
+/// to show, and more than f is more than can withhold: by the second
+/// attempt every honest dealer judges validator-4 withholding and the next
+/// heals without it.
+#[tokio::test(flavor = "current_thread")]
+async fn a_recipient_blaming_dealer_after_dealer_is_judged_by_its_count() {
+    let mesh = withholding_recipient_4_is_left_out(
+        ("PQVAULT_BYZANTINE_BLAME_DEALER", "noreceipt"),
+        "blaming a dealer",
+    )
+    .await;
+    assert!(
+        all_logged(&mesh, &[0, 1, 2, 4, 5], "live dealers missing"),
+        "not every honest holder judged validator-4 by its count of accusations"
+    );
+}
+
+/// A dealer that withholds from one recipient: 3 of 7 at f = 1, holder 7
+/// dies and the six live holders re-share; validator-2 deals to everyone
+/// but new index 4. Only validator-4 can name it, and one namer is not
+/// more than f, so before, validator-2 dealt in every attempt and every
+/// attempt timed out: no epoch 2. Now a dealer any recipient names deals no
+/// more this epoch while enough others remain, and the next attempt heals
+/// with all six.
+#[tokio::test(flavor = "current_thread")]
+async fn a_dealer_withholding_from_one_recipient_stalls_one_attempt_not_the_vault() {
+    let mesh = f1_reshare_with_liar(1, ("PQVAULT_BYZANTINE_SILENT_DEALER_TO", "4"));
+    let honest = [0usize, 2, 3, 4, 5];
+    pqvault_tests::wait_epoch_all(&mesh, &honest, 2).await;
+    assert!(
+        mesh.log(1).contains("dealing nothing to one recipient"),
+        "validator-2 did not withhold: build the test binaries with `cargo build --workspace --all-targets`"
+    );
+    let m = pqvault_tests::manifest_at(&mesh, 0, 2);
+    assert_eq!(m.body().n, 6, "a live holder was left out");
     let t = usize::from(m.body().threshold);
     pqvault_tests::recover_from(&mesh, &honest[..t], 2, 3);
 }

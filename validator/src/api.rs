@@ -25,7 +25,11 @@
 //!   ([`crate::rounds`]).
 //! * `POST /v1/reshare`, `GET /v1/reshare/{round}`, `POST
 //!   /v1/reshare/{round}/reveal`: re-share rounds and the settlement of a
-//!   dispute over one recipient's check values ([`crate::reshare`]).
+//!   dispute over one recipient's check values ([`crate::reshare`]);
+//!   `GET /v1/reshare/{round}/seen/{k}`: recipient k's signed status as
+//!   it showed it to us, for a member it does not answer;
+//!   `GET /v1/reshare/{round}/receipt/{k}`: recipient k's signed receipt
+//!   for the sub-share we dealt it.
 //! * `POST /v1/epoch/{vault}/prepare?from=E`, `.../sign` (`PQSQ`),
 //!   `.../commit`: the new epoch after a repair ([`crate::epochs`]).
 //! * `GET /v1/epoch/{vault}/asked?from=E` (`PQSA`): the successor requests
@@ -153,6 +157,8 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/reshare", post(reshare))
         .route("/v1/reshare/{round}", get(reshare_status))
         .route("/v1/reshare/{round}/reveal", post(reshare_reveal))
+        .route("/v1/reshare/{round}/seen/{k}", get(reshare_seen))
+        .route("/v1/reshare/{round}/receipt/{k}", get(reshare_receipt))
         .route("/v1/epoch/{vault}/prepare", post(epoch_prepare))
         .route("/v1/epoch/{vault}/sign", post(epoch_sign))
         .route("/v1/epoch/{vault}/asked", get(epoch_asked))
@@ -388,12 +394,24 @@ async fn repair(
     }
 }
 
-async fn repair_status(AxState(state): AxState<Arc<State>>, Path(round): Path<String>) -> Response {
-    let id: Option<[u8; 16]> = hex::decode(&round).ok().and_then(|b| b.try_into().ok());
-    match id.and_then(|id| state.round(&id)) {
-        Some(cell) => Json(crate::rounds::status(&cell)).into_response(),
-        None => (StatusCode::NOT_FOUND, "unknown round\n").into_response(),
+/// A round id from its hex form in a path.
+fn round_id(hex_id: &str) -> Option<[u8; 16]> {
+    hex::decode(hex_id).ok().and_then(|b| b.try_into().ok())
+}
+
+/// `v` as JSON, or 404 with `missing` when there is none.
+fn json_or_404(v: Option<serde_json::Value>, missing: &'static str) -> Response {
+    match v {
+        Some(v) => Json(v).into_response(),
+        None => (StatusCode::NOT_FOUND, missing).into_response(),
     }
+}
+
+async fn repair_status(AxState(state): AxState<Arc<State>>, Path(round): Path<String>) -> Response {
+    let status = round_id(&round)
+        .and_then(|id| state.round(&id))
+        .map(|cell| crate::rounds::status(&cell));
+    json_or_404(status, "unknown round\n")
 }
 
 async fn reshare(
@@ -412,13 +430,30 @@ async fn reshare(
 
 async fn reshare_status(
     AxState(state): AxState<Arc<State>>,
+    Extension(peer): Extension<PeerInfo>,
     Path(round): Path<String>,
 ) -> Response {
-    let id: Option<[u8; 16]> = hex::decode(&round).ok().and_then(|b| b.try_into().ok());
-    match id.and_then(|id| crate::reshare::status(&state, &id)) {
-        Some(v) => Json(v).into_response(),
-        None => (StatusCode::NOT_FOUND, "unknown round\n").into_response(),
+    if crate::byzantine::shuns(&peer.id) {
+        return Json(serde_json::json!({"complete": false, "missing_from": []})).into_response();
     }
+    let status = round_id(&round).and_then(|id| crate::reshare::status(&state, &id));
+    json_or_404(status, "unknown round\n")
+}
+
+async fn reshare_seen(
+    AxState(state): AxState<Arc<State>>,
+    Path((round, k)): Path<(String, u8)>,
+) -> Response {
+    let seen = round_id(&round).and_then(|id| crate::reshare::seen(&state, &id, k));
+    json_or_404(seen, "not seen\n")
+}
+
+async fn reshare_receipt(
+    AxState(state): AxState<Arc<State>>,
+    Path((round, k)): Path<(String, u8)>,
+) -> Response {
+    let receipt = round_id(&round).and_then(|id| crate::reshare::receipt(&state, &id, k));
+    json_or_404(receipt, "no receipt\n")
 }
 
 async fn reshare_reveal(
@@ -426,7 +461,7 @@ async fn reshare_reveal(
     Path(round): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let Some(id) = hex::decode(&round).ok().and_then(|b| b.try_into().ok()) else {
+    let Some(id) = round_id(&round) else {
         return (StatusCode::NOT_FOUND, "unknown round\n").into_response();
     };
     match crate::reshare::reveal(&state, id, &body).await {

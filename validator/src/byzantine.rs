@@ -36,8 +36,24 @@
 //! * `PQVAULT_BYZANTINE_SILENT_HELPER=1`: accept every certified repair we
 //!   are named a helper of, then send no piece (a helper that withholds:
 //!   the round cannot complete).
+//! * `PQVAULT_BYZANTINE_SILENT_DEALER_TO=K`: in every re-share we deal,
+//!   send the recipient of new index `K` nothing (a dealer withholding
+//!   from one recipient, which at most f recipients then name).
 //! * `PQVAULT_BYZANTINE_SILENT_DEALER=1`: take part in every certified
 //!   re-share as a dealer and send no sub-share (a dealer that withholds).
+//! * `PQVAULT_BYZANTINE_SILENT_RECIPIENT=1`: take part in every certified
+//!   re-share as a recipient, accept every sub-share, and never make our
+//!   new share (a recipient that withholds: the attempt cannot complete).
+//! * `PQVAULT_BYZANTINE_BLAME_DEALER=1`: take part in every certified
+//!   re-share as a recipient, accept (and acknowledge) every sub-share,
+//!   never make our new share, and report the first dealer's sub-share as
+//!   missing (a recipient that withholds behind a false accusation).
+//!   `=noreceipt`: the same, acknowledging no sub-share with a receipt, so
+//!   the accusation cannot be disproved.
+//! * `PQVAULT_BYZANTINE_SHUN=ID`: behave towards everyone but member `ID`,
+//!   which gets an incomplete re-share status (no new share, no check
+//!   values) and no signature on a successor it asks for (a recipient
+//!   that withholds from the leader alone).
 //! * `PQVAULT_BYZANTINE_WITHHOLD_VOTES=1`: refuse every proposal vote (a
 //!   holder that withholds, or whose view never agrees), still signing
 //!   and committing as an honest holder would.
@@ -45,6 +61,12 @@
 //!   the operator's policy time: vote for its removal, ask the others to,
 //!   and send every member a certified removal of our own votes whatever
 //!   its count (a liar trying to remove an honest member).
+//!
+//! * `PQVAULT_BYZANTINE_ABUSE_SUBSHARES=1`: in every re-share we deal,
+//!   also send one recipient its sub-share as another dealer's, unsigned,
+//!   another recipient's sub-share, and ours again after it was taken
+//!   (impersonation, an unsigned point, the wrong recipient, a replay),
+//!   logging each answer.
 //!
 //! Without the feature every function here is a constant "behave".
 
@@ -199,6 +221,21 @@ pub fn silent_helper() -> bool {
     false
 }
 
+/// Whether to send new index `k` no sub-share, if told to pick on it.
+pub fn silent_to(k: u8) -> bool {
+    #[cfg(feature = "byzantine")]
+    if std::env::var("PQVAULT_BYZANTINE_SILENT_DEALER_TO").is_ok_and(|v| v == k.to_string()) {
+        tracing::warn!(
+            recipient = k,
+            "byzantine test build: dealing nothing to one recipient"
+        );
+        return true;
+    }
+    #[cfg(not(feature = "byzantine"))]
+    let _ = k;
+    false
+}
+
 /// Whether to send no sub-share as a dealer, if told to.
 pub fn silent_dealer() -> bool {
     #[cfg(feature = "byzantine")]
@@ -206,6 +243,52 @@ pub fn silent_dealer() -> bool {
         tracing::warn!("byzantine test build: dealing silently");
         return true;
     }
+    false
+}
+
+/// Whether to accept our sub-shares and never make our new share, if told
+/// to.
+pub fn silent_recipient() -> bool {
+    #[cfg(feature = "byzantine")]
+    if std::env::var_os("PQVAULT_BYZANTINE_SILENT_RECIPIENT").is_some() {
+        tracing::warn!("byzantine test build: receiving silently");
+        return true;
+    }
+    false
+}
+
+/// The dealer to accuse of withholding in a re-share with `dealers`, if
+/// told to blame one.
+pub fn blamed_dealer(dealers: &[u8]) -> Option<u8> {
+    #[cfg(feature = "byzantine")]
+    if std::env::var_os("PQVAULT_BYZANTINE_BLAME_DEALER").is_some() {
+        tracing::warn!("byzantine test build: blaming a dealer");
+        return dealers.first().copied();
+    }
+    #[cfg(not(feature = "byzantine"))]
+    let _ = dealers;
+    None
+}
+
+/// Whether to answer sub-shares without a receipt, if told to.
+pub fn withhold_receipts() -> bool {
+    #[cfg(feature = "byzantine")]
+    if std::env::var("PQVAULT_BYZANTINE_BLAME_DEALER").is_ok_and(|v| v == "noreceipt") {
+        return true;
+    }
+    false
+}
+
+/// Whether to withhold our re-share status and successor signatures from
+/// member `caller`, if told to shun it.
+pub fn shuns(caller: &str) -> bool {
+    #[cfg(feature = "byzantine")]
+    if std::env::var_os("PQVAULT_BYZANTINE_SHUN").is_some_and(|id| id == caller) {
+        tracing::warn!(%caller, "byzantine test build: shunning");
+        return true;
+    }
+    #[cfg(not(feature = "byzantine"))]
+    let _ = caller;
     false
 }
 
@@ -226,6 +309,16 @@ pub fn claims_dead(id: &str) -> bool {
     }
     #[cfg(not(feature = "byzantine"))]
     let _ = id;
+    false
+}
+
+/// Whether to send abusive sub-shares beside our honest dealing, if told
+/// to.
+pub fn abuse_subshares() -> bool {
+    #[cfg(feature = "byzantine")]
+    if std::env::var_os("PQVAULT_BYZANTINE_ABUSE_SUBSHARES").is_some() {
+        return true;
+    }
     false
 }
 

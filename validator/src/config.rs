@@ -286,6 +286,12 @@ pub struct HealConfig {
     /// holders re-share among themselves to the policy's (t', n').
     #[serde(default = "default_reshare_after")]
     pub reshare_after_ms: u64,
+    /// Milliseconds the leader gives a re-share's dealing before it gives
+    /// the attempt up; dealers judge the recipients at three quarters of
+    /// it (D57). Between [`MIN_RESHARE_WINDOW_MS`] and
+    /// [`MAX_RESHARE_WINDOW_MS`].
+    #[serde(default = "default_reshare_window")]
+    pub reshare_window_ms: u64,
     /// Refresh after a repair: re-share to a fresh polynomial at the same
     /// (t, n), so shares of older epochs (a stolen disk) become useless.
     #[serde(default = "default_true")]
@@ -295,6 +301,19 @@ pub struct HealConfig {
 fn default_reshare_after() -> u64 {
     300_000
 }
+
+fn default_reshare_window() -> u64 {
+    20_000
+}
+
+/// The shortest `[heal] reshare_window_ms` accepted: an honest dealing
+/// takes well under a second.
+pub const MIN_RESHARE_WINDOW_MS: u64 = 2_000;
+
+/// The longest `[heal] reshare_window_ms` accepted: below the 30 s for
+/// which a dealer refuses to deal again in the same epoch
+/// (`reshare::REDEAL_AFTER`).
+pub const MAX_RESHARE_WINDOW_MS: u64 = 25_000;
 
 fn policy_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<vault::policy::Policy, D::Error> {
     let s = String::deserialize(d)?;
@@ -324,6 +343,7 @@ impl Default for HealConfig {
             request_timeout_ms: default_request_timeout(),
             policy: vault::policy::Policy::default(),
             reshare_after_ms: default_reshare_after(),
+            reshare_window_ms: default_reshare_window(),
             refresh: true,
         }
     }
@@ -647,6 +667,14 @@ impl Config {
                 "need 0 < heartbeat_ms < election_timeout_min_ms < election_timeout_max_ms",
             ));
         }
+        if !(MIN_RESHARE_WINDOW_MS..=MAX_RESHARE_WINDOW_MS).contains(&f.heal.reshare_window_ms) {
+            return Err(invalid(
+                "heal",
+                format!(
+                    "reshare_window_ms must be between {MIN_RESHARE_WINDOW_MS} and {MAX_RESHARE_WINDOW_MS}"
+                ),
+            ));
+        }
         if c.stalled_after_ms < MIN_STALLED_AFTER_MS {
             return Err(invalid(
                 "consensus",
@@ -872,6 +900,22 @@ mod tests {
             err.contains("stalled_after_ms must be at least 1000"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_reshare_window_is_bounded() {
+        let c = Config::resolve(toml::from_str(FULL).unwrap(), Overrides::default()).unwrap();
+        assert_eq!(c.heal.reshare_window_ms, 20_000);
+        for bad in [1_999, 25_001] {
+            let text = format!("{FULL}\n[heal]\nreshare_window_ms = {bad}\n");
+            let err = Config::resolve(toml::from_str(&text).unwrap(), Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("reshare_window_ms must be between 2000 and 25000"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

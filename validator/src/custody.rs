@@ -288,23 +288,24 @@ fn record(state: &Arc<State>, vault: &VaultId, peer: &str, v: Verdict) {
     }
 }
 
-/// True if `peer`'s latest custody check of `vault` failed, or a dealing
-/// check named it a bad dealer: either way its share counts as lost.
+/// True if `peer`'s latest custody check of `vault` failed, a dealing
+/// check named it a bad dealer, or we saw it withhold its new share in a
+/// re-share of the current epoch: either way its share counts as lost.
 pub fn failed(state: &State, vault: &VaultId, peer: &str) -> bool {
     state
         .custody
         .lock()
         .is_ok_and(|c| c.contains_key(&(*vault, peer.to_string())))
-        || bad_dealer(state, vault, peer)
+        || judged_lost(state, vault, peer)
 }
 
 /// True if a failed dealing check named `peer` a bad dealer of `vault`
-/// (`crate::reshare::check_dealing`).
-fn bad_dealer(state: &State, vault: &VaultId, peer: &str) -> bool {
-    state
-        .convicted
-        .lock()
-        .is_ok_and(|b| b.contains(&(*vault, peer.to_string())))
+/// (`crate::reshare::check_dealing`), or we saw it withhold its new share
+/// in a re-share of the current epoch (`crate::reshare`, D57).
+fn judged_lost(state: &State, vault: &VaultId, peer: &str) -> bool {
+    let key = (*vault, peer.to_string());
+    state.convicted.lock().is_ok_and(|b| b.contains(&key))
+        || state.withheld.lock().is_ok_and(|w| w.contains_key(&key))
 }
 
 /// True if `peer` answers but holds no shard of `vault` at all (a fresh
@@ -371,8 +372,8 @@ pub async fn holder_replaceable(state: &Arc<State>, body: &ManifestBody, fp: &Fi
     let Ok((member, _)) = rounds::member_with(state, fp).await else {
         return true; // not a member we can reach at all
     };
-    if bad_dealer(state, &body.vault_id, &member.id) {
-        return true; // a dealing check named it: lost, like failed custody
+    if judged_lost(state, &body.vault_id, &member.id) {
+        return true; // a dealing check named it, or it withheld: lost
     }
     if state.probe_direct(&member).await.is_none() {
         return true;

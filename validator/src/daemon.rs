@@ -158,7 +158,7 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
     let metrics = Metrics::new()?;
     let artifacts =
         crate::artifacts::Artifacts::open(&config.data_dir, &config.artifacts, &metrics)?;
-    Ok(Arc::new(State {
+    let state = Arc::new(State {
         id: config.id.clone(),
         identity,
         keys,
@@ -187,10 +187,13 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         artifacts,
         custody: Mutex::new(Default::default()),
         convicted: Mutex::new(Default::default()),
+        withheld: Mutex::new(Default::default()),
+        accusations: Mutex::new(Default::default()),
         successors: Mutex::new(successors),
         custody_copies: Mutex::new(Default::default()),
         policy: config.heal.policy,
         reshare_after: Duration::from_millis(config.heal.reshare_after_ms),
+        reshare_window: Duration::from_millis(config.heal.reshare_window_ms),
         refresh: config.heal.refresh,
         require_identity: config.require_identity,
         heal_grace: Duration::from_millis(config.heal.grace_ms),
@@ -204,7 +207,10 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
         dealt: Mutex::new(BTreeMap::new()),
         own_corrupt: Mutex::new(Default::default()),
         consensus: std::sync::OnceLock::new(),
-    }))
+    });
+    // Judgements of re-share recipients made before a restart (D57).
+    crate::reshare::restore_judgements(&state);
+    Ok(state)
 }
 
 /// The import bundle in `dir`: its manifest and the `*.shard` files in it

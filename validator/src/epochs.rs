@@ -20,6 +20,7 @@
 
 use crate::rounds::{bad, blocking, Failure, Round};
 use crate::state::State;
+use crate::transition::successor::{self, Made, Ours};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use vault::codec::{FormatError, Reader, Writer};
@@ -366,6 +367,9 @@ pub async fn sign(
     caller: &str,
     bound: Option<vault::identity::Fingerprint>,
 ) -> Result<Vec<u8>, Failure> {
+    if crate::byzantine::shuns(caller) {
+        return Err(bad(503, "busy"));
+    }
     let request = crate::successor::Request::decode(request).map_err(|e| bad(400, e))?;
     if request.vault_id != vault {
         return Err(bad(422, "the successor request is for another vault"));
@@ -406,20 +410,18 @@ pub async fn sign(
     let next = Manifest::decode(next_bytes).map_err(|e| bad(400, e))?;
     let next_verified = next.clone().verify(None).map_err(|e| bad(422, e))?;
     let (c, n) = (current.body(), next_verified.body());
-    if n.vault_id != c.vault_id || n.epoch != c.epoch + 1 || request.from_epoch != c.epoch {
-        return Err(bad(422, "not the next epoch of this vault"));
-    }
     // The very successor we already signed (our vote is spent on it): the
     // same signature again, whoever asks, even after a restart. Every check
     // ran when we first signed it.
-    let (voted, refused) = {
+    let (voted, refused, named) = {
         let store = state.store.lock().map_err(|_| bad(500, "poisoned"))?;
         (
             store.voted_successor(&vault, c.epoch),
             store.refused_successors(&vault, c.epoch),
+            store.named(&vault).map_err(|e| bad(500, e))?,
         )
     };
-    if voted == Some(next.digest()) {
+    if voted == Some(next.digest()) && n.epoch == c.epoch + 1 {
         return sign_and_keep(&state, &current, &next, &request);
     }
     // A successor we refused, for good (D53: its withdrawal counts on it).
@@ -429,122 +431,47 @@ pub async fn sign(
             "we refused this successor (it stayed uncertified); it is never signed here",
         ));
     }
-    if (n.suite, n.secret_len, n.secret_commitment) != (c.suite, c.secret_len, c.secret_commitment)
-    {
-        return Err(bad(422, "a new epoch keeps the suite and the secret"));
-    }
     let rules = crate::proposals::rules(&state, &vault);
-    // (t, n) changes only by re-sharing to fewer holders, as our policy says.
-    let reshaped = (n.threshold, n.n) != (c.threshold, c.n);
-    if reshaped {
-        let indices_ok = n.shards.iter().map(|e| e.index).eq(1..=n.n);
-        if n.n >= c.n || rules.shrink_threshold(n.n) != Some(n.threshold) || !indices_ok {
+    // Its shape, against our own prepared share (verify before delete: the
+    // epoch we sign away must have a successor that is a sharing of the
+    // same secret; `transition::successor`).
+    let me = state.identity.public().fingerprint();
+    let pending = prepared(&state, &vault)?;
+    let shape = successor::shape(
+        c,
+        n,
+        request.from_epoch,
+        &rules,
+        &Ours {
+            me: &me,
+            from_epoch: pending.from_epoch,
+            index: pending.index,
+            blob_hash: shard_hash(&pending.sealed),
+            made: match pending.origin {
+                Origin::SamePolynomial => Made::SamePolynomial,
+                Origin::Reshare(_) => Made::Reshare,
+                Origin::Restored => Made::Restored,
+            },
+        },
+        &named,
+    )
+    .map_err(|m| bad(m.status(), m))?;
+    // Only holders that are lost to us (no answer, or failed custody) may
+    // be left out or replaced.
+    for (index, holder) in &shape.left_out {
+        if !crate::custody::holder_replaceable(&state, c, holder).await {
             return Err(bad(
-                422,
-                format!(
-                    "({}, {}) is not the {} policy's re-share of ({}, {})",
-                    n.threshold,
-                    n.n,
-                    rules.policy.name(),
-                    c.threshold,
-                    c.n
-                ),
+                409,
+                format!("share {index} is left out but its holder still keeps it"),
             ));
         }
     }
-    // Our own entry must be the share we prepared.
-    let me = state.identity.public().fingerprint();
-    let pending = prepared(&state, &vault)?;
-    let mine = n
-        .entry(pending.index)
-        .ok_or_else(|| bad(422, "our index is missing"))?;
-    if pending.from_epoch != c.epoch
-        || mine.recipient != me
-        || mine.blob_hash != shard_hash(&pending.sealed)
-    {
-        return Err(bad(422, "our entry is not the shard we prepared"));
-    }
-    // Verify before delete: the epoch we sign away must have a successor
-    // that is a sharing of the same secret.
-    match pending.origin {
-        Origin::SamePolynomial if reshaped => {
-            return Err(bad(
-                422,
-                "a new (t, n) comes only from a re-share; our share was not re-dealt",
-            ))
-        }
-        // Checked last, below: the view checks come first.
-        Origin::SamePolynomial => {}
-        // Checked once we know which proposal it carries out, below.
-        Origin::Reshare(_) => {}
-        Origin::Restored => {
+    for (index, holder) in &shape.replaced {
+        if !crate::custody::holder_replaceable(&state, c, holder).await {
             return Err(bad(
                 409,
-                "we restarted since preparing our share; not signing a successor we can no longer check",
-            ))
-        }
-    }
-    // Only holders that are lost to us (no answer, or failed custody) may
-    // be replaced or left out.
-    if reshaped {
-        for e in &n.shards {
-            if c.shards.iter().all(|o| o.recipient != e.recipient) {
-                return Err(bad(
-                    422,
-                    "a re-share only keeps holders of the current epoch",
-                ));
-            }
-        }
-        for o in &c.shards {
-            if n.shards.iter().all(|e| e.recipient != o.recipient)
-                && !crate::custody::holder_replaceable(&state, c, &o.recipient).await
-            {
-                return Err(bad(
-                    409,
-                    format!(
-                        "share {} is left out but its holder still keeps it",
-                        o.index
-                    ),
-                ));
-            }
-        }
-    }
-    // A share changes hands only as a certified repair we voted for or
-    // took part in (we recorded its replacement and index then), never on
-    // a leader's word: else an insider could hand a dead holder's index to
-    // an accomplice that holds nothing, and the share would be gone.
-    let named = if reshaped {
-        Default::default()
-    } else {
-        state
-            .store
-            .lock()
-            .map_err(|_| bad(500, "poisoned"))?
-            .named(&vault)
-            .map_err(|e| bad(500, e))?
-    };
-    for e in n.shards.iter().filter(|_| !reshaped) {
-        let old = c.entry(e.index).map(|o| o.recipient);
-        if let Some(old) = old.filter(|old| *old != e.recipient) {
-            if named.get(&e.recipient) != Some(&e.index) {
-                return Err(bad(
-                    409,
-                    format!(
-                        "share {} changes hands to {} without a certified repair we voted for or helped",
-                        e.index,
-                        e.recipient.short()
-                    ),
-                ));
-            }
-            if !crate::custody::holder_replaceable(&state, c, &old).await {
-                return Err(bad(
-                    409,
-                    format!(
-                        "share {} changes hands but its holder still answers and keeps it",
-                        e.index
-                    ),
-                ));
-            }
+                format!("share {index} changes hands but its holder still answers and keeps it"),
+            ));
         }
     }
     // Refused at once where no transition can complete, before waiting

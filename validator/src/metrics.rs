@@ -313,7 +313,7 @@ impl Metrics {
         )?;
         let bad_dealings = counter_with(
             "pqvault_bad_dealings_total",
-            "Re-share dealings that failed the dealing check before any epoch was deleted, by who the check named (dealer, recipient, unknown).",
+            "Re-share dealings that failed the dealing check before any epoch was deleted, by who the check named (dealer, recipient, unknown); recipient also counts a recipient seen withholding its new share.",
             "culprit",
             ["dealer", "recipient", "unknown"],
         )?;

@@ -571,9 +571,11 @@ pub async fn abort(state: Arc<State>, caller: &str, body: &[u8]) -> Result<Vec<u
     Ok(vote.encode())
 }
 
-/// A certified abort: a quorum of the epoch's holders gave the attempt up,
-/// so it can never complete, and our vote for it is released too (unless
-/// we signed a successor of the epoch, which stays what it is).
+/// A certified abort: a quorum of the epoch's holders gave the attempt up
+/// (a re-share attempt can never complete; a repair's successor copy
+/// already signed may still be finished), and our vote for it is released
+/// too (unless we signed a successor of the epoch, which stays what it
+/// is).
 fn certified_abort(state: &Arc<State>, caller: &str, body: &[u8]) -> Result<Vec<u8>, Failure> {
     let cert = CertifiedAbort::decode(body).map_err(|e| bad(400, e))?;
     let vault = cert.abort.vault_id;

@@ -221,27 +221,39 @@ pub const DELIVERY_BACKOFF: Backoff =
 /// (`crate::retry`), rather than buffering unsolicited messages. Repair
 /// and re-share rounds both send through here.
 pub fn deliver(state: &Arc<State>, to: Member, path: &'static str, body: Vec<u8>) {
+    drop(deliver_watched(state, to, path, body));
+}
+
+/// [`deliver`], whose task ends with `to`'s answer if it accepted the
+/// message.
+pub fn deliver_watched(
+    state: &Arc<State>,
+    to: Member,
+    path: &'static str,
+    body: Vec<u8>,
+) -> tokio::task::JoinHandle<Option<Vec<u8>>> {
     let state = state.clone();
     tokio::spawn(async move {
         let deadline = tokio::time::Instant::now() + DELIVERY_PATIENCE;
         let mut retry = Retry::new(&state.metrics, Loop::RoundDelivery, DELIVERY_BACKOFF);
         loop {
             let last = tokio::time::Instant::now() >= deadline;
-            match state.ctl.post(&to, path, body.clone(), 4 << 10).await {
-                Ok(r) if r.status < 300 => return,
+            // Room for a signed receipt (`crate::reshare`).
+            match state.ctl.post(&to, path, body.clone(), 16 << 10).await {
+                Ok(r) if r.status < 300 => return Some(r.body.to_vec()),
                 Ok(r) if r.status != 404 => {
                     tracing::warn!(peer = %to.id, %path, status = r.status, body = %String::from_utf8_lossy(&r.body), "round message refused");
-                    return;
+                    return None;
                 }
                 Ok(r) if last => {
                     retry.failed();
                     tracing::warn!(peer = %to.id, %path, status = r.status, "round message refused");
-                    return;
+                    return None;
                 }
                 Err(e) if last => {
                     retry.failed();
                     tracing::warn!(peer = %to.id, %path, "round message not delivered: {e}");
-                    return;
+                    return None;
                 }
                 Ok(_) | Err(_) => {
                     let wait = retry.failed();
@@ -249,7 +261,7 @@ pub fn deliver(state: &Arc<State>, to: Member, path: &'static str, body: Vec<u8>
                 }
             }
         }
-    });
+    })
 }
 
 /// POSTs `body` to `path` on `to`, requires `expect` as the status and

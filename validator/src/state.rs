@@ -159,6 +159,8 @@ pub struct State {
     pub pending: Mutex<BTreeMap<vault::manifest::VaultId, crate::epochs::Prepared>>,
     /// Lost shares wait this long for spares before a re-share.
     pub reshare_after: Duration,
+    /// How long a leader gives a re-share's dealing (`heal.reshare_window_ms`).
+    pub reshare_window: Duration,
     /// Refresh after every repair (`heal.refresh`).
     pub refresh: bool,
     /// Peers' certificates must bind identity and role (`tls.require_identity`).
@@ -219,6 +221,15 @@ pub struct State {
     /// signers (`crate::successor`). Their shares count as lost, like
     /// failed custody, so they neither lead nor stay holders.
     pub convicted: Mutex<std::collections::BTreeSet<(vault::manifest::VaultId, String)>>,
+    /// (vault, peer id) of recipients we saw withhold their new share in a
+    /// re-share of the epoch kept with it (`crate::reshare`, D57): their
+    /// shares count as lost until a later epoch commits.
+    pub withheld: Mutex<BTreeMap<(vault::manifest::VaultId, String), u64>>,
+    /// (vault, peer id) of re-share recipients to the epoch and the live
+    /// dealers it named missing without a receipt (`crate::reshare`, D57).
+    #[allow(clippy::type_complexity)]
+    pub accusations:
+        Mutex<BTreeMap<(vault::manifest::VaultId, String), (u64, std::collections::BTreeSet<u8>)>>,
     /// Successor requests per (vault, epoch being left): asked of us,
     /// signed by us, or signed elsewhere and to finish (`crate::successor`).
     pub successors: Mutex<BTreeMap<(vault::manifest::VaultId, u64), crate::successor::Kept>>,
@@ -271,6 +282,13 @@ impl State {
             .into_iter()
             .filter(|m| d.state(&m.id) == Some(mesh_agent::detector::State::Alive))
             .collect()
+    }
+
+    /// Whether the failure detector considers member `id` alive.
+    pub fn is_alive(&self, id: &str) -> bool {
+        self.detector
+            .lock()
+            .is_ok_and(|d| d.state(id) == Some(mesh_agent::detector::State::Alive))
     }
 
     /// Removed member ids, sorted.

@@ -26,7 +26,7 @@
 //! re-verified (manifest signature, signer, shard hash, recipient); a
 //! mismatch stops the daemon with the path and the reason, never a reset.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -802,17 +802,23 @@ impl Store {
             .collect()
     }
 
-    /// Replaces the re-share dealers named silent for epoch `epoch` of
-    /// `id`: per dealer index, how many recipients of the last failed
-    /// attempt never got its sub-share (`transition::heal::pick_dealers`),
-    /// kept on disk like the helpers' disputes.
-    pub fn set_silent_dealers(
+    /// Adds to the re-share dealers named silent for epoch `epoch` of
+    /// `id`: per dealer index, the most recipients of one failed attempt
+    /// that never got its sub-share (`transition::heal::pick_dealers`),
+    /// kept on disk like the helpers' disputes. Kept across attempts, so a
+    /// dealer left out is not picked again the attempt after.
+    pub fn add_silent_dealers(
         &self,
         id: &VaultId,
         epoch: u64,
         named: &BTreeMap<u8, usize>,
     ) -> Result<(), StoreError> {
-        let bytes: Vec<u8> = named
+        let mut all = self.silent_dealers(id, epoch);
+        for (d, n) in named {
+            let e = all.entry(*d).or_default();
+            *e = (*e).max(*n);
+        }
+        let bytes: Vec<u8> = all
             .iter()
             .flat_map(|(d, n)| {
                 let n = u8::try_from(*n).unwrap_or(u8::MAX);
@@ -823,12 +829,64 @@ impl Store {
     }
 
     /// The re-share dealers named silent for epoch `epoch` of `id`
-    /// ([`Store::set_silent_dealers`]); an unreadable file counts as none.
+    /// ([`Store::add_silent_dealers`]); an unreadable file counts as none.
     pub fn silent_dealers(&self, id: &VaultId, epoch: u64) -> BTreeMap<u8, usize> {
         self.read_disputes(id, epoch, "dealers", 2 * 256)
             .chunks_exact(2)
             .map(|c| (c[0], usize::from(c[1])))
             .collect()
+    }
+
+    /// Replaces our judgements of the re-share recipients of epoch `epoch`
+    /// of `id` (D57): per member id, whether we judged it withholding and
+    /// the live dealers it named missing without a receipt. Kept on disk
+    /// so a restart does not cost another attempt; at most 255 members,
+    /// ids of at most 255 bytes.
+    pub fn set_judgements(
+        &self,
+        id: &VaultId,
+        epoch: u64,
+        judged: &BTreeMap<String, (bool, BTreeSet<u8>)>,
+    ) -> Result<(), StoreError> {
+        let mut w = vault::codec::Writer::raw();
+        for (peer, (withheld, dealers)) in judged.iter().take(255) {
+            let Ok(len) = u8::try_from(peer.len()) else {
+                continue;
+            };
+            let dealers: Vec<u8> = dealers.iter().copied().take(255).collect();
+            w.u8(len)
+                .bytes(peer.as_bytes())
+                .u8(u8::from(*withheld))
+                .u8(dealers.len() as u8)
+                .bytes(&dealers);
+        }
+        self.write_disputes(id, epoch, "recipients", &w.finish())
+    }
+
+    /// Our judgements of the re-share recipients of epoch `epoch` of `id`
+    /// ([`Store::set_judgements`]); a damaged file counts as none.
+    pub fn judgements(&self, id: &VaultId, epoch: u64) -> BTreeMap<String, (bool, BTreeSet<u8>)> {
+        let bytes = self.read_disputes(id, epoch, "recipients", 255 * (3 + 255 + 255));
+        let mut r = vault::codec::Reader::raw(&bytes);
+        let mut out = BTreeMap::new();
+        while r.position() < bytes.len() {
+            let mut record = || -> Option<(String, (bool, BTreeSet<u8>))> {
+                let len = r.u8("id length").ok()?;
+                let peer = std::str::from_utf8(r.take(usize::from(len), "id").ok()?).ok()?;
+                let withheld = r.u8("withheld").ok()? == 1;
+                let count = r.u8("count").ok()?;
+                let dealers = r.take(usize::from(count), "dealers").ok()?;
+                Some((
+                    peer.to_string(),
+                    (withheld, dealers.iter().copied().collect()),
+                ))
+            };
+            let Some((peer, judged)) = record() else {
+                return BTreeMap::new();
+            };
+            out.insert(peer, judged);
+        }
+        out
     }
 
     fn write_disputes(
@@ -866,6 +924,7 @@ impl Store {
         let dir = self.root.join("disputes");
         remove_earlier_epochs(&dir, id, epoch, ".helpers");
         remove_earlier_epochs(&dir, id, epoch, ".dealers");
+        remove_earlier_epochs(&dir, id, epoch, ".recipients");
     }
 
     /// Whether we signed a successor of epoch `epoch` of `id` ([`Store::vote`]).
@@ -1412,6 +1471,33 @@ mod tests {
     /// (helpers) or are replaced (dealers), are bounded, read damaged
     /// files as none, and are forgotten with their epoch.
     #[test]
+    fn judgements_of_recipients_are_kept_and_a_damaged_file_reads_as_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let fp = |b| Fingerprint::from_bytes([b; 32]);
+        let id = VaultId::from_bytes([4; 16]);
+        let judged = BTreeMap::from([
+            ("validator-4".to_string(), (true, BTreeSet::from([1, 2]))),
+            ("validator-6".to_string(), (false, BTreeSet::from([3]))),
+        ]);
+        {
+            let s = Store::open(dir.path(), fp(1), fp(2)).unwrap();
+            assert!(s.judgements(&id, 3).is_empty());
+            s.set_judgements(&id, 3, &judged).unwrap();
+        }
+        let s = Store::open(dir.path(), fp(1), fp(2)).unwrap();
+        assert_eq!(s.judgements(&id, 3), judged);
+        // Forgotten with their epoch.
+        s.forget_disputes_before(&id, 4);
+        assert!(s.judgements(&id, 3).is_empty());
+        // A truncated file is none, not a panic.
+        s.set_judgements(&id, 5, &judged).unwrap();
+        let path = dir.path().join(format!("disputes/{id}-epoch-5.recipients"));
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+        assert!(s.judgements(&id, 5).is_empty());
+    }
+
+    #[test]
     fn disputes_are_kept_across_a_restart_and_forgotten_with_their_epoch() {
         use std::collections::BTreeSet;
         let dir = tempfile::tempdir().unwrap();
@@ -1424,14 +1510,15 @@ mod tests {
                 .unwrap();
             s.add_helper_disputes(&id, 3, &BTreeSet::from([(2, 5), (1, 4)]))
                 .unwrap();
-            s.set_silent_dealers(&id, 3, &BTreeMap::from([(2, 1), (5, 3)]))
+            s.add_silent_dealers(&id, 3, &BTreeMap::from([(2, 1), (5, 3)]))
                 .unwrap();
-            s.set_silent_dealers(&id, 3, &BTreeMap::from([(5, 2)]))
+            s.add_silent_dealers(&id, 3, &BTreeMap::from([(5, 2)]))
                 .unwrap();
         }
         let s = Store::open(dir.path(), fp(1), fp(2)).unwrap();
         assert_eq!(s.helper_disputes(&id, 3), BTreeSet::from([(1, 4), (2, 5)]));
-        assert_eq!(s.silent_dealers(&id, 3), BTreeMap::from([(5, 2)]));
+        // Kept across attempts, the most namers of one attempt each.
+        assert_eq!(s.silent_dealers(&id, 3), BTreeMap::from([(2, 1), (5, 3)]));
         let many: BTreeSet<(u8, u8)> = (1..=40u8)
             .flat_map(|a| (a + 1..=40).map(move |b| (a, b)))
             .collect();

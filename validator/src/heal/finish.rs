@@ -9,32 +9,24 @@ use crate::consensus::ProposalOutcome;
 use crate::epochs::{self, encode_commit};
 use crate::proposals;
 use crate::state::State;
+use crate::transition::attempt::{Failed, Finish, Work};
 use std::sync::Arc;
 use vault::epoch::EpochCertificate;
 use vault::manifest::{Manifest, ManifestBody, VaultId};
 
-/// Signs `body` as the next manifest, carrying out the certified proposal
-/// `proposal` (its digest), has the live holders of the current epoch
-/// (`signers`) certify it, and commits it at every holder of the next
-/// epoch (`next`), ourselves last. Called once per proposal: we never
-/// write two copies of one proposal's successor (`crate::successor`
-/// convicts a requester that does).
-pub(super) async fn certify(
-    state: &Arc<State>,
-    id: VaultId,
-    body: &ManifestBody,
-    proposal: [u8; 32],
-    signers: &[(u8, Option<Member>)],
-    next: &[(u8, Option<Member>)],
-) -> Result<(), String> {
-    let m2 = Manifest::sign(body, state.identity.public(), state.identity.signing_key())
-        .map_err(|e| e.to_string())?;
-    certify_manifest(state, id, body.epoch - 1, m2, proposal, signers, next).await
+/// Signs `body`, the next manifest, ourselves: the successor an attempt
+/// we lead goes on to finish.
+pub(super) fn sign(state: &State, body: &ManifestBody) -> Result<Vec<u8>, Failed> {
+    Manifest::sign(body, state.identity.public(), state.identity.signing_key())
+        .map_err(|e| Failed::refused(e.to_string()))
 }
 
 /// Has `signers` certify the signed next manifest `m2` of epoch `from + 1`
 /// for the certified proposal `proposal` (all zero: the epoch log decided
-/// it, and decides it first when there is one) and commits it at `next`.
+/// it, and decides it first when there is one) and commits it at `next`,
+/// in the order [`Finish`] keeps. Called once per proposal: we never
+/// write two copies of one proposal's successor (`crate::successor`
+/// convicts a requester that does).
 pub(super) async fn certify_manifest(
     state: &Arc<State>,
     id: VaultId,
@@ -44,47 +36,129 @@ pub(super) async fn certify_manifest(
     signers: &[(u8, Option<Member>)],
     next: &[(u8, Option<Member>)],
 ) -> Result<(), String> {
-    let log = state.consensus.get();
-    if let Some(c) = log {
-        let outcome = c
-            .propose(LogProposal {
-                vault: id,
-                from_epoch: from,
-                manifest: m2.clone(),
-            })
-            .await
-            .map_err(|e| format!("epoch log: {e}"))?;
-        if let ProposalOutcome::AlreadyDecided(_) = outcome {
-            return Err("the epoch log decided another successor; finishing it next pass".into());
+    let mut finish = Finish::new(state.consensus.get().is_some());
+    let mut job = Finishing::new(id, from, m2, proposal, signers, next);
+    while let Some(work) = finish.poll() {
+        let done = job.run(state, work).await;
+        finish.handle(done);
+    }
+    finish
+        .outcome()
+        .cloned()
+        .unwrap_or_else(|| Err("finishing stopped short".into()))
+}
+
+/// One successor being finished: what [`Finish`]'s work needs, and the
+/// certificate once gathered.
+pub(super) struct Finishing {
+    id: VaultId,
+    from: u64,
+    m2: Vec<u8>,
+    proposal: [u8; 32],
+    signers: Vec<(u8, Option<Member>)>,
+    next: Vec<(u8, Option<Member>)>,
+    /// The encoded certificate, once gathered.
+    certificate: Option<Vec<u8>>,
+}
+
+impl Finishing {
+    /// The signed successor `m2` of epoch `from` of `id`, carrying out
+    /// `proposal`, to be signed by `signers` and committed at `next`.
+    pub(super) fn new(
+        id: VaultId,
+        from: u64,
+        m2: Vec<u8>,
+        proposal: [u8; 32],
+        signers: &[(u8, Option<Member>)],
+        next: &[(u8, Option<Member>)],
+    ) -> Self {
+        Finishing {
+            id,
+            from,
+            m2,
+            proposal,
+            signers: signers.to_vec(),
+            next: next.to_vec(),
+            certificate: None,
         }
     }
-    tracing::debug!(vault = %id, from, "successor decided; asking for signatures");
 
-    // 3. Signatures from the live holders of the current epoch.
-    let cert = gather_signatures(state, id, from, proposal, &m2, signers).await?;
-    crate::crash_point!(crate::failpoint::HEAL_SIGNATURES_GATHERED);
-    tracing::debug!(vault = %id, from, "signatures gathered");
-    let cert = cert.encode();
-    if let Some(c) = log {
-        c.certify(Certified {
-            vault: id,
-            from_epoch: from,
-            manifest_digest: manifest_digest(&m2),
-            certificate: cert.clone(),
-        })
-        .await
-        .map_err(|e| format!("epoch log: {e}"))?;
+    /// The commit message: the successor with its certificate.
+    fn commit(&self) -> Result<Vec<u8>, Failed> {
+        let cert = self
+            .certificate
+            .as_ref()
+            .ok_or_else(|| Failed::refused("no certificate to commit"))?;
+        Ok(encode_commit(&self.m2, cert))
     }
 
-    tracing::debug!(vault = %id, from, "certificate assembled");
-    // 4. Commit everywhere, ourselves last. Kept until every holder has
-    // it: a later pass retries rather than proposing a rival successor
-    // (which could never gather a quorum: the votes are cast).
-    let commit = encode_commit(&m2, &cert);
-    if let Ok(mut u) = state.unfinished.lock() {
-        u.insert(id, (from, commit.clone(), next.to_vec()));
+    /// Carries out one piece of finishing work.
+    pub(super) async fn run(&mut self, state: &Arc<State>, work: Work) -> Result<(), Failed> {
+        let (id, from) = (self.id, self.from);
+        match work {
+            Work::Decide => {
+                let Some(log) = state.consensus.get() else {
+                    return Ok(());
+                };
+                let outcome = log
+                    .propose(LogProposal {
+                        vault: id,
+                        from_epoch: from,
+                        manifest: self.m2.clone(),
+                    })
+                    .await
+                    .map_err(|e| Failed::refused(format!("epoch log: {e}")))?;
+                if let ProposalOutcome::AlreadyDecided(_) = outcome {
+                    return Err(Failed::refused(
+                        "the epoch log decided another successor; finishing it next pass",
+                    ));
+                }
+                tracing::debug!(vault = %id, from, "successor decided; asking for signatures");
+                Ok(())
+            }
+            Work::GatherSignatures => {
+                let cert =
+                    gather_signatures(state, id, from, self.proposal, &self.m2, &self.signers)
+                        .await
+                        .map_err(Failed::refused)?;
+                crate::crash_point!(crate::failpoint::HEAL_SIGNATURES_GATHERED);
+                tracing::debug!(vault = %id, from, "signatures gathered");
+                self.certificate = Some(cert.encode());
+                Ok(())
+            }
+            Work::LogCertificate => {
+                let (Some(log), Some(cert)) = (state.consensus.get(), &self.certificate) else {
+                    return Err(Failed::refused("no certificate to log"));
+                };
+                log.certify(Certified {
+                    vault: id,
+                    from_epoch: from,
+                    manifest_digest: manifest_digest(&self.m2),
+                    certificate: cert.clone(),
+                })
+                .await
+                .map_err(|e| Failed::refused(format!("epoch log: {e}")))?;
+                tracing::debug!(vault = %id, from, "certificate assembled");
+                Ok(())
+            }
+            Work::KeepUnfinished => {
+                // Kept until every holder has it: a later pass retries
+                // rather than proposing a rival successor (which could
+                // never gather a quorum: the votes are cast).
+                let commit = self.commit()?;
+                if let Ok(mut u) = state.unfinished.lock() {
+                    u.insert(id, (from, commit, self.next.clone()));
+                }
+                Ok(())
+            }
+            Work::Commit => finish_commit(state, id, &self.commit()?, &self.next)
+                .await
+                .map_err(Failed::refused),
+            other => Err(Failed::refused(format!(
+                "{other:?} is not a step of finishing"
+            ))),
+        }
     }
-    finish_commit(state, id, &commit, next).await
 }
 
 /// Asks every live holder of epoch `from` (`signers`) to sign `m2`, the

@@ -2,14 +2,16 @@
 //! replacements, `crate::rounds`), and the next epoch's prepare; a failed
 //! attempt records which helpers withheld their pieces (D50) and is aborted.
 
-use super::{entry_of, fail, mark_used, post, propose, status_at, STATUS_POLL};
-use super::{finish, lead_reshare};
+use super::lead::{self, Led};
+use super::lead_reshare;
+use super::{entry_of, fail, post, propose, status_at, STATUS_POLL};
 use crate::config::Member;
 use crate::epochs::{self, PrepareReply};
 use crate::proposals;
 use crate::repair::Plan;
 use crate::rounds;
 use crate::state::State;
+use crate::transition::attempt::{Attempt, Failed, Kind, Work};
 use crate::transition::{self, Action, CertifiedProposal};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,7 +34,8 @@ pub(super) struct Repair {
 /// Leads a repair of epoch `b` started at `t0`: one proposal carrying
 /// every round, certified by a quorum of holders; then the rounds, the
 /// next epoch's prepare, its signatures and its commit; then, with
-/// refresh on, a re-share to a fresh polynomial.
+/// refresh on, a re-share to a fresh polynomial. The phases and what a
+/// failure in each calls for are [`Attempt`]'s; this carries out its work.
 pub(super) async fn run_repair(
     state: &Arc<State>,
     b: &ManifestBody,
@@ -47,10 +50,10 @@ pub(super) async fn run_repair(
         assignments,
         mut groups,
     } = repair;
-    // 1. One repair round for every lost share (as many as one sealed
-    //    record per helper pair can carry; rounds of a split run at once),
-    //    all in one proposal that a quorum of holders must certify before
-    //    anyone acts on it (`transition::heal` built the groups).
+    // One repair round for every lost share (as many as one sealed record
+    // per helper pair can carry; rounds of a split run at once), all in one
+    // proposal that a quorum of holders must certify before anyone acts on
+    // it (`transition::heal` built the groups).
     let (proposal, superseded) = propose(
         state,
         id,
@@ -65,49 +68,71 @@ pub(super) async fn run_repair(
     }
     let voters: Vec<Option<Member>> = holders.iter().map(|(_, m)| m.clone()).collect();
     let quorum = rules.quorum(b.threshold, b.n);
-    if let Some(old) = superseded {
-        proposals::abort_attempt(state, &old, &voters, quorum).await;
+    let mut attempt = Attempt::new(
+        Kind::Repair {
+            refresh: state.refresh,
+        },
+        superseded.is_some(),
+        state.consensus.get().is_some(),
+    );
+    let mut led = Led::new(state, proposal, superseded, voters, quorum);
+    let mut groups = Some(groups);
+    let mut prepared = None;
+    while let Some(work) = attempt.poll() {
+        let done = match led.run(work).await {
+            Some(done) => done,
+            None => match (work, &led.cert, &prepared) {
+                (Work::Carry, Some(c), _) => match groups.take() {
+                    Some(g) => run_rounds(state, c, b, &holders, &helpers, g)
+                        .await
+                        .map_err(Failed::refused),
+                    None => Err(Failed::refused("rounds carried twice")),
+                },
+                (Work::Prepare, _, _) => match prepare_next(state, b, &holders, &assignments).await
+                {
+                    Ok(p) => {
+                        prepared = Some(p);
+                        Ok(())
+                    }
+                    Err(e) => Err(Failed::refused(e)),
+                },
+                (Work::RecordWithholders, _, _) => {
+                    let rounds = led.proposal().rounds();
+                    record_disputes(state, id, b, &rounds, &helpers).await;
+                    Ok(())
+                }
+                (Work::Sign, _, Some((body, next))) => led.sign(body, &holders, next),
+                (Work::Healed, _, _) => {
+                    let p = attempt.phases();
+                    let ms = |d: Option<Duration>| d.map_or(0, |d| d.as_millis() as u64);
+                    let epoch = b.epoch + 1;
+                    tracing::info!(vault = %id, certified_ms = ms(p.certified), rounds_ms = ms(p.carried), prepared_ms = ms(p.prepared), "repair phases (ms since start)");
+                    tracing::info!(vault = %id, epoch, took_ms = t0.elapsed().as_millis() as u64, "healed: new epoch certified");
+                    state
+                        .metrics
+                        .repairs
+                        .with_label_values(&["completed"])
+                        .inc();
+                    Ok(())
+                }
+                // Repair kept the polynomial: a fresh one makes every older
+                // share, including the lost holder's (a stolen disk?),
+                // useless.
+                (Work::Refresh, _, Some((body, next))) => {
+                    let mut next = next.clone();
+                    next.sort_by_key(|(i, _)| *i);
+                    lead_reshare::run_reshare(state, id, body, &next, body.threshold, "refreshed")
+                        .await
+                        .map_err(Failed::refused)
+                }
+                (other, _, _) => Err(Failed::refused(format!(
+                    "{other:?}: not a step of a repair here"
+                ))),
+            },
+        };
+        attempt.handle(t0.elapsed(), done);
     }
-    let cert = proposals::certify(state, &proposal, &voters, quorum).await?;
-    mark_used(state, id, b.epoch);
-    let certified_ms = t0.elapsed().as_millis() as u64;
-    // Rounds and prepare: a failure before the successor goes to be signed
-    // (and to the epoch log) aborts the attempt, so that the next one need
-    // not wait for the attempt timeout.
-    let carried = match run_rounds(state, &cert, b, &holders, &helpers, groups).await {
-        Ok(()) => {
-            let rounds_ms = t0.elapsed().as_millis() as u64;
-            prepare_next(state, b, &holders, &assignments)
-                .await
-                .map(|(body, next)| (body, next, rounds_ms))
-        }
-        Err(e) => Err(e),
-    };
-    let (body, next, rounds_ms) = match carried {
-        Ok(c) => c,
-        Err(e) => {
-            record_disputes(state, id, b, &proposal.rounds(), &helpers).await;
-            proposals::abort_attempt(state, &proposal, &voters, quorum).await;
-            return Err(e);
-        }
-    };
-    let prepared_ms = t0.elapsed().as_millis() as u64;
-    finish::certify(state, id, &body, proposal.digest(), &holders, &next).await?;
-    tracing::info!(vault = %id, certified_ms, rounds_ms, prepared_ms, "repair phases (ms since start)");
-    tracing::info!(vault = %id, epoch = body.epoch, took_ms = t0.elapsed().as_millis() as u64, "healed: new epoch certified");
-    state
-        .metrics
-        .repairs
-        .with_label_values(&["completed"])
-        .inc();
-    if state.refresh {
-        // Repair kept the polynomial: a fresh one makes every older share,
-        // including the lost holder's (a stolen disk?), useless.
-        let mut next = next;
-        next.sort_by_key(|(i, _)| *i);
-        lead_reshare::run_reshare(state, id, &body, &next, body.threshold, "refreshed").await?;
-    }
-    Ok(())
+    lead::outcome(&attempt)
 }
 
 /// Tells the spares and helpers of a certified repair (and, as witnesses,

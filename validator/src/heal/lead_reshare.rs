@@ -3,17 +3,18 @@
 //! manifest gathered from the recipients; a failed attempt records which
 //! dealers withheld their sub-shares (D50) and is aborted.
 
-use super::finish;
-use super::{entry_of, mark_used, propose, status_at, STATUS_POLL};
+use super::lead::{self, Led};
+use super::{entry_of, propose, status_at, STATUS_POLL};
 use crate::config::Member;
 use crate::epochs::PrepareReply;
 use crate::proposals;
 use crate::reshare;
 use crate::state::State;
+use crate::transition::attempt::{Attempt, Failed, Kind, Work};
 use crate::transition::{self, Action};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use vault::identity::Fingerprint;
 use vault::manifest::{ManifestBody, VaultId};
 
@@ -65,30 +66,47 @@ pub(super) async fn run_reshare(
     )?;
     let round = proposal.rounds().first().copied().ok_or("no round")?;
     let voters: Vec<Option<Member>> = holders.iter().map(|(_, m)| m.clone()).collect();
-    let quorum = proposals::rules(state, &id).quorum(b.threshold, b.n);
-    if let Some(old) = superseded {
-        proposals::abort_attempt(state, &old, &voters, quorum).await;
+    let quorum = rules.quorum(b.threshold, b.n);
+    // The phases and what a failure in each calls for are [`Attempt`]'s;
+    // `Led` and this carry out its work.
+    let mut attempt = Attempt::new(
+        Kind::Reshare,
+        superseded.is_some(),
+        state.consensus.get().is_some(),
+    );
+    let mut led = Led::new(state, proposal, superseded, voters, quorum);
+    let mut body = None;
+    while let Some(work) = attempt.poll() {
+        let done = match led.run(work).await {
+            Some(done) => done,
+            None => match (work, &led.cert, &body) {
+                (Work::Carry, Some(c), _) => {
+                    match deal_and_gather(state, c, b, holders, t_new, round).await {
+                        Ok(next) => {
+                            body = Some(next);
+                            Ok(())
+                        }
+                        Err(DealingFailed::TimedOut(e)) => Err(Failed::timed_out(e)),
+                        Err(DealingFailed::Other(e)) => Err(Failed::refused(e)),
+                    }
+                }
+                (Work::RecordWithholders, _, _) => {
+                    record_silent_dealers(state, id, b.epoch, round, holders).await;
+                    Ok(())
+                }
+                (Work::Sign, _, Some(next)) => led.sign(next, holders, holders),
+                (Work::Healed, _, Some(next)) => {
+                    tracing::info!(vault = %id, epoch = next.epoch, t = next.threshold, n = next.n, took_ms = t0.elapsed().as_millis() as u64, "{what}: new epoch certified");
+                    Ok(())
+                }
+                (other, _, _) => Err(Failed::refused(format!(
+                    "{other:?}: not a step of a re-share here"
+                ))),
+            },
+        };
+        attempt.handle(t0.elapsed(), done);
     }
-    let cert = proposals::certify(state, &proposal, &voters, quorum).await?;
-    mark_used(state, id, b.epoch);
-    // Dealing and receiving: a failure before the successor goes to be
-    // signed aborts the attempt (see `heal_vault`).
-    let dealt = deal_and_gather(state, &cert, b, holders, t_new, round).await;
-    let body = match dealt {
-        Ok(body) => body,
-        Err(e) => {
-            // Only a dealing that ran out of time says anything about who
-            // stayed silent: after a refusal nobody had time to deal.
-            if let DealingFailed::TimedOut(_) = e {
-                record_silent_dealers(state, id, b.epoch, round, holders).await;
-            }
-            proposals::abort_attempt(state, &proposal, &voters, quorum).await;
-            return Err(e.into());
-        }
-    };
-    finish::certify(state, id, &body, proposal.digest(), holders, holders).await?;
-    tracing::info!(vault = %id, epoch = body.epoch, t = body.threshold, n = body.n, took_ms = t0.elapsed().as_millis() as u64, "{what}: new epoch certified");
-    Ok(())
+    lead::outcome(&attempt)
 }
 
 /// Why a re-share attempt's dealing failed.
@@ -139,7 +157,16 @@ pub(super) async fn deal_and_gather(
     body.n = u8::try_from(holders.len()).map_err(|_| "too many holders")?;
     body.shards.clear();
     let path = format!("/v1/reshare/{}", hex::encode(round));
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let started = Instant::now();
+    let deadline = started + state.reshare_window;
+    // A recipient that does not answer us may have shown its signed entry
+    // to the dealers, who judged it by then (`reshare::judge_after`).
+    let mut relay_at =
+        started + reshare::judge_after(state.reshare_window) + state.reshare_window / 20;
+    let plan = match &cert.proposal.action {
+        Action::Reshare(p) => Some(p.clone()),
+        _ => None,
+    };
     for (k, (_, who)) in holders.iter().enumerate() {
         let reply: PrepareReply = loop {
             let v = match who {
@@ -155,6 +182,12 @@ pub(super) async fn deal_and_gather(
             };
             if v["complete"] == true {
                 break serde_json::from_value(v["entry"].clone()).map_err(|e| e.to_string())?;
+            }
+            if let (Some(plan), true, Some(_)) = (&plan, Instant::now() >= relay_at, who) {
+                relay_at = Instant::now() + state.reshare_window / 20;
+                if let Some((entry, _)) = reshare::relayed(state, plan, k as u8 + 1).await {
+                    break entry;
+                }
             }
             if Instant::now() > deadline {
                 return Err(DealingFailed::TimedOut(format!(
@@ -194,12 +227,8 @@ pub(super) async fn record_silent_dealers(
             Some(m) => status_at(state, m, &path).await,
         };
         let Some(status) = status else { continue };
-        let missing = status["missing_from"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
         let mut seen = std::collections::BTreeSet::new();
-        for d in missing.iter().filter_map(|d| d.as_u64()) {
+        for d in reshare::missing_from(&status) {
             if let Ok(d) = u8::try_from(d) {
                 if seen.insert(d) {
                     *named.entry(d).or_default() += 1;
@@ -213,7 +242,7 @@ pub(super) async fn record_silent_dealers(
     tracing::warn!(vault = %id, epoch, named = ?named, "re-share dealers whose sub-shares never came (recipients naming each)");
     // Kept on disk: a leader that restarts does not deal with them again.
     if let Ok(s) = state.store.lock() {
-        if let Err(e) = s.set_silent_dealers(&id, epoch, &named) {
+        if let Err(e) = s.add_silent_dealers(&id, epoch, &named) {
             tracing::warn!(vault = %id, "silent dealers not stored: {e}");
         }
     }

@@ -27,7 +27,12 @@
 //!   our peers ([`assess`], `gather_and_decide`);
 //! - [`lead_repair`]: a certified repair's rounds and prepare;
 //! - [`lead_reshare`]: a certified re-share's dealing;
-//! - [`finish`]: signing, certifying and committing the successor.
+//! - [`finish`]: signing, certifying and committing the successor;
+//! - `lead`: what both kinds of attempt carry out alike.
+//!
+//! The order of an attempt's phases, and what a failure in each calls for,
+//! are [`crate::transition::attempt`]'s: the leading modules carry out the
+//! work it gives.
 
 use crate::config::Member;
 use crate::epochs::{self, encode_commit, PrepareReply};
@@ -44,6 +49,7 @@ use vault::identity::Fingerprint;
 use vault::manifest::{ManifestBody, ShardEntry, VaultId};
 
 mod finish;
+mod lead;
 mod lead_repair;
 mod lead_reshare;
 mod view;

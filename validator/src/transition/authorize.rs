@@ -508,13 +508,8 @@ pub fn judge(chain: &Chain, rules: &Rules, view: &OwnView, p: &Proposal) -> Resu
                 }
             }
         }
-        Action::Reshare(x) => {
-            let left_out: Vec<u8> = c
-                .shards
-                .iter()
-                .filter(|e| !x.recipients.contains(&e.recipient))
-                .map(|e| e.index)
-                .collect();
+        Action::Reshare(_) => {
+            let left_out = p.taken_from(c);
             for i in &left_out {
                 lost(*i)?;
             }
@@ -540,7 +535,9 @@ pub fn judge(chain: &Chain, rules: &Rules, view: &OwnView, p: &Proposal) -> Resu
 
 /// Refuses a certified proposal of an attempt we gave up: `released` is the
 /// attempt of our released vote on its epoch (we signed its abort, or saw
-/// its dealing fail), which binds us never to act on it or an older one.
+/// its dealing fail), which binds us never to act on it or an older one
+/// (but for finishing a successor copy another holder signed first:
+/// [`judge_abort`]).
 pub fn not_aborted(released: Option<u32>, p: &Proposal) -> Result<(), Refusal> {
     match released {
         Some(a) if p.attempt <= a => Err(Refusal::Aborted(p.attempt)),
@@ -566,9 +563,17 @@ pub struct AbortView {
 /// Decides whether we sign the abort of `a`: it is for our current epoch,
 /// the attempt and proposal we voted for, asked by their proposer, and we
 /// signed no successor of the epoch. Signing binds us ([`not_aborted`]):
-/// any quorum that could certify the attempt's successor shares an honest
-/// holder with a quorum that signed its abort, so a certified abort proves
-/// the attempt can never complete, and the votes may move on at once.
+/// the attempt's plans never act here again, and we never start signing
+/// its successor. A certified abort frees the votes at once, as the
+/// attempt timeout would later. A re-share attempt can then never complete
+/// (its round, which the dealing check needs, is forgotten). A repair's
+/// can: a holder that signed the abort still finishes a successor copy
+/// another holder signed first (`crate::epochs::sign`, D49), so a leader
+/// splitting the holders cannot leave the epoch stuck. That is safe for
+/// the reasons several certified attempts of one epoch are (D27): every
+/// target is lost in honest views, no member receives two indices of a
+/// polynomial, and one successor per epoch is signed
+/// (`transition::simulation` checks them together, D44).
 pub fn judge_abort(chain: &Chain, view: &AbortView, a: &Abort) -> Result<(), Refusal> {
     current_of(chain, &a.vault_id, a.from_epoch)?;
     if view.successor {

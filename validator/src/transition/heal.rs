@@ -205,29 +205,33 @@ pub struct Pass<'a, M> {
     pub disputes: BTreeSet<(u8, u8)>,
 }
 
-/// The dealers of a re-share among `holders` (share indices, in order):
-/// every one but those more than `f` recipients of a failed attempt of
-/// this epoch named as never having sent their sub-share (`missing`,
-/// dealer index to how many recipients named it), as long as at least
-/// `needed` remain; else every holder. At most `f` recipients lie, so an
-/// honest dealer is never left out, and a dealer that withholds from the
-/// honest recipients is.
+/// The dealers of a re-share among `holders` (share indices, in order),
+/// given how many recipients of failed attempts of this epoch named each
+/// dealer as never having sent its sub-share (`missing`): the holders no
+/// recipient named, if at least `needed`; else those named by at most `f`;
+/// else every holder. A dealer that withholds from even one recipient thus
+/// deals no more while enough others remain (D57). Leaving out an honest
+/// dealer a liar named costs nothing then, and a recipient that names
+/// ever more dealers is judged by the dealers themselves
+/// (`crate::reshare`). Past that, at most `f` recipients lie, so an honest
+/// dealer is never left out, and one that withholds from more than `f` is.
 pub fn pick_dealers(
     holders: &[u8],
     missing: &BTreeMap<u8, usize>,
     f: u8,
     needed: usize,
 ) -> Vec<u8> {
-    let kept: Vec<u8> = holders
-        .iter()
-        .copied()
-        .filter(|d| missing.get(d).copied().unwrap_or(0) <= usize::from(f))
-        .collect();
-    if kept.len() >= needed {
-        kept
-    } else {
-        holders.to_vec()
-    }
+    let named_at_most = |most: usize| -> Vec<u8> {
+        holders
+            .iter()
+            .copied()
+            .filter(|d| missing.get(d).copied().unwrap_or(0) <= most)
+            .collect()
+    };
+    [named_at_most(0), named_at_most(usize::from(f))]
+        .into_iter()
+        .find(|kept| kept.len() >= needed)
+        .unwrap_or_else(|| holders.to_vec())
 }
 
 /// How many helper sets [`pick_helpers`] tries before it gives up.
@@ -794,10 +798,16 @@ mod tests {
         let h = [1u8, 2, 3, 4, 5, 6];
         // Dealer 2 withheld from all five others.
         assert_eq!(pick_dealers(&h, &named(&[(2, 5)]), 1, 4), [1, 3, 4, 5, 6]);
-        // One liar (f = 1) naming an honest dealer leaves nobody out.
-        assert_eq!(pick_dealers(&h, &named(&[(3, 1)]), 1, 4), h);
-        // At f = 0 one report is enough.
+        // One report leaves a dealer out while enough others remain (it
+        // withheld from one recipient, or a liar named it: either way the
+        // others deal).
+        assert_eq!(pick_dealers(&h, &named(&[(3, 1)]), 1, 4), [1, 2, 4, 5, 6]);
         assert_eq!(pick_dealers(&h, &named(&[(3, 1)]), 0, 3), [1, 2, 4, 5, 6]);
+        // Too many named once: those named by at most f deal.
+        assert_eq!(
+            pick_dealers(&h, &named(&[(1, 1), (2, 1), (3, 5)]), 1, 4),
+            [1, 2, 4, 5, 6]
+        );
         // Never fewer than needed: then everyone deals again.
         assert_eq!(pick_dealers(&h, &named(&[(1, 5), (2, 5), (3, 5)]), 1, 4), h);
     }

@@ -7,7 +7,9 @@
 //! lost share, and [`heal`] healing's decision for one vault in one pass
 //! (finish an unfinished commit, wait, refresh, finish the log's decided
 //! successor, shrink, or repair with which rounds), asking the driver for
-//! each costly fact as it reaches it.
+//! each costly fact as it reaches it, and [`attempt`] the leader's phases
+//! of one attempt, from certification to commit, and what a failure in
+//! each calls for.
 //! Nothing here touches the network, the store, a clock or an RNG; the
 //! validator's drivers (`crate::proposals`, `crate::rounds`,
 //! `crate::reshare`, `crate::heal`) bring the inputs (elapsed times and
@@ -20,10 +22,14 @@
 //! after it was certified ends with a quorum-signed abort, which frees the
 //! votes for the next attempt without waiting for the attempt timeout.
 
+pub mod attempt;
 pub mod authorize;
 pub mod heal;
 pub mod proposal;
 pub mod replacements;
+#[cfg(test)]
+mod simulation;
+pub mod successor;
 
 pub use authorize::{
     authorize, authorize_abort, judge, judge_abort, not_aborted, AbortView, Chain, OwnView,

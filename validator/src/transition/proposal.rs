@@ -9,8 +9,11 @@
 //! proposal and the votes of a quorum of the epoch's holders: the only
 //! thing a helper, dealer or replacement acts on. An abort names one
 //! certified attempt that failed; a holder's vote on it binds that holder
-//! never to act on the attempt again, and a quorum of such votes (a
-//! certified abort) proves the attempt can never complete.
+//! never to act on the attempt again (but for finishing a repair's
+//! successor copy another holder signed first), and a quorum of such votes
+//! (a certified abort) frees every vote for the next attempt: a re-share
+//! attempt can then never complete, and a late successor of a repair is
+//! still a valid epoch (docs/protocol.md, "Aborting a failed attempt").
 
 use crate::repair;
 use crate::reshare;
@@ -208,6 +211,21 @@ impl Proposal {
         match &self.action {
             Action::Repair(plans) => plans.iter().map(|p| p.round).collect(),
             Action::Reshare(p) => vec![p.round],
+        }
+    }
+
+    /// The share indices of `current` (the epoch the proposal leaves) that
+    /// it takes from their holders: those a repair replaces, or those a
+    /// re-share leaves out. Each must be lost in a voter's own view.
+    pub fn taken_from(&self, current: &vault::manifest::ManifestBody) -> Vec<u8> {
+        match &self.action {
+            Action::Repair(plans) => plans.iter().flat_map(|p| p.indices()).collect(),
+            Action::Reshare(x) => current
+                .shards
+                .iter()
+                .filter(|e| !x.recipients.contains(&e.recipient))
+                .map(|e| e.index)
+                .collect(),
         }
     }
 }
