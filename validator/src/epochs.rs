@@ -421,7 +421,9 @@ pub async fn sign(
             store.named(&vault).map_err(|e| bad(500, e))?,
         )
     };
-    if voted == Some(next.digest()) && n.epoch == c.epoch + 1 {
+    if successor::Vote::of(voted, &next.digest()) == successor::Vote::Again
+        && n.epoch == c.epoch + 1
+    {
         return sign_and_keep(&state, &current, &next, &request);
     }
     // A successor we refused, for good (D53: its withdrawal counts on it).
@@ -507,51 +509,52 @@ pub async fn sign(
     // (checked in the exchange below). With the log, the log decides.
     let log_on = state.consensus.get().is_some();
     let mut carried = None;
-    let mut finishing = false;
-    if !log_on {
-        let (p, proposer, standing) = crate::proposals::known_with_proposer(
-            &state,
-            &vault,
-            c.epoch,
-            &request.proposal,
-        )?
-        .ok_or_else(|| {
-            bad(
-                409,
-                format!(
-                    "a successor is signed only as the certified repair we voted for or helped (or the re-share we dealt in), and we know no certified proposal {} of epoch {}",
-                    hex::encode(&request.proposal[..8]),
-                    c.epoch
-                ),
-            )
-        })?;
-        let proposer_fp = crate::rounds::identity_of(&state, &proposer)
-            .await?
-            .fingerprint();
-        if next_verified.signer().fingerprint() != proposer_fp {
-            return Err(bad(
-                422,
-                format!(
-                    "the successor is written by {}, not by the proposal's proposer {proposer}",
-                    next_verified.signer().fingerprint().short()
-                ),
-            ));
-        }
-        // A copy of a proposal we gave up (its proposer convicted, say) is
-        // only ever finished, never started.
-        finishing = proposer != caller || !standing;
-        carried = Some(p);
-    }
-    if let Origin::Reshare(round) = pending.origin {
-        if carried
-            .as_ref()
-            .is_some_and(|p| !p.rounds().contains(&round))
-        {
-            return Err(bad(
-                409,
-                "our re-dealt share is not from the round of the proposal this successor carries out",
-            ));
-        }
+    let decider = if log_on {
+        successor::Decider::Log
+    } else {
+        let known =
+            crate::proposals::known_with_proposer(&state, &vault, c.epoch, &request.proposal)?;
+        let facts = match known {
+            None => None,
+            Some((p, proposer, standing)) => {
+                let proposer_fp = crate::rounds::identity_of(&state, &proposer)
+                    .await?
+                    .fingerprint();
+                carried = Some(p);
+                Some(successor::Carried {
+                    written_by_proposer: next_verified.signer().fingerprint() == proposer_fp,
+                    asked_by_proposer: proposer == caller,
+                    standing,
+                })
+            }
+        };
+        successor::Decider::Holders(facts)
+    };
+    let round = match pending.origin {
+        Origin::Reshare(round) => Some((
+            round,
+            successor::OurRound {
+                in_proposal: carried.as_ref().is_none_or(|p| p.rounds().contains(&round)),
+                kept: state
+                    .reshares
+                    .lock()
+                    .map_err(|_| bad(500, "poisoned"))?
+                    .contains_key(&round),
+            },
+        )),
+        _ => None,
+    };
+    let how = successor::carry(decider, round.map(|(_, r)| r)).map_err(|e| {
+        bad(
+            e.status(),
+            format!(
+                "{e} (proposal {}, epoch {})",
+                hex::encode(&request.proposal[..8]),
+                c.epoch
+            ),
+        )
+    })?;
+    if let Some((round, _)) = round {
         crate::reshare::check_dealing(&state, round, c, &rules).await?
     }
     if matches!(pending.origin, Origin::SamePolynomial) {
@@ -583,12 +586,8 @@ pub async fn sign(
         };
         let j = crate::successor::judge(&current, &request, &kept, &answers, &already);
         tracing::debug!(vault = %vault, epoch = c.epoch, answers = answers.len(), kept = kept.len(), verdict = ?j.verdict, "pre-sign exchange");
-        if finishing && j.verdict == crate::successor::Verdict::Sign && j.ours_signed_by.is_empty()
-        {
-            return Err(bad(
-                409,
-                "only the proposer writes copies of its successor; another holder may only ask us to finish a copy a holder already signed",
-            ));
+        if j.verdict == crate::successor::Verdict::Sign {
+            successor::finish(how, !j.ours_signed_by.is_empty()).map_err(|e| bad(e.status(), e))?;
         }
         crate::successor::apply(&state, &request, j).await?;
     }

@@ -6,11 +6,12 @@
 //! it did exactly as the drivers do: [`judge`] after [`not_aborted`] for a
 //! vote (`crate::proposals`: one stored vote per epoch with its time, the
 //! named map); [`judge_abort`] for an abort (asked by the proposer, which
-//! may lie), after which the attempt is released; and for a successor
-//! (`crate::epochs::sign`), the rival certified, no other successor of the
-//! epoch signed (D38), and, for an attempt it gave up, never for a
-//! re-share (the dealing check needs the round the abort forgot) and for a
-//! repair only to finish a copy another holder signed first (D49). Liars
+//! may lie), after which the attempt is released; and for a successor,
+//! `crate::epochs::sign`'s own rule ([`carry`], [`finish`], [`Vote`]): the
+//! rival certified, no other successor of the epoch signed (D38), and, for
+//! an attempt it gave up, never for a re-share (the dealing check needs the
+//! round the abort forgot) and for a repair only to finish a copy another
+//! holder signed first (D49). Liars
 //! do everything asked. Over every run proptest tries, safety holds:
 //!
 //! * no two proposals of one (epoch, attempt) both reach the quorum
@@ -43,6 +44,7 @@ use super::authorize::{
 };
 use super::proposal::Abort;
 use super::proposal::{Action, Proposal};
+use super::successor::{carry, finish, Carried, Decider, OurRound, Vote};
 use crate::repair::{Plan as RepairPlan, Target};
 use crate::reshare::Plan as ResharePlan;
 use proptest::prelude::*;
@@ -305,17 +307,32 @@ impl Run {
                 }
                 Ask::Successor => {
                     if !liar {
-                        // A repair we gave up is only ever finished, once
-                        // another holder signed a copy (D49); a re-share
+                        // The driver's rule (`successor::carry`, `finish`,
+                        // `Vote`): a certified proposal, asked of us by its
+                        // proposer; one we gave up only finished, once
+                        // another holder signed its copy (D49); a re-share
                         // we gave up never (its round, which the dealing
-                        // check needs, was forgotten with the abort).
+                        // check needs, was forgotten with the abort); one
+                        // successor per epoch. A rival's successor is
+                        // named by its index.
                         let certified = out.votes[r].len() >= quorum;
                         let given_up = not_aborted(released[h], p).is_err();
                         let reshare = matches!(p.action, Action::Reshare(_));
-                        if !certified
-                            || (given_up && (reshare || out.successors[r].is_empty()))
-                            || signed[h].is_some_and(|s| s != r)
-                        {
+                        let decider = Decider::Holders(certified.then_some(Carried {
+                            written_by_proposer: true,
+                            asked_by_proposer: true,
+                            standing: !given_up,
+                        }));
+                        let round = reshare.then_some(OurRound {
+                            in_proposal: true,
+                            kept: !given_up,
+                        });
+                        let digest = |r: usize| [r as u8; 32];
+                        let signs = carry(decider, round)
+                            .and_then(|how| finish(how, !out.successors[r].is_empty()))
+                            .is_ok()
+                            && Vote::of(signed[h].map(digest), &digest(r)) != Vote::Spent;
+                        if !signs {
                             continue;
                         }
                         signed[h] = Some(r);

@@ -1,5 +1,5 @@
-//! Whether a successor's shape lets us sign it: the structural half of the
-//! decision, without I/O.
+//! Whether we may sign a successor: the decisions of `crate::epochs::sign`,
+//! without I/O.
 //!
 //! Before a holder signs the step from epoch `e` to `e+1` (and so lets
 //! anyone delete epoch `e`), [`shape`] checks what the two manifests and
@@ -12,6 +12,14 @@
 //! (`crate::epochs::sign`) must then find lost in its own view before
 //! anything else (the epoch log, the proposal, the dealing check, the
 //! pre-sign exchange) is asked.
+//!
+//! Then [`carry`] says whether the successor carries out what we stand by
+//! (the log's decision, or a certified proposal written by its proposer;
+//! a proposal we gave up, or asked of us by another holder, is only
+//! finished) from a round we can still check; [`finish`] applies the
+//! pre-sign exchange's answer to a copy we may only finish; and [`Vote`]
+//! keeps us to one successor per epoch. The simulation
+//! (`transition::simulation`) calls these same functions.
 
 use super::authorize::Rules;
 use std::collections::BTreeMap;
@@ -208,6 +216,145 @@ pub fn shape(
     Ok(shape)
 }
 
+/// Our one successor signature of an epoch, against a successor we are
+/// asked to sign. The store's vote file enforces it across restarts
+/// (`crate::store::Store::vote`); this says what the driver does first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vote {
+    /// We signed this very successor: sign it again, whoever asks (every
+    /// check ran when we first signed it).
+    Again,
+    /// We signed no successor of this epoch yet.
+    Fresh,
+    /// We signed another successor of this epoch: never this one.
+    Spent,
+}
+
+impl Vote {
+    /// Our vote of the epoch (`voted`, the digest we signed, if any)
+    /// against the successor `digest`.
+    pub fn of(voted: Option<[u8; 32]>, digest: &[u8; 32]) -> Vote {
+        match voted {
+            Some(d) if d == *digest => Vote::Again,
+            Some(_) => Vote::Spent,
+            None => Vote::Fresh,
+        }
+    }
+}
+
+/// What we know of the certified proposal a successor says it carries
+/// out, when the holders decide alone (the epoch log off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Carried {
+    /// The proposal's proposer wrote (signed) the successor.
+    pub written_by_proposer: bool,
+    /// The proposal's proposer is who asks us.
+    pub asked_by_proposer: bool,
+    /// We still stand by the proposal (we did not give its attempt up,
+    /// nor convict its proposer).
+    pub standing: bool,
+}
+
+/// Who decides which successor of the epoch is signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decider {
+    /// The epoch log decided it (the driver waited for it and compared
+    /// digests): one successor per epoch, whoever proposed it.
+    Log,
+    /// The holders, each by the certified proposal it carries out: the
+    /// proposal if we know it certified, else `None`.
+    Holders(Option<Carried>),
+}
+
+/// The re-share round our prepared share was dealt in, if it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OurRound {
+    /// The round is one of the carried proposal's (`true` under the log,
+    /// which carries no proposal).
+    pub in_proposal: bool,
+    /// We still keep the round, whose dealing check needs it (an abort
+    /// forgets it).
+    pub kept: bool,
+}
+
+/// How we may sign a successor that passed its shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carry {
+    /// Sign, unless the pre-sign exchange shows another copy signed.
+    Sign,
+    /// Only finish: sign only a copy another holder has signed already
+    /// (the proposal is not the asker's, or we gave it up; D49).
+    FinishOnly,
+}
+
+/// Why a successor does not carry out anything we stand by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum NotCarried {
+    /// We know no certified proposal by the id the request names.
+    #[error("a successor is signed only as the certified repair we voted for or helped (or the re-share we dealt in), and we know no such certified proposal")]
+    UnknownProposal,
+    /// Someone other than the proposal's proposer wrote the successor.
+    #[error("the successor is not written by the proposal's proposer")]
+    NotProposersCopy,
+    /// Our re-dealt share comes from another round.
+    #[error("our re-dealt share is not from the round of the proposal this successor carries out")]
+    RoundElsewhere,
+    /// The round our share was dealt in is forgotten (aborted or pruned).
+    #[error("the re-share round is gone here; cannot check its dealing")]
+    RoundGone,
+    /// Finishing only, and no other holder signed this copy.
+    #[error("only the proposer writes copies of its successor; another holder may only ask us to finish a copy a holder already signed")]
+    NotFinishing,
+}
+
+impl NotCarried {
+    /// The HTTP status it is answered with.
+    pub fn status(&self) -> u16 {
+        match self {
+            NotCarried::NotProposersCopy => 422,
+            _ => 409,
+        }
+    }
+}
+
+/// Whether a successor of the right shape carries out what we stand by:
+/// the proposal (holders deciding) or the log's decision, and, for a
+/// share we re-dealt, the round we can still check. Gives how we may sign;
+/// the pre-sign exchange then settles it ([`finish`]), and the vote file
+/// last ([`Vote`]).
+pub fn carry(decider: Decider, round: Option<OurRound>) -> Result<Carry, NotCarried> {
+    let mut how = Carry::Sign;
+    if let Decider::Holders(known) = decider {
+        let p = known.ok_or(NotCarried::UnknownProposal)?;
+        if !p.written_by_proposer {
+            return Err(NotCarried::NotProposersCopy);
+        }
+        if !p.asked_by_proposer || !p.standing {
+            how = Carry::FinishOnly;
+        }
+    }
+    if let Some(r) = round {
+        if !r.in_proposal {
+            return Err(NotCarried::RoundElsewhere);
+        }
+        if !r.kept {
+            return Err(NotCarried::RoundGone);
+        }
+    }
+    Ok(how)
+}
+
+/// After the pre-sign exchange: a copy we may only finish is signed only
+/// when `signed_elsewhere` (another holder's signature on this very copy
+/// was shown). Other verdicts of the exchange (another copy signed or
+/// asked) are the exchange's own (`crate::successor::apply`).
+pub fn finish(how: Carry, signed_elsewhere: bool) -> Result<(), NotCarried> {
+    match how {
+        Carry::FinishOnly if !signed_elsewhere => Err(NotCarried::NotFinishing),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,5 +500,70 @@ mod tests {
         }
         assert_eq!(Misshapen::Restored.status(), 409);
         assert_eq!(Misshapen::NotNext.status(), 422);
+    }
+
+    /// The carrying rule: who wrote and asked, whether we stand by the
+    /// proposal, and the round our share was re-dealt in.
+    #[test]
+    fn a_successor_carries_out_what_we_stand_by_or_is_only_finished() {
+        let by_proposer = Carried {
+            written_by_proposer: true,
+            asked_by_proposer: true,
+            standing: true,
+        };
+        let held = |p| carry(Decider::Holders(Some(p)), None);
+        assert_eq!(held(by_proposer), Ok(Carry::Sign));
+        assert_eq!(carry(Decider::Log, None), Ok(Carry::Sign));
+        // Asked by another holder, or given up: only finished.
+        for p in [
+            Carried {
+                asked_by_proposer: false,
+                ..by_proposer
+            },
+            Carried {
+                standing: false,
+                ..by_proposer
+            },
+        ] {
+            assert_eq!(held(p), Ok(Carry::FinishOnly));
+            assert_eq!(
+                finish(Carry::FinishOnly, false),
+                Err(NotCarried::NotFinishing)
+            );
+            assert_eq!(finish(Carry::FinishOnly, true), Ok(()));
+        }
+        assert_eq!(finish(Carry::Sign, false), Ok(()));
+        assert_eq!(
+            carry(Decider::Holders(None), None),
+            Err(NotCarried::UnknownProposal)
+        );
+        let forged = Carried {
+            written_by_proposer: false,
+            ..by_proposer
+        };
+        assert_eq!(held(forged), Err(NotCarried::NotProposersCopy));
+        assert_eq!(NotCarried::NotProposersCopy.status(), 422);
+        // A re-dealt share: from the proposal's round, still kept.
+        let round = |in_proposal, kept| OurRound { in_proposal, kept };
+        for decider in [Decider::Log, Decider::Holders(Some(by_proposer))] {
+            assert_eq!(carry(decider, Some(round(true, true))), Ok(Carry::Sign));
+            assert_eq!(
+                carry(decider, Some(round(false, true))),
+                Err(NotCarried::RoundElsewhere)
+            );
+            assert_eq!(
+                carry(decider, Some(round(true, false))),
+                Err(NotCarried::RoundGone)
+            );
+        }
+        assert_eq!(NotCarried::RoundGone.status(), 409);
+    }
+
+    /// One successor per epoch: the same one again, never another.
+    #[test]
+    fn one_successor_signature_per_epoch() {
+        assert_eq!(Vote::of(None, &[1; 32]), Vote::Fresh);
+        assert_eq!(Vote::of(Some([1; 32]), &[1; 32]), Vote::Again);
+        assert_eq!(Vote::of(Some([2; 32]), &[1; 32]), Vote::Spent);
     }
 }
