@@ -210,6 +210,8 @@ pub fn prepare(config: &Config) -> Result<Arc<State>> {
     });
     // Judgements of re-share recipients made before a restart (D57).
     crate::reshare::restore_judgements(&state);
+    // Convictions of liars made before a restart (D48, D49).
+    state.restore_convictions();
     Ok(state)
 }
 

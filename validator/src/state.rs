@@ -242,6 +242,44 @@ pub struct State {
 }
 
 impl State {
+    /// Convicts member `peer` of lying in epoch `epoch` of `vault` (a
+    /// dealer named by its own signature, D48; a requester that split the
+    /// signers, D49): its share counts as lost, its proposals get no vote.
+    /// Kept in memory for the life of the process and on disk with the
+    /// epoch, so a restart keeps it until a later epoch commits. Whether
+    /// it is new here.
+    pub fn convict(&self, vault: vault::manifest::VaultId, epoch: u64, peer: &str) -> bool {
+        let new = self
+            .convicted
+            .lock()
+            .is_ok_and(|mut c| c.insert((vault, peer.to_string())));
+        if let Ok(store) = self.store.lock() {
+            if let Err(e) = store.add_convicted(&vault, epoch, peer) {
+                tracing::warn!(%vault, peer, "conviction not stored: {e}");
+            }
+        }
+        new
+    }
+
+    /// Takes the convictions of every vault we hold at its current epoch
+    /// back into memory, at start.
+    pub fn restore_convictions(&self) {
+        let held: Vec<(vault::manifest::VaultId, u64)> = self
+            .store
+            .lock()
+            .map(|s| s.vaults().map(|(id, h)| (*id, h.epoch)).collect())
+            .unwrap_or_default();
+        for (vault, epoch) in held {
+            let peers = match self.store.lock() {
+                Ok(s) => s.convicted(&vault, epoch),
+                Err(_) => continue,
+            };
+            if let Ok(mut c) = self.convicted.lock() {
+                c.extend(peers.into_iter().map(|p| (vault, p)));
+            }
+        }
+    }
+
     /// True if `id` may use the peer API.
     pub fn is_member(&self, id: &str) -> bool {
         !self.is_removed(id)

@@ -889,6 +889,44 @@ impl Store {
         out
     }
 
+    /// Adds `peer` to the members we convicted of lying in epoch `epoch`
+    /// of `id` (a dealer named by its own signature, D48; a requester that
+    /// split the signers, D49), kept so a restart keeps the conviction
+    /// until a later epoch commits. At most 255 members, ids of at most
+    /// 255 bytes; whether it is new on disk.
+    pub fn add_convicted(&self, id: &VaultId, epoch: u64, peer: &str) -> Result<bool, StoreError> {
+        let mut all = self.convicted(id, epoch);
+        if u8::try_from(peer.len()).is_err() || all.len() >= 255 || !all.insert(peer.to_string()) {
+            return Ok(false);
+        }
+        let mut w = vault::codec::Writer::raw();
+        for p in &all {
+            w.u8(p.len() as u8).bytes(p.as_bytes());
+        }
+        self.write_disputes(id, epoch, "convicted", &w.finish())?;
+        Ok(true)
+    }
+
+    /// The members convicted in epoch `epoch` of `id`
+    /// ([`Store::add_convicted`]); a damaged file counts as none.
+    pub fn convicted(&self, id: &VaultId, epoch: u64) -> BTreeSet<String> {
+        let bytes = self.read_disputes(id, epoch, "convicted", 255 * 256);
+        let mut r = vault::codec::Reader::raw(&bytes);
+        let mut out = BTreeSet::new();
+        while r.position() < bytes.len() {
+            let mut record = || -> Option<String> {
+                let len = r.u8("id length").ok()?;
+                let peer = std::str::from_utf8(r.take(usize::from(len), "id").ok()?).ok()?;
+                Some(peer.to_string())
+            };
+            let Some(peer) = record() else {
+                return BTreeSet::new();
+            };
+            out.insert(peer);
+        }
+        out
+    }
+
     fn write_disputes(
         &self,
         id: &VaultId,
@@ -925,6 +963,7 @@ impl Store {
         remove_earlier_epochs(&dir, id, epoch, ".helpers");
         remove_earlier_epochs(&dir, id, epoch, ".dealers");
         remove_earlier_epochs(&dir, id, epoch, ".recipients");
+        remove_earlier_epochs(&dir, id, epoch, ".convicted");
     }
 
     /// Whether we signed a successor of epoch `epoch` of `id` ([`Store::vote`]).
@@ -1495,6 +1534,40 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
         assert!(s.judgements(&id, 5).is_empty());
+    }
+
+    /// Convictions survive a restart, are bounded, read damaged files as
+    /// none, and are forgotten with their epoch.
+    #[test]
+    fn convictions_are_kept_across_a_restart_and_forgotten_with_their_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let fp = |b| Fingerprint::from_bytes([b; 32]);
+        let id = VaultId::from_bytes([4; 16]);
+        {
+            let s = Store::open(dir.path(), fp(1), fp(2)).unwrap();
+            assert!(s.convicted(&id, 3).is_empty());
+            assert!(s.add_convicted(&id, 3, "validator-2").unwrap());
+            assert!(!s.add_convicted(&id, 3, "validator-2").unwrap());
+            assert!(s.add_convicted(&id, 3, "validator-5").unwrap());
+            assert!(!s.add_convicted(&id, 3, &"x".repeat(256)).unwrap());
+        }
+        let s = Store::open(dir.path(), fp(1), fp(2)).unwrap();
+        let both = BTreeSet::from(["validator-2".to_string(), "validator-5".to_string()]);
+        assert_eq!(s.convicted(&id, 3), both);
+        assert!(s.convicted(&id, 4).is_empty());
+        // Forgotten with their epoch.
+        s.forget_disputes_before(&id, 4);
+        assert!(s.convicted(&id, 3).is_empty());
+        // At most 255 members.
+        for i in 0..300 {
+            s.add_convicted(&id, 6, &format!("m-{i}")).unwrap();
+        }
+        assert_eq!(s.convicted(&id, 6).len(), 255);
+        // A truncated file is none, not a panic.
+        let path = dir.path().join(format!("disputes/{id}-epoch-6.convicted"));
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+        assert!(s.convicted(&id, 6).is_empty());
     }
 
     #[test]

@@ -595,10 +595,7 @@ async fn convict(state: &Arc<State>, e: &Evidence, from: Option<&str>) -> bool {
         return false;
     };
     let vault = e.0.vault_id;
-    let new = state
-        .convicted
-        .lock()
-        .is_ok_and(|mut c| c.insert((vault, m.id.clone())));
+    let new = state.convict(vault, e.0.from_epoch, &m.id);
     if !new {
         return false;
     }

@@ -591,9 +591,7 @@ pub(super) async fn after_bad_dealing(
             continue;
         }
         if let Ok((m, _)) = rounds::member_with(state, &fp).await {
-            if let Ok(mut b) = state.convicted.lock() {
-                b.insert((plan.vault_id, m.id));
-            }
+            state.convict(plan.vault_id, plan.epoch, &m.id);
         }
     }
 }
