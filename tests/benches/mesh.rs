@@ -6,7 +6,11 @@
 //! Run: `cargo build --workspace --release && cargo bench -p pqvault-tests --bench mesh`
 //! (the harness runs the validator binary of the same profile). The heals
 //! run with the epoch log on, the default (D55); `PQVAULT_BENCH_LOG=off`
-//! runs them with the signers alone, for comparison.
+//! runs them with the signers alone, for comparison; `PQVAULT_BENCH_TIMELINE`
+//! prints what each surviving holder logged from the kill on, with times.
+//! Each heal is timed from validator-1's declaring the deaths and from
+//! the moment a quorum of the surviving holders had (read from their
+//! logs), when a heal may start by the rules.
 
 use pqvault_tests::{sample, Mesh};
 use std::time::{Duration, Instant};
@@ -228,6 +232,7 @@ fn autonomous_heal(rt: &tokio::runtime::Runtime, mut mesh: Mesh, kills: &[usize]
         / ti.elapsed().as_secs_f64();
     let cpu_before: Vec<f64> = survivors.iter().map(|&i| mesh.cpu_seconds(i)).collect();
     let t0 = Instant::now();
+    let t0_wall = seconds_of_day(std::time::SystemTime::now());
     for &i in kills {
         mesh.kill9(i);
     }
@@ -339,6 +344,47 @@ fn autonomous_heal(rt: &tokio::runtime::Runtime, mut mesh: Mesh, kills: &[usize]
         healed.as_secs_f64() * 1e3,
         (healed - declared).as_secs_f64() * 1e3
     );
+    // A heal may start once a quorum of the live holders has declared the
+    // deaths (each voter judges them in its own view); with these losses
+    // the quorum is every surviving holder. Read from their logs' times,
+    // so that watching them does not load the machine.
+    let holders: Vec<usize> = (0..7).filter(|i| !kills.contains(i)).collect();
+    let quorum_declared = holders
+        .iter()
+        .map(|&i| {
+            let log = mesh.log(i);
+            kills
+                .iter()
+                .map(|k| declared_in(&log, k + 1, t0_wall))
+                .collect::<Option<Vec<f64>>>()
+                .and_then(|v| v.into_iter().reduce(f64::max))
+        })
+        .collect::<Option<Vec<f64>>>()
+        .and_then(|v| v.into_iter().reduce(f64::max));
+    // `PQVAULT_BENCH_TIMELINE`: what each surviving holder logged from the
+    // kill on, with its time (add `PQVAULT_LOG=info,openraft=off,validator::heal=debug`
+    // for the leader's finishing phases).
+    if std::env::var_os("PQVAULT_BENCH_TIMELINE").is_some() {
+        for &i in &holders {
+            for l in mesh.log(i).lines() {
+                if let Some(at) = log_time(l).filter(|at| *at >= t0_wall) {
+                    let text = l.split_once("Z ").map_or(l, |(_, r)| r.trim_start());
+                    println!(
+                        "  validator-{} +{:.0} ms {text}",
+                        i + 1,
+                        (at - t0_wall) * 1e3
+                    );
+                }
+            }
+        }
+    }
+    if let Some(q) = quorum_declared {
+        println!(
+            "  the deaths declared by every surviving holder (the quorum) {:.0} ms after the kill: epoch 2 everywhere {:.0} ms after that",
+            q * 1e3,
+            (healed.as_secs_f64() - q) * 1e3
+        );
+    }
     if let Some(r) = refreshed {
         println!(
             "  refresh (re-share of all 7 holders, dealing checked): epoch 3 everywhere {:.0} ms after epoch 2",
@@ -371,4 +417,37 @@ fn autonomous_heal(rt: &tokio::runtime::Runtime, mut mesh: Mesh, kills: &[usize]
         idle_rate,
         busiest
     );
+}
+
+/// Seconds since midnight UTC of `t`, as the validators' log lines give it.
+fn seconds_of_day(t: std::time::SystemTime) -> f64 {
+    let since = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    since % 86_400.0
+}
+
+/// When (seconds after `t0`, a time of day in UTC) the log `log` first
+/// says validator-`k` was declared dead, at or after `t0`.
+fn declared_in(log: &str, k: usize, t0: f64) -> Option<f64> {
+    let peer = format!("peer=validator-{k}");
+    log.lines()
+        .filter(|l| {
+            l.contains("peer declared dead")
+                && l.contains(&peer)
+                && !l.contains(&format!("{peer}0"))
+        })
+        .filter_map(log_time)
+        .find(|at| *at >= t0)
+        .map(|at| at - t0)
+}
+
+/// The time of day (seconds, UTC) a validator's log line starts with:
+/// `2026-12-02T05:05:19.123456Z  WARN ...`.
+fn log_time(line: &str) -> Option<f64> {
+    let time = line.split_once('T')?.1.split_once('Z')?.0;
+    let mut parts = time.split(':');
+    let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
+    Some(h.parse::<f64>().ok()? * 3600.0 + m.parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?)
 }
