@@ -3,7 +3,7 @@
 //! Each test performs the attack and asserts that it is refused; each
 //! succeeded against the code before the fix it names.
 
-use pqvault_tests::{wait_epoch, Mesh};
+use pqvault_tests::{sample, wait_epoch, Mesh};
 use std::time::Duration;
 use validator::repair::{Message as Repair, Plan as RepairPlan};
 use validator::reshare::{Message as Reshare, Plan as ResharePlan};
@@ -392,6 +392,21 @@ async fn leader_splits_the_signers(how: &str) {
             .any(|&i| mesh.log(i).contains("split signers") && mesh.log(i).contains("convicted")),
         "no honest holder convicted the leader that split the signers"
     );
+    // Each holder that convicted it says so to the operator, by name.
+    for i in [1usize, 2, 3] {
+        if mesh.log(i).contains("split signers") && mesh.log(i).contains("convicted") {
+            assert_eq!(
+                sample(
+                    &mesh.metrics(i),
+                    "pqvault_convicted_members",
+                    "peer=\"validator-1\""
+                ),
+                Some(1.0),
+                "validator-{} convicted validator-1 but does not export it",
+                i + 1
+            );
+        }
+    }
     let m = pqvault_tests::manifest_at(&mesh, 1, epoch);
     let t = usize::from(m.body().threshold);
     let holders: Vec<usize> = [1usize, 2, 3, 5, 6]
@@ -634,6 +649,15 @@ async fn a_bad_dealer_is_named_and_the_vault_heals_without_it() {
             .starts_with("pqvault_bad_dealings_total{culprit=\"dealer\"}")
             && !l.ends_with(" 0"))),
         "no validator counted the bad dealing"
+    );
+    // Named by its own signature: convicted, and exported by name.
+    assert!(
+        honest.iter().any(|&i| sample(
+            &mesh.metrics(i),
+            "pqvault_convicted_members",
+            "peer=\"validator-2\""
+        ) == Some(1.0)),
+        "no honest holder exports validator-2 as convicted"
     );
     // Epoch 2 leaves the bad dealer out, and recovers the secret.
     assert_eq!(healed_without(&mesh, 2, 1, &honest).body().n, 5);

@@ -65,6 +65,8 @@ pub struct Metrics {
     pub peer_state: IntGaugeVec,
     /// Times each peer was declared dead.
     pub peer_deaths: IntCounterVec,
+    /// 1 for each member we convicted of lying.
+    pub convicted: IntGaugeVec,
     /// Repairs led by this validator, by outcome.
     pub repairs: IntCounterVec,
     /// Inputs from members refused as misbehaviour, by reason
@@ -285,6 +287,13 @@ impl Metrics {
             ),
             &["peer"],
         )?;
+        let convicted = IntGaugeVec::new(
+            Opts::new(
+                "pqvault_convicted_members",
+                "1 for each member this validator convicted of lying, with proof: a re-share dealer named by its own signature over a bad point, or a recipient shown lying by its reveal (D48), or a leader that asked two different successors of one proposal (D49). Its share counts as lost and its proposals get no vote. Kept until the member is removed, or until a restart after a later epoch committed.",
+            ),
+            &["peer"],
+        )?;
         let custody_checks = IntCounterVec::new(
             Opts::new(
                 "pqvault_custody_checks_total",
@@ -494,6 +503,7 @@ impl Metrics {
             Box::new(probes.clone()),
             Box::new(peer_state.clone()),
             Box::new(peer_deaths.clone()),
+            Box::new(convicted.clone()),
             Box::new(repairs.clone()),
             Box::new(refusals.clone()),
             Box::new(recovery_requests.clone()),
@@ -580,6 +590,7 @@ impl Metrics {
             probes,
             peer_state,
             peer_deaths,
+            convicted,
             repairs,
             refusals,
             recovery_requests,
@@ -630,6 +641,7 @@ impl Metrics {
         }
         let _ = self.peer_up.remove_label_values(&[peer]);
         let _ = self.peer_deaths.remove_label_values(&[peer]);
+        let _ = self.convicted.remove_label_values(&[peer]);
         let _ = self.probe_duration.remove_label_values(&[peer]);
         for s in mesh_agent::detector::State::ALL {
             let _ = self.peer_state.remove_label_values(&[peer, s.name()]);

@@ -258,6 +258,7 @@ impl State {
                 tracing::warn!(%vault, peer, "conviction not stored: {e}");
             }
         }
+        self.metrics.convicted.with_label_values(&[peer]).set(1);
         new
     }
 
@@ -274,6 +275,9 @@ impl State {
                 Ok(s) => s.convicted(&vault, epoch),
                 Err(_) => continue,
             };
+            for p in &peers {
+                self.metrics.convicted.with_label_values(&[p]).set(1);
+            }
             if let Ok(mut c) = self.convicted.lock() {
                 c.extend(peers.into_iter().map(|p| (vault, p)));
             }
