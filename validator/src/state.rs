@@ -262,6 +262,37 @@ impl State {
         new
     }
 
+    /// Drops every conviction of member `peer`, in memory and on disk: the
+    /// operator removed it, so an identity issued later under its id
+    /// starts clean.
+    fn unconvict(&self, peer: &str) {
+        let vaults: Vec<vault::manifest::VaultId> = match self.convicted.lock() {
+            Ok(mut c) => {
+                let v = c
+                    .iter()
+                    .filter(|(_, p)| p == peer)
+                    .map(|(v, _)| *v)
+                    .collect();
+                c.retain(|(_, p)| p != peer);
+                v
+            }
+            Err(_) => return,
+        };
+        if vaults.is_empty() {
+            return;
+        }
+        if let Ok(store) = self.store.lock() {
+            for vault in vaults {
+                if let Some(held) = store.get(&vault) {
+                    if let Err(e) = store.unconvict(&vault, held.epoch, peer) {
+                        tracing::warn!(%vault, peer, "conviction not dropped on disk: {e}");
+                    }
+                }
+            }
+        }
+        tracing::info!(peer, "removed by the operator: its convictions are dropped");
+    }
+
     /// Takes the convictions of every vault we hold at its current epoch
     /// back into memory, at start.
     pub fn restore_convictions(&self) {
@@ -376,6 +407,7 @@ impl State {
             if let Ok(mut i) = self.identities.lock() {
                 i.remove(id);
             }
+            self.unconvict(id);
             self.metrics.remove_peer(id);
         }
         for id in before.difference(&now) {

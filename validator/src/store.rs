@@ -899,12 +899,32 @@ impl Store {
         if u8::try_from(peer.len()).is_err() || all.len() >= 255 || !all.insert(peer.to_string()) {
             return Ok(false);
         }
+        self.write_convicted(id, epoch, &all)?;
+        Ok(true)
+    }
+
+    /// Drops `peer` from the members convicted in epoch `epoch` of `id`
+    /// (the operator removed it: a new identity under its id starts
+    /// clean).
+    pub fn unconvict(&self, id: &VaultId, epoch: u64, peer: &str) -> Result<(), StoreError> {
+        let mut all = self.convicted(id, epoch);
+        if !all.remove(peer) {
+            return Ok(());
+        }
+        self.write_convicted(id, epoch, &all)
+    }
+
+    fn write_convicted(
+        &self,
+        id: &VaultId,
+        epoch: u64,
+        all: &BTreeSet<String>,
+    ) -> Result<(), StoreError> {
         let mut w = vault::codec::Writer::raw();
-        for p in &all {
+        for p in all {
             w.u8(p.len() as u8).bytes(p.as_bytes());
         }
-        self.write_disputes(id, epoch, "convicted", &w.finish())?;
-        Ok(true)
+        self.write_disputes(id, epoch, "convicted", &w.finish())
     }
 
     /// The members convicted in epoch `epoch` of `id`
@@ -1555,6 +1575,13 @@ mod tests {
         let both = BTreeSet::from(["validator-2".to_string(), "validator-5".to_string()]);
         assert_eq!(s.convicted(&id, 3), both);
         assert!(s.convicted(&id, 4).is_empty());
+        // The operator removed one: the other stays.
+        s.unconvict(&id, 3, "validator-5").unwrap();
+        s.unconvict(&id, 3, "validator-9").unwrap();
+        assert_eq!(
+            s.convicted(&id, 3),
+            BTreeSet::from(["validator-2".to_string()])
+        );
         // Forgotten with their epoch.
         s.forget_disputes_before(&id, 4);
         assert!(s.convicted(&id, 3).is_empty());
