@@ -65,7 +65,7 @@ pub struct Metrics {
     pub peer_state: IntGaugeVec,
     /// Times each peer was declared dead.
     pub peer_deaths: IntCounterVec,
-    /// 1 for each member we convicted of lying.
+    /// 1 for each member we convicted of lying, 0 for the others.
     pub convicted: IntGaugeVec,
     /// Repairs led by this validator, by outcome.
     pub repairs: IntCounterVec,
@@ -290,7 +290,7 @@ impl Metrics {
         let convicted = IntGaugeVec::new(
             Opts::new(
                 "pqvault_convicted_members",
-                "1 for each member this validator convicted of lying, with proof: a re-share dealer named by its own signature over a bad point, or a recipient shown lying by its reveal (D48), or a leader that asked two different successors of one proposal (D49). Its share counts as lost and its proposals get no vote. Kept until the member is removed, or until a restart after a later epoch committed.",
+                "1 for each member this validator convicted of lying (0 for the others), with proof: a re-share dealer named by its own signature over a bad point, or a recipient shown lying by its reveal (D48), or a leader that asked two different successors of one proposal (D49). Its share counts as lost and its proposals get no vote. Kept until the member is removed, or until a restart after a later epoch committed.",
             ),
             &["peer"],
         )?;
@@ -654,10 +654,12 @@ impl Metrics {
         }
     }
 
-    /// Exports peer `peer`'s counters at 0 (deaths, probes by result), so
-    /// they appear before the first death or failed probe.
+    /// Exports peer `peer`'s counters at 0 (deaths, probes by result) and
+    /// its conviction gauge at 0, so they appear before the first death,
+    /// failed probe or conviction.
     pub fn init_peer(&self, peer: &str) {
         self.peer_deaths.with_label_values(&[peer]);
+        self.convicted.with_label_values(&[peer]);
         for result in ["ok", "failed"] {
             self.probes.with_label_values(&[peer, result]);
         }
