@@ -1,7 +1,8 @@
 //! Simulation of the vote on transition proposals (issue 10): the epoch's
 //! holders, `f` of them lying, receive rival repairs and shrinks in any order
 //! with the clock moving between deliveries, and are asked to vote for a
-//! rival, to sign its successor, or to sign the abort of its attempt. Each
+//! rival, to sign its successor (asked by its proposer, or by another
+//! holder to finish the copy), or to sign the abort of its attempt. Each
 //! honest holder decides with the core's own functions and remembers what
 //! it did exactly as the drivers do: [`judge`] after [`not_aborted`] for a
 //! vote (`crate::proposals`: one stored vote per epoch with its time, the
@@ -88,8 +89,10 @@ enum View {
 enum Ask {
     /// Its vote for the rival.
     Vote,
-    /// Its signature on the rival's successor.
+    /// Its signature on the rival's successor, asked by the proposer.
     Successor,
+    /// The same, asked by another holder to finish the copy (D49).
+    Finish,
     /// Its signature on the abort of the rival's attempt.
     Abort,
 }
@@ -137,6 +140,7 @@ fn run() -> impl Strategy<Value = Run> {
             let ask = prop_oneof![
                 5 => Just(Ask::Vote),
                 3 => Just(Ask::Successor),
+                1 => Just(Ask::Finish),
                 2 => Just(Ask::Abort),
             ];
             let advance = prop_oneof![
@@ -266,6 +270,7 @@ impl Run {
             votes: vec![BTreeSet::new(); proposals.len()],
             successors: vec![BTreeSet::new(); proposals.len()],
             aborts: vec![BTreeSet::new(); proposals.len()],
+            finished: 0,
         };
         let mut now = Duration::ZERO;
         for &(h, r, ask, advance) in &self.deliveries {
@@ -305,7 +310,7 @@ impl Run {
                     }
                     out.votes[r].insert(holder);
                 }
-                Ask::Successor => {
+                Ask::Successor | Ask::Finish => {
                     if !liar {
                         // The driver's rule (`successor::carry`, `finish`,
                         // `Vote`): a certified proposal, asked of us by its
@@ -320,7 +325,7 @@ impl Run {
                         let reshare = matches!(p.action, Action::Reshare(_));
                         let decider = Decider::Holders(certified.then_some(Carried {
                             written_by_proposer: true,
-                            asked_by_proposer: true,
+                            asked_by_proposer: ask == Ask::Successor,
                             standing: !given_up,
                         }));
                         let round = reshare.then_some(OurRound {
@@ -335,6 +340,7 @@ impl Run {
                         if !signs {
                             continue;
                         }
+                        out.finished += usize::from(ask == Ask::Finish);
                         signed[h] = Some(r);
                     }
                     out.successors[r].insert(holder);
@@ -377,6 +383,9 @@ struct Outcome {
     votes: Vec<BTreeSet<u8>>,
     successors: Vec<BTreeSet<u8>>,
     aborts: Vec<BTreeSet<u8>>,
+    /// Signatures honest holders gave when asked to finish a copy by a
+    /// holder other than its proposer.
+    finished: usize,
 }
 
 fn replacements(p: &Proposal) -> Vec<(Fingerprint, u8)> {
@@ -508,6 +517,7 @@ fn the_simulation_reaches_every_outcome() {
     use proptest::test_runner::TestRunner;
     let mut runner = TestRunner::deterministic();
     let (mut one, mut two, mut shrunk, mut succeeded, mut aborted) = (0, 0, 0, 0, 0);
+    let mut finished = 0;
     for _ in 0..1024 {
         let Ok(tree) = run().new_tree(&mut runner) else {
             continue;
@@ -525,7 +535,10 @@ fn the_simulation_reaches_every_outcome() {
         let out = run.play();
         succeeded += usize::from(out.successors.iter().any(|s| s.len() >= quorum));
         aborted += usize::from(out.aborts.iter().any(|a| a.len() >= quorum));
+        finished += usize::from(out.finished > 0);
     }
-    eprintln!("of 1024 runs: {one} certify a proposal, {two} two, {shrunk} a shrink, {succeeded} a successor, {aborted} an abort");
-    assert!(one > 250 && two > 30 && shrunk > 60 && succeeded > 50 && aborted > 20);
+    eprintln!("of 1024 runs: {one} certify a proposal, {two} two, {shrunk} a shrink, {succeeded} a successor, {aborted} an abort, {finished} a copy finished at another holder's request");
+    assert!(
+        one > 250 && two > 30 && shrunk > 60 && succeeded > 50 && aborted > 20 && finished > 10
+    );
 }
