@@ -509,6 +509,7 @@ pub async fn sign(
     // (checked in the exchange below). With the log, the log decides.
     let log_on = state.consensus.get().is_some();
     let mut carried = None;
+    let mut proposer_id = None;
     let decider = if log_on {
         successor::Decider::Log
     } else {
@@ -521,11 +522,13 @@ pub async fn sign(
                     .await?
                     .fingerprint();
                 carried = Some(p);
-                Some(successor::Carried {
+                let facts = successor::Carried {
                     written_by_proposer: next_verified.signer().fingerprint() == proposer_fp,
                     asked_by_proposer: proposer == caller,
                     standing,
-                })
+                };
+                proposer_id = Some(proposer);
+                Some(facts)
             }
         };
         successor::Decider::Holders(facts)
@@ -545,10 +548,17 @@ pub async fn sign(
         _ => None,
     };
     let how = successor::carry(decider, round.map(|(_, r)| r)).map_err(|e| {
+        let who = match (e, &proposer_id) {
+            (successor::NotCarried::NotProposersCopy, Some(p)) => format!(
+                "; written by {}, the proposer is {p}",
+                next_verified.signer().fingerprint().short()
+            ),
+            _ => String::new(),
+        };
         bad(
             e.status(),
             format!(
-                "{e} (proposal {}, epoch {})",
+                "{e} (proposal {}, epoch {}{who})",
                 hex::encode(&request.proposal[..8]),
                 c.epoch
             ),
