@@ -288,9 +288,9 @@ fn record(state: &Arc<State>, vault: &VaultId, peer: &str, v: Verdict) {
     }
 }
 
-/// True if `peer`'s latest custody check of `vault` failed, a dealing
-/// check named it a bad dealer, or we saw it withhold its new share in a
-/// re-share of the current epoch: either way its share counts as lost.
+/// True if `peer`'s latest custody check of `vault` failed, we convicted
+/// it of lying, or we saw it withhold its new share in a re-share of the
+/// current epoch: either way its share counts as lost.
 pub fn failed(state: &State, vault: &VaultId, peer: &str) -> bool {
     state
         .custody
@@ -299,9 +299,10 @@ pub fn failed(state: &State, vault: &VaultId, peer: &str) -> bool {
         || judged_lost(state, vault, peer)
 }
 
-/// True if a failed dealing check named `peer` a bad dealer of `vault`
-/// (`crate::reshare::check_dealing`), or we saw it withhold its new share
-/// in a re-share of the current epoch (`crate::reshare`, D57).
+/// True if we convicted `peer` of lying about `vault` (`State::convict`:
+/// a dealing check named it, or it split the signers), or we saw it
+/// withhold its new share in a re-share of the current epoch
+/// (`crate::reshare`, D57).
 fn judged_lost(state: &State, vault: &VaultId, peer: &str) -> bool {
     let key = (*vault, peer.to_string());
     state.convicted.lock().is_ok_and(|b| b.contains(&key))

@@ -296,16 +296,15 @@ impl State {
     /// Takes the convictions of every vault we hold at its current epoch
     /// back into memory, at start.
     pub fn restore_convictions(&self) {
-        let held: Vec<(vault::manifest::VaultId, u64)> = self
-            .store
-            .lock()
-            .map(|s| s.vaults().map(|(id, h)| (*id, h.epoch)).collect())
-            .unwrap_or_default();
-        for (vault, epoch) in held {
-            let peers = match self.store.lock() {
-                Ok(s) => s.convicted(&vault, epoch),
-                Err(_) => continue,
+        let held: Vec<(vault::manifest::VaultId, std::collections::BTreeSet<String>)> =
+            match self.store.lock() {
+                Ok(s) => s
+                    .vaults()
+                    .map(|(id, h)| (*id, s.convicted(id, h.epoch)))
+                    .collect(),
+                Err(_) => return,
             };
+        for (vault, peers) in held {
             for p in &peers {
                 self.metrics.convicted.with_label_values(&[p]).set(1);
             }

@@ -867,26 +867,13 @@ impl Store {
     /// ([`Store::set_judgements`]); a damaged file counts as none.
     pub fn judgements(&self, id: &VaultId, epoch: u64) -> BTreeMap<String, (bool, BTreeSet<u8>)> {
         let bytes = self.read_disputes(id, epoch, "recipients", 255 * (3 + 255 + 255));
-        let mut r = vault::codec::Reader::raw(&bytes);
-        let mut out = BTreeMap::new();
-        while r.position() < bytes.len() {
-            let mut record = || -> Option<(String, (bool, BTreeSet<u8>))> {
-                let len = r.u8("id length").ok()?;
-                let peer = std::str::from_utf8(r.take(usize::from(len), "id").ok()?).ok()?;
-                let withheld = r.u8("withheld").ok()? == 1;
-                let count = r.u8("count").ok()?;
-                let dealers = r.take(usize::from(count), "dealers").ok()?;
-                Some((
-                    peer.to_string(),
-                    (withheld, dealers.iter().copied().collect()),
-                ))
-            };
-            let Some((peer, judged)) = record() else {
-                return BTreeMap::new();
-            };
-            out.insert(peer, judged);
-        }
-        out
+        member_records(&bytes, |r| {
+            let peer = member_id(r)?;
+            let withheld = r.u8("withheld").ok()? == 1;
+            let count = r.u8("count").ok()?;
+            let dealers = r.take(usize::from(count), "dealers").ok()?;
+            Some((peer, (withheld, dealers.iter().copied().collect())))
+        })
     }
 
     /// Adds `peer` to the members we convicted of lying in epoch `epoch`
@@ -931,20 +918,7 @@ impl Store {
     /// ([`Store::add_convicted`]); a damaged file counts as none.
     pub fn convicted(&self, id: &VaultId, epoch: u64) -> BTreeSet<String> {
         let bytes = self.read_disputes(id, epoch, "convicted", 255 * 256);
-        let mut r = vault::codec::Reader::raw(&bytes);
-        let mut out = BTreeSet::new();
-        while r.position() < bytes.len() {
-            let mut record = || -> Option<String> {
-                let len = r.u8("id length").ok()?;
-                let peer = std::str::from_utf8(r.take(usize::from(len), "id").ok()?).ok()?;
-                Some(peer.to_string())
-            };
-            let Some(peer) = record() else {
-                return BTreeSet::new();
-            };
-            out.insert(peer);
-        }
-        out
+        member_records(&bytes, member_id)
     }
 
     fn write_disputes(
@@ -1389,6 +1363,30 @@ impl Store {
 
 /// Removes, best effort, the files `<id>-epoch-<n><suffix>` in `dir` with
 /// `n < epoch`: a per-epoch record that only the latest epoch needs.
+/// Reads `bytes` as records that each start with a member id (`len:u8`
+/// then UTF-8), read by `one`; a damaged file reads as none.
+fn member_records<T, C: Default + Extend<T>>(
+    bytes: &[u8],
+    mut one: impl FnMut(&mut vault::codec::Reader) -> Option<T>,
+) -> C {
+    let mut r = vault::codec::Reader::raw(bytes);
+    let mut out = C::default();
+    while r.position() < bytes.len() {
+        let Some(record) = one(&mut r) else {
+            return C::default();
+        };
+        out.extend([record]);
+    }
+    out
+}
+
+/// A member id as [`member_records`] keep it: `len:u8`, then UTF-8.
+fn member_id(r: &mut vault::codec::Reader) -> Option<String> {
+    let len = r.u8("id length").ok()?;
+    let id = std::str::from_utf8(r.take(usize::from(len), "id").ok()?).ok()?;
+    Some(id.to_string())
+}
+
 fn remove_earlier_epochs(dir: &Path, id: &VaultId, epoch: u64, suffix: &str) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
@@ -1526,9 +1524,8 @@ mod tests {
         );
     }
 
-    /// Helper disputes and silent dealers survive a restart, accumulate
-    /// (helpers) or are replaced (dealers), are bounded, read damaged
-    /// files as none, and are forgotten with their epoch.
+    /// Judgements of recipients survive a restart, read damaged files as
+    /// none, and are forgotten with their epoch.
     #[test]
     fn judgements_of_recipients_are_kept_and_a_damaged_file_reads_as_none() {
         let dir = tempfile::tempdir().unwrap();
@@ -1597,6 +1594,9 @@ mod tests {
         assert!(s.convicted(&id, 6).is_empty());
     }
 
+    /// Helper disputes and silent dealers survive a restart, accumulate
+    /// (helpers; dealers keep the most namers of one attempt), are bounded,
+    /// read damaged files as none, and are forgotten with their epoch.
     #[test]
     fn disputes_are_kept_across_a_restart_and_forgotten_with_their_epoch() {
         use std::collections::BTreeSet;

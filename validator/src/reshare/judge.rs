@@ -368,16 +368,19 @@ pub fn persist_judgements(state: &State, vault: &VaultId, epoch: u64) {
 /// Takes our stored judgements of the recipients of every vault we hold
 /// at its current epoch back into memory, at start.
 pub fn restore_judgements(state: &State) {
-    let held: Vec<(VaultId, u64)> = state
-        .store
-        .lock()
-        .map(|s| s.vaults().map(|(id, h)| (*id, h.epoch)).collect())
-        .unwrap_or_default();
-    for (vault, epoch) in held {
-        let judged = match state.store.lock() {
-            Ok(s) => s.judgements(&vault, epoch),
-            Err(_) => continue,
-        };
+    #[allow(clippy::type_complexity)]
+    let held: Vec<(
+        VaultId,
+        u64,
+        BTreeMap<String, (bool, std::collections::BTreeSet<u8>)>,
+    )> = match state.store.lock() {
+        Ok(s) => s
+            .vaults()
+            .map(|(id, h)| (*id, h.epoch, s.judgements(id, h.epoch)))
+            .collect(),
+        Err(_) => return,
+    };
+    for (vault, epoch, judged) in held {
         for (peer, (withheld, dealers)) in judged {
             if withheld {
                 if let Ok(mut w) = state.withheld.lock() {
