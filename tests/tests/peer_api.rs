@@ -55,8 +55,25 @@ async fn bad_peer_messages_are_refused_and_change_nothing() {
         text(&r)
     );
 
-    // Oversized: refused before it is read.
-    let r = post("/v1/reshare", vec![0u8; 5 << 20]).await;
+    // Oversized: refused before it is read. The validator answers 413 and
+    // closes while the client may still be writing the body; the kernel
+    // can then reset the connection before the answer is read (seen once
+    // in a CI rehearsal), so a transport error is asked again, and a 413
+    // is still required.
+    let mut r = None;
+    for _ in 0..5 {
+        match me
+            .post(&v1, "/v1/reshare", vec![0u8; 5 << 20], 1 << 16)
+            .await
+        {
+            Ok(answer) => {
+                r = Some(answer);
+                break;
+            }
+            Err(e) => eprintln!("oversized post: {e}; asking again"),
+        }
+    }
+    let r = r.expect("no answer to the oversized post in 5 tries");
     assert_eq!(r.status, 413, "{}", text(&r));
 
     // A bare plan acts on nothing: plans act only inside a certified
