@@ -163,6 +163,8 @@ pub const REFUSAL_REASONS: &[&str] = &[
     "policy",
     "aborted",
     "abort_refused",
+    "proposer_convicted",
+    "no_part",
 ];
 
 impl Metrics {

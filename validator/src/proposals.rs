@@ -20,6 +20,7 @@ use crate::config::Member;
 use crate::rounds::{self, bad, Failure};
 use crate::state::{unix_ms, State};
 use crate::store::Steps;
+use crate::transition::gate::{self, Effect, Facts, Input};
 use crate::transition::{
     self, Abort, AbortView, Action, CertifiedAbort, CertifiedProposal, Chain, OwnView, PastVote,
     Proposal, Refusal, Rules, Vote,
@@ -173,6 +174,26 @@ async fn fetched_chain(
     })
 }
 
+/// What [`gate::admit`] needs to know, from our chain of the vault.
+fn facts<'a>(state: &State, chain: &'a HeldChain, released: Option<u32>) -> Facts<'a> {
+    Facts {
+        chain: Chain {
+            history: &chain.history,
+        },
+        rules: &chain.rules,
+        me: state.identity.public().fingerprint(),
+        released,
+    }
+}
+
+/// An effect the gate returned for another kind of input: a bug, refused.
+fn unexpected(e: Effect) -> Failure {
+    bad(
+        500,
+        format!("transition gate: unexpected effect {e:?} here"),
+    )
+}
+
 /// Handles `POST /v1/vote`: judges the proposal on our own view and, if
 /// it passes, records the vote durably and answers it signed.
 pub async fn vote(state: Arc<State>, caller: &str, body: &[u8]) -> Result<Vec<u8>, Failure> {
@@ -212,10 +233,7 @@ pub async fn vote(state: Arc<State>, caller: &str, body: &[u8]) -> Result<Vec<u8
             });
         (voted, store.named(&p.vault_id).map_err(|e| bad(500, e))?)
     };
-    // An attempt we gave up never gets our vote again, not even the same
-    // proposal's (a re-vote would un-release it).
-    transition::not_aborted(released_attempt(&state, &p.vault_id, p.from_epoch)?, &p)
-        .map_err(|r| refuse_from(&state, caller, r))?;
+    let released = released_attempt(&state, &p.vault_id, p.from_epoch)?;
     let view = OwnView {
         lost: assessed.map(|a| a.lost.into_iter().collect()),
         lost_for,
@@ -227,52 +245,54 @@ pub async fn vote(state: Arc<State>, caller: &str, body: &[u8]) -> Result<Vec<u8
             .lock()
             .is_ok_and(|c| c.contains(&(p.vault_id, caller.to_string()))),
     };
-    transition::judge(
-        &Chain {
-            history: &chain.history,
+    let effects = gate::admit(
+        &facts(&state, &chain, released),
+        Input::Proposal {
+            proposal: &p,
+            view: &view,
+            holds_shard: chain.shard.is_some(),
         },
-        &chain.rules,
-        &view,
-        &p,
     )
     .map_err(|r| refuse_from(&state, caller, r))?;
-    {
-        let store = state.store.lock().map_err(|_| bad(500, "poisoned"))?;
-        if let Action::Repair(plans) = &p.action {
-            let names: Vec<_> = plans
-                .iter()
-                .flat_map(|x| x.targets.iter().map(|t| (t.replacement, t.index)))
-                .collect();
-            store
+    let mut vote = None;
+    for e in effects {
+        match e {
+            Effect::Name(names) => state
+                .store
+                .lock()
+                .map_err(|_| bad(500, "poisoned"))?
                 .add_named(&p.vault_id, &names)
-                .map_err(|e| bad(409, e))?;
-        }
-        if voted.is_none_or(|v| v.digest != p.digest()) {
-            store
-                .record_proposal_vote(&p.vault_id, p.from_epoch, p.attempt, &p.digest(), unix_ms())
-                .map_err(|e| bad(500, e))?;
+                .map_err(|e| bad(409, e))?,
+            Effect::RecordVote { attempt, digest } => state
+                .store
+                .lock()
+                .map_err(|_| bad(500, "poisoned"))?
+                .record_proposal_vote(&p.vault_id, p.from_epoch, attempt, &digest, unix_ms())
+                .map_err(|e| bad(500, e))?,
+            Effect::RememberVote => {
+                if let Ok(mut voted) = state.voted_for.lock() {
+                    voted.retain(|(v, e), _| *v != p.vault_id || *e >= p.from_epoch);
+                    voted.insert((p.vault_id, p.from_epoch), (p.clone(), caller.to_string()));
+                }
+            }
+            Effect::SignVote => {
+                vote = Some(Vote::sign(&p, &state.identity).map_err(|e| bad(500, e))?);
+                tracing::info!(vault = %p.vault_id, epoch = p.from_epoch, attempt = p.attempt, "voted for a transition proposal");
+            }
+            // While the proposer gathers votes: our share unsealed for
+            // helping and our next epoch's key made, ready for `prepare`.
+            Effect::Prewarm { epoch } => {
+                if let Some(shard) = chain.shard.clone() {
+                    if let Ok(parsed) = vault::seal::SealedShard::parse(&shard) {
+                        let suite = parsed.header.suite;
+                        crate::epochs::prewarm(&state, p.vault_id, Some(shard), suite, vec![epoch]);
+                    }
+                }
+            }
+            other => return Err(unexpected(other)),
         }
     }
-    if let Ok(mut voted) = state.voted_for.lock() {
-        voted.retain(|(v, e), _| *v != p.vault_id || *e >= p.from_epoch);
-        voted.insert((p.vault_id, p.from_epoch), (p.clone(), caller.to_string()));
-    }
-    let vote = Vote::sign(&p, &state.identity).map_err(|e| bad(500, e))?;
-    tracing::info!(vault = %p.vault_id, epoch = p.from_epoch, attempt = p.attempt, "voted for a transition proposal");
-    // While the proposer gathers votes: our share unsealed for helping and
-    // our next epoch's key made, ready for `prepare`.
-    if let Some(shard) = chain.shard {
-        if let Ok(parsed) = vault::seal::SealedShard::parse(&shard) {
-            let suite = parsed.header.suite;
-            crate::epochs::prewarm(
-                &state,
-                p.vault_id,
-                Some(shard),
-                suite,
-                vec![p.from_epoch + 1],
-            );
-        }
-    }
+    let vote = vote.ok_or_else(|| bad(500, "admitted without a vote to sign"))?;
     Ok(vote.encode())
 }
 
@@ -292,66 +312,36 @@ pub async fn transition(
         Some(c) => c,
         None => fetched_chain(&state, &vault, &caller).await?,
     };
-    let p = transition::authorize(
-        &Chain {
-            history: &chain.history,
-        },
-        &chain.rules,
-        &cert,
-    )
-    .map_err(|r| refuse_from(&state, &caller, r))?;
-    transition::not_aborted(released_attempt(&state, &vault, p.from_epoch)?, p)
+    let released = released_attempt(&state, &vault, cert.proposal.from_epoch)?;
+    let effects = gate::admit(&facts(&state, &chain, released), Input::Certified(&cert))
         .map_err(|r| refuse_from(&state, &caller, r))?;
-    let me = state.identity.public().fingerprint();
-    let mut started = 0;
-    match &p.action {
-        Action::Repair(plans) => {
-            for plan in plans {
-                let helper = chain
-                    .manifest
-                    .body()
-                    .shards
-                    .iter()
-                    .any(|e| e.recipient == me && plan.helpers.contains(&e.index));
-                if plan.target_of(&me).is_some() || helper {
-                    rounds::start(&state, plan.clone(), &chain).await?;
-                    started += 1;
+    let p = &cert.proposal;
+    for e in effects {
+        match (e, &p.action) {
+            (Effect::StartRepair(i), Action::Repair(plans)) => {
+                let plan = plans.get(i).ok_or_else(|| bad(500, "no such plan"))?;
+                rounds::start(&state, plan.clone(), &chain).await?;
+            }
+            (Effect::StartReshare, Action::Reshare(plan)) => {
+                crate::reshare::start(&state, plan.clone(), &chain).await?;
+            }
+            // A holder of the epoch with no round of its own is a witness:
+            // it records the replacements (never a second index of this
+            // polynomial for one member) and stands by the certified
+            // repair, so it can sign the successor on its own view of the
+            // dead holders when a signer is lost mid-signature (D46).
+            (Effect::Witness(names), _) => {
+                remember_named(&state, &vault, &names)?;
+                tracing::info!(vault = %vault, epoch = p.from_epoch, attempt = p.attempt, "witnessed a certified repair (no round of ours)");
+            }
+            (Effect::RememberActed, _) => {
+                if let Ok(mut acted) = state.acted_on.lock() {
+                    acted.retain(|(v, e), _| *v != vault || *e >= p.from_epoch);
+                    acted.insert((vault, p.from_epoch), (p.clone(), caller.clone()));
                 }
             }
+            (other, _) => return Err(unexpected(other)),
         }
-        Action::Reshare(plan) => {
-            crate::reshare::start(&state, plan.clone(), &chain).await?;
-            started += 1;
-        }
-    }
-    if started == 0 {
-        // A holder of the epoch with no round of its own is a witness: it
-        // records the replacements (never a second index of this
-        // polynomial for one member) and stands by the certified repair,
-        // so it can sign the successor on its own view of the dead holders
-        // when a signer is lost mid-signature (D46).
-        let Action::Repair(plans) = &p.action else {
-            return Err(bad(422, "we have no part in this proposal"));
-        };
-        if !chain
-            .manifest
-            .body()
-            .shards
-            .iter()
-            .any(|e| e.recipient == me)
-        {
-            return Err(bad(422, "we have no part in this proposal"));
-        }
-        let names: Vec<_> = plans
-            .iter()
-            .flat_map(|x| x.targets.iter().map(|t| (t.replacement, t.index)))
-            .collect();
-        remember_named(&state, &vault, &names)?;
-        tracing::info!(vault = %vault, epoch = p.from_epoch, attempt = p.attempt, "witnessed a certified repair (no round of ours)");
-    }
-    if let Ok(mut acted) = state.acted_on.lock() {
-        acted.retain(|(v, e), _| *v != vault || *e >= p.from_epoch);
-        acted.insert((vault, p.from_epoch), (p.clone(), caller.clone()));
     }
     Ok("accepted\n")
 }
@@ -557,17 +547,26 @@ pub async fn abort(state: Arc<State>, caller: &str, body: &[u8]) -> Result<Vec<u
     let chain = held_chain(&state, &a.vault_id)?.ok_or_else(|| refuse(&state, Refusal::NoChain))?;
     let _one_at_a_time = state.voting.lock().map_err(|_| bad(500, "poisoned"))?;
     let view = abort_view(&state, &a.vault_id, a.from_epoch, caller, a.attempt)?;
-    transition::judge_abort(
-        &Chain {
-            history: &chain.history,
+    let effects = gate::admit(
+        &facts(&state, &chain, None),
+        Input::Abort {
+            abort: &a,
+            view: &view,
         },
-        &view,
-        &a,
     )
     .map_err(|r| refuse_from(&state, caller, r))?;
-    give_up(&state, &a)?;
-    let vote = Vote::sign_abort(&a, &state.identity).map_err(|e| bad(500, e))?;
-    tracing::info!(vault = %a.vault_id, epoch = a.from_epoch, attempt = a.attempt, peer = %caller, "signed the abort of a failed attempt");
+    let mut vote = None;
+    for e in effects {
+        match give_up(&state, &a, e)? {
+            Some(Effect::SignAbortVote) => {
+                vote = Some(Vote::sign_abort(&a, &state.identity).map_err(|e| bad(500, e))?);
+                tracing::info!(vault = %a.vault_id, epoch = a.from_epoch, attempt = a.attempt, peer = %caller, "signed the abort of a failed attempt");
+            }
+            Some(other) => return Err(unexpected(other)),
+            None => {}
+        }
+    }
+    let vote = vote.ok_or_else(|| bad(500, "admitted without an abort vote to sign"))?;
     Ok(vote.encode())
 }
 
@@ -580,30 +579,25 @@ fn certified_abort(state: &Arc<State>, caller: &str, body: &[u8]) -> Result<Vec<
     let cert = CertifiedAbort::decode(body).map_err(|e| bad(400, e))?;
     let vault = cert.abort.vault_id;
     let chain = held_chain(state, &vault)?.ok_or_else(|| refuse(state, Refusal::NoChain))?;
-    let a = transition::authorize_abort(
-        &Chain {
-            history: &chain.history,
-        },
-        &chain.rules,
-        &cert,
-    )
-    .map_err(|r| refuse_from(state, caller, r))?;
+    let a = &cert.abort;
     let _one_at_a_time = state.voting.lock().map_err(|_| bad(500, "poisoned"))?;
     let view = abort_view(state, &vault, a.from_epoch, caller, a.attempt)?;
-    let ours = view
-        .voted
-        .is_some_and(|v| v.attempt == a.attempt && v.digest == a.proposal);
-    if view.successor {
-        return Ok(b"released\n".to_vec());
+    let effects = gate::admit(
+        &facts(state, &chain, None),
+        Input::CertifiedAbort {
+            cert: &cert,
+            view: &view,
+        },
+    )
+    .map_err(|r| refuse_from(state, caller, r))?;
+    let released = effects.contains(&Effect::ReleaseVote);
+    for e in effects {
+        if let Some(other) = give_up(state, a, e)? {
+            return Err(unexpected(other));
+        }
     }
-    if ours {
-        give_up(state, a)?;
+    if released {
         tracing::info!(vault = %vault, epoch = a.from_epoch, attempt = a.attempt, "released by a certified abort");
-    } else {
-        // Not our vote, but maybe our dealing: a holder that dealt in the
-        // attempt's round without voting for it (its vote came too late)
-        // would otherwise refuse every next round for REDEAL_AFTER.
-        forget_rounds(state, a);
     }
     Ok(b"released\n".to_vec())
 }
@@ -650,20 +644,24 @@ fn abort_view(
     })
 }
 
-/// Gives attempt `a` up, before we answer: our vote is released durably
-/// (so the attempt never acts here again, `transition::not_aborted`, and
-/// the next attempt need not wait), and its rounds are forgotten, with
-/// our dealing in it (a re-share successor of it then never gets our
-/// signature: `reshare::check_dealing` needs the round).
-fn give_up(state: &State, a: &Abort) -> Result<(), Failure> {
-    state
-        .store
-        .lock()
-        .map_err(|_| bad(500, "poisoned"))?
-        .release_proposal_vote(&a.vault_id, a.from_epoch)
-        .map_err(|e| bad(500, e))?;
-    forget_rounds(state, a);
-    Ok(())
+/// Carries out the effects that give attempt `a` up, before we answer:
+/// our vote is released durably (so the attempt never acts here again,
+/// `transition::not_aborted`, and the next attempt need not wait), and
+/// its rounds are forgotten, with our dealing in them (a re-share
+/// successor of it then never gets our signature: `reshare::check_dealing`
+/// needs the round). Hands any other effect back.
+fn give_up(state: &State, a: &Abort, e: Effect) -> Result<Option<Effect>, Failure> {
+    match e {
+        Effect::ReleaseVote => state
+            .store
+            .lock()
+            .map_err(|_| bad(500, "poisoned"))?
+            .release_proposal_vote(&a.vault_id, a.from_epoch)
+            .map_err(|e| bad(500, e))?,
+        Effect::ForgetRounds => forget_rounds(state, a),
+        other => return Ok(Some(other)),
+    }
+    Ok(None)
 }
 
 /// Forgets aborted attempt `a`'s rounds, with our dealing in them: they

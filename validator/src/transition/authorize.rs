@@ -162,6 +162,10 @@ pub enum Refusal {
     /// We do not sign this abort.
     #[error("abort refused: {0}")]
     AbortRefused(String),
+    /// A certified repair in which we neither help, receive, nor hold a
+    /// share to witness it with.
+    #[error("we have no part in this proposal")]
+    NoPart,
 }
 
 impl Refusal {
@@ -180,6 +184,7 @@ impl Refusal {
             Refusal::Aborted(_) => "aborted",
             Refusal::ProposerConvicted => "proposer_convicted",
             Refusal::AbortRefused(_) => "abort_refused",
+            Refusal::NoPart => "no_part",
         }
     }
 
@@ -189,7 +194,7 @@ impl Refusal {
             Refusal::Stale { .. } | Refusal::AlreadyVoted { .. } | Refusal::NotLost(_) => 409,
             Refusal::TooEarly { .. } | Refusal::Aborted(_) | Refusal::AbortRefused(_) => 409,
             Refusal::NoChain => 404,
-            Refusal::Plan(_) | Refusal::Policy(_) => 422,
+            Refusal::Plan(_) | Refusal::Policy(_) | Refusal::NoPart => 422,
             Refusal::Uncertified { .. }
             | Refusal::BarePlan
             | Refusal::BadVote(_)
@@ -616,7 +621,7 @@ pub fn authorize_abort<'c>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! Every refusal path of the transition core, fed directly.
     use super::*;
     use crate::repair::{Plan as RepairPlan, Target};
@@ -627,7 +632,7 @@ mod tests {
     use vault::manifest::VaultId;
 
     /// Seven members: 1..=5 hold a 3-of-5 vault, 6 and 7 are spares.
-    fn keys() -> &'static Vec<SecretIdentity> {
+    pub(crate) fn keys() -> &'static Vec<SecretIdentity> {
         static K: OnceLock<Vec<SecretIdentity>> = OnceLock::new();
         K.get_or_init(|| {
             (1..=7)
@@ -636,25 +641,25 @@ mod tests {
         })
     }
 
-    fn fp(i: usize) -> Fingerprint {
+    pub(crate) fn fp(i: usize) -> Fingerprint {
         keys()[i - 1].public().fingerprint()
     }
 
-    fn body(epoch: u64, holders: &[usize], t: u8) -> ManifestBody {
+    pub(crate) fn body(epoch: u64, holders: &[usize], t: u8) -> ManifestBody {
         crate::transition::test_body(epoch, holders, t, fp)
     }
 
-    fn genesis() -> Vec<ManifestBody> {
+    pub(crate) fn genesis() -> Vec<ManifestBody> {
         vec![body(1, &[1, 2, 3, 4, 5], 3)]
     }
 
-    const RULES: Rules = Rules {
+    pub(crate) const RULES: Rules = Rules {
         policy: Policy::Majority,
         f: 0,
         floor: 2,
     };
 
-    fn repair(epoch: u64, target: u8, replacement: usize, helpers: Vec<u8>) -> Proposal {
+    pub(crate) fn repair(epoch: u64, target: u8, replacement: usize, helpers: Vec<u8>) -> Proposal {
         Proposal {
             vault_id: VaultId::from_bytes([9; 16]),
             from_epoch: epoch,
@@ -672,7 +677,7 @@ mod tests {
         }
     }
 
-    fn shrink(t_new: u8, recipients: &[usize]) -> Proposal {
+    pub(crate) fn shrink(t_new: u8, recipients: &[usize]) -> Proposal {
         Proposal {
             vault_id: VaultId::from_bytes([9; 16]),
             from_epoch: 1,
@@ -688,7 +693,7 @@ mod tests {
         }
     }
 
-    fn certify(p: &Proposal, voters: &[usize]) -> CertifiedProposal {
+    pub(crate) fn certify(p: &Proposal, voters: &[usize]) -> CertifiedProposal {
         CertifiedProposal {
             proposal: p.clone(),
             votes: voters
@@ -698,7 +703,7 @@ mod tests {
         }
     }
 
-    fn view(lost: &[u8]) -> OwnView {
+    pub(crate) fn view(lost: &[u8]) -> OwnView {
         OwnView {
             lost: Some(lost.iter().copied().collect()),
             lost_for: Duration::from_secs(60),

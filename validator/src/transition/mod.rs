@@ -2,7 +2,10 @@
 //!
 //! Sans-IO, in the manner of quinn-proto and rustls: [`proposal`] holds the
 //! wire formats of proposals, votes, certified proposals and aborts,
-//! [`authorize`] the pure functions that decide whether an input may act,
+//! [`authorize`] the pure rules that say whether an input may act,
+//! [`gate`] the one function every proposal, certified proposal, abort and
+//! certified abort passes through ([`gate::admit`]: the rules composed, and
+//! the effects an admitted input has, in order),
 //! [`replacements`] the leader's choice of who leads and who takes each
 //! lost share, and [`heal`] healing's decision for one vault in one pass
 //! (finish an unfinished commit, wait, refresh, finish the log's decided
@@ -24,6 +27,7 @@
 
 pub mod attempt;
 pub mod authorize;
+pub mod gate;
 pub mod heal;
 pub mod proposal;
 pub mod replacements;

@@ -4,10 +4,11 @@
 //! rival, to sign its successor (asked by its proposer, or by another
 //! holder to finish the copy), or to sign the abort of its attempt. Each
 //! honest holder decides with the core's own functions and remembers what
-//! it did exactly as the drivers do: [`judge`] after [`not_aborted`] for a
-//! vote (`crate::proposals`: one stored vote per epoch with its time, the
-//! named map); [`judge_abort`] for an abort (asked by the proposer, which
-//! may lie), after which the attempt is released; and for a successor,
+//! it did exactly as the drivers do: the gate ([`admit`], as
+//! `crate::proposals` calls it) for a vote, carrying out its effects (one
+//! stored vote per epoch with its time, the named map) and for an abort
+//! (asked by the proposer, which may lie), after which the attempt is
+//! released; and for a successor,
 //! `crate::epochs::sign`'s own rule ([`carry`], [`finish`], [`Vote`]): the
 //! rival certified, no other successor of the epoch signed (D38), and, for
 //! an attempt it gave up, never for a re-share (the dealing check needs the
@@ -40,9 +41,8 @@
 //! broken rules are found and shrunk to a minimal run (the figures are in
 //! docs/decisions.md D44).
 
-use super::authorize::{
-    judge, judge_abort, not_aborted, AbortView, Chain, OwnView, PastVote, Rules,
-};
+use super::authorize::{not_aborted, AbortView, Chain, OwnView, PastVote, Rules};
+use super::gate::{admit, Effect, Facts, Input};
 use super::proposal::Abort;
 use super::proposal::{Action, Proposal};
 use super::successor::{carry, finish, Carried, Decider, OurRound, Vote};
@@ -254,7 +254,6 @@ impl Run {
     /// signed its successor and who signed its abort.
     fn play(&self) -> Outcome {
         let history = vec![self.genesis()];
-        let chain = Chain { history: &history };
         let rules = self.rules();
         let quorum = rules.quorum(self.t, self.n);
         let proposals: Vec<Proposal> = self.rivals.iter().map(|r| self.proposal(r)).collect();
@@ -294,18 +293,28 @@ impl Run {
                             named: named[h].clone(),
                             proposer_convicted: false,
                         };
-                        if not_aborted(released[h], p).is_err()
-                            || judge(&chain, &rules, &view, p).is_err()
-                        {
+                        let facts = Facts {
+                            chain: Chain { history: &history },
+                            rules: &rules,
+                            me: fp(h + 1),
+                            released: released[h],
+                        };
+                        let input = Input::Proposal {
+                            proposal: p,
+                            view: &view,
+                            holds_shard: true,
+                        };
+                        let Ok(effects) = admit(&facts, input) else {
                             continue;
-                        }
-                        if let Action::Repair(plans) = &p.action {
-                            for t in plans.iter().flat_map(|x| &x.targets) {
-                                named[h].insert(t.replacement, t.index);
+                        };
+                        for e in effects {
+                            match e {
+                                Effect::Name(names) => named[h].extend(names),
+                                Effect::RecordVote { attempt, digest } => {
+                                    voted[h] = Some((attempt, digest, now))
+                                }
+                                _ => {}
                             }
-                        }
-                        if voted[h].is_none_or(|(_, d, _)| d != p.digest()) {
-                            voted[h] = Some((p.attempt, p.digest(), now));
                         }
                     }
                     out.votes[r].insert(holder);
@@ -353,10 +362,22 @@ impl Run {
                             from_proposer: true,
                             successor: signed[h].is_some(),
                         };
-                        if judge_abort(&chain, &view, &abort).is_err() {
+                        let facts = Facts {
+                            chain: Chain { history: &history },
+                            rules: &rules,
+                            me: fp(h + 1),
+                            released: released[h],
+                        };
+                        let input = Input::Abort {
+                            abort: &abort,
+                            view: &view,
+                        };
+                        let Ok(effects) = admit(&facts, input) else {
                             continue;
+                        };
+                        if effects.contains(&Effect::ReleaseVote) {
+                            released[h] = released[h].max(Some(p.attempt));
                         }
-                        released[h] = released[h].max(Some(p.attempt));
                     }
                     out.aborts[r].insert(holder);
                 }
