@@ -20,6 +20,7 @@
 
 use crate::rounds::{bad, blocking, Failure, Round};
 use crate::state::State;
+use crate::transition::signing::{Signing, Work};
 use crate::transition::successor::{self, Made, Ours};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -412,7 +413,8 @@ pub async fn sign(
     let (c, n) = (current.body(), next_verified.body());
     // The very successor we already signed (our vote is spent on it): the
     // same signature again, whoever asks, even after a restart. Every check
-    // ran when we first signed it.
+    // ran when we first signed it. A successor we refused, for good (D53:
+    // its withdrawal counts on it), never.
     let (voted, refused, named) = {
         let store = state.store.lock().map_err(|_| bad(500, "poisoned"))?;
         (
@@ -421,197 +423,229 @@ pub async fn sign(
             store.named(&vault).map_err(|e| bad(500, e))?,
         )
     };
-    if successor::Vote::of(voted, &next.digest()) == successor::Vote::Again
-        && n.epoch == c.epoch + 1
-    {
-        return sign_and_keep(&state, &current, &next, &request);
-    }
-    // A successor we refused, for good (D53: its withdrawal counts on it).
-    if refused.contains(&next.digest()) {
-        return Err(bad(
-            409,
-            "we refused this successor (it stayed uncertified); it is never signed here",
-        ));
-    }
-    let rules = crate::proposals::rules(&state, &vault);
-    // Its shape, against our own prepared share (verify before delete: the
-    // epoch we sign away must have a successor that is a sharing of the
-    // same secret; `transition::successor`).
-    let me = state.identity.public().fingerprint();
-    let pending = prepared(&state, &vault)?;
-    let shape = successor::shape(
-        c,
-        n,
-        request.from_epoch,
-        &rules,
-        &Ours {
-            me: &me,
-            from_epoch: pending.from_epoch,
-            index: pending.index,
-            blob_hash: shard_hash(&pending.sealed),
-            made: match pending.origin {
-                Origin::SamePolynomial => Made::SamePolynomial,
-                Origin::Reshare(_) => Made::Reshare,
-                Origin::Restored => Made::Restored,
-            },
-        },
-        &named,
-    )
-    .map_err(|m| bad(m.status(), m))?;
-    // Only holders that are lost to us (no answer, or failed custody) may
-    // be left out or replaced.
-    for (index, holder) in &shape.left_out {
-        if !crate::custody::holder_replaceable(&state, c, holder).await {
-            return Err(bad(
-                409,
-                format!("share {index} is left out but its holder still keeps it"),
-            ));
-        }
-    }
-    for (index, holder) in &shape.replaced {
-        if !crate::custody::holder_replaceable(&state, c, holder).await {
-            return Err(bad(
-                409,
-                format!("share {index} changes hands but its holder still answers and keeps it"),
-            ));
-        }
-    }
-    // Refused at once where no transition can complete, before waiting
-    // for the log (a log without a quorum never answers).
-    let mut live = quorum_in_view(&state, c, &rules, caller).await?;
-    // With the epoch log, only the successor it decided is ever signed:
-    // two leaders can no longer split the votes.
-    if let Some(log) = state.consensus.get() {
-        let decided = log
-            .wait_applied(&vault, c.epoch, std::time::Duration::from_secs(5))
-            .await
-            .ok_or_else(|| {
-                bad(
-                    409,
-                    format!(
-                        "the epoch log has decided no successor of epoch {} yet",
-                        c.epoch
-                    ),
-                )
-            })?;
-        if decided.digest != next.digest() {
-            return Err(bad(
-                409,
-                "the epoch log decided another successor of this epoch",
-            ));
-        }
-        // Again: waiting for the log may have taken seconds.
-        live = quorum_in_view(&state, c, &rules, caller).await?;
-    }
-    // Without the epoch log, a successor carries out a certified proposal
-    // we stand by, and only its proposer writes copies of it: anyone else
-    // may only ask us to finish a copy another holder already signed
-    // (checked in the exchange below). With the log, the log decides.
+    let again = successor::Vote::of(voted, &next.digest()) == successor::Vote::Again
+        && n.epoch == c.epoch + 1;
     let log_on = state.consensus.get().is_some();
+    let mut signing =
+        Signing::new(again, refused.contains(&next.digest()), log_on).map_err(|e| bad(409, e))?;
+    let rules = crate::proposals::rules(&state, &vault);
+    let me = state.identity.public().fingerprint();
+    let mut pending = None;
+    let mut live = Vec::new();
     let mut carried = None;
-    let mut proposer_id = None;
-    let decider = if log_on {
-        successor::Decider::Log
-    } else {
-        let known =
-            crate::proposals::known_with_proposer(&state, &vault, c.epoch, &request.proposal)?;
-        let facts = match known {
-            None => None,
-            Some((p, proposer, standing)) => {
-                let proposer_fp = crate::rounds::identity_of(&state, &proposer)
-                    .await?
-                    .fingerprint();
-                carried = Some(p);
-                let facts = successor::Carried {
-                    written_by_proposer: next_verified.signer().fingerprint() == proposer_fp,
-                    asked_by_proposer: proposer == caller,
-                    standing,
+    let mut judgement = None;
+    while let Some(work) = signing.poll() {
+        match work {
+            // Its shape, against our own prepared share (verify before
+            // delete: the epoch we sign away must have a successor that is
+            // a sharing of the same secret).
+            Work::Shape => {
+                let p = prepared(&state, &vault)?;
+                let made = match p.origin {
+                    Origin::SamePolynomial => Made::SamePolynomial,
+                    Origin::Reshare(_) => Made::Reshare,
+                    Origin::Restored => Made::Restored,
                 };
-                proposer_id = Some(proposer);
-                Some(facts)
+                let shape = successor::shape(
+                    c,
+                    n,
+                    request.from_epoch,
+                    &rules,
+                    &Ours {
+                        me: &me,
+                        from_epoch: p.from_epoch,
+                        index: p.index,
+                        blob_hash: shard_hash(&p.sealed),
+                        made,
+                    },
+                    &named,
+                );
+                pending = Some(p);
+                signing
+                    .shaped(shape, made)
+                    .map_err(|m| bad(m.status(), m))?;
             }
-        };
-        successor::Decider::Holders(facts)
-    };
-    let round = match pending.origin {
-        Origin::Reshare(round) => Some((
-            round,
-            successor::OurRound {
-                in_proposal: carried.as_ref().is_none_or(|p| p.rounds().contains(&round)),
-                kept: state
-                    .reshares
-                    .lock()
-                    .map_err(|_| bad(500, "poisoned"))?
-                    .contains_key(&round),
-            },
-        )),
-        _ => None,
-    };
-    let how = successor::carry(decider, round.map(|(_, r)| r)).map_err(|e| {
-        let who = match (e, &proposer_id) {
-            (successor::NotCarried::NotProposersCopy, Some(p)) => format!(
-                "; written by {}, the proposer is {p}",
-                next_verified.signer().fingerprint().short()
-            ),
-            _ => String::new(),
-        };
-        bad(
-            e.status(),
-            format!(
-                "{e} (proposal {}, epoch {}{who})",
-                hex::encode(&request.proposal[..8]),
-                c.epoch
-            ),
-        )
-    })?;
-    if let Some((round, _)) = round {
-        crate::reshare::check_dealing(&state, round, c, &rules).await?
-    }
-    if matches!(pending.origin, Origin::SamePolynomial) {
-        same_polynomial_is_our_repair(&state, c, n, carried.as_ref())?;
-    }
-    // The pre-sign exchange: record the request, then ask the other live
-    // holders what they were asked and signed (`crate::successor`).
-    if !log_on {
-        let kept = crate::successor::record(&state, &request)?;
-        let answers = crate::successor::ask_others(&state, &current, &live).await;
-        let already: Vec<vault::identity::Fingerprint> = {
-            let convicted: Vec<String> = state
-                .convicted
-                .lock()
-                .map(|c| {
-                    c.iter()
-                        .filter(|(v, _)| *v == vault)
-                        .map(|(_, id)| id.clone())
-                        .collect()
-                })
-                .unwrap_or_default();
-            let mut fps = Vec::new();
-            for id in convicted {
-                if let Ok(p) = crate::rounds::identity_of(&state, &id).await {
-                    fps.push(p.fingerprint());
+            // Only holders that are lost to us (no answer, or failed
+            // custody) may be left out or replaced.
+            Work::HoldersLost => {
+                let shape = signing
+                    .shape()
+                    .cloned()
+                    .ok_or_else(|| bad(500, "no shape"))?;
+                for (index, holder) in &shape.left_out {
+                    if !crate::custody::holder_replaceable(&state, c, holder).await {
+                        return Err(bad(
+                            409,
+                            format!("share {index} is left out but its holder still keeps it"),
+                        ));
+                    }
+                }
+                for (index, holder) in &shape.replaced {
+                    if !crate::custody::holder_replaceable(&state, c, holder).await {
+                        return Err(bad(
+                            409,
+                            format!(
+                                "share {index} changes hands but its holder still answers and keeps it"
+                            ),
+                        ));
+                    }
                 }
             }
-            fps
-        };
-        let j = crate::successor::judge(&current, &request, &kept, &answers, &already);
-        tracing::debug!(vault = %vault, epoch = c.epoch, answers = answers.len(), kept = kept.len(), verdict = ?j.verdict, "pre-sign exchange");
-        if j.verdict == crate::successor::Verdict::Sign {
-            successor::finish(how, !j.ours_signed_by.is_empty()).map_err(|e| bad(e.status(), e))?;
+            // Refused at once where no transition can complete (before
+            // waiting for the log: a log without a quorum never answers),
+            // and again after that wait, which may have taken seconds.
+            Work::Quorum => live = quorum_in_view(&state, c, &rules, caller).await?,
+            // With the epoch log, only the successor it decided is ever
+            // signed: two leaders can no longer split the votes.
+            Work::LogDecided => {
+                let log = state
+                    .consensus
+                    .get()
+                    .ok_or_else(|| bad(500, "the epoch log is off"))?;
+                let decided = log
+                    .wait_applied(&vault, c.epoch, std::time::Duration::from_secs(5))
+                    .await
+                    .ok_or_else(|| {
+                        bad(
+                            409,
+                            format!(
+                                "the epoch log has decided no successor of epoch {} yet",
+                                c.epoch
+                            ),
+                        )
+                    })?;
+                if decided.digest != next.digest() {
+                    return Err(bad(
+                        409,
+                        "the epoch log decided another successor of this epoch",
+                    ));
+                }
+            }
+            // Without the epoch log, a successor carries out a certified
+            // proposal we stand by, and only its proposer writes copies of
+            // it: anyone else may only ask us to finish a copy another
+            // holder already signed (checked in the exchange). With the
+            // log, the log decides.
+            Work::Carry => {
+                let mut proposer_id = None;
+                let mut facts = None;
+                if !log_on {
+                    let known = crate::proposals::known_with_proposer(
+                        &state,
+                        &vault,
+                        c.epoch,
+                        &request.proposal,
+                    )?;
+                    if let Some((p, proposer, standing)) = known {
+                        let proposer_fp = crate::rounds::identity_of(&state, &proposer)
+                            .await?
+                            .fingerprint();
+                        carried = Some(p);
+                        facts = Some(successor::Carried {
+                            written_by_proposer: next_verified.signer().fingerprint()
+                                == proposer_fp,
+                            asked_by_proposer: proposer == caller,
+                            standing,
+                        });
+                        proposer_id = Some(proposer);
+                    }
+                }
+                let round = match pending.as_ref().map(|p| p.origin) {
+                    Some(Origin::Reshare(round)) => Some(successor::OurRound {
+                        in_proposal: carried.as_ref().is_none_or(|p| p.rounds().contains(&round)),
+                        kept: state
+                            .reshares
+                            .lock()
+                            .map_err(|_| bad(500, "poisoned"))?
+                            .contains_key(&round),
+                    }),
+                    _ => None,
+                };
+                signing
+                    .carried(successor::Decider::Holders(facts), round)
+                    .map_err(|e| {
+                        let who = match (e, &proposer_id) {
+                            (successor::NotCarried::NotProposersCopy, Some(p)) => format!(
+                                "; written by {}, the proposer is {p}",
+                                next_verified.signer().fingerprint().short()
+                            ),
+                            _ => String::new(),
+                        };
+                        bad(
+                            e.status(),
+                            format!(
+                                "{e} (proposal {}, epoch {}{who})",
+                                hex::encode(&request.proposal[..8]),
+                                c.epoch
+                            ),
+                        )
+                    })?;
+            }
+            Work::Dealing => {
+                if let Some(Origin::Reshare(round)) = pending.as_ref().map(|p| p.origin) {
+                    crate::reshare::check_dealing(&state, round, c, &rules).await?
+                }
+            }
+            Work::OurRepair => same_polynomial_is_our_repair(&state, c, n, carried.as_ref())?,
+            // The pre-sign exchange: record the request, then ask the
+            // other live holders what they were asked and signed
+            // (`crate::successor`).
+            Work::Exchange => {
+                let kept = crate::successor::record(&state, &request)?;
+                let answers = crate::successor::ask_others(&state, &current, &live).await;
+                let already = convicted_fingerprints(&state, &vault).await;
+                let j = crate::successor::judge(&current, &request, &kept, &answers, &already);
+                tracing::debug!(vault = %vault, epoch = c.epoch, answers = answers.len(), kept = kept.len(), verdict = ?j.verdict, "pre-sign exchange");
+                signing
+                    .exchanged(
+                        j.verdict == crate::successor::Verdict::Sign,
+                        !j.ours_signed_by.is_empty(),
+                    )
+                    .map_err(|e| bad(e.status(), e))?;
+                judgement = Some(j);
+            }
+            Work::ApplyExchange => {
+                let j = judgement.take().ok_or_else(|| bad(500, "no judgement"))?;
+                crate::successor::apply(&state, &request, j).await?;
+            }
+            // At most one successor per epoch.
+            Work::Vote => state
+                .store
+                .lock()
+                .map_err(|_| bad(500, "poisoned"))?
+                .vote(&vault, c.epoch, &next.digest())
+                .map_err(|e| match e {
+                    crate::store::StoreError::Rejected(why) => bad(409, why),
+                    other => bad(500, other),
+                })?,
+            Work::Sign => return sign_and_keep(&state, &current, &next, &request),
         }
-        crate::successor::apply(&state, &request, j).await?;
     }
-    // At most one successor per epoch.
-    state
-        .store
+    Err(bad(500, "successor request judged without a signature"))
+}
+
+/// The fingerprints of the members we convicted of lying about `vault`.
+async fn convicted_fingerprints(
+    state: &Arc<State>,
+    vault: &VaultId,
+) -> Vec<vault::identity::Fingerprint> {
+    let convicted: Vec<String> = state
+        .convicted
         .lock()
-        .map_err(|_| bad(500, "poisoned"))?
-        .vote(&vault, c.epoch, &next.digest())
-        .map_err(|e| match e {
-            crate::store::StoreError::Rejected(why) => bad(409, why),
-            other => bad(500, other),
-        })?;
-    sign_and_keep(&state, &current, &next, &request)
+        .map(|c| {
+            c.iter()
+                .filter(|(v, _)| v == vault)
+                .map(|(_, id)| id.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut fps = Vec::new();
+    for id in convicted {
+        if let Ok(p) = crate::rounds::identity_of(state, &id).await {
+            fps.push(p.fingerprint());
+        }
+    }
+    fps
 }
 
 /// Our signature on the step from `current` to `next` (a one-signature

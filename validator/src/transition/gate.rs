@@ -7,7 +7,7 @@
 //! its released vote, its own view) it either refuses the input, saying
 //! why ([`Refusal`]), or returns the [`Effect`]s to carry out, in order.
 //! The rules themselves stay where they are documented
-//! ([`super::authorize`]); this module only composes them, so no driver
+//! ([`super::authorize`](mod@super::authorize)); this module only composes them, so no driver
 //! can act on an input after checking one rule and forgetting another.
 //! Nothing here touches the network, the store or a clock: the driver
 //! (`crate::proposals`) reads the facts, calls [`admit`] and carries out

@@ -1,21 +1,26 @@
 //! The transition core: who may move a vault from one epoch to the next.
 //!
-//! Sans-IO, in the manner of quinn-proto and rustls: [`proposal`] holds the
-//! wire formats of proposals, votes, certified proposals and aborts,
-//! [`authorize`] the pure rules that say whether an input may act,
-//! [`gate`] the one function every proposal, certified proposal, abort and
-//! certified abort passes through ([`gate::admit`]: the rules composed, and
-//! the effects an admitted input has, in order),
-//! [`replacements`] the leader's choice of who leads and who takes each
-//! lost share, and [`heal`] healing's decision for one vault in one pass
-//! (finish an unfinished commit, wait, refresh, finish the log's decided
-//! successor, shrink, or repair with which rounds), asking the driver for
-//! each costly fact as it reaches it, and [`attempt`] the leader's phases
-//! of one attempt, from certification to commit, and what a failure in
-//! each calls for.
+//! Sans-IO, in the manner of quinn-proto and rustls:
+//! - [`proposal`]: the wire formats of proposals, votes, certified
+//!   proposals and aborts;
+//! - [`authorize`](mod@authorize): the pure rules that say whether an input may act;
+//! - [`gate`]: the one function every proposal, certified proposal, abort
+//!   and certified abort passes through ([`gate::admit`]: the rules
+//!   composed, and the effects an admitted input has, in order);
+//! - [`replacements`]: the leader's choice of who leads and who takes each
+//!   lost share;
+//! - [`heal`]: healing's decision for one vault in one pass (finish an
+//!   unfinished commit, wait, refresh, finish the log's decided successor,
+//!   shrink, or repair with which rounds), asking the driver for each
+//!   costly fact as it reaches it;
+//! - [`attempt`]: the leader's phases of one attempt, from certification
+//!   to commit, and what a failure in each calls for;
+//! - [`signing`]: the checks a holder runs, in order, before it signs a
+//!   successor; [`successor`] the rules those checks apply.
+//!
 //! Nothing here touches the network, the store, a clock or an RNG; the
 //! validator's drivers (`crate::proposals`, `crate::rounds`,
-//! `crate::reshare`, `crate::heal`) bring the inputs (elapsed times and
+//! `crate::reshare`, `crate::heal`, `crate::epochs`) bring the inputs (elapsed times and
 //! random round ids included) and carry out the decisions.
 //!
 //! The rule (docs/protocol.md, "Certified proposals"): no helper, dealer or
@@ -31,6 +36,7 @@ pub mod gate;
 pub mod heal;
 pub mod proposal;
 pub mod replacements;
+pub mod signing;
 #[cfg(test)]
 mod simulation;
 pub mod successor;
