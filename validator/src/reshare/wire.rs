@@ -495,4 +495,49 @@ pub(super) mod tests {
         assert_eq!(Message::decode(&view_bytes).unwrap(), view);
         assert_eq!(view.encode(), view_bytes);
     }
+
+    /// The four signed statements against vectors laid out from
+    /// docs/formats.md (`tests/vectors/make_pqvx.py`), each under its
+    /// documented domain, for the vector plan.
+    #[test]
+    fn statements_match_the_checked_in_vectors() {
+        let plan_bytes =
+            hex::decode(include_str!("../../tests/vectors/pqvx-v1-plan.hex").trim()).unwrap();
+        let Message::Plan(plan) = Message::decode(&plan_bytes).unwrap() else {
+            panic!("the plan vector is not a plan");
+        };
+        let hex32 = |b: u8| hex::encode([b; 32]);
+        let entry = PrepareReply {
+            index: 4,
+            recipient: hex32(0x34),
+            recipient_name: "validator-4".into(),
+            blob_hash: hex32(0x72),
+            share_commitment: hex32(0x73),
+        };
+        let ours = [
+            (
+                SUBSHARE_DOMAIN,
+                subshare_statement(&plan, 2, 4, b"PQVS-not-a-real-shard"),
+            ),
+            (
+                CHECK_DOMAIN,
+                check_statement(&plan, 1, &[vec![0x61; 32], vec![0x62; 32]]),
+            ),
+            (RECEIPT_DOMAIN, receipt_statement(&plan, 2, 4, &[0x71; 32])),
+            (ENTRY_DOMAIN, entry_statement(&plan, &entry).unwrap()),
+        ];
+        let vectors: Vec<(String, Vec<u8>)> =
+            include_str!("../../tests/vectors/pqvx-v1-statements.txt")
+                .lines()
+                .map(|l| {
+                    let (d, h) = l.split_once('\t').unwrap();
+                    (d.to_string(), hex::decode(h).unwrap())
+                })
+                .collect();
+        assert_eq!(vectors.len(), ours.len());
+        for ((domain, bytes), (d, b)) in ours.iter().zip(&vectors) {
+            assert_eq!(domain, d);
+            assert_eq!(bytes, b, "{domain}");
+        }
+    }
 }

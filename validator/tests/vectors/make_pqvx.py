@@ -12,6 +12,13 @@ the code under test. Run from this directory: python3 make_pqvx.py
   pqvx-v1-reveal.hex    reveal (type 4): round 0x11*16, index 4, sub-shares
                         from 1 (0x51*32, signature 0x46*64 / 0x47*3309) and
                         from 5 (0x55*32, signature 0x47*64 / 0x48*3309)
+  pqvx-v1-statements.txt  the four signed statements of the plan above (new
+                        epoch 8), one "domain<TAB>hex" line each:
+                        sub-share from 2 to index 4, value b"PQVS-not-a-real-shard";
+                        check values of index 1: [0x61*32, 0x62*32];
+                        receipt by index 4 of dealer 2's sub-share, sealed hash 0x71*32;
+                        entry of index 4: recipient 0x34*32, blob hash 0x72*32,
+                        share commitment 0x73*32
 """
 import struct
 
@@ -32,3 +39,14 @@ open("pqvx-v1-signed-subshare.hex", "w").write(signed.hex() + "\n")
 open("pqvx-v1-reveal.hex", "w").write(reveal.hex() + "\n")
 open("pqvx-v1-plan.hex", "w").write(plan.hex() + "\n")
 open("pqvx-v1-subshare.hex", "w").write(sub.hex() + "\n")
+
+# The signed statements (docs/formats.md, "Receipts" and the PQVX section):
+# each starts round:[16] vault_id:[16] epoch+1:u64.
+st_head = b"\x11" * 16 + b"\x22" * 16 + struct.pack(">Q", 8)
+statements = [
+    ("pqvault/v1 subshare", st_head + bytes([3, 5, 2, 4]) + var(b"PQVS-not-a-real-shard")),
+    ("pqvault/v1 check-values", st_head + bytes([1, 2]) + var(b"\x61" * 32) + var(b"\x62" * 32)),
+    ("pqvault/v1 subshare-receipt", st_head + bytes([2, 4]) + b"\x71" * 32),
+    ("pqvault/v1 reshare-entry", st_head + bytes([4]) + b"\x34" * 32 + b"\x72" * 32 + b"\x73" * 32),
+]
+open("pqvx-v1-statements.txt", "w").write("".join(f"{d}\t{b.hex()}\n" for d, b in statements))
