@@ -716,23 +716,17 @@ pub async fn commit(state: Arc<State>, vault: VaultId, body: &[u8]) -> Result<u6
             None => crate::rounds::current_manifest(&state, &vault)?.0,
         };
         let f = crate::proposals::rules(&state, &vault).f;
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
-            let certified = log
-                .decision_against(&vault, from, &prev, f)
-                .and_then(|d| Some((d.digest, d.certificate?)));
-            match certified {
-                Some((d, _)) if d == digest => break,
-                Some(_) => return Err(bad(409, "the epoch log certified another successor")),
-                None if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
-                }
-                None => {
-                    return Err(bad(
-                        409,
-                        "the epoch log does not hold this certificate (yet)",
-                    ))
-                }
+        match log
+            .wait_certified_against(&vault, from, &prev, f, std::time::Duration::from_secs(5))
+            .await
+        {
+            Some(d) if d == digest => {}
+            Some(_) => return Err(bad(409, "the epoch log certified another successor")),
+            None => {
+                return Err(bad(
+                    409,
+                    "the epoch log does not hold this certificate (yet)",
+                ))
             }
         }
     }

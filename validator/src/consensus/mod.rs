@@ -579,6 +579,26 @@ impl Consensus {
             .await
     }
 
+    /// Waits up to `timeout` until the log holds a certified successor of
+    /// (vault, from_epoch), judged against `prev` with up to `f` liars
+    /// ([`Consensus::decision_against`]); gives its digest. Woken by each
+    /// applied entry, so a holder committing the moment its log catches up
+    /// does not wait for a poll.
+    pub async fn wait_certified_against(
+        &self,
+        vault: &VaultId,
+        from_epoch: u64,
+        prev: &VerifiedManifest,
+        f: u8,
+        timeout: Duration,
+    ) -> Option<[u8; 32]> {
+        self.wait_until(timeout, || {
+            self.decision_against(vault, from_epoch, prev, f)
+                .and_then(|d| d.certificate.map(|_| d.digest))
+        })
+        .await
+    }
+
     /// Waits up to `timeout` for `check` to answer `Some`, asking again
     /// each time an entry is applied here (and once more at the end).
     async fn wait_until<T>(&self, timeout: Duration, check: impl Fn() -> Option<T>) -> Option<T> {
