@@ -697,6 +697,7 @@ pub async fn commit(state: Arc<State>, vault: VaultId, body: &[u8]) -> Result<u6
         return Ok(epoch);
     }
     let pending = prepared(&state, &vault)?;
+    let started = std::time::Instant::now();
     // With the epoch log, the old epoch is left (and its files deleted)
     // only once the log holds this certificate.
     if let Some(log) = state.consensus.get() {
@@ -730,6 +731,7 @@ pub async fn commit(state: Arc<State>, vault: VaultId, body: &[u8]) -> Result<u6
             }
         }
     }
+    let waited_log = started.elapsed();
     let st = state.clone();
     // A repaired (or restored, so unknown) share keeps the polynomial: the
     // epoch owes a refresh until a re-share replaces it.
@@ -777,5 +779,6 @@ pub async fn commit(state: Arc<State>, vault: VaultId, body: &[u8]) -> Result<u6
     let forgotten = crate::rounds::forget_before(&state, &vault, epoch)
         + crate::reshare::forget_before(&state, &vault, epoch);
     tracing::info!(%vault, epoch, forgotten_rounds = forgotten, "vault moved to a new epoch");
+    tracing::debug!(%vault, epoch, waited_log_ms = waited_log.as_millis() as u64, total_ms = started.elapsed().as_millis() as u64, "commit timing");
     Ok(epoch)
 }
