@@ -703,6 +703,17 @@ pub(crate) mod tests {
         }
     }
 
+    /// `a` with the abort votes of `voters`.
+    pub(crate) fn certify_abort(a: &Abort, voters: &[usize]) -> CertifiedAbort {
+        CertifiedAbort {
+            abort: a.clone(),
+            votes: voters
+                .iter()
+                .map(|i| Vote::sign_abort(a, &keys()[i - 1]).unwrap())
+                .collect(),
+        }
+    }
+
     pub(crate) fn view(lost: &[u8]) -> OwnView {
         OwnView {
             lost: Some(lost.iter().copied().collect()),
@@ -1080,13 +1091,7 @@ pub(crate) mod tests {
         let chain = Chain { history: &h };
         let p = repair(1, 5, 6, vec![1, 2, 3]);
         let a = Abort::of(&p);
-        let cert = |voters: &[usize]| CertifiedAbort {
-            abort: a.clone(),
-            votes: voters
-                .iter()
-                .map(|i| Vote::sign_abort(&a, &keys()[i - 1]).unwrap())
-                .collect(),
-        };
+        let cert = |voters: &[usize]| certify_abort(&a, voters);
         assert_eq!(
             authorize_abort(&chain, &RULES, &cert(&[1, 2, 3])).unwrap(),
             &a

@@ -218,10 +218,9 @@ mod tests {
     //! order, and the refusal that stops it before any effect.
     use super::*;
     use crate::transition::authorize::tests::{
-        certify, fp, genesis, keys, repair, shrink, view, RULES,
+        certify, certify_abort, fp, genesis, repair, shrink, view, RULES,
     };
     use crate::transition::authorize::PastVote;
-    use crate::transition::proposal::Vote;
     use std::time::Duration;
     use vault::manifest::ManifestBody;
 
@@ -424,13 +423,7 @@ mod tests {
             ),
             Err(Refusal::AbortRefused(_))
         ));
-        let cert = |voters: &[usize]| CertifiedAbort {
-            abort: a.clone(),
-            votes: voters
-                .iter()
-                .map(|i| Vote::sign_abort(&a, &keys()[i - 1]).unwrap())
-                .collect(),
-        };
+        let cert = |voters: &[usize]| certify_abort(&a, voters);
         let quorum = cert(&[1, 2, 3]);
         let certified = |view: &AbortView| {
             admit(

@@ -271,6 +271,13 @@ impl Run {
             aborts: vec![BTreeSet::new(); proposals.len()],
             finished: 0,
         };
+        // What holder `h` knows when asked, as `crate::proposals` gathers it.
+        let facts_of = |h: usize, released: Option<u32>| Facts {
+            chain: Chain { history: &history },
+            rules: &rules,
+            me: fp(h + 1),
+            released,
+        };
         let mut now = Duration::ZERO;
         for &(h, r, ask, advance) in &self.deliveries {
             now += advance;
@@ -293,12 +300,7 @@ impl Run {
                             named: named[h].clone(),
                             proposer_convicted: false,
                         };
-                        let facts = Facts {
-                            chain: Chain { history: &history },
-                            rules: &rules,
-                            me: fp(h + 1),
-                            released: released[h],
-                        };
+                        let facts = facts_of(h, released[h]);
                         let input = Input::Proposal {
                             proposal: p,
                             view: &view,
@@ -362,12 +364,7 @@ impl Run {
                             from_proposer: true,
                             successor: signed[h].is_some(),
                         };
-                        let facts = Facts {
-                            chain: Chain { history: &history },
-                            rules: &rules,
-                            me: fp(h + 1),
-                            released: released[h],
-                        };
+                        let facts = facts_of(h, released[h]);
                         let input = Input::Abort {
                             abort: &abort,
                             view: &view,
