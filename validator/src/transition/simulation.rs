@@ -45,7 +45,8 @@ use super::authorize::{not_aborted, AbortView, Chain, OwnView, PastVote, Rules};
 use super::gate::{admit, Effect, Facts, Input};
 use super::proposal::Abort;
 use super::proposal::{Action, Proposal};
-use super::successor::{carry, finish, Carried, Decider, OurRound, Vote};
+use super::signing::{Signing, Work};
+use super::successor::{Carried, Decider, Made, OurRound, Shape, Vote};
 use crate::repair::{Plan as RepairPlan, Target};
 use crate::reshare::Plan as ResharePlan;
 use proptest::prelude::*;
@@ -323,8 +324,8 @@ impl Run {
                 }
                 Ask::Successor | Ask::Finish => {
                     if !liar {
-                        // The driver's rule (`successor::carry`, `finish`,
-                        // `Vote`): a certified proposal, asked of us by its
+                        // The driver's rule (`signing::Signing`, applying
+                        // `successor::carry`, `finish`, `Vote`): a certified proposal, asked of us by its
                         // proposer; one we gave up only finished, once
                         // another holder signed its copy (D49); a re-share
                         // we gave up never (its round, which the dealing
@@ -344,10 +345,41 @@ impl Run {
                             kept: !given_up,
                         });
                         let digest = |r: usize| [r as u8; 32];
-                        let signs = carry(decider, round)
-                            .and_then(|how| finish(how, !out.successors[r].is_empty()))
-                            .is_ok()
-                            && Vote::of(signed[h].map(digest), &digest(r)) != Vote::Spent;
+                        let vote = Vote::of(signed[h].map(digest), &digest(r));
+                        let Ok(mut signing) = Signing::new(vote == Vote::Again, false, false)
+                        else {
+                            continue;
+                        };
+                        // The driver's work, in the machine's order; the
+                        // rivals are well shaped and the holders they
+                        // replace lost (the vote checked that), so only
+                        // what the machine decides, the exchange (one copy
+                        // per rival: the verdict is to sign) and the vote
+                        // file can refuse.
+                        let made = if reshare {
+                            Made::Reshare
+                        } else {
+                            Made::SamePolynomial
+                        };
+                        let mut signs = false;
+                        while let Some(work) = signing.poll() {
+                            let go_on = match work {
+                                Work::Shape => signing.shaped(Ok(Shape::default()), made).is_ok(),
+                                Work::Carry => signing.carried(decider, round).is_ok(),
+                                Work::Exchange => signing
+                                    .exchanged(true, !out.successors[r].is_empty())
+                                    .is_ok(),
+                                Work::Vote => vote != Vote::Spent,
+                                Work::Sign => {
+                                    signs = true;
+                                    false
+                                }
+                                _ => true,
+                            };
+                            if !go_on {
+                                break;
+                            }
+                        }
                         if !signs {
                             continue;
                         }

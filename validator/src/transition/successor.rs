@@ -118,7 +118,7 @@ impl Misshapen {
 }
 
 /// A successor whose shape we may sign.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Shape {
     /// Whether `(t, n)` changes (a shrink).
     pub reshaped: bool,
