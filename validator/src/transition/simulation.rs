@@ -8,13 +8,12 @@
 //! `crate::proposals` calls it) for a vote, carrying out its effects (one
 //! stored vote per epoch with its time, the named map) and for an abort
 //! (asked by the proposer, which may lie), after which the attempt is
-//! released; and for a successor,
-//! `crate::epochs::sign`'s own rule ([`carry`], [`finish`], [`Vote`]): the
+//! released; and for a successor, the machine `crate::epochs::sign` runs
+//! ([`Signing`], applying `successor::carry`, `finish` and [`Vote`]): the
 //! rival certified, no other successor of the epoch signed (D38), and, for
 //! an attempt it gave up, never for a re-share (the dealing check needs the
 //! round the abort forgot) and for a repair only to finish a copy another
-//! holder signed first (D49). Liars
-//! do everything asked. Over every run proptest tries, safety holds:
+//! holder signed first (D49). Liars do everything asked. Over every run proptest tries, safety holds:
 //!
 //! * no two proposals of one (epoch, attempt) both reach the quorum
 //!   (attack 6, equivocation, at the vote);
