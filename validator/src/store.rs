@@ -1361,8 +1361,6 @@ impl Store {
     }
 }
 
-/// Removes, best effort, the files `<id>-epoch-<n><suffix>` in `dir` with
-/// `n < epoch`: a per-epoch record that only the latest epoch needs.
 /// Reads `bytes` as records that each start with a member id (`len:u8`
 /// then UTF-8), read by `one`; a damaged file reads as none.
 fn member_records<T, C: Default + Extend<T>>(
@@ -1387,6 +1385,8 @@ fn member_id(r: &mut vault::codec::Reader) -> Option<String> {
     Some(id.to_string())
 }
 
+/// Removes, best effort, the files `<id>-epoch-<n><suffix>` in `dir` with
+/// `n < epoch`: a per-epoch record that only the latest epoch needs.
 fn remove_earlier_epochs(dir: &Path, id: &VaultId, epoch: u64, suffix: &str) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
