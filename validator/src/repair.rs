@@ -156,6 +156,15 @@ impl Plan {
     pub fn indices(&self) -> Vec<u8> {
         self.targets.iter().map(|t| t.index).collect()
     }
+
+    /// The (replacement, index) pairs the plan names: each member gets at
+    /// most one index of a polynomial (`crate::store::Store::add_named`).
+    pub fn named(&self) -> Vec<(Fingerprint, u8)> {
+        self.targets
+            .iter()
+            .map(|t| (t.replacement, t.index))
+            .collect()
+    }
 }
 
 /// A repair message.

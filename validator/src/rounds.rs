@@ -437,14 +437,7 @@ pub async fn start(
         .ok_or_else(|| bad(409, "we hold no shard of this vault to help with"))?;
     // Helpers remember whom they helped: never a second index of this
     // polynomial for one member, even under another certificate.
-    {
-        let names: Vec<_> = plan
-            .targets
-            .iter()
-            .map(|t| (t.replacement, t.index))
-            .collect();
-        crate::proposals::remember_named(state, &plan.vault_id, &names)?;
-    }
+    crate::proposals::remember_named(state, &plan.vault_id, &plan.named())?;
     // Identities of the other helpers, each checked against the manifest by the engine.
     let mut identities = BTreeMap::new();
     let mut members = BTreeMap::new();

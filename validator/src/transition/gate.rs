@@ -111,17 +111,6 @@ pub enum Effect {
     SignAbortVote,
 }
 
-/// The (replacement, index) pairs a repair action names.
-fn named(action: &Action) -> Vec<(Fingerprint, u8)> {
-    match action {
-        Action::Repair(plans) => plans
-            .iter()
-            .flat_map(|x| x.targets.iter().map(|t| (t.replacement, t.index)))
-            .collect(),
-        Action::Reshare(_) => Vec::new(),
-    }
-}
-
 /// Decides whether `input` may act here and what it does.
 pub fn admit(facts: &Facts, input: Input) -> Result<Vec<Effect>, Refusal> {
     match input {
@@ -136,7 +125,7 @@ pub fn admit(facts: &Facts, input: Input) -> Result<Vec<Effect>, Refusal> {
             authorize::judge(&facts.chain, facts.rules, view, p)?;
             let mut out = Vec::new();
             if matches!(p.action, Action::Repair(_)) {
-                out.push(Effect::Name(named(&p.action)));
+                out.push(Effect::Name(p.action.named()));
             }
             let digest = p.digest();
             if view.voted.is_none_or(|v| v.digest != digest) {
@@ -174,7 +163,7 @@ pub fn admit(facts: &Facts, input: Input) -> Result<Vec<Effect>, Refusal> {
                         if holder.is_none() {
                             return Err(Refusal::NoPart);
                         }
-                        out.push(Effect::Witness(named(&p.action)));
+                        out.push(Effect::Witness(p.action.named()));
                     }
                 }
                 Action::Reshare(_) => out.push(Effect::StartReshare),

@@ -19,7 +19,7 @@ use crate::repair;
 use crate::reshare;
 use aws_lc_rs::digest::{Context, SHA256};
 use vault::codec::{FormatError, Kind, Reader, Writer};
-use vault::identity::{PublicIdentity, SecretIdentity};
+use vault::identity::{Fingerprint, PublicIdentity, SecretIdentity};
 use vault::manifest::VaultId;
 use vault::sign::HybridSignature;
 
@@ -98,6 +98,17 @@ pub enum Action {
     Repair(Vec<repair::Plan>),
     /// Re-share among holders (a refresh, or a shrink to the policy's t').
     Reshare(reshare::Plan),
+}
+
+impl Action {
+    /// The (replacement, index) pairs a repair names, in plan order; none
+    /// for a re-share.
+    pub fn named(&self) -> Vec<(Fingerprint, u8)> {
+        match self {
+            Action::Repair(plans) => plans.iter().flat_map(repair::Plan::named).collect(),
+            Action::Reshare(_) => Vec::new(),
+        }
+    }
 }
 
 /// One transition of one epoch, as a holder proposes it.

@@ -437,16 +437,6 @@ struct Outcome {
     finished: usize,
 }
 
-fn replacements(p: &Proposal) -> Vec<(Fingerprint, u8)> {
-    match &p.action {
-        Action::Repair(plans) => plans
-            .iter()
-            .flat_map(|x| x.targets.iter().map(|t| (t.replacement, t.index)))
-            .collect(),
-        Action::Reshare(_) => Vec::new(),
-    }
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1024))]
 
@@ -459,8 +449,8 @@ proptest! {
                     continue;
                 }
                 prop_assert_ne!(a.attempt, b.attempt, "two proposals of one attempt certified");
-                for (ra, ia) in replacements(a) {
-                    for (rb, ib) in replacements(b) {
+                for (ra, ia) in a.action.named() {
+                    for (rb, ib) in b.action.named() {
                         prop_assert!(ra != rb || ia == ib, "one replacement given shares {} and {}", ia, ib);
                     }
                 }
