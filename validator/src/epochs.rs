@@ -468,10 +468,7 @@ pub async fn sign(
             // Only holders that are lost to us (no answer, or failed
             // custody) may be left out or replaced.
             Work::HoldersLost => {
-                let shape = signing
-                    .shape()
-                    .cloned()
-                    .ok_or_else(|| bad(500, "no shape"))?;
+                let shape = signing.shape().ok_or_else(|| bad(500, "no shape"))?;
                 for (index, holder) in &shape.left_out {
                     if !crate::custody::holder_replaceable(&state, c, holder).await {
                         return Err(bad(
