@@ -711,6 +711,34 @@ impl Mesh {
         false
     }
 
+    /// `vault mesh remove` as the operator, through validators `via`
+    /// (indices), with `extra` arguments (member ids, `--dead-after`,
+    /// `--readmit`, ...); its output.
+    pub fn remove_members(&self, via: &[usize], extra: &[&str]) -> String {
+        let tls = self.operator_tls();
+        let r = self.root.path();
+        let mut args: Vec<String> = [
+            "mesh",
+            "remove",
+            "--ca",
+            p(&r.join("ca/mesh-ca.crt")),
+            "--cert",
+            p(&tls.join("operator.crt")),
+            "--key",
+            p(&tls.join("operator.tls.key")),
+            "--signer",
+            p(&r.join("operator/operator.key")),
+        ]
+        .map(str::to_string)
+        .to_vec();
+        for &i in via {
+            args.push("--validator".into());
+            args.push(format!("{}@{}", self.nodes[i].id, self.nodes[i].peer));
+        }
+        args.extend(extra.iter().map(|a| a.to_string()));
+        vault(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
     /// Issues an operator-role certificate from the mesh's CA for the
     /// operator's identity (`vault mesh-ca issue --role operator`), once,
     /// and returns its directory.

@@ -421,27 +421,7 @@ async fn leader_splits_the_signers(how: &str) {
     // The operator removes the convicted member: the alert's series goes,
     // and so do the convictions (an identity issued later under the id
     // starts clean).
-    let tls = mesh.operator_tls();
-    let root = mesh.root.path();
-    let path = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
-    let mut args = vec![
-        "mesh".to_string(),
-        "remove".into(),
-        "--ca".into(),
-        path(root.join("ca/mesh-ca.crt")),
-        "--cert".into(),
-        path(tls.join("operator.crt")),
-        "--key".into(),
-        path(tls.join("operator.tls.key")),
-        "--signer".into(),
-        path(root.join("operator/operator.key")),
-    ];
-    for &i in &[1usize, 2, 3, 5, 6] {
-        args.push("--validator".into());
-        args.push(format!("{}@{}", mesh.nodes[i].id, mesh.nodes[i].peer));
-    }
-    args.push("validator-1".into());
-    pqvault_tests::vault(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    mesh.remove_members(&[1, 2, 3, 5, 6], &["validator-1"]);
     for i in [1usize, 2, 3] {
         assert!(
             mesh.wait_metrics(i, Duration::from_secs(20), |m| sample(

@@ -2,43 +2,19 @@
 //! series go away on every live validator once the operator signs its
 //! removal, so `PqvaultPeerDead` clears without editing any config.
 
-use pqvault_tests::{sample, vault, Mesh};
-use std::path::Path;
+use pqvault_tests::{sample, Mesh};
 use std::time::Duration;
 use vault::membership::Removal;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-fn s(p: &Path) -> String {
-    p.to_str().unwrap().to_string()
-}
-
-/// True if validator `i` exports no series labelled with `peer`.
 /// `vault mesh remove` as the operator, through validators `0..reach`,
 /// with `extra` arguments (member ids, `--dead-after`, ...); its output.
 fn mesh_remove(mesh: &Mesh, reach: usize, extra: &[&str]) -> String {
-    let tls = mesh.operator_tls();
-    let r = mesh.root.path();
-    let mut args: Vec<String> = vec![
-        "mesh".into(),
-        "remove".into(),
-        "--ca".into(),
-        s(&r.join("ca/mesh-ca.crt")),
-        "--cert".into(),
-        s(&tls.join("operator.crt")),
-        "--key".into(),
-        s(&tls.join("operator.tls.key")),
-        "--signer".into(),
-        s(&r.join("operator/operator.key")),
-    ];
-    for node in &mesh.nodes[..reach] {
-        args.push("--validator".into());
-        args.push(format!("{}@{}", node.id, node.peer));
-    }
-    args.extend(extra.iter().map(|a| a.to_string()));
-    vault(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    mesh.remove_members(&(0..reach).collect::<Vec<_>>(), extra)
 }
 
+/// True if `metrics` hold no series labelled with `peer`.
 fn no_series_of(metrics: &str, peer: &str) -> bool {
     let label = format!("peer=\"{peer}\"");
     !metrics
