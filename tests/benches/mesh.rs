@@ -488,23 +488,25 @@ fn seconds_of_day(t: std::time::SystemTime) -> f64 {
 /// says validator-`k` was declared dead, at or after `t0`.
 fn declared_in(log: &str, k: usize, t0: f64) -> Option<f64> {
     let peer = format!("peer=validator-{k}");
-    log.lines()
-        .filter(|l| {
-            l.contains("peer declared dead")
-                && l.contains(&peer)
-                && !l.contains(&format!("{peer}0"))
-        })
-        .filter_map(log_time)
-        .find(|at| *at >= t0)
-        .map(|at| at - t0)
+    first_logged(log, t0, |l| {
+        l.contains("peer declared dead") && l.contains(&peer) && !l.contains(&format!("{peer}0"))
+    })
 }
 
 /// Seconds after `t0` (time of day) at which `log` says its validator
 /// committed `epoch`.
 fn committed_in(log: &str, epoch: u64, t0: f64) -> Option<f64> {
     let field = format!("epoch={epoch} ");
+    first_logged(log, t0, |l| {
+        l.contains("vault moved to a new epoch") && l.contains(&field)
+    })
+}
+
+/// Seconds after `t0` (time of day) of the first line of `log` at or
+/// after `t0` that `matches`.
+fn first_logged(log: &str, t0: f64, matches: impl Fn(&str) -> bool) -> Option<f64> {
     log.lines()
-        .filter(|l| l.contains("vault moved to a new epoch") && l.contains(&field))
+        .filter(|l| matches(l))
         .filter_map(log_time)
         .find(|at| *at >= t0)
         .map(|at| at - t0)
