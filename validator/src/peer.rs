@@ -9,7 +9,10 @@
 //! TLS handshake per request: probing every member every interval with
 //! fresh handshakes was a fifth of a 2-core host running ten validators.
 //! A kept connection that fails is dropped and the request is tried once
-//! on a fresh one, so a restarted peer is never suspected for it.
+//! on a fresh one, so a restarted peer is never suspected for it. That
+//! retry may deliver a request twice, so only GETs reuse connections unless
+//! the client is [`PeerClient::idempotent`] (the epoch log's, whose Raft
+//! RPCs are safe to repeat).
 
 use crate::config::Member;
 use http_body_util::{BodyExt, Full, Limited};
@@ -94,6 +97,8 @@ pub struct PeerClient {
     connector: TlsConnector,
     timeout: Duration,
     pool: Option<Pool>,
+    /// Every request may be delivered twice: POSTs reuse connections too.
+    idempotent: bool,
 }
 
 impl PeerClient {
@@ -103,6 +108,7 @@ impl PeerClient {
             connector: TlsConnector::from(config),
             timeout,
             pool: None,
+            idempotent: false,
         }
     }
 
@@ -112,12 +118,21 @@ impl PeerClient {
         self
     }
 
+    /// The same client, keeping connections for every method: for callers
+    /// whose requests may be applied twice without harm (Raft's RPCs), as a
+    /// kept connection that fails is retried on a fresh one.
+    pub fn idempotent(mut self) -> Self {
+        self.idempotent = true;
+        self.with_keepalive()
+    }
+
     /// The same client (and pool) with another per-request timeout.
     pub fn with_timeout(&self, timeout: Duration) -> Self {
         PeerClient {
             connector: self.connector.clone(),
             timeout,
             pool: self.pool.clone(),
+            idempotent: self.idempotent,
         }
     }
 
@@ -204,9 +219,13 @@ impl PeerClient {
         body: Vec<u8>,
         max_body: usize,
     ) -> Result<Response, PeerError> {
-        // Only GETs reuse connections: retrying one on a fresh connection
-        // after a kept one failed can never apply a request twice.
-        let pool = self.pool.as_ref().filter(|_| method == hyper::Method::GET);
+        // Only GETs (and an idempotent client's requests) reuse
+        // connections: retrying one on a fresh connection after a kept one
+        // failed must never apply a request twice that matters.
+        let pool = self
+            .pool
+            .as_ref()
+            .filter(|_| self.idempotent || method == hyper::Method::GET);
         let key = (peer.id.clone(), peer.addr.clone());
         let kept = pool
             .and_then(|p| p.lock().ok()?.remove(&key))

@@ -203,7 +203,9 @@ impl Consensus {
         let store = LogStore::open(&config.data_dir)?;
         let (log, sm) = Adaptor::new(store.clone());
         let rpc_timeout = Duration::from_millis(config.consensus.election_timeout_min_ms.max(1000));
-        let client = PeerClient::new(state.tls.client.clone(), rpc_timeout);
+        // Raft's RPCs may be repeated, so they keep their connections: a
+        // fresh mutual-TLS handshake per append was most of a log step.
+        let client = PeerClient::new(state.tls.client.clone(), rpc_timeout).idempotent();
         let me = node_id(&config.id);
         let raft = Raft::new(
             me,
