@@ -671,6 +671,15 @@ pub fn encode_commit(manifest: &[u8], certificate: &[u8]) -> Vec<u8> {
     w.finish()
 }
 
+/// Whether the commit `bytes` (as [`encode_commit`] lays it out) moves to
+/// the manifest whose digest is `digest`.
+pub fn commit_leads_to(bytes: &[u8], digest: &[u8; 32]) -> bool {
+    decode_commit(bytes)
+        .ok()
+        .and_then(|(m, _)| vault::manifest::Manifest::decode(&m).ok())
+        .is_some_and(|m| &m.digest() == digest)
+}
+
 fn decode_commit(bytes: &[u8]) -> Result<(Vec<u8>, Vec<u8>), FormatError> {
     let mut r = Reader::raw(bytes);
     let m = r.var_bytes("manifest", 4 << 20)?.to_vec();
@@ -733,7 +742,8 @@ pub async fn commit(state: Arc<State>, vault: VaultId, body: &[u8]) -> Result<u6
     // A repaired (or restored, so unknown) share keeps the polynomial: the
     // epoch owes a refresh until a re-share replaces it.
     let owes_refresh = !matches!(pending.origin, Origin::Reshare(_));
-    let epoch = blocking(move || {
+    let (epoch, stored) = blocking(move || {
+        let entered = std::time::Instant::now();
         let mut store = st.store.lock().map_err(|_| bad(500, "poisoned"))?;
         let held = match &pending.adopt {
             Some((anchor, steps)) => {
@@ -753,7 +763,7 @@ pub async fn commit(state: Arc<State>, vault: VaultId, body: &[u8]) -> Result<u6
                 tracing::warn!(%vault, "could not forget the old polynomial's replacements: {e}");
             }
         }
-        Ok(held)
+        Ok((held, entered.elapsed()))
     })
     .await?;
     if let Ok(mut p) = state.pending.lock() {
@@ -776,6 +786,6 @@ pub async fn commit(state: Arc<State>, vault: VaultId, body: &[u8]) -> Result<u6
     let forgotten = crate::rounds::forget_before(&state, &vault, epoch)
         + crate::reshare::forget_before(&state, &vault, epoch);
     tracing::info!(%vault, epoch, forgotten_rounds = forgotten, "vault moved to a new epoch");
-    tracing::debug!(%vault, epoch, waited_log_ms = waited_log.as_millis() as u64, total_ms = started.elapsed().as_millis() as u64, "commit timing");
+    tracing::debug!(%vault, epoch, waited_log_ms = waited_log.as_millis() as u64, store_ms = stored.as_millis() as u64, total_ms = started.elapsed().as_millis() as u64, "commit timing");
     Ok(epoch)
 }

@@ -254,7 +254,8 @@ async fn gather_signatures(
 }
 
 /// Sends a certified transition's commit to every holder of the next epoch
-/// that is not ourselves, then commits locally; forgets it once done.
+/// that is not ourselves while committing locally; forgets it once every
+/// commit succeeded.
 pub(super) async fn finish_commit(
     state: &Arc<State>,
     id: VaultId,
@@ -272,14 +273,26 @@ pub(super) async fn finish_commit(
             })
         })
         .collect();
-    for c in commits {
-        c.await.map_err(|e| e.to_string())??;
-    }
-    if next.iter().any(|(_, who)| who.is_none()) {
-        epochs::commit(state.clone(), id, &commit)
-            .await
-            .map_err(|f| fail("local commit", f))?;
-    }
+    // Ours alongside theirs: the certificate (and, with the log on, the
+    // log's decision) is all a commit needs, and waiting for the slowest
+    // holder first made ours the last of the epoch. If one of theirs
+    // fails, the next pass sends it again (`transition::heal::resume`).
+    let ours = async {
+        if next.iter().any(|(_, who)| who.is_none()) {
+            epochs::commit(state.clone(), id, &commit)
+                .await
+                .map_err(|f| fail("local commit", f))?;
+        }
+        Ok::<(), String>(())
+    };
+    let theirs = async {
+        for c in commits {
+            c.await.map_err(|e| e.to_string())??;
+        }
+        Ok::<(), String>(())
+    };
+    let (ours, theirs) = tokio::join!(ours, theirs);
+    ours.and(theirs)?;
     if let Ok(mut u) = state.unfinished.lock() {
         u.remove(&id);
     }

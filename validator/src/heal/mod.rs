@@ -362,7 +362,7 @@ fn prune_epoch_keys(state: &State) {
 /// out.
 async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<(), String> {
     let (m, _) = rounds::current_manifest(state, &id).map_err(|f| fail("manifest", f))?;
-    if let Some(done) = resume_unfinished(state, id, m.body().epoch).await {
+    if let Some(done) = resume_unfinished(state, id, m.body().epoch, &m.digest()).await {
         return done;
     }
     let Some(assessed) = assess(state, &id, m.body(), grace).await else {
@@ -376,19 +376,24 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
 }
 
 /// A transition we certified but could not commit everywhere: finishes
-/// it (`Some` with the outcome) if it leaves our current `epoch`, and
-/// forgets one the vault has moved past.
+/// it (`Some` with the outcome) if it leaves our current `epoch` or leads
+/// to it (`current`, our manifest's digest), and forgets one the vault has
+/// moved past.
 async fn resume_unfinished(
     state: &Arc<State>,
     id: VaultId,
     epoch: u64,
+    current: &[u8; 32],
 ) -> Option<Result<(), String>> {
     let unfinished = state
         .unfinished
         .lock()
         .ok()
         .and_then(|u| u.get(&id).cloned());
-    match transition::heal::resume(epoch, unfinished.as_ref().map(|u| u.0)) {
+    let ours_is_current = unfinished
+        .as_ref()
+        .is_some_and(|u| epochs::commit_leads_to(&u.1, current));
+    match transition::heal::resume(epoch, unfinished.as_ref().map(|u| u.0), ours_is_current) {
         Resume::FinishCommit => {
             let (from, commit, next) = unfinished?;
             tracing::info!(vault = %id, epoch = from + 1, "retrying the commit of a certified epoch");

@@ -11,7 +11,8 @@
 //! - the certificate is in the log before any holder commits (a holder
 //!   deletes epoch e only once the log holds the certificate of e + 1);
 //! - the commit is kept for a later pass before it is sent;
-//! - we commit last.
+//! - we commit alongside the other holders, and a commit that failed
+//!   anywhere is sent again by a later pass.
 //!
 //! Sans-IO, driven as quinn-proto's connection is: the driver takes the
 //! next [`Work`] with `poll`, carries it out, and reports its result with
@@ -66,7 +67,8 @@ pub enum Work {
     LogCertificate,
     /// Keep the commit, so a later pass sends it again if this one fails.
     KeepUnfinished,
-    /// Commit at every holder of the next epoch, ourselves last.
+    /// Commit at every holder of the next epoch, ourselves included, at
+    /// once.
     Commit,
     /// The new epoch is certified and committed: log it and count it.
     Healed,

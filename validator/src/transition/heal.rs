@@ -98,8 +98,8 @@ pub fn gauges<M: Clone>(body: &ManifestBody, assessed: &Assessment<M>) -> Gauges
 /// First stage: what to do before assessing the view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resume {
-    /// A transition of the current epoch was certified but not committed
-    /// everywhere: send its commit again, and nothing else this pass.
+    /// A transition we certified was not committed everywhere: send its
+    /// commit again, and nothing else this pass.
     FinishCommit,
     /// Assess the view and [`decide`].
     Assess {
@@ -110,10 +110,15 @@ pub enum Resume {
 }
 
 /// The first stage, for a vault at `epoch` with an unfinished (certified,
-/// not committed everywhere) transition from `unfinished_from`, if any.
-pub fn resume(epoch: u64, unfinished_from: Option<u64>) -> Resume {
+/// not committed everywhere) transition from `unfinished_from`, if any;
+/// `ours_is_current` says our current manifest is that transition's
+/// successor. The leader commits alongside the other holders, so it may
+/// already stand on the successor while another holder's commit failed:
+/// that commit is still sent again.
+pub fn resume(epoch: u64, unfinished_from: Option<u64>, ours_is_current: bool) -> Resume {
     match unfinished_from {
         Some(from) if from == epoch => Resume::FinishCommit,
+        Some(from) if from + 1 == epoch && ours_is_current => Resume::FinishCommit,
         Some(_) => Resume::Assess {
             forget_unfinished: true,
         },
@@ -743,15 +748,20 @@ mod tests {
 
     #[test]
     fn an_unfinished_commit_of_this_epoch_is_finished_before_anything_is_assessed() {
-        assert_eq!(resume(4, Some(4)), Resume::FinishCommit);
+        assert_eq!(resume(4, Some(4), false), Resume::FinishCommit);
+        // We committed its successor, another holder did not.
+        assert_eq!(resume(5, Some(4), true), Resume::FinishCommit);
+        // The vault moved on by another transition, or further.
+        for (epoch, ours) in [(5, false), (6, false), (6, true)] {
+            assert_eq!(
+                resume(epoch, Some(4), ours),
+                Resume::Assess {
+                    forget_unfinished: true
+                }
+            );
+        }
         assert_eq!(
-            resume(4, Some(3)),
-            Resume::Assess {
-                forget_unfinished: true
-            }
-        );
-        assert_eq!(
-            resume(4, None),
+            resume(4, None, false),
             Resume::Assess {
                 forget_unfinished: false
             }
