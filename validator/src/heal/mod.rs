@@ -70,9 +70,8 @@ pub async fn heal_loop(state: Arc<State>, interval: Duration, grace: Duration) {
     // Failed passes back off; a success resets.
     let mut retry = Retry::new(&state.metrics, Loop::Heal, backoff(interval));
     let mut not_before = Instant::now();
-    // The epochs we held when a pass last failed: a commit since (ours or
-    // a peer's) is progress, and ends the backoff.
-    let mut failed_at = held_epochs(&state);
+    // What we knew when a pass last failed: news since ends the backoff.
+    let mut failed_at = News::now(&state);
     loop {
         let graced = grace_over(&state, grace);
         tokio::select! {
@@ -90,8 +89,8 @@ pub async fn heal_loop(state: Arc<State>, interval: Duration, grace: Duration) {
             } => {}
         }
         // A failed pass waits out its backoff, however soon it is woken,
-        // unless a vault moved to a new epoch since.
-        if held_epochs(&state) != failed_at {
+        // unless there is news since (`News::since`).
+        if News::now(&state).since(&failed_at) {
             not_before = Instant::now();
             retry.succeeded();
         }
@@ -119,7 +118,7 @@ pub async fn heal_loop(state: Arc<State>, interval: Duration, grace: Duration) {
             Err(e) => {
                 let wait = retry.failed();
                 not_before = Instant::now() + wait;
-                failed_at = held_epochs(&state);
+                failed_at = News::now(&state);
                 tracing::warn!(
                     failures = retry.failures(),
                     next_try_ms = wait.as_millis() as u64,
@@ -131,13 +130,44 @@ pub async fn heal_loop(state: Arc<State>, interval: Duration, grace: Duration) {
     }
 }
 
-/// The epoch of every vault we hold.
-fn held_epochs(state: &State) -> Vec<(VaultId, u64)> {
-    state
-        .store
-        .lock()
-        .map(|s| s.vaults().map(|(id, h)| (*id, h.epoch)).collect())
-        .unwrap_or_default()
+/// What a failed healing pass is judged against: the epoch of every vault
+/// we hold, and the members declared dead.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct News {
+    epochs: Vec<(VaultId, u64)>,
+    dead: std::collections::BTreeSet<String>,
+}
+
+impl News {
+    fn now(state: &State) -> News {
+        let epochs = state
+            .store
+            .lock()
+            .map(|s| s.vaults().map(|(id, h)| (*id, h.epoch)).collect())
+            .unwrap_or_default();
+        let dead = state
+            .detector
+            .lock()
+            .map(|d| {
+                d.states()
+                    .filter(|(_, s)| *s == MemberState::Dead)
+                    .map(|(id, _)| id.to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        News { epochs, dead }
+    }
+
+    /// Whether something happened since `failed` that may let the next
+    /// pass succeed, so it need not wait out the backoff: a vault moved
+    /// to a new epoch (ours or a peer's commit), or a member was declared
+    /// dead that was not then. The second is the common case when several
+    /// holders die at once: the pass that led a repair of the first-declared
+    /// death failed on a holder whose death we had not declared yet.
+    /// A member coming back is no news: the backoff is for that churn.
+    fn since(&self, failed: &News) -> bool {
+        self.epochs != failed.epochs || !self.dead.is_subset(&failed.dead)
+    }
 }
 
 /// Longest wait between failed healing passes.
@@ -684,6 +714,29 @@ async fn post(
 
 #[cfg(test)]
 mod tests {
+
+    fn news(epochs: &[u64], dead: &[&str]) -> News {
+        News {
+            epochs: epochs
+                .iter()
+                .map(|e| (VaultId::from_bytes([7; 16]), *e))
+                .collect(),
+            dead: dead.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_failed_pass_waits_out_its_backoff_unless_there_is_news() {
+        let failed = news(&[1], &["validator-7"]);
+        assert!(!failed.since(&failed));
+        // A commit since.
+        assert!(news(&[2], &["validator-7"]).since(&failed));
+        // Another death declared since.
+        assert!(news(&[1], &["validator-6", "validator-7"]).since(&failed));
+        // A dead member back: churn, the backoff holds.
+        assert!(!news(&[1], &[]).since(&failed));
+    }
+
     use super::*;
 
     #[test]
