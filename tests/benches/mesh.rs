@@ -404,6 +404,9 @@ fn autonomous_heal(
     // kill on, with its time (add `PQVAULT_LOG=info,openraft=off,validator::heal=debug,validator::epochs=debug`
     // for the leader's finishing phases and each holder's commit timing).
     if std::env::var_os("PQVAULT_BENCH_TIMELINE").is_some() {
+        // To line the timeline up with other tools (`perf record -k
+        // CLOCK_REALTIME`): the kill, in seconds of the UTC day.
+        println!("  killed at {t0_wall:.3} s of the UTC day");
         for &i in &holders {
             for l in mesh.log(i).lines() {
                 if let Some(at) = log_time(l).filter(|at| *at >= t0_wall) {
@@ -461,7 +464,22 @@ fn autonomous_heal(
                 .sum::<f64>()
         })
         .sum();
-    println!("  transition requests received by the survivors and spares (repair, reshare, vote, transition, epoch): {messages:.0}");
+    // Round messages sent before their recipient knew the round (404) or
+    // lost in transport, and sent again after a backoff.
+    let redelivered: f64 = survivors
+        .iter()
+        .map(|&i| {
+            mesh.metrics(i)
+                .lines()
+                .filter(|l| {
+                    l.starts_with("pqvault_retry_failures_total{")
+                        && l.contains("loop=\"round_delivery\"")
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>()
+        })
+        .sum();
+    println!("  transition requests received by the survivors and spares (repair, reshare, vote, transition, epoch): {messages:.0}; round messages sent again: {redelivered:.0}");
     let total: f64 = cpu.iter().sum();
     let busiest = cpu.iter().cloned().fold(0.0, f64::max);
     println!(
