@@ -20,8 +20,10 @@
 //! a purge records `purged.json` before deleting from the lowest index up.
 //! A file that fails to parse cannot come from a crash: the store refuses
 //! to open and names it, rather than drop an entry the cluster may have
-//! counted on. The state machine is written before `apply` returns, so on
-//! restart it resumes at its last applied entry.
+//! counted on. The applied state machine is written at most every
+//! [`SAVE_STATE_EVERY`] entries (and at once for a membership change, and
+//! before any purge): on restart it resumes at the last entry written and
+//! openraft applies the rest again from the log, which still holds them.
 //!
 //! I/O is synchronous inside the async trait methods: the files are a few
 //! KiB, one transition writes a handful of them.
@@ -124,8 +126,25 @@ struct Inner {
     purged: Option<LogId<u64>>,
     log: BTreeMap<u64, Entry<TypeConfig>>,
     state: StateFile,
+    /// Entries applied to `state` since `state.json` was last written.
+    unsaved: usize,
     snapshot: Option<SnapshotFile>,
     snapshot_seq: u64,
+}
+
+/// At most this many applied entries are missing from `state.json` (and
+/// re-applied from the log after a restart).
+pub const SAVE_STATE_EVERY: usize = 32;
+
+impl Inner {
+    /// Writes `state.json` if entries were applied since it was written.
+    fn save_state(&mut self) -> Result<(), StoreError> {
+        if self.unsaved > 0 {
+            write_json(&self.dir.join("state.json"), &self.state)?;
+            self.unsaved = 0;
+        }
+        Ok(())
+    }
 }
 
 /// The on-disk log store. Clones share one state (log reader, snapshot
@@ -265,6 +284,7 @@ impl LogStore {
                 purged,
                 log,
                 state,
+                unsaved: 0,
                 snapshot,
                 snapshot_seq: 0,
             })),
@@ -425,6 +445,8 @@ impl RaftStorage<TypeConfig> for LogStore {
         if g.purged.is_some_and(|p| p.index >= log_id.index) {
             return Ok(());
         }
+        // Entries leave the log only once the saved state includes them.
+        g.save_state().map_err(sto)?;
         let file = PurgedFile {
             version: FORMAT_VERSION,
             purged: log_id,
@@ -452,19 +474,28 @@ impl RaftStorage<TypeConfig> for LogStore {
         {
             let mut g = self.lock();
             let mut next = g.state.clone();
+            let mut membership = false;
             for e in entries {
                 next.last_applied = Some(e.log_id);
                 out.push(match &e.payload {
                     EntryPayload::Blank => Applied::Nothing,
                     EntryPayload::Normal(r) => next.machine.apply(r),
                     EntryPayload::Membership(m) => {
+                        membership = true;
                         next.membership = StoredMembership::new(Some(e.log_id), m.clone());
                         Applied::Nothing
                     }
                 });
             }
-            write_json(&g.dir.join("state.json"), &next).map_err(sto)?;
             g.state = next;
+            g.unsaved += entries.len();
+            // The log holds every entry applied since the last save, and
+            // openraft re-applies them after a restart: writing the state
+            // at every apply put two fsyncs on each transition's path, on
+            // every member, for nothing a crash could lose.
+            if membership || g.unsaved >= SAVE_STATE_EVERY {
+                g.save_state().map_err(sto)?;
+            }
         }
         self.notify();
         Ok(out)
@@ -507,6 +538,7 @@ impl RaftStorage<TypeConfig> for LogStore {
             };
             write_json(&g.dir.join("state.json"), &state).map_err(sto)?;
             g.state = state;
+            g.unsaved = 0;
             g.snapshot = Some(file);
         }
         self.notify();
@@ -562,6 +594,42 @@ mod tests {
             .unwrap()
             .last_log_id
             .map(|l| l.index)
+    }
+
+    #[tokio::test]
+    async fn the_state_is_saved_every_few_entries_and_before_a_purge() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = LogStore::open(dir.path()).unwrap();
+        let n = SAVE_STATE_EVERY as u64;
+        let entries: Vec<_> = (1..=n + 2).map(|i| proposal_entry(i, i, b"plan")).collect();
+        s.append_to_log(entries.clone()).await.unwrap();
+        s.apply_to_state_machine(&entries[..2]).await.unwrap();
+        drop(s);
+        // Not saved yet: a restart resumes before them, and the log still
+        // holds them for openraft to apply again.
+        let mut s = LogStore::open(dir.path()).unwrap();
+        assert_eq!(s.last_applied_state().await.unwrap().0, None);
+        assert_eq!(last_index(&mut s).await, Some(n + 2));
+        // A full batch is saved.
+        s.apply_to_state_machine(&entries[..n as usize])
+            .await
+            .unwrap();
+        drop(s);
+        let mut s = LogStore::open(dir.path()).unwrap();
+        assert_eq!(s.last_applied_state().await.unwrap().0, Some(log_id(1, n)));
+        // Entries leave the log only once the saved state holds them.
+        s.apply_to_state_machine(&entries[n as usize..])
+            .await
+            .unwrap();
+        s.purge_logs_upto(log_id(1, n + 1)).await.unwrap();
+        drop(s);
+        let mut s = LogStore::open(dir.path()).unwrap();
+        assert_eq!(
+            s.last_applied_state().await.unwrap().0,
+            Some(log_id(1, n + 2))
+        );
+        let v = VaultId::from_bytes([1; 16]);
+        assert!(s.read(|m| m.get(&v, n + 2).is_some()));
     }
 
     #[tokio::test]
