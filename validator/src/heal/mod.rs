@@ -70,7 +70,7 @@ pub async fn heal_loop(state: Arc<State>, interval: Duration, grace: Duration) {
     // Failed passes back off; a success resets.
     let mut retry = Retry::new(&state.metrics, Loop::Heal, backoff(interval));
     let mut not_before = Instant::now();
-    // What we knew when a pass last failed: news since ends the backoff.
+    // What a pass that failed started from: news since ends the backoff.
     let mut failed_at = News::now(&state);
     loop {
         let graced = grace_over(&state, grace);
@@ -89,13 +89,24 @@ pub async fn heal_loop(state: Arc<State>, interval: Duration, grace: Duration) {
             } => {}
         }
         // A failed pass waits out its backoff, however soon it is woken,
-        // unless there is news since (`News::since`).
-        if News::now(&state).since(&failed_at) {
-            not_before = Instant::now();
-            retry.succeeded();
-        }
-        if Instant::now() < not_before {
-            tokio::time::sleep_until(not_before.into()).await;
+        // unless there is news since (`News::since`), also news that comes
+        // while it waits: woken by a suspicion just after a failed pass, it
+        // used to sleep through the death declared next.
+        loop {
+            if News::now(&state).since(&failed_at) {
+                not_before = Instant::now();
+                retry.succeeded();
+            }
+            if Instant::now() >= not_before {
+                break;
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(not_before.into()) => {}
+                Ok(()) = views.changed() => {
+                    views.borrow_and_update();
+                    warm_own_shares(&state);
+                }
+            }
         }
         // Woken by the first death we declared, while others already
         // report the next: lead once our own view has caught up (bounded),
@@ -113,12 +124,16 @@ pub async fn heal_loop(state: Arc<State>, interval: Duration, grace: Duration) {
             }
         }
         passes += 1;
+        // What the pass starts from: a failed pass is judged against it, so
+        // a death declared while it ran (it proposed without that death,
+        // and failed on it) is news too.
+        let started_from = News::now(&state);
         match heal_once(&state, grace).await {
             Ok(()) => retry.succeeded(),
             Err(e) => {
                 let wait = retry.failed();
                 not_before = Instant::now() + wait;
-                failed_at = News::now(&state);
+                failed_at = started_from;
                 tracing::warn!(
                     failures = retry.failures(),
                     next_try_ms = wait.as_millis() as u64,
@@ -158,12 +173,13 @@ impl News {
         News { epochs, dead }
     }
 
-    /// Whether something happened since `failed` that may let the next
-    /// pass succeed, so it need not wait out the backoff: a vault moved
-    /// to a new epoch (ours or a peer's commit), or a member was declared
-    /// dead that was not then. The second is the common case when several
-    /// holders die at once: the pass that led a repair of the first-declared
-    /// death failed on a holder whose death we had not declared yet.
+    /// Whether something happened since `failed` (what a failed pass
+    /// started from) that may let the next pass succeed, so it need not
+    /// wait out the backoff: a vault moved to a new epoch (ours or a
+    /// peer's commit), or a member was declared dead that was not then.
+    /// The second is the common case when several holders die at once:
+    /// the pass led a repair of the deaths declared first and failed on a
+    /// holder whose death was declared while it ran, or after.
     /// A member coming back is no news: the backoff is for that churn.
     fn since(&self, failed: &News) -> bool {
         self.epochs != failed.epochs || !self.dead.is_subset(&failed.dead)
