@@ -577,3 +577,34 @@ async fn a_voter_back_with_an_empty_log_does_not_stop_the_leader() {
         mesh.log(leader)
     );
 }
+
+/// Raft's RPCs keep their connections (`PeerClient::idempotent`, D60): a
+/// follower hears the leader's heartbeats (10 a second here) over a
+/// kept connection, not one mutual-TLS handshake each. Probes reuse
+/// theirs too, so a follower in a quiet mesh accepts almost no new
+/// connections while it takes dozens of appends.
+#[tokio::test(flavor = "current_thread")]
+async fn raft_rpcs_reuse_their_connections() {
+    let mut mesh = Mesh::new(3, 2);
+    mesh.start_all();
+    let leader = one_leader(&mesh, &[0, 1, 2]);
+    let follower = (leader + 1) % 3;
+    let counts = |m: &str| {
+        (
+            sample(m, "pqvault_peer_requests_total", "endpoint=\"raft_append\"").unwrap_or(0.0),
+            sample(m, "pqvault_peer_connections_total", "result=\"accepted\"").unwrap_or(0.0),
+        )
+    };
+    // Past start-up: every member's probes and the leader's replication
+    // have their connections.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (appends0, accepted0) = counts(&mesh.metrics(follower));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (appends1, accepted1) = counts(&mesh.metrics(follower));
+    let (appends, accepted) = (appends1 - appends0, accepted1 - accepted0);
+    assert!(appends >= 10.0, "only {appends} appends in 4 s");
+    assert!(
+        accepted * 4.0 <= appends,
+        "{accepted} new connections for {appends} appends: Raft's RPCs take a handshake each"
+    );
+}
