@@ -449,36 +449,19 @@ fn autonomous_heal(
             (r - healed).as_secs_f64() * 1e3
         );
     }
-    let messages: f64 = survivors
-        .iter()
-        .map(|&i| {
-            let m = mesh.metrics(i);
-            m.lines()
-                .filter(|l| l.starts_with("pqvault_peer_requests_total{"))
-                .filter(|l| {
-                    ["repair", "reshare", "vote", "transition", "epoch"]
-                        .iter()
-                        .any(|e| l.contains(&format!("endpoint=\"{e}")))
-                })
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .sum::<f64>()
-        })
-        .sum();
+    // Each survivor's metrics, read once for both counts below.
+    let metrics: Vec<String> = survivors.iter().map(|&i| mesh.metrics(i)).collect();
+    let messages = metric_total(&metrics, |l| {
+        l.starts_with("pqvault_peer_requests_total{")
+            && ["repair", "reshare", "vote", "transition", "epoch"]
+                .iter()
+                .any(|e| l.contains(&format!("endpoint=\"{e}")))
+    });
     // Round messages sent before their recipient knew the round (404) or
     // lost in transport, and sent again after a backoff.
-    let redelivered: f64 = survivors
-        .iter()
-        .map(|&i| {
-            mesh.metrics(i)
-                .lines()
-                .filter(|l| {
-                    l.starts_with("pqvault_retry_failures_total{")
-                        && l.contains("loop=\"round_delivery\"")
-                })
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .sum::<f64>()
-        })
-        .sum();
+    let redelivered = metric_total(&metrics, |l| {
+        l.starts_with("pqvault_retry_failures_total{") && l.contains("loop=\"round_delivery\"")
+    });
     println!("  transition requests received by the survivors and spares (repair, reshare, vote, transition, epoch): {messages:.0}; round messages sent again: {redelivered:.0}");
     let total: f64 = cpu.iter().sum();
     let busiest = cpu.iter().cloned().fold(0.0, f64::max);
@@ -491,6 +474,17 @@ fn autonomous_heal(
         busiest
     );
     Some((committed? - quorum_declared?) * 1e3)
+}
+
+/// The sum, over every validator's `/metrics` text in `metrics`, of the
+/// values on the lines that `counts`.
+fn metric_total(metrics: &[String], counts: impl Fn(&str) -> bool) -> f64 {
+    metrics
+        .iter()
+        .flat_map(|m| m.lines())
+        .filter(|l| counts(l))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// Seconds since midnight UTC of `t`, as the validators' log lines give it.
