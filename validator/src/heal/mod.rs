@@ -46,7 +46,7 @@ use mesh_agent::detector::State as MemberState;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vault::identity::Fingerprint;
-use vault::manifest::{ManifestBody, ShardEntry, VaultId};
+use vault::manifest::{ManifestBody, ShardEntry, VaultId, VerifiedManifest};
 
 mod finish;
 mod lead;
@@ -408,7 +408,7 @@ fn prune_epoch_keys(state: &State) {
 /// out.
 async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<(), String> {
     let (m, _) = rounds::current_manifest(state, &id).map_err(|f| fail("manifest", f))?;
-    if let Some(done) = resume_unfinished(state, id, m.body().epoch, &m.digest()).await {
+    if let Some(done) = resume_unfinished(state, id, &m).await {
         return done;
     }
     let Some(assessed) = assess(state, &id, m.body(), grace).await else {
@@ -422,14 +422,12 @@ async fn heal_vault(state: &Arc<State>, id: VaultId, grace: Duration) -> Result<
 }
 
 /// A transition we certified but could not commit everywhere: finishes
-/// it (`Some` with the outcome) if it leaves our current `epoch` or leads
-/// to it (`current`, our manifest's digest), and forgets one the vault has
-/// moved past.
+/// it (`Some` with the outcome) if it leaves our `current` epoch or leads
+/// to it, and forgets one the vault has moved past.
 async fn resume_unfinished(
     state: &Arc<State>,
     id: VaultId,
-    epoch: u64,
-    current: &[u8; 32],
+    current: &VerifiedManifest,
 ) -> Option<Result<(), String>> {
     let unfinished = state
         .unfinished
@@ -438,7 +436,8 @@ async fn resume_unfinished(
         .and_then(|u| u.get(&id).cloned());
     let ours_is_current = unfinished
         .as_ref()
-        .is_some_and(|u| epochs::commit_leads_to(&u.1, current));
+        .is_some_and(|u| epochs::commit_leads_to(&u.1, &current.digest()));
+    let epoch = current.body().epoch;
     match transition::heal::resume(epoch, unfinished.as_ref().map(|u| u.0), ours_is_current) {
         Resume::FinishCommit => {
             let (from, commit, next) = unfinished?;
@@ -730,6 +729,7 @@ async fn post(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     fn news(epochs: &[u64], dead: &[&str]) -> News {
         News {
@@ -752,8 +752,6 @@ mod tests {
         // A dead member back: churn, the backoff holds.
         assert!(!news(&[1], &[]).since(&failed));
     }
-
-    use super::*;
 
     #[test]
     fn failed_passes_back_off_exponentially_with_jitter_up_to_a_cap() {
