@@ -336,6 +336,17 @@ impl Mesh {
         );
     }
 
+    /// Sets every validator's request-body timeout and the bytes of request
+    /// bodies its peer port holds at once (`[listen]`).
+    pub fn set_body_limits(&self, body_timeout_ms: u64, body_budget_kib: usize) {
+        self.edit_configs(
+            "[listen]\n",
+            &format!(
+                "[listen]\nbody_timeout_ms = {body_timeout_ms}\nbody_budget_kib = {body_budget_kib}\n"
+            ),
+        );
+    }
+
     /// Turns on the refresh after every repair (off by default here, so
     /// tests see the repair epoch itself).
     pub fn enable_refresh(&self) {
@@ -552,6 +563,20 @@ impl Mesh {
         )
         .expect("load TLS material");
         validator::peer::PeerClient::new(t.client, Duration::from_secs(5))
+    }
+
+    /// Validator `i`'s mesh TLS configuration, for tests that speak raw
+    /// HTTP over mutual TLS.
+    pub fn tls_as(&self, i: usize) -> validator::tls::MeshTls {
+        let n = &self.nodes[i];
+        let dir = n.dir.join("tls");
+        validator::tls::load(
+            &self.root.path().join("ca/mesh-ca.crt"),
+            &dir.join(format!("{}.crt", n.id)),
+            &dir.join(format!("{}.tls.key", n.id)),
+            &n.id,
+        )
+        .expect("load TLS material")
     }
 
     /// A mesh client speaking as validator `i`.
