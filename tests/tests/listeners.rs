@@ -105,3 +105,117 @@ fn slow_and_surplus_connections_are_closed_on_every_port() {
             >= 1.0
     );
 }
+
+/// A member's mutual-TLS connection to validator `to`'s peer port.
+async fn member_connection(
+    mesh: &Mesh,
+    from: usize,
+    to: usize,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(mesh.nodes[to].peer)
+        .await
+        .unwrap();
+    let name = rustls_pki_types::ServerName::try_from(mesh.nodes[to].id.clone()).unwrap();
+    tokio_rustls::TlsConnector::from(mesh.tls_as(from).client)
+        .connect(name, tcp)
+        .await
+        .unwrap()
+}
+
+/// The head of a `POST /v1/vote` announcing a body of `len` bytes.
+fn vote_head(len: usize) -> Vec<u8> {
+    format!("POST /v1/vote HTTP/1.1\r\nhost: x\r\ncontent-length: {len}\r\n\r\n").into_bytes()
+}
+
+/// Sends `bytes` on a fresh member connection and returns the response's
+/// status code (0 if the connection closed without one).
+async fn status_of(mesh: &Mesh, bytes: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = member_connection(mesh, 0, 1).await;
+    c.write_all(bytes).await.unwrap();
+    let mut buf = [0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(10), c.read(&mut buf))
+        .await
+        .expect("an answer within 10 s")
+        .unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n])
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// True if the server ends `c` within `within` (after an answer or not).
+async fn ended_within(
+    c: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    within: Duration,
+) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 512];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, c.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// Request bodies on the peer port are bounded in time and in bytes held
+/// at once. A member that sends most of a large body and stops (holding
+/// what it sent in the validator's memory, forever before the fix: 256
+/// such connections of 4 MiB each hold 1 GiB) is cut off at the body
+/// timeout; while it holds the budget another body is not read but waits
+/// for it (answered 503 if it waits past its own timeout:
+/// `validator::bodies` unit tests); a body larger than the whole budget is
+/// refused at once. Before the fix the second body was answered in 3 ms
+/// and the slow one was never cut off.
+#[tokio::test(flavor = "current_thread")]
+async fn slow_and_surplus_request_bodies_are_bounded_on_the_peer_port() {
+    use tokio::io::AsyncWriteExt;
+    let mut mesh = Mesh::new(2, 2);
+    mesh.set_body_limits(1500, 64);
+    mesh.start_all();
+    mesh.wait_all_alive(&[0, 1]);
+    // Holds 60,000 of the 65,536 bytes: the head and 59,000 bytes, then
+    // silence.
+    let mut slow = member_connection(&mesh, 0, 1).await;
+    slow.write_all(&vote_head(60_000)).await.unwrap();
+    slow.write_all(&[0u8; 59_000]).await.unwrap();
+    slow.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A whole 10,000-byte body does not fit beside it: it waits until the
+    // slow one is cut off (1.5 s after its head), then reaches the handler
+    // (which refuses zeros as a proposal).
+    let mut whole = vote_head(10_000);
+    whole.extend([0u8; 10_000]);
+    let t0 = std::time::Instant::now();
+    let code = status_of(&mesh, &whole).await;
+    assert!(
+        t0.elapsed() >= Duration::from_millis(800),
+        "a body past the budget was taken at once ({code} after {:?})",
+        t0.elapsed()
+    );
+    assert!(
+        code != 503 && code != 0,
+        "the budget never came back: {code}"
+    );
+    // The slow body was cut off at its timeout.
+    assert!(
+        ended_within(&mut slow, Duration::from_secs(3)).await,
+        "a body sent slowly was kept past the body timeout"
+    );
+    // A body larger than the whole budget is refused at once.
+    assert_eq!(status_of(&mesh, &vote_head(100_000)).await, 413);
+    assert!(
+        sample(
+            &mesh.metrics(1),
+            "pqvault_request_bodies_refused_total",
+            "port=\"peer\",reason=\"timeout\""
+        )
+        .unwrap_or(0.0)
+            >= 1.0,
+        "the cut-off body was not counted"
+    );
+}

@@ -82,6 +82,15 @@ pub struct ListenConfig {
     /// timeout); then the connection is closed.
     #[serde(default = "default_header_timeout")]
     pub header_timeout_ms: u64,
+    /// Milliseconds a peer-port client has to send a request's body once
+    /// its headers are in; then it is answered 408 and closed.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_ms: u64,
+    /// KiB of request bodies the peer port holds at once, being read or
+    /// handled; a body that does not fit waits until its body timeout, then
+    /// is answered 503. Bodies larger than this are refused (413).
+    #[serde(default = "default_body_budget")]
+    pub body_budget_kib: usize,
 }
 
 fn default_max_connections() -> usize {
@@ -92,6 +101,14 @@ fn default_header_timeout() -> u64 {
     10_000
 }
 
+fn default_body_timeout() -> u64 {
+    10_000
+}
+
+fn default_body_budget() -> usize {
+    32 << 10
+}
+
 impl Default for ListenConfig {
     fn default() -> Self {
         ListenConfig {
@@ -100,6 +117,8 @@ impl Default for ListenConfig {
             app: None,
             max_connections: default_max_connections(),
             header_timeout_ms: default_header_timeout(),
+            body_timeout_ms: default_body_timeout(),
+            body_budget_kib: default_body_budget(),
         }
     }
 }
@@ -725,6 +744,8 @@ impl Config {
             listen_limits: crate::listener::Limits {
                 max_connections: f.listen.max_connections.max(1),
                 header_timeout: std::time::Duration::from_millis(f.listen.header_timeout_ms.max(1)),
+                body_timeout: std::time::Duration::from_millis(f.listen.body_timeout_ms.max(1)),
+                body_budget: f.listen.body_budget_kib.max(1).saturating_mul(1024),
             },
             artifacts: f.artifacts,
             consensus: ConsensusConfig {

@@ -32,6 +32,7 @@
 
 pub mod api;
 pub mod artifacts;
+pub mod bodies;
 pub mod byzantine;
 pub mod config;
 pub mod consensus;

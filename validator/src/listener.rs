@@ -18,13 +18,19 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Connection cap and header/idle timeout (`[listen]` in the config).
+/// Connection cap, header/idle timeout, and the peer port's body limits
+/// (`[listen]` in the config).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Open connections allowed on one port.
     pub max_connections: usize,
     /// Time to send a request's headers, or to start the next request.
     pub header_timeout: Duration,
+    /// Time to send a request's body, from its head (`crate::bodies`).
+    pub body_timeout: Duration,
+    /// Bytes of request bodies the peer port holds at once
+    /// (`crate::bodies`).
+    pub body_budget: usize,
 }
 
 impl Default for Limits {
@@ -32,6 +38,8 @@ impl Default for Limits {
         Limits {
             max_connections: 256,
             header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            body_budget: 32 << 20,
         }
     }
 }
@@ -78,7 +86,7 @@ impl Drop for Slot {
 /// Returns the allocator's free pages to the system (glibc's
 /// `malloc_trim`; other allocators return memory on their own or not at
 /// all, and are left alone).
-fn release_free_heap() {
+pub(crate) fn release_free_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists; it
     // takes no pointers and is safe to call from any thread.
@@ -149,11 +157,18 @@ impl Gate {
     }
 }
 
-/// An HTTP/1 connection builder with the header/idle timeout.
+/// Bytes a connection may buffer while reading a request (hyper's default
+/// is about 400 KiB): request heads here are a few hundred bytes, and
+/// bodies are read in pieces of at most this much.
+const READ_BUFFER: usize = 64 << 10;
+
+/// An HTTP/1 connection builder with the header/idle timeout and a bounded
+/// read buffer.
 pub fn http1(limits: &Limits) -> hyper::server::conn::http1::Builder {
     let mut b = hyper::server::conn::http1::Builder::new();
     b.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(READ_BUFFER);
     b
 }
 

@@ -41,6 +41,8 @@ pub struct Metrics {
     pub peer_connections: IntCounterVec,
     /// Connections closed on accept because their port was at its cap.
     pub connections_refused: IntCounterVec,
+    /// Request bodies refused by the port's body limits, by reason.
+    pub request_bodies_refused: IntCounterVec,
     /// Artifact requests refused because the manifest had expired.
     pub artifact_expired_requests: IntCounterVec,
     /// Partial artifacts abandoned (space released), by reason.
@@ -214,6 +216,13 @@ impl Metrics {
                 "Connections closed on accept because the port's connection cap was reached.",
             ),
             &["port"],
+        )?;
+        let request_bodies_refused = IntCounterVec::new(
+            Opts::new(
+                "pqvault_request_bodies_refused_total",
+                "Request bodies refused by the port's body limits (validator::bodies), by reason: too_large, budget (none free before the body timeout), timeout (not sent in time), broken.",
+            ),
+            &["port", "reason"],
         )?;
         let artifact_expired_requests = IntCounterVec::new(
             Opts::new(
@@ -494,6 +503,7 @@ impl Metrics {
             Box::new(vault_epoch.clone()),
             Box::new(peer_connections.clone()),
             Box::new(connections_refused.clone()),
+            Box::new(request_bodies_refused.clone()),
             Box::new(artifact_expired_requests.clone()),
             Box::new(artifacts_abandoned.clone()),
             Box::new(peer_requests.clone()),
@@ -556,6 +566,9 @@ impl Metrics {
         for port in ["peer", "ops", "app"] {
             connections_refused.with_label_values(&[port]);
         }
+        for reason in ["too_large", "budget", "timeout", "broken"] {
+            request_bodies_refused.with_label_values(&["peer", reason]);
+        }
         for api in ["app", "peer"] {
             artifact_expired_requests.with_label_values(&[api]);
         }
@@ -581,6 +594,7 @@ impl Metrics {
             vault_epoch,
             peer_connections,
             connections_refused,
+            request_bodies_refused,
             artifact_expired_requests,
             artifacts_abandoned,
             peer_requests,

@@ -24,9 +24,23 @@ pub async fn serve_peers(listener: TcpListener, state: Arc<State>, router: Route
     let retry = Retry::new(&state.metrics, Loop::AcceptPeer, ACCEPT_BACKOFF);
     let mut gate = Gate::new(listener, &limits, "peer", retry);
     let refused = |port: &'static str| state.refused(port);
+    // Every body, a member's or the operator's, within one budget.
+    let bodies = {
+        let state = state.clone();
+        crate::bodies::Bodies::new(limits.body_budget, limits.body_timeout, move |why| {
+            state
+                .metrics
+                .request_bodies_refused
+                .with_label_values(&["peer", why.label()])
+                .inc()
+        })
+    };
+    let bounded = axum::middleware::from_fn_with_state(bodies, crate::bodies::bounded);
+    let router = router.layer(bounded.clone());
     // What an operator-role certificate reaches (crate::status).
-    let operator_router =
-        crate::status::router(state.clone()).merge(crate::recovery::router(state.clone()));
+    let operator_router = crate::status::router(state.clone())
+        .merge(crate::recovery::router(state.clone()))
+        .layer(bounded);
     loop {
         let (tcp, permit) = gate.accept(&refused).await;
         let addr = tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default();
