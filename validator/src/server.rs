@@ -25,6 +25,12 @@ pub async fn serve_peers(listener: TcpListener, state: Arc<State>, router: Route
     let mut gate = Gate::new(listener, &limits, "peer", retry);
     let refused = |port: &'static str| state.refused(port);
     // Every body, a member's or the operator's, within one budget.
+    if limits.body_budget < crate::bodies::MAX_BODY {
+        tracing::warn!(
+            body_budget_kib = limits.body_budget / 1024,
+            "listen.body_budget_kib is below the largest peer message (4096 KiB): larger messages will be refused"
+        );
+    }
     let bodies = {
         let state = state.clone();
         crate::bodies::Bodies::new(limits.body_budget, limits.body_timeout, move |why| {
