@@ -87,6 +87,25 @@ fn connection_flood() {
     }
 }
 
+/// Runs `work`, sampling validator-1's RSS every 100 ms meanwhile; returns
+/// what `work` returned and the largest sample (KiB).
+fn peak_rss<T>(mesh: &Mesh, work: impl FnOnce() -> T) -> (T, u64) {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let mut peak = mesh.rss_kib(0).unwrap_or(0);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(mesh.rss_kib(0).unwrap_or(0));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            peak
+        });
+        let out = work();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        (out, sampler.join().expect("sampler"))
+    })
+}
+
 /// Random bytes: a fresh round id, or a forged sealed blob.
 fn random<const N: usize>() -> [u8; N] {
     let mut r = [0u8; N];
@@ -196,19 +215,8 @@ fn member_flood() {
     );
     for flood in 1..=MEMBER_FLOODS {
         let t0 = Instant::now();
-        let done = std::sync::atomic::AtomicBool::new(false);
-        let (answers, peak) = std::thread::scope(|scope| {
-            let sampler = scope.spawn(|| {
-                let mut peak = 0;
-                while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                    peak = peak.max(mesh.rss_kib(0).unwrap_or(0));
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                peak
-            });
-            let answers = rt.block_on(send_forged(&client, &target, &spare, vault, t0));
-            done.store(true, std::sync::atomic::Ordering::Relaxed);
-            (answers, sampler.join().expect("sampler"))
+        let (answers, peak) = peak_rss(&mesh, || {
+            rt.block_on(send_forged(&client, &target, &spare, vault, t0))
         });
         std::thread::sleep(Duration::from_secs(3));
         let sent: usize = answers.values().sum();
@@ -276,17 +284,8 @@ fn slow_bodies() {
         .expect("runtime");
     let len = 4 << 20;
     let t0 = Instant::now();
-    let done = std::sync::atomic::AtomicBool::new(false);
-    let (held, peak) = std::thread::scope(|scope| {
-        let sampler = scope.spawn(|| {
-            let mut peak = idle;
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                peak = peak.max(mesh.rss_kib(0).unwrap_or(0));
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            peak
-        });
-        let held = rt.block_on(async {
+    let (held, peak) = peak_rss(&mesh, || {
+        rt.block_on(async {
             let mut conns = Vec::new();
             let body = vec![0u8; len - 1];
             for _ in 0..SLOW_BODIES {
@@ -314,9 +313,7 @@ fn slow_bodies() {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             conns.len()
-        });
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
-        (held, sampler.join().expect("sampler"))
+        })
     });
     std::thread::sleep(Duration::from_secs(3));
     println!(
