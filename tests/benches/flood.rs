@@ -13,10 +13,10 @@
 //! sub-shares of 1 MiB each for rounds nobody certified. None may create
 //! state, so memory must return near idle, whatever the count.
 //!
-//! Last, slow bodies: a member opens 200 connections that each send all
-//! but the last byte of a 4 MiB request body (the peer API's largest) and
-//! stop; what the validator holds is bounded by its body budget, and the
-//! body timeout cuts them off.
+//! Last, slow bodies: a member opens 250 connections (near the 256 cap)
+//! that each send all but the last byte of a 4 MiB request body (the peer
+//! API's largest) and stop; what the validator holds is bounded by its
+//! body budget, and the body timeout cuts them off.
 //!
 //! Run: `cargo build --workspace --release && cargo bench -p pqvault-tests --bench flood`
 //! (`--profile dev` for the debug build the tests use).
@@ -36,7 +36,7 @@ const SENDERS: usize = 32;
 const MEMBER_FLOOD: Duration = Duration::from_secs(10);
 
 /// Connections in the slow-body flood, each holding almost 4 MiB.
-const SLOW_BODIES: usize = 200;
+const SLOW_BODIES: usize = 250;
 
 /// Member floods in a row.
 const MEMBER_FLOODS: usize = 3;
