@@ -10,8 +10,9 @@
 //! first takes its announced length from the budget (waiting for it at most
 //! until the deadline, then 503), is read against the same deadline (then
 //! 408), and gives its bytes back once its answer is ready; a body larger
-//! than the budget or than [`MAX_BODY`] is refused at once (413). Each
-//! refusal closes the connection and is counted
+//! than the budget or than [`MAX_BODY`] is refused (413) without being kept
+//! (read and dropped, so that its sender reads the answer). Each refusal
+//! closes the connection and is counted
 //! (`pqvault_request_bodies_refused_total{port,reason}`). When the budget
 //! comes back whole after a quarter of it or more was in use, the heap's
 //! free pages go back to the system, as after a connection flood.
@@ -152,6 +153,25 @@ fn announced(req: &Request) -> Result<usize, Refused> {
     }
 }
 
+/// Bodies a refused request may still send, read and dropped so that the
+/// client, done writing, reads the refusal: closing on unread bytes resets
+/// the connection, and the client may lose the answer to the reset.
+const DRAIN: usize = 2 * MAX_BODY;
+
+/// How long a body refused for want of budget is drained.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// Reads and drops `body`, frame by frame (holding none), if it announced
+/// at most [`DRAIN`] bytes, until it ends or `until`.
+async fn linger(body: Body, announced: usize, until: tokio::time::Instant) {
+    if announced > DRAIN {
+        return;
+    }
+    let mut body = Limited::new(body, DRAIN);
+    let drain = async { while let Some(Ok(_)) = body.frame().await {} };
+    let _ = tokio::time::timeout_at(until, drain).await;
+}
+
 /// Middleware: reads the request's body within the port's deadline and
 /// budget, then hands the request on with the body in memory.
 pub async fn bounded(State(bodies): State<Arc<Bodies>>, req: Request, next: Next) -> Response {
@@ -160,15 +180,20 @@ pub async fn bounded(State(bodies): State<Arc<Bodies>>, req: Request, next: Next
         Ok(n) => n,
         Err(why) => return bodies.refuse(why),
     };
+    let deadline = tokio::time::Instant::now() + bodies.timeout;
     if want > MAX_BODY || want > bodies.budget {
+        linger(req.into_body(), want, deadline).await;
         return bodies.refuse(Refused::TooLarge);
     }
-    let deadline = tokio::time::Instant::now() + bodies.timeout;
     // `want` fits in u32: the budget does.
     let take = bodies.bytes.clone().acquire_many_owned(want as u32);
     let permit = match tokio::time::timeout_at(deadline, take).await {
         Ok(Ok(p)) => p,
-        _ => return bodies.refuse(Refused::Budget),
+        _ => {
+            let until = tokio::time::Instant::now() + LINGER;
+            linger(req.into_body(), want, until).await;
+            return bodies.refuse(Refused::Budget);
+        }
     };
     if bodies.in_use() >= bodies.budget / 4 {
         bodies.busy.store(true, Ordering::Release);
@@ -258,6 +283,31 @@ mod tests {
             *seen.lock().unwrap(),
             [Refused::TooLarge, Refused::TooLarge]
         );
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_limit_is_drained_so_its_sender_reads_the_refusal() {
+        let (seen, f) = counted();
+        let bodies = Bodies::new(1000, Duration::from_secs(5), f);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(1);
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|frame| (frame, rx))
+        });
+        let r = tokio::spawn(app(bodies.clone()).oneshot(request(1500, Body::from_stream(stream))));
+        // A channel of one frame: the third send completes only if the
+        // refused body is being read.
+        for _ in 0..3 {
+            let send = tx.send(Ok(axum::body::Bytes::from(vec![0u8; 500])));
+            tokio::time::timeout(Duration::from_secs(2), send)
+                .await
+                .expect("the refused body is read")
+                .unwrap();
+        }
+        drop(tx);
+        let r = r.await.unwrap().unwrap();
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(bodies.in_use(), 0, "a refused body takes no budget");
+        assert_eq!(*seen.lock().unwrap(), [Refused::TooLarge]);
     }
 
     #[tokio::test]
