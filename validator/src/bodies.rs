@@ -17,16 +17,15 @@
 //! comes back whole after a quarter of it or more was in use, the heap's
 //! free pages go back to the system, as after a connection flood.
 
+use crate::listener::Pool;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Limited};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The largest body any peer route takes (the peer router's own limit).
 pub const MAX_BODY: usize = 4 << 20;
@@ -76,11 +75,10 @@ impl Refused {
 
 /// One port's body timeout and budget.
 pub struct Bodies {
-    bytes: Arc<Semaphore>,
-    budget: usize,
+    /// The budget, one unit per byte; a quarter of it out at once is a
+    /// flood, trimmed after (`crate::listener::Slot`).
+    bytes: Arc<Pool>,
     timeout: Duration,
-    /// A quarter of the budget or more was in use since it was last whole.
-    busy: AtomicBool,
     refused: Box<dyn Fn(Refused) + Send + Sync>,
 }
 
@@ -94,17 +92,15 @@ impl Bodies {
     ) -> Arc<Self> {
         let budget = budget.min(u32::MAX as usize);
         Arc::new(Bodies {
-            bytes: Arc::new(Semaphore::new(budget)),
-            budget,
+            bytes: Pool::new(budget, budget / 4),
             timeout,
-            busy: AtomicBool::new(false),
             refused: Box::new(refused),
         })
     }
 
     /// Bytes of the budget in use now.
     pub fn in_use(&self) -> usize {
-        self.budget - self.bytes.available_permits()
+        self.bytes.in_use()
     }
 
     fn refuse(&self, why: Refused) -> Response {
@@ -115,23 +111,6 @@ impl Bodies {
         r.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         r
-    }
-}
-
-/// A body's share of the budget, given back when dropped.
-struct Share {
-    _permit: OwnedSemaphorePermit,
-    bodies: Arc<Bodies>,
-}
-
-impl Drop for Share {
-    fn drop(&mut self) {
-        // Our own bytes go back right after this body.
-        let whole = self.bodies.bytes.available_permits() + self._permit.num_permits()
-            >= self.bodies.budget;
-        if whole && self.bodies.busy.swap(false, Ordering::AcqRel) {
-            crate::listener::release_free_heap();
-        }
     }
 }
 
@@ -181,12 +160,12 @@ pub async fn bounded(State(bodies): State<Arc<Bodies>>, req: Request, next: Next
         Err(why) => return bodies.refuse(why),
     };
     let deadline = tokio::time::Instant::now() + bodies.timeout;
-    if want > MAX_BODY || want > bodies.budget {
+    if want > MAX_BODY || want > bodies.bytes.cap() {
         linger(req.into_body(), want, deadline).await;
         return bodies.refuse(Refused::TooLarge);
     }
     // `want` fits in u32: the budget does.
-    let take = bodies.bytes.clone().acquire_many_owned(want as u32);
+    let take = bodies.bytes.units().acquire_many_owned(want as u32);
     let permit = match tokio::time::timeout_at(deadline, take).await {
         Ok(Ok(p)) => p,
         _ => {
@@ -195,13 +174,7 @@ pub async fn bounded(State(bodies): State<Arc<Bodies>>, req: Request, next: Next
             return bodies.refuse(Refused::Budget);
         }
     };
-    if bodies.in_use() >= bodies.budget / 4 {
-        bodies.busy.store(true, Ordering::Release);
-    }
-    let share = Share {
-        _permit: permit,
-        bodies: bodies.clone(),
-    };
+    let share = bodies.bytes.hold(permit);
     let (parts, body) = req.into_parts();
     let bytes = match tokio::time::timeout_at(deadline, Limited::new(body, want).collect()).await {
         Ok(Ok(c)) => c.to_bytes(),
@@ -243,6 +216,19 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = seen.clone();
         (seen, move |r| s.lock().unwrap().push(r))
+    }
+
+    /// Frames sent on the channel.
+    type Feed = tokio::sync::mpsc::Sender<Result<axum::body::Bytes, std::io::Error>>;
+
+    /// A body fed frame by frame from a channel of one frame: a send
+    /// completes only once the body before it was read.
+    fn fed() -> (Feed, Body) {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|frame| (frame, rx))
+        });
+        (tx, Body::from_stream(stream))
     }
 
     fn request(len: usize, body: Body) -> Request {
@@ -289,11 +275,8 @@ mod tests {
     async fn a_body_past_the_limit_is_drained_so_its_sender_reads_the_refusal() {
         let (seen, f) = counted();
         let bodies = Bodies::new(1000, Duration::from_secs(5), f);
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(1);
-        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|frame| (frame, rx))
-        });
-        let r = tokio::spawn(app(bodies.clone()).oneshot(request(1500, Body::from_stream(stream))));
+        let (tx, body) = fed();
+        let r = tokio::spawn(app(bodies.clone()).oneshot(request(1500, body)));
         // A channel of one frame: the third send completes only if the
         // refused body is being read.
         for _ in 0..3 {
@@ -315,12 +298,8 @@ mod tests {
         let (seen, f) = counted();
         let bodies = Bodies::new(1000, Duration::from_millis(400), f);
         // 800 bytes announced, 10 sent, then nothing: holds 800 of 1000.
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(1);
-        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|frame| (frame, rx))
-        });
-        let slow =
-            tokio::spawn(app(bodies.clone()).oneshot(request(800, Body::from_stream(stream))));
+        let (tx, body) = fed();
+        let slow = tokio::spawn(app(bodies.clone()).oneshot(request(800, body)));
         tx.send(Ok(axum::body::Bytes::from(vec![0u8; 10])))
             .await
             .unwrap();

@@ -47,7 +47,7 @@ impl Default for Limits {
 /// Accepts connections on one port within the connection cap.
 pub struct Gate {
     listener: TcpListener,
-    spell: Arc<Spell>,
+    slots: Arc<Pool>,
     port: &'static str,
     retry: Retry,
 }
@@ -56,28 +56,71 @@ pub struct Gate {
 /// say): from 50 ms up to 1 s, so a full table is not spun on.
 pub const ACCEPT_BACKOFF: Backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
 
-/// A port's connection slots, and whether many were taken at once since
-/// the port was last idle.
-struct Spell {
-    slots: Arc<Semaphore>,
+/// What a port hands out under a cap (its connection slots; the peer
+/// port's body bytes, `crate::bodies`), and whether a flood took many at
+/// once since the pool was last whole.
+pub(crate) struct Pool {
+    units: Arc<Semaphore>,
     cap: usize,
+    /// Units out at once that make a flood.
+    busy_at: usize,
     busy: AtomicBool,
 }
 
-/// One connection's slot under the cap, held until the connection ends.
-/// When the last connection of a busy spell (a quarter of the cap or more
-/// open at once: a flood) closes, the heap's free pages go back to the
-/// system, so a slow-client flood leaves no lasting growth.
+impl Pool {
+    /// A pool of `cap` units (at most `Semaphore::MAX_PERMITS`) where
+    /// `busy_at` out at once make a flood.
+    pub(crate) fn new(cap: usize, busy_at: usize) -> Arc<Self> {
+        Arc::new(Pool {
+            units: Arc::new(Semaphore::new(cap)),
+            cap,
+            busy_at,
+            busy: AtomicBool::new(false),
+        })
+    }
+
+    /// The semaphore to take units from.
+    pub(crate) fn units(&self) -> Arc<Semaphore> {
+        self.units.clone()
+    }
+
+    /// The units the pool holds.
+    pub(crate) fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Units out now.
+    pub(crate) fn in_use(&self) -> usize {
+        self.cap - self.units.available_permits()
+    }
+
+    /// Holds `permit`'s units until the slot drops, noting a flood.
+    pub(crate) fn hold(self: &Arc<Self>, permit: OwnedSemaphorePermit) -> Slot {
+        if self.in_use() >= self.busy_at {
+            self.busy.store(true, Ordering::Release);
+        }
+        Slot {
+            permit,
+            pool: self.clone(),
+        }
+    }
+}
+
+/// Units held from a pool (one connection's slot under the cap, or one
+/// body's bytes), until dropped. When the last units out after a flood
+/// (a quarter of the pool or more out at once) come back, the heap's free
+/// pages go back to the system, so a flood leaves no lasting growth.
 pub struct Slot {
-    _permit: OwnedSemaphorePermit,
-    spell: Arc<Spell>,
+    permit: OwnedSemaphorePermit,
+    pool: Arc<Pool>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        // Our own permit is released right after this body.
-        let last = self.spell.slots.available_permits() + 1 >= self.spell.cap;
-        if last && self.spell.busy.swap(false, Ordering::AcqRel) {
+        // Our own units go back right after this body.
+        let whole =
+            self.pool.units.available_permits() + self.permit.num_permits() >= self.pool.cap;
+        if whole && self.pool.busy.swap(false, Ordering::AcqRel) {
             release_free_heap();
         }
     }
@@ -86,7 +129,7 @@ impl Drop for Slot {
 /// Returns the allocator's free pages to the system (glibc's
 /// `malloc_trim`; other allocators return memory on their own or not at
 /// all, and are left alone).
-pub(crate) fn release_free_heap() {
+fn release_free_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists; it
     // takes no pointers and is safe to call from any thread.
@@ -102,11 +145,7 @@ impl Gate {
         Gate {
             listener,
             retry,
-            spell: Arc::new(Spell {
-                slots: Arc::new(Semaphore::new(limits.max_connections)),
-                cap: limits.max_connections,
-                busy: AtomicBool::new(false),
-            }),
+            slots: Pool::new(limits.max_connections, (limits.max_connections / 4).max(16)),
             port,
         }
     }
@@ -133,20 +172,12 @@ impl Gate {
             if self.retry.failures() > 0 {
                 self.retry.succeeded();
             }
-            match self.spell.slots.clone().try_acquire_owned() {
+            match self.slots.units().try_acquire_owned() {
                 Ok(permit) => {
                     // Responses go out in several writes: without this, Nagle
                     // plus the client's delayed ACK adds about 40 ms.
                     let _ = tcp.set_nodelay(true);
-                    let open = self.spell.cap - self.spell.slots.available_permits();
-                    if open >= (self.spell.cap / 4).max(16) {
-                        self.spell.busy.store(true, Ordering::Release);
-                    }
-                    let slot = Slot {
-                        _permit: permit,
-                        spell: self.spell.clone(),
-                    };
-                    return (tcp, slot);
+                    return (tcp, self.slots.hold(permit));
                 }
                 Err(_) => {
                     tracing::debug!(port = self.port, %addr, "connection cap reached; closed");
