@@ -195,12 +195,7 @@ fn member_flood() {
     let mut mesh = Mesh::with_spares(5, 3, 1);
     mesh.start_all();
     std::thread::sleep(Duration::from_secs(2));
-    let vault = vault::manifest::VaultId::from_bytes(
-        hex::decode(&mesh.vault_id)
-            .expect("vault id")
-            .try_into()
-            .expect("16 bytes"),
-    );
+    let vault = mesh.vault();
     let spare = std::sync::Arc::new(mesh.secret_key(5));
     let client = mesh.client_as(5);
     let target = mesh.member(0);

@@ -101,12 +101,7 @@ fn main() {
     );
 
     // Repair share 7 at the spare (validator-8), led by validator-5.
-    let vault_id = vault::manifest::VaultId::from_bytes(
-        hex::decode(&mesh.vault_id)
-            .expect("hex")
-            .try_into()
-            .expect("16 bytes"),
-    );
+    let vault_id = mesh.vault();
     let spare = &mesh.nodes[7];
     let spare_pub = vault::identity::PublicIdentity::decode(
         &std::fs::read(spare.dir.join(format!("identity/{}.pub", spare.id))).expect("pub"),

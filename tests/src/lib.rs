@@ -336,6 +336,15 @@ impl Mesh {
         );
     }
 
+    /// The vault created, as its id.
+    pub fn vault(&self) -> vault::manifest::VaultId {
+        let bytes: [u8; 16] = hex::decode(&self.vault_id)
+            .expect("vault id in hex")
+            .try_into()
+            .expect("16 bytes");
+        vault::manifest::VaultId::from_bytes(bytes)
+    }
+
     /// Sets every validator's request-body timeout and the bytes of request
     /// bodies its peer port holds at once (`[listen]`).
     pub fn set_body_limits(&self, body_timeout_ms: u64, body_budget_kib: usize) {
@@ -555,28 +564,26 @@ impl Mesh {
     /// A mesh client trusting this mesh's CA and presenting the certificate
     /// `<cert_dir>/<id>.crt` with key `<cert_dir>/<id>.tls.key`.
     pub fn client_with_cert(&self, cert_dir: &Path, id: &str) -> validator::peer::PeerClient {
-        let t = validator::tls::load(
+        let t = self.tls_with_cert(cert_dir, id);
+        validator::peer::PeerClient::new(t.client, Duration::from_secs(5))
+    }
+
+    /// This mesh's TLS configuration presenting `<cert_dir>/<id>.crt`.
+    fn tls_with_cert(&self, cert_dir: &Path, id: &str) -> validator::tls::MeshTls {
+        validator::tls::load(
             &self.root.path().join("ca/mesh-ca.crt"),
             &cert_dir.join(format!("{id}.crt")),
             &cert_dir.join(format!("{id}.tls.key")),
             id,
         )
-        .expect("load TLS material");
-        validator::peer::PeerClient::new(t.client, Duration::from_secs(5))
+        .expect("load TLS material")
     }
 
     /// Validator `i`'s mesh TLS configuration, for tests that speak raw
     /// HTTP over mutual TLS.
     pub fn tls_as(&self, i: usize) -> validator::tls::MeshTls {
         let n = &self.nodes[i];
-        let dir = n.dir.join("tls");
-        validator::tls::load(
-            &self.root.path().join("ca/mesh-ca.crt"),
-            &dir.join(format!("{}.crt", n.id)),
-            &dir.join(format!("{}.tls.key", n.id)),
-            &n.id,
-        )
-        .expect("load TLS material")
+        self.tls_with_cert(&n.dir.join("tls"), &n.id)
     }
 
     /// A mesh client speaking as validator `i`.

@@ -8,17 +8,12 @@ use std::time::Duration;
 use validator::repair::{Message as Repair, Plan as RepairPlan};
 use validator::reshare::{Message as Reshare, Plan as ResharePlan};
 use validator::transition::{Action, CertifiedProposal, Proposal, Vote};
-use vault::manifest::VaultId;
-
-fn vault_id(mesh: &Mesh) -> VaultId {
-    VaultId::from_bytes(hex::decode(&mesh.vault_id).unwrap().try_into().unwrap())
-}
 
 /// The insider's (validator-1's) signed request to sign `manifest` as the
 /// successor of epoch 1, naming a proposal nobody certified.
 fn insider_request(mesh: &Mesh, manifest: &[u8]) -> Vec<u8> {
     validator::successor::Request::sign(
-        vault_id(mesh),
+        mesh.vault(),
         1,
         [0x11; 32],
         manifest.to_vec(),
@@ -172,7 +167,7 @@ async fn a_spare_cannot_plan_its_own_repair_of_a_paused_holder() {
     let spare = mesh.client_as(5);
     let plan = RepairPlan::single(
         round(),
-        vault_id(&mesh),
+        mesh.vault(),
         1,
         5,
         vec![1, 2, 3],
@@ -198,7 +193,7 @@ async fn a_spare_cannot_plan_its_own_repair_of_a_paused_holder() {
     // The certified path: no holder votes for it, since none has seen
     // holder 5 dead for the grace period (it is only paused).
     let proposal = Proposal {
-        vault_id: vault_id(&mesh),
+        vault_id: mesh.vault(),
         from_epoch: 1,
         attempt: u32::MAX,
         action: Action::Repair(vec![plan.clone()]),
@@ -237,7 +232,7 @@ async fn insiders_cannot_make_an_honest_holder_deal_a_lower_threshold() {
     let insider = mesh.client_as(0);
     let plan = ResharePlan {
         round: round(),
-        vault_id: vault_id(&mesh),
+        vault_id: mesh.vault(),
         epoch: 1,
         t_new: 2,
         dealers: vec![1, 2, 3],
@@ -261,7 +256,7 @@ async fn insiders_cannot_make_an_honest_holder_deal_a_lower_threshold() {
     // honest holder refuses to vote (holders 4 and 5 are not lost in its
     // view); two votes are below the quorum of 3, so nothing acts.
     let proposal = Proposal {
-        vault_id: vault_id(&mesh),
+        vault_id: mesh.vault(),
         from_epoch: 1,
         attempt: u32::MAX,
         action: Action::Reshare(plan),

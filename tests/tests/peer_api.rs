@@ -23,7 +23,7 @@ async fn bad_peer_messages_are_refused_and_change_nothing() {
     let shard_before = fs::read(vdir.join("epoch-1/shard.pqvs")).unwrap();
     let me = mesh.client_as(1); // validator-2 talks to validator-1
     let v1 = mesh.member(0);
-    let vault_id = VaultId::from_bytes(hex::decode(&mesh.vault_id).unwrap().try_into().unwrap());
+    let vault_id = mesh.vault();
     let fps: Vec<_> = (0..3)
         .map(|i| mesh.public_identity(i).fingerprint())
         .collect();

@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ::vault::identity::{PublicIdentity, SecretIdentity};
-use ::vault::manifest::VaultId;
 use ::vault::recovery_request::RecoveryRequest;
 
 fn now() -> u64 {
@@ -122,7 +121,7 @@ async fn the_operator_recovers_through_the_mesh_after_a_heal_and_a_liar_is_named
     // A request for the retired epoch 1 is refused.
     let op = mesh.client_with_cert(&tls, "operator");
     let one_time = SecretIdentity::generate("one-time").unwrap();
-    let vault_id = VaultId::from_bytes(hex::decode(&mesh.vault_id).unwrap().try_into().unwrap());
+    let vault_id = mesh.vault();
     let old =
         RecoveryRequest::sign(&mesh.operator_key(), vault_id, 1, now(), one_time.public()).unwrap();
     let path = format!("/v1/vaults/{}/recover", mesh.vault_id);
@@ -150,7 +149,7 @@ async fn requests_not_from_the_operator_not_fresh_or_not_intact_are_refused_and_
     let op = mesh.client_with_cert(&tls, "operator");
     let target = mesh.member(0);
     let path = format!("/v1/vaults/{}/recover", mesh.vault_id);
-    let vault_id = VaultId::from_bytes(hex::decode(&mesh.vault_id).unwrap().try_into().unwrap());
+    let vault_id = mesh.vault();
     let operator = mesh.operator_key();
     let one_time = SecretIdentity::generate("one-time").unwrap();
     let sign = |key: &SecretIdentity, at: u64| {

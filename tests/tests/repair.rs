@@ -9,7 +9,7 @@ use validator::repair::{Message, Plan};
 use validator::transition::{Action, Proposal};
 use vault::epoch::{verify_chain, EpochCertificate};
 use vault::identity::{Fingerprint, PublicIdentity, SecretIdentity};
-use vault::manifest::{Manifest, VaultId};
+use vault::manifest::Manifest;
 use vault::recover::{recover, Candidate, Rejection};
 use vault::seal::SealedShard;
 
@@ -37,7 +37,7 @@ async fn lost_share_is_rebuilt_at_a_replacement() {
         );
     }
 
-    let vault_id = VaultId::from_bytes(hex::decode(&mesh.vault_id).unwrap().try_into().unwrap());
+    let vault_id = mesh.vault();
     let plan = Plan::single(
         [0x42; 16],
         vault_id,
